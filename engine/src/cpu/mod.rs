@@ -1,0 +1,8 @@
+//! CPU kernels shared by many ops: strided gathers, the elementwise map machinery and GEMM.
+
+pub mod gemm;
+pub mod strided;
+
+/// Below this many elements a kernel runs on the calling thread: handing work to rayon costs
+/// more than it saves on small tensors.
+pub const PAR_MIN_ELEMS: usize = 1 << 15;

@@ -1,0 +1,165 @@
+//! Element types. f32 is the training dtype, f64 is what gradient checks run in, i64 holds
+//! labels and indices, u8 holds boolean masks (0 or 1).
+
+use crate::storage::CpuStorage;
+use std::fmt::Debug;
+
+/// The element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    F64,
+    /// Integer indices and labels.
+    I64,
+    /// Boolean masks, stored as 0/1 bytes.
+    U8,
+}
+
+impl DType {
+    /// Size of one element in bytes.
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F64 => 8,
+            DType::I64 => 8,
+            DType::U8 => 1,
+        }
+    }
+
+    /// Whether the dtype is a floating-point one (the only ones autograd differentiates).
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+
+    /// The lowercase name used in files and messages (`"f32"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+            DType::I64 => "i64",
+            DType::U8 => "u8",
+        }
+    }
+}
+
+/// A Rust type that a tensor can hold.
+pub trait Element: Copy + Send + Sync + Default + PartialOrd + Debug + 'static {
+    const DTYPE: DType;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+    /// The typed buffer inside a storage, if it holds this type.
+    fn buffer(s: &CpuStorage) -> Option<&[Self]>;
+    /// Wraps a typed buffer into a storage.
+    fn into_storage(v: Vec<Self>) -> CpuStorage;
+}
+
+/// The floating-point element types: every differentiable op is generic over this.
+pub trait FloatElem: Element + num_traits::Float + std::iter::Sum + std::ops::AddAssign + std::ops::MulAssign {
+    /// Fused multiply-add-free dot product of two equal-length slices, written so that it
+    /// vectorizes (eight independent accumulators).
+    fn dot(a: &[Self], b: &[Self]) -> Self {
+        let mut acc = [Self::zero(); 8];
+        let chunks = a.len() / 8;
+        for c in 0..chunks {
+            for l in 0..8 {
+                acc[l] += a[c * 8 + l] * b[c * 8 + l];
+            }
+        }
+        let mut s = acc.iter().fold(Self::zero(), |x, &y| x + y);
+        for i in chunks * 8..a.len() {
+            s += a[i] * b[i];
+        }
+        s
+    }
+    /// `from_f64` shorthand for constants in kernels.
+    fn c(v: f64) -> Self {
+        Self::from_f64(v)
+    }
+}
+
+macro_rules! impl_element {
+    ($t:ty, $variant:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn buffer(s: &CpuStorage) -> Option<&[Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_storage(v: Vec<Self>) -> CpuStorage {
+                CpuStorage::$variant(v)
+            }
+        }
+    };
+}
+impl_element!(f32, F32);
+impl_element!(f64, F64);
+impl_element!(i64, I64);
+impl_element!(u8, U8);
+impl FloatElem for f32 {}
+impl FloatElem for f64 {}
+
+/// Runs `$body` with `$T` bound to the Rust type of a float dtype; other dtypes are an error
+/// naming `$op`.
+#[macro_export]
+macro_rules! with_float {
+    ($dtype:expr, $op:expr, |$T:ident| $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
+            other => Err($crate::Error::UnsupportedDType { op: $op, dtype: other, expected: "f32 or f64" }),
+        }
+    };
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of any dtype.
+#[macro_export]
+macro_rules! with_any {
+    ($dtype:expr, |$T:ident| $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
+            $crate::DType::I64 => {
+                #[allow(dead_code)]
+                type $T = i64;
+                $body
+            }
+            $crate::DType::U8 => {
+                #[allow(dead_code)]
+                type $T = u8;
+                $body
+            }
+        }
+    };
+}
+
+/// Traits kernels need in scope to call `T::zero()`, `T::from_f64(..)` on concrete types.
+pub(crate) mod prelude {
+    pub use super::{Element as _, FloatElem as _};
+    pub use num_traits::{Float as _, One as _, Zero as _};
+}

@@ -1,0 +1,26 @@
+//! tessera's tensor engine: shapes, strided views, dtypes, devices, seeded random tensors
+//! and the CPU kernels (rayon threads, vectorized loops, `matrixmultiply` GEMM).
+//!
+//! Every fallible op returns [`Result`]; errors name the op and the shapes, dtypes or
+//! devices involved.
+
+pub mod cpu;
+mod device;
+mod dtype;
+mod error;
+pub mod layout;
+pub mod ops;
+mod random;
+mod storage;
+mod tensor;
+
+pub use device::Device;
+pub use dtype::{DType, Element, FloatElem};
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use ops::binary::{BinaryOp, CmpOp};
+pub use ops::reduce::ReduceOp;
+pub use ops::unary::UnaryOp;
+pub use random::Generator;
+pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes, CpuStorage};
+pub use tensor::Tensor;

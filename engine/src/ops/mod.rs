@@ -1,0 +1,9 @@
+//! Engine ops, one file per family; each file holds the forward kernels and the fused
+//! backward kernels autograd calls.
+
+pub mod binary;
+pub mod matmul;
+pub mod reduce;
+pub mod softmax;
+pub mod unary;
+pub mod view;

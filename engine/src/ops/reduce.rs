@@ -1,0 +1,215 @@
+//! Reductions over any set of axes. The kept axes are moved to the front and the reduced
+//! ones to the back, so every output element reduces one contiguous row, in order: results
+//! do not depend on the thread count.
+
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
+use crate::cpu::PAR_MIN_ELEMS;
+use crate::layout::normalize_axes;
+use crate::{with_any, with_float, Element, FloatElem, Result, Tensor};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// What a reduction computes per row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    /// Variance; `unbiased` divides by `n - 1` instead of `n`.
+    Var { unbiased: bool },
+    LogSumExp,
+}
+
+impl ReduceOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+            ReduceOp::Var { .. } => "var",
+            ReduceOp::LogSumExp => "logsumexp",
+        }
+    }
+}
+
+/// Sum of a slice with eight independent accumulators, so it vectorizes and loses less
+/// precision than a running sum.
+pub fn sum_slice<T: FloatElem>(s: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    let tail: T = chunks.remainder().iter().copied().fold(T::zero(), |a, b| a + b);
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+fn reduce_row<T: FloatElem>(op: ReduceOp, row: &[T]) -> T {
+    let n = T::c(row.len() as f64);
+    match op {
+        ReduceOp::Sum => sum_slice(row),
+        ReduceOp::Mean => sum_slice(row) / n,
+        ReduceOp::Max => row.iter().copied().fold(T::neg_infinity(), |a, b| if b > a || b.is_nan() { b } else { a }),
+        ReduceOp::Min => row.iter().copied().fold(T::infinity(), |a, b| if b < a || b.is_nan() { b } else { a }),
+        ReduceOp::Var { unbiased } => {
+            let mean = sum_slice(row) / n;
+            let ss = row.iter().fold(T::zero(), |a, &x| a + (x - mean) * (x - mean));
+            ss / (n - if unbiased { T::one() } else { T::zero() })
+        }
+        ReduceOp::LogSumExp => {
+            let m = reduce_row(ReduceOp::Max, row);
+            if m.is_infinite() {
+                return m;
+            }
+            m + row.iter().fold(T::zero(), |a, &x| a + (x - m).exp()).ln()
+        }
+    }
+}
+
+/// A tensor rearranged for a reduction: `outer` rows of `inner` contiguous elements.
+pub(crate) struct Rows<'a, T: Clone> {
+    pub data: Cow<'a, [T]>,
+    pub inner: usize,
+    /// The output shape with reduced axes kept as size 1.
+    pub keep_shape: Vec<usize>,
+    /// The output shape with reduced axes removed.
+    pub drop_shape: Vec<usize>,
+}
+
+pub(crate) fn rows<'a, T: Element>(x: &'a Tensor, op: &'static str, axes: &[isize]) -> Result<Rows<'a, T>> {
+    let axes = normalize_axes(op, axes, x.shape())?;
+    let kept: Vec<usize> = (0..x.rank()).filter(|d| !axes.contains(d)).collect();
+    let perm: Vec<usize> = kept.iter().chain(axes.iter()).copied().collect();
+    let inner: usize = axes.iter().map(|&a| x.shape()[a]).product();
+    let keep_shape: Vec<usize> = (0..x.rank()).map(|d| if axes.contains(&d) { 1 } else { x.shape()[d] }).collect();
+    let drop_shape: Vec<usize> = kept.iter().map(|&d| x.shape()[d]).collect();
+    let permuted = x.permute(&perm)?;
+    let data = if permuted.is_contiguous() {
+        // Borrow straight from `x`'s storage: same elements in the same order.
+        let buf = x.buffer::<T>(op)?;
+        Cow::Borrowed(&buf[x.layout().offset..x.layout().offset + x.numel()])
+    } else {
+        Cow::Owned(permuted.values::<T>(op)?.into_owned())
+    };
+    Ok(Rows { data, inner, keep_shape, drop_shape })
+}
+
+/// Applies `f` to each row in parallel (above a size threshold) and collects one value each.
+pub(crate) fn map_rows<T: Sync, U: Send + Default + Copy>(data: &[T], inner: usize, outer: usize, f: impl Fn(&[T]) -> U + Sync) -> Vec<U> {
+    let mut out = vec![U::default(); outer];
+    if inner == 0 {
+        for o in out.iter_mut() {
+            *o = f(&[]);
+        }
+        return out;
+    }
+    if data.len() < PAR_MIN_ELEMS || outer == 1 {
+        for (o, row) in out.iter_mut().zip(data.chunks(inner)) {
+            *o = f(row);
+        }
+    } else {
+        out.par_iter_mut().zip(data.par_chunks(inner)).for_each(|(o, row)| *o = f(row));
+    }
+    out
+}
+
+impl Tensor {
+    /// Reduces `axes` (all axes when empty) with `op`; `keepdim` keeps them as size 1.
+    pub fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        let name = op.name();
+        with_float!(self.dtype(), name, |T| {
+            let r = rows::<T>(self, name, axes)?;
+            if r.inner == 0 && !matches!(op, ReduceOp::Sum) {
+                return Err(crate::Error::invalid(name, format!("cannot reduce an empty axis (shape {:?}, axes {axes:?})", self.shape())));
+            }
+            let outer = if r.inner == 0 { r.keep_shape.iter().product() } else { r.data.len() / r.inner };
+            let out = map_rows(&r.data, r.inner, outer, |row| reduce_row(op, row));
+            Ok(Tensor::from_vec_unchecked(out, if keepdim { &r.keep_shape } else { &r.drop_shape }))
+        })
+    }
+
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce(ReduceOp::Sum, axes, keepdim)
+    }
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce(ReduceOp::Mean, axes, keepdim)
+    }
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce(ReduceOp::Max, axes, keepdim)
+    }
+    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce(ReduceOp::Min, axes, keepdim)
+    }
+    /// Variance over `axes`; `unbiased` divides by `n - 1`.
+    pub fn var(&self, axes: &[isize], unbiased: bool, keepdim: bool) -> Result<Tensor> {
+        self.reduce(ReduceOp::Var { unbiased }, axes, keepdim)
+    }
+    /// `log Σ exp`, stable for large inputs.
+    pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
+        self.reduce(ReduceOp::LogSumExp, axes, keepdim)
+    }
+    /// Sum of all elements as a 0-d tensor.
+    pub fn sum_all(&self) -> Result<Tensor> {
+        self.sum(&[], false)
+    }
+    pub fn mean_all(&self) -> Result<Tensor> {
+        self.mean(&[], false)
+    }
+
+    /// Index of the largest element along `axis` (the first one on ties), as i64.
+    pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        self.arg_extreme("argmax", axis, keepdim, |a, b| b > a)
+    }
+
+    /// Index of the smallest element along `axis` (the first one on ties), as i64.
+    pub fn argmin(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        self.arg_extreme("argmin", axis, keepdim, |a, b| b < a)
+    }
+
+    fn arg_extreme(&self, op: &'static str, axis: isize, keepdim: bool, better: impl Fn(f64, f64) -> bool + Sync) -> Result<Tensor> {
+        with_any!(self.dtype(), |T| {
+            let r = rows::<T>(self, op, &[axis])?;
+            if r.inner == 0 {
+                return Err(crate::Error::invalid(op, format!("axis {axis} is empty (shape {:?})", self.shape())));
+            }
+            let out = map_rows(&r.data, r.inner, r.data.len() / r.inner, |row| {
+                let mut best = 0usize;
+                for (i, x) in row.iter().enumerate().skip(1) {
+                    if better(row[best].to_f64(), x.to_f64()) {
+                        best = i;
+                    }
+                }
+                best as i64
+            });
+            Ok(Tensor::from_vec_unchecked(out, if keepdim { &r.keep_shape } else { &r.drop_shape }))
+        })
+    }
+
+    /// Sums `self` down to `shape` (the inverse of broadcasting `shape` to `self.shape()`):
+    /// what the gradient of a broadcast operand needs.
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| crate::Error::shapes_hint("sum_to_shape", self.shape(), shape, "the target has more dims"))?;
+        let mut axes = Vec::new();
+        for d in 0..self.rank() {
+            if d < lead {
+                axes.push(d as isize);
+            } else if shape[d - lead] == 1 && self.shape()[d] != 1 {
+                axes.push(d as isize);
+            } else if shape[d - lead] != self.shape()[d] {
+                return Err(crate::Error::shapes_hint("sum_to_shape", self.shape(), shape, "the target does not broadcast to the source"));
+            }
+        }
+        if axes.is_empty() {
+            return self.reshape_to(shape);
+        }
+        self.sum(&axes, true)?.reshape_to(shape)
+    }
+}

@@ -1,0 +1,91 @@
+//! softmax and log_softmax along one axis, and their fused backward kernels. Rows are
+//! shifted by their maximum, so inputs of 1e4 do not overflow.
+
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
+use crate::layout::normalize_axis;
+use crate::{with_float, FloatElem, Result, Tensor};
+use rayon::prelude::*;
+
+/// Runs `f(input_row, output_row)` over every row along `axis` of same-shaped tensors, with
+/// the axis moved last. Returns the result in the original axis order.
+fn along_axis<T: FloatElem>(inputs: &[&Tensor], axis: isize, op: &'static str, f: impl Fn(&[&[T]], &mut [T]) + Sync) -> Result<Tensor> {
+    let x = inputs[0];
+    let a = normalize_axis(op, axis, x.shape())?;
+    for t in &inputs[1..] {
+        if t.shape() != x.shape() {
+            return Err(crate::Error::shapes(op, x.shape(), t.shape()));
+        }
+        x.same_kind(op, t)?;
+    }
+    let last = x.rank() - 1;
+    let mut perm: Vec<usize> = (0..x.rank()).collect();
+    perm.swap(a, last);
+    let moved: Vec<Vec<T>> = inputs.iter().map(|t| Ok(t.permute(&perm)?.values::<T>(op)?.into_owned())).collect::<Result<_>>()?;
+    let n = x.shape()[a];
+    let mut out = vec![T::zero(); x.numel()];
+    if n > 0 {
+        let body = |(r, o): (usize, &mut [T])| {
+            let rows: Vec<&[T]> = moved.iter().map(|m| &m[r * n..(r + 1) * n]).collect();
+            f(&rows, o);
+        };
+        if out.len() >= crate::cpu::PAR_MIN_ELEMS {
+            out.par_chunks_mut(n).enumerate().for_each(body);
+        } else {
+            out.chunks_mut(n).enumerate().for_each(body);
+        }
+    }
+    let moved_shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
+    Tensor::from_vec_unchecked(out, &moved_shape).permute(&perm)
+}
+
+fn row_max<T: FloatElem>(row: &[T]) -> T {
+    row.iter().copied().fold(T::neg_infinity(), T::max)
+}
+
+impl Tensor {
+    /// `exp(x - max) / Σ exp(x - max)` along `axis`.
+    pub fn softmax(&self, axis: isize) -> Result<Tensor> {
+        with_float!(self.dtype(), "softmax", |T| along_axis::<T>(&[self], axis, "softmax", |r, o| {
+            let m = row_max(r[0]);
+            let mut s = T::zero();
+            for (o, &x) in o.iter_mut().zip(r[0]) {
+                *o = (x - m).exp();
+                s += *o;
+            }
+            let inv = s.recip();
+            o.iter_mut().for_each(|v| *v *= inv);
+        }))
+    }
+
+    /// `x - max - log Σ exp(x - max)` along `axis`.
+    pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
+        with_float!(self.dtype(), "log_softmax", |T| along_axis::<T>(&[self], axis, "log_softmax", |r, o| {
+            let m = row_max(r[0]);
+            let lse = m + r[0].iter().fold(T::zero(), |a, &x| a + (x - m).exp()).ln();
+            for (o, &x) in o.iter_mut().zip(r[0]) {
+                *o = x - lse;
+            }
+        }))
+    }
+
+    /// Backward of softmax: `y · (g - Σ g·y)` along `axis`, where `self` is the softmax output.
+    pub fn softmax_backward(&self, grad: &Tensor, axis: isize) -> Result<Tensor> {
+        with_float!(self.dtype(), "softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "softmax_backward", |r, o| {
+            let dot = T::dot(r[0], r[1]);
+            for ((o, &y), &g) in o.iter_mut().zip(r[0]).zip(r[1]) {
+                *o = y * (g - dot);
+            }
+        }))
+    }
+
+    /// Backward of log_softmax: `g - exp(y) · Σ g` along `axis`, where `self` is the output.
+    pub fn log_softmax_backward(&self, grad: &Tensor, axis: isize) -> Result<Tensor> {
+        with_float!(self.dtype(), "log_softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "log_softmax_backward", |r, o| {
+            let s = crate::ops::reduce::sum_slice(r[1]);
+            for ((o, &y), &g) in o.iter_mut().zip(r[0]).zip(r[1]) {
+                *o = g - y.exp() * s;
+            }
+        }))
+    }
+}

@@ -1,0 +1,168 @@
+//! Seeded random tensors. The generator is counter-based: element `i` of a draw is a pure
+//! function of `(seed, counter + i)`, so results are the same whatever the thread count, and
+//! the GPU backend can reproduce them with the same function.
+
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
+use crate::cpu::strided;
+use crate::{with_any, DType, Error, Result, Tensor};
+
+/// A seeded, counter-based random generator. Each draw advances the counter by the number of
+/// values it consumed, so successive draws differ and replaying a seed replays them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generator {
+    seed: u64,
+    counter: u64,
+}
+
+/// A strong 64-bit mix (SplitMix64's finalizer) of a counter under a key.
+#[inline(always)]
+fn mix(key: u64, counter: u64) -> u64 {
+    let mut z = key ^ counter.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A uniform f64 in [0, 1) from 53 random bits.
+#[inline(always)]
+fn unit(bits: u64) -> f64 {
+    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+impl Generator {
+    pub fn new(seed: u64) -> Self {
+        Generator { seed: mix(seed, 0x5EED), counter: 0 }
+    }
+
+    /// An independent generator derived from this one's seed and a stream id (for example
+    /// one stream per worker or per sample), without advancing this one.
+    pub fn fork(&self, stream: u64) -> Generator {
+        Generator { seed: mix(self.seed ^ 0xF0F0_F0F0, stream.wrapping_add(self.counter)), counter: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> u64 {
+        let start = self.counter;
+        self.counter = self.counter.wrapping_add(n as u64);
+        start
+    }
+
+    /// One uniform value in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        let c = self.take(1);
+        unit(mix(self.seed, c))
+    }
+
+    /// One uniform integer in [0, n). `n` must be positive.
+    pub fn next_below(&mut self, n: u64) -> u64 {
+        let c = self.take(1);
+        ((mix(self.seed, c) as u128 * n as u128) >> 64) as u64
+    }
+
+    /// One standard normal value.
+    pub fn next_normal(&mut self) -> f64 {
+        let c = self.take(2);
+        box_muller(self.seed, c)
+    }
+
+    /// `n` uniform values in [0, 1), as f64, generated in parallel.
+    fn uniform_f64s(&mut self, n: usize) -> Vec<f64> {
+        let (seed, start) = (self.seed, self.take(n));
+        let idx: Vec<u64> = (0..n as u64).collect();
+        strided::map(&idx, move |i| unit(mix(seed, start.wrapping_add(i))))
+    }
+
+    /// A tensor of uniform values in `[low, high)`.
+    pub fn uniform(&mut self, shape: &[usize], low: f64, high: f64, dtype: DType) -> Result<Tensor> {
+        check_float("uniform", dtype)?;
+        if !(low <= high) {
+            return Err(Error::invalid("uniform", format!("low {low} must not exceed high {high}")));
+        }
+        let n = crate::layout::checked_numel("uniform", shape)?;
+        let u = self.uniform_f64s(n);
+        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(u.iter().map(|&x| T::from_f64(low + (high - low) * x)).collect(), shape)))
+    }
+
+    /// A tensor of normal values with this mean and standard deviation.
+    pub fn normal(&mut self, shape: &[usize], mean: f64, std: f64, dtype: DType) -> Result<Tensor> {
+        check_float("normal", dtype)?;
+        if !(std >= 0.0) {
+            return Err(Error::invalid("normal", format!("std must be non-negative, got {std}")));
+        }
+        let n = crate::layout::checked_numel("normal", shape)?;
+        let (seed, start) = (self.seed, self.take(2 * n));
+        let idx: Vec<u64> = (0..n as u64).collect();
+        let z = strided::map(&idx, move |i| box_muller(seed, start.wrapping_add(2 * i)));
+        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(z.iter().map(|&x| T::from_f64(mean + std * x)).collect(), shape)))
+    }
+
+    /// A normal draw truncated to `[mean + a·std, mean + b·std]` by resampling (ViT's init).
+    pub fn trunc_normal(&mut self, shape: &[usize], mean: f64, std: f64, a: f64, b: f64, dtype: DType) -> Result<Tensor> {
+        check_float("trunc_normal", dtype)?;
+        if !(a < b) {
+            return Err(Error::invalid("trunc_normal", format!("needs a < b, got a {a}, b {b}")));
+        }
+        let n = crate::layout::checked_numel("trunc_normal", shape)?;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let z = self.next_normal();
+            if z >= a && z <= b {
+                out.push(mean + std * z);
+            }
+        }
+        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(out.iter().map(|&x| T::from_f64(x)).collect(), shape)))
+    }
+
+    /// A u8 mask whose elements are 1 with probability `p`.
+    pub fn bernoulli(&mut self, shape: &[usize], p: f64) -> Result<Tensor> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::invalid("bernoulli", format!("probability must lie in [0, 1], got {p}")));
+        }
+        let n = crate::layout::checked_numel("bernoulli", shape)?;
+        let u = self.uniform_f64s(n);
+        Ok(Tensor::from_vec_unchecked(u.iter().map(|&x| (x < p) as u8).collect(), shape))
+    }
+
+    /// Uniform integers in `[low, high)` as i64.
+    pub fn randint(&mut self, shape: &[usize], low: i64, high: i64) -> Result<Tensor> {
+        if low >= high {
+            return Err(Error::invalid("randint", format!("needs low < high, got low {low}, high {high}")));
+        }
+        let n = crate::layout::checked_numel("randint", shape)?;
+        let range = (high - low) as u64;
+        let (seed, start) = (self.seed, self.take(n));
+        let idx: Vec<u64> = (0..n as u64).collect();
+        let v = strided::map(&idx, move |i| low + ((mix(seed, start.wrapping_add(i)) as u128 * range as u128) >> 64) as i64);
+        Ok(Tensor::from_vec_unchecked(v, shape))
+    }
+
+    /// A random permutation of `0..n` as i64 (Fisher–Yates).
+    pub fn randperm(&mut self, n: usize) -> Tensor {
+        Tensor::from_vec_unchecked(self.permutation(n).into_iter().map(|i| i as i64).collect(), &[n])
+    }
+
+    /// A random permutation of `0..n` as indices.
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.next_below(i as u64 + 1) as usize;
+            p.swap(i, j);
+        }
+        p
+    }
+}
+
+#[inline(always)]
+fn box_muller(seed: u64, c: u64) -> f64 {
+    let u1 = unit(mix(seed, c));
+    let u2 = unit(mix(seed, c.wrapping_add(1)));
+    (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn check_float(op: &'static str, dtype: DType) -> Result<()> {
+    if dtype.is_float() {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedDType { op, dtype, expected: "f32 or f64" })
+    }
+}

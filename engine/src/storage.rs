@@ -1,0 +1,103 @@
+//! Device storage behind one enum: the CUDA backend adds its variant here, and no op
+//! signature changes.
+
+use crate::{DType, Device};
+
+/// Host memory: one typed buffer.
+#[derive(Debug, Clone)]
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    U8(Vec<u8>),
+}
+
+impl CpuStorage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F64(_) => DType::F64,
+            CpuStorage::I64(_) => DType::I64,
+            CpuStorage::U8(_) => DType::U8,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            CpuStorage::F32(v) => v.len(),
+            CpuStorage::F64(v) => v.len(),
+            CpuStorage::I64(v) => v.len(),
+            CpuStorage::U8(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A tensor's memory, wherever it lives.
+#[derive(Debug)]
+pub enum Storage {
+    Cpu(CpuStorage),
+}
+
+impl Storage {
+    pub fn device(&self) -> Device {
+        match self {
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::Cpu(s) => s.dtype(),
+        }
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn size_in_bytes(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len() * s.dtype().size_in_bytes(),
+        }
+    }
+}
+
+/// Live bytes of tensor storage on the host, for tests and benchmarks that measure what a
+/// graph holds. Updated when storages are created and dropped.
+pub fn live_cpu_bytes() -> usize {
+    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Peak of [`live_cpu_bytes`] since the last [`reset_peak_cpu_bytes`].
+pub fn peak_cpu_bytes() -> usize {
+    PEAK_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Restarts peak tracking from the current live figure.
+pub fn reset_peak_cpu_bytes() {
+    PEAK_BYTES.store(live_cpu_bytes(), std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) static PEAK_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Owns a storage and keeps the live-byte counters in step with its lifetime.
+#[derive(Debug)]
+pub struct TrackedStorage(pub Storage);
+
+impl TrackedStorage {
+    pub fn new(s: Storage) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        let live = LIVE_BYTES.fetch_add(s.size_in_bytes(), Relaxed) + s.size_in_bytes();
+        PEAK_BYTES.fetch_max(live, Relaxed);
+        TrackedStorage(s)
+    }
+}
+
+impl Drop for TrackedStorage {
+    fn drop(&mut self) {
+        LIVE_BYTES.fetch_sub(self.0.size_in_bytes(), std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,1 @@
+//! tessera's GPU kernels as PTX text (filled in by the CUDA backend work).

@@ -1,0 +1,50 @@
+//! The data layer's error type. Every message that concerns a file starts with that file's
+//! full path, so a user with a broken dataset learns which file to replace and why.
+
+use std::path::{Path, PathBuf};
+
+/// Why loading, augmenting or batching data failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The operating system refused a file or directory (missing, unreadable, ...).
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its content is wrong: truncated, wrong magic number, a count that
+    /// does not match the data, a label out of range, an undecodable image.
+    #[error("{}: {msg}", path.display())]
+    Format { path: PathBuf, msg: String },
+    /// A parameter or an input image is invalid for the operation named by `what`.
+    #[error("{what}: {msg}")]
+    Invalid { what: &'static str, msg: String },
+    /// The engine refused to build a tensor from a batch.
+    #[error(transparent)]
+    Engine(#[from] tessera_engine::Error),
+    /// The background loader thread failed without an error of its own (it panicked).
+    #[error("data loader: {0}")]
+    Loader(String),
+}
+
+/// Shorthand for the data layer's results.
+pub type Result<T> = std::result::Result<T, DataError>;
+
+impl DataError {
+    /// A content error in the file at `path`.
+    pub fn format(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
+        DataError::Format { path: path.as_ref().to_path_buf(), msg: msg.into() }
+    }
+
+    /// An I/O failure while doing `action` on `path`.
+    pub fn io(path: impl AsRef<Path>, action: &'static str, source: std::io::Error) -> Self {
+        DataError::Io { path: path.as_ref().to_path_buf(), action, source }
+    }
+
+    /// An invalid parameter or input of the operation `what`.
+    pub fn invalid(what: &'static str, msg: impl Into<String>) -> Self {
+        DataError::Invalid { what, msg: msg.into() }
+    }
+}

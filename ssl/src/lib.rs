@@ -1,0 +1,3 @@
+//! tessera's SSL layer: data, layers and encoders, self-supervised methods, evaluation.
+
+pub mod data;
