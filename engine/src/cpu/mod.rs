@@ -1,6 +1,7 @@
 //! CPU kernels shared by many ops: strided gathers, the elementwise map machinery and GEMM.
 
 pub mod gemm;
+pub mod im2col;
 pub mod strided;
 
 /// Below this many elements a kernel runs on the calling thread: handing work to rayon costs

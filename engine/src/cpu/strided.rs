@@ -169,3 +169,17 @@ pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, U: Send + Default + 
     }
     out
 }
+
+/// Writes `src` (logical order) into the positions a strided `layout` addresses in `dst`:
+/// the inverse of [`gather`]. Layouts with overlapping positions (stride 0) are not allowed.
+pub fn scatter_into<T: Copy>(dst: &mut [T], layout: &Layout, src: &[T]) {
+    let (shape, strides) = collapse_dims(&layout.shape, &[layout.strides.clone()]);
+    let inner = *shape.last().unwrap();
+    let s = strides[0][shape.len() - 1];
+    let rows = if inner == 0 { 0 } else { src.len() / inner };
+    for_each_row(&shape, &strides, &[layout.offset as isize], 0, rows, |r, offs| {
+        for i in 0..inner {
+            dst[(offs[0] + i as isize * s) as usize] = src[r * inner + i];
+        }
+    });
+}

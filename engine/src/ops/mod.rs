@@ -3,7 +3,10 @@
 
 pub mod binary;
 pub mod matmul;
+pub mod norm;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;
 pub mod view;
+pub mod conv;
+pub mod index;

@@ -213,3 +213,35 @@ impl Tensor {
         self.sum(&axes, true)?.reshape_to(shape)
     }
 }
+
+impl Tensor {
+    /// A u8 mask of `self`'s shape marking, in each row reduced over `axes`, the first position
+    /// (in row-major order) holding the maximum (`is_max`) or minimum: where the gradient of
+    /// max/min goes, so ties resolve deterministically.
+    pub fn extreme_mask(&self, axes: &[isize], is_max: bool) -> Result<Tensor> {
+        with_float!(self.dtype(), "extreme_mask", |T| {
+            let r = rows::<T>(self, "extreme_mask", axes)?;
+            let axes_n = normalize_axes("extreme_mask", axes, self.shape())?;
+            let kept: Vec<usize> = (0..self.rank()).filter(|d| !axes_n.contains(d)).collect();
+            let perm: Vec<usize> = kept.iter().chain(axes_n.iter()).copied().collect();
+            let mut mask = vec![0u8; self.numel()];
+            if r.inner > 0 {
+                for (row, m) in r.data.chunks(r.inner).zip(mask.chunks_mut(r.inner)) {
+                    let mut best = 0;
+                    for i in 1..row.len() {
+                        if (is_max && row[i] > row[best]) || (!is_max && row[i] < row[best]) {
+                            best = i;
+                        }
+                    }
+                    m[best] = 1;
+                }
+            }
+            let permuted_shape: Vec<usize> = perm.iter().map(|&p| self.shape()[p]).collect();
+            let mut inv = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p] = i;
+            }
+            Tensor::from_vec_unchecked(mask, &permuted_shape).permute(&inv)
+        })
+    }
+}

@@ -175,3 +175,23 @@ fn infer_shape(shape: &[isize], numel: usize, from: &[usize]) -> Result<Vec<usiz
     }
     Ok(out)
 }
+
+impl Tensor {
+    /// A zero tensor of `full_shape` with `self` written into the view that `view` selects
+    /// from it: the backward of narrow, slice and select. `view` maps a contiguous
+    /// `full_shape` tensor to a view of `self`'s shape.
+    pub fn scatter_into_zeros(&self, full_shape: &[usize], view: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        crate::with_any!(self.dtype(), |T| {
+            let n = checked_numel("scatter_into_zeros", full_shape)?;
+            let probe = Tensor::from_vec_unchecked(vec![T::default(); 0], &[0]).with_layout(Layout::contiguous(full_shape));
+            let target = view(&probe)?;
+            if target.shape() != self.shape() {
+                return Err(Error::shapes("scatter_into_zeros", target.shape(), self.shape()));
+            }
+            let mut out = vec![T::default(); n];
+            let src = self.values::<T>("scatter_into_zeros")?;
+            crate::cpu::strided::scatter_into(&mut out, target.layout(), &src);
+            Ok(Tensor::from_vec_unchecked(out, full_shape))
+        })
+    }
+}

@@ -30,11 +30,6 @@ pub(crate) fn gunzip_if_needed(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>> {
     }
 }
 
-/// Reads a file and gunzips it when it is gzip.
-pub(crate) fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    gunzip_if_needed(path, read_file(path)?)
-}
-
 /// A cursor over a file's bytes whose reads fail with a "truncated" error naming the file
 /// and the field being read, instead of panicking on a short file.
 pub(crate) struct ByteReader<'a> {

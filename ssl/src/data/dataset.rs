@@ -57,6 +57,12 @@ impl Dataset {
         Ok(self)
     }
 
+    /// The same dataset under another name.
+    pub fn renamed(mut self, name: impl Into<String>) -> Dataset {
+        self.name = name.into();
+        self
+    }
+
     /// A human-readable name (for logs), e.g. `"fashion-mnist-subset/train"`.
     pub fn name(&self) -> &str {
         &self.name

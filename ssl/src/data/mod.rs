@@ -1,1 +1,38 @@
 //! Datasets, augmentations and loaders.
+//!
+//! - Sources: the embedded Fashion-MNIST subset ([`fashion_mnist_subset`]), IDX files
+//!   ([`load_idx`], [`load_mnist`], [`load_fashion_mnist`]), CIFAR-10/100 binary batches
+//!   ([`load_cifar10`], [`load_cifar100`]), image folders ([`load_image_folder`]) and a
+//!   synthetic colour dataset ([`synthetic_colour`]). All give a [`Dataset`] of u8 images;
+//!   every loader validates what it reads and reports errors naming the file.
+//! - [`augment`]: seeded augmentations on C×H×W f32 [`Image`]s and the [`simclr`] pipeline.
+//! - [`tasks`]: rotation, jigsaw, Lab colorization targets, MAE and SimMIM masks.
+//! - [`DataLoader`]: shuffled, batched, multi-view, parallel and prefetched batches that are
+//!   reproducible from a seed at any thread count.
+
+pub mod augment;
+mod bytes;
+pub mod cifar;
+pub mod classes;
+pub mod dataset;
+pub mod embedded;
+pub mod error;
+pub mod export;
+pub mod folder;
+pub mod idx;
+pub mod image;
+pub mod loader;
+pub mod synthetic;
+pub mod tasks;
+
+pub use augment::{simclr, Compose, RandomApply, SimclrConfig, Transform};
+pub use cifar::{load_cifar10, load_cifar100, load_cifar_files, CifarKind};
+pub use dataset::{Dataset, Split};
+pub use embedded::fashion_mnist_subset;
+pub use error::{DataError, Result};
+pub use export::save_image;
+pub use folder::{load_image_folder, FolderOptions};
+pub use idx::{load_fashion_mnist, load_idx, load_idx_dir, load_mnist};
+pub use image::{Image, Region};
+pub use loader::{Batch, DataLoader, EpochIter, LoaderConfig, ViewBatch};
+pub use synthetic::{synthetic_colour, SyntheticConfig};

@@ -1,0 +1,14 @@
+//! Fused ops the SSL layer needs, each with its own backward rule: one pass forward, one
+//! pass backward, and only the tensors the rule needs saved.
+
+mod attention;
+mod dropout;
+mod embedding;
+mod loss;
+mod norm;
+
+pub use attention::scaled_dot_product_attention;
+pub use dropout::dropout;
+pub use embedding::embedding;
+pub use loss::{cross_entropy, cross_entropy_soft, l1_loss, mse_loss};
+pub use norm::{batch_norm, layer_norm, BatchNormOutput};

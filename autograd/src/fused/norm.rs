@@ -1,0 +1,66 @@
+//! Layer norm and training-mode batch norm with the engine's fused kernels.
+
+use crate::{Result, Var};
+use tessera_engine::Tensor;
+
+/// Normalizes over the last dim, then scales and shifts by `weight`/`bias` of shape `[D]`.
+pub fn layer_norm(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<Var> {
+    let xv = x.value();
+    let (wv, bv) = (weight.map(Var::value), bias.map(Var::value));
+    let (y, mean, rstd) = xv.layer_norm(wv.as_ref(), bv.as_ref(), eps)?;
+    let mut inputs = vec![x];
+    inputs.extend(weight);
+    inputs.extend(bias);
+    let (has_w, has_b) = (weight.is_some(), bias.is_some());
+    let lead: Vec<isize> = (0..xv.rank() as isize - 1).collect();
+    Ok(Var::from_op("layer_norm", y, &inputs, move |g, needs| {
+        let (dx, xhat) = xv.layer_norm_backward(g, &mean, &rstd, wv.as_ref())?;
+        let mut out = vec![needs[0].then_some(dx)];
+        if has_w {
+            out.push(needs[1].then(|| g.mul(&xhat)?.sum(&lead, false)).transpose()?);
+        }
+        if has_b {
+            out.push(needs[out.len()].then(|| g.sum(&lead, false)).transpose()?);
+        }
+        Ok(out)
+    }))
+}
+
+/// The result of [`batch_norm`]: the normalized output and the batch statistics a layer
+/// folds into its running estimates.
+pub struct BatchNormOutput {
+    pub output: Var,
+    /// Batch mean per channel `[C]`.
+    pub mean: Tensor,
+    /// Biased batch variance per channel `[C]` (PyTorch updates running_var with the
+    /// unbiased one: multiply by `n / (n - 1)`).
+    pub var: Tensor,
+    /// Values per channel the statistics were computed over (`N · H · W`).
+    pub count: usize,
+}
+
+/// Training-mode batch norm of `x [N, C, ...]` with batch statistics.
+pub fn batch_norm(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<BatchNormOutput> {
+    let xv = x.value();
+    let stats = xv.batch_norm_stats(eps)?;
+    let (wv, bv) = (weight.map(Var::value), bias.map(Var::value));
+    let y = xv.batch_norm_apply(&stats.mean, &stats.rstd, wv.as_ref(), bv.as_ref())?;
+    let mut inputs = vec![x];
+    inputs.extend(weight);
+    inputs.extend(bias);
+    let (has_w, has_b) = (weight.is_some(), bias.is_some());
+    let (mean, rstd) = (stats.mean.clone(), stats.rstd.clone());
+    let count = xv.numel() / xv.shape()[1].max(1);
+    let output = Var::from_op("batch_norm", y, &inputs, move |g, needs| {
+        let (dx, dw, db) = xv.batch_norm_backward(g, &mean, &rstd, wv.as_ref())?;
+        let mut out = vec![needs[0].then_some(dx)];
+        if has_w {
+            out.push(needs[1].then_some(dw));
+        }
+        if has_b {
+            out.push(needs[out.len()].then_some(db));
+        }
+        Ok(out)
+    });
+    Ok(BatchNormOutput { output, mean: stats.mean, var: stats.var, count })
+}

@@ -1,0 +1,173 @@
+//! Elementwise ops: broadcasting binary ops (gradients summed back to each input's shape)
+//! and unary ops (the engine's fused `g · f'(x)` kernel).
+
+use crate::{Result, Var};
+use tessera_engine::{BinaryOp, DType, Tensor, UnaryOp};
+
+impl Var {
+    /// `op(self, rhs)` with broadcasting.
+    pub fn binary(&self, rhs: &Var, op: BinaryOp) -> Result<Var> {
+        let (a, b) = (self.value(), rhs.value());
+        let out = a.binary(&b, op)?;
+        let y = out.clone();
+        Ok(Var::from_op(op.name(), out, &[self, rhs], move |g, needs| {
+            let (ga, gb) = match op {
+                BinaryOp::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
+                BinaryOp::Sub => (needs[0].then(|| g.clone()), needs[1].then(|| g.neg()).transpose()?),
+                BinaryOp::Mul => (needs[0].then(|| g.mul(&b)).transpose()?, needs[1].then(|| g.mul(&a)).transpose()?),
+                BinaryOp::Div => (needs[0].then(|| g.div(&b)).transpose()?, needs[1].then(|| g.mul(&y)?.div(&b)?.neg()).transpose()?),
+                // d(a^b)/da = b·a^(b-1); d(a^b)/db = a^b·ln a
+                BinaryOp::Pow => (
+                    needs[0].then(|| g.mul(&b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)).transpose()?,
+                    needs[1].then(|| g.mul(&y)?.mul(&a.log()?)).transpose()?,
+                ),
+                // Ties go to the left operand, matching the forward's choice.
+                BinaryOp::Maximum | BinaryOp::Minimum => {
+                    let left = if op == BinaryOp::Maximum { a.ge(&b)? } else { a.le(&b)? };
+                    let zero = Tensor::zeros(&[], g.dtype())?;
+                    (needs[0].then(|| Tensor::where_(&left, g, &zero)).transpose()?, needs[1].then(|| Tensor::where_(&left, &zero, g)).transpose()?)
+                }
+            };
+            Ok(vec![ga.map(|t| t.sum_to_shape(a.shape())).transpose()?, gb.map(|t| t.sum_to_shape(b.shape())).transpose()?])
+        }))
+    }
+
+    pub fn add(&self, rhs: &Var) -> Result<Var> {
+        self.binary(rhs, BinaryOp::Add)
+    }
+    pub fn sub(&self, rhs: &Var) -> Result<Var> {
+        self.binary(rhs, BinaryOp::Sub)
+    }
+    pub fn mul(&self, rhs: &Var) -> Result<Var> {
+        self.binary(rhs, BinaryOp::Mul)
+    }
+    pub fn div(&self, rhs: &Var) -> Result<Var> {
+        self.binary(rhs, BinaryOp::Div)
+    }
+    pub fn pow(&self, rhs: &Var) -> Result<Var> {
+        self.binary(rhs, BinaryOp::Pow)
+    }
+    pub fn maximum(&self, rhs: &Var) -> Result<Var> {
+        self.binary(rhs, BinaryOp::Maximum)
+    }
+    pub fn minimum(&self, rhs: &Var) -> Result<Var> {
+        self.binary(rhs, BinaryOp::Minimum)
+    }
+
+    /// An elementwise function; piecewise-constant ones (sign, floor, round) pass no gradient.
+    pub fn unary(&self, op: UnaryOp) -> Result<Var> {
+        let x = self.value();
+        let y = x.unary(op)?;
+        let saved_y = y.clone();
+        if !op.is_differentiable() {
+            return Ok(Var::constant(y));
+        }
+        Ok(Var::from_op(op.name(), y, &[self], move |g, _| Ok(vec![Some(x.unary_backward(op, &saved_y, g)?)])))
+    }
+
+    pub fn neg(&self) -> Result<Var> {
+        self.unary(UnaryOp::Neg)
+    }
+    pub fn abs(&self) -> Result<Var> {
+        self.unary(UnaryOp::Abs)
+    }
+    pub fn exp(&self) -> Result<Var> {
+        self.unary(UnaryOp::Exp)
+    }
+    pub fn log(&self) -> Result<Var> {
+        self.unary(UnaryOp::Log)
+    }
+    pub fn sqrt(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sqrt)
+    }
+    pub fn rsqrt(&self) -> Result<Var> {
+        self.unary(UnaryOp::Rsqrt)
+    }
+    pub fn sin(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sin)
+    }
+    pub fn cos(&self) -> Result<Var> {
+        self.unary(UnaryOp::Cos)
+    }
+    pub fn tanh(&self) -> Result<Var> {
+        self.unary(UnaryOp::Tanh)
+    }
+    pub fn sigmoid(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    pub fn relu(&self) -> Result<Var> {
+        self.unary(UnaryOp::Relu)
+    }
+    /// GELU with the exact erf.
+    pub fn gelu(&self) -> Result<Var> {
+        self.unary(UnaryOp::GeluErf)
+    }
+    /// GELU with the tanh approximation.
+    pub fn gelu_tanh(&self) -> Result<Var> {
+        self.unary(UnaryOp::GeluTanh)
+    }
+    pub fn silu(&self) -> Result<Var> {
+        self.unary(UnaryOp::Silu)
+    }
+    pub fn softplus(&self) -> Result<Var> {
+        self.unary(UnaryOp::Softplus)
+    }
+    pub fn square(&self) -> Result<Var> {
+        self.unary(UnaryOp::Square)
+    }
+    pub fn recip(&self) -> Result<Var> {
+        self.unary(UnaryOp::Recip)
+    }
+    pub fn clamp(&self, lo: f64, hi: f64) -> Result<Var> {
+        self.value().clamp(lo, hi)?; // validates lo <= hi with the engine's message
+        self.unary(UnaryOp::Clamp(lo, hi))
+    }
+    pub fn powf(&self, p: f64) -> Result<Var> {
+        self.unary(UnaryOp::PowScalar(p))
+    }
+    pub fn add_scalar(&self, c: f64) -> Result<Var> {
+        self.unary(UnaryOp::AddScalar(c))
+    }
+    pub fn sub_scalar(&self, c: f64) -> Result<Var> {
+        self.unary(UnaryOp::AddScalar(-c))
+    }
+    pub fn mul_scalar(&self, c: f64) -> Result<Var> {
+        self.unary(UnaryOp::MulScalar(c))
+    }
+    pub fn div_scalar(&self, c: f64) -> Result<Var> {
+        self.unary(UnaryOp::MulScalar(1.0 / c))
+    }
+    pub fn sign(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sign)
+    }
+    pub fn floor(&self) -> Result<Var> {
+        self.unary(UnaryOp::Floor)
+    }
+    pub fn round(&self) -> Result<Var> {
+        self.unary(UnaryOp::Round)
+    }
+
+    /// `cond ? self : other`; `cond` is a u8 mask broadcast with both.
+    pub fn where_(cond: &Tensor, on_true: &Var, on_false: &Var) -> Result<Var> {
+        let (a, b) = (on_true.value(), on_false.value());
+        let out = Tensor::where_(cond, &a, &b)?;
+        let cond = cond.clone();
+        Ok(Var::from_op("where", out, &[on_true, on_false], move |g, needs| {
+            let zero = Tensor::zeros(&[], g.dtype())?;
+            Ok(vec![
+                needs[0].then(|| Tensor::where_(&cond, g, &zero)?.sum_to_shape(a.shape())).transpose()?,
+                needs[1].then(|| Tensor::where_(&cond, &zero, g)?.sum_to_shape(b.shape())).transpose()?,
+            ])
+        }))
+    }
+
+    /// A constant scalar of this var's dtype (for mixing numbers into expressions).
+    pub fn scalar_like(&self, v: f64) -> Result<Var> {
+        Ok(Var::constant(Tensor::full(&[], v, self.value().dtype())?))
+    }
+
+    /// The dtype of the value.
+    pub fn dtype(&self) -> DType {
+        self.value().dtype()
+    }
+}

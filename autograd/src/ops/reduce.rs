@@ -1,0 +1,90 @@
+//! Reductions, softmax and log_softmax.
+
+use crate::{Result, Var};
+use tessera_engine::layout::normalize_axes;
+use tessera_engine::{ReduceOp, Tensor};
+
+/// The gradient of a reduction's output, reshaped to keepdim form and broadcast back over
+/// the input's shape.
+fn spread(g: &Tensor, in_shape: &[usize], axes: &[usize]) -> tessera_engine::Result<Tensor> {
+    let keep: Vec<usize> = (0..in_shape.len()).map(|d| if axes.contains(&d) { 1 } else { in_shape[d] }).collect();
+    g.reshape_to(&keep)?.expand(in_shape)
+}
+
+impl Var {
+    /// Reduces `axes` (all when empty) with `op`; `keepdim` keeps them as size 1.
+    pub fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Var> {
+        let x = self.value();
+        let out = x.reduce(op, axes, keepdim)?;
+        let ax = normalize_axes(op.name(), axes, x.shape())?;
+        let n: usize = ax.iter().map(|&a| x.shape()[a]).product();
+        let y = out.clone();
+        let axes = axes.to_vec();
+        Ok(Var::from_op(op.name(), out, &[self], move |g, _| {
+            let gx = match op {
+                ReduceOp::Sum => spread(g, x.shape(), &ax)?,
+                ReduceOp::Mean => spread(&g.div_scalar(n as f64)?, x.shape(), &ax)?,
+                ReduceOp::Max | ReduceOp::Min => {
+                    let mask = x.extreme_mask(&axes, op == ReduceOp::Max)?.to_dtype(x.dtype())?;
+                    mask.mul(&spread(g, x.shape(), &ax)?)?
+                }
+                ReduceOp::Var { unbiased } => {
+                    let mean = x.mean(&axes, true)?;
+                    let denom = n as f64 - if unbiased { 1.0 } else { 0.0 };
+                    x.sub(&mean)?.mul_scalar(2.0 / denom)?.mul(&spread(g, x.shape(), &ax)?)?
+                }
+                ReduceOp::LogSumExp => {
+                    let y = spread(&y, x.shape(), &ax)?;
+                    x.sub(&y)?.exp()?.mul(&spread(g, x.shape(), &ax)?)?
+                }
+            };
+            Ok(vec![Some(gx)])
+        }))
+    }
+
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
+        self.reduce(ReduceOp::Sum, axes, keepdim)
+    }
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
+        self.reduce(ReduceOp::Mean, axes, keepdim)
+    }
+    /// Maximum; the gradient goes to the first maximal element of each reduced row.
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
+        self.reduce(ReduceOp::Max, axes, keepdim)
+    }
+    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
+        self.reduce(ReduceOp::Min, axes, keepdim)
+    }
+    pub fn var(&self, axes: &[isize], unbiased: bool, keepdim: bool) -> Result<Var> {
+        self.reduce(ReduceOp::Var { unbiased }, axes, keepdim)
+    }
+    pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Result<Var> {
+        self.reduce(ReduceOp::LogSumExp, axes, keepdim)
+    }
+    /// Sum of all elements (0-d).
+    pub fn sum_all(&self) -> Result<Var> {
+        self.sum(&[], false)
+    }
+    /// Mean of all elements (0-d).
+    pub fn mean_all(&self) -> Result<Var> {
+        self.mean(&[], false)
+    }
+
+    pub fn softmax(&self, axis: isize) -> Result<Var> {
+        let y = self.value().softmax(axis)?;
+        let saved = y.clone();
+        Ok(Var::from_op("softmax", y, &[self], move |g, _| Ok(vec![Some(saved.softmax_backward(g, axis)?)])))
+    }
+
+    pub fn log_softmax(&self, axis: isize) -> Result<Var> {
+        let y = self.value().log_softmax(axis)?;
+        let saved = y.clone();
+        Ok(Var::from_op("log_softmax", y, &[self], move |g, _| Ok(vec![Some(saved.log_softmax_backward(g, axis)?)])))
+    }
+
+    /// `self / max(‖self‖₂, eps)` along `axis` (PyTorch's `F.normalize`).
+    pub fn normalize(&self, axis: isize, eps: f64) -> Result<Var> {
+        let norm = self.square()?.sum(&[axis], true)?.sqrt()?.clamp(eps, f64::INFINITY)?;
+        self.div(&norm)
+    }
+}

@@ -1,0 +1,234 @@
+//! Normalization kernels: batch norm (statistics per channel over batch and space) and
+//! layer norm (statistics per row over the last dim), forward and fused backward.
+
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
+use crate::{with_float, Error, FloatElem, Result, Tensor};
+use rayon::prelude::*;
+
+/// Saved statistics of a batch-norm forward pass, per channel.
+pub struct BatchNormStats {
+    /// Batch mean, shape `[C]`.
+    pub mean: Tensor,
+    /// Biased batch variance (what normalizes), shape `[C]`.
+    pub var: Tensor,
+    /// `1 / sqrt(var + eps)`, shape `[C]`.
+    pub rstd: Tensor,
+}
+
+/// `(N, C, S)` of an `[N, C, ...]` input.
+fn ncs(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize)> {
+    if x.rank() < 2 {
+        return Err(Error::invalid(op, format!("needs an input of shape [N, C, ...], got {:?}", x.shape())));
+    }
+    Ok((x.shape()[0], x.shape()[1], x.shape()[2..].iter().product()))
+}
+
+fn check_channel_vec(op: &'static str, x: &Tensor, v: &Tensor, what: &str, c: usize) -> Result<()> {
+    if v.shape() != [c] {
+        return Err(Error::shapes_hint(op, x.shape(), v.shape(), format!("{what} must have shape [{c}]")));
+    }
+    x.same_kind(op, v)
+}
+
+/// Applies `f(c, channel_slices)` per channel in parallel; each channel's N slices of length S.
+fn per_channel<T: FloatElem, U: Send + Default + Clone>(x: &[T], n: usize, c: usize, s: usize, f: impl Fn(usize, &mut dyn Iterator<Item = &[T]>) -> U + Sync) -> Vec<U> {
+    (0..c).into_par_iter().map(|ch| f(ch, &mut (0..n).map(|i| &x[(i * c + ch) * s..(i * c + ch + 1) * s]))).collect()
+}
+
+impl Tensor {
+    /// Per-channel mean and biased variance of an `[N, C, ...]` input (training-mode batch norm).
+    pub fn batch_norm_stats(&self, eps: f64) -> Result<BatchNormStats> {
+        let (n, c, s) = ncs("batch_norm", self)?;
+        if n * s == 0 {
+            return Err(Error::invalid("batch_norm", format!("needs at least one value per channel, got shape {:?}", self.shape())));
+        }
+        with_float!(self.dtype(), "batch_norm", |T| {
+            let x = self.values::<T>("batch_norm")?;
+            let m = T::c((n * s) as f64);
+            let stats = per_channel(&x, n, c, s, |_, rows| {
+                let rows: Vec<&[T]> = rows.collect();
+                let mean = rows.iter().map(|r| crate::ops::reduce::sum_slice(r)).fold(T::zero(), |a, b| a + b) / m;
+                let var = rows.iter().map(|r| r.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean))).fold(T::zero(), |a, b| a + b) / m;
+                (mean, var)
+            });
+            let mean: Vec<T> = stats.iter().map(|p| p.0).collect();
+            let var: Vec<T> = stats.iter().map(|p| p.1).collect();
+            let rstd: Vec<T> = var.iter().map(|&v| (v + T::c(eps)).sqrt().recip()).collect();
+            Ok(BatchNormStats { mean: Tensor::from_vec_unchecked(mean, &[c]), var: Tensor::from_vec_unchecked(var, &[c]), rstd: Tensor::from_vec_unchecked(rstd, &[c]) })
+        })
+    }
+
+    /// `(x - mean) · rstd · weight + bias` per channel of an `[N, C, ...]` input; all vectors
+    /// have shape `[C]`. Training mode passes batch statistics, eval mode running ones.
+    pub fn batch_norm_apply(&self, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<Tensor> {
+        let (n, c, s) = ncs("batch_norm", self)?;
+        for (v, what) in [(Some(mean), "mean"), (Some(rstd), "rstd"), (weight, "weight"), (bias, "bias")] {
+            if let Some(v) = v {
+                check_channel_vec("batch_norm", self, v, what, c)?;
+            }
+        }
+        with_float!(self.dtype(), "batch_norm", |T| {
+            let x = self.values::<T>("batch_norm")?;
+            let (mean, rstd) = (mean.values::<T>("batch_norm")?, rstd.values::<T>("batch_norm")?);
+            let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
+            let b = bias.map(|b| b.to_vec::<T>()).transpose()?;
+            let mut out = vec![T::zero(); x.len()];
+            let body = |(blk, o): (usize, &mut [T])| {
+                let ch = blk % c;
+                let scale = rstd[ch] * w.as_ref().map_or(T::one(), |w| w[ch]);
+                let shift = b.as_ref().map_or(T::zero(), |b| b[ch]) - mean[ch] * scale;
+                for (o, &v) in o.iter_mut().zip(&x[blk * s..(blk + 1) * s]) {
+                    *o = v * scale + shift;
+                }
+            };
+            if s > 0 {
+                if x.len() >= crate::cpu::PAR_MIN_ELEMS {
+                    out.par_chunks_mut(s).enumerate().for_each(body);
+                } else {
+                    out.chunks_mut(s).enumerate().for_each(body);
+                }
+            }
+            let _ = n;
+            Ok(Tensor::from_vec_unchecked(out, self.shape()))
+        })
+    }
+
+    /// Backward of training-mode batch norm. `self` is the input, `grad` the output gradient.
+    /// Returns `(dx, dweight, dbias)`; `dx` accounts for the batch statistics' dependence on x.
+    pub fn batch_norm_backward(&self, grad: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
+        let (n, c, s) = ncs("batch_norm_backward", self)?;
+        if grad.shape() != self.shape() {
+            return Err(Error::shapes("batch_norm_backward", self.shape(), grad.shape()));
+        }
+        with_float!(self.dtype(), "batch_norm_backward", |T| {
+            let x = self.values::<T>("batch_norm_backward")?;
+            let g = grad.values::<T>("batch_norm_backward")?;
+            let (mean, rstd) = (mean.values::<T>("batch_norm_backward")?, rstd.values::<T>("batch_norm_backward")?);
+            let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
+            // Per channel: Σ g and Σ g·x̂, each summed in a fixed order.
+            let sums = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let (mut sg, mut sgx) = (T::zero(), T::zero());
+                    for i in 0..n {
+                        let r = (i * c + ch) * s..(i * c + ch + 1) * s;
+                        let (xs, gs) = (&x[r.clone()], &g[r]);
+                        sg += crate::ops::reduce::sum_slice(gs);
+                        let mut acc = T::zero();
+                        for (&xv, &gv) in xs.iter().zip(gs) {
+                            acc += gv * (xv - mean[ch]);
+                        }
+                        sgx += acc * rstd[ch];
+                    }
+                    (sg, sgx)
+                })
+                .collect::<Vec<_>>();
+            let m = T::c((n * s) as f64);
+            let mut dx = vec![T::zero(); x.len()];
+            let body = |(blk, o): (usize, &mut [T])| {
+                let ch = blk % c;
+                let (sg, sgx) = sums[ch];
+                let k = rstd[ch] * w.as_ref().map_or(T::one(), |w| w[ch]);
+                let r = blk * s..(blk + 1) * s;
+                for ((o, &xv), &gv) in o.iter_mut().zip(&x[r.clone()]).zip(&g[r]) {
+                    let xhat = (xv - mean[ch]) * rstd[ch];
+                    *o = k * (gv - sg / m - xhat * sgx / m);
+                }
+            };
+            if s > 0 {
+                if x.len() >= crate::cpu::PAR_MIN_ELEMS {
+                    dx.par_chunks_mut(s).enumerate().for_each(body);
+                } else {
+                    dx.chunks_mut(s).enumerate().for_each(body);
+                }
+            }
+            let dw: Vec<T> = sums.iter().map(|p| p.1).collect();
+            let db: Vec<T> = sums.iter().map(|p| p.0).collect();
+            Ok((Tensor::from_vec_unchecked(dx, self.shape()), Tensor::from_vec_unchecked(dw, &[c]), Tensor::from_vec_unchecked(db, &[c])))
+        })
+    }
+
+    /// Layer norm over the last dim: returns `(y, mean, rstd)` with `mean` and `rstd` of the
+    /// leading shape. `weight` and `bias` have shape `[D]`.
+    pub fn layer_norm(&self, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+        let d = *self.shape().last().ok_or_else(|| Error::invalid("layer_norm", "needs at least one dim"))?;
+        for v in [weight, bias].into_iter().flatten() {
+            if v.shape() != [d] {
+                return Err(Error::shapes_hint("layer_norm", self.shape(), v.shape(), format!("weight and bias must have shape [{d}]")));
+            }
+            self.same_kind("layer_norm", v)?;
+        }
+        if d == 0 {
+            return Err(Error::invalid("layer_norm", "cannot normalize an empty last dim"));
+        }
+        with_float!(self.dtype(), "layer_norm", |T| {
+            let x = self.values::<T>("layer_norm")?;
+            let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
+            let b = bias.map(|b| b.to_vec::<T>()).transpose()?;
+            let rows = x.len() / d;
+            let mut y = vec![T::zero(); x.len()];
+            let mut stats = vec![(T::zero(), T::zero()); rows];
+            let body = |((o, st), xr): ((&mut [T], &mut (T, T)), &[T])| {
+                let mean = crate::ops::reduce::sum_slice(xr) / T::c(d as f64);
+                let var = xr.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean)) / T::c(d as f64);
+                let rstd = (var + T::c(eps)).sqrt().recip();
+                for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
+                    let xhat = (v - mean) * rstd;
+                    *o = xhat * w.as_ref().map_or(T::one(), |w| w[j]) + b.as_ref().map_or(T::zero(), |b| b[j]);
+                }
+                *st = (mean, rstd);
+            };
+            if x.len() >= crate::cpu::PAR_MIN_ELEMS {
+                y.par_chunks_mut(d).zip(stats.par_iter_mut()).zip(x.par_chunks(d)).for_each(body);
+            } else {
+                y.chunks_mut(d).zip(stats.iter_mut()).zip(x.chunks(d)).for_each(body);
+            }
+            let lead = &self.shape()[..self.rank() - 1];
+            Ok((
+                Tensor::from_vec_unchecked(y, self.shape()),
+                Tensor::from_vec_unchecked(stats.iter().map(|s| s.0).collect(), lead),
+                Tensor::from_vec_unchecked(stats.iter().map(|s| s.1).collect(), lead),
+            ))
+        })
+    }
+
+    /// Backward of [`layer_norm`](Self::layer_norm): returns `dx`; the caller sums
+    /// `grad · x̂` and `grad` over leading dims for the weight and bias gradients.
+    /// Also returns `x̂` so it need not be recomputed.
+    pub fn layer_norm_backward(&self, grad: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let d = *self.shape().last().ok_or_else(|| Error::invalid("layer_norm_backward", "needs at least one dim"))?;
+        if grad.shape() != self.shape() {
+            return Err(Error::shapes("layer_norm_backward", self.shape(), grad.shape()));
+        }
+        with_float!(self.dtype(), "layer_norm_backward", |T| {
+            let x = self.values::<T>("layer_norm_backward")?;
+            let g = grad.values::<T>("layer_norm_backward")?;
+            let (mean, rstd) = (mean.values::<T>("layer_norm_backward")?, rstd.values::<T>("layer_norm_backward")?);
+            let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
+            let mut dx = vec![T::zero(); x.len()];
+            let mut xhat = vec![T::zero(); x.len()];
+            let dn = T::c(d as f64);
+            let body = |(r, (o, xh)): (usize, (&mut [T], &mut [T]))| {
+                let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
+                let (mut s1, mut s2) = (T::zero(), T::zero());
+                for j in 0..d {
+                    xh[j] = (xr[j] - mean[r]) * rstd[r];
+                    let gw = gr[j] * w.as_ref().map_or(T::one(), |w| w[j]);
+                    s1 += gw;
+                    s2 += gw * xh[j];
+                }
+                for j in 0..d {
+                    let gw = gr[j] * w.as_ref().map_or(T::one(), |w| w[j]);
+                    o[j] = rstd[r] * (gw - s1 / dn - xh[j] * s2 / dn);
+                }
+            };
+            if x.len() >= crate::cpu::PAR_MIN_ELEMS {
+                dx.par_chunks_mut(d).zip(xhat.par_chunks_mut(d)).enumerate().for_each(body);
+            } else {
+                dx.chunks_mut(d).zip(xhat.chunks_mut(d)).enumerate().for_each(body);
+            }
+            Ok((Tensor::from_vec_unchecked(dx, self.shape()), Tensor::from_vec_unchecked(xhat, self.shape())))
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! MNIST-style IDX files (gzip or raw, detected by the gzip magic): an image file with magic
+//! 0x00000803 (u8, three dimensions N×H×W) and a label file with magic 0x00000801 (u8, one
+//! dimension N), both with big-endian headers.
+
+use std::path::Path;
+
+use super::bytes::{self, ByteReader};
+use super::classes::{owned, FASHION_MNIST_CLASSES, MNIST_CLASSES};
+use super::dataset::{Dataset, Split};
+use super::error::{DataError, Result};
+
+/// IDX type code of unsigned bytes, the only element type MNIST-style datasets use.
+const UBYTE: u32 = 0x08;
+
+/// A validated u8 IDX array: `dims[0]` items of `dims[1..]` each.
+struct IdxArray {
+    dims: Vec<usize>,
+    data: Vec<u8>,
+}
+
+/// Parses an IDX file of `ndims` dimensions, checking the magic number and that the body
+/// holds exactly the announced number of items.
+fn parse_idx(path: &Path, bytes: &[u8], ndims: usize, kind: &str) -> Result<IdxArray> {
+    let mut r = ByteReader::new(path, bytes);
+    let magic = r.u32_be("the magic number")?;
+    let expected = (UBYTE << 8) | ndims as u32;
+    if magic != expected {
+        let hint = if magic >> 8 == UBYTE && magic & 0xff != ndims as u32 {
+            format!(" (this is an IDX file with {} dimensions; were the image and label files swapped?)", magic & 0xff)
+        } else {
+            String::new()
+        };
+        return Err(DataError::format(
+            path,
+            format!("wrong magic number 0x{magic:08x}: an IDX {kind} file starts with 0x{expected:08x} (u8, {ndims}-d){hint}"),
+        ));
+    }
+    let mut dims = Vec::with_capacity(ndims);
+    for d in 0..ndims {
+        dims.push(r.u32_be(&format!("header dimension {d}"))? as usize);
+    }
+    if dims[1..].contains(&0) {
+        return Err(DataError::format(path, format!("header gives a zero image dimension: {dims:?}")));
+    }
+    let item: usize = dims[1..].iter().product();
+    let what = match ndims {
+        1 => format!("{} labels", dims[0]),
+        _ => format!("{} {kind} of {}", dims[0], dims[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")),
+    };
+    bytes::expect_body_len(path, &what, dims[0], item, r.rest().len())?;
+    Ok(IdxArray { dims, data: r.rest().to_vec() })
+}
+
+/// Builds a dataset from the bytes of an image file and a label file (each gzip or raw).
+/// The paths only label errors, so embedded files can use a descriptive pseudo-path.
+pub(crate) fn parse_idx_pair(
+    name: &str,
+    images_path: &Path,
+    images: Vec<u8>,
+    labels_path: &Path,
+    labels: Vec<u8>,
+    classes: Vec<String>,
+) -> Result<Dataset> {
+    let images = parse_idx(images_path, &bytes::gunzip_if_needed(images_path, images)?, 3, "images")?;
+    let labels = parse_idx(labels_path, &bytes::gunzip_if_needed(labels_path, labels)?, 1, "labels")?;
+    if images.dims[0] != labels.dims[0] {
+        return Err(DataError::format(
+            labels_path,
+            format!("holds {} labels but {} holds {} images", labels.dims[0], images_path.display(), images.dims[0]),
+        ));
+    }
+    bytes::check_label_range(labels_path, "label", &labels.data, classes.len())?;
+    let shape = [1, images.dims[1], images.dims[2]];
+    Dataset::new(name, shape, images.data, labels.data.iter().map(|&l| l as i64).collect(), classes)
+}
+
+/// Loads an IDX image file and its label file (gzip or raw) into a 1-channel dataset whose
+/// labels must index `classes`.
+pub fn load_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>, classes: Vec<String>) -> Result<Dataset> {
+    let (ip, lp) = (images.as_ref(), labels.as_ref());
+    let name = ip.display().to_string();
+    parse_idx_pair(&name, ip, bytes::read_file(ip)?, lp, bytes::read_file(lp)?, classes)
+}
+
+/// Loads one split of an MNIST-layout directory: `train-images-idx3-ubyte[.gz]` +
+/// `train-labels-idx1-ubyte[.gz]`, or the `t10k-` pair for [`Split::Test`].
+pub fn load_idx_dir(dir: impl AsRef<Path>, split: Split, classes: Vec<String>) -> Result<Dataset> {
+    let dir = dir.as_ref();
+    let prefix = match split {
+        Split::Train => "train",
+        Split::Test => "t10k",
+    };
+    let find = |kind: &str| {
+        let raw = format!("{prefix}-{kind}");
+        bytes::find_file(dir, &[&format!("{raw}.gz"), &raw])
+    };
+    let (images, labels) = (find("images-idx3-ubyte")?, find("labels-idx1-ubyte")?);
+    let mut ds = load_idx(&images, &labels, classes)?;
+    ds = ds.renamed(format!("{}/{prefix}", dir.display()));
+    Ok(ds)
+}
+
+/// Loads one split of MNIST from its standard files in `dir`.
+pub fn load_mnist(dir: impl AsRef<Path>, split: Split) -> Result<Dataset> {
+    load_idx_dir(dir, split, owned(&MNIST_CLASSES))
+}
+
+/// Loads one split of Fashion-MNIST from its standard files in `dir`.
+pub fn load_fashion_mnist(dir: impl AsRef<Path>, split: Split) -> Result<Dataset> {
+    load_idx_dir(dir, split, owned(&FASHION_MNIST_CLASSES))
+}

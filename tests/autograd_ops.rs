@@ -1,0 +1,228 @@
+//! One property per differentiable op: random shapes (broadcast and non-contiguous inputs
+//! included), values kept away from kinks, and `gradcheck` in f64 against central
+//! differences. `autograd_coverage.rs` fails when an op in `DIFFERENTIABLE_OPS` has no
+//! `grad_check!(grad_<op>, ...)` here.
+
+use proptest::prelude::*;
+use tessera::autograd::{fused, gradcheck, Var};
+use tessera::engine::{DType, Generator, Tensor};
+
+const EPS: f64 = 1e-6;
+const ATOL: f64 = 1e-6;
+const RTOL: f64 = 1e-5;
+
+/// Uniform values in `[lo, hi)`, f64.
+fn rand(shape: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
+    Generator::new(seed).uniform(shape, lo, hi, DType::F64).unwrap()
+}
+
+/// Values with `|x| ∈ [0.2, 1.2)` and random signs: away from the kinks at 0.
+fn away(shape: &[usize], seed: u64) -> Tensor {
+    let u = rand(shape, seed, 0.2, 1.2);
+    let s = Generator::new(seed ^ 1).bernoulli(shape, 0.5).unwrap().to_dtype(DType::F64).unwrap().mul_scalar(2.0).unwrap().sub_scalar(1.0).unwrap();
+    u.mul(&s).unwrap()
+}
+
+/// A non-contiguous f64 view of `shape`: a transposed tensor seen through `t()`.
+fn noncontig(shape: &[usize], seed: u64) -> Tensor {
+    let mut s = shape.to_vec();
+    let r = s.len();
+    if r < 2 {
+        return rand(&[shape[0] * 2], seed, -1.0, 1.0).slice(0, 0, shape[0] * 2, 2).unwrap();
+    }
+    s.swap(r - 2, r - 1);
+    rand(&s, seed, -1.0, 1.0).t().unwrap()
+}
+
+fn shape_strategy(max_rank: usize) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1usize..4, 1..=max_rank)
+}
+
+/// A shape and a second shape that broadcasts against it (some dims set to 1 or dropped).
+fn broadcast_pair() -> impl Strategy<Value = (Vec<usize>, Vec<usize>)> {
+    (shape_strategy(3), prop::collection::vec(any::<bool>(), 3), any::<bool>()).prop_map(|(a, ones, drop_lead)| {
+        let mut b: Vec<usize> = a.iter().zip(&ones).map(|(&d, &o)| if o { 1 } else { d }).collect();
+        if drop_lead && b.len() > 1 {
+            b.remove(0);
+        }
+        (a, b)
+    })
+}
+
+fn check(f: impl Fn(&[Var]) -> tessera::autograd::Result<Var>, inputs: &[Tensor]) -> Result<(), TestCaseError> {
+    gradcheck(f, inputs, EPS, ATOL, RTOL).map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
+macro_rules! grad_check {
+    ($name:ident, $strategy:expr, |$args:pat_param| $body:expr) => {
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(6))]
+            #[test]
+            fn $name($args in $strategy) { $body? }
+        }
+    };
+}
+
+// ---- binary, broadcasting ----------------------------------------------------------------
+grad_check!(grad_add, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].add(&v[1]), &[away(&a, s), away(&b, s + 1)]));
+grad_check!(grad_sub, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].sub(&v[1]), &[away(&b, s), noncontig(&a, s + 1)]));
+grad_check!(grad_mul, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].mul(&v[1]), &[noncontig(&a, s), away(&b, s + 1)]));
+grad_check!(grad_div, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].div(&v[1]), &[away(&a, s), away(&b, s + 1)]));
+grad_check!(grad_pow, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].pow(&v[1]), &[rand(&a, s, 0.5, 2.0), rand(&b, s + 1, -1.5, 1.5)]));
+grad_check!(grad_maximum, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].maximum(&v[1]), &[away(&a, s), away(&b, s + 1).mul_scalar(1.01).unwrap()]));
+grad_check!(grad_minimum, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].minimum(&v[1]), &[away(&a, s), away(&b, s + 1).mul_scalar(0.99).unwrap()]));
+grad_check!(grad_where, (broadcast_pair(), any::<u64>()), |((a, b), s)| {
+    let cond = Generator::new(s).bernoulli(&a, 0.5).unwrap();
+    check(move |v| Var::where_(&cond, &v[0], &v[1]), &[away(&a, s), away(&b, s + 1)])
+});
+
+// ---- unary -------------------------------------------------------------------------------
+macro_rules! unary_check {
+    ($name:ident, $method:ident, $input:expr) => {
+        grad_check!($name, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].$method(), &[$input(&sh, s)]));
+    };
+}
+unary_check!(grad_neg, neg, noncontig);
+unary_check!(grad_abs, abs, away);
+unary_check!(grad_exp, exp, noncontig);
+unary_check!(grad_log, log, |sh: &[usize], s| rand(sh, s, 0.3, 3.0));
+unary_check!(grad_sqrt, sqrt, |sh: &[usize], s| rand(sh, s, 0.3, 3.0));
+unary_check!(grad_rsqrt, rsqrt, |sh: &[usize], s| rand(sh, s, 0.3, 3.0));
+unary_check!(grad_sin, sin, noncontig);
+unary_check!(grad_cos, cos, noncontig);
+unary_check!(grad_tanh, tanh, noncontig);
+unary_check!(grad_sigmoid, sigmoid, |sh: &[usize], s| rand(sh, s, -4.0, 4.0));
+unary_check!(grad_relu, relu, away);
+unary_check!(grad_gelu, gelu, |sh: &[usize], s| rand(sh, s, -3.0, 3.0));
+unary_check!(grad_gelu_tanh, gelu_tanh, |sh: &[usize], s| rand(sh, s, -3.0, 3.0));
+unary_check!(grad_silu, silu, |sh: &[usize], s| rand(sh, s, -3.0, 3.0));
+unary_check!(grad_softplus, softplus, |sh: &[usize], s| rand(sh, s, -3.0, 3.0));
+unary_check!(grad_square, square, noncontig);
+unary_check!(grad_recip, recip, away);
+grad_check!(grad_clamp, (shape_strategy(3), any::<u64>()), |(sh, s)| {
+    // Keep values away from the bounds ±0.5 themselves.
+    let x = away(&sh, s).mul_scalar(0.9).unwrap();
+    let x = Tensor::where_(&x.abs().unwrap().sub_scalar(0.5).unwrap().abs().unwrap().lt(&Tensor::scalar(0.05f64)).unwrap(), &x.mul_scalar(1.3).unwrap(), &x).unwrap();
+    check(|v| v[0].clamp(-0.5, 0.5), &[x])
+});
+grad_check!(grad_pow_scalar, (shape_strategy(3), any::<u64>(), -2.0f64..3.0), |(sh, s, p)| check(move |v| v[0].powf(p), &[rand(&sh, s, 0.3, 2.0)]));
+grad_check!(grad_add_scalar, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].add_scalar(1.7), &[noncontig(&sh, s)]));
+grad_check!(grad_mul_scalar, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].mul_scalar(-2.5), &[noncontig(&sh, s)]));
+
+// ---- reductions --------------------------------------------------------------------------
+/// A shape and a non-empty subset of its axes.
+fn shape_axes() -> impl Strategy<Value = (Vec<usize>, Vec<isize>, bool)> {
+    shape_strategy(3).prop_flat_map(|sh| {
+        let r = sh.len();
+        (Just(sh), prop::collection::vec(any::<bool>(), r), any::<bool>()).prop_map(|(sh, pick, keep)| {
+            let mut axes: Vec<isize> = pick.iter().enumerate().filter(|(_, &p)| p).map(|(i, _)| i as isize).collect();
+            if axes.is_empty() {
+                axes.push(-1);
+            }
+            (sh, axes, keep)
+        })
+    })
+}
+grad_check!(grad_sum, (shape_axes(), any::<u64>()), |((sh, ax, k), s)| check(move |v| v[0].sum(&ax, k), &[noncontig(&sh, s)]));
+grad_check!(grad_mean, (shape_axes(), any::<u64>()), |((sh, ax, k), s)| check(move |v| v[0].mean(&ax, k), &[noncontig(&sh, s)]));
+grad_check!(grad_max, (shape_axes(), any::<u64>()), |((sh, ax, k), s)| check(move |v| v[0].max(&ax, k), &[noncontig(&sh, s)]));
+grad_check!(grad_min, (shape_axes(), any::<u64>()), |((sh, ax, k), s)| check(move |v| v[0].min(&ax, k), &[noncontig(&sh, s)]));
+grad_check!(grad_var, (shape_axes(), any::<u64>(), any::<bool>()), |((sh, ax, k), s, unbiased)| {
+    let n: usize = ax.iter().map(|&a| sh[(a.rem_euclid(sh.len() as isize)) as usize]).product();
+    let unbiased = unbiased && n > 1;
+    check(move |v| v[0].var(&ax, unbiased, k), &[noncontig(&sh, s)])
+});
+grad_check!(grad_logsumexp, (shape_axes(), any::<u64>()), |((sh, ax, k), s)| check(move |v| v[0].logsumexp(&ax, k), &[noncontig(&sh, s)]));
+grad_check!(grad_softmax, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].softmax(0), &[noncontig(&sh, s)]));
+grad_check!(grad_log_softmax, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].log_softmax(-1), &[noncontig(&sh, s)]));
+
+// ---- matmul ------------------------------------------------------------------------------
+grad_check!(grad_matmul, (1usize..4, 1usize..4, 1usize..4, 0usize..4, any::<u64>()), |(m, k, n, kind, s)| match kind {
+    0 => check(|v| v[0].matmul(&v[1]), &[noncontig(&[m, k], s), rand(&[k, n], s + 1, -1.0, 1.0)]),
+    1 => check(|v| v[0].matmul(&v[1]), &[rand(&[2, 1, m, k], s, -1.0, 1.0), noncontig(&[3, k, n], s + 1)]),
+    2 => check(|v| v[0].matmul(&v[1]), &[rand(&[k], s, -1.0, 1.0), rand(&[2, k, n], s + 1, -1.0, 1.0)]),
+    _ => check(|v| v[0].matmul(&v[1]), &[rand(&[m, k], s, -1.0, 1.0), rand(&[k], s + 1, -1.0, 1.0)]),
+});
+
+// ---- views -------------------------------------------------------------------------------
+grad_check!(grad_reshape, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].reshape(&[-1]), &[noncontig(&sh, s)]));
+grad_check!(grad_permute, (shape_strategy(3), any::<u64>()), |(sh, s)| {
+    let perm: Vec<usize> = (0..sh.len()).rev().collect();
+    check(move |v| v[0].permute(&perm), &[rand(&sh, s, -1.0, 1.0)])
+});
+grad_check!(grad_narrow, (shape_strategy(3), any::<u64>()), |(sh, s)| {
+    let len = sh[0].max(2) - 1;
+    let mut sh = sh;
+    sh[0] = sh[0].max(2);
+    check(move |v| v[0].narrow(0, 1, len), &[noncontig(&sh, s)])
+});
+grad_check!(grad_slice, (shape_strategy(3), any::<u64>()), |(sh, s)| {
+    let mut sh = sh;
+    *sh.last_mut().unwrap() += 3;
+    let end = *sh.last().unwrap();
+    check(move |v| v[0].slice(-1, 1, end, 2), &[rand(&sh, s, -1.0, 1.0)])
+});
+grad_check!(grad_select, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].select(0, 0), &[noncontig(&sh, s)]));
+grad_check!(grad_expand, (shape_strategy(2), any::<u64>()), |(sh, s)| {
+    let mut target = vec![2];
+    target.extend(sh.iter().map(|_| 3));
+    let src: Vec<usize> = sh.iter().map(|&d| if d == 1 { 1 } else { 3 }).collect();
+    check(move |v| v[0].expand(&target), &[rand(&src, s, -1.0, 1.0)])
+});
+grad_check!(grad_flip, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].flip(&[0, -1]), &[noncontig(&sh, s)]));
+grad_check!(grad_contiguous, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].contiguous(), &[noncontig(&sh, s)]));
+
+// ---- fused -------------------------------------------------------------------------------
+grad_check!(grad_cross_entropy, (1usize..5, 2usize..6, any::<u64>(), prop_oneof![Just(0.0), Just(0.1)]), |(n, c, s, ls)| {
+    let t = Generator::new(s).randint(&[n], 0, c as i64).unwrap();
+    check(move |v| fused::cross_entropy(&v[0], &t, ls), &[noncontig(&[n, c], s)])
+});
+grad_check!(grad_cross_entropy_soft, (1usize..5, 2usize..6, any::<u64>()), |(n, c, s)| {
+    let q = rand(&[n, c], s + 7, 0.0, 1.0).softmax(-1).unwrap();
+    check(move |v| fused::cross_entropy_soft(&v[0], &q), &[rand(&[n, c], s, -2.0, 2.0)])
+});
+grad_check!(grad_mse_loss, (shape_strategy(3), any::<u64>(), any::<bool>()), |(sh, s, masked)| {
+    let mask = masked.then(|| {
+        let mut m = Generator::new(s).bernoulli(&sh, 0.6).unwrap().to_vec::<u8>().unwrap();
+        m[0] = 1;
+        Tensor::from_vec(m, &sh).unwrap()
+    });
+    check(move |v| fused::mse_loss(&v[0], &v[1], mask.as_ref()), &[noncontig(&sh, s), rand(&sh, s + 1, -1.0, 1.0)])
+});
+grad_check!(grad_l1_loss, (shape_strategy(3), any::<u64>()), |(sh, s)| {
+    let mut m = Generator::new(s).bernoulli(&sh, 0.6).unwrap().to_vec::<u8>().unwrap();
+    m[0] = 1;
+    let mask = Tensor::from_vec(m, &sh).unwrap();
+    let target = rand(&sh, s + 1, -1.0, 1.0);
+    let pred = target.add(&away(&sh, s)).unwrap();
+    check(move |v| fused::l1_loss(&v[0], &v[1], Some(&mask)), &[pred, target])
+});
+grad_check!(grad_layer_norm, (1usize..4, 2usize..6, any::<u64>()), |(n, d, s)| check(
+    |v| fused::layer_norm(&v[0], Some(&v[1]), Some(&v[2]), 1e-5),
+    &[noncontig(&[n, d], s), rand(&[d], s + 1, 0.5, 1.5), rand(&[d], s + 2, -1.0, 1.0)]
+));
+grad_check!(grad_batch_norm, (2usize..4, 1usize..4, 1usize..3, any::<u64>()), |(n, c, hw, s)| check(
+    |v| Ok(fused::batch_norm(&v[0], Some(&v[1]), Some(&v[2]), 1e-5)?.output),
+    &[rand(&[n, c, hw, hw], s, -1.0, 1.0), rand(&[c], s + 1, 0.5, 1.5), rand(&[c], s + 2, -1.0, 1.0)]
+));
+grad_check!(grad_dropout, (shape_strategy(3), any::<u64>()), |(sh, s)| check(
+    move |v| fused::dropout(&v[0], 0.3, &mut Generator::new(s)),
+    &[noncontig(&sh, s)]
+));
+grad_check!(grad_embedding, (2usize..6, 1usize..4, 1usize..5, any::<u64>()), |(vocab, d, n, s)| {
+    let idx = Generator::new(s).randint(&[n, 2], 0, vocab as i64).unwrap();
+    check(move |v| fused::embedding(&idx, &v[0]), &[rand(&[vocab, d], s, -1.0, 1.0)])
+});
+grad_check!(grad_scaled_dot_product_attention, (1usize..3, 1usize..4, 1usize..4, any::<bool>(), any::<bool>(), any::<u64>()), |(b, l, d, causal, pad, s)| {
+    let mask = pad.then(|| {
+        let mut m = vec![0u8; b * l];
+        if l > 1 {
+            m[l - 1] = 1; // pad the last key of the first sequence
+        }
+        Tensor::from_vec(m, &[b, l]).unwrap()
+    });
+    check(
+        move |v| fused::scaled_dot_product_attention(&v[0], &v[1], &v[2], causal, mask.as_ref()),
+        &[rand(&[b, 2, l, d], s, -1.0, 1.0), rand(&[b, 2, l, d], s + 1, -1.0, 1.0), noncontig(&[b, 2, l, d], s + 2)],
+    )
+});

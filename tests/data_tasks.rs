@@ -1,0 +1,198 @@
+//! Invariants of the pretext and masked-modelling task transforms.
+
+use tessera_engine::Generator;
+use tessera_ssl::data::tasks::jigsaw::{Jigsaw, PermutationSet};
+use tessera_ssl::data::tasks::lab::{lab_to_rgb, lab_to_rgb_pixel, rgb_to_lab, rgb_to_lab_pixel, AbQuantizer};
+use tessera_ssl::data::tasks::masking::{mae_keep_count, mae_mask, mae_mask_batch, SimMimMasker};
+use tessera_ssl::data::tasks::rotation::{rot90, rotation_batch};
+use tessera_ssl::data::Image;
+
+fn ramp(c: usize, h: usize, w: usize) -> Image {
+    let n = c * h * w;
+    Image::new(c, h, w, (0..n).map(|i| i as f32 / n as f32).collect()).unwrap()
+}
+
+#[test]
+fn rot90_matches_torch_and_cycles() {
+    // torch.rot90([[1, 2], [3, 4]], 1) == [[2, 4], [1, 3]]
+    let img = Image::new(1, 2, 2, vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert_eq!(rot90(&img, 1).data(), &[2.0, 4.0, 1.0, 3.0]);
+    assert_eq!(rot90(&img, 2).data(), &[4.0, 3.0, 2.0, 1.0]);
+    let rect = ramp(3, 4, 7);
+    assert_eq!(rot90(&rect, 1).shape(), [3, 7, 4]);
+    assert_eq!(rot90(&rot90(&rect, 1), 3), rect);
+    assert_eq!(rot90(&rot90(&rot90(&rot90(&rect, 1), 1), 1), 1), rect);
+    assert_eq!(rot90(&rot90(&rect, 2), 2), rect);
+}
+
+#[test]
+fn rotation_batch_stacks_four_rotations() {
+    let a = ramp(2, 5, 5);
+    let data: Vec<f32> = a.data().iter().chain(a.data()).copied().collect();
+    let (out, labels) = rotation_batch(&data, [2, 2, 5, 5]).unwrap();
+    assert_eq!(out.len(), 8 * 50);
+    assert_eq!(labels, vec![0, 1, 2, 3, 0, 1, 2, 3]);
+    assert_eq!(&out[50..100], rot90(&a, 1).data());
+    assert!(rotation_batch(&data, [2, 2, 5, 6]).is_err());
+}
+
+#[test]
+fn permutation_set_is_spread_and_deterministic() {
+    let set = PermutationSet::greedy(9, 30, 7).unwrap();
+    assert_eq!(set.len(), 30);
+    for i in 0..set.len() {
+        let mut p = set.get(i).to_vec();
+        p.sort();
+        assert_eq!(p, (0..9).collect::<Vec<_>>(), "member {i} is a permutation");
+    }
+    let min = set.min_distance();
+    println!("jigsaw 3x3, 30 permutations: min pairwise Hamming distance {min}");
+    assert!(min >= 7, "min Hamming distance {min}");
+    assert_eq!(set, PermutationSet::greedy(9, 30, 7).unwrap());
+    assert_ne!(set, PermutationSet::greedy(9, 30, 8).unwrap());
+    // 2x2: all 24 permutations are reachable; asking for more is an error.
+    assert_eq!(PermutationSet::greedy(4, 24, 0).unwrap().len(), 24);
+    assert!(PermutationSet::greedy(4, 25, 0).is_err());
+    let big = PermutationSet::greedy(16, 10, 1).unwrap();
+    println!("jigsaw 4x4, 10 permutations: min pairwise Hamming distance {}", big.min_distance());
+    assert!(big.min_distance() >= 14);
+}
+
+#[test]
+fn jigsaw_tiles_come_from_their_cells() {
+    let perms = PermutationSet::greedy(9, 10, 3).unwrap();
+    let jig = Jigsaw::new(3, 7, perms).unwrap();
+    let img = ramp(1, 28, 28);
+    let mut rng = Generator::new(5);
+    for _ in 0..20 {
+        let s = jig.apply(&img, &mut rng).unwrap();
+        assert_eq!(s.tiles.len(), 9);
+        assert!(s.label < 10);
+        assert_eq!(s.stacked().len(), 9 * 49);
+        let perm = jig.permutations().get(s.label);
+        for (pos, tile) in s.tiles.iter().enumerate() {
+            assert_eq!(tile.shape(), [1, 7, 7]);
+            // The ramp encodes the pixel's position: recover the tile's top-left corner.
+            let first = (tile.at(0, 0, 0) * 784.0).round() as usize;
+            let (y, x) = (first / 28, first % 28);
+            let cell = perm[pos];
+            assert!((cell / 3) * 9 <= y && y + 7 <= (cell / 3) * 9 + 9, "tile row {y} outside cell {cell}");
+            assert!((cell % 3) * 9 <= x && x + 7 <= (cell % 3) * 9 + 9, "tile col {x} outside cell {cell}");
+        }
+    }
+    assert!(jig.apply(&ramp(1, 12, 12), &mut rng).is_err(), "cells smaller than the tile");
+}
+
+#[test]
+fn lab_round_trip_is_tight() {
+    let mut rng = Generator::new(11);
+    let mut worst = 0.0f64;
+    for _ in 0..20_000 {
+        let rgb = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
+        let back = lab_to_rgb_pixel(rgb_to_lab_pixel(rgb));
+        worst = rgb.iter().zip(back).map(|(a, b)| (a - b).abs()).fold(worst, f64::max);
+    }
+    assert!(worst < 1e-3, "worst per-pixel round-trip error {worst}");
+    // Known values: white, black, pure red.
+    let white = rgb_to_lab_pixel([1.0, 1.0, 1.0]);
+    assert!((white[0] - 100.0).abs() < 1e-3 && white[1].abs() < 1e-3 && white[2].abs() < 1e-3, "{white:?}");
+    let red = rgb_to_lab_pixel([1.0, 0.0, 0.0]);
+    assert!((red[0] - 53.24).abs() < 0.05 && (red[1] - 80.09).abs() < 0.05 && (red[2] - 67.20).abs() < 0.05, "{red:?}");
+    // Image-level (f32) round trip.
+    let img = ramp(3, 8, 8);
+    let back = lab_to_rgb(&rgb_to_lab(&img).unwrap()).unwrap();
+    let err = img.data().iter().zip(back.data()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(err < 1e-3, "image round trip error {err}");
+    assert!(rgb_to_lab(&ramp(1, 4, 4)).is_err());
+}
+
+#[test]
+fn srgb_gamut_has_313_ab_bins() {
+    let q = AbQuantizer::srgb();
+    assert_eq!(q.len(), 313, "in-gamut ab bins of the sRGB cube");
+    // Every bin centre is a multiple of 10 inside [-110, 110].
+    assert!(q.centers().iter().all(|c| c[0] % 10.0 == 0.0 && c[1] % 10.0 == 0.0 && c[0].abs() <= 110.0 && c[1].abs() <= 110.0));
+}
+
+#[test]
+fn soft_encoding_uses_five_nearest_bins() {
+    let q = AbQuantizer::srgb();
+    let img = ramp(3, 6, 5);
+    let lab = rgb_to_lab(&img).unwrap();
+    let t = q.soft_encode(&lab).unwrap();
+    assert_eq!((t.height, t.width, t.k), (6, 5, 5));
+    assert_eq!(t.bins.len(), 30 * 5);
+    for p in 0..30 {
+        let w = &t.weights[p * 5..p * 5 + 5];
+        assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(w.windows(2).all(|x| x[0] >= x[1]), "nearest bin weighs most: {w:?}");
+        let nearest = q.nearest(lab.plane(1)[p], lab.plane(2)[p]);
+        assert_eq!(t.bins[p * 5] as usize, nearest);
+    }
+    let dense = t.to_dense(q.len());
+    assert_eq!(dense.len(), q.len() * 30);
+    let total: f32 = dense.iter().sum();
+    assert!((total - 30.0).abs() < 1e-3);
+    // Decoding a one-hot distribution gives back that bin's centre.
+    let mut probs = vec![0.0f32; q.len()];
+    probs[100] = 1.0;
+    let ab = q.annealed_mean(&probs, 1, 1, 0.38).unwrap();
+    assert!((ab[0] - q.centers()[100][0]).abs() < 1e-3 && (ab[1] - q.centers()[100][1]).abs() < 1e-3);
+}
+
+#[test]
+fn mae_mask_ratio_is_exact_per_sample() {
+    let mut rng = Generator::new(3);
+    for &(l, ratio) in &[(196usize, 0.75f64), (49, 0.75), (10, 0.7), (16, 0.5), (64, 0.6)] {
+        let keep = mae_keep_count(l, ratio);
+        assert_eq!(keep, (l as f64 * (1.0 - ratio)).round().min((l as f64 * (1.0 - ratio) + 1e-9).floor()) as usize);
+        for _ in 0..20 {
+            let m = mae_mask(l, ratio, &mut rng).unwrap();
+            assert_eq!(m.ids_keep.len(), keep);
+            assert_eq!(m.mask.iter().filter(|&&v| v == 1).count(), l - keep);
+            for &k in &m.ids_keep {
+                assert_eq!(m.mask[k], 0, "kept patch is unmasked");
+            }
+            let mut seen = m.ids_restore.clone();
+            seen.sort();
+            assert_eq!(seen, (0..l).collect::<Vec<_>>());
+            for (pos, &k) in m.ids_keep.iter().enumerate() {
+                assert_eq!(m.ids_restore[k], pos, "ids_restore inverts the shuffle");
+            }
+        }
+    }
+    assert_eq!(mae_keep_count(10, 0.7), 3);
+    assert!(mae_mask(16, 1.0, &mut rng).is_err());
+    let b = mae_mask_batch(8, 49, 0.75, &Generator::new(1)).unwrap();
+    assert_eq!((b.ids_keep.len(), b.mask.len(), b.ids_restore.len()), (8 * 12, 8 * 49, 8 * 49));
+    for s in 0..8 {
+        assert_eq!(b.mask[s * 49..(s + 1) * 49].iter().sum::<f32>(), 37.0);
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    assert_eq!(pool.install(|| mae_mask_batch(8, 49, 0.75, &Generator::new(1)).unwrap()), b);
+}
+
+#[test]
+fn simmim_masks_exactly_round_ratio_cells() {
+    let m = SimMimMasker::new((32, 32), 8, 4, 0.6).unwrap();
+    assert_eq!(m.coarse_grid(), (4, 4));
+    assert_eq!(m.model_grid(), (8, 8));
+    assert_eq!(m.masked_cells(), 10); // round(0.6 * 16) = 9.6 -> 10
+    let mut rng = Generator::new(2);
+    for _ in 0..50 {
+        let mask = m.sample(&mut rng);
+        assert_eq!(mask.len(), 64);
+        assert_eq!(mask.iter().filter(|&&v| v == 1).count(), 10 * 4);
+        // Each coarse cell is uniformly masked or not on the 2x2 block of model patches.
+        for cy in 0..4 {
+            for cx in 0..4 {
+                let v = mask[(2 * cy) * 8 + 2 * cx];
+                assert!([(0, 1), (1, 0), (1, 1)].iter().all(|(dy, dx)| mask[(2 * cy + dy) * 8 + 2 * cx + dx] == v));
+            }
+        }
+    }
+    let batch = m.sample_batch(5, &Generator::new(9));
+    assert_eq!(batch.len(), 5 * 64);
+    assert!(SimMimMasker::new((28, 28), 8, 4, 0.6).is_err());
+    assert!(SimMimMasker::new((32, 32), 8, 3, 0.6).is_err());
+}
