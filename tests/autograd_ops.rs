@@ -226,3 +226,67 @@ grad_check!(grad_scaled_dot_product_attention, (1usize..3, 1usize..4, 1usize..4,
         &[rand(&[b, 2, l, d], s, -1.0, 1.0), rand(&[b, 2, l, d], s + 1, -1.0, 1.0), noncontig(&[b, 2, l, d], s + 2)],
     )
 });
+
+// ---- convolution and pooling ---------------------------------------------------------------
+/// (N, Cin, H, W, Cout, k, stride, pad, dilation, groups) small enough for gradcheck.
+fn conv_case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, usize, usize, usize)> {
+    (1usize..3, 1usize..3, 3usize..6, 1usize..3, 1usize..4, 1usize..3, 0usize..2, 1usize..3, 1usize..3)
+}
+grad_check!(grad_conv2d, (conv_case(), any::<u64>(), any::<bool>()), |((n, cg, h, cog, k, s, p, d, g), seed, with_bias)| {
+    let (cin, cout) = (cg * g, cog * g);
+    let h = h.max(d * (k - 1) + 1);
+    let mut inputs = vec![rand(&[n, cin, h, h + 1], seed, -1.0, 1.0), noncontig(&[cout, cg, k, k], seed + 1)];
+    if with_bias {
+        inputs.push(rand(&[cout], seed + 2, -1.0, 1.0));
+    }
+    check(move |v| v[0].conv2d(&v[1], v.get(2), (s, s), (p, p), (d, d), g), &inputs)
+});
+grad_check!(grad_conv_transpose2d, (conv_case(), any::<u64>()), |((n, cg, h, cog, k, s, p, d, g), seed)| {
+    let (cin, cout) = (cg * g, cog * g);
+    let op = (s - 1).min(d.max(s) - 1); // output padding must be below stride or dilation
+    check(
+        move |v| v[0].conv_transpose2d(&v[1], Some(&v[2]), (s, s), (p.min(k - 1), 0), (op, 0), (d, d), g),
+        &[rand(&[n, cin, h, h], seed, -1.0, 1.0), rand(&[cin, cog, k, k], seed + 1, -1.0, 1.0), rand(&[cout], seed + 2, -1.0, 1.0)],
+    )
+});
+grad_check!(grad_max_pool2d, (1usize..3, 1usize..3, 2usize..6, 2usize..4, 1usize..3, any::<u64>()), |(n, c, h, k, s, seed)| {
+    let h = h.max(k);
+    // Distinct values (a shuffled ramp) so no window has a tie at its maximum.
+    let numel = n * c * h * h;
+    let perm = Generator::new(seed).randperm(numel).to_dtype(DType::F64).unwrap().mul_scalar(0.1).unwrap().reshape_to(&[n, c, h, h]).unwrap();
+    check(move |v| v[0].max_pool2d((k, k), (s, s), (k / 2, k / 2)), &[perm])
+});
+grad_check!(grad_avg_pool2d, (1usize..3, 1usize..3, 2usize..6, 1usize..4, 1usize..3, any::<bool>(), any::<u64>()), |(n, c, h, k, s, cip, seed)| {
+    let h = h.max(k);
+    check(move |v| v[0].avg_pool2d((k, k), (s, s), (k / 2, k / 2), cip), &[noncontig(&[n, c, h, h], seed)])
+});
+grad_check!(grad_adaptive_avg_pool2d, (1usize..3, 1usize..3, 1usize..7, 1usize..4, any::<u64>()), |(n, c, h, o, seed)| {
+    check(move |v| v[0].adaptive_avg_pool2d((o, o.max(1))), &[rand(&[n, c, h, h + 1], seed, -1.0, 1.0)])
+});
+grad_check!(grad_unfold, (1usize..3, 1usize..3, 2usize..6, 1usize..3, 1usize..3, 0usize..2, any::<u64>()), |(n, c, h, k, s, p, seed)| {
+    let h = h.max(k);
+    check(move |v| v[0].unfold((k, k), (s, s), (p, p), (1, 1)), &[noncontig(&[n, c, h, h], seed)])
+});
+grad_check!(grad_fold, (1usize..3, 1usize..3, 2usize..6, 1usize..3, 1usize..3, any::<u64>()), |(n, c, h, k, s, seed)| {
+    let h = h.max(k);
+    let l = ((h - k) / s + 1) * ((h - k) / s + 1);
+    check(move |v| v[0].fold((h, h), (k, k), (s, s), (0, 0), (1, 1)), &[rand(&[n, c * k * k, l], seed, -1.0, 1.0)])
+});
+
+// ---- indexing ------------------------------------------------------------------------------
+grad_check!(grad_index_select, (shape_strategy(3), 1usize..5, any::<u64>()), |(sh, k, seed)| {
+    let idx = Generator::new(seed).randint(&[k], 0, sh[0] as i64).unwrap();
+    check(move |v| v[0].index_select(0, &idx), &[noncontig(&sh, seed)])
+});
+grad_check!(grad_gather, (1usize..4, 1usize..4, 1usize..4, any::<u64>()), |(a, b, k, seed)| {
+    let idx = Generator::new(seed).randint(&[a, k], 0, b as i64).unwrap();
+    check(move |v| v[0].gather(1, &idx), &[noncontig(&[a, b], seed)])
+});
+grad_check!(grad_scatter_add, (1usize..4, 1usize..4, 1usize..4, any::<u64>()), |(a, b, k, seed)| {
+    let idx = Generator::new(seed).randint(&[a, k], 0, b as i64).unwrap();
+    check(move |v| v[0].scatter_add(1, &idx, &v[1]), &[rand(&[a, b], seed, -1.0, 1.0), rand(&[a, k], seed + 1, -1.0, 1.0)])
+});
+grad_check!(grad_masked_fill, (broadcast_pair(), any::<u64>()), |((a, b), seed)| {
+    let mask = Generator::new(seed).bernoulli(&b, 0.4).unwrap();
+    check(move |v| v[0].masked_fill(&mask, -3.0), &[noncontig(&a, seed)])
+});

@@ -28,6 +28,10 @@ pub const DIFFERENTIABLE_OPS: &[&str] = &[
     "sum", "mean", "max", "min", "var", "logsumexp", "softmax", "log_softmax",
     // products
     "matmul",
+    // convolution and pooling
+    "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "unfold", "fold",
+    // indexing
+    "index_select", "gather", "scatter_add", "masked_fill",
     // views and layout
     "reshape", "permute", "narrow", "slice", "select", "expand", "flip", "contiguous",
     // fused

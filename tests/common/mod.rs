@@ -8,21 +8,23 @@ use proptest::prelude::*;
 use tessera::engine::{DType, Tensor};
 
 /// Case count for the property tests: modest, so the suite stays fast on two cores.
+/// `PROPTEST_CASES=1000` runs a deeper search.
 pub const CASES: u32 = 32;
 
 pub fn config() -> ProptestConfig {
-    ProptestConfig { cases: CASES, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(CASES);
+    ProptestConfig { cases, ..ProptestConfig::default() }
 }
 
 // ---- a tiny deterministic generator for values and layout recipes -------------------------
 
 /// SplitMix64: the test-side source of values, driven by a proptest-chosen seed.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng64(u64);
 
-impl Rng {
+impl Rng64 {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng64(seed)
     }
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -107,7 +109,7 @@ impl Arr {
         Arr { shape: shape.to_vec(), data: indices(shape).iter().map(|i| f(i)).collect() }
     }
 
-    pub fn random(shape: &[usize], rng: &mut Rng, lo: f64, hi: f64) -> Self {
+    pub fn random(shape: &[usize], rng: &mut Rng64, lo: f64, hi: f64) -> Self {
         Arr::from_fn(shape, |_| rng.range(lo, hi))
     }
 
@@ -293,7 +295,7 @@ impl std::fmt::Debug for Operand {
 
 /// A random layout recipe for a rank-`rank` array: up to two views among permute, flip and a
 /// stepped slice, chosen by `rng` (a third of the time none: contiguous).
-pub fn random_views(rank: usize, rng: &mut Rng) -> Vec<View> {
+pub fn random_views(rank: usize, rng: &mut Rng64) -> Vec<View> {
     if rank == 0 || rng.coin(0.3) {
         return vec![];
     }
@@ -313,8 +315,8 @@ pub fn random_views(rank: usize, rng: &mut Rng) -> Vec<View> {
 /// An operand of logical `shape`, values drawn by `gen`, laid out by a recipe chosen from
 /// `seed`: sometimes expanded (size-1 stored dims broadcast with stride 0), often
 /// transposed, flipped or sliced.
-pub fn operand_with(shape: &[usize], dtype: DType, seed: u64, gen: impl Fn(&mut Rng) -> f64) -> Operand {
-    let mut rng = Rng::new(seed);
+pub fn operand_with(shape: &[usize], dtype: DType, seed: u64, gen: impl Fn(&mut Rng64) -> f64) -> Operand {
+    let mut rng = Rng64::new(seed);
     // Axes stored with size 1 and expanded back to full size.
     let expand: Vec<bool> = shape.iter().map(|&n| n > 1 && rng.coin(0.2)).collect();
     let stored_shape: Vec<usize> = shape.iter().zip(&expand).map(|(&n, &e)| if e { 1 } else { n }).collect();
@@ -355,13 +357,13 @@ pub fn nonempty_shape(max_rank: usize, max_dim: usize) -> impl Strategy<Value = 
 }
 
 /// A shape that broadcasts to `out`: some leading dims dropped, some dims set to 1.
-pub fn broadcast_from(out: &[usize], rng: &mut Rng) -> Vec<usize> {
+pub fn broadcast_from(out: &[usize], rng: &mut Rng64) -> Vec<usize> {
     let drop = if rng.coin(0.3) { rng.below(out.len() + 1) } else { 0 };
     out[drop..].iter().map(|&n| if rng.coin(0.25) { 1 } else { n }).collect()
 }
 
 /// A list of distinct axes of a rank-`rank` shape, sorted (possibly empty).
-pub fn axis_subset(rank: usize, rng: &mut Rng) -> Vec<usize> {
+pub fn axis_subset(rank: usize, rng: &mut Rng64) -> Vec<usize> {
     (0..rank).filter(|_| rng.coin(0.5)).collect()
 }
 

@@ -10,3 +10,5 @@ pub mod unary;
 pub mod view;
 pub mod conv;
 pub mod index;
+pub mod shape;
+pub mod sort;

@@ -26,7 +26,7 @@ fn parse_idx(path: &Path, bytes: &[u8], ndims: usize, kind: &str) -> Result<IdxA
     let expected = (UBYTE << 8) | ndims as u32;
     if magic != expected {
         let hint = if magic >> 8 == UBYTE && magic & 0xff != ndims as u32 {
-            format!(" (this is an IDX file with {} dimensions; were the image and label files swapped?)", magic & 0xff)
+            format!(" (this is a {}-d IDX file; were the image and label files swapped?)", magic & 0xff)
         } else {
             String::new()
         };
@@ -45,7 +45,7 @@ fn parse_idx(path: &Path, bytes: &[u8], ndims: usize, kind: &str) -> Result<IdxA
     let item: usize = dims[1..].iter().product();
     let what = match ndims {
         1 => format!("{} labels", dims[0]),
-        _ => format!("{} {kind} of {}", dims[0], dims[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")),
+        _ => format!("{} {kind}s of {}", dims[0], dims[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")),
     };
     bytes::expect_body_len(path, &what, dims[0], item, r.rest().len())?;
     Ok(IdxArray { dims, data: r.rest().to_vec() })
@@ -61,8 +61,8 @@ pub(crate) fn parse_idx_pair(
     labels: Vec<u8>,
     classes: Vec<String>,
 ) -> Result<Dataset> {
-    let images = parse_idx(images_path, &bytes::gunzip_if_needed(images_path, images)?, 3, "images")?;
-    let labels = parse_idx(labels_path, &bytes::gunzip_if_needed(labels_path, labels)?, 1, "labels")?;
+    let images = parse_idx(images_path, &bytes::gunzip_if_needed(images_path, images)?, 3, "image")?;
+    let labels = parse_idx(labels_path, &bytes::gunzip_if_needed(labels_path, labels)?, 1, "label")?;
     if images.dims[0] != labels.dims[0] {
         return Err(DataError::format(
             labels_path,

@@ -1,6 +1,6 @@
 //! CIE Lab conversion (sRGB with its gamma, D65 white) and the quantized ab targets of
 //! colorization (Zhang et al. 2016): ab is cut into 10-wide bins and only the bins that sRGB
-//! colours can reach are kept; a pixel's target is soft-encoded over its 5 nearest bins
+//! colours can reach are kept (261 bins; see [`AbQuantizer::from_srgb_sampling`]); a pixel's target is soft-encoded over its 5 nearest bins
 //! with a Gaussian of sigma 5.
 
 use std::sync::OnceLock;
@@ -63,7 +63,12 @@ fn mat(m: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
 /// One sRGB colour (components in [0, 1]) to Lab: L in [0, 100], a and b roughly in
 /// [-128, 127].
 pub fn rgb_to_lab_pixel(rgb: [f64; 3]) -> [f64; 3] {
-    let xyz = mat(&RGB_TO_XYZ, rgb.map(srgb_to_linear));
+    linear_to_lab(rgb.map(srgb_to_linear))
+}
+
+/// Linear (gamma-expanded) RGB to Lab.
+fn linear_to_lab(linear: [f64; 3]) -> [f64; 3] {
+    let xyz = mat(&RGB_TO_XYZ, linear);
     let [fx, fy, fz] = [0, 1, 2].map(|i| lab_f(xyz[i] / WHITE[i]));
     [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
 }
@@ -143,18 +148,22 @@ impl SoftTargets {
 
 impl AbQuantizer {
     /// The bins that sRGB colours reach, found by converting every colour of a
-    /// `levels`³ grid over the sRGB cube and keeping the ab bins hit. With 256 levels (every
-    /// 8-bit colour) this gives the 313 bins of Zhang et al.
+    /// `levels`³ grid over the sRGB cube and keeping the ab bins hit (bin = ab rounded to
+    /// the nearest multiple of 10). With 256 levels (every 8-bit colour) this gives 261 bins,
+    /// a in [-90, 100] and b in [-110, 90]. Zhang et al.'s published set has 313 bins over
+    /// the same extent; it was derived differently and sampling the cube does not reproduce
+    /// it (nor does binning by floor, 265, or a convex hull of the gamut's ab projection).
     pub fn from_srgb_sampling(levels: usize) -> AbQuantizer {
         let levels = levels.max(2);
-        let step = 1.0 / (levels - 1) as f64;
-        let hits: Vec<bool> = (0..levels)
-            .into_par_iter()
-            .map(|r| {
+        // The gamma curve per level, computed once: it is the costly part of the conversion.
+        let lin: Vec<f64> = (0..levels).map(|i| srgb_to_linear(i as f64 / (levels - 1) as f64)).collect();
+        let hits: Vec<bool> = lin
+            .par_iter()
+            .map(|&r| {
                 let mut hit = vec![false; GRID_SIDE * GRID_SIDE];
-                for g in 0..levels {
-                    for b in 0..levels {
-                        let lab = rgb_to_lab_pixel([r as f64 * step, g as f64 * step, b as f64 * step]);
+                for &g in &lin {
+                    for &b in &lin {
+                        let lab = linear_to_lab([r, g, b]);
                         if let Some(cell) = grid_cell(lab[1], lab[2]) {
                             hit[cell] = true;
                         }
@@ -175,7 +184,7 @@ impl AbQuantizer {
         AbQuantizer { centers }
     }
 
-    /// The sRGB quantizer (every 8-bit colour sampled), computed once per process.
+    /// The sRGB quantizer (every 8-bit colour sampled: 261 bins), computed once per process.
     pub fn srgb() -> &'static AbQuantizer {
         static Q: OnceLock<AbQuantizer> = OnceLock::new();
         Q.get_or_init(|| AbQuantizer::from_srgb_sampling(256))

@@ -1,0 +1,345 @@
+//! Layout ops that build or split tensors: `cat`, `stack`, `split`, `chunk` (views), `pad`
+//! (constant or reflect) with its backward, `rot90` (a view), `repeat` with its backward.
+
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
+use crate::cpu::PAR_MIN_ELEMS;
+use crate::layout::{checked_numel, normalize_axis, Layout};
+use crate::ops::index::drive_rows;
+use crate::{with_any, with_float, Error, Result, Tensor};
+use rayon::prelude::*;
+
+/// How [`Tensor::pad`] fills the new border.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PadMode {
+    /// A constant (converted to the tensor's dtype).
+    Constant(f64),
+    /// The mirror image without repeating the edge (`[a b c]` padded by 2 on the left gives
+    /// `[c b a b c]`); each padding must be smaller than its axis.
+    Reflect,
+}
+
+impl Tensor {
+    /// Concatenates along `axis`. All tensors share dtype, device and rank, and their shapes
+    /// agree except along `axis`.
+    pub fn cat(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
+        const OP: &str = "cat";
+        let first = *tensors.first().ok_or_else(|| Error::invalid(OP, "needs at least one tensor"))?;
+        let a = normalize_axis(OP, axis, first.shape())?;
+        let mut total = 0usize;
+        for (i, t) in tensors.iter().enumerate() {
+            first.same_kind(OP, t)?;
+            let ok = t.rank() == first.rank() && (0..first.rank()).all(|d| d == a || t.shape()[d] == first.shape()[d]);
+            if !ok {
+                return Err(Error::shapes_hint(OP, first.shape(), t.shape(), format!("tensor {i} must match tensor 0 on every axis but {axis}")));
+            }
+            total = total.checked_add(t.shape()[a]).ok_or_else(|| Error::invalid(OP, format!("the length of axis {axis} overflows")))?;
+        }
+        let mut shape = first.shape().to_vec();
+        shape[a] = total;
+        let n = checked_numel(OP, &shape)?;
+        let outer: usize = shape[..a].iter().product();
+        let inner: usize = shape[a + 1..].iter().product();
+        with_any!(first.dtype(), |T| {
+            let parts: Vec<_> = tensors.iter().map(|t| t.values::<T>(OP)).collect::<Result<_>>()?;
+            let blocks: Vec<usize> = tensors.iter().map(|t| t.shape()[a] * inner).collect();
+            let row = total * inner;
+            let mut out = vec![T::default(); n];
+            let fill = |o: usize, dst: &mut [T]| {
+                let mut at = 0;
+                for (p, &b) in parts.iter().zip(&blocks) {
+                    dst[at..at + b].copy_from_slice(&p[o * b..(o + 1) * b]);
+                    at += b;
+                }
+            };
+            if row > 0 {
+                if outer > 1 && n >= PAR_MIN_ELEMS {
+                    out.par_chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
+                } else {
+                    out.chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
+                }
+            }
+            Ok(Tensor::from_vec_unchecked(out, &shape))
+        })
+    }
+
+    /// Stacks equal-shaped tensors along a new `axis` (in `0..=rank`, negative counts from
+    /// the end).
+    pub fn stack(tensors: &[&Tensor], axis: isize) -> Result<Tensor> {
+        const OP: &str = "stack";
+        let first = *tensors.first().ok_or_else(|| Error::invalid(OP, "needs at least one tensor"))?;
+        let rank = first.rank() as isize;
+        let a = if axis < 0 { axis + rank + 1 } else { axis };
+        if a < 0 || a > rank {
+            return Err(Error::AxisOutOfRange { op: OP, axis, rank: first.rank() + 1, shape: first.shape().to_vec() });
+        }
+        let mut views = Vec::with_capacity(tensors.len());
+        for (i, t) in tensors.iter().enumerate() {
+            if t.shape() != first.shape() {
+                return Err(Error::shapes_hint(OP, first.shape(), t.shape(), format!("tensor {i} must have tensor 0's shape")));
+            }
+            views.push(t.unsqueeze(a)?);
+        }
+        let refs: Vec<&Tensor> = views.iter().collect();
+        Tensor::cat(&refs, a)
+    }
+
+    /// Views of consecutive pieces of `axis` with the given lengths, which must add up to
+    /// the axis length.
+    pub fn split(&self, sizes: &[usize], axis: isize) -> Result<Vec<Tensor>> {
+        const OP: &str = "split";
+        let a = normalize_axis(OP, axis, self.shape())?;
+        let sum = sizes.iter().try_fold(0usize, |s, &x| s.checked_add(x));
+        if sum != Some(self.shape()[a]) {
+            return Err(Error::invalid(OP, format!("sizes {sizes:?} do not add up to the length {} of axis {axis} (shape {:?})", self.shape()[a], self.shape())));
+        }
+        let mut at = 0;
+        sizes
+            .iter()
+            .map(|&s| {
+                let v = self.narrow(a as isize, at, s);
+                at += s;
+                v
+            })
+            .collect()
+    }
+
+    /// `n` views along `axis` of `⌈len / n⌉` entries each, the last one shorter, as PyTorch's
+    /// `chunk` (fewer than `n` when the axis is short; one empty view for an empty axis).
+    pub fn chunk(&self, n: usize, axis: isize) -> Result<Vec<Tensor>> {
+        const OP: &str = "chunk";
+        let a = normalize_axis(OP, axis, self.shape())?;
+        if n == 0 {
+            return Err(Error::invalid(OP, format!("the number of chunks must be positive (shape {:?})", self.shape())));
+        }
+        let len = self.shape()[a];
+        if len == 0 {
+            return Ok(vec![self.clone()]);
+        }
+        let size = len.div_ceil(n);
+        (0..len.div_ceil(size)).map(|i| self.narrow(a as isize, i * size, size.min(len - i * size))).collect()
+    }
+
+    /// Pads the trailing `pads.len()` axes: `pads[i] = (before, after)` applies to axis
+    /// `rank − pads.len() + i`, in axis order (so `pads` may list every axis). Note this is
+    /// the natural axis order, not `F.pad`'s last-axis-first flat list.
+    pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
+        const OP: &str = "pad";
+        let (shape, full) = pad_shape(OP, self.shape(), pads, mode)?;
+        let total = checked_numel(OP, &shape)?;
+        let rank = shape.len();
+        if rank == 0 || total == 0 {
+            return with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(if rank == 0 { self.values::<T>(OP)?.into_owned() } else { Vec::new() }, &shape)));
+        }
+        let fill_value = if let PadMode::Constant(v) = mode { v } else { 0.0 };
+        let src_strides = crate::layout::contiguous_strides(self.shape());
+        let inner = shape[rank - 1];
+        let n_last = self.shape()[rank - 1];
+        let (b_last, _) = full[rank - 1];
+        // The last axis' map is at most as long as the output, which is allocated anyway.
+        let last_map: Vec<Option<usize>> = (0..inner).map(|o| pad_src(o, b_last, n_last, mode)).collect();
+        let last_plain = inner == n_last;
+        with_any!(self.dtype(), |T| {
+            let x = self.values::<T>(OP)?;
+            let v = T::from_f64(fill_value);
+            let mut out = vec![v; total];
+            drive_rows(&mut out, inner, |start, chunk| {
+                for (t, row) in chunk.chunks_mut(inner).enumerate() {
+                    // Decompose the row number over the leading output axes.
+                    let mut r = start + t;
+                    let mut base = Some(0usize);
+                    for d in (0..rank - 1).rev() {
+                        let o = r % shape[d];
+                        r /= shape[d];
+                        base = base.and_then(|b| pad_src(o, full[d].0, self.shape()[d], mode).map(|s| b + s * src_strides[d] as usize));
+                    }
+                    let Some(base) = base else { continue }; // a border row: the constant
+                    if last_plain {
+                        row.copy_from_slice(&x[base..base + inner]);
+                    } else {
+                        for (o, m) in row.iter_mut().zip(&last_map) {
+                            if let Some(s) = m {
+                                *o = x[base + s];
+                            }
+                        }
+                    }
+                }
+            });
+            Ok(Tensor::from_vec_unchecked(out, &shape))
+        })
+    }
+
+    /// The backward of [`pad`](Self::pad): `self` is the gradient of the padded tensor;
+    /// returns the gradient of the unpadded input (the interior for `Constant`; for
+    /// `Reflect`, each border gradient is added to the entry it mirrors). Float dtypes.
+    pub fn pad_backward(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
+        const OP: &str = "pad_backward";
+        self.expect_float(OP)?;
+        if pads.len() > self.rank() {
+            return Err(Error::invalid(OP, format!("{} paddings given for the {} axes of shape {:?}", pads.len(), self.rank(), self.shape())));
+        }
+        let lead = self.rank() - pads.len();
+        let mut in_shape = self.shape().to_vec();
+        for (i, &(b, e)) in pads.iter().enumerate() {
+            let d = lead + i;
+            let len = self.shape()[d];
+            in_shape[d] = b.checked_add(e).and_then(|p| len.checked_sub(p)).ok_or_else(|| {
+                Error::invalid(OP, format!("padding ({b}, {e}) is larger than axis {d} of the gradient (shape {:?})", self.shape()))
+            })?;
+        }
+        // Validate against the forward's rules (e.g. reflect needs padding < length).
+        pad_shape(OP, &in_shape, pads, mode)?;
+        match mode {
+            PadMode::Constant(_) => {
+                let mut g = self.clone();
+                for (i, &(b, _)) in pads.iter().enumerate() {
+                    g = g.narrow((lead + i) as isize, b, in_shape[lead + i])?;
+                }
+                g.contiguous()
+            }
+            PadMode::Reflect => with_float!(self.dtype(), OP, |T| {
+                let mut cur = self.values::<T>(OP)?.into_owned();
+                let mut shape = self.shape().to_vec();
+                for (i, &(b, _)) in pads.iter().enumerate() {
+                    let d = lead + i;
+                    let (n_in, n_out) = (in_shape[d], shape[d]);
+                    if n_in == n_out {
+                        continue;
+                    }
+                    let outer: usize = shape[..d].iter().product();
+                    let inner: usize = shape[d + 1..].iter().product();
+                    let map: Vec<usize> = (0..n_out).map(|o| reflect(o, b, n_in)).collect();
+                    let mut next = vec![T::zero(); outer * n_in * inner];
+                    if inner > 0 && n_in > 0 {
+                        let body = |o: usize, dst: &mut [T]| {
+                            let src = &cur[o * n_out * inner..(o + 1) * n_out * inner];
+                            for (j, &m) in map.iter().enumerate() {
+                                for (t, &v) in dst[m * inner..(m + 1) * inner].iter_mut().zip(&src[j * inner..(j + 1) * inner]) {
+                                    *t += v;
+                                }
+                            }
+                        };
+                        if outer > 1 && cur.len() >= PAR_MIN_ELEMS {
+                            next.par_chunks_mut(n_in * inner).enumerate().for_each(|(o, dst)| body(o, dst));
+                        } else {
+                            next.chunks_mut(n_in * inner).enumerate().for_each(|(o, dst)| body(o, dst));
+                        }
+                    }
+                    cur = next;
+                    shape[d] = n_in;
+                }
+                Ok(Tensor::from_vec_unchecked(cur, &shape))
+            }),
+        }
+    }
+
+    /// Rotates by `k` quarter turns in the plane of `axes`, from the first axis towards the
+    /// second (PyTorch's `rot90`); a view (flip + transpose). Negative `k` turns the other way.
+    pub fn rot90(&self, k: i64, axes: (isize, isize)) -> Result<Tensor> {
+        const OP: &str = "rot90";
+        if self.rank() < 2 {
+            return Err(Error::invalid(OP, format!("needs at least 2 dims, the shape is {:?}", self.shape())));
+        }
+        let (a0, a1) = (normalize_axis(OP, axes.0, self.shape())?, normalize_axis(OP, axes.1, self.shape())?);
+        if a0 == a1 {
+            return Err(Error::invalid(OP, format!("the two axes must differ, got {axes:?} (shape {:?})", self.shape())));
+        }
+        let (a0, a1) = (a0 as isize, a1 as isize);
+        match k.rem_euclid(4) {
+            1 => self.flip(&[a1])?.transpose(a0, a1),
+            2 => self.flip(&[a0, a1]),
+            3 => self.flip(&[a0])?.transpose(a0, a1),
+            _ => Ok(self.clone()),
+        }
+    }
+
+    /// Tiles the tensor `reps[i]` times along axis `i` (PyTorch's `repeat`): `reps` may be
+    /// longer than the rank (new leading axes), not shorter.
+    pub fn repeat(&self, reps: &[usize]) -> Result<Tensor> {
+        const OP: &str = "repeat";
+        if reps.len() < self.rank() {
+            return Err(Error::invalid(OP, format!("{} repeats given for the {} axes of shape {:?}", reps.len(), self.rank(), self.shape())));
+        }
+        let lead = reps.len() - self.rank();
+        let l = self.layout();
+        let mut shape = Vec::with_capacity(reps.len());
+        // A 2·R-dim view [r0, s0, r1, s1, ...] with stride 0 on each repeat axis.
+        let mut vshape = Vec::with_capacity(2 * reps.len());
+        let mut vstrides = Vec::with_capacity(2 * reps.len());
+        for (d, &r) in reps.iter().enumerate() {
+            let (s, st) = if d < lead { (1, 0) } else { (l.shape[d - lead], l.strides[d - lead]) };
+            shape.push(r.checked_mul(s).ok_or_else(|| Error::ShapeOverflow { op: OP, shape: self.shape().to_vec() })?);
+            vshape.extend([r, s]);
+            vstrides.extend([0, st]);
+        }
+        checked_numel(OP, &shape)?;
+        let view = self.with_layout(Layout { shape: vshape, strides: vstrides, offset: l.offset });
+        with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(view.values::<T>(OP)?.into_owned(), &shape)))
+    }
+
+    /// The backward of [`repeat`](Self::repeat): `self` is the gradient of the tiled tensor;
+    /// returns `input_shape`, each entry the sum of its tiles' gradients.
+    pub fn repeat_backward(&self, input_shape: &[usize]) -> Result<Tensor> {
+        const OP: &str = "repeat_backward";
+        self.expect_float(OP)?;
+        let bad = || Error::shapes_hint(OP, self.shape(), input_shape, "the gradient must tile the input shape a whole number of times per axis");
+        if self.rank() < input_shape.len() {
+            return Err(bad());
+        }
+        let lead = self.rank() - input_shape.len();
+        let mut split = Vec::with_capacity(2 * self.rank());
+        let mut axes = Vec::with_capacity(self.rank());
+        for (d, &g) in self.shape().iter().enumerate() {
+            let s = if d < lead { 1 } else { input_shape[d - lead] };
+            if s == 0 {
+                if g != 0 {
+                    return Err(bad());
+                }
+                // Empty input: its gradient is empty too.
+                return Tensor::zeros(input_shape, self.dtype());
+            }
+            if g % s != 0 {
+                return Err(bad());
+            }
+            axes.push(split.len() as isize);
+            split.extend([g / s, s]);
+        }
+        let tiles = self.reshape_to(&split)?;
+        tiles.sum(&axes, false)?.reshape_to(input_shape)
+    }
+}
+
+/// `o − before` mirrored into `0..n` (valid for `before < n` and `o − before < 2n − 1`).
+fn reflect(o: usize, before: usize, n: usize) -> usize {
+    let i = o as isize - before as isize;
+    let n = n as isize;
+    let i = if i < 0 { -i } else { i };
+    (if i >= n { 2 * (n - 1) - i } else { i }) as usize
+}
+
+/// The source position of output position `o` along an axis of length `n` padded by
+/// `before` (`None`: the constant).
+#[inline]
+fn pad_src(o: usize, before: usize, n: usize, mode: PadMode) -> Option<usize> {
+    match mode {
+        PadMode::Constant(_) => (o >= before && o - before < n).then(|| o - before),
+        PadMode::Reflect => Some(reflect(o, before, n)),
+    }
+}
+
+/// The padded shape and the `(before, after)` of every axis, checked.
+fn pad_shape(op: &'static str, shape: &[usize], pads: &[(usize, usize)], mode: PadMode) -> Result<(Vec<usize>, Vec<(usize, usize)>)> {
+    if pads.len() > shape.len() {
+        return Err(Error::invalid(op, format!("{} paddings given for the {} axes of shape {shape:?}", pads.len(), shape.len())));
+    }
+    let lead = shape.len() - pads.len();
+    let full: Vec<(usize, usize)> = (0..shape.len()).map(|d| if d < lead { (0, 0) } else { pads[d - lead] }).collect();
+    let mut out = Vec::with_capacity(shape.len());
+    for (d, (&n, &(b, e))) in shape.iter().zip(&full).enumerate() {
+        if mode == PadMode::Reflect && (b >= n || e >= n) && (b, e) != (0, 0) {
+            return Err(Error::invalid(op, format!("reflect padding ({b}, {e}) must be smaller than axis {d} of length {n} (shape {shape:?})")));
+        }
+        out.push(n.checked_add(b).and_then(|x| x.checked_add(e)).ok_or_else(|| Error::ShapeOverflow { op, shape: shape.to_vec() })?);
+    }
+    Ok((out, full))
+}

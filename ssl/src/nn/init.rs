@@ -1,0 +1,45 @@
+//! Seeded parameter initializers with PyTorch's defaults. Every draw comes from the
+//! [`Generator`] passed in, so a seed fixes a model's weights.
+
+use tessera_autograd::Result;
+use tessera_engine::{DType, Generator, Tensor};
+
+/// `(fan_in, fan_out)` of a weight `[out, in, k...]` (PyTorch's `_calculate_fan_in_and_fan_out`).
+pub fn fans(shape: &[usize]) -> (usize, usize) {
+    let receptive: usize = shape.iter().skip(2).product();
+    let fan_out = shape.first().copied().unwrap_or(1) * receptive;
+    let fan_in = shape.get(1).copied().unwrap_or(1) * receptive;
+    (fan_in, fan_out)
+}
+
+/// PyTorch's default for `nn.Linear` and `nn.Conv2d` weights: `kaiming_uniform_(a=√5)`,
+/// which is uniform in `±gain·√(3/fan_in)` with `gain = √(2/(1+a²))`, i.e. `±1/√fan_in`.
+pub fn kaiming_uniform_default(gen: &mut Generator, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let bound = 1.0 / (fans(shape).0.max(1) as f64).sqrt();
+    Ok(gen.uniform(shape, -bound, bound, dtype)?)
+}
+
+/// PyTorch's default bias: uniform in `±1/√fan_in` of the layer's weight.
+pub fn default_bias(gen: &mut Generator, fan_in: usize, len: usize, dtype: DType) -> Result<Tensor> {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    Ok(gen.uniform(&[len], -bound, bound, dtype)?)
+}
+
+/// torchvision ResNet's convolution init: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`,
+/// normal with std `√2/√fan_out`.
+pub fn kaiming_normal_fan_out(gen: &mut Generator, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let std = (2.0 / fans(shape).1.max(1) as f64).sqrt();
+    Ok(gen.normal(shape, 0.0, std, dtype)?)
+}
+
+/// ViT's init: a normal of this std truncated at ±2 std (resampled).
+pub fn trunc_normal(gen: &mut Generator, shape: &[usize], std: f64, dtype: DType) -> Result<Tensor> {
+    Ok(gen.trunc_normal(shape, 0.0, std, -2.0, 2.0, dtype)?)
+}
+
+/// Xavier/Glorot uniform: `±√(6/(fan_in + fan_out))` (MAE's patch embedding and linears).
+pub fn xavier_uniform(gen: &mut Generator, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let (fi, fo) = fans(shape);
+    let bound = (6.0 / (fi + fo).max(1) as f64).sqrt();
+    Ok(gen.uniform(shape, -bound, bound, dtype)?)
+}

@@ -1,0 +1,87 @@
+//! End-to-end gradchecks of composite models: a 2-layer MLP with cross-entropy, a small conv
+//! net with batch norm and pooling, a pre-norm attention block, and the NT-Xent loss.
+
+use tessera::autograd::{fused, gradcheck, Result, Var};
+use tessera::engine::{DType, Generator, Tensor};
+use tessera::ssl::methods::nt_xent;
+
+fn rand(shape: &[usize], seed: u64, scale: f64) -> Tensor {
+    Generator::new(seed).normal(shape, 0.0, scale, DType::F64).unwrap()
+}
+
+fn check(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor]) {
+    gradcheck(f, inputs, 1e-6, 1e-6, 1e-5).unwrap();
+}
+
+#[test]
+fn mlp_with_cross_entropy() {
+    let targets = Tensor::from_vec(vec![0i64, 2, 1, 2], &[4]).unwrap();
+    check(
+        |v| {
+            let h = v[0].matmul(&v[1])?.add(&v[2])?.gelu()?;
+            fused::cross_entropy(&h.matmul(&v[3])?.add(&v[4])?, &targets, 0.1)
+        },
+        &[rand(&[4, 5], 1, 1.0), rand(&[5, 6], 2, 0.5), rand(&[6], 3, 0.1), rand(&[6, 3], 4, 0.5), rand(&[3], 5, 0.1)],
+    );
+}
+
+#[test]
+fn conv_net_with_batch_norm_and_pooling() {
+    let targets = Tensor::from_vec(vec![1i64, 0, 1], &[3]).unwrap();
+    check(
+        |v| {
+            let h = v[0].conv2d(&v[1], Some(&v[2]), (1, 1), (1, 1), (1, 1), 1)?;
+            let h = fused::batch_norm(&h, Some(&v[3]), Some(&v[4]), 1e-5)?.output.tanh()?;
+            let h = h.avg_pool2d((2, 2), (2, 2), (0, 0), true)?.adaptive_avg_pool2d((1, 1))?.flatten(1, -1)?;
+            fused::cross_entropy(&h.matmul(&v[5])?, &targets, 0.0)
+        },
+        &[rand(&[3, 2, 4, 4], 1, 1.0), rand(&[3, 2, 3, 3], 2, 0.4), rand(&[3], 3, 0.1), rand(&[3], 4, 0.2).add_scalar(1.0).unwrap(), rand(&[3], 5, 0.1), rand(&[3, 2], 6, 0.5)],
+    );
+}
+
+#[test]
+fn pre_norm_attention_block() {
+    // x + proj(attn(ln(x))), then x + mlp(ln(x)); 1 batch, 2 heads, 3 tokens, width 4.
+    check(
+        |v| {
+            let (b, l, d, h) = (1, 3, 4, 2);
+            let x = &v[0];
+            let qkv = fused::layer_norm(x, Some(&v[1]), Some(&v[2]), 1e-5)?.matmul(&v[3])?; // [b, l, 3d]
+            let qkv = qkv.reshape(&[b, l as isize, 3, h as isize, (d / h) as isize])?.permute(&[2, 0, 3, 1, 4])?;
+            let (q, k, val) = (qkv.select(0, 0)?, qkv.select(0, 1)?, qkv.select(0, 2)?);
+            let a = fused::scaled_dot_product_attention(&q, &k, &val, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[b as isize, l as isize, d as isize])?;
+            let x = x.add(&a.matmul(&v[4])?)?;
+            let m = fused::layer_norm(&x, None, None, 1e-5)?.matmul(&v[5])?.gelu()?.matmul(&v[6])?;
+            x.add(&m)
+        },
+        &[rand(&[1, 3, 4], 1, 1.0), rand(&[4], 2, 0.1).add_scalar(1.0).unwrap(), rand(&[4], 3, 0.1), rand(&[4, 12], 4, 0.4), rand(&[4, 4], 5, 0.4), rand(&[4, 8], 6, 0.4), rand(&[8, 4], 7, 0.4)],
+    );
+}
+
+#[test]
+fn nt_xent_gradient() {
+    check(|v| nt_xent(&v[0], 0.5), &[rand(&[6, 4], 1, 1.0)]);
+    check(|v| nt_xent(&v[0].matmul(&v[1])?, 0.1), &[rand(&[4, 3], 2, 1.0), rand(&[3, 5], 3, 1.0)]);
+}
+
+/// The fused loss against the definition written with plain differentiable ops.
+#[test]
+fn nt_xent_matches_its_definition() {
+    let z = rand(&[8, 5], 9, 1.0);
+    let fused_loss = nt_xent(&Var::constant(z.clone()), 0.5).unwrap().value().item().unwrap();
+    let zn = z.div(&z.square().unwrap().sum(&[1], true).unwrap().sqrt().unwrap()).unwrap().to_vec::<f64>().unwrap();
+    let (n2, d) = (8, 5);
+    let mut total = 0.0;
+    for i in 0..n2 {
+        let sim = |j: usize| (0..d).map(|k| zn[i * d + k] * zn[j * d + k]).sum::<f64>() / 0.5;
+        let denom: f64 = (0..n2).filter(|&j| j != i).map(|j| sim(j).exp()).sum();
+        total += -(sim((i + n2 / 2) % n2).exp() / denom).ln();
+    }
+    assert!((fused_loss - total / n2 as f64).abs() < 1e-12, "{fused_loss} vs {}", total / n2 as f64);
+}
+
+#[test]
+fn nt_xent_rejects_bad_shapes() {
+    let err = nt_xent(&Var::constant(rand(&[3, 4], 1, 1.0)), 0.5).unwrap_err().to_string();
+    assert!(err.contains("nt_xent") && err.contains("[3, 4]"), "{err}");
+}

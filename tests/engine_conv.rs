@@ -1,0 +1,656 @@
+//! The convolution family against plain nested-loop references (f64), plus dot-product
+//! (adjoint) checks of every backward kernel: for a linear map `A` and its claimed adjoint
+//! `B`, `<A x, y> == <x, B y>` for random `x`, `y`.
+
+use approx::relative_eq;
+use proptest::prelude::*;
+use tessera::engine::{DType, Generator, Tensor};
+
+// ---- helpers ----------------------------------------------------------------------------
+
+fn rand(seed: u64, shape: &[usize]) -> Tensor {
+    Generator::new(seed).uniform(shape, -1.0, 1.0, DType::F64).unwrap()
+}
+
+fn vals(t: &Tensor) -> Vec<f64> {
+    t.to_vec_f64().unwrap()
+}
+
+fn dot(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    vals(a).iter().zip(vals(b)).map(|(x, y)| x * y).sum()
+}
+
+/// The same logical values in another layout: 0 contiguous, 1 last two dims transposed in
+/// storage, 2 negative strides (flipped twice), 3 every other element of a wider buffer.
+fn relayout(t: &Tensor, variant: u8) -> Tensor {
+    let r = t.rank() as isize;
+    let out = match variant {
+        1 if r >= 2 => t.transpose(r - 2, r - 1).unwrap().contiguous().unwrap().transpose(r - 2, r - 1).unwrap(),
+        2 => {
+            let axes: Vec<isize> = (0..r).collect();
+            t.flip(&axes).unwrap().contiguous().unwrap().flip(&axes).unwrap()
+        }
+        3 => {
+            let junk = t.mul_scalar(-7.0).unwrap();
+            Tensor::stack(&[t, &junk], -1).unwrap().select(-1, 0).unwrap()
+        }
+        _ => t.clone(),
+    };
+    assert_eq!(vals(&out), vals(t));
+    out
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(relative_eq!(*g, *w, epsilon = tol, max_relative = tol), "{what}: element {i}: got {g}, want {w}");
+    }
+}
+
+fn assert_adjoint(lhs: f64, rhs: f64, what: &str) {
+    assert!(relative_eq!(lhs, rhs, epsilon = 1e-9, max_relative = 1e-9), "{what}: <Ax, y> = {lhs} but <x, A'y> = {rhs}");
+}
+
+fn out_len(n: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+    let eff = d * (k - 1) + 1;
+    (n + 2 * p >= eff).then(|| (n + 2 * p - eff) / s + 1)
+}
+
+type P = (usize, usize);
+
+// ---- references -------------------------------------------------------------------------
+
+fn unfold_ref(x: &[f64], [n, c, h, w]: [usize; 4], k: P, s: P, p: P, d: P) -> (Vec<f64>, Vec<usize>) {
+    let (oh, ow) = (out_len(h, k.0, s.0, p.0, d.0).unwrap(), out_len(w, k.1, s.1, p.1, d.1).unwrap());
+    let rows = c * k.0 * k.1;
+    let l = oh * ow;
+    let mut out = vec![0.0; n * rows * l];
+    for ni in 0..n {
+        for ci in 0..c {
+            for i in 0..k.0 {
+                for j in 0..k.1 {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let iy = (oy * s.0 + i * d.0) as isize - p.0 as isize;
+                            let ix = (ox * s.1 + j * d.1) as isize - p.1 as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                let r = (ci * k.0 + i) * k.1 + j;
+                                out[(ni * rows + r) * l + oy * ow + ox] = x[((ni * c + ci) * h + iy as usize) * w + ix as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (out, vec![n, rows, l])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv2d_ref(x: &[f64], [n, c, h, w]: [usize; 4], wt: &[f64], [m, cg, kh, kw]: [usize; 4], b: Option<&[f64]>, s: P, p: P, d: P, groups: usize) -> Vec<f64> {
+    let (oh, ow) = (out_len(h, kh, s.0, p.0, d.0).unwrap(), out_len(w, kw, s.1, p.1, d.1).unwrap());
+    let mg = m / groups;
+    let mut out = vec![0.0; n * m * oh * ow];
+    for ni in 0..n {
+        for co in 0..m {
+            let g = co / mg;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = b.map_or(0.0, |b| b[co]);
+                    for ci in 0..cg {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let iy = (oy * s.0 + i * d.0) as isize - p.0 as isize;
+                                let ix = (ox * s.1 + j * d.1) as isize - p.1 as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    acc += x[((ni * c + g * cg + ci) * h + iy as usize) * w + ix as usize] * wt[((co * cg + ci) * kh + i) * kw + j];
+                                }
+                            }
+                        }
+                    }
+                    out[((ni * m + co) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    let _ = c;
+    out
+}
+
+/// The scatter definition of a transposed convolution.
+#[allow(clippy::too_many_arguments)]
+fn conv_transpose2d_ref(x: &[f64], [n, c, h, w]: [usize; 4], wt: &[f64], [_, og, kh, kw]: [usize; 4], b: Option<&[f64]>, s: P, p: P, op: P, d: P, groups: usize) -> (Vec<f64>, [usize; 4]) {
+    let ho = ((h - 1) * s.0 + d.0 * (kh - 1) + op.0 + 1) as isize - 2 * p.0 as isize;
+    let wo = ((w - 1) * s.1 + d.1 * (kw - 1) + op.1 + 1) as isize - 2 * p.1 as isize;
+    let (ho, wo) = (ho as usize, wo as usize);
+    let m = og * groups;
+    let cg = c / groups;
+    let mut out = vec![0.0; n * m * ho * wo];
+    for ni in 0..n {
+        for co in 0..m {
+            for v in &mut out[(ni * m + co) * ho * wo..(ni * m + co + 1) * ho * wo] {
+                *v = b.map_or(0.0, |b| b[co]);
+            }
+        }
+        for ci in 0..c {
+            let g = ci / cg;
+            for iy in 0..h {
+                for ix in 0..w {
+                    let xv = x[((ni * c + ci) * h + iy) * w + ix];
+                    for col in 0..og {
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let oy = (iy * s.0 + i * d.0) as isize - p.0 as isize;
+                                let ox = (ix * s.1 + j * d.1) as isize - p.1 as isize;
+                                if oy >= 0 && ox >= 0 && (oy as usize) < ho && (ox as usize) < wo {
+                                    let co = g * og + col;
+                                    out[((ni * m + co) * ho + oy as usize) * wo + ox as usize] += xv * wt[((ci * og + col) * kh + i) * kw + j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (out, [n, m, ho, wo])
+}
+
+// ---- unfold / fold ----------------------------------------------------------------------
+
+fn window_params() -> impl Strategy<Value = (P, P, P, P)> {
+    ((1usize..4, 1usize..4), (1usize..3, 1usize..3), (0usize..3, 0usize..2), (1usize..3, 1usize..3))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn unfold_matches_reference_and_fold_is_its_adjoint(
+        (n, c, h, w) in (1usize..3, 1usize..4, 1usize..7, 1usize..7),
+        (k, s, p, d) in window_params(),
+        variant in 0u8..4,
+        seed in any::<u64>(),
+    ) {
+        let x = rand(seed, &[n, c, h, w]);
+        let xv = relayout(&x, variant);
+        let fits = out_len(h, k.0, s.0, p.0, d.0).is_some() && out_len(w, k.1, s.1, p.1, d.1).is_some();
+        let got = xv.unfold(k, s, p, d);
+        if !fits {
+            let msg = got.unwrap_err().to_string();
+            prop_assert!(msg.contains("unfold") && msg.contains(&format!("{:?}", [n, c, h, w])), "{msg}");
+            return Ok(());
+        }
+        let got = got.unwrap();
+        let (want, shape) = unfold_ref(&vals(&x), [n, c, h, w], k, s, p, d);
+        prop_assert_eq!(got.shape(), &shape[..]);
+        assert_close(&vals(&got), &want, 1e-12, "unfold");
+
+        // <unfold(x), y> == <x, fold(y)>
+        let y = relayout(&rand(seed ^ 1, &shape), (variant + 1) % 4);
+        let folded = y.fold((h, w), k, s, p, d).unwrap();
+        prop_assert_eq!(folded.shape(), &[n, c, h, w][..]);
+        assert_adjoint(dot(&got, &y), dot(&x, &folded), "unfold/fold");
+
+        // Unbatched forms agree with the batched ones.
+        let x0 = x.select(0, 0).unwrap();
+        let u0 = x0.unfold(k, s, p, d).unwrap();
+        assert_close(&vals(&u0), &vals(&got.select(0, 0).unwrap()), 0.0, "unbatched unfold");
+        let f0 = y.select(0, 0).unwrap().fold((h, w), k, s, p, d).unwrap();
+        assert_close(&vals(&f0), &vals(&folded.select(0, 0).unwrap()), 0.0, "unbatched fold");
+    }
+}
+
+#[test]
+fn fold_sums_overlaps() {
+    // A 1-channel 3x3 image of ones, 2x2 windows at stride 1: fold(unfold(x)) counts how many
+    // windows cover each pixel.
+    let x = Tensor::ones(&[1, 1, 3, 3], DType::F64).unwrap();
+    let cols = x.unfold((2, 2), (1, 1), (0, 0), (1, 1)).unwrap();
+    assert_eq!(cols.shape(), &[1, 4, 4]);
+    let back = cols.fold((3, 3), (2, 2), (1, 1), (0, 0), (1, 1)).unwrap();
+    assert_eq!(vals(&back), vec![1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+}
+
+#[test]
+fn unfold_fold_errors_name_the_op_and_shapes() {
+    let x = Tensor::zeros(&[1, 2, 3, 3], DType::F64).unwrap();
+    let e = x.unfold((4, 1), (1, 1), (0, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("unfold") && e.contains("[1, 2, 3, 3]") && e.contains("height"), "{e}");
+    let e = x.unfold((1, 1), (0, 1), (0, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("stride must be positive"), "{e}");
+    let e = Tensor::zeros(&[3, 3], DType::F64).unwrap().unfold((1, 1), (1, 1), (0, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("unfold") && e.contains("rank 2"), "{e}");
+    let cols = Tensor::zeros(&[1, 8, 4], DType::F64).unwrap();
+    let e = cols.fold((3, 3), (3, 1), (1, 1), (0, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("fold") && e.contains("[1, 8, 4]") && e.contains("multiple"), "{e}");
+    let e = cols.fold((4, 4), (2, 2), (1, 1), (0, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("fold") && e.contains("4 blocks") && e.contains("9"), "{e}");
+    let e = Tensor::zeros(&[1, 1, 2, 2], DType::I64).unwrap().unfold((1, 1), (1, 1), (0, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("unfold") && e.contains("I64"), "{e}");
+    let e = x.unfold((1, 1), (1, 1), (usize::MAX, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("overflows"), "{e}");
+}
+
+// ---- conv2d -----------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn conv2d_matches_reference_and_backward_kernels_are_adjoints(
+        (n, cg, og, groups) in (1usize..3, 1usize..3, 1usize..3, 1usize..3),
+        (h, w) in (1usize..7, 1usize..7),
+        (k, s, p, d) in window_params(),
+        (variant, with_bias) in (0u8..4, any::<bool>()),
+        seed in any::<u64>(),
+    ) {
+        let (c, m) = (cg * groups, og * groups);
+        let x = rand(seed, &[n, c, h, w]);
+        let wt = rand(seed ^ 2, &[m, cg, k.0, k.1]);
+        let b = rand(seed ^ 3, &[m]);
+        let (xv, wv) = (relayout(&x, variant), relayout(&wt, (variant + 2) % 4));
+        let bias = with_bias.then_some(&b);
+        let got = xv.conv2d(&wv, bias, s, p, d, groups);
+        let fits = out_len(h, k.0, s.0, p.0, d.0).is_some() && out_len(w, k.1, s.1, p.1, d.1).is_some();
+        if !fits {
+            let msg = got.unwrap_err().to_string();
+            prop_assert!(msg.contains("conv2d") && msg.contains(&format!("{:?}", [n, c, h, w])), "{msg}");
+            return Ok(());
+        }
+        let got = got.unwrap();
+        let bv = vals(&b);
+        let want = conv2d_ref(&vals(&x), [n, c, h, w], &vals(&wt), [m, cg, k.0, k.1], with_bias.then_some(&bv[..]), s, p, d, groups);
+        assert_close(&vals(&got), &want, 1e-10, "conv2d");
+
+        let gy = relayout(&rand(seed ^ 4, got.shape()), variant);
+        let lin = xv.conv2d(&wv, None, s, p, d, groups).unwrap();
+        let dx = gy.conv2d_backward_input(&wv, &[n, c, h, w], s, p, d, groups).unwrap();
+        assert_adjoint(dot(&lin, &gy), dot(&x, &dx), "conv2d input");
+        let dw = gy.conv2d_backward_weight(&xv, &[m, cg, k.0, k.1], s, p, d, groups).unwrap();
+        assert_adjoint(dot(&lin, &gy), dot(&wt, &dw), "conv2d weight");
+        let db = gy.conv2d_backward_bias().unwrap();
+        let with_b = xv.conv2d(&wv, Some(&b), s, p, d, groups).unwrap().sub(&lin).unwrap();
+        assert_adjoint(dot(&with_b, &gy), dot(&b, &db), "conv2d bias");
+    }
+}
+
+#[test]
+fn conv2d_1x1_fast_path_and_parallel_batch_match_reference() {
+    // 1x1, stride 1, unpadded (direct GEMM, no im2col), grouped, large enough to run the
+    // batch in parallel; then a 3x3 case on the parallel im2col path.
+    for &(n, c, m, h, w, k, p, groups) in &[(6usize, 8usize, 12usize, 9usize, 11usize, 1usize, 0usize, 2usize), (5, 6, 8, 12, 10, 3, 1, 1), (3, 4, 4, 10, 10, 3, 1, 4)] {
+        let x = rand(11, &[n, c, h, w]);
+        let wt = rand(12, &[m, c / groups, k, k]);
+        let b = rand(13, &[m]);
+        let got = x.conv2d(&wt, Some(&b), (1, 1), (p, p), (1, 1), groups).unwrap();
+        let want = conv2d_ref(&vals(&x), [n, c, h, w], &vals(&wt), [m, c / groups, k, k], Some(&vals(&b)), (1, 1), (p, p), (1, 1), groups);
+        assert_close(&vals(&got), &want, 1e-10, "conv2d");
+        let gy = rand(14, got.shape());
+        let lin = x.conv2d(&wt, None, (1, 1), (p, p), (1, 1), groups).unwrap();
+        let dx = gy.conv2d_backward_input(&wt, x.shape(), (1, 1), (p, p), (1, 1), groups).unwrap();
+        let dw = gy.conv2d_backward_weight(&x, wt.shape(), (1, 1), (p, p), (1, 1), groups).unwrap();
+        assert_adjoint(dot(&lin, &gy), dot(&x, &dx), "input");
+        assert_adjoint(dot(&lin, &gy), dot(&wt, &dw), "weight");
+    }
+}
+
+#[test]
+fn conv2d_f32_matches_f64() {
+    let x = rand(21, &[2, 4, 7, 6]);
+    let wt = rand(22, &[6, 2, 3, 2]);
+    let b = rand(23, &[6]);
+    let args = ((2, 1), (1, 1), (1, 2), 2);
+    let want = x.conv2d(&wt, Some(&b), args.0, args.1, args.2, args.3).unwrap();
+    let f = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    let got = f(&x).conv2d(&f(&wt), Some(&f(&b)), args.0, args.1, args.2, args.3).unwrap();
+    assert_eq!(got.dtype(), DType::F32);
+    assert_close(&vals(&got), &vals(&want), 1e-5, "f32 conv2d");
+    let gy = rand(24, want.shape());
+    let dw64 = gy.conv2d_backward_weight(&x, wt.shape(), args.0, args.1, args.2, args.3).unwrap();
+    let dw32 = f(&gy).conv2d_backward_weight(&f(&x), wt.shape(), args.0, args.1, args.2, args.3).unwrap();
+    assert_close(&vals(&dw32), &vals(&dw64), 1e-4, "f32 weight grad");
+    let dx64 = gy.conv2d_backward_input(&wt, x.shape(), args.0, args.1, args.2, args.3).unwrap();
+    let dx32 = f(&gy).conv2d_backward_input(&f(&wt), x.shape(), args.0, args.1, args.2, args.3).unwrap();
+    assert_close(&vals(&dx32), &vals(&dx64), 1e-4, "f32 input grad");
+}
+
+#[test]
+fn conv2d_weight_grad_is_deterministic_across_thread_counts() {
+    let x = rand(31, &[16, 4, 10, 10]).to_dtype(DType::F32).unwrap();
+    let gy = rand(32, &[16, 8, 10, 10]).to_dtype(DType::F32).unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| gy.conv2d_backward_weight(&x, &[8, 4, 3, 3], (1, 1), (1, 1), (1, 1), 1).unwrap().to_vec::<f32>().unwrap())
+    };
+    let one = run(1);
+    for threads in [2, 3, 5] {
+        assert_eq!(run(threads), one, "{threads} threads");
+    }
+}
+
+#[test]
+fn conv2d_errors_name_the_op_and_shapes() {
+    let x = Tensor::zeros(&[2, 3, 5, 5], DType::F64).unwrap();
+    let w = Tensor::zeros(&[4, 2, 3, 3], DType::F64).unwrap();
+    let e = x.conv2d(&w, None, (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("[2, 3, 5, 5]") && e.contains("[4, 2, 3, 3]") && e.contains("3 channels"), "{e}");
+    let e = x.conv2d(&w, None, (1, 1), (0, 0), (1, 1), 2).unwrap_err().to_string();
+    assert!(e.contains("groups 2 must divide"), "{e}");
+    let e = x.conv2d(&w, None, (1, 1), (0, 0), (1, 1), 0).unwrap_err().to_string();
+    assert!(e.contains("groups must be positive"), "{e}");
+    let w3 = Tensor::zeros(&[4, 3, 6, 3], DType::F64).unwrap();
+    let e = x.conv2d(&w3, None, (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("height") && e.contains("padded input 5"), "{e}");
+    let ok_w = Tensor::zeros(&[4, 3, 3, 3], DType::F64).unwrap();
+    let e = x.conv2d(&ok_w, Some(&Tensor::zeros(&[3], DType::F64).unwrap()), (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("bias") && e.contains("[3]"), "{e}");
+    let e = x.conv2d(&ok_w.to_dtype(DType::F32).unwrap(), None, (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("F32"), "{e}");
+    let e = x.reshape(&[6, 5, 5]).unwrap().conv2d(&ok_w, None, (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("rank 3"), "{e}");
+    let e = x.conv2d(&ok_w, None, (1, 1), (0, 0), (0, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("dilation must be positive"), "{e}");
+    let gy = Tensor::zeros(&[2, 4, 2, 3], DType::F64).unwrap();
+    let e = gy.conv2d_backward_input(&ok_w, x.shape(), (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d_backward_input") && e.contains("[2, 4, 2, 3]") && e.contains("[2, 4, 3, 3]"), "{e}");
+    let e = gy.conv2d_backward_weight(&x, &[4, 3, 3, 3], (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d_backward_weight") && e.contains("[2, 4, 2, 3]"), "{e}");
+    let e = x.conv2d_backward_bias().map(|_| ()).and(Tensor::zeros(&[2, 2], DType::F64).unwrap().conv2d_backward_bias().map(|_| ()));
+    assert!(e.unwrap_err().to_string().contains("conv2d_backward_bias"));
+}
+
+#[test]
+fn conv2d_edge_sizes() {
+    // An empty batch, zero output channels, a 1x1 image with padding.
+    let w = rand(41, &[3, 2, 3, 3]);
+    let y = Tensor::zeros(&[0, 2, 4, 4], DType::F64).unwrap().conv2d(&w, None, (1, 1), (1, 1), (1, 1), 1).unwrap();
+    assert_eq!(y.shape(), &[0, 3, 4, 4]);
+    let dw = Tensor::zeros(&[0, 3, 4, 4], DType::F64).unwrap().conv2d_backward_weight(&Tensor::zeros(&[0, 2, 4, 4], DType::F64).unwrap(), &[3, 2, 3, 3], (1, 1), (1, 1), (1, 1), 1).unwrap();
+    assert_eq!(vals(&dw), vec![0.0; 54]);
+    let y = rand(42, &[1, 2, 4, 4]).conv2d(&Tensor::zeros(&[0, 2, 3, 3], DType::F64).unwrap(), None, (1, 1), (1, 1), (1, 1), 1).unwrap();
+    assert_eq!(y.shape(), &[1, 0, 4, 4]);
+    let x = rand(43, &[1, 2, 1, 1]);
+    let y = x.conv2d(&w, None, (1, 1), (1, 1), (1, 1), 1).unwrap();
+    let want = conv2d_ref(&vals(&x), [1, 2, 1, 1], &vals(&w), [3, 2, 3, 3], None, (1, 1), (1, 1), (1, 1), 1);
+    assert_close(&vals(&y), &want, 1e-12, "1x1 image");
+}
+
+// ---- conv_transpose2d -------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn conv_transpose2d_matches_reference_and_backward_kernels_are_adjoints(
+        (n, cg, og, groups) in (1usize..3, 1usize..3, 1usize..3, 1usize..3),
+        (h, w) in (1usize..5, 1usize..5),
+        (k, s, p, d) in window_params(),
+        (oph, opw) in (0usize..2, 0usize..2),
+        (variant, with_bias) in (0u8..4, any::<bool>()),
+        seed in any::<u64>(),
+    ) {
+        let (c, m) = (cg * groups, og * groups);
+        let x = rand(seed, &[n, c, h, w]);
+        let wt = rand(seed ^ 2, &[c, og, k.0, k.1]);
+        let b = rand(seed ^ 3, &[m]);
+        let (xv, wv) = (relayout(&x, variant), relayout(&wt, (variant + 1) % 4));
+        let bias = with_bias.then_some(&b);
+        let op = (oph, opw);
+        let got = xv.conv_transpose2d(&wv, bias, s, p, op, d, groups);
+        let valid_op = (oph < s.0 || oph < d.0) && (opw < s.1 || opw < d.1);
+        let ho = ((h - 1) * s.0 + d.0 * (k.0 - 1) + oph + 1) as isize - 2 * p.0 as isize;
+        let wo = ((w - 1) * s.1 + d.1 * (k.1 - 1) + opw + 1) as isize - 2 * p.1 as isize;
+        if !valid_op || ho <= 0 || wo <= 0 {
+            let msg = got.unwrap_err().to_string();
+            prop_assert!(msg.contains("conv_transpose2d") && msg.contains(&format!("{:?}", [n, c, h, w])), "{msg}");
+            return Ok(());
+        }
+        let got = got.unwrap();
+        let bv = vals(&b);
+        let (want, shape) = conv_transpose2d_ref(&vals(&x), [n, c, h, w], &vals(&wt), [c, og, k.0, k.1], with_bias.then_some(&bv[..]), s, p, op, d, groups);
+        prop_assert_eq!(got.shape(), &shape[..]);
+        assert_close(&vals(&got), &want, 1e-10, "conv_transpose2d");
+
+        let gy = relayout(&rand(seed ^ 4, &shape), variant);
+        let lin = xv.conv_transpose2d(&wv, None, s, p, op, d, groups).unwrap();
+        let dx = gy.conv_transpose2d_backward_input(&wv, &[n, c, h, w], s, p, d, groups).unwrap();
+        assert_adjoint(dot(&lin, &gy), dot(&x, &dx), "conv_transpose2d input");
+        let dw = gy.conv_transpose2d_backward_weight(&xv, &[c, og, k.0, k.1], s, p, d, groups).unwrap();
+        assert_adjoint(dot(&lin, &gy), dot(&wt, &dw), "conv_transpose2d weight");
+        let db = gy.conv2d_backward_bias().unwrap();
+        let with_b = xv.conv_transpose2d(&wv, Some(&b), s, p, op, d, groups).unwrap().sub(&lin).unwrap();
+        assert_adjoint(dot(&with_b, &gy), dot(&b, &db), "conv_transpose2d bias");
+    }
+}
+
+#[test]
+fn conv_transpose2d_is_conv2d_input_gradient() {
+    let x = rand(51, &[2, 6, 4, 5]);
+    let w = rand(52, &[6, 2, 3, 3]);
+    let (s, p, d, g) = ((2, 2), (1, 1), (1, 1), 3);
+    let y = x.conv_transpose2d(&w, None, s, p, (1, 0), d, g).unwrap();
+    assert_eq!(y.shape(), &[2, 6, 8, 9]);
+    let via_conv = x.conv2d_backward_input(&w, &[2, 6, 8, 9], s, p, d, g).unwrap();
+    assert_close(&vals(&y), &vals(&via_conv), 1e-12, "transpose = conv2d input grad");
+}
+
+#[test]
+fn conv_transpose2d_errors_name_the_op_and_shapes() {
+    let x = Tensor::zeros(&[1, 4, 3, 3], DType::F64).unwrap();
+    let w = Tensor::zeros(&[4, 2, 3, 3], DType::F64).unwrap();
+    let e = x.conv_transpose2d(&w, None, (1, 1), (0, 0), (1, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv_transpose2d") && e.contains("output padding 1") && e.contains("[1, 4, 3, 3]"), "{e}");
+    let e = x.conv_transpose2d(&Tensor::zeros(&[3, 2, 3, 3], DType::F64).unwrap(), None, (1, 1), (0, 0), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv_transpose2d") && e.contains("[3, 2, 3, 3]"), "{e}");
+    let e = x.conv_transpose2d(&w, None, (1, 1), (0, 0), (0, 0), (1, 1), 3).unwrap_err().to_string();
+    assert!(e.contains("groups 3"), "{e}");
+    let e = x.conv_transpose2d(&w, None, (1, 1), (3, 0), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("empty"), "{e}");
+    let gy = Tensor::zeros(&[1, 2, 9, 5], DType::F64).unwrap();
+    let e = gy.conv_transpose2d_backward_input(&w, x.shape(), (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv_transpose2d_backward_input") && e.contains("size 9"), "{e}");
+}
+
+// ---- pooling ----------------------------------------------------------------------------
+
+fn max_pool_ref(x: &[f64], [n, c, h, w]: [usize; 4], k: P, s: P, p: P, d: P) -> (Vec<f64>, Vec<i64>, [usize; 4]) {
+    let (oh, ow) = (out_len(h, k.0, s.0, p.0, d.0).unwrap(), out_len(w, k.1, s.1, p.1, d.1).unwrap());
+    let mut vals = vec![];
+    let mut idx = vec![];
+    for pl in 0..n * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut best, mut at) = (f64::NEG_INFINITY, -1i64);
+                for i in 0..k.0 {
+                    for j in 0..k.1 {
+                        let iy = (oy * s.0 + i * d.0) as isize - p.0 as isize;
+                        let ix = (ox * s.1 + j * d.1) as isize - p.1 as isize;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                            let v = x[pl * h * w + iy as usize * w + ix as usize];
+                            if at < 0 || v > best {
+                                best = v;
+                                at = iy as i64 * w as i64 + ix as i64;
+                            }
+                        }
+                    }
+                }
+                vals.push(best);
+                idx.push(at);
+            }
+        }
+    }
+    (vals, idx, [n, c, oh, ow])
+}
+
+fn avg_pool_ref(x: &[f64], [n, c, h, w]: [usize; 4], k: P, s: P, p: P, include_pad: bool) -> (Vec<f64>, [usize; 4]) {
+    let (oh, ow) = (out_len(h, k.0, s.0, p.0, 1).unwrap(), out_len(w, k.1, s.1, p.1, 1).unwrap());
+    let mut out = vec![];
+    for pl in 0..n * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut sum, mut cnt) = (0.0, 0);
+                for i in 0..k.0 {
+                    for j in 0..k.1 {
+                        let iy = (oy * s.0 + i) as isize - p.0 as isize;
+                        let ix = (ox * s.1 + j) as isize - p.1 as isize;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                            sum += x[pl * h * w + iy as usize * w + ix as usize];
+                            cnt += 1;
+                        }
+                    }
+                }
+                out.push(sum / if include_pad { (k.0 * k.1) as f64 } else { cnt as f64 });
+            }
+        }
+    }
+    (out, [n, c, oh, ow])
+}
+
+fn adaptive_ref(x: &[f64], [n, c, h, w]: [usize; 4], (oh, ow): P) -> Vec<f64> {
+    let mut out = vec![];
+    for pl in 0..n * c {
+        for oy in 0..oh {
+            let (y0, y1) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+            for ox in 0..ow {
+                let (x0, x1) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+                let mut sum = 0.0;
+                for y in y0..y1 {
+                    for xx in x0..x1 {
+                        sum += x[pl * h * w + y * w + xx];
+                    }
+                }
+                out.push(sum / ((y1 - y0) * (x1 - x0)) as f64);
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn max_pool2d_matches_reference_and_backward_is_adjoint(
+        (n, c, h, w) in (1usize..3, 1usize..3, 1usize..8, 1usize..8),
+        (k, s, p, d) in window_params(),
+        variant in 0u8..4,
+        seed in any::<u64>(),
+    ) {
+        let x = rand(seed, &[n, c, h, w]);
+        let xv = relayout(&x, variant);
+        let got = xv.max_pool2d(k, s, p, d);
+        let eff = |k: usize, d: usize| d * (k - 1) + 1;
+        let fits = out_len(h, k.0, s.0, p.0, d.0).is_some() && out_len(w, k.1, s.1, p.1, d.1).is_some();
+        if !fits || p.0 > eff(k.0, d.0) / 2 || p.1 > eff(k.1, d.1) / 2 {
+            let msg = got.unwrap_err().to_string();
+            prop_assert!(msg.contains("max_pool2d") && msg.contains(&format!("{:?}", [n, c, h, w])), "{msg}");
+            return Ok(());
+        }
+        let (want_v, want_i, shape) = max_pool_ref(&vals(&x), [n, c, h, w], k, s, p, d);
+        if want_i.contains(&-1) {
+            // A window lying entirely in the padding (possible with dilation) is refused.
+            let msg = got.unwrap_err().to_string();
+            prop_assert!(msg.contains("entirely in the padding"), "{msg}");
+            return Ok(());
+        }
+        let (v, i) = got.unwrap();
+        prop_assert_eq!(v.shape(), &shape[..]);
+        assert_close(&vals(&v), &want_v, 0.0, "max_pool2d values");
+        prop_assert_eq!(i.to_vec::<i64>().unwrap(), want_i);
+        let g = relayout(&rand(seed ^ 5, &shape), variant);
+        let dx = g.max_pool2d_backward(&i, &[n, c, h, w]).unwrap();
+        assert_adjoint(dot(&v, &g), dot(&x, &dx), "max_pool2d");
+    }
+
+    #[test]
+    fn avg_pool2d_matches_reference_and_backward_is_adjoint(
+        (n, c, h, w) in (1usize..3, 1usize..3, 1usize..8, 1usize..8),
+        (k, s) in ((1usize..4, 1usize..4), (1usize..3, 1usize..3)),
+        p in (0usize..2, 0usize..2),
+        (include_pad, variant) in (any::<bool>(), 0u8..4),
+        seed in any::<u64>(),
+    ) {
+        let x = rand(seed, &[n, c, h, w]);
+        let xv = relayout(&x, variant);
+        let got = xv.avg_pool2d(k, s, p, include_pad);
+        let fits = out_len(h, k.0, s.0, p.0, 1).is_some() && out_len(w, k.1, s.1, p.1, 1).is_some();
+        if !fits || p.0 > k.0 / 2 || p.1 > k.1 / 2 {
+            let msg = got.unwrap_err().to_string();
+            prop_assert!(msg.contains("avg_pool2d") && msg.contains(&format!("{:?}", [n, c, h, w])), "{msg}");
+            return Ok(());
+        }
+        let got = got.unwrap();
+        let (want, shape) = avg_pool_ref(&vals(&x), [n, c, h, w], k, s, p, include_pad);
+        prop_assert_eq!(got.shape(), &shape[..]);
+        assert_close(&vals(&got), &want, 1e-12, "avg_pool2d");
+        let g = relayout(&rand(seed ^ 5, &shape), variant);
+        let dx = g.avg_pool2d_backward(&[n, c, h, w], k, s, p, include_pad).unwrap();
+        assert_adjoint(dot(&got, &g), dot(&x, &dx), "avg_pool2d");
+    }
+
+    #[test]
+    fn adaptive_avg_pool2d_matches_reference_and_backward_is_adjoint(
+        (n, c, h, w) in (1usize..3, 1usize..3, 1usize..9, 1usize..9),
+        out in (1usize..6, 1usize..6),
+        variant in 0u8..4,
+        seed in any::<u64>(),
+    ) {
+        let x = rand(seed, &[n, c, h, w]);
+        let got = relayout(&x, variant).adaptive_avg_pool2d(out).unwrap();
+        prop_assert_eq!(got.shape(), &[n, c, out.0, out.1][..]);
+        assert_close(&vals(&got), &adaptive_ref(&vals(&x), [n, c, h, w], out), 1e-12, "adaptive_avg_pool2d");
+        let g = relayout(&rand(seed ^ 5, got.shape()), variant);
+        let dx = g.adaptive_avg_pool2d_backward(&[n, c, h, w]).unwrap();
+        assert_adjoint(dot(&got, &g), dot(&x, &dx), "adaptive_avg_pool2d");
+    }
+}
+
+#[test]
+fn pooling_on_unbatched_f32_input_and_ties() {
+    // Ties pick the first position; [C, H, W] input works; f32 works.
+    let x = Tensor::from_vec(vec![1f32, 1., 0., 1., 1., 0., 2., 2., 2.], &[1, 3, 3]).unwrap();
+    let (v, i) = x.max_pool2d((2, 2), (1, 1), (0, 0), (1, 1)).unwrap();
+    assert_eq!(v.to_vec::<f32>().unwrap(), vec![1., 1., 2., 2.]);
+    assert_eq!(i.to_vec::<i64>().unwrap(), vec![0, 1, 6, 7]);
+    let a = x.avg_pool2d((3, 3), (1, 1), (1, 1), false).unwrap();
+    assert_eq!(a.shape(), &[1, 3, 3]);
+    assert!((a.to_vec::<f32>().unwrap()[0] - 1.0).abs() < 1e-6);
+    let g = x.adaptive_avg_pool2d((1, 1)).unwrap();
+    assert!((g.item().unwrap() - 10.0 / 9.0).abs() < 1e-6);
+}
+
+#[test]
+fn pooling_errors_name_the_op_and_shapes() {
+    let x = Tensor::zeros(&[1, 2, 4, 4], DType::F64).unwrap();
+    let e = x.max_pool2d((2, 2), (2, 2), (2, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("max_pool2d") && e.contains("[1, 2, 4, 4]") && e.contains("half"), "{e}");
+    let e = x.max_pool2d((5, 2), (1, 1), (0, 0), (1, 1)).unwrap_err().to_string();
+    assert!(e.contains("max_pool2d") && e.contains("height"), "{e}");
+    let e = Tensor::zeros(&[4, 4], DType::F64).unwrap().avg_pool2d((2, 2), (2, 2), (0, 0), true).unwrap_err().to_string();
+    assert!(e.contains("avg_pool2d") && e.contains("[4, 4]"), "{e}");
+    let (_, idx) = x.max_pool2d((2, 2), (2, 2), (0, 0), (1, 1)).unwrap();
+    let g = Tensor::ones(&[1, 2, 2, 2], DType::F64).unwrap();
+    let bad_idx = idx.add_scalar_i64(16);
+    let e = g.max_pool2d_backward(&bad_idx, x.shape()).unwrap_err().to_string();
+    assert!(e.contains("max_pool2d_backward") && e.contains("index 16") && e.contains("16 elements"), "{e}");
+    let e = g.max_pool2d_backward(&g, x.shape()).unwrap_err().to_string();
+    assert!(e.contains("max_pool2d_backward") && e.contains("I64") || e.contains("i64"), "{e}");
+    let e = g.avg_pool2d_backward(&[1, 2, 6, 6], (2, 2), (2, 2), (0, 0), true).unwrap_err().to_string();
+    assert!(e.contains("avg_pool2d_backward") && e.contains("[1, 2, 2, 2]"), "{e}");
+    let e = Tensor::zeros(&[1, 1, 0, 3], DType::F64).unwrap().adaptive_avg_pool2d((2, 2)).unwrap_err().to_string();
+    assert!(e.contains("adaptive_avg_pool2d") && e.contains("[1, 1, 0, 3]"), "{e}");
+    let e = g.adaptive_avg_pool2d_backward(&[1, 3, 4, 4]).unwrap_err().to_string();
+    assert!(e.contains("adaptive_avg_pool2d_backward") && e.contains("[1, 2, 2, 2]"), "{e}");
+}
+
+trait AddI64 {
+    fn add_scalar_i64(&self, c: i64) -> Tensor;
+}
+impl AddI64 for Tensor {
+    fn add_scalar_i64(&self, c: i64) -> Tensor {
+        let v: Vec<i64> = self.to_vec::<i64>().unwrap().into_iter().map(|x| x + c).collect();
+        Tensor::from_vec(v, self.shape()).unwrap()
+    }
+}

@@ -1,0 +1,115 @@
+//! Results do not depend on the thread count: random tensors, elementwise ops, reductions,
+//! softmax and matmul are bitwise equal under rayon pools of 1 and 2 threads, on sizes above
+//! `PAR_MIN_ELEMS`. (matrixmultiply's own threads are set once per process by
+//! `MATMUL_NUM_THREADS`; its split does not change the summation order either.)
+
+use tessera::engine::cpu::PAR_MIN_ELEMS;
+use tessera::engine::{DType, Generator, Tensor};
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+}
+
+fn bits(t: &Tensor) -> Vec<u64> {
+    t.to_vec_f64().unwrap().iter().map(|x| x.to_bits()).collect()
+}
+
+/// Runs `f` under 1 and 2 threads (and the global pool) and asserts the outputs are bitwise
+/// equal, tensor by tensor.
+fn same_under_any_pool(what: &str, f: impl Fn() -> Vec<Tensor> + Send + Sync) {
+    let one = in_pool(1, &f);
+    let two = in_pool(2, &f);
+    let global = f();
+    assert_eq!(one.len(), two.len());
+    for (i, ((a, b), c)) in one.iter().zip(&two).zip(&global).enumerate() {
+        assert_eq!(a.shape(), b.shape(), "{what} #{i}");
+        let (ba, bb, bc) = (bits(a), bits(b), bits(c));
+        assert!(ba == bb && ba == bc, "{what} #{i}: results differ between 1 and 2 threads");
+    }
+}
+
+/// Shape [rows, cols] with well over `PAR_MIN_ELEMS` elements.
+const ROWS: usize = 301;
+const COLS: usize = 4 * PAR_MIN_ELEMS / 300 + 3;
+
+fn data(seed: u64) -> Tensor {
+    Generator::new(seed).normal(&[ROWS, COLS], 0.0, 3.0, DType::F32).unwrap()
+}
+
+#[test]
+fn random_tensors() {
+    let n = 3 * PAR_MIN_ELEMS + 11;
+    same_under_any_pool("random", || {
+        let mut g = Generator::new(2024);
+        vec![
+            g.uniform(&[n], -1.0, 1.0, DType::F32).unwrap(),
+            g.normal(&[n], 0.0, 1.0, DType::F64).unwrap(),
+            g.bernoulli(&[n], 0.4).unwrap(),
+            g.randint(&[n], 0, 1000).unwrap(),
+            g.trunc_normal(&[1000], 0.0, 1.0, -2.0, 2.0, DType::F32).unwrap(),
+            g.randperm(5000),
+        ]
+    });
+}
+
+#[test]
+fn elementwise_and_views() {
+    same_under_any_pool("elementwise", || {
+        let (x, y) = (data(1), data(2));
+        let row = y.select(0, 0).unwrap();
+        vec![
+            x.add(&row).unwrap(),
+            x.t().unwrap().mul(&y.t().unwrap()).unwrap(),
+            x.gelu().unwrap(),
+            x.exp().unwrap().unary_backward(tessera::engine::UnaryOp::Exp, &x.exp().unwrap(), &y).unwrap(),
+            Tensor::where_(&x.gt(&y).unwrap(), &x, &y).unwrap(),
+            x.flip(&[0, 1]).unwrap().contiguous().unwrap(),
+            x.to_dtype(DType::F64).unwrap(),
+        ]
+    });
+}
+
+#[test]
+fn reductions_and_softmax() {
+    same_under_any_pool("reductions", || {
+        let x = data(3);
+        let xt = x.t().unwrap();
+        let mut out = vec![];
+        for t in [&x, &xt] {
+            for axes in [&[0isize][..], &[1], &[]] {
+                out.push(t.sum(axes, false).unwrap());
+                out.push(t.mean(axes, true).unwrap());
+                out.push(t.var(axes, true, false).unwrap());
+                out.push(t.max(axes, false).unwrap());
+                out.push(t.logsumexp(axes, false).unwrap());
+            }
+            out.push(t.argmax(1, false).unwrap());
+            out.push(t.argmin(0, false).unwrap());
+            let (s, ls) = (t.softmax(1).unwrap(), t.log_softmax(0).unwrap());
+            out.push(s.softmax_backward(t, 1).unwrap());
+            out.push(ls.log_softmax_backward(t, 0).unwrap());
+            out.push(s);
+            out.push(ls);
+        }
+        out.push(x.sum_to_shape(&[1, COLS]).unwrap());
+        out
+    });
+}
+
+#[test]
+fn matmul() {
+    same_under_any_pool("matmul", || {
+        let mut g = Generator::new(77);
+        let a = g.normal(&[200, 300], 0.0, 1.0, DType::F32).unwrap();
+        let b = g.normal(&[300, 260], 0.0, 1.0, DType::F32).unwrap();
+        let batch = g.normal(&[16, 48, 40], 0.0, 1.0, DType::F64).unwrap();
+        let w = g.normal(&[40, 56], 0.0, 1.0, DType::F64).unwrap();
+        vec![
+            a.matmul(&b).unwrap(),
+            b.t().unwrap().matmul(&a.t().unwrap()).unwrap(),
+            batch.matmul(&w).unwrap(),
+            batch.matmul(&batch.t().unwrap()).unwrap(),
+            a.select(0, 3).unwrap().matmul(&b).unwrap(),
+        ]
+    });
+}
