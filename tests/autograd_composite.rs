@@ -35,7 +35,14 @@ fn conv_net_with_batch_norm_and_pooling() {
             let h = h.avg_pool2d((2, 2), (2, 2), (0, 0), true)?.adaptive_avg_pool2d((1, 1))?.flatten(1, -1)?;
             fused::cross_entropy(&h.matmul(&v[5])?, &targets, 0.0)
         },
-        &[rand(&[3, 2, 4, 4], 1, 1.0), rand(&[3, 2, 3, 3], 2, 0.4), rand(&[3], 3, 0.1), rand(&[3], 4, 0.2).add_scalar(1.0).unwrap(), rand(&[3], 5, 0.1), rand(&[3, 2], 6, 0.5)],
+        &[
+            rand(&[3, 2, 4, 4], 1, 1.0),
+            rand(&[3, 2, 3, 3], 2, 0.4),
+            rand(&[3], 3, 0.1),
+            rand(&[3], 4, 0.2).add_scalar(1.0).unwrap(),
+            rand(&[3], 5, 0.1),
+            rand(&[3, 2], 6, 0.5),
+        ],
     );
 }
 
@@ -49,12 +56,22 @@ fn pre_norm_attention_block() {
             let qkv = fused::layer_norm(x, Some(&v[1]), Some(&v[2]), 1e-5)?.matmul(&v[3])?; // [b, l, 3d]
             let qkv = qkv.reshape(&[b, l as isize, 3, h as isize, (d / h) as isize])?.permute(&[2, 0, 3, 1, 4])?;
             let (q, k, val) = (qkv.select(0, 0)?, qkv.select(0, 1)?, qkv.select(0, 2)?);
-            let a = fused::scaled_dot_product_attention(&q, &k, &val, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[b as isize, l as isize, d as isize])?;
+            let a = fused::scaled_dot_product_attention(&q, &k, &val, true, None)?
+                .permute(&[0, 2, 1, 3])?
+                .reshape(&[b as isize, l as isize, d as isize])?;
             let x = x.add(&a.matmul(&v[4])?)?;
             let m = fused::layer_norm(&x, None, None, 1e-5)?.matmul(&v[5])?.gelu()?.matmul(&v[6])?;
             x.add(&m)
         },
-        &[rand(&[1, 3, 4], 1, 1.0), rand(&[4], 2, 0.1).add_scalar(1.0).unwrap(), rand(&[4], 3, 0.1), rand(&[4, 12], 4, 0.4), rand(&[4, 4], 5, 0.4), rand(&[4, 8], 6, 0.4), rand(&[8, 4], 7, 0.4)],
+        &[
+            rand(&[1, 3, 4], 1, 1.0),
+            rand(&[4], 2, 0.1).add_scalar(1.0).unwrap(),
+            rand(&[4], 3, 0.1),
+            rand(&[4, 12], 4, 0.4),
+            rand(&[4, 4], 5, 0.4),
+            rand(&[4, 8], 6, 0.4),
+            rand(&[8, 4], 7, 0.4),
+        ],
     );
 }
 

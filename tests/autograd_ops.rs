@@ -19,7 +19,15 @@ fn rand(shape: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
 /// Values with `|x| ∈ [0.2, 1.2)` and random signs: away from the kinks at 0.
 fn away(shape: &[usize], seed: u64) -> Tensor {
     let u = rand(shape, seed, 0.2, 1.2);
-    let s = Generator::new(seed ^ 1).bernoulli(shape, 0.5).unwrap().to_dtype(DType::F64).unwrap().mul_scalar(2.0).unwrap().sub_scalar(1.0).unwrap();
+    let s = Generator::new(seed ^ 1)
+        .bernoulli(shape, 0.5)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .mul_scalar(2.0)
+        .unwrap()
+        .sub_scalar(1.0)
+        .unwrap();
     u.mul(&s).unwrap()
 }
 
@@ -68,9 +76,18 @@ grad_check!(grad_add, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| 
 grad_check!(grad_sub, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].sub(&v[1]), &[away(&b, s), noncontig(&a, s + 1)]));
 grad_check!(grad_mul, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].mul(&v[1]), &[noncontig(&a, s), away(&b, s + 1)]));
 grad_check!(grad_div, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].div(&v[1]), &[away(&a, s), away(&b, s + 1)]));
-grad_check!(grad_pow, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].pow(&v[1]), &[rand(&a, s, 0.5, 2.0), rand(&b, s + 1, -1.5, 1.5)]));
-grad_check!(grad_maximum, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].maximum(&v[1]), &[away(&a, s), away(&b, s + 1).mul_scalar(1.01).unwrap()]));
-grad_check!(grad_minimum, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(|v| v[0].minimum(&v[1]), &[away(&a, s), away(&b, s + 1).mul_scalar(0.99).unwrap()]));
+grad_check!(grad_pow, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(
+    |v| v[0].pow(&v[1]),
+    &[rand(&a, s, 0.5, 2.0), rand(&b, s + 1, -1.5, 1.5)]
+));
+grad_check!(grad_maximum, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(
+    |v| v[0].maximum(&v[1]),
+    &[away(&a, s), away(&b, s + 1).mul_scalar(1.01).unwrap()]
+));
+grad_check!(grad_minimum, (broadcast_pair(), any::<u64>()), |((a, b), s)| check(
+    |v| v[0].minimum(&v[1]),
+    &[away(&a, s), away(&b, s + 1).mul_scalar(0.99).unwrap()]
+));
 grad_check!(grad_where, (broadcast_pair(), any::<u64>()), |((a, b), s)| {
     let cond = Generator::new(s).bernoulli(&a, 0.5).unwrap();
     check(move |v| Var::where_(&cond, &v[0], &v[1]), &[away(&a, s), away(&b, s + 1)])
@@ -102,10 +119,18 @@ unary_check!(grad_recip, recip, away);
 grad_check!(grad_clamp, (shape_strategy(3), any::<u64>()), |(sh, s)| {
     // Keep values away from the bounds ±0.5 themselves.
     let x = away(&sh, s).mul_scalar(0.9).unwrap();
-    let x = Tensor::where_(&x.abs().unwrap().sub_scalar(0.5).unwrap().abs().unwrap().lt(&Tensor::scalar(0.05f64)).unwrap(), &x.mul_scalar(1.3).unwrap(), &x).unwrap();
+    let x = Tensor::where_(
+        &x.abs().unwrap().sub_scalar(0.5).unwrap().abs().unwrap().lt(&Tensor::scalar(0.05f64)).unwrap(),
+        &x.mul_scalar(1.3).unwrap(),
+        &x,
+    )
+    .unwrap();
     check(|v| v[0].clamp(-0.5, 0.5), &[x])
 });
-grad_check!(grad_pow_scalar, (shape_strategy(3), any::<u64>(), -2.0f64..3.0), |(sh, s, p)| check(move |v| v[0].powf(p), &[rand(&sh, s, 0.3, 2.0)]));
+grad_check!(grad_pow_scalar, (shape_strategy(3), any::<u64>(), -2.0f64..3.0), |(sh, s, p)| check(
+    move |v| v[0].powf(p),
+    &[rand(&sh, s, 0.3, 2.0)]
+));
 grad_check!(grad_add_scalar, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].add_scalar(1.7), &[noncontig(&sh, s)]));
 grad_check!(grad_mul_scalar, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].mul_scalar(-2.5), &[noncontig(&sh, s)]));
 
@@ -213,7 +238,14 @@ grad_check!(grad_embedding, (2usize..6, 1usize..4, 1usize..5, any::<u64>()), |(v
     let idx = Generator::new(s).randint(&[n, 2], 0, vocab as i64).unwrap();
     check(move |v| fused::embedding(&idx, &v[0]), &[rand(&[vocab, d], s, -1.0, 1.0)])
 });
-grad_check!(grad_scaled_dot_product_attention, (1usize..3, 1usize..4, 1usize..4, any::<bool>(), any::<bool>(), any::<u64>()), |(b, l, d, causal, pad, s)| {
+grad_check!(grad_scaled_dot_product_attention, (1usize..3, 1usize..4, 1usize..4, any::<bool>(), any::<bool>(), any::<u64>()), |(
+    b,
+    l,
+    d,
+    causal,
+    pad,
+    s,
+)| {
     let mask = pad.then(|| {
         let mut m = vec![0u8; b * l];
         if l > 1 {
@@ -253,10 +285,19 @@ grad_check!(grad_max_pool2d, (1usize..3, 1usize..3, 2usize..6, 2usize..4, 1usize
     let h = h.max(k);
     // Distinct values (a shuffled ramp) so no window has a tie at its maximum.
     let numel = n * c * h * h;
-    let perm = Generator::new(seed).randperm(numel).to_dtype(DType::F64).unwrap().mul_scalar(0.1).unwrap().reshape_to(&[n, c, h, h]).unwrap();
+    let perm =
+        Generator::new(seed).randperm(numel).to_dtype(DType::F64).unwrap().mul_scalar(0.1).unwrap().reshape_to(&[n, c, h, h]).unwrap();
     check(move |v| v[0].max_pool2d((k, k), (s, s), (k / 2, k / 2)), &[perm])
 });
-grad_check!(grad_avg_pool2d, (1usize..3, 1usize..3, 2usize..6, 1usize..4, 1usize..3, any::<bool>(), any::<u64>()), |(n, c, h, k, s, cip, seed)| {
+grad_check!(grad_avg_pool2d, (1usize..3, 1usize..3, 2usize..6, 1usize..4, 1usize..3, any::<bool>(), any::<u64>()), |(
+    n,
+    c,
+    h,
+    k,
+    s,
+    cip,
+    seed,
+)| {
     let h = h.max(k);
     check(move |v| v[0].avg_pool2d((k, k), (s, s), (k / 2, k / 2), cip), &[noncontig(&[n, c, h, h], seed)])
 });
@@ -289,4 +330,30 @@ grad_check!(grad_scatter_add, (1usize..4, 1usize..4, 1usize..4, any::<u64>()), |
 grad_check!(grad_masked_fill, (broadcast_pair(), any::<u64>()), |((a, b), seed)| {
     let mask = Generator::new(seed).bernoulli(&b, 0.4).unwrap();
     check(move |v| v[0].masked_fill(&mask, -3.0), &[noncontig(&a, seed)])
+});
+
+// ---- joining, padding, rotation, tiling -------------------------------------------------------
+grad_check!(grad_cat, (shape_strategy(3), 1usize..3, any::<u64>()), |(sh, extra, seed)| {
+    let mut other = sh.clone();
+    other[0] = extra;
+    check(|v| Var::cat(&[&v[0], &v[1]], 0), &[noncontig(&sh, seed), rand(&other, seed + 1, -1.0, 1.0)])
+});
+grad_check!(grad_stack, (shape_strategy(3), any::<u64>()), |(sh, seed)| check(
+    |v| Var::stack(&[&v[0], &v[1]], -1),
+    &[noncontig(&sh, seed), rand(&sh, seed + 1, -1.0, 1.0)]
+));
+grad_check!(grad_pad, (1usize..3, 2usize..5, 2usize..5, 0usize..2, any::<bool>(), any::<u64>()), |(n, h, w, p, reflect, seed)| {
+    use tessera::engine::ops::shape::PadMode;
+    let mode = if reflect { PadMode::Reflect } else { PadMode::Constant(0.5) };
+    check(move |v| v[0].pad(&[(p, 1), (1, p)], mode), &[noncontig(&[n, h, w], seed)])
+});
+grad_check!(grad_rot90, (shape_strategy(3), -3i64..4, any::<u64>()), |(mut sh, k, seed)| {
+    while sh.len() < 2 {
+        sh.push(2);
+    }
+    check(move |v| v[0].rot90(k, (-2, -1)), &[noncontig(&sh, seed)])
+});
+grad_check!(grad_repeat, (shape_strategy(2), any::<u64>()), |(sh, seed)| {
+    let reps: Vec<usize> = std::iter::once(2).chain(sh.iter().map(|_| 2)).collect();
+    check(move |v| v[0].repeat(&reps), &[noncontig(&sh, seed)])
 });

@@ -88,7 +88,17 @@ fn unfold_ref(x: &[f64], [n, c, h, w]: [usize; 4], k: P, s: P, p: P, d: P) -> (V
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv2d_ref(x: &[f64], [n, c, h, w]: [usize; 4], wt: &[f64], [m, cg, kh, kw]: [usize; 4], b: Option<&[f64]>, s: P, p: P, d: P, groups: usize) -> Vec<f64> {
+fn conv2d_ref(
+    x: &[f64],
+    [n, c, h, w]: [usize; 4],
+    wt: &[f64],
+    [m, cg, kh, kw]: [usize; 4],
+    b: Option<&[f64]>,
+    s: P,
+    p: P,
+    d: P,
+    groups: usize,
+) -> Vec<f64> {
     let (oh, ow) = (out_len(h, kh, s.0, p.0, d.0).unwrap(), out_len(w, kw, s.1, p.1, d.1).unwrap());
     let mg = m / groups;
     let mut out = vec![0.0; n * m * oh * ow];
@@ -104,7 +114,8 @@ fn conv2d_ref(x: &[f64], [n, c, h, w]: [usize; 4], wt: &[f64], [m, cg, kh, kw]: 
                                 let iy = (oy * s.0 + i * d.0) as isize - p.0 as isize;
                                 let ix = (ox * s.1 + j * d.1) as isize - p.1 as isize;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                    acc += x[((ni * c + g * cg + ci) * h + iy as usize) * w + ix as usize] * wt[((co * cg + ci) * kh + i) * kw + j];
+                                    acc += x[((ni * c + g * cg + ci) * h + iy as usize) * w + ix as usize]
+                                        * wt[((co * cg + ci) * kh + i) * kw + j];
                                 }
                             }
                         }
@@ -120,7 +131,18 @@ fn conv2d_ref(x: &[f64], [n, c, h, w]: [usize; 4], wt: &[f64], [m, cg, kh, kw]: 
 
 /// The scatter definition of a transposed convolution.
 #[allow(clippy::too_many_arguments)]
-fn conv_transpose2d_ref(x: &[f64], [n, c, h, w]: [usize; 4], wt: &[f64], [_, og, kh, kw]: [usize; 4], b: Option<&[f64]>, s: P, p: P, op: P, d: P, groups: usize) -> (Vec<f64>, [usize; 4]) {
+fn conv_transpose2d_ref(
+    x: &[f64],
+    [n, c, h, w]: [usize; 4],
+    wt: &[f64],
+    [_, og, kh, kw]: [usize; 4],
+    b: Option<&[f64]>,
+    s: P,
+    p: P,
+    op: P,
+    d: P,
+    groups: usize,
+) -> (Vec<f64>, [usize; 4]) {
     let ho = ((h - 1) * s.0 + d.0 * (kh - 1) + op.0 + 1) as isize - 2 * p.0 as isize;
     let wo = ((w - 1) * s.1 + d.1 * (kw - 1) + op.1 + 1) as isize - 2 * p.1 as isize;
     let (ho, wo) = (ho as usize, wo as usize);
@@ -145,7 +167,8 @@ fn conv_transpose2d_ref(x: &[f64], [n, c, h, w]: [usize; 4], wt: &[f64], [_, og,
                                 let ox = (ix * s.1 + j * d.1) as isize - p.1 as isize;
                                 if oy >= 0 && ox >= 0 && (oy as usize) < ho && (ox as usize) < wo {
                                     let co = g * og + col;
-                                    out[((ni * m + co) * ho + oy as usize) * wo + ox as usize] += xv * wt[((ci * og + col) * kh + i) * kw + j];
+                                    out[((ni * m + co) * ho + oy as usize) * wo + ox as usize] +=
+                                        xv * wt[((ci * og + col) * kh + i) * kw + j];
                                 }
                             }
                         }
@@ -280,7 +303,9 @@ proptest! {
 fn conv2d_1x1_fast_path_and_parallel_batch_match_reference() {
     // 1x1, stride 1, unpadded (direct GEMM, no im2col), grouped, large enough to run the
     // batch in parallel; then a 3x3 case on the parallel im2col path.
-    for &(n, c, m, h, w, k, p, groups) in &[(6usize, 8usize, 12usize, 9usize, 11usize, 1usize, 0usize, 2usize), (5, 6, 8, 12, 10, 3, 1, 1), (3, 4, 4, 10, 10, 3, 1, 4)] {
+    for &(n, c, m, h, w, k, p, groups) in
+        &[(6usize, 8usize, 12usize, 9usize, 11usize, 1usize, 0usize, 2usize), (5, 6, 8, 12, 10, 3, 1, 1), (3, 4, 4, 10, 10, 3, 1, 4)]
+    {
         let x = rand(11, &[n, c, h, w]);
         let wt = rand(12, &[m, c / groups, k, k]);
         let b = rand(13, &[m]);
@@ -367,7 +392,10 @@ fn conv2d_edge_sizes() {
     let w = rand(41, &[3, 2, 3, 3]);
     let y = Tensor::zeros(&[0, 2, 4, 4], DType::F64).unwrap().conv2d(&w, None, (1, 1), (1, 1), (1, 1), 1).unwrap();
     assert_eq!(y.shape(), &[0, 3, 4, 4]);
-    let dw = Tensor::zeros(&[0, 3, 4, 4], DType::F64).unwrap().conv2d_backward_weight(&Tensor::zeros(&[0, 2, 4, 4], DType::F64).unwrap(), &[3, 2, 3, 3], (1, 1), (1, 1), (1, 1), 1).unwrap();
+    let dw = Tensor::zeros(&[0, 3, 4, 4], DType::F64)
+        .unwrap()
+        .conv2d_backward_weight(&Tensor::zeros(&[0, 2, 4, 4], DType::F64).unwrap(), &[3, 2, 3, 3], (1, 1), (1, 1), (1, 1), 1)
+        .unwrap();
     assert_eq!(vals(&dw), vec![0.0; 54]);
     let y = rand(42, &[1, 2, 4, 4]).conv2d(&Tensor::zeros(&[0, 2, 3, 3], DType::F64).unwrap(), None, (1, 1), (1, 1), (1, 1), 1).unwrap();
     assert_eq!(y.shape(), &[1, 0, 4, 4]);
@@ -442,7 +470,10 @@ fn conv_transpose2d_errors_name_the_op_and_shapes() {
     let w = Tensor::zeros(&[4, 2, 3, 3], DType::F64).unwrap();
     let e = x.conv_transpose2d(&w, None, (1, 1), (0, 0), (1, 0), (1, 1), 1).unwrap_err().to_string();
     assert!(e.contains("conv_transpose2d") && e.contains("output padding 1") && e.contains("[1, 4, 3, 3]"), "{e}");
-    let e = x.conv_transpose2d(&Tensor::zeros(&[3, 2, 3, 3], DType::F64).unwrap(), None, (1, 1), (0, 0), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    let e = x
+        .conv_transpose2d(&Tensor::zeros(&[3, 2, 3, 3], DType::F64).unwrap(), None, (1, 1), (0, 0), (0, 0), (1, 1), 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("conv_transpose2d") && e.contains("[3, 2, 3, 3]"), "{e}");
     let e = x.conv_transpose2d(&w, None, (1, 1), (0, 0), (0, 0), (1, 1), 3).unwrap_err().to_string();
     assert!(e.contains("groups 3"), "{e}");

@@ -21,8 +21,15 @@ fn naive(op: ReduceOp, v: &[f64]) -> f64 {
     }
 }
 
-const OPS: [ReduceOp; 7] =
-    [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Var { unbiased: false }, ReduceOp::Var { unbiased: true }, ReduceOp::LogSumExp];
+const OPS: [ReduceOp; 7] = [
+    ReduceOp::Sum,
+    ReduceOp::Mean,
+    ReduceOp::Max,
+    ReduceOp::Min,
+    ReduceOp::Var { unbiased: false },
+    ReduceOp::Var { unbiased: true },
+    ReduceOp::LogSumExp,
+];
 
 /// Axes as the caller may pass them: some negative, in any order.
 fn signed_axes(axes: &[usize], rank: usize, rng: &mut Rng64) -> Vec<isize> {
@@ -132,7 +139,8 @@ proptest! {
 
 #[test]
 fn reduction_edge_cases() {
-    let x = Tensor::from_vec(vec![1.0f64, f64::NEG_INFINITY, 3.0, f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], &[2, 3]).unwrap();
+    let x =
+        Tensor::from_vec(vec![1.0f64, f64::NEG_INFINITY, 3.0, f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], &[2, 3]).unwrap();
     let lse = x.logsumexp(&[1], false).unwrap().to_vec::<f64>().unwrap();
     assert!((lse[0] - (1f64.exp() + 3f64.exp()).ln()).abs() < 1e-12);
     assert_eq!(lse[1], f64::NEG_INFINITY, "logsumexp of an all -inf row is -inf, not NaN");

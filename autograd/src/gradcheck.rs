@@ -30,8 +30,14 @@ fn project(y: &Var, weights: &Tensor) -> Result<Var> {
 /// are passed as constants. On failure the error names the input, the element (its
 /// multi-index) and both values.
 pub fn gradcheck(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor], eps: f64, atol: f64, rtol: f64) -> Result<()> {
-    let inputs: Vec<Tensor> = inputs.iter().map(|t| if t.dtype().is_float() { t.to_dtype(DType::F64) } else { Ok(t.clone()) }).collect::<std::result::Result<_, _>>()?;
-    let leaves: Vec<Var> = inputs.iter().map(|t| if t.dtype().is_float() { Var::param(t.clone()) } else { Ok(Var::constant(t.clone())) }).collect::<Result<_>>()?;
+    let inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| if t.dtype().is_float() { t.to_dtype(DType::F64) } else { Ok(t.clone()) })
+        .collect::<std::result::Result<_, _>>()?;
+    let leaves: Vec<Var> = inputs
+        .iter()
+        .map(|t| if t.dtype().is_float() { Var::param(t.clone()) } else { Ok(Var::constant(t.clone())) })
+        .collect::<Result<_>>()?;
     let y = f(&leaves)?;
     let weights = Generator::new(0x6AD).uniform(&y.shape(), 0.5, 1.5, DType::F64)?;
     let scalar = |vars: &[Var]| -> Result<f64> { project(&f(vars)?, &weights)?.value().item().map_err(Error::from) };

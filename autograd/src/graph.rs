@@ -10,7 +10,7 @@ use tessera_engine::Tensor;
 fn topological_order(root: &Var) -> Result<Vec<Var>> {
     let mut order = Vec::new();
     let mut state: HashMap<usize, bool> = HashMap::new(); // false: on the stack, true: done
-    // Iterative DFS: deep graphs (long sequences of ops) must not overflow the stack.
+                                                          // Iterative DFS: deep graphs (long sequences of ops) must not overflow the stack.
     let mut stack: Vec<(Var, usize)> = vec![(root.clone(), 0)];
     state.insert(root.id(), false);
     while let Some((node, next_child)) = stack.pop() {
@@ -71,7 +71,15 @@ pub(crate) fn backward(root: &Var, grad: Tensor, retain_graph: bool) -> Result<(
             let (Some(ig), true) = (ig, *need) else { continue };
             let want = input.shape();
             if ig.shape() != want.as_slice() {
-                return Err(Error::Backward { op: r.name, source: tessera_engine::Error::shapes_hint(r.name, ig.shape(), &want, "a backward rule returned a gradient of the wrong shape") });
+                return Err(Error::Backward {
+                    op: r.name,
+                    source: tessera_engine::Error::shapes_hint(
+                        r.name,
+                        ig.shape(),
+                        &want,
+                        "a backward rule returned a gradient of the wrong shape",
+                    ),
+                });
             }
             match grads.remove(&input.id()) {
                 Some(prev) => grads.insert(input.id(), prev.add(&ig)?),
@@ -101,7 +109,12 @@ impl Var {
     pub fn backward_with(&self, grad: &Tensor, retain_graph: bool) -> Result<()> {
         let v = self.value();
         if v.shape() != grad.shape() {
-            return Err(Error::Engine(tessera_engine::Error::shapes_hint("backward", v.shape(), grad.shape(), "the seed gradient must have the output's shape")));
+            return Err(Error::Engine(tessera_engine::Error::shapes_hint(
+                "backward",
+                v.shape(),
+                grad.shape(),
+                "the seed gradient must have the output's shape",
+            )));
         }
         backward(self, grad.clone(), retain_graph)
     }

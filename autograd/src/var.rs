@@ -81,7 +81,11 @@ impl Var {
     /// A leaf that accumulates a gradient (a parameter). Only float tensors can.
     pub fn param(value: Tensor) -> Result<Var> {
         if !value.dtype().is_float() {
-            return Err(Error::Engine(tessera_engine::Error::UnsupportedDType { op: "param", dtype: value.dtype(), expected: "f32 or f64" }));
+            return Err(Error::Engine(tessera_engine::Error::UnsupportedDType {
+                op: "param",
+                dtype: value.dtype(),
+                expected: "f32 or f64",
+            }));
         }
         Ok(Var::make(value, true, None))
     }
@@ -93,7 +97,12 @@ impl Var {
 
     /// Records the result of an op. When recording is off or no input needs a gradient, the
     /// result is a constant and `backward` is dropped at once.
-    pub fn from_op(name: &'static str, value: Tensor, inputs: &[&Var], backward: impl Fn(&Tensor, &[bool]) -> tessera_engine::Result<Vec<Option<Tensor>>> + 'static) -> Var {
+    pub fn from_op(
+        name: &'static str,
+        value: Tensor,
+        inputs: &[&Var],
+        backward: impl Fn(&Tensor, &[bool]) -> tessera_engine::Result<Vec<Option<Tensor>>> + 'static,
+    ) -> Var {
         if !is_grad_enabled() || !inputs.iter().any(|v| v.requires_grad()) {
             return Var::constant(value);
         }
@@ -111,7 +120,12 @@ impl Var {
     pub fn set_value(&self, value: Tensor) -> Result<()> {
         let old = self.0.value.borrow();
         if old.shape() != value.shape() || old.dtype() != value.dtype() {
-            return Err(Error::Engine(tessera_engine::Error::shapes_hint("set_value", old.shape(), value.shape(), format!("a value must keep its shape and dtype ({:?})", old.dtype()))));
+            return Err(Error::Engine(tessera_engine::Error::shapes_hint(
+                "set_value",
+                old.shape(),
+                value.shape(),
+                format!("a value must keep its shape and dtype ({:?})", old.dtype()),
+            )));
         }
         drop(old);
         *self.0.value.borrow_mut() = value;

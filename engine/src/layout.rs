@@ -26,10 +26,7 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
 
 /// Number of elements of a shape, checked for overflow.
 pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::ShapeOverflow { op, shape: shape.to_vec() })
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| Error::ShapeOverflow { op, shape: shape.to_vec() })
 }
 
 /// Normalizes a possibly negative axis against a rank.
@@ -73,6 +70,8 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
             _ => return Err(Error::shapes_hint(op, a, b, "they do not broadcast")),
         };
     }
+    // Expanded views allocate nothing, so their broadcast can name more elements than fit.
+    checked_numel(op, &out)?;
     Ok(out)
 }
 
@@ -90,8 +89,12 @@ impl Layout {
         self.shape.iter().product()
     }
 
-    /// Row-major contiguous from `offset` (size-1 dims may have any stride).
+    /// Row-major contiguous from `offset` (size-1 dims may have any stride; a layout with no
+    /// elements is contiguous whatever its strides).
     pub fn is_contiguous(&self) -> bool {
+        if self.shape.contains(&0) {
+            return true;
+        }
         let mut expected = 1isize;
         for d in (0..self.shape.len()).rev() {
             if self.shape[d] != 1 && self.strides[d] != expected {
@@ -124,9 +127,7 @@ impl Layout {
     /// The caller has checked that the shapes broadcast.
     pub fn broadcast_strides(&self, target: &[usize]) -> Vec<isize> {
         let lead = target.len() - self.rank();
-        (0..target.len())
-            .map(|d| if d < lead || self.shape[d - lead] == 1 { 0 } else { self.strides[d - lead] })
-            .collect()
+        (0..target.len()).map(|d| if d < lead || self.shape[d - lead] == 1 { 0 } else { self.strides[d - lead] }).collect()
     }
 
     /// A view with dims reordered by `perm`.
@@ -212,7 +213,14 @@ pub fn collapse_dims(shape: &[usize], strides: &[Vec<isize>]) -> (Vec<usize>, Ve
 
 /// Storage offsets of the first element of each row (all dims but the last) for each operand,
 /// for rows `[start, end)` of a collapsed iteration space. Calls `f(row, offsets)`.
-pub fn for_each_row(shape: &[usize], strides: &[Vec<isize>], bases: &[isize], start: usize, end: usize, mut f: impl FnMut(usize, &[isize])) {
+pub fn for_each_row(
+    shape: &[usize],
+    strides: &[Vec<isize>],
+    bases: &[isize],
+    start: usize,
+    end: usize,
+    mut f: impl FnMut(usize, &[isize]),
+) {
     let outer = &shape[..shape.len() - 1];
     let mut idx = vec![0usize; outer.len()];
     // Decompose `start` into a multi-index once, then step it like an odometer.
@@ -221,11 +229,8 @@ pub fn for_each_row(shape: &[usize], strides: &[Vec<isize>], bases: &[isize], st
         idx[d] = rem % outer[d];
         rem /= outer[d];
     }
-    let mut offs: Vec<isize> = bases
-        .iter()
-        .zip(strides)
-        .map(|(&b, s)| b + idx.iter().zip(s.iter()).map(|(&i, &st)| i as isize * st).sum::<isize>())
-        .collect();
+    let mut offs: Vec<isize> =
+        bases.iter().zip(strides).map(|(&b, s)| b + idx.iter().zip(s.iter()).map(|(&i, &st)| i as isize * st).sum::<isize>()).collect();
     for row in start..end {
         f(row, &offs);
         for d in (0..outer.len()).rev() {

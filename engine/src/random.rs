@@ -2,9 +2,9 @@
 //! function of `(seed, counter + i)`, so results are the same whatever the thread count, and
 //! the GPU backend can reproduce them with the same function.
 
+use crate::cpu::strided;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::strided;
 use crate::{with_any, DType, Error, Result, Tensor};
 
 /// A seeded, counter-based random generator. Each draw advances the counter by the number of

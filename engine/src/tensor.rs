@@ -1,9 +1,9 @@
 //! The tensor: a reference-counted storage seen through a [`Layout`]. Cloning is cheap (the
 //! storage is shared); views share storage; ops return new tensors.
 
+use crate::cpu::strided;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::strided;
 use crate::layout::{checked_numel, Layout};
 use crate::storage::{CpuStorage, Storage, TrackedStorage};
 use crate::{with_any, DType, Device, Element, Error, Result};
@@ -88,7 +88,10 @@ impl Tensor {
     /// `start, start+step, ...` below `end` (above, for a negative step).
     pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
-            return Err(Error::invalid("arange", format!("needs finite bounds and a non-zero step, got start {start}, end {end}, step {step}")));
+            return Err(Error::invalid(
+                "arange",
+                format!("needs finite bounds and a non-zero step, got start {start}, end {end}, step {step}"),
+            ));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked((0..n).map(|i| T::from_f64(start + i as f64 * step)).collect(), &[n])))
@@ -230,7 +233,13 @@ impl Tensor {
             let src = self.values::<S>("to_dtype")?;
             Ok(with_any!(dtype, |D| {
                 let to_mask = D::DTYPE == DType::U8;
-                Tensor::from_vec_unchecked(strided::map(&src, |x: S| if to_mask { D::from_f64((x.to_f64() != 0.0) as u8 as f64) } else { D::from_f64(x.to_f64()) }), self.shape())
+                Tensor::from_vec_unchecked(
+                    strided::map(
+                        &src,
+                        |x: S| if to_mask { D::from_f64((x.to_f64() != 0.0) as u8 as f64) } else { D::from_f64(x.to_f64()) },
+                    ),
+                    self.shape(),
+                )
             }))
         })
     }

@@ -242,7 +242,11 @@ pub enum View {
     Permute(Vec<usize>),
     Flip(Vec<usize>),
     /// Stored inside a larger NaN-padded axis and sliced back out with a step.
-    Slice { axis: usize, start: usize, step: usize },
+    Slice {
+        axis: usize,
+        start: usize,
+        step: usize,
+    },
 }
 
 /// A contiguous tensor of `a`'s values in `dtype`.
@@ -289,7 +293,14 @@ pub struct Operand {
 
 impl std::fmt::Debug for Operand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Operand {{ shape: {:?}, strides: {:?}, recipe: {}, values: {:?} }}", self.t.shape(), self.t.strides(), self.recipe, self.a.data)
+        write!(
+            f,
+            "Operand {{ shape: {:?}, strides: {:?}, recipe: {}, values: {:?} }}",
+            self.t.shape(),
+            self.t.strides(),
+            self.recipe,
+            self.a.data
+        )
     }
 }
 
@@ -384,7 +395,10 @@ pub fn close(a: f64, b: f64, rtol: f64, atol: f64) -> bool {
 pub fn assert_close_slices(what: &str, actual: &[f64], expected: &[f64], rtol: f64, atol: f64) {
     assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        assert!(close(a, e, rtol, atol), "{what}: element {i} is {a}, expected {e} (rtol {rtol}, atol {atol})\nactual   {actual:?}\nexpected {expected:?}");
+        assert!(
+            close(a, e, rtol, atol),
+            "{what}: element {i} is {a}, expected {e} (rtol {rtol}, atol {atol})\nactual   {actual:?}\nexpected {expected:?}"
+        );
     }
 }
 

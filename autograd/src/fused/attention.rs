@@ -11,7 +11,13 @@ use tessera_engine::{DType, Tensor};
 pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key_padding_mask: Option<&Tensor>) -> Result<Var> {
     let (qv, kv, vv) = (q.value(), k.value(), v.value());
     if qv.rank() < 2 || kv.rank() < 2 || vv.rank() < 2 || qv.shape()[qv.rank() - 1] != kv.shape()[kv.rank() - 1] {
-        return Err(tessera_engine::Error::shapes_hint("scaled_dot_product_attention", qv.shape(), kv.shape(), "q and k need shapes [..., L, D] with the same D").into());
+        return Err(tessera_engine::Error::shapes_hint(
+            "scaled_dot_product_attention",
+            qv.shape(),
+            kv.shape(),
+            "q and k need shapes [..., L, D] with the same D",
+        )
+        .into());
     }
     let (lq, lk) = (qv.shape()[qv.rank() - 2], kv.shape()[kv.rank() - 2]);
     let scale = 1.0 / (qv.shape()[qv.rank() - 1] as f64).sqrt();
@@ -23,7 +29,13 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
     }
     if let Some(kp) = key_padding_mask {
         if kp.dtype() != DType::U8 || kp.rank() != 2 || kp.shape()[1] != lk {
-            return Err(tessera_engine::Error::shapes_hint("scaled_dot_product_attention", kv.shape(), kp.shape(), format!("key_padding_mask must be u8 [B, {lk}]")).into());
+            return Err(tessera_engine::Error::shapes_hint(
+                "scaled_dot_product_attention",
+                kv.shape(),
+                kp.shape(),
+                format!("key_padding_mask must be u8 [B, {lk}]"),
+            )
+            .into());
         }
         let kp = kp.reshape_to(&[kp.shape()[0], 1, 1, lk])?;
         mask = Some(match mask {

@@ -16,7 +16,9 @@ pub fn embedding(indices: &Tensor, weight: &Var) -> Result<Var> {
     let (v, d) = (w.shape()[0], w.shape()[1]);
     let idx = indices.to_vec::<i64>()?;
     if let Some((i, bad)) = idx.iter().enumerate().find(|(_, &i)| i < 0 || i as usize >= v) {
-        return Err(tessera_engine::Error::invalid("embedding", format!("index {bad} at position {i} is outside the table's {v} rows")).into());
+        return Err(
+            tessera_engine::Error::invalid("embedding", format!("index {bad} at position {i} is outside the table's {v} rows")).into()
+        );
     }
     let mut out_shape = indices.shape().to_vec();
     out_shape.push(d);

@@ -31,10 +31,19 @@ pub fn cross_entropy(logits: &Var, targets: &Tensor, label_smoothing: f64) -> Re
     let x = logits.value();
     let (n, c) = check_logits("cross_entropy", &x)?;
     if targets.dtype() != DType::I64 || targets.shape() != [n] {
-        return Err(tessera_engine::Error::shapes_hint("cross_entropy", x.shape(), targets.shape(), format!("targets must be i64 of shape [{n}], got {:?}", targets.dtype())).into());
+        return Err(tessera_engine::Error::shapes_hint(
+            "cross_entropy",
+            x.shape(),
+            targets.shape(),
+            format!("targets must be i64 of shape [{n}], got {:?}", targets.dtype()),
+        )
+        .into());
     }
     if !(0.0..1.0).contains(&label_smoothing) {
-        return Err(Error::Engine(tessera_engine::Error::invalid("cross_entropy", format!("label_smoothing must lie in [0, 1), got {label_smoothing}"))));
+        return Err(Error::Engine(tessera_engine::Error::invalid(
+            "cross_entropy",
+            format!("label_smoothing must lie in [0, 1), got {label_smoothing}"),
+        )));
     }
     let labels = targets.to_vec::<i64>()?;
     let mut q = vec![label_smoothing / c as f64; n * c];
@@ -53,21 +62,33 @@ pub fn cross_entropy_soft(logits: &Var, targets: &Tensor) -> Result<Var> {
     let x = logits.value();
     check_logits("cross_entropy_soft", &x)?;
     if targets.shape() != x.shape() {
-        return Err(tessera_engine::Error::shapes_hint("cross_entropy_soft", x.shape(), targets.shape(), "targets must match the logits").into());
+        return Err(
+            tessera_engine::Error::shapes_hint("cross_entropy_soft", x.shape(), targets.shape(), "targets must match the logits").into()
+        );
     }
     soft_ce("cross_entropy_soft", logits, targets.to_dtype(x.dtype())?)
 }
 
 /// `Σ f(pred - target)·m / Σ m`, with `m` the mask broadcast to pred's shape (all ones when
 /// absent, giving the plain mean). `df` is f's derivative.
-fn masked_mean_error(name: &'static str, pred: &Var, target: &Var, mask: Option<&Tensor>, f: fn(&Tensor) -> tessera_engine::Result<Tensor>, df: fn(&Tensor) -> tessera_engine::Result<Tensor>) -> Result<Var> {
+fn masked_mean_error(
+    name: &'static str,
+    pred: &Var,
+    target: &Var,
+    mask: Option<&Tensor>,
+    f: fn(&Tensor) -> tessera_engine::Result<Tensor>,
+    df: fn(&Tensor) -> tessera_engine::Result<Tensor>,
+) -> Result<Var> {
     let (p, t) = (pred.value(), target.value());
     if p.shape() != t.shape() {
         return Err(tessera_engine::Error::shapes_hint(name, p.shape(), t.shape(), "prediction and target must have the same shape").into());
     }
     let e = p.sub(&t)?;
     let m = match mask {
-        Some(m) => m.to_dtype(p.dtype())?.expand(p.shape()).map_err(|_| tessera_engine::Error::shapes_hint(name, p.shape(), m.shape(), "the mask must broadcast to the prediction"))?,
+        Some(m) => m
+            .to_dtype(p.dtype())?
+            .expand(p.shape())
+            .map_err(|_| tessera_engine::Error::shapes_hint(name, p.shape(), m.shape(), "the mask must broadcast to the prediction"))?,
         None => Tensor::ones(&[], p.dtype())?.expand(p.shape())?,
     };
     let denom = m.sum_all()?.item()?;

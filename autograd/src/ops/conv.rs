@@ -26,7 +26,16 @@ impl Var {
 
     /// Transposed 2-D convolution of `self [N, Cin, H, W]` with `weight [Cin, Cout/groups, kh, kw]`.
     #[allow(clippy::too_many_arguments)]
-    pub fn conv_transpose2d(&self, weight: &Var, bias: Option<&Var>, stride: Pair, padding: Pair, output_padding: Pair, dilation: Pair, groups: usize) -> Result<Var> {
+    pub fn conv_transpose2d(
+        &self,
+        weight: &Var,
+        bias: Option<&Var>,
+        stride: Pair,
+        padding: Pair,
+        output_padding: Pair,
+        dilation: Pair,
+        groups: usize,
+    ) -> Result<Var> {
         let (x, w) = (self.value(), weight.value());
         let b = bias.map(Var::value);
         let y = x.conv_transpose2d(&w, b.as_ref(), stride, padding, output_padding, dilation, groups)?;
@@ -57,7 +66,9 @@ impl Var {
         let x = self.value();
         let y = x.avg_pool2d(kernel, stride, padding, count_include_pad)?;
         let in_shape = x.shape().to_vec();
-        Ok(Var::from_op("avg_pool2d", y, &[self], move |g, _| Ok(vec![Some(g.avg_pool2d_backward(&in_shape, kernel, stride, padding, count_include_pad)?)])))
+        Ok(Var::from_op("avg_pool2d", y, &[self], move |g, _| {
+            Ok(vec![Some(g.avg_pool2d_backward(&in_shape, kernel, stride, padding, count_include_pad)?)])
+        }))
     }
 
     /// Adaptive average pooling to `output` (PyTorch's bins).

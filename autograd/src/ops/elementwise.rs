@@ -25,7 +25,10 @@ impl Var {
                 BinaryOp::Maximum | BinaryOp::Minimum => {
                     let left = if op == BinaryOp::Maximum { a.ge(&b)? } else { a.le(&b)? };
                     let zero = Tensor::zeros(&[], g.dtype())?;
-                    (needs[0].then(|| Tensor::where_(&left, g, &zero)).transpose()?, needs[1].then(|| Tensor::where_(&left, &zero, g)).transpose()?)
+                    (
+                        needs[0].then(|| Tensor::where_(&left, g, &zero)).transpose()?,
+                        needs[1].then(|| Tensor::where_(&left, &zero, g)).transpose()?,
+                    )
                 }
             };
             Ok(vec![ga.map(|t| t.sum_to_shape(a.shape())).transpose()?, gb.map(|t| t.sum_to_shape(b.shape())).transpose()?])

@@ -5,4 +5,5 @@ mod elementwise;
 mod index;
 mod matmul;
 mod reduce;
+mod shape;
 mod view;

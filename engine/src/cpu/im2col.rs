@@ -49,7 +49,14 @@ impl ConvGeom {
     /// Whether the column matrix *is* the image (1×1 kernel, stride 1, no padding, output the
     /// size of the input), so a convolution is a plain GEMM on the input.
     pub fn is_identity(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.ph == 0 && self.pw == 0 && self.oh == self.h && self.ow == self.w
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.oh == self.h
+            && self.ow == self.w
     }
 }
 

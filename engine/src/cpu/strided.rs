@@ -83,7 +83,8 @@ pub fn zip_map<T: Copy + Sync, V: Copy + Sync, U: Send + Default + Copy>(
 ) -> Vec<U> {
     let n: usize = out_shape.iter().product();
     let mut out = vec![U::default(); n];
-    let (shape, strides) = collapse_dims(out_shape, &[contiguous_strides(out_shape), la.broadcast_strides(out_shape), lb.broadcast_strides(out_shape)]);
+    let (shape, strides) =
+        collapse_dims(out_shape, &[contiguous_strides(out_shape), la.broadcast_strides(out_shape), lb.broadcast_strides(out_shape)]);
     let strides = vec![strides[1].clone(), strides[2].clone()];
     let last = shape.len() - 1;
     let (sa, sb) = (strides[0][last], strides[1][last]);
@@ -150,7 +151,12 @@ pub fn zip3_map<C: Copy + Sync, T: Copy + Sync, U: Send + Default + Copy>(
 }
 
 /// `f(a[i], b[i], c[i])` over three contiguous slices of equal length.
-pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, U: Send + Default + Copy>(a: &[A], b: &[B], c: &[C], f: impl Fn(A, B, C) -> U + Sync) -> Vec<U> {
+pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, U: Send + Default + Copy>(
+    a: &[A],
+    b: &[B],
+    c: &[C],
+    f: impl Fn(A, B, C) -> U + Sync,
+) -> Vec<U> {
     let mut out = vec![U::default(); a.len()];
     let run = |o: &mut [U], a: &[A], b: &[B], c: &[C]| {
         for (((o, &x), &y), &z) in o.iter_mut().zip(a).zip(b).zip(c) {

@@ -1,8 +1,8 @@
 //! Elementwise binary ops with NumPy broadcasting, comparisons and `where`.
 
+use crate::cpu::strided;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::strided;
 use crate::layout::broadcast_shapes;
 use crate::{with_any, with_float, DType, Element, Error, FloatElem, Result, Tensor};
 
@@ -194,7 +194,16 @@ impl Tensor {
         let c = cond.buffer::<u8>("where")?;
         with_any!(on_true.dtype(), |T| {
             let (a, b) = (on_true.buffer::<T>("where")?, on_false.buffer::<T>("where")?);
-            let out = strided::zip3_map(c, cond.layout(), a, on_true.layout(), b, on_false.layout(), &shape, |c, x: T, y: T| if c != 0 { x } else { y });
+            let out = strided::zip3_map(
+                c,
+                cond.layout(),
+                a,
+                on_true.layout(),
+                b,
+                on_false.layout(),
+                &shape,
+                |c, x: T, y: T| if c != 0 { x } else { y },
+            );
             Ok(Tensor::from_vec_unchecked(out, &shape))
         })
     }

@@ -4,9 +4,9 @@
 //! the offending index, the axis size and the shapes. Scatters accumulate in a fixed order,
 //! so results do not depend on the thread count.
 
+use crate::cpu::{strided, PAR_MIN_ELEMS};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::{strided, PAR_MIN_ELEMS};
 use crate::layout::{broadcast_shapes, checked_numel, contiguous_strides, for_each_row, normalize_axis};
 use crate::{with_any, with_float, DType, Error, Result, Tensor};
 use rayon::prelude::*;
@@ -86,7 +86,12 @@ impl Tensor {
         let mut expected = self.shape().to_vec();
         expected[a] = k;
         if src.shape() != expected {
-            return Err(Error::shapes_hint(OP, self.shape(), src.shape(), format!("the source must be {expected:?} for an index of length {k}")));
+            return Err(Error::shapes_hint(
+                OP,
+                self.shape(),
+                src.shape(),
+                format!("the source must be {expected:?} for an index of length {k}"),
+            ));
         }
         let (outer, inner) = outer_inner(self.shape(), a);
         with_float!(self.dtype(), OP, |T| {
@@ -201,7 +206,10 @@ impl Tensor {
                 // Targets of different first-axis entries are disjoint: split the output there.
                 let per = rows / ishape[0];
                 let block = cs[0] as usize;
-                out.par_chunks_mut(block).take(ishape[0]).enumerate().for_each(|(i0, dst)| run(dst, (i0 * block) as isize, i0 * per, (i0 + 1) * per));
+                out.par_chunks_mut(block)
+                    .take(ishape[0])
+                    .enumerate()
+                    .for_each(|(i0, dst)| run(dst, (i0 * block) as isize, i0 * per, (i0 + 1) * per));
             } else {
                 run(&mut out, 0, 0, rows);
             }
@@ -224,7 +232,14 @@ impl Tensor {
         let m = mask.buffer::<u8>(OP)?;
         with_any!(self.dtype(), |T| {
             let v = T::from_f64(value);
-            let out = strided::zip_map(self.buffer::<T>(OP)?, self.layout(), m, mask.layout(), &shape, move |x: T, c: u8| if c != 0 { v } else { x });
+            let out = strided::zip_map(
+                self.buffer::<T>(OP)?,
+                self.layout(),
+                m,
+                mask.layout(),
+                &shape,
+                move |x: T, c: u8| if c != 0 { v } else { x },
+            );
             Ok(Tensor::from_vec_unchecked(out, &shape))
         })
     }
@@ -236,7 +251,10 @@ impl Tensor {
         self.expect_dtype(OP, DType::I64)?;
         let labels = self.values::<i64>(OP)?;
         if let Some(&bad) = labels.iter().find(|&&i| i < 0 || i as u64 >= num_classes as u64) {
-            return Err(Error::invalid(OP, format!("label {bad} is out of range for {num_classes} classes (labels of shape {:?})", self.shape())));
+            return Err(Error::invalid(
+                OP,
+                format!("label {bad} is out of range for {num_classes} classes (labels of shape {:?})", self.shape()),
+            ));
         }
         let mut shape = self.shape().to_vec();
         shape.push(num_classes);

@@ -2,9 +2,9 @@
 //! dims. Operands are passed to the GEMM with their own strides: transposed or expanded
 //! views are never copied.
 
+use crate::cpu::gemm::{Gemm, MatRef};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::gemm::{Gemm, MatRef};
 use crate::layout::broadcast_shapes;
 use crate::{with_float, Error, Layout, Result, Tensor};
 use rayon::prelude::*;
@@ -28,7 +28,8 @@ impl Tensor {
             .map_err(|_| Error::shapes_hint("matmul", self.shape(), rhs.shape(), "batch dims do not broadcast"))?;
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
-        let out = with_float!(self.dtype(), "matmul", |T| batched_gemm::<T>(&a, &b, &batch, m, k, n).map(|v| Tensor::from_vec_unchecked(v, &out_shape)))?;
+        let out = with_float!(self.dtype(), "matmul", |T| batched_gemm::<T>(&a, &b, &batch, m, k, n)
+            .map(|v| Tensor::from_vec_unchecked(v, &out_shape)))?;
         // Drop the dims a 1-D operand contributed.
         match (self.rank(), rhs.rank()) {
             (1, 1) => out.reshape(&[]),

@@ -2,13 +2,13 @@
 //! backward kernels autograd calls.
 
 pub mod binary;
+pub mod conv;
+pub mod index;
 pub mod matmul;
 pub mod norm;
 pub mod reduce;
+pub mod shape;
 pub mod softmax;
+pub mod sort;
 pub mod unary;
 pub mod view;
-pub mod conv;
-pub mod index;
-pub mod shape;
-pub mod sort;

@@ -32,7 +32,13 @@ fn check_channel_vec(op: &'static str, x: &Tensor, v: &Tensor, what: &str, c: us
 }
 
 /// Applies `f(c, channel_slices)` per channel in parallel; each channel's N slices of length S.
-fn per_channel<T: FloatElem, U: Send + Default + Clone>(x: &[T], n: usize, c: usize, s: usize, f: impl Fn(usize, &mut dyn Iterator<Item = &[T]>) -> U + Sync) -> Vec<U> {
+fn per_channel<T: FloatElem, U: Send + Default + Clone>(
+    x: &[T],
+    n: usize,
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, &mut dyn Iterator<Item = &[T]>) -> U + Sync,
+) -> Vec<U> {
     (0..c).into_par_iter().map(|ch| f(ch, &mut (0..n).map(|i| &x[(i * c + ch) * s..(i * c + ch + 1) * s]))).collect()
 }
 
@@ -49,13 +55,18 @@ impl Tensor {
             let stats = per_channel(&x, n, c, s, |_, rows| {
                 let rows: Vec<&[T]> = rows.collect();
                 let mean = rows.iter().map(|r| crate::ops::reduce::sum_slice(r)).fold(T::zero(), |a, b| a + b) / m;
-                let var = rows.iter().map(|r| r.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean))).fold(T::zero(), |a, b| a + b) / m;
+                let var =
+                    rows.iter().map(|r| r.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean))).fold(T::zero(), |a, b| a + b) / m;
                 (mean, var)
             });
             let mean: Vec<T> = stats.iter().map(|p| p.0).collect();
             let var: Vec<T> = stats.iter().map(|p| p.1).collect();
             let rstd: Vec<T> = var.iter().map(|&v| (v + T::c(eps)).sqrt().recip()).collect();
-            Ok(BatchNormStats { mean: Tensor::from_vec_unchecked(mean, &[c]), var: Tensor::from_vec_unchecked(var, &[c]), rstd: Tensor::from_vec_unchecked(rstd, &[c]) })
+            Ok(BatchNormStats {
+                mean: Tensor::from_vec_unchecked(mean, &[c]),
+                var: Tensor::from_vec_unchecked(var, &[c]),
+                rstd: Tensor::from_vec_unchecked(rstd, &[c]),
+            })
         })
     }
 
@@ -96,7 +107,13 @@ impl Tensor {
 
     /// Backward of training-mode batch norm. `self` is the input, `grad` the output gradient.
     /// Returns `(dx, dweight, dbias)`; `dx` accounts for the batch statistics' dependence on x.
-    pub fn batch_norm_backward(&self, grad: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
+    pub fn batch_norm_backward(
+        &self,
+        grad: &Tensor,
+        mean: &Tensor,
+        rstd: &Tensor,
+        weight: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let (n, c, s) = ncs("batch_norm_backward", self)?;
         if grad.shape() != self.shape() {
             return Err(Error::shapes("batch_norm_backward", self.shape(), grad.shape()));

@@ -2,9 +2,9 @@
 //! ones to the back, so every output element reduces one contiguous row, in order: results
 //! do not depend on the thread count.
 
+use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::PAR_MIN_ELEMS;
 use crate::layout::normalize_axes;
 use crate::{with_any, with_float, Element, FloatElem, Result, Tensor};
 use rayon::prelude::*;
@@ -18,7 +18,9 @@ pub enum ReduceOp {
     Max,
     Min,
     /// Variance; `unbiased` divides by `n - 1` instead of `n`.
-    Var { unbiased: bool },
+    Var {
+        unbiased: bool,
+    },
     LogSumExp,
 }
 
@@ -196,7 +198,10 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| crate::Error::shapes_hint("sum_to_shape", self.shape(), shape, "the target has more dims"))?;
+        let lead = self
+            .rank()
+            .checked_sub(shape.len())
+            .ok_or_else(|| crate::Error::shapes_hint("sum_to_shape", self.shape(), shape, "the target has more dims"))?;
         let mut axes = Vec::new();
         for d in 0..self.rank() {
             if d < lead {

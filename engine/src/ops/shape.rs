@@ -1,9 +1,9 @@
 //! Layout ops that build or split tensors: `cat`, `stack`, `split`, `chunk` (views), `pad`
 //! (constant or reflect) with its backward, `rot90` (a view), `repeat` with its backward.
 
+use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::PAR_MIN_ELEMS;
 use crate::layout::{checked_numel, normalize_axis, Layout};
 use crate::ops::index::drive_rows;
 use crate::{with_any, with_float, Error, Result, Tensor};
@@ -31,7 +31,12 @@ impl Tensor {
             first.same_kind(OP, t)?;
             let ok = t.rank() == first.rank() && (0..first.rank()).all(|d| d == a || t.shape()[d] == first.shape()[d]);
             if !ok {
-                return Err(Error::shapes_hint(OP, first.shape(), t.shape(), format!("tensor {i} must match tensor 0 on every axis but {axis}")));
+                return Err(Error::shapes_hint(
+                    OP,
+                    first.shape(),
+                    t.shape(),
+                    format!("tensor {i} must match tensor 0 on every axis but {axis}"),
+                ));
             }
             total = total.checked_add(t.shape()[a]).ok_or_else(|| Error::invalid(OP, format!("the length of axis {axis} overflows")))?;
         }
@@ -91,7 +96,10 @@ impl Tensor {
         let a = normalize_axis(OP, axis, self.shape())?;
         let sum = sizes.iter().try_fold(0usize, |s, &x| s.checked_add(x));
         if sum != Some(self.shape()[a]) {
-            return Err(Error::invalid(OP, format!("sizes {sizes:?} do not add up to the length {} of axis {axis} (shape {:?})", self.shape()[a], self.shape())));
+            return Err(Error::invalid(
+                OP,
+                format!("sizes {sizes:?} do not add up to the length {} of axis {axis} (shape {:?})", self.shape()[a], self.shape()),
+            ));
         }
         let mut at = 0;
         sizes
@@ -129,7 +137,10 @@ impl Tensor {
         let total = checked_numel(OP, &shape)?;
         let rank = shape.len();
         if rank == 0 || total == 0 {
-            return with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(if rank == 0 { self.values::<T>(OP)?.into_owned() } else { Vec::new() }, &shape)));
+            return with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(
+                if rank == 0 { self.values::<T>(OP)?.into_owned() } else { Vec::new() },
+                &shape
+            )));
         }
         let fill_value = if let PadMode::Constant(v) = mode { v } else { 0.0 };
         let src_strides = crate::layout::contiguous_strides(self.shape());
@@ -176,7 +187,10 @@ impl Tensor {
         const OP: &str = "pad_backward";
         self.expect_float(OP)?;
         if pads.len() > self.rank() {
-            return Err(Error::invalid(OP, format!("{} paddings given for the {} axes of shape {:?}", pads.len(), self.rank(), self.shape())));
+            return Err(Error::invalid(
+                OP,
+                format!("{} paddings given for the {} axes of shape {:?}", pads.len(), self.rank(), self.shape()),
+            ));
         }
         let lead = self.rank() - pads.len();
         let mut in_shape = self.shape().to_vec();
@@ -258,7 +272,10 @@ impl Tensor {
     pub fn repeat(&self, reps: &[usize]) -> Result<Tensor> {
         const OP: &str = "repeat";
         if reps.len() < self.rank() {
-            return Err(Error::invalid(OP, format!("{} repeats given for the {} axes of shape {:?}", reps.len(), self.rank(), self.shape())));
+            return Err(Error::invalid(
+                OP,
+                format!("{} repeats given for the {} axes of shape {:?}", reps.len(), self.rank(), self.shape()),
+            ));
         }
         let lead = reps.len() - self.rank();
         let l = self.layout();
@@ -282,7 +299,8 @@ impl Tensor {
     pub fn repeat_backward(&self, input_shape: &[usize]) -> Result<Tensor> {
         const OP: &str = "repeat_backward";
         self.expect_float(OP)?;
-        let bad = || Error::shapes_hint(OP, self.shape(), input_shape, "the gradient must tile the input shape a whole number of times per axis");
+        let bad =
+            || Error::shapes_hint(OP, self.shape(), input_shape, "the gradient must tile the input shape a whole number of times per axis");
         if self.rank() < input_shape.len() {
             return Err(bad());
         }
@@ -337,7 +355,10 @@ fn pad_shape(op: &'static str, shape: &[usize], pads: &[(usize, usize)], mode: P
     let mut out = Vec::with_capacity(shape.len());
     for (d, (&n, &(b, e))) in shape.iter().zip(&full).enumerate() {
         if mode == PadMode::Reflect && (b >= n || e >= n) && (b, e) != (0, 0) {
-            return Err(Error::invalid(op, format!("reflect padding ({b}, {e}) must be smaller than axis {d} of length {n} (shape {shape:?})")));
+            return Err(Error::invalid(
+                op,
+                format!("reflect padding ({b}, {e}) must be smaller than axis {d} of length {n} (shape {shape:?})"),
+            ));
         }
         out.push(n.checked_add(b).and_then(|x| x.checked_add(e)).ok_or_else(|| Error::ShapeOverflow { op, shape: shape.to_vec() })?);
     }

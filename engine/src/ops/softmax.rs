@@ -62,9 +62,11 @@ impl Tensor {
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
         with_float!(self.dtype(), "log_softmax", |T| along_axis::<T>(&[self], axis, "log_softmax", |r, o| {
             let m = row_max(r[0]);
-            let lse = m + r[0].iter().fold(T::zero(), |a, &x| a + (x - m).exp()).ln();
+            // `(x - m) - log Σ` rather than `x - (m + log Σ)`: the latter rounds `m + log Σ`
+            // to the precision of `m`, losing digits when inputs are large (1e4 in f32).
+            let log_sum = r[0].iter().fold(T::zero(), |a, &x| a + (x - m).exp()).ln();
             for (o, &x) in o.iter_mut().zip(r[0]) {
-                *o = x - lse;
+                *o = (x - m) - log_sum;
             }
         }))
     }

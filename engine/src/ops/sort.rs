@@ -1,9 +1,9 @@
 //! Sorting along one axis: `argsort` (stable) and `topk` (sorted, ties to the lower index).
 //! NaN orders above every number, as in PyTorch. Rows run in parallel when large.
 
+use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::PAR_MIN_ELEMS;
 use crate::layout::normalize_axis;
 use crate::{with_any, Element, Error, Result, Tensor};
 use rayon::prelude::*;

@@ -1,9 +1,9 @@
 //! Elementwise unary ops: the forward kernel and the fused backward kernel `g · f'(x)` side by
 //! side, so the two can be checked against each other at a glance.
 
+use crate::cpu::strided;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::cpu::strided;
 use crate::{with_float, FloatElem, Result, Tensor};
 
 /// An elementwise function of one float tensor.
@@ -247,13 +247,36 @@ macro_rules! dispatch_unary {
     ($op:expr, |$f:ident| $run:expr) => {{
         use UnaryOp::*;
         match $op {
-            Neg => { let $f = |x: T| -x; $run }
-            Exp => { let $f = |x: T| x.exp(); $run }
-            Relu => { let $f = |x: T| if x > T::zero() { x } else { T::zero() }; $run }
-            Square => { let $f = |x: T| x * x; $run }
-            AddScalar(c) => { let c = T::c(c); let $f = move |x: T| x + c; $run }
-            MulScalar(c) => { let c = T::c(c); let $f = move |x: T| x * c; $run }
-            op => { let $f = move |x: T| op.forward(x); $run }
+            Neg => {
+                let $f = |x: T| -x;
+                $run
+            }
+            Exp => {
+                let $f = |x: T| x.exp();
+                $run
+            }
+            Relu => {
+                let $f = |x: T| if x > T::zero() { x } else { T::zero() };
+                $run
+            }
+            Square => {
+                let $f = |x: T| x * x;
+                $run
+            }
+            AddScalar(c) => {
+                let c = T::c(c);
+                let $f = move |x: T| x + c;
+                $run
+            }
+            MulScalar(c) => {
+                let c = T::c(c);
+                let $f = move |x: T| x * c;
+                $run
+            }
+            op => {
+                let $f = move |x: T| op.forward(x);
+                $run
+            }
         }
     }};
 }

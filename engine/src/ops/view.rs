@@ -47,11 +47,15 @@ impl Tensor {
         let a = normalize_axis("narrow", axis, self.shape())?;
         let n = self.shape()[a];
         if start.checked_add(len).is_none_or(|e| e > n) {
-            return Err(Error::invalid("narrow", format!("range {start}..{} is outside axis {axis} of size {n} (shape {:?})", start.saturating_add(len), self.shape())));
+            return Err(Error::invalid(
+                "narrow",
+                format!("range {start}..{} is outside axis {axis} of size {n} (shape {:?})", start.saturating_add(len), self.shape()),
+            ));
         }
         let mut l = self.layout().clone();
         l.shape[a] = len;
-        if len > 0 {
+        // An empty view keeps the offset: moving it could leave the (empty) storage.
+        if len > 0 && self.numel() > 0 {
             l.offset = (l.offset as isize + start as isize * l.strides[a]) as usize;
         }
         Ok(self.with_layout(l))
@@ -74,6 +78,12 @@ impl Tensor {
     /// Index `i` of `axis`, removing that axis.
     pub fn select(&self, axis: isize, i: usize) -> Result<Tensor> {
         let a = normalize_axis("select", axis, self.shape())?;
+        if i >= self.shape()[a] {
+            return Err(Error::invalid(
+                "select",
+                format!("index {i} is outside axis {axis} of size {} (shape {:?})", self.shape()[a], self.shape()),
+            ));
+        }
         self.narrow(axis, i, 1)?.squeeze_axis(a as isize)
     }
 
@@ -83,7 +93,11 @@ impl Tensor {
         if out != shape {
             return Err(Error::shapes_hint("expand", self.shape(), shape, "the first must broadcast to the second"));
         }
-        Ok(self.with_layout(Layout { shape: shape.to_vec(), strides: self.layout().broadcast_strides(shape), offset: self.layout().offset }))
+        Ok(self.with_layout(Layout {
+            shape: shape.to_vec(),
+            strides: self.layout().broadcast_strides(shape),
+            offset: self.layout().offset,
+        }))
     }
 
     /// A view with `axes` reversed (negative strides).
@@ -91,7 +105,7 @@ impl Tensor {
         let mut l = self.layout().clone();
         for &ax in axes {
             let a = normalize_axis("flip", ax, self.shape())?;
-            if l.shape[a] > 1 {
+            if l.shape[a] > 1 && self.numel() > 0 {
                 l.offset = (l.offset as isize + (l.shape[a] as isize - 1) * l.strides[a]) as usize;
                 l.strides[a] = -l.strides[a];
             }
@@ -159,7 +173,9 @@ fn infer_shape(shape: &[isize], numel: usize, from: &[usize]) -> Result<Vec<usiz
         } else if d < 0 {
             return Err(Error::invalid("reshape", format!("negative dim {d} in {shape:?}")));
         } else {
-            known = known.checked_mul(d as usize).ok_or_else(|| Error::ShapeOverflow { op: "reshape", shape: shape.iter().map(|&d| d.max(0) as usize).collect() })?;
+            known = known
+                .checked_mul(d as usize)
+                .ok_or_else(|| Error::ShapeOverflow { op: "reshape", shape: shape.iter().map(|&d| d.max(0) as usize).collect() })?;
         }
     }
     let mut out: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();

@@ -119,9 +119,7 @@ pub(crate) fn check_label_range(path: &Path, what: &str, labels: &[u8], num_clas
 /// The first of `names` that exists in `dir`; the error names the first candidate.
 pub(crate) fn find_file(dir: &Path, names: &[&str]) -> Result<PathBuf> {
     if !dir.is_dir() {
-        let e = std::fs::metadata(dir)
-            .err()
-            .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
+        let e = std::fs::metadata(dir).err().unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
         return Err(DataError::io(dir, "cannot open dataset directory", e));
     }
     for name in names {

@@ -37,7 +37,12 @@ impl Dataset {
         if Some(pixels.len()) != labels.len().checked_mul(item) {
             return Err(DataError::invalid(
                 "Dataset::new",
-                format!("{name}: {} labels need {} pixel bytes of {shape:?} images, got {}", labels.len(), labels.len() * item, pixels.len()),
+                format!(
+                    "{name}: {} labels need {} pixel bytes of {shape:?} images, got {}",
+                    labels.len(),
+                    labels.len() * item,
+                    pixels.len()
+                ),
             ));
         }
         check_labels(&name, "label", &labels, classes.len())?;
@@ -124,7 +129,10 @@ impl Dataset {
     /// The images at `indices` (in that order, repeats allowed) as a new dataset.
     pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
         if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            return Err(DataError::invalid("Dataset::subset", format!("{}: index {bad} is out of range for {} images", self.name, self.len())));
+            return Err(DataError::invalid(
+                "Dataset::subset",
+                format!("{}: index {bad} is out of range for {} images", self.name, self.len()),
+            ));
         }
         let mut pixels = Vec::with_capacity(indices.len() * self.shape.iter().product::<usize>());
         for &i in indices {
@@ -132,7 +140,14 @@ impl Dataset {
         }
         let pick = |l: &[i64]| indices.iter().map(|&i| l[i]).collect::<Vec<_>>();
         let coarse = self.coarse.as_ref().map(|(l, c)| (pick(l), c.clone()));
-        Ok(Dataset { name: self.name.clone(), shape: self.shape, pixels, labels: pick(&self.labels), classes: self.classes.clone(), coarse })
+        Ok(Dataset {
+            name: self.name.clone(),
+            shape: self.shape,
+            pixels,
+            labels: pick(&self.labels),
+            classes: self.classes.clone(),
+            coarse,
+        })
     }
 
     /// The first `n` images (all of them if `n >= len()`).

@@ -83,7 +83,8 @@ impl Batch {
 
     /// View `v` as an f32 tensor `[B, C, H, W]` (copies the buffer).
     pub fn view_tensor(&self, v: usize) -> Result<Tensor> {
-        let view = self.views.get(v).ok_or_else(|| DataError::invalid("Batch::view_tensor", format!("view {v} of {}", self.views.len())))?;
+        let view =
+            self.views.get(v).ok_or_else(|| DataError::invalid("Batch::view_tensor", format!("view {v} of {}", self.views.len())))?;
         Ok(Tensor::from_vec::<f32>(view.data.clone(), &view.shape)?)
     }
 
@@ -222,7 +223,9 @@ impl DataLoader {
         });
         match worker {
             Ok(handle) => EpochIter { rx: Some(rx), worker: Some(handle), remaining: self.num_batches(), spawn_error: None },
-            Err(e) => EpochIter { rx: None, worker: None, remaining: 0, spawn_error: Some(format!("cannot start the prefetch thread: {e}")) },
+            Err(e) => {
+                EpochIter { rx: None, worker: None, remaining: 0, spawn_error: Some(format!("cannot start the prefetch thread: {e}")) }
+            }
         }
     }
 }

@@ -147,10 +147,8 @@ pub fn synthetic_colour(cfg: SyntheticConfig) -> Result<Dataset> {
         return Err(DataError::invalid("synthetic_colour", format!("size must be at least 8, got {}", cfg.size)));
     }
     let root = Generator::new(cfg.seed);
-    let images: Vec<Vec<u8>> = (0..cfg.len)
-        .into_par_iter()
-        .map(|i| render(&scene(i % cfg.num_classes, cfg.size, &mut root.fork(i as u64)), cfg.size))
-        .collect();
+    let images: Vec<Vec<u8>> =
+        (0..cfg.len).into_par_iter().map(|i| render(&scene(i % cfg.num_classes, cfg.size, &mut root.fork(i as u64)), cfg.size)).collect();
     let classes = (0..cfg.num_classes).map(|k| format!("{}-{}", SHAPES[k % SHAPES.len()], TEXTURES[k / SHAPES.len()])).collect();
     let labels = (0..cfg.len).map(|i| (i % cfg.num_classes) as i64).collect();
     Dataset::new(format!("synthetic-colour/seed{}", cfg.seed), [3, cfg.size, cfg.size], images.concat(), labels, classes)

@@ -12,7 +12,9 @@ use tessera_engine::{Error, Tensor};
 pub fn nt_xent(z: &Var, temperature: f64) -> Result<Var> {
     let zv = z.value();
     if zv.rank() != 2 || zv.shape()[0] < 2 || zv.shape()[0] % 2 != 0 {
-        return Err(Error::invalid("nt_xent", format!("needs z of shape [2N, d] with N ≥ 1 (both views stacked), got {:?}", zv.shape())).into());
+        return Err(
+            Error::invalid("nt_xent", format!("needs z of shape [2N, d] with N ≥ 1 (both views stacked), got {:?}", zv.shape())).into()
+        );
     }
     if !(temperature > 0.0) {
         return Err(Error::invalid("nt_xent", format!("the temperature must be positive, got {temperature}")).into());

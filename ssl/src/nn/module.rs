@@ -222,7 +222,9 @@ pub trait Module {
             }
             result = match e {
                 Entry::Param(p) => p.convert(dtype),
-                Entry::Buffer(b) if b.get().dtype().is_float() => b.get().to_dtype(dtype).map(|t| *b.0.borrow_mut() = t).map_err(Into::into),
+                Entry::Buffer(b) if b.get().dtype().is_float() => {
+                    b.get().to_dtype(dtype).map(|t| *b.0.borrow_mut() = t).map_err(Into::into)
+                }
                 _ => Ok(()),
             };
         });

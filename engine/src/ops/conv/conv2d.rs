@@ -7,7 +7,15 @@ use crate::{with_float, Error, Result, Tensor};
 impl Tensor {
     /// 2-D cross-correlation (PyTorch's `conv2d`): `self` is `[N, C_in, H, W]`, `weight` is
     /// `[C_out, C_in/groups, kh, kw]`, `bias` is `[C_out]`; the result is `[N, C_out, Ho, Wo]`.
-    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, stride: Pair, padding: Pair, dilation: Pair, groups: usize) -> Result<Tensor> {
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+        groups: usize,
+    ) -> Result<Tensor> {
         const OP: &str = "conv2d";
         self.same_kind(OP, weight)?;
         self.expect_float(OP)?;
@@ -15,7 +23,12 @@ impl Tensor {
         if let Some(b) = bias {
             self.same_kind(OP, b)?;
             if b.shape() != [p.cout] {
-                return Err(Error::shapes_hint(OP, b.shape(), &[p.cout], format!("the bias must be [C_out] (weight {:?})", weight.shape())));
+                return Err(Error::shapes_hint(
+                    OP,
+                    b.shape(),
+                    &[p.cout],
+                    format!("the bias must be [C_out] (weight {:?})", weight.shape()),
+                ));
             }
         }
         with_float!(self.dtype(), OP, |T| {
@@ -29,7 +42,15 @@ impl Tensor {
     /// The gradient of [`conv2d`](Self::conv2d) with respect to its input: `self` is the
     /// output gradient `[N, C_out, Ho, Wo]`; returns `[N, C_in, H, W]` (= `input_shape`).
     /// Computed as `col2im(Wᵀ · dY)`.
-    pub fn conv2d_backward_input(&self, weight: &Tensor, input_shape: &[usize], stride: Pair, padding: Pair, dilation: Pair, groups: usize) -> Result<Tensor> {
+    pub fn conv2d_backward_input(
+        &self,
+        weight: &Tensor,
+        input_shape: &[usize],
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+        groups: usize,
+    ) -> Result<Tensor> {
         const OP: &str = "conv2d_backward_input";
         self.same_kind(OP, weight)?;
         self.expect_float(OP)?;
@@ -46,7 +67,15 @@ impl Tensor {
     /// output gradient `[N, C_out, Ho, Wo]`, `input` the forward input; returns
     /// `weight_shape`. Computed as `Σ_n dY_n · cols(x_n)ᵀ`, summed over the batch in a fixed
     /// order whatever the thread count.
-    pub fn conv2d_backward_weight(&self, input: &Tensor, weight_shape: &[usize], stride: Pair, padding: Pair, dilation: Pair, groups: usize) -> Result<Tensor> {
+    pub fn conv2d_backward_weight(
+        &self,
+        input: &Tensor,
+        weight_shape: &[usize],
+        stride: Pair,
+        padding: Pair,
+        dilation: Pair,
+        groups: usize,
+    ) -> Result<Tensor> {
         const OP: &str = "conv2d_backward_weight";
         self.same_kind(OP, input)?;
         self.expect_float(OP)?;
@@ -63,7 +92,10 @@ impl Tensor {
     /// `[N, C, H, W]`; returns `[C]`, the sum over N, H and W.
     pub fn conv2d_backward_bias(&self) -> Result<Tensor> {
         if self.rank() != 4 {
-            return Err(Error::invalid("conv2d_backward_bias", format!("the output gradient must be [N, C, H, W], got shape {:?}", self.shape())));
+            return Err(Error::invalid(
+                "conv2d_backward_bias",
+                format!("the output gradient must be [N, C, H, W], got shape {:?}", self.shape()),
+            ));
         }
         self.sum(&[0, 2, 3], false)
     }

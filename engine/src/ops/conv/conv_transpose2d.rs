@@ -30,7 +30,12 @@ impl Tensor {
         if let Some(b) = bias {
             self.same_kind(OP, b)?;
             if b.shape() != [p.cout] {
-                return Err(Error::shapes_hint(OP, b.shape(), &[p.cout], format!("the bias must be [C_out] (weight {:?})", weight.shape())));
+                return Err(Error::shapes_hint(
+                    OP,
+                    b.shape(),
+                    &[p.cout],
+                    format!("the bias must be [C_out] (weight {:?})", weight.shape()),
+                ));
             }
         }
         let (h, w) = (p.geom.h, p.geom.w);

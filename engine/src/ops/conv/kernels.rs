@@ -10,10 +10,10 @@
 //! Samples run in parallel over rayon when the batch is large enough; each worker reuses one
 //! column buffer.
 
-#[allow(unused_imports)]
-use crate::dtype::prelude::*;
 use crate::cpu::gemm::{Gemm, MatRef};
 use crate::cpu::im2col::{col2im, im2col, ConvGeom};
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a batch runs on the calling thread.
@@ -26,16 +26,19 @@ const WGRAD_MAX_PARTIAL: usize = 1 << 24;
 
 /// Runs `f(sample, out_chunk, scratch)` for each `per`-sized chunk of `out`, in parallel when
 /// the batch is large; `scratch` is a buffer of `scratch_len` elements reused across samples.
-fn for_each_sample<T: Gemm>(out: &mut [T], per: usize, flops_per_sample: usize, scratch_len: usize, f: impl Fn(usize, &mut [T], &mut [T]) + Sync) {
+fn for_each_sample<T: Gemm>(
+    out: &mut [T],
+    per: usize,
+    flops_per_sample: usize,
+    scratch_len: usize,
+    f: impl Fn(usize, &mut [T], &mut [T]) + Sync,
+) {
     if per == 0 || out.is_empty() {
         return;
     }
     let n = out.len() / per;
     if n > 1 && n.saturating_mul(flops_per_sample) >= PAR_MIN_FLOPS {
-        out.par_chunks_mut(per).enumerate().for_each_init(
-            || vec![T::zero(); scratch_len],
-            |buf, (s, o)| f(s, o, buf),
-        );
+        out.par_chunks_mut(per).enumerate().for_each_init(|| vec![T::zero(); scratch_len], |buf, (s, o)| f(s, o, buf));
     } else {
         let mut buf = vec![T::zero(); scratch_len];
         for (s, o) in out.chunks_mut(per).enumerate() {
@@ -137,8 +140,11 @@ pub(crate) fn conv_backward_weight<T: Gemm>(dy: &[T], x: &[T], n: usize, m: usiz
         acc
     };
     let work = n.saturating_mul(wlen).saturating_mul(l);
-    let parts: Vec<Vec<T>> =
-        if chunks > 1 && work >= PAR_MIN_FLOPS { (0..chunks).into_par_iter().map(partial).collect() } else { (0..chunks).map(partial).collect() };
+    let parts: Vec<Vec<T>> = if chunks > 1 && work >= PAR_MIN_FLOPS {
+        (0..chunks).into_par_iter().map(partial).collect()
+    } else {
+        (0..chunks).map(partial).collect()
+    };
     let mut parts = parts.into_iter();
     let mut out = parts.next().unwrap_or_else(|| vec![T::zero(); wlen]);
     for p in parts {

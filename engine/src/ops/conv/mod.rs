@@ -9,9 +9,9 @@
 //! Backward kernels are deterministic: the weight gradient sums the batch in fixed chunks
 //! (chosen from the shapes, never from the thread count), combined in chunk order.
 
-pub(crate) mod kernels;
 mod conv2d;
 mod conv_transpose2d;
+pub(crate) mod kernels;
 mod pool;
 mod unfold;
 
@@ -36,7 +36,9 @@ pub(crate) fn out_dim(n: usize, k: usize, s: usize, p: usize, d: usize) -> std::
     let padded = p.checked_mul(2).and_then(|x| x.checked_add(n)).ok_or_else(|| format!("padding {p} overflows"))?;
     let eff = (k - 1).checked_mul(d).and_then(|x| x.checked_add(1)).ok_or_else(|| format!("kernel {k} with dilation {d} overflows"))?;
     if padded < eff {
-        return Err(format!("the dilated kernel spans {eff} (kernel {k}, dilation {d}), more than the padded input {padded} (size {n}, padding {p})"));
+        return Err(format!(
+            "the dilated kernel spans {eff} (kernel {k}, dilation {d}), more than the padded input {padded} (size {n}, padding {p})"
+        ));
     }
     Ok((padded - eff) / s + 1)
 }
@@ -55,7 +57,10 @@ pub(crate) fn window_geom(channels: usize, (h, w): Pair, k: Pair, s: Pair, p: Pa
 pub(crate) fn check_sizes(g: &ConvGeom) -> std::result::Result<(), String> {
     let cols = [g.channels, g.kh, g.kw, g.oh, g.ow].iter().try_fold(1usize, |a, &b| a.checked_mul(b));
     if cols.is_none() {
-        return Err(format!("the column matrix of {} channels, kernel {}x{} and output {}x{} overflows", g.channels, g.kh, g.kw, g.oh, g.ow));
+        return Err(format!(
+            "the column matrix of {} channels, kernel {}x{} and output {}x{} overflows",
+            g.channels, g.kh, g.kw, g.oh, g.ow
+        ));
     }
     Ok(())
 }
@@ -70,7 +75,15 @@ pub(crate) struct ConvProblem {
 }
 
 /// Checks the input and weight shapes of a conv2d and computes its geometry.
-pub(crate) fn conv_problem(op: &'static str, input: &[usize], weight: &[usize], stride: Pair, padding: Pair, dilation: Pair, groups: usize) -> Result<ConvProblem> {
+pub(crate) fn conv_problem(
+    op: &'static str,
+    input: &[usize],
+    weight: &[usize],
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    groups: usize,
+) -> Result<ConvProblem> {
     let bad = |hint: String| Error::shapes_hint(op, input, weight, hint);
     if input.len() != 4 {
         return Err(bad(format!("the input must be [N, C_in, H, W], got rank {}", input.len())));
@@ -159,7 +172,11 @@ pub(crate) fn convt_problem(
                 }
                 match base.checked_add(o).and_then(|t| t.checked_sub(two_p)) {
                     Some(v) if v > 0 => v,
-                    _ => return Err(bad(format!("{name}: the output would be empty (input {h}, kernel {k}, stride {s}, padding {p}, dilation {d})"))),
+                    _ => {
+                        return Err(bad(format!(
+                            "{name}: the output would be empty (input {h}, kernel {k}, stride {s}, padding {p}, dilation {d})"
+                        )))
+                    }
                 }
             }
             Err(given) => {

@@ -2,10 +2,10 @@
 //! backward kernels. Every `(n, c)` plane is independent: planes run in parallel and each
 //! backward kernel accumulates within its own plane, in a fixed order.
 
-#[allow(unused_imports)]
-use crate::dtype::prelude::*;
 use super::{out_dim, Pair};
 use crate::cpu::PAR_MIN_ELEMS;
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
 use crate::layout::checked_numel;
 use crate::{with_float, DType, Error, Result, Tensor};
 use rayon::prelude::*;
@@ -166,7 +166,12 @@ impl Tensor {
             return Err(Error::shapes_hint(OP, self.shape(), indices.shape(), "the output gradient and the indices must have one shape"));
         }
         if self.rank() != input_shape.len() || self.shape()[..lead.len()] != lead[..] {
-            return Err(Error::shapes_hint(OP, self.shape(), input_shape, "the output gradient and the input must share their leading (N, C) dims"));
+            return Err(Error::shapes_hint(
+                OP,
+                self.shape(),
+                input_shape,
+                "the output gradient and the input must share their leading (N, C) dims",
+            ));
         }
         let per: usize = self.shape()[lead.len()..].iter().product();
         let plane = h * w;
@@ -174,7 +179,10 @@ impl Tensor {
             let (g, idx) = (self.values::<T>(OP)?, indices.values::<i64>(OP)?);
             // Check every index first, so the kernel below cannot fail half way.
             if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as u64 >= plane as u64) {
-                return Err(Error::invalid(OP, format!("index {bad} is out of range for an input plane of {h}x{w} = {plane} elements (input shape {input_shape:?})")));
+                return Err(Error::invalid(
+                    OP,
+                    format!("index {bad} is out of range for an input plane of {h}x{w} = {plane} elements (input shape {input_shape:?})"),
+                ));
             }
             let mut out = vec![T::zero(); planes * plane];
             per_plane(&mut out, plane, g.len(), |pl, o| {
@@ -215,7 +223,14 @@ impl Tensor {
 
     /// The gradient of [`avg_pool2d`](Self::avg_pool2d): `self` is the output gradient; each
     /// window spreads its gradient over its in-bounds inputs, divided as in the forward.
-    pub fn avg_pool2d_backward(&self, input_shape: &[usize], kernel: Pair, stride: Pair, padding: Pair, count_include_pad: bool) -> Result<Tensor> {
+    pub fn avg_pool2d_backward(
+        &self,
+        input_shape: &[usize],
+        kernel: Pair,
+        stride: Pair,
+        padding: Pair,
+        count_include_pad: bool,
+    ) -> Result<Tensor> {
         const OP: &str = "avg_pool2d_backward";
         self.expect_float(OP)?;
         let p = pool_problem(OP, input_shape, kernel, stride, padding, (1, 1))?;

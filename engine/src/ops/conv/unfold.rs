@@ -1,11 +1,11 @@
 //! `unfold` (im2col) and `fold` (col2im), PyTorch's `F.unfold` / `F.fold`. Each is the
 //! other's adjoint, so each is the other's backward.
 
-#[allow(unused_imports)]
-use crate::dtype::prelude::*;
 use super::{window_geom, Pair};
 use crate::cpu::im2col::{col2im, im2col};
 use crate::cpu::PAR_MIN_ELEMS;
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
 use crate::{with_float, Error, Result, Tensor};
 use rayon::prelude::*;
 
@@ -32,12 +32,21 @@ impl Tensor {
         let batched = match self.rank() {
             4 => true,
             3 => false,
-            r => return Err(Error::invalid(OP, format!("the input must be [N, C, H, W] or [C, H, W], got rank {r} (shape {:?})", self.shape()))),
+            r => {
+                return Err(Error::invalid(
+                    OP,
+                    format!("the input must be [N, C, H, W] or [C, H, W], got rank {r} (shape {:?})", self.shape()),
+                ))
+            }
         };
         let s = self.shape();
         let (n, c, h, w) = if batched { (s[0], s[1], s[2], s[3]) } else { (1, s[0], s[1], s[2]) };
-        let g = window_geom(c, (h, w), kernel, stride, padding, dilation)
-            .map_err(|e| Error::invalid(OP, format!("input shape {s:?}, kernel {kernel:?}, stride {stride:?}, padding {padding:?}, dilation {dilation:?}: {e}")))?;
+        let g = window_geom(c, (h, w), kernel, stride, padding, dilation).map_err(|e| {
+            Error::invalid(
+                OP,
+                format!("input shape {s:?}, kernel {kernel:?}, stride {stride:?}, padding {padding:?}, dilation {dilation:?}: {e}"),
+            )
+        })?;
         let (rows, l) = (g.col_rows(), g.col_len());
         let shape: Vec<usize> = if batched { vec![n, rows, l] } else { vec![rows, l] };
         crate::layout::checked_numel(OP, &shape)?;
@@ -59,13 +68,21 @@ impl Tensor {
         let batched = match self.rank() {
             3 => true,
             2 => false,
-            r => return Err(Error::invalid(OP, format!("the input must be [N, C·kh·kw, L] or [C·kh·kw, L], got rank {r} (shape {:?})", self.shape()))),
+            r => {
+                return Err(Error::invalid(
+                    OP,
+                    format!("the input must be [N, C·kh·kw, L] or [C·kh·kw, L], got rank {r} (shape {:?})", self.shape()),
+                ))
+            }
         };
         let s = self.shape();
         let (n, rows, l) = if batched { (s[0], s[1], s[2]) } else { (1, s[0], s[1]) };
         let kk = kernel.0.checked_mul(kernel.1).unwrap_or(0);
         if kk == 0 || rows % kk != 0 {
-            return Err(Error::invalid(OP, format!("dim {} of input shape {s:?} must be a multiple of the kernel area {kernel:?}", s.len() - 2)));
+            return Err(Error::invalid(
+                OP,
+                format!("dim {} of input shape {s:?} must be a multiple of the kernel area {kernel:?}", s.len() - 2),
+            ));
         }
         let c = rows / kk;
         let g = window_geom(c, output_size, kernel, stride, padding, dilation).map_err(|e| {

@@ -18,7 +18,10 @@ impl Normalize {
     /// Means and standard deviations, of equal length ≥ 1; every std must be positive.
     pub fn new(mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
         if mean.is_empty() || mean.len() != std.len() {
-            return Err(DataError::invalid("Normalize", format!("needs as many means as stds (at least one), got {} and {}", mean.len(), std.len())));
+            return Err(DataError::invalid(
+                "Normalize",
+                format!("needs as many means as stds (at least one), got {} and {}", mean.len(), std.len()),
+            ));
         }
         if let Some(s) = std.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
             return Err(DataError::invalid("Normalize", format!("every std must be positive and finite, got {s}")));

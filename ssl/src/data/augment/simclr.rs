@@ -3,7 +3,9 @@
 //! probability) → random grayscale → optional Gaussian blur → optional solarization →
 //! optional normalization.
 
-use super::{ColorJitter, Compose, GaussianBlur, Normalize, RandomApply, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, Solarize};
+use super::{
+    ColorJitter, Compose, GaussianBlur, Normalize, RandomApply, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, Solarize,
+};
 use crate::data::error::Result;
 
 /// Parameters of [`simclr`]. Start from a preset ([`SimclrConfig::fashion_mnist`],

@@ -171,7 +171,10 @@ impl Jigsaw {
     /// offsets leave gaps between tiles.
     pub fn new(grid: usize, tile: usize, perms: PermutationSet) -> Result<Self> {
         if grid < 2 || perms.tiles() != grid * grid {
-            return Err(DataError::invalid("Jigsaw", format!("grid {grid} needs a permutation set of {} tiles, got {}", grid * grid, perms.tiles())));
+            return Err(DataError::invalid(
+                "Jigsaw",
+                format!("grid {grid} needs a permutation set of {} tiles, got {}", grid * grid, perms.tiles()),
+            ));
         }
         if tile == 0 {
             return Err(DataError::invalid("Jigsaw", "tile size must be positive"));

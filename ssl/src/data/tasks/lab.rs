@@ -13,7 +13,8 @@ use crate::data::image::Image;
 /// Linear sRGB → XYZ (D65).
 const RGB_TO_XYZ: [[f64; 3]; 3] = [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]];
 /// XYZ (D65) → linear sRGB.
-const XYZ_TO_RGB: [[f64; 3]; 3] = [[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560], [0.0556434, -0.2040259, 1.0572252]];
+const XYZ_TO_RGB: [[f64; 3]; 3] =
+    [[3.2404542, -1.5371385, -0.4985314], [-0.9692660, 1.8760108, 0.0415560], [0.0556434, -0.2040259, 1.0572252]];
 /// The D65 white point: the row sums of `RGB_TO_XYZ`, so RGB white maps to a = b = 0.
 const WHITE: [f64; 3] = [0.95047, 1.0, 1.08883];
 const DELTA: f64 = 6.0 / 29.0;
@@ -255,8 +256,11 @@ impl AbQuantizer {
     /// plane by the annealed mean of Zhang et al. (temperature `t`, 0.38 in the paper).
     pub fn annealed_mean(&self, probs: &[f32], height: usize, width: usize, t: f32) -> Result<Vec<f32>> {
         let (q, n) = (self.centers.len(), height * width);
-        if probs.len() != q * n || !(t > 0.0) {
-            return Err(DataError::invalid("annealed_mean", format!("needs {q}x{height}x{width} probabilities and t > 0, got {} and t {t}", probs.len())));
+        if probs.len() != q * n || t.is_nan() || t <= 0.0 {
+            return Err(DataError::invalid(
+                "annealed_mean",
+                format!("needs {q}x{height}x{width} probabilities and t > 0, got {} and t {t}", probs.len()),
+            ));
         }
         let mut out = vec![0.0f32; 2 * n];
         for p in 0..n {

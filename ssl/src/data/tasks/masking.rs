@@ -75,7 +75,8 @@ pub struct MaeBatchMask {
 /// MAE masks for `batch` samples; sample `i` uses `rng.fork(i)`, so the result is the same
 /// at any thread count and for a sample wherever it sits in the batch.
 pub fn mae_mask_batch(batch: usize, num_patches: usize, ratio: f64, rng: &Generator) -> Result<MaeBatchMask> {
-    let masks: Vec<MaeMask> = (0..batch).into_par_iter().map(|i| mae_mask(num_patches, ratio, &mut rng.fork(i as u64))).collect::<Result<_>>()?;
+    let masks: Vec<MaeMask> =
+        (0..batch).into_par_iter().map(|i| mae_mask(num_patches, ratio, &mut rng.fork(i as u64))).collect::<Result<_>>()?;
     let keep = mae_keep_count(num_patches, ratio);
     Ok(MaeBatchMask {
         batch,
@@ -102,7 +103,8 @@ impl SimMimMasker {
     /// multiple of `model_patch`; `ratio` in [0, 1).
     pub fn new(input: (usize, usize), mask_patch: usize, model_patch: usize, ratio: f64) -> Result<Self> {
         check_ratio("SimMimMasker", ratio)?;
-        let ok = model_patch > 0 && mask_patch > 0 && mask_patch % model_patch == 0 && input.0 % mask_patch == 0 && input.1 % mask_patch == 0;
+        let ok =
+            model_patch > 0 && mask_patch > 0 && mask_patch % model_patch == 0 && input.0 % mask_patch == 0 && input.1 % mask_patch == 0;
         if !ok || input.0 == 0 || input.1 == 0 {
             return Err(DataError::invalid(
                 "SimMimMasker",

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Times the cases of `examples/bench_ops.rs` in PyTorch and prints one JSON line per case.
+
+Same keys, shapes, work and timing protocol as the Rust side: one warm-up call, calibrate
+the calls per sample so a sample lasts at least 50 ms, then up to 15 samples within about
+2 s (at least 5); report the median and the minimum per call.
+
+Adding a row: add a case with the same key to `cases()` here and in examples/bench_ops.rs.
+
+Run: .venv/bin/python scripts/torch/bench_ops.py --threads 2 [FILTER...]
+"""
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def cases():
+    g = torch.Generator().manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float32)
+
+    out = []
+    for n in (256, 512, 1024):
+        a, b = randn(n, n), randn(n, n)
+        out.append(dict(key=f"matmul_{n}", op="matmul f32", shape=f"{n}x{n} @ {n}x{n}", work="flops",
+                        amount=2.0 * n**3, run=lambda a=a, b=b: torch.matmul(a, b)))
+    n, cin, h, w, cout, k = 64, 64, 32, 32, 64, 3
+    x, wt, bias = randn(n, cin, h, w), randn(cout, cin, k, k), randn(cout)
+    out.append(dict(key="conv2d_64x64x32x32_k3", op="conv2d f32 fwd", shape=f"[{n},{cin},{h},{w}] * [{cout},{cin},{k},{k}], pad 1",
+                    work="flops", amount=2.0 * n * cout * h * w * cin * k * k,
+                    run=lambda: F.conv2d(x, wt, bias, stride=1, padding=1)))
+    s = randn(4096, 1024)
+    out.append(dict(key="softmax_4096x1024", op="softmax f32 (last axis)", shape="[4096,1024]", work="bytes",
+                    amount=2.0 * 4 * s.numel(), run=lambda: torch.softmax(s, dim=-1)))
+    xa, row = randn(256, 1024), randn(1024)
+    out.append(dict(key="add_256x1024_1024", op="broadcast add f32", shape="[256,1024] + [1024]", work="bytes",
+                    amount=4.0 * (2 * xa.numel() + row.numel()), run=lambda: xa + row))
+    return out
+
+
+def timeit(run):
+    """Median and minimum seconds per call."""
+    run()
+
+    def sample(calls):
+        t = time.perf_counter()
+        for _ in range(calls):
+            run()
+        return time.perf_counter() - t
+
+    calls = 1
+    first = sample(calls)
+    while first < 0.05:
+        calls *= 2
+        first = sample(calls)
+    samples = min(max(int(2.0 / first), 5), 15)
+    per_call = sorted(sample(calls) / calls for _ in range(samples))
+    return per_call[len(per_call) // 2], per_call[0]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("filters", nargs="*")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    with torch.inference_mode():
+        for case in cases():
+            if args.filters and not any(f in case["key"] for f in args.filters):
+                continue
+            median, best = timeit(case.pop("run"))
+            case.update(median_ms=round(median * 1e3, 4), min_ms=round(best * 1e3, 4), threads=str(torch.get_num_threads()),
+                        impl=f"torch {torch.__version__}")
+            print(json.dumps(case), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+//! The `tessera` command-line program: `pretrain`, `eval` and `embed`, the same for every
+//! method. Errors print one readable line on stderr and exit non-zero, before work starts
+//! wherever they can be detected early.
+
+mod build;
+pub mod config;
+pub mod npy;
+mod plots;
+mod pretrain;
+mod progress;
+
+pub use build::{build_encoder, build_method, load_dataset, pixel_stats};
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Self-supervised pretraining and evaluation with tessera")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pretrain an encoder with a self-supervised method, then evaluate it.
+    Pretrain(PretrainArgs),
+    /// Evaluate a run's encoder: prints one JSON line.
+    Eval(EvalArgs),
+    /// Write a run's encoder features to a NumPy .npy file.
+    Embed(EmbedArgs),
+}
+
+/// Flags of `tessera pretrain`; each overrides the preset and the `--config` file.
+#[derive(Args, Clone, Default)]
+pub struct PretrainArgs {
+    /// simclr
+    #[arg(long)]
+    pub method: Option<String>,
+    /// resnet-narrow, resnet18, resnet34, resnet50
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// default | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | folder:DIR
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// End after this many optimizer steps in all (resumed steps included); the schedule
+    /// still spans --epochs.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// cpu | cuda
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Worker threads (0: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A TOML file whose keys override the preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The run folder (default runs/<method>-<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this folder from its last checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Replace the files of an existing run folder.
+    #[arg(long)]
+    pub force: bool,
+    /// Skip the final evaluation (kNN, linear probe, baselines).
+    #[arg(long)]
+    pub no_eval: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// knn | linear
+    #[arg(long, default_value = "knn")]
+    protocol: String,
+    /// Evaluate on another dataset than the run's.
+    #[arg(long)]
+    dataset: Option<String>,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// train | test
+    #[arg(long, default_value = "test")]
+    split: String,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs the program with the process arguments; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Pretrain(a) => pretrain::run(&a).map(|_| ()),
+        Command::Eval(a) => pretrain::eval_command(&a.run, &a.protocol, a.dataset.as_deref()).map(|line| println!("{line}")),
+        Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.force),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("error: {}", msg.lines().next().unwrap_or("unknown error"));
+            1
+        }
+    }
+}

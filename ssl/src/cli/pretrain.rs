@@ -1,0 +1,309 @@
+//! `tessera pretrain`, `eval` and `embed`: configuration, the run folder, training, the
+//! final report and plots.
+
+use super::build::{build_encoder, build_loader, build_method, load_dataset, pixel_stats};
+use super::config::{preset, Config};
+use super::{npy, plots, progress::Progress, PretrainArgs};
+use crate::data::{Dataset, Split};
+use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
+use crate::methods::Method;
+use crate::train::{self, load_checkpoint, make_optimizer, OnlineProbe, OpenMode, RunDir, Stop, TrainConfig, TrainState};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tessera_engine::{Generator, Tensor};
+
+/// Preset, then `--config`, then flags (and, on resume, the run's saved config first).
+fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
+    let mut cfg = if let Some(dir) = &a.resume {
+        let p = dir.join("config.toml");
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+        Config::from_toml(&text, &p.display().to_string())?
+    } else {
+        let method = a.method.as_deref().unwrap_or("simclr");
+        let dataset = a.dataset.as_deref().unwrap_or("default");
+        Config::from_toml(preset(method, dataset)?, &format!("preset {method}/{dataset}"))?
+    };
+    if let Some(p) = &a.config {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+        cfg = cfg.merged_with(&text, &p.display().to_string())?;
+    }
+    macro_rules! set {
+        ($($f:ident),*) => { $( if let Some(v) = &a.$f { cfg.$f = v.clone().into(); } )* };
+    }
+    set!(method, encoder, dataset, epochs, batch_size, lr, device, threads, seed);
+    if a.max_steps.is_some() {
+        cfg.max_steps = a.max_steps;
+    }
+    preset(&cfg.method, &cfg.dataset)?;
+    if !super::build::ENCODERS.contains(&cfg.encoder.as_str()) {
+        return Err(format!("unknown encoder '{}' (available: {})", cfg.encoder, super::build::ENCODERS.join(", ")));
+    }
+    match cfg.device.as_str() {
+        "cpu" => {}
+        "cuda" => return Err("device cuda: this build of tessera has no CUDA backend yet; use --device cpu".into()),
+        other => return Err(format!("unknown device '{other}' (expected cpu or cuda)")),
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn default_out(method: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    PathBuf::from("runs").join(format!("{method}-{secs}"))
+}
+
+/// Accuracy of one feature set under both protocols.
+struct Scores {
+    knn: f64,
+    knn_weighted: f64,
+    linear: f64,
+}
+
+fn score(train: &Tensor, test: &Tensor, tr: &Dataset, te: &Dataset, cfg: &Config) -> Result<Scores, String> {
+    let k = knn_accuracy(train, tr.labels(), test, te.labels(), tr.num_classes(), cfg.eval.knn_k, cfg.eval.knn_temperature)
+        .map_err(|e| e.to_string())?;
+    let lp = LinearProbeConfig { epochs: cfg.eval.linear_epochs, lr: cfg.eval.linear_lr, seed: cfg.seed, ..LinearProbeConfig::default() };
+    let linear = linear_probe_accuracy(train, tr.labels(), test, te.labels(), tr.num_classes(), &lp).map_err(|e| e.to_string())?;
+    Ok(Scores { knn: k.majority, knn_weighted: k.weighted, linear })
+}
+
+/// `tessera pretrain`: returns the run folder.
+pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
+    let t0 = Instant::now();
+    let cfg = resolve_config(a)?;
+    if cfg.threads > 0 {
+        // Only the first call configures the global pool; later ones (tests) keep it.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
+    }
+    let train_ds = Arc::new(load_dataset(&cfg.dataset, Split::Train)?);
+    let test_ds = load_dataset(&cfg.dataset, Split::Test)?;
+    if cfg.batch_size > train_ds.len() {
+        return Err(format!("batch size {} is larger than the dataset ({} images)", cfg.batch_size, train_ds.len()));
+    }
+    let (root, mode) = match (&a.resume, &a.out) {
+        (Some(r), _) => (r.clone(), OpenMode::Resume),
+        (None, Some(o)) => (o.clone(), if a.force { OpenMode::Force } else { OpenMode::New }),
+        (None, None) => (default_out(&cfg.method), OpenMode::New),
+    };
+    let run = RunDir::open(&root, mode)?;
+    run.write_atomic("config.toml", toml::to_string(&cfg).map_err(|e| e.to_string())?.as_bytes())?;
+
+    let [c, h, _] = train_ds.image_shape();
+    let norm = pixel_stats(&train_ds);
+    let method = build_method(&cfg, c, h)?;
+    let loader = build_loader(&cfg, train_ds.clone(), norm, method.num_views())?;
+    let tcfg = TrainConfig {
+        epochs: cfg.epochs,
+        max_steps: cfg.max_steps,
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        optimizer: cfg.optimizer.clone(),
+        warmup_epochs: cfg.warmup_epochs,
+    };
+    let mut opt = make_optimizer(method.as_ref(), &tcfg)?;
+    let state = if mode == OpenMode::Resume { load_checkpoint(&run, method.as_ref(), opt.as_mut())? } else { TrainState::default() };
+    println!(
+        "tessera pretrain: {} / {} on {} ({} images, {} classes), {} epochs of {} steps, batch {}, {} threads → {}",
+        cfg.method,
+        cfg.encoder,
+        cfg.dataset,
+        train_ds.len(),
+        train_ds.num_classes(),
+        cfg.epochs,
+        loader.num_batches(),
+        cfg.batch_size,
+        rayon::current_num_threads(),
+        run.root.display()
+    );
+
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        // A second handler cannot be installed in the same process (tests): ignore that.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    }
+    let feature_dim = method
+        .encoder()
+        .forward(&tessera_autograd::Var::constant(Tensor::zeros(&[2, c, h, h], tessera_engine::DType::F32).map_err(|e| e.to_string())?))
+        .map_err(|e| e.to_string())?
+        .shape()[1];
+    let mut probe = if cfg.eval.online_probe {
+        Some(OnlineProbe::new(feature_dim, train_ds.num_classes(), 1e-3, &mut Generator::new(cfg.seed ^ 0x9E)).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let probe_ptr: *const Option<OnlineProbe> = &probe;
+    let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()]).map_err(|e| e.to_string())?;
+    let method_ref: &dyn Method = method.as_ref();
+    let eval_probe = |r: &mut train::EpochRecord| -> Result<(), String> {
+        // SAFETY: the probe is not mutated while the epoch hook runs (the loop is between steps).
+        if let Some(p) = unsafe { &*probe_ptr } {
+            let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm)).map_err(|e| e.to_string())?;
+            r.online_probe_acc = Some(p.evaluate(&feats, &test_labels).map_err(|e| e.to_string())?);
+        }
+        Ok(())
+    };
+    let mut progress = Progress::new(loader.num_batches(), cfg.epochs, cfg.batch_size, Box::new(eval_probe));
+    let (state, stop) = train::pretrain(method_ref, &loader, opt.as_mut(), probe.as_mut(), &run, &tcfg, state, &interrupt, &mut progress)?;
+    drop(progress);
+    match stop {
+        Stop::Interrupted => {
+            println!("interrupted at step {}: checkpoint saved; continue with --resume {}", state.step, run.root.display());
+            return Ok(run.root);
+        }
+        Stop::MaxSteps => println!(
+            "stopped after {} steps (--max-steps); continue with --resume {} and a larger --max-steps",
+            state.step,
+            run.root.display()
+        ),
+        Stop::Finished => println!("pretraining finished: {} steps in {:.0} s", state.step, t0.elapsed().as_secs_f64()),
+    }
+    let train_seconds = t0.elapsed().as_secs_f64();
+    if !a.no_eval {
+        final_report(&cfg, method_ref, &train_ds, &test_ds, norm, &run, c, h, train_seconds, t0)?;
+    }
+    write_plots(&run);
+    Ok(run.root)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn final_report(
+    cfg: &Config,
+    method: &dyn Method,
+    tr: &Dataset,
+    te: &Dataset,
+    norm: (f32, f32),
+    run: &RunDir,
+    c: usize,
+    h: usize,
+    train_seconds: f64,
+    t0: Instant,
+) -> Result<(), String> {
+    let e = |e: tessera_autograd::Error| e.to_string();
+    let trained = score(
+        &encode_dataset(method.encoder(), tr, 512, Some(norm)).map_err(e)?,
+        &encode_dataset(method.encoder(), te, 512, Some(norm)).map_err(e)?,
+        tr,
+        te,
+        cfg,
+    )?;
+    let mut rows = vec![(format!("{} {} (trained)", cfg.method, cfg.encoder), trained)];
+    if cfg.eval.baselines {
+        let (random, _) = build_encoder(&cfg.encoder, c, h, &mut Generator::new(cfg.seed))?;
+        rows.push((
+            format!("{} random weights", cfg.encoder),
+            score(
+                &encode_dataset(random.as_ref(), tr, 512, Some(norm)).map_err(e)?,
+                &encode_dataset(random.as_ref(), te, 512, Some(norm)).map_err(e)?,
+                tr,
+                te,
+                cfg,
+            )?,
+        ));
+        rows.push((
+            "raw pixels".into(),
+            score(&pixel_features(tr).map_err(|e| e.to_string())?, &pixel_features(te).map_err(|e| e.to_string())?, tr, te, cfg)?,
+        ));
+    }
+    let mut record = json!({"eval": "final", "knn_k": cfg.eval.knn_k, "train_seconds": train_seconds});
+    let keys = ["", "random_", "pixels_"];
+    for (i, (_, s)) in rows.iter().enumerate() {
+        record[format!("{}knn_acc", keys[i])] = json!(s.knn);
+        record[format!("{}knn_weighted_acc", keys[i])] = json!(s.knn_weighted);
+        record[format!("{}linear_acc", keys[i])] = json!(s.linear);
+    }
+    run.append_metric(&record)?;
+    println!();
+    println!("| features | kNN acc (k={}) | kNN weighted | linear acc |", cfg.eval.knn_k);
+    println!("|---|---|---|---|");
+    for (name, s) in &rows {
+        println!("| {name} | {:.3} | {:.3} | {:.3} |", s.knn, s.knn_weighted, s.linear);
+    }
+    println!();
+    println!("pretraining {:.0} s, total {:.0} s; run folder {}", train_seconds, t0.elapsed().as_secs_f64(), run.root.display());
+    Ok(())
+}
+
+/// Loss, learning-rate and accuracy curves from `metrics.jsonl` (best effort: a plotting
+/// failure is reported, not fatal).
+fn write_plots(run: &RunDir) {
+    let Ok(records) = run.metrics() else { return };
+    let series = |key: &str| -> Vec<(f64, f64)> {
+        records.iter().filter_map(|r| Some((r.get("epoch")?.as_f64()?, r.get(key)?.as_f64()?))).collect()
+    };
+    let plots = [
+        ("loss.png", "pretraining loss", vec![("loss", series("loss"))]),
+        ("lr.png", "learning rate (end of epoch)", vec![("lr", series("lr"))]),
+        (
+            "accuracy.png",
+            "online linear probe accuracy",
+            vec![("test", series("online_probe_acc")), ("train batches", series("online_probe_train_acc"))],
+        ),
+    ];
+    for (file, title, s) in plots {
+        if let Err(e) = plots::line_chart(&run.path("plots").join(file), title, "epoch", &s) {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+/// Rebuilds a run's method from its folder and loads its weights.
+fn load_run(dir: &Path, dataset: Option<&str>) -> Result<(Config, Box<dyn Method>, Dataset, Dataset, (f32, f32)), String> {
+    let p = dir.join("config.toml");
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+    let mut cfg = Config::from_toml(&text, &p.display().to_string())?;
+    if let Some(d) = dataset {
+        cfg.dataset = d.to_string();
+    }
+    let tr = load_dataset(&cfg.dataset, Split::Train)?;
+    let te = load_dataset(&cfg.dataset, Split::Test)?;
+    let [c, h, _] = tr.image_shape();
+    let method = build_method(&cfg, c, h)?;
+    crate::nn::load_model(dir.join("model.safetensors"), method.as_ref()).map_err(|e| e.to_string())?;
+    let norm = pixel_stats(&tr);
+    Ok((cfg, method, tr, te, norm))
+}
+
+/// `tessera eval`: one JSON line.
+pub fn eval_command(dir: &Path, protocol: &str, dataset: Option<&str>) -> Result<String, String> {
+    if protocol != "knn" && protocol != "linear" {
+        return Err(format!("unknown protocol '{protocol}' (expected knn or linear)"));
+    }
+    let (cfg, method, tr, te, norm) = load_run(dir, dataset)?;
+    let e = |e: tessera_autograd::Error| e.to_string();
+    let (ftr, fte) = (
+        encode_dataset(method.encoder(), &tr, 512, Some(norm)).map_err(e)?,
+        encode_dataset(method.encoder(), &te, 512, Some(norm)).map_err(e)?,
+    );
+    Ok(if protocol == "knn" {
+        let k = knn_accuracy(&ftr, tr.labels(), &fte, te.labels(), tr.num_classes(), cfg.eval.knn_k, cfg.eval.knn_temperature)
+            .map_err(|e| e.to_string())?;
+        json!({"protocol": "knn", "k": k.k, "acc": k.majority, "weighted_acc": k.weighted}).to_string()
+    } else {
+        let lp =
+            LinearProbeConfig { epochs: cfg.eval.linear_epochs, lr: cfg.eval.linear_lr, seed: cfg.seed, ..LinearProbeConfig::default() };
+        let acc = linear_probe_accuracy(&ftr, tr.labels(), &fte, te.labels(), tr.num_classes(), &lp).map_err(e)?;
+        json!({"protocol": "linear", "epochs": lp.epochs, "acc": acc}).to_string()
+    })
+}
+
+/// `tessera embed`: the encoder's features of one split as `[N, D]` f32 `.npy`.
+pub fn embed_command(dir: &Path, split: &str, out: &Path, dataset: Option<&str>, force: bool) -> Result<(), String> {
+    let split = match split {
+        "train" => Split::Train,
+        "test" => Split::Test,
+        other => return Err(format!("unknown split '{other}' (expected train or test)")),
+    };
+    if out.exists() && !force {
+        return Err(format!("{} already exists; pass --force to replace it", out.display()));
+    }
+    let (_, method, tr, te, norm) = load_run(dir, dataset)?;
+    let ds = if split == Split::Train { &tr } else { &te };
+    let f = encode_dataset(method.encoder(), ds, 512, Some(norm)).map_err(|e| e.to_string())?;
+    npy::write_npy(out, &f.to_vec::<f32>().map_err(|e| e.to_string())?, f.shape(), force)?;
+    println!("wrote {} features of width {} to {}", f.shape()[0], f.shape()[1], out.display());
+    Ok(())
+}

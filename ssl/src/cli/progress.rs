@@ -1,0 +1,71 @@
+//! Progress reporting: an indicatif bar per epoch on a terminal, plain periodic lines
+//! otherwise (CI logs), and the per-epoch evaluation hook of the online probe.
+
+use crate::train::{EpochRecord, Observer, TrainState};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Instant;
+
+pub struct Progress<'a> {
+    per_epoch: usize,
+    epochs: usize,
+    batch_size: usize,
+    bar: Option<ProgressBar>,
+    last_line: Instant,
+    epoch_start: Instant,
+    /// Fills in the held-out probe accuracy at each epoch end.
+    pub on_epoch_eval: Box<dyn FnMut(&mut EpochRecord) -> Result<(), String> + 'a>,
+}
+
+impl<'a> Progress<'a> {
+    pub fn new(
+        per_epoch: usize,
+        epochs: usize,
+        batch_size: usize,
+        on_epoch_eval: Box<dyn FnMut(&mut EpochRecord) -> Result<(), String> + 'a>,
+    ) -> Self {
+        Progress { per_epoch, epochs, batch_size, bar: None, last_line: Instant::now(), epoch_start: Instant::now(), on_epoch_eval }
+    }
+}
+
+impl Observer for Progress<'_> {
+    fn on_step(&mut self, s: &TrainState, loss: f64, lr: f64) {
+        let in_epoch = s.batch;
+        if in_epoch == 1 {
+            self.epoch_start = Instant::now();
+        }
+        let ips = (in_epoch * self.batch_size) as f64 / self.epoch_start.elapsed().as_secs_f64().max(1e-9);
+        if std::io::stdout().is_terminal() {
+            let bar = self.bar.get_or_insert_with(|| {
+                let b = ProgressBar::new(self.per_epoch as u64);
+                b.set_style(
+                    ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b
+            });
+            bar.set_prefix(format!("{}/{}", s.epoch + 1, self.epochs));
+            bar.set_position(in_epoch as u64);
+            bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {ips:.0} img/s"));
+        } else if self.last_line.elapsed().as_secs_f64() >= 10.0 || in_epoch == self.per_epoch {
+            self.last_line = Instant::now();
+            println!(
+                "epoch {}/{} step {} batch {in_epoch}/{} loss {loss:.4} lr {lr:.2e} {ips:.0} img/s",
+                s.epoch + 1,
+                self.epochs,
+                s.step,
+                self.per_epoch
+            );
+        }
+    }
+
+    fn on_epoch(&mut self, r: &mut EpochRecord) -> Result<(), String> {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        (self.on_epoch_eval)(r)?;
+        let probe = r.online_probe_acc.map_or(String::new(), |a| format!(", online probe {a:.3}"));
+        println!("epoch {} done: loss {:.4}, {:.1} s, {:.0} img/s{probe}", r.epoch, r.loss, r.seconds, r.images_per_second);
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! Evaluation every method shares, on frozen encoder features: kNN, the linear probe, and
+//! the baselines (random weights, raw pixels).
+
+mod features;
+mod knn;
+mod linear_probe;
+
+pub use features::{encode_dataset, image_batches, pixel_features};
+pub use knn::{knn_accuracy, KnnAccuracy};
+pub use linear_probe::{linear_probe_accuracy, standardize, LinearProbeConfig};

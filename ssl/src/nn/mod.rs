@@ -1,0 +1,31 @@
+//! Layers, encoders, heads, optimizers and checkpoints.
+//!
+//! Models implement [`Module`]: `forward(&Var) -> Var` plus hierarchical names for every
+//! parameter and buffer, following torchvision (ResNet) and timm (ViT) so state dicts are
+//! interchangeable with PyTorch's through safetensors ([`checkpoint`]). Layers are created
+//! in f32 from an explicit seeded [`Generator`](tessera_engine::Generator) with PyTorch's
+//! default initializations; [`Module::to_dtype`] converts a model (f64 for gradient checks).
+
+mod batchnorm;
+pub mod checkpoint;
+mod container;
+mod conv;
+mod error;
+pub mod functional;
+mod heads;
+pub mod init;
+mod linear;
+mod module;
+pub mod optim;
+mod resnet;
+
+pub use batchnorm::{BatchNorm, NormDims};
+pub use checkpoint::{load_model, load_model_prefixed, load_optimizer, load_state_dict, save_model, save_optimizer};
+pub use container::{Activation, Identity, Sequential};
+pub use conv::{Conv2d, Conv2dConfig};
+pub use error::{MismatchReport, NnError, NnResult};
+pub use heads::ProjectionHead;
+pub use linear::Linear;
+pub use module::{join, Buffer, Entry, Module, Param};
+pub use optim::{AdamW, Lars, Optim, Optimizer, ParamGroup, Schedule, Sgd};
+pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};

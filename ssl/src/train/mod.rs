@@ -1,0 +1,186 @@
+//! The training loop every method shares: the schedule, the optimizer, the online probe,
+//! per-epoch metrics, atomic checkpoints, exact resume, NaN guard and clean interruption.
+
+mod probe;
+pub mod run_dir;
+
+pub use probe::OnlineProbe;
+pub use run_dir::{write_atomic, OpenMode, RunDir};
+
+use crate::data::DataLoader;
+use crate::methods::Method;
+use crate::nn::optim::{warmup_cosine, AdamW, Lars, Optim, Optimizer, ParamGroup, Sgd};
+use crate::nn::{load_model, load_optimizer, save_model, save_optimizer};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Errors at this level are already readable sentences.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Where training stands: saved beside each checkpoint as `state.json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress (or the next one, after an epoch ends).
+    pub epoch: usize,
+    /// The next batch of that epoch.
+    pub batch: usize,
+    /// Optimizer steps taken in all.
+    pub step: u64,
+}
+
+/// Why training stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Finished,
+    MaxSteps,
+    Interrupted,
+}
+
+/// The schedule and optimizer of a run.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub max_steps: Option<usize>,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub optimizer: String,
+    pub warmup_epochs: f64,
+}
+
+/// One epoch's summary, as written to `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online_probe_train_acc: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online_probe_acc: Option<f64>,
+}
+
+/// Builds the optimizer a config names over the method's parameters.
+pub fn make_optimizer(method: &dyn Method, cfg: &TrainConfig) -> Result<Box<dyn Optim>> {
+    let params = method.named_trainable_parameters();
+    let e = |e: tessera_autograd::Error| e.to_string();
+    Ok(match cfg.optimizer.as_str() {
+        "adamw" => Box::new(Optimizer::new(AdamW::default(), ParamGroup::split_decay(params, cfg.lr, cfg.weight_decay)).map_err(e)?),
+        "lars" => Box::new(Optimizer::single(Lars::default(), params, cfg.lr, cfg.weight_decay).map_err(e)?),
+        "sgd" => Box::new(Optimizer::single(Sgd::momentum(0.9, false), params, cfg.lr, cfg.weight_decay).map_err(e)?),
+        other => return Err(format!("unknown optimizer '{other}' (expected adamw, lars or sgd)")),
+    })
+}
+
+/// Saves model, optimizer and position atomically (each file through a rename).
+pub fn save_checkpoint(run: &RunDir, method: &dyn Method, opt: &dyn Optim, state: &TrainState) -> Result<()> {
+    save_model(run.path("model.safetensors"), method).map_err(|e| e.to_string())?;
+    save_optimizer(run.path("optimizer.safetensors"), opt).map_err(|e| e.to_string())?;
+    run.write_atomic("state.json", serde_json::to_string(state).map_err(|e| e.to_string())?.as_bytes())
+}
+
+/// Loads what [`save_checkpoint`] wrote.
+pub fn load_checkpoint(run: &RunDir, method: &dyn Method, opt: &mut dyn Optim) -> Result<TrainState> {
+    load_model(run.path("model.safetensors"), method).map_err(|e| e.to_string())?;
+    load_optimizer(run.path("optimizer.safetensors"), opt).map_err(|e| e.to_string())?;
+    let p = run.path("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Hooks the loop calls; the CLI implements them (progress, probe evaluation, logging).
+pub trait Observer {
+    /// After every step, with the step's loss.
+    fn on_step(&mut self, _state: &TrainState, _loss: f64, _lr: f64) {}
+    /// At the end of each epoch; may evaluate and fill in the record before it is logged.
+    fn on_epoch(&mut self, _record: &mut EpochRecord) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs (or continues, from `state`) pretraining. Checkpoints at every epoch end and when
+/// stopping early; a non-finite loss stops training and keeps the last good checkpoint.
+#[allow(clippy::too_many_arguments)]
+pub fn pretrain(
+    method: &dyn Method,
+    loader: &DataLoader,
+    opt: &mut dyn Optim,
+    mut probe: Option<&mut OnlineProbe>,
+    run: &RunDir,
+    cfg: &TrainConfig,
+    mut state: TrainState,
+    interrupt: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> Result<(TrainState, Stop)> {
+    let per_epoch = loader.num_batches();
+    if per_epoch == 0 {
+        return Err(format!("batch size {} is larger than the dataset ({} images)", loader.config().batch_size, loader.dataset().len()));
+    }
+    let total = (cfg.epochs * per_epoch) as u64;
+    let warmup = (cfg.warmup_epochs * per_epoch as f64).round() as u64;
+    let max_steps = cfg.max_steps.map_or(u64::MAX, |m| m as u64);
+    method.set_training(true);
+    while state.epoch < cfg.epochs {
+        let start = Instant::now();
+        let (mut loss_sum, mut probe_acc_sum, mut batches, mut images) = (0.0, 0.0, 0usize, 0usize);
+        while state.batch < per_epoch {
+            if state.step >= max_steps {
+                save_checkpoint(run, method, opt, &state)?;
+                return Ok((state, Stop::MaxSteps));
+            }
+            if interrupt.load(Ordering::Relaxed) {
+                save_checkpoint(run, method, opt, &state)?;
+                return Ok((state, Stop::Interrupted));
+            }
+            let batch = loader.batch(state.epoch as u64, state.batch).map_err(|e| e.to_string())?;
+            let labels = batch.labels_tensor().map_err(|e| e.to_string())?;
+            let views = batch.into_view_tensors().map_err(|e| e.to_string())?;
+            let lr_factor = warmup_cosine(state.step, total, warmup, 0.0);
+            opt.set_lr_factor(lr_factor);
+            let out = method.training_step(&views).map_err(|e| e.to_string())?;
+            let loss = out.loss.value().item().map_err(|e| e.to_string())?;
+            if !loss.is_finite() {
+                return Err(format!(
+                    "the loss became {loss} at step {} (epoch {}); training stopped, the last good checkpoint in {} is kept",
+                    state.step + 1,
+                    state.epoch + 1,
+                    run.root.display()
+                ));
+            }
+            opt.zero_grad();
+            out.loss.backward().map_err(|e| e.to_string())?;
+            opt.step().map_err(|e| e.to_string())?;
+            state.step += 1;
+            state.batch += 1;
+            method.after_step(state.step, total).map_err(|e| e.to_string())?;
+            if let Some(p) = probe.as_deref_mut() {
+                probe_acc_sum += p.step(&out.features, &labels).map_err(|e| e.to_string())?;
+            }
+            loss_sum += loss;
+            batches += 1;
+            images += views[0].shape()[0];
+            observer.on_step(&state, loss, opt.lr());
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let mut record = EpochRecord {
+            epoch: state.epoch + 1,
+            step: state.step,
+            loss: loss_sum / batches.max(1) as f64,
+            lr: opt.lr(),
+            seconds,
+            images_per_second: images as f64 / seconds.max(1e-9),
+            online_probe_train_acc: probe.is_some().then(|| probe_acc_sum / batches.max(1) as f64),
+            online_probe_acc: None,
+        };
+        state.epoch += 1;
+        state.batch = 0;
+        observer.on_epoch(&mut record)?;
+        method.set_training(true);
+        run.append_metric(&serde_json::to_value(&record).map_err(|e| e.to_string())?)?;
+        save_checkpoint(run, method, opt, &state)?;
+    }
+    Ok((state, Stop::Finished))
+}
