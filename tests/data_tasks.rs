@@ -53,6 +53,10 @@ fn permutation_set_is_spread_and_deterministic() {
     // 2x2: all 24 permutations are reachable; asking for more is an error.
     assert_eq!(PermutationSet::greedy(4, 24, 0).unwrap().len(), 24);
     assert!(PermutationSet::greedy(4, 25, 0).is_err());
+    // Noroozi & Favaro's usual set size: 100 permutations of 9 tiles.
+    let hundred = PermutationSet::greedy(9, 100, 0).unwrap();
+    println!("jigsaw 3x3, 100 permutations: min pairwise Hamming distance {}", hundred.min_distance());
+    assert!(hundred.min_distance() >= 6);
     let big = PermutationSet::greedy(16, 10, 1).unwrap();
     println!("jigsaw 4x4, 10 permutations: min pairwise Hamming distance {}", big.min_distance());
     assert!(big.min_distance() >= 14);

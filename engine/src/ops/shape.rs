@@ -345,8 +345,11 @@ fn pad_src(o: usize, before: usize, n: usize, mode: PadMode) -> Option<usize> {
     }
 }
 
+/// A padded shape and the `(before, after)` of every axis.
+type PaddedShape = (Vec<usize>, Vec<(usize, usize)>);
+
 /// The padded shape and the `(before, after)` of every axis, checked.
-fn pad_shape(op: &'static str, shape: &[usize], pads: &[(usize, usize)], mode: PadMode) -> Result<(Vec<usize>, Vec<(usize, usize)>)> {
+fn pad_shape(op: &'static str, shape: &[usize], pads: &[(usize, usize)], mode: PadMode) -> Result<PaddedShape> {
     if pads.len() > shape.len() {
         return Err(Error::invalid(op, format!("{} paddings given for the {} axes of shape {shape:?}", pads.len(), shape.len())));
     }

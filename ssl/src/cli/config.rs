@@ -11,6 +11,12 @@ pub struct Config {
     pub method: String,
     pub encoder: String,
     pub dataset: String,
+    /// Use only the first N training images (0: all of them).
+    #[serde(default)]
+    pub train_images: usize,
+    /// Use only the first N test images (0: all of them).
+    #[serde(default)]
+    pub test_images: usize,
     pub epochs: usize,
     /// Stop after this many optimizer steps in all (resumes included); the schedule still
     /// spans `epochs`.

@@ -50,6 +50,15 @@ fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// The first `n` images (all when `n` is 0).
+fn limit(ds: Dataset, n: usize) -> Dataset {
+    if n == 0 || n >= ds.len() {
+        ds
+    } else {
+        ds.take(n)
+    }
+}
+
 fn default_out(method: &str) -> PathBuf {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     PathBuf::from("runs").join(format!("{method}-{secs}"))
@@ -78,8 +87,8 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         // Only the first call configures the global pool; later ones (tests) keep it.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
     }
-    let train_ds = Arc::new(load_dataset(&cfg.dataset, Split::Train)?);
-    let test_ds = load_dataset(&cfg.dataset, Split::Test)?;
+    let train_ds = Arc::new(limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images));
+    let test_ds = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
     if cfg.batch_size > train_ds.len() {
         return Err(format!("batch size {} is larger than the dataset ({} images)", cfg.batch_size, train_ds.len()));
     }
@@ -125,22 +134,18 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         // A second handler cannot be installed in the same process (tests): ignore that.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     }
-    let feature_dim = method
-        .encoder()
-        .forward(&tessera_autograd::Var::constant(Tensor::zeros(&[2, c, h, h], tessera_engine::DType::F32).map_err(|e| e.to_string())?))
-        .map_err(|e| e.to_string())?
-        .shape()[1];
     let mut probe = if cfg.eval.online_probe {
-        Some(OnlineProbe::new(feature_dim, train_ds.num_classes(), 1e-3, &mut Generator::new(cfg.seed ^ 0x9E)).map_err(|e| e.to_string())?)
+        Some(
+            OnlineProbe::new(method.feature_dim(), train_ds.num_classes(), 1e-3, &mut Generator::new(cfg.seed ^ 0x9E))
+                .map_err(|e| e.to_string())?,
+        )
     } else {
         None
     };
-    let probe_ptr: *const Option<OnlineProbe> = &probe;
     let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()]).map_err(|e| e.to_string())?;
     let method_ref: &dyn Method = method.as_ref();
-    let eval_probe = |r: &mut train::EpochRecord| -> Result<(), String> {
-        // SAFETY: the probe is not mutated while the epoch hook runs (the loop is between steps).
-        if let Some(p) = unsafe { &*probe_ptr } {
+    let eval_probe = |r: &mut train::EpochRecord, probe: Option<&OnlineProbe>| -> Result<(), String> {
+        if let Some(p) = probe {
             let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm)).map_err(|e| e.to_string())?;
             r.online_probe_acc = Some(p.evaluate(&feats, &test_labels).map_err(|e| e.to_string())?);
         }
@@ -258,8 +263,8 @@ fn load_run(dir: &Path, dataset: Option<&str>) -> Result<(Config, Box<dyn Method
     if let Some(d) = dataset {
         cfg.dataset = d.to_string();
     }
-    let tr = load_dataset(&cfg.dataset, Split::Train)?;
-    let te = load_dataset(&cfg.dataset, Split::Test)?;
+    let tr = limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images);
+    let te = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
     let [c, h, _] = tr.image_shape();
     let method = build_method(&cfg, c, h)?;
     crate::nn::load_model(dir.join("model.safetensors"), method.as_ref()).map_err(|e| e.to_string())?;

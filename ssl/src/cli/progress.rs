@@ -1,7 +1,7 @@
 //! Progress reporting: an indicatif bar per epoch on a terminal, plain periodic lines
 //! otherwise (CI logs), and the per-epoch evaluation hook of the online probe.
 
-use crate::train::{EpochRecord, Observer, TrainState};
+use crate::train::{EpochRecord, Observer, OnlineProbe, TrainState};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -14,7 +14,7 @@ pub struct Progress<'a> {
     last_line: Instant,
     epoch_start: Instant,
     /// Fills in the held-out probe accuracy at each epoch end.
-    pub on_epoch_eval: Box<dyn FnMut(&mut EpochRecord) -> Result<(), String> + 'a>,
+    pub on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> Result<(), String> + 'a>,
 }
 
 impl<'a> Progress<'a> {
@@ -22,7 +22,7 @@ impl<'a> Progress<'a> {
         per_epoch: usize,
         epochs: usize,
         batch_size: usize,
-        on_epoch_eval: Box<dyn FnMut(&mut EpochRecord) -> Result<(), String> + 'a>,
+        on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> Result<(), String> + 'a>,
     ) -> Self {
         Progress { per_epoch, epochs, batch_size, bar: None, last_line: Instant::now(), epoch_start: Instant::now(), on_epoch_eval }
     }
@@ -59,13 +59,14 @@ impl Observer for Progress<'_> {
         }
     }
 
-    fn on_epoch(&mut self, r: &mut EpochRecord) -> Result<(), String> {
+    fn on_epoch(&mut self, r: &mut EpochRecord, probe: Option<&OnlineProbe>) -> Result<(), String> {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        (self.on_epoch_eval)(r)?;
+        (self.on_epoch_eval)(r, probe)?;
         let probe = r.online_probe_acc.map_or(String::new(), |a| format!(", online probe {a:.3}"));
-        println!("epoch {} done: loss {:.4}, {:.1} s, {:.0} img/s{probe}", r.epoch, r.loss, r.seconds, r.images_per_second);
+        let part = if r.partial { " (partial)" } else { "" };
+        println!("epoch {}{part} done: loss {:.4}, {:.1} s, {:.0} img/s{probe}", r.epoch, r.loss, r.seconds, r.images_per_second);
         Ok(())
     }
 }

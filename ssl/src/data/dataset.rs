@@ -8,7 +8,9 @@ use super::image::Image;
 /// Which part of a dataset to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// The training split.
     Train,
+    /// The test split.
     Test,
 }
 
@@ -124,6 +126,27 @@ impl Dataset {
         let [c, h, w] = self.shape;
         // The shape was validated at construction, so this cannot fail.
         Image::from_u8(c, h, w, self.pixels(i)).unwrap_or_else(|_| Image::zeros(c, h, w))
+    }
+
+    /// Per-channel mean and standard deviation of the pixel values scaled to [0, 1] (for
+    /// `Normalize`); zeros for an empty dataset.
+    pub fn channel_mean_std(&self) -> (Vec<f32>, Vec<f32>) {
+        let [c, h, w] = self.shape;
+        let plane = h * w;
+        let mut sum = vec![0f64; c];
+        let mut sq = vec![0f64; c];
+        for img in self.pixels.chunks_exact(c * plane) {
+            for (ch, px) in img.chunks_exact(plane).enumerate() {
+                let s: u64 = px.iter().map(|&p| p as u64).sum();
+                let s2: u64 = px.iter().map(|&p| (p as u64) * (p as u64)).sum();
+                sum[ch] += s as f64;
+                sq[ch] += s2 as f64;
+            }
+        }
+        let n = (self.len() * plane).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n / 255.0).collect();
+        let std = sq.iter().zip(&mean).map(|(s2, m)| ((s2 / n / 65025.0 - m * m).max(0.0).sqrt()) as f32).collect();
+        (mean.iter().map(|&m| m as f32).collect(), std)
     }
 
     /// The images at `indices` (in that order, repeats allowed) as a new dataset.

@@ -9,18 +9,31 @@ pub enum DataError {
     /// The operating system refused a file or directory (missing, unreadable, ...).
     #[error("{}: {action}: {source}", path.display())]
     Io {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// What was being done, e.g. "cannot read file".
         action: &'static str,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
     /// A file was read but its content is wrong: truncated, wrong magic number, a count that
     /// does not match the data, a label out of range, an undecodable image.
     #[error("{}: {msg}", path.display())]
-    Format { path: PathBuf, msg: String },
+    Format {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// A parameter or an input image is invalid for the operation named by `what`.
     #[error("{what}: {msg}")]
-    Invalid { what: &'static str, msg: String },
+    Invalid {
+        /// The operation or type that refused its input.
+        what: &'static str,
+        /// Why.
+        msg: String,
+    },
     /// The engine refused to build a tensor from a batch.
     #[error(transparent)]
     Engine(#[from] tessera_engine::Error),

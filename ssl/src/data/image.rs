@@ -114,9 +114,13 @@ impl Image {
 /// A rectangle inside an image, in pixels: rows `top..top+height`, columns `left..left+width`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {
+    /// First row.
     pub top: usize,
+    /// First column.
     pub left: usize,
+    /// Number of rows.
     pub height: usize,
+    /// Number of columns.
     pub width: usize,
 }
 

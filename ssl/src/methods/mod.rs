@@ -27,6 +27,8 @@ pub trait Method: Module {
     fn num_views(&self) -> usize;
     /// The encoder whose features are evaluated.
     fn encoder(&self) -> &dyn Module;
+    /// Width of the encoder's features.
+    fn feature_dim(&self) -> usize;
     /// The loss on one batch; `views[v]` is `[B, C, H, W]`.
     fn training_step(&self, views: &[Tensor]) -> Result<StepOutput>;
     /// Called after each optimizer step (momentum encoders update here).

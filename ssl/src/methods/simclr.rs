@@ -10,6 +10,7 @@ use tessera_engine::{Generator, Tensor};
 /// The SimCLR model: encoder, projection head and temperature.
 pub struct SimClr {
     pub encoder: Box<dyn Module>,
+    pub feature_dim: usize,
     pub projector: ProjectionHead,
     pub temperature: f64,
 }
@@ -25,7 +26,7 @@ impl SimClr {
         temperature: f64,
         gen: &mut Generator,
     ) -> Result<SimClr> {
-        Ok(SimClr { encoder, projector: ProjectionHead::new(feature_dim, hidden, out, 2, false, gen)?, temperature })
+        Ok(SimClr { encoder, feature_dim, projector: ProjectionHead::new(feature_dim, hidden, out, 2, false, gen)?, temperature })
     }
 }
 
@@ -40,6 +41,10 @@ impl Method for SimClr {
 
     fn encoder(&self) -> &dyn Module {
         self.encoder.as_ref()
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.feature_dim
     }
 
     fn training_step(&self, views: &[Tensor]) -> Result<StepOutput> {

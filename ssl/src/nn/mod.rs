@@ -6,26 +6,36 @@
 //! in f32 from an explicit seeded [`Generator`](tessera_engine::Generator) with PyTorch's
 //! default initializations; [`Module::to_dtype`] converts a model (f64 for gradient checks).
 
+mod attention;
 mod batchnorm;
 pub mod checkpoint;
 mod container;
 mod conv;
+mod dropout;
+mod embedding;
 mod error;
 pub mod functional;
 mod heads;
 pub mod init;
+mod layernorm;
 mod linear;
 mod module;
 pub mod optim;
 mod resnet;
+mod vit;
 
+pub use attention::{vit_linear, Attention, Block, Mlp};
 pub use batchnorm::{BatchNorm, NormDims};
 pub use checkpoint::{load_model, load_model_prefixed, load_optimizer, load_state_dict, save_model, save_optimizer};
 pub use container::{Activation, Identity, Sequential};
 pub use conv::{Conv2d, Conv2dConfig};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use error::{MismatchReport, NnError, NnResult};
 pub use heads::ProjectionHead;
+pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use module::{join, Buffer, Entry, Module, Param};
 pub use optim::{AdamW, Lars, Optim, Optimizer, ParamGroup, Schedule, Sgd};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
+pub use vit::{sincos_2d, Pool, PosEmbed, VisionTransformer, VitConfig};

@@ -57,6 +57,18 @@ impl Param {
         self.frozen.set(frozen);
     }
 
+    /// Substitutes another `Var` of the same shape and dtype (functional use: gradient
+    /// checks run a layer on the checker's leaves). Optimizers built before keep the old one.
+    pub fn set_var(&self, var: Var) -> Result<()> {
+        let (old, new) = (self.value(), var.value());
+        if old.shape() != new.shape() || old.dtype() != new.dtype() {
+            let hint = format!("a parameter keeps its shape and dtype ({})", old.dtype().name());
+            return Err(tessera_engine::Error::shapes_hint("Param::set_var", old.shape(), new.shape(), hint).into());
+        }
+        *self.var.borrow_mut() = var;
+        Ok(())
+    }
+
     /// Replaces the parameter by a new `Var` holding `value` converted to `dtype`. Vars
     /// handed out before (to an optimizer, say) no longer belong to the module.
     fn convert(&self, dtype: DType) -> Result<()> {

@@ -52,6 +52,9 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct EpochRecord {
     pub epoch: usize,
+    /// Set when the run stopped inside this epoch (`--max-steps` or Ctrl-C).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     pub step: u64,
     pub loss: f64,
     pub lr: f64,
@@ -95,8 +98,9 @@ pub fn load_checkpoint(run: &RunDir, method: &dyn Method, opt: &mut dyn Optim) -
 pub trait Observer {
     /// After every step, with the step's loss.
     fn on_step(&mut self, _state: &TrainState, _loss: f64, _lr: f64) {}
-    /// At the end of each epoch; may evaluate and fill in the record before it is logged.
-    fn on_epoch(&mut self, _record: &mut EpochRecord) -> Result<()> {
+    /// At the end of each epoch (or of a partial one, when stopping early); may evaluate the
+    /// online probe and fill in the record before it is logged.
+    fn on_epoch(&mut self, _record: &mut EpochRecord, _probe: Option<&OnlineProbe>) -> Result<()> {
         Ok(())
     }
 }
@@ -126,14 +130,15 @@ pub fn pretrain(
     while state.epoch < cfg.epochs {
         let start = Instant::now();
         let (mut loss_sum, mut probe_acc_sum, mut batches, mut images) = (0.0, 0.0, 0usize, 0usize);
+        let mut stop = None;
         while state.batch < per_epoch {
             if state.step >= max_steps {
-                save_checkpoint(run, method, opt, &state)?;
-                return Ok((state, Stop::MaxSteps));
+                stop = Some(Stop::MaxSteps);
+            } else if interrupt.load(Ordering::Relaxed) {
+                stop = Some(Stop::Interrupted);
             }
-            if interrupt.load(Ordering::Relaxed) {
-                save_checkpoint(run, method, opt, &state)?;
-                return Ok((state, Stop::Interrupted));
+            if stop.is_some() {
+                break;
             }
             let batch = loader.batch(state.epoch as u64, state.batch).map_err(|e| e.to_string())?;
             let labels = batch.labels_tensor().map_err(|e| e.to_string())?;
@@ -165,8 +170,10 @@ pub fn pretrain(
             observer.on_step(&state, loss, opt.lr());
         }
         let seconds = start.elapsed().as_secs_f64();
+        let finished_epoch = stop.is_none();
         let mut record = EpochRecord {
             epoch: state.epoch + 1,
+            partial: !finished_epoch,
             step: state.step,
             loss: loss_sum / batches.max(1) as f64,
             lr: opt.lr(),
@@ -175,12 +182,19 @@ pub fn pretrain(
             online_probe_train_acc: probe.is_some().then(|| probe_acc_sum / batches.max(1) as f64),
             online_probe_acc: None,
         };
-        state.epoch += 1;
-        state.batch = 0;
-        observer.on_epoch(&mut record)?;
-        method.set_training(true);
-        run.append_metric(&serde_json::to_value(&record).map_err(|e| e.to_string())?)?;
+        if finished_epoch {
+            state.epoch += 1;
+            state.batch = 0;
+        }
+        if batches > 0 {
+            observer.on_epoch(&mut record, probe.as_deref())?;
+            method.set_training(true);
+            run.append_metric(&serde_json::to_value(&record).map_err(|e| e.to_string())?)?;
+        }
         save_checkpoint(run, method, opt, &state)?;
+        if let Some(stop) = stop {
+            return Ok((state, stop));
+        }
     }
     Ok((state, Stop::Finished))
 }

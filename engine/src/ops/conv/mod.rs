@@ -121,6 +121,7 @@ pub(crate) struct ConvTProblem {
 /// Checks a transposed convolution. The output size is either computed from
 /// `output_padding` (`Ok`) or given (`Err`), in which case the implied output padding is
 /// checked instead.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn convt_problem(
     op: &'static str,
     input: &[usize],

@@ -123,10 +123,15 @@ pub struct AbQuantizer {
 /// Gaussian weights (summing to one), pixel-major: entry `(y * W + x) * k + j`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SoftTargets {
+    /// Image height H.
     pub height: usize,
+    /// Image width W.
     pub width: usize,
+    /// Bins per pixel (5).
     pub k: usize,
+    /// `[H·W·k]` bin indices, nearest first.
     pub bins: Vec<u16>,
+    /// `[H·W·k]` weights, summing to one per pixel.
     pub weights: Vec<f32>,
 }
 

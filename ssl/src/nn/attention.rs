@@ -1,0 +1,119 @@
+//! Multi-head self-attention and the pre-norm transformer block, with timm's structure and
+//! names (`attn.qkv`, `attn.proj`, `norm1`, `norm2`, `mlp.fc1`, `mlp.fc2`).
+
+use super::container::Activation;
+use super::init;
+use super::layernorm::LayerNorm;
+use super::linear::Linear;
+use super::module::{join, Entry, Module};
+use tessera_autograd::{fused, Result, Var};
+use tessera_engine::{DType, Generator, Tensor};
+
+/// A Linear with ViT's init: weight truncated normal (std 0.02), bias zeros.
+pub fn vit_linear(in_features: usize, out_features: usize, bias: bool, gen: &mut Generator) -> Result<Linear> {
+    let w = init::trunc_normal(gen, &[out_features, in_features], 0.02, DType::F32)?;
+    let b = if bias { Some(Tensor::zeros(&[out_features], DType::F32)?) } else { None };
+    Linear::from_tensors(w, b)
+}
+
+/// Self-attention over `[B, L, D]`: one fused projection `qkv.weight [3D, D]` (q, k, v
+/// stacked as in timm), `H` heads of size `D/H`, scaled dot-product attention (optionally
+/// causal), then `proj [D, D]`. Output `[B, L, D]`.
+pub struct Attention {
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub num_heads: usize,
+    pub causal: bool,
+}
+
+impl Attention {
+    /// ViT's init (see [`vit_linear`]); `dim` must be divisible by `num_heads`.
+    pub fn new(dim: usize, num_heads: usize, qkv_bias: bool, gen: &mut Generator) -> Result<Attention> {
+        if num_heads == 0 || dim % num_heads != 0 {
+            return Err(tessera_engine::Error::invalid(
+                "Attention",
+                format!("dim {dim} must be a positive multiple of num_heads {num_heads}"),
+            )
+            .into());
+        }
+        Ok(Attention { qkv: vit_linear(dim, 3 * dim, qkv_bias, gen)?, proj: vit_linear(dim, dim, true, gen)?, num_heads, causal: false })
+    }
+}
+
+impl Module for Attention {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let s = x.shape();
+        if s.len() != 3 {
+            return Err(tessera_engine::Error::invalid("Attention", format!("expects [B, L, D], got {s:?}")).into());
+        }
+        let (b, l, d, h) = (s[0], s[1], s[2], self.num_heads);
+        // [B, L, 3D] → [3, B, H, L, D/H]: q, k, v as in timm.
+        let qkv = self.qkv.forward(x)?.reshape_to(&[b, l, 3, h, d / h])?.permute(&[2, 0, 3, 1, 4])?;
+        let (q, k, v) = (qkv.select(0, 0)?, qkv.select(0, 1)?, qkv.select(0, 2)?);
+        let o = fused::scaled_dot_product_attention(&q, &k, &v, self.causal, None)?;
+        self.proj.forward(&o.permute(&[0, 2, 1, 3])?.reshape_to(&[b, l, d])?)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.qkv.visit(&join(prefix, "qkv"), f);
+        self.proj.visit(&join(prefix, "proj"), f);
+    }
+}
+
+/// The transformer MLP `fc2(gelu(fc1(x)))` with a hidden width of `ratio · D`.
+pub struct Mlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl Mlp {
+    pub fn new(dim: usize, hidden: usize, gen: &mut Generator) -> Result<Mlp> {
+        Ok(Mlp { fc1: vit_linear(dim, hidden, true, gen)?, fc2: vit_linear(hidden, dim, true, gen)? })
+    }
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.fc2.forward(&Activation::Gelu.forward(&self.fc1.forward(x)?)?)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.fc1.visit(&join(prefix, "fc1"), f);
+        self.fc2.visit(&join(prefix, "fc2"), f);
+    }
+}
+
+/// The pre-norm block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`; `[B, L, D] → [B, L, D]`.
+pub struct Block {
+    pub norm1: LayerNorm,
+    pub attn: Attention,
+    pub norm2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    /// timm's defaults: LayerNorm eps 1e-6, GELU MLP of width `mlp_ratio · dim`.
+    pub fn new(dim: usize, num_heads: usize, mlp_ratio: f64, qkv_bias: bool, gen: &mut Generator) -> Result<Block> {
+        let hidden = (dim as f64 * mlp_ratio) as usize;
+        Ok(Block {
+            norm1: LayerNorm::new(dim, 1e-6)?,
+            attn: Attention::new(dim, num_heads, qkv_bias, gen)?,
+            norm2: LayerNorm::new(dim, 1e-6)?,
+            mlp: Mlp::new(dim, hidden, gen)?,
+        })
+    }
+}
+
+impl Module for Block {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let x = x.add(&self.attn.forward(&self.norm1.forward(x)?)?)?;
+        x.add(&self.mlp.forward(&self.norm2.forward(&x)?)?)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.norm1.visit(&join(prefix, "norm1"), f);
+        self.attn.visit(&join(prefix, "attn"), f);
+        self.norm2.visit(&join(prefix, "norm2"), f);
+        self.mlp.visit(&join(prefix, "mlp"), f);
+    }
+}

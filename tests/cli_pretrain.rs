@@ -1,0 +1,119 @@
+//! The `tessera` program end to end on a tiny budget: the run folder's files, metrics keys,
+//! exact resume, and bad input through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tessera(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("the tessera binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tessera-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny configuration: 256 training images, 128 test images, a short probe.
+fn tiny_config(dir: &Path, baselines: bool) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(
+        &p,
+        format!("train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 2\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = {baselines}\n"),
+    )
+    .unwrap();
+    p
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn pretrain_writes_the_run_folder() {
+    let dir = temp_dir("run");
+    let cfg = tiny_config(&dir, true);
+    let out = dir.join("run");
+    let o =
+        tessera(&["pretrain", "--method", "simclr", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--max-steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["config.toml", "metrics.jsonl", "model.safetensors", "optimizer.safetensors", "state.json"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    assert!(out.join("plots").is_dir());
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let epoch = records.iter().find(|r| r.get("epoch").is_some()).expect("an epoch record");
+    for key in ["epoch", "step", "loss", "lr", "seconds", "images_per_second"] {
+        assert!(epoch.get(key).is_some(), "epoch record lacks {key}: {epoch}");
+    }
+    let eval = records.iter().find(|r| r.get("knn_acc").is_some()).expect("an evaluation record");
+    for key in ["knn_acc", "linear_acc", "random_knn_acc", "random_linear_acc", "pixels_knn_acc", "pixels_linear_acc"] {
+        let v = eval.get(key).and_then(|v| v.as_f64()).unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    // The folder is never overwritten silently.
+    let o = tessera(&["pretrain", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--max-steps", "1"]);
+    assert!(!o.status.success() && stderr(&o).contains("already holds a run"), "{}", stderr(&o));
+
+    // eval and embed on the finished run.
+    let o = tessera(&["eval", "--run", out.to_str().unwrap(), "--protocol", "knn"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(line["protocol"], "knn");
+    assert!(line["acc"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)));
+    let npy = dir.join("feats.npy");
+    let o = tessera(&["embed", "--run", out.to_str().unwrap(), "--split", "test", "--out", npy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&npy).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY") && String::from_utf8_lossy(&bytes[10..80]).contains("'shape': (128, 128)"));
+    let o = tessera(&["embed", "--run", out.to_str().unwrap(), "--split", "test", "--out", npy.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("already exists"));
+}
+
+#[test]
+fn resume_reaches_the_same_weights_as_a_straight_run() {
+    let dir = temp_dir("resume");
+    let cfg = tiny_config(&dir, false);
+    let (a, b) = (dir.join("straight"), dir.join("resumed"));
+    let c = cfg.to_str().unwrap();
+    let o = tessera(&["pretrain", "--config", c, "--out", a.to_str().unwrap(), "--max-steps", "4", "--no-eval"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tessera(&["pretrain", "--config", c, "--out", b.to_str().unwrap(), "--max-steps", "2", "--no-eval"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tessera(&["pretrain", "--resume", b.to_str().unwrap(), "--max-steps", "4", "--no-eval"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (wa, wb) = (std::fs::read(a.join("model.safetensors")).unwrap(), std::fs::read(b.join("model.safetensors")).unwrap());
+    assert!(wa == wb, "resumed weights differ from the straight run's");
+}
+
+#[test]
+fn bad_input_is_one_line_and_a_non_zero_exit() {
+    let dir = temp_dir("bad");
+    let bad_key = dir.join("bad.toml");
+    std::fs::write(&bad_key, "learning_rate = 0.1\n").unwrap();
+    let bad_value = dir.join("bad_value.toml");
+    std::fs::write(&bad_value, "temperature = -1.0\n").unwrap();
+    let out = dir.join("never");
+    let o_ = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["pretrain", "--method", "byol", "--out", o_], "unknown method 'byol'"),
+        (vec!["pretrain", "--encoder", "vgg", "--out", o_], "unknown encoder 'vgg'"),
+        (vec!["pretrain", "--dataset", "imagenet:/x", "--out", o_], "unknown dataset"),
+        (vec!["pretrain", "--dataset", "mnist:/no/such/dir", "--out", o_], "/no/such/dir"),
+        (vec!["pretrain", "--config", bad_key.to_str().unwrap(), "--out", o_], "learning_rate"),
+        (vec!["pretrain", "--config", bad_value.to_str().unwrap(), "--out", o_], "temperature must be positive"),
+        (vec!["pretrain", "--batch-size", "20000", "--out", o_], "larger than the dataset"),
+        (vec!["pretrain", "--device", "tpu", "--out", o_], "unknown device"),
+        (vec!["eval", "--run", "/no/such/run"], "/no/such/run"),
+    ];
+    for (args, needle) in cases {
+        let o = tessera(&args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: expected '{needle}' in: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
+    }
+    assert!(!out.join("model.safetensors").exists(), "work started despite bad input");
+}

@@ -1,0 +1,111 @@
+//! Model checkpoints: bitwise round trips through safetensors, atomic saves, and errors that
+//! name the file and list every missing, unexpected or misshapen tensor.
+
+use std::path::PathBuf;
+use tessera::autograd::Var;
+use tessera::engine::{DType, Generator, Tensor};
+use tessera::ssl::nn::checkpoint::{load_tensors, save_tensors, temp_path};
+use tessera::ssl::nn::{load_model, load_model_prefixed, save_model, Module, NnError, ResNet, ResNetConfig};
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-nn-ckpt-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tiny(widths: Vec<usize>, seed: u64) -> ResNet {
+    let cfg = ResNetConfig { depths: vec![1; widths.len()], widths, stem_width: 4, ..ResNetConfig::narrow() };
+    ResNet::new(&cfg, &mut Generator::new(seed)).unwrap()
+}
+
+fn bits(m: &dyn Module) -> Vec<(String, Vec<u8>)> {
+    m.state_dict()
+        .into_iter()
+        .map(|(n, t)| {
+            let b = match t.dtype() {
+                DType::F32 => t.to_vec::<f32>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+                DType::I64 => t.to_vec::<i64>().unwrap().iter().flat_map(|x| x.to_le_bytes()).collect(),
+                d => panic!("unexpected dtype {d:?}"),
+            };
+            (n, b)
+        })
+        .collect()
+}
+
+#[test]
+fn model_round_trip_is_bitwise() {
+    let dir = scratch("roundtrip");
+    let net = tiny(vec![4, 8], 1);
+    // A training step moves the BN statistics and num_batches_tracked off their defaults.
+    net.forward(&Var::constant(Generator::new(2).normal(&[3, 1, 8, 8], 0.0, 1.0, DType::F32).unwrap())).unwrap();
+    let path = dir.join("net.safetensors");
+    save_model(&path, &net).unwrap();
+    let other = tiny(vec![4, 8], 3);
+    assert_ne!(bits(&net), bits(&other));
+    load_model(&path, &other).unwrap();
+    assert_eq!(bits(&net), bits(&other));
+    let (tensors, meta) = load_tensors(&path).unwrap();
+    assert_eq!(meta.get("format").map(String::as_str), Some("pt"));
+    let nbt = tensors.iter().find(|(n, _)| n == "bn1.num_batches_tracked").unwrap();
+    assert_eq!((nbt.1.dtype(), nbt.1.shape().len(), nbt.1.to_vec::<i64>().unwrap()[0]), (DType::I64, 0, 1));
+    assert!(!temp_path(&path).exists(), "the temporary file is renamed away");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_failed_save_leaves_the_previous_checkpoint() {
+    let dir = scratch("atomic");
+    let path = dir.join("ckpt.safetensors");
+    let first = tiny(vec![4, 8], 1);
+    save_model(&path, &first).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // A directory where the temporary file must go makes the save fail before the rename.
+    std::fs::create_dir(temp_path(&path)).unwrap();
+    let err = save_model(&path, &tiny(vec![4, 8], 2)).unwrap_err();
+    assert!(err.to_string().contains("ckpt.safetensors"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let check = tiny(vec![4, 8], 5);
+    load_model(&path, &check).unwrap();
+    assert_eq!(bits(&check), bits(&first));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn mismatches_list_names_and_shapes() {
+    let dir = scratch("mismatch");
+    let path = dir.join("a.safetensors");
+    save_model(&path, &tiny(vec![4, 8], 1)).unwrap();
+    let wider = tiny(vec![4, 6, 8], 1);
+    let before = bits(&wider);
+    let err = load_model(&path, &wider).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, NnError::Mismatch { .. }));
+    assert!(text.contains("a.safetensors"), "{text}");
+    assert!(text.contains("missing") && text.contains("layer3.0.conv1.weight [8, 6, 3, 3]"), "{text}");
+    assert!(text.contains("layer2.0.conv1.weight: expected f32[6, 4, 3, 3], found f32[8, 4, 3, 3]"), "{text}");
+    assert_eq!(bits(&wider), before, "a failed load changes nothing");
+    // Extra tensors are unexpected in a strict load and ignored under a prefix.
+    let net = tiny(vec![4, 8], 1);
+    let mut tensors: Vec<(String, Tensor)> = net.state_dict().into_iter().map(|(n, t)| (format!("encoder.{n}"), t)).collect();
+    tensors.push(("head.weight".into(), Tensor::zeros(&[2, 8], DType::F32).unwrap()));
+    let full = dir.join("full.safetensors");
+    save_tensors(&full, &tensors, None).unwrap();
+    let text = load_model(&full, &net).unwrap_err().to_string();
+    assert!(text.contains("unexpected") && text.contains("head.weight [2, 8]"), "{text}");
+    load_model_prefixed(&full, &net, "encoder.").unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn missing_and_corrupt_files_name_the_path() {
+    let dir = scratch("missing");
+    let net = tiny(vec![4], 1);
+    let err = load_model(dir.join("nope.safetensors"), &net).unwrap_err();
+    assert!(matches!(err, NnError::Io { .. }) && err.to_string().contains("nope.safetensors"), "{err}");
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"not a checkpoint").unwrap();
+    let err = load_model(&junk, &net).unwrap_err();
+    assert!(matches!(err, NnError::Format { .. }) && err.to_string().contains("junk.safetensors"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

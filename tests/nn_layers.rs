@@ -1,0 +1,200 @@
+//! Layers and encoders of `tessera::ssl::nn`: gradient checks in f64 of every layer with
+//! parameters (through `tessera::autograd::gradcheck`, with the layer running on the
+//! checker's leaves), BatchNorm's running statistics and modes, torchvision's names and
+//! parameter counts, freezing.
+
+use tessera::autograd::{gradcheck, Var};
+use tessera::engine::{DType, Generator, Tensor};
+use tessera::ssl::nn::functional::{batch_norm_eval, cat};
+use tessera::ssl::nn::{
+    Activation, BatchNorm, Conv2d, Conv2dConfig, Entry, Linear, Module, ProjectionHead, ResNet, ResNetConfig, Sequential, Stem,
+};
+
+/// Gradient-checks `m` at input `x` with respect to the input and every parameter, in f64.
+fn check_module(m: &dyn Module, x: Tensor) {
+    m.to_dtype(DType::F64).unwrap();
+    let mut inputs = vec![x];
+    inputs.extend(m.named_parameters().into_iter().map(|(_, v)| v.value()));
+    let f = |vars: &[Var]| {
+        let mut i = 1;
+        m.visit("", &mut |_, e| {
+            if let Entry::Param(p) = e {
+                p.set_var(vars[i].clone()).unwrap();
+                i += 1;
+            }
+        });
+        m.forward(&vars[0])
+    };
+    gradcheck(f, &inputs, 1e-6, 1e-6, 1e-4).unwrap();
+}
+
+fn randn(gen: &mut Generator, shape: &[usize]) -> Tensor {
+    gen.normal(shape, 0.0, 1.0, DType::F64).unwrap()
+}
+
+#[test]
+fn linear_gradcheck_2d_and_3d_inputs() {
+    let mut g = Generator::new(1);
+    let lin = Linear::new(3, 4, true, &mut g).unwrap();
+    check_module(&lin, randn(&mut g, &[2, 3]));
+    check_module(&lin, randn(&mut g, &[2, 5, 3]));
+    let no_bias = Linear::new(3, 2, false, &mut g).unwrap();
+    check_module(&no_bias, randn(&mut g, &[4, 3]));
+    assert_eq!(no_bias.named_parameters().len(), 1);
+}
+
+#[test]
+fn conv2d_gradcheck() {
+    let mut g = Generator::new(2);
+    let conv = Conv2d::new(Conv2dConfig::new(2, 3, 3).stride(2).padding(1), &mut g).unwrap();
+    check_module(&conv, randn(&mut g, &[2, 2, 5, 5]));
+}
+
+#[test]
+fn batchnorm_gradcheck_train_and_eval() {
+    let mut g = Generator::new(3);
+    let bn2 = BatchNorm::new_2d(2).unwrap();
+    bn2.weight.as_ref().unwrap().var().set_value(randn(&mut g, &[2]).to_dtype(DType::F32).unwrap()).unwrap();
+    check_module(&bn2, randn(&mut g, &[3, 2, 2, 3]));
+    bn2.set_training(false);
+    check_module(&bn2, randn(&mut g, &[3, 2, 2, 3]));
+    let bn1 = BatchNorm::new_1d(3).unwrap();
+    check_module(&bn1, randn(&mut g, &[4, 3]));
+    bn1.set_training(false);
+    check_module(&bn1, randn(&mut g, &[4, 3, 2]));
+}
+
+#[test]
+fn functional_ops_gradcheck() {
+    let mut g = Generator::new(4);
+    let (a, b) = (randn(&mut g, &[2, 1, 3]), randn(&mut g, &[2, 4, 3]));
+    gradcheck(|v| cat(&[&v[0], &v[1]], 1), &[a, b], 1e-6, 1e-6, 1e-4).unwrap();
+    let (mean, var) = (randn(&mut g, &[3]), g.uniform(&[3], 0.5, 2.0, DType::F64).unwrap());
+    let inputs = [randn(&mut g, &[2, 3, 2, 2]), randn(&mut g, &[3]), randn(&mut g, &[3])];
+    gradcheck(|v| batch_norm_eval(&v[0], &mean, &var, Some(&v[1]), Some(&v[2]), 1e-5), &inputs, 1e-6, 1e-6, 1e-4).unwrap();
+}
+
+fn tiny_resnet_config() -> ResNetConfig {
+    ResNetConfig { depths: vec![1, 1], widths: vec![2, 3], stem_width: 2, in_channels: 1, num_classes: Some(2), ..ResNetConfig::narrow() }
+}
+
+#[test]
+fn resnet_gradcheck_basic_and_bottleneck() {
+    let mut g = Generator::new(5);
+    let net = ResNet::new(&tiny_resnet_config(), &mut g).unwrap();
+    check_module(&net, randn(&mut g, &[2, 1, 5, 5]));
+    let cfg =
+        ResNetConfig { block: tessera::ssl::nn::BlockKind::Bottleneck, depths: vec![1, 1], widths: vec![1, 2], ..tiny_resnet_config() };
+    let net = ResNet::new(&cfg, &mut g).unwrap();
+    check_module(&net, randn(&mut g, &[2, 1, 4, 4]));
+}
+
+#[test]
+fn projection_head_gradcheck_and_names() {
+    let mut g = Generator::new(6);
+    let head = ProjectionHead::new(3, 4, 2, 2, true, &mut g).unwrap();
+    let names: Vec<String> = head.state_dict().into_iter().map(|(n, _)| n).collect();
+    let want = [
+        "0.weight",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+        "3.weight",
+        "4.running_mean",
+        "4.running_var",
+        "4.num_batches_tracked",
+    ];
+    assert_eq!(names, want);
+    check_module(&head, randn(&mut g, &[4, 3]));
+}
+
+#[test]
+fn batchnorm_running_stats_follow_pytorch() {
+    let bn = BatchNorm::new_2d(2).unwrap();
+    let x = Tensor::from_vec((0..16).map(|i| (i * i) as f32 * 0.1).collect::<Vec<f32>>(), &[2, 2, 2, 2]).unwrap();
+    bn.forward(&Var::constant(x.clone())).unwrap();
+    let v = x.to_vec::<f32>().unwrap();
+    for c in 0..2 {
+        let vals: Vec<f64> = (0..2).flat_map(|n| (0..4).map(move |s| (n, s))).map(|(n, s)| v[n * 8 + c * 4 + s] as f64).collect();
+        let mean = vals.iter().sum::<f64>() / 8.0;
+        let unbiased = vals.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 7.0;
+        let rm = bn.running_mean.get().to_vec_f64().unwrap()[c];
+        let rv = bn.running_var.get().to_vec_f64().unwrap()[c];
+        assert!((rm - 0.1 * mean).abs() < 1e-5, "running_mean {rm} vs {}", 0.1 * mean);
+        assert!((rv - (0.9 + 0.1 * unbiased)).abs() < 1e-4, "running_var {rv} vs {}", 0.9 + 0.1 * unbiased);
+    }
+    assert_eq!(bn.num_batches_tracked.get().to_vec::<i64>().unwrap(), vec![1]);
+    assert_eq!(bn.num_batches_tracked.get().dtype(), DType::I64);
+    // Eval mode normalizes with the running statistics and leaves them alone.
+    bn.set_training(false);
+    let y = bn.forward(&Var::constant(x.clone())).unwrap().value().to_vec_f64().unwrap();
+    let (rm, rv) = (bn.running_mean.get().to_vec_f64().unwrap(), bn.running_var.get().to_vec_f64().unwrap());
+    let expect = (v[5] as f64 - rm[1]) / (rv[1] + 1e-5).sqrt();
+    assert!((y[5] - expect).abs() < 1e-5);
+    assert_eq!(bn.num_batches_tracked.get().to_vec::<i64>().unwrap(), vec![1]);
+    // One value per channel in training mode is an error, not a panic.
+    bn.set_training(true);
+    assert!(bn.forward(&Var::constant(Tensor::zeros(&[1, 2, 1, 1], DType::F32).unwrap())).is_err());
+    assert!(bn.forward(&Var::constant(Tensor::zeros(&[2, 3, 1, 1], DType::F32).unwrap())).is_err());
+}
+
+#[test]
+fn resnet18_matches_torchvision_names_and_counts() {
+    let mut g = Generator::new(7);
+    let net = ResNet::new(&ResNetConfig::resnet18(), &mut g).unwrap();
+    assert_eq!(net.num_parameters(), 11_689_512);
+    let names: Vec<String> = net.state_dict().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names.len(), 122);
+    for n in [
+        "conv1.weight",
+        "bn1.running_mean",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.num_batches_tracked",
+        "layer4.1.bn2.bias",
+        "fc.weight",
+        "fc.bias",
+    ] {
+        assert!(names.iter().any(|m| m == n), "{n} missing");
+    }
+    let net = ResNet::new(&ResNetConfig::resnet50().with_classes(None), &mut g).unwrap();
+    assert_eq!(net.num_parameters(), 25_557_032 - 2048 * 1000 - 1000);
+    assert_eq!(net.feature_dim(), 2048);
+}
+
+#[test]
+fn narrow_resnet_gives_128_features() {
+    let mut g = Generator::new(8);
+    let net = ResNet::new(&ResNetConfig::narrow(), &mut g).unwrap();
+    assert_eq!(net.feature_dim(), 128);
+    let x = g.normal(&[2, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap();
+    let y = net.forward(&Var::constant(x)).unwrap();
+    assert_eq!(y.shape(), vec![2, 128]);
+    assert!(!net.named_parameters().iter().any(|(n, _)| n.starts_with("fc")));
+    let cifar = ResNet::new(&ResNetConfig::resnet18().with_stem(Stem::Cifar).with_classes(Some(10)), &mut g).unwrap();
+    assert_eq!(cifar.forward(&Var::constant(Tensor::zeros(&[2, 3, 8, 8], DType::F32).unwrap())).unwrap().shape(), vec![2, 10]);
+}
+
+#[test]
+fn freezing_stops_gradients_and_modes_propagate() {
+    let mut g = Generator::new(9);
+    let encoder = ResNet::new(&tiny_resnet_config().with_classes(None), &mut g).unwrap();
+    let head = Linear::new(3, 2, true, &mut g).unwrap();
+    encoder.freeze();
+    encoder.set_training(false);
+    assert!(!encoder.is_training());
+    assert!(encoder.trainable_parameters().is_empty());
+    let x = Var::constant(g.normal(&[2, 1, 5, 5], 0.0, 1.0, DType::F32).unwrap());
+    let loss = head.forward(&encoder.forward(&x).unwrap()).unwrap().sum_all().unwrap();
+    loss.backward().unwrap();
+    assert!(encoder.parameters().iter().all(|p| p.grad().is_none()));
+    assert!(head.parameters().iter().all(|p| p.grad().is_some()));
+    encoder.unfreeze();
+    assert_eq!(encoder.trainable_parameters().len(), encoder.parameters().len());
+    let seq = Sequential::new().push(BatchNorm::new_1d(2).unwrap()).push(Activation::Relu);
+    assert!(seq.is_training());
+    seq.set_training(false);
+    assert!(!seq.is_training());
+}
