@@ -115,6 +115,15 @@ fn color_jitter_keeps_range_and_is_grayscale_safe() {
     adjust_hue(&mut h, 0.5);
     adjust_hue(&mut h, 0.5);
     assert!(h.data().iter().zip(rgb.data()).all(|(a, b)| (a - b).abs() < 1e-5));
+    let mut z = rgb.clone();
+    adjust_hue(&mut z, 0.0);
+    assert!(z.data().iter().zip(rgb.data()).all(|(a, b)| (a - b).abs() < 1e-5), "HSV round trip");
+    // Turning by a third: red (hue 0°) becomes green, orange (1, 0.5, 0) at 30° becomes
+    // spring green (0, 1, 0.5) at 150°. Planes: R, G, B of the two pixels.
+    let mut red = Image::new(3, 1, 2, vec![1.0, 1.0, 0.0, 0.5, 0.0, 0.0]).unwrap();
+    adjust_hue(&mut red, 1.0 / 3.0);
+    let want = [0.0, 0.0, 1.0, 1.0, 0.0, 0.5];
+    assert!(red.data().iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-5), "{:?}", red.data());
     let mut s = rgb.clone();
     adjust_saturation(&mut s, 0.0);
     assert!((0..16).all(|i| (s.plane(0)[i] - s.plane(1)[i]).abs() < 1e-6 && (s.plane(1)[i] - s.plane(2)[i]).abs() < 1e-6));

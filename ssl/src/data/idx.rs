@@ -95,9 +95,7 @@ pub fn load_idx_dir(dir: impl AsRef<Path>, split: Split, classes: Vec<String>) -
         bytes::find_file(dir, &[&format!("{raw}.gz"), &raw])
     };
     let (images, labels) = (find("images-idx3-ubyte")?, find("labels-idx1-ubyte")?);
-    let mut ds = load_idx(&images, &labels, classes)?;
-    ds = ds.renamed(format!("{}/{prefix}", dir.display()));
-    Ok(ds)
+    Ok(load_idx(&images, &labels, classes)?.renamed(format!("{}/{prefix}", dir.display())))
 }
 
 /// Loads one split of MNIST from its standard files in `dir`.

@@ -185,12 +185,12 @@ impl DataLoader {
                 self.views[v].apply(self.dataset.image(i), &mut rng)
             })
             .collect();
-        let mut images: Vec<Image> = images.into_iter().collect::<Result<_>>()?;
+        let images: Vec<Image> = images.into_iter().collect::<Result<_>>()?;
         let mut views = Vec::with_capacity(nv);
         for v in 0..nv {
             let [c, h, w] = images[v].shape();
             let mut data = Vec::with_capacity(indices.len() * c * h * w);
-            for (s, img) in images.iter_mut().skip(v).step_by(nv).enumerate() {
+            for (s, img) in images.iter().skip(v).step_by(nv).enumerate() {
                 if img.shape() != [c, h, w] {
                     return Err(DataError::invalid(
                         "DataLoader",

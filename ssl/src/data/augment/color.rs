@@ -44,49 +44,60 @@ pub fn adjust_hue(img: &mut Image, shift: f32) {
         return;
     }
     let n = img.height() * img.width();
-    let data = img.data_mut();
-    for i in 0..n {
-        let (h, s, v) = rgb_to_hsv(data[i], data[n + i], data[2 * n + i]);
-        let (r, g, b) = hsv_to_rgb((h + shift).rem_euclid(1.0), s, v);
-        data[i] = r;
-        data[n + i] = g;
-        data[2 * n + i] = b;
+    let (r, gb) = img.data_mut().split_at_mut(n);
+    let (g, b) = gb.split_at_mut(n);
+    for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+        let (h, s, v) = rgb_to_hsv(*r, *g, *b);
+        (*r, *g, *b) = hsv_to_rgb(wrap_unit(h + shift), s, v);
     }
 }
 
-/// RGB in [0, 1] to (hue in [0, 1), saturation, value).
+/// `x` (finite, |x| < 2³¹) wrapped into [0, 1). The hue jitter runs this on every pixel:
+/// `rem_euclid` is a libm `fmod` call and, on the x86-64 baseline, so is `floor`, while a
+/// truncating cast is one instruction.
+#[inline]
+fn wrap_unit(x: f32) -> f32 {
+    let y = x - (x as i32) as f32;
+    let y = if y < 0.0 { y + 1.0 } else { y };
+    // y + 1 can round up to exactly 1.0 for tiny negative y.
+    if y >= 1.0 {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// RGB in [0, 1] to (hue in [0, 1), saturation, value). Written with selects rather than
+/// branches: the hue jitter runs it per pixel and the branches are unpredictable.
+#[inline]
 pub(crate) fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
     let delta = max - min;
-    if delta <= 0.0 {
-        return (0.0, 0.0, max);
-    }
-    let s = if max > 0.0 { delta / max } else { 0.0 };
+    let inv = if delta > 0.0 { 1.0 / delta } else { 0.0 };
     let h = if max == r {
-        (g - b) / delta
+        (g - b) * inv
     } else if max == g {
-        2.0 + (b - r) / delta
+        2.0 + (b - r) * inv
     } else {
-        4.0 + (r - g) / delta
+        4.0 + (r - g) * inv
     };
-    ((h / 6.0).rem_euclid(1.0), s, max)
+    let h = if delta > 0.0 { wrap_unit(h / 6.0) } else { 0.0 };
+    let s = if max > 0.0 { delta / max } else { 0.0 };
+    (h, s, max)
 }
 
-/// (hue in [0, 1), saturation, value) to RGB.
+/// (hue in [0, 1), saturation, value) to RGB, by the branch-free form
+/// `c(n) = v − v·s·clamp(min(k, 4 − k), 0, 1)` with `k = (n + 6h) mod 6`, n = 5, 3, 1.
+#[inline]
 pub(crate) fn hsv_to_rgb(h: f32, s: f32, v: f32) -> (f32, f32, f32) {
-    let h6 = h.rem_euclid(1.0) * 6.0;
-    let sector = (h6.floor() as i32).rem_euclid(6);
-    let f = h6 - h6.floor();
-    let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
-    match sector {
-        0 => (v, t, p),
-        1 => (q, v, p),
-        2 => (p, v, t),
-        3 => (p, q, v),
-        4 => (t, p, v),
-        _ => (v, p, q),
-    }
+    let h6 = wrap_unit(h) * 6.0;
+    let channel = |n: f32| {
+        let k = n + h6;
+        let k = if k >= 6.0 { k - 6.0 } else { k };
+        v - v * s * k.min(4.0 - k).clamp(0.0, 1.0)
+    };
+    (channel(5.0), channel(3.0), channel(1.0))
 }
 
 /// Random brightness, contrast, saturation and hue changes, applied in a random order

@@ -38,15 +38,22 @@ pub fn resized_crop(img: &Image, region: Region, out_h: usize, out_w: usize) -> 
     let src = img.data();
     let mut out = Image::zeros(c, out_h, out_w);
     let dst = out.data_mut();
+    // Separable: each source row of the region is interpolated horizontally once, then
+    // output rows blend two of those (a contiguous, vectorizable loop).
+    let mut rows = vec![0.0f32; region.height * out_w];
     for ch in 0..c {
         let plane = &src[ch * h * w..(ch + 1) * h * w];
-        for (oy, &(y0, y1, ly)) in ys.iter().enumerate() {
-            let (r0, r1) = (&plane[y0 * w..(y0 + 1) * w], &plane[y1 * w..(y1 + 1) * w]);
-            let row = &mut dst[(ch * out_h + oy) * out_w..(ch * out_h + oy + 1) * out_w];
+        for (ry, row) in rows.chunks_exact_mut(out_w).enumerate() {
+            let line = &plane[(region.top + ry) * w..(region.top + ry + 1) * w];
             for (o, &(x0, x1, lx)) in row.iter_mut().zip(&xs) {
-                let top = r0[x0] + lx * (r0[x1] - r0[x0]);
-                let bottom = r1[x0] + lx * (r1[x1] - r1[x0]);
-                *o = top + ly * (bottom - top);
+                *o = line[x0] + lx * (line[x1] - line[x0]);
+            }
+        }
+        for (oy, &(y0, y1, ly)) in ys.iter().enumerate() {
+            let (r0, r1) = (&rows[(y0 - region.top) * out_w..][..out_w], &rows[(y1 - region.top) * out_w..][..out_w]);
+            let out_row = &mut dst[(ch * out_h + oy) * out_w..][..out_w];
+            for ((o, &a), &b) in out_row.iter_mut().zip(r0).zip(r1) {
+                *o = a + ly * (b - a);
             }
         }
     }
