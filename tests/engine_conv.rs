@@ -302,10 +302,16 @@ proptest! {
 #[test]
 fn conv2d_1x1_fast_path_and_parallel_batch_match_reference() {
     // 1x1, stride 1, unpadded (direct GEMM, no im2col), grouped, large enough to run the
-    // batch in parallel; then a 3x3 case on the parallel im2col path.
-    for &(n, c, m, h, w, k, p, groups) in
-        &[(6usize, 8usize, 12usize, 9usize, 11usize, 1usize, 0usize, 2usize), (5, 6, 8, 12, 10, 3, 1, 1), (3, 4, 4, 10, 10, 3, 1, 4)]
-    {
+    // batch in parallel; then 3x3 cases on the parallel im2col path; batches of 11 and 20
+    // put several samples in each weight-gradient chunk.
+    let cases = [
+        (6usize, 8usize, 12usize, 9usize, 11usize, 1usize, 0usize, 2usize),
+        (5, 6, 8, 12, 10, 3, 1, 1),
+        (3, 4, 4, 10, 10, 3, 1, 4),
+        (11, 3, 4, 5, 6, 3, 1, 1),
+        (20, 2, 2, 3, 3, 1, 0, 1),
+    ];
+    for &(n, c, m, h, w, k, p, groups) in &cases {
         let x = rand(11, &[n, c, h, w]);
         let wt = rand(12, &[m, c / groups, k, k]);
         let b = rand(13, &[m]);
@@ -387,6 +393,31 @@ fn conv2d_errors_name_the_op_and_shapes() {
 }
 
 #[test]
+fn huge_user_shapes_are_errors_not_panics() {
+    // An empty weight cannot vouch for the input shape a backward kernel is handed.
+    let w = Tensor::zeros(&[0, 1 << 40, 1, 1], DType::F64).unwrap();
+    let gy = Tensor::zeros(&[1 << 30, 0, 1, 1], DType::F64).unwrap();
+    let e = gy.conv2d_backward_input(&w, &[1 << 30, 1 << 40, 1, 1], (1, 1), (0, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d_backward_input") && e.contains("overflows"), "{e}");
+    let g = Tensor::zeros(&[1, 1, 1, 1], DType::F64).unwrap();
+    let idx = Tensor::zeros(&[1, 1, 1, 1], DType::I64).unwrap();
+    let e = g.max_pool2d_backward(&idx, &[1, 1, 1 << 40, 1 << 40]).unwrap_err().to_string();
+    assert!(e.contains("max_pool2d_backward") && e.contains("overflows"), "{e}");
+    let x = Tensor::zeros(&[1, 1, 2, 2], DType::F64).unwrap();
+    let e =
+        x.conv2d(&Tensor::zeros(&[1, 1, 1, 1], DType::F64).unwrap(), None, (1, 1), (usize::MAX / 2, 0), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("overflows"), "{e}");
+    let e =
+        x.conv2d(&Tensor::zeros(&[1, 1, 1, 1], DType::F64).unwrap(), None, (1, 1), (1 << 40, 1 << 40), (1, 1), 1).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("overflows"), "{e}");
+    let e = x
+        .conv_transpose2d(&Tensor::zeros(&[1, 1, 1, 1], DType::F64).unwrap(), None, (usize::MAX, 1), (0, 0), (0, 0), (1, 1), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("conv_transpose2d") && e.contains("overflows"), "{e}");
+}
+
+#[test]
 fn conv2d_edge_sizes() {
     // An empty batch, zero output channels, a 1x1 image with padding.
     let w = rand(41, &[3, 2, 3, 3]);
@@ -408,7 +439,7 @@ fn conv2d_edge_sizes() {
 // ---- conv_transpose2d -------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn conv_transpose2d_matches_reference_and_backward_kernels_are_adjoints(
@@ -560,7 +591,7 @@ fn adaptive_ref(x: &[f64], [n, c, h, w]: [usize; 4], (oh, ow): P) -> Vec<f64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn max_pool2d_matches_reference_and_backward_is_adjoint(

@@ -113,3 +113,41 @@ fn matmul() {
         ]
     });
 }
+
+/// FNV-1a over the bits of a tensor's values.
+fn digest(t: &Tensor) -> u64 {
+    bits(t).iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The child half of `matmul_under_matmul_num_threads`: prints a digest of two products when
+/// run by it, does nothing otherwise.
+#[test]
+fn matmul_digest_child() {
+    if std::env::var_os("TESSERA_MATMUL_DIGEST_CHILD").is_none() {
+        return;
+    }
+    let mut g = Generator::new(78);
+    let a = g.normal(&[512, 384], 0.0, 1.0, DType::F32).unwrap();
+    let b = g.normal(&[384, 448], 0.0, 1.0, DType::F32).unwrap();
+    let c = g.normal(&[300, 500], 0.0, 1.0, DType::F64).unwrap();
+    println!("DIGEST {:x} {:x}", digest(&a.matmul(&b).unwrap()), digest(&c.t().unwrap().matmul(&c).unwrap()));
+}
+
+/// matrixmultiply reads `MATMUL_NUM_THREADS` once per process, so each setting runs in a
+/// child process (this test binary, filtered to the child test).
+#[test]
+fn matmul_under_matmul_num_threads() {
+    let run = |threads: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "matmul_digest_child", "--nocapture", "--test-threads=1"])
+            .env("TESSERA_MATMUL_DIGEST_CHILD", "1")
+            .env("MATMUL_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // The line starts with the test harness's "test matmul_digest_child ... ".
+        let digest = stdout.lines().find_map(|l| l.find("DIGEST").map(|i| l[i..].to_string()));
+        digest.unwrap_or_else(|| panic!("child printed no digest: {stdout}"))
+    };
+    assert_eq!(run("1"), run("2"), "matmul differs between MATMUL_NUM_THREADS=1 and 2");
+}

@@ -204,10 +204,10 @@ proptest! {
         let got = base.scatter_add(a as isize, &idx, &src).unwrap();
         let mut want = vals(&base);
         let sv = vals(&src);
-        for o in 0..numel(&ishape) {
+        for (o, &i) in iv.iter().enumerate() {
             let m = unravel(o, &ishape);
             let mut t = m.clone();
-            t[a] = iv[o] as usize;
+            t[a] = i as usize;
             want[ravel(&t, &shape)] += sv[ravel(&m, &src_shape)];
         }
         assert_close(&vals(&got), &want, 1e-12, "scatter_add");

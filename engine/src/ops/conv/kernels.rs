@@ -63,7 +63,7 @@ pub(crate) fn conv_forward<T: Gemm>(x: &[T], n: usize, w: &[T], m: usize, groups
     let mut out = vec![T::zero(); n * m * l];
     let identity = g.is_identity();
     let scratch = if identity { 0 } else { g.col_rows() * l };
-    for_each_sample(&mut out, m * l, m * kg * l, scratch, |s, y, cols| {
+    for_each_sample(&mut out, m * l, m.saturating_mul(kg).saturating_mul(l), scratch, |s, y, cols| {
         let xs = &x[s * img..(s + 1) * img];
         let cols: &[T] = if identity {
             xs
@@ -90,7 +90,7 @@ pub(crate) fn conv_backward_input<T: Gemm>(dy: &[T], n: usize, w: &[T], m: usize
     let mut out = vec![T::zero(); n * img];
     let identity = g.is_identity();
     let scratch = if identity { 0 } else { g.col_rows() * l };
-    for_each_sample(&mut out, img, m * kg * l, scratch, |s, dx, cols| {
+    for_each_sample(&mut out, img, m.saturating_mul(kg).saturating_mul(l), scratch, |s, dx, cols| {
         let dys = &dy[s * m * l..(s + 1) * m * l];
         // With an identity geometry the column matrix is dx itself.
         let target: &mut [T] = if identity { &mut *dx } else { &mut *cols };

@@ -94,6 +94,8 @@ pub(crate) fn conv_problem(
     if groups == 0 {
         return Err(bad("groups must be positive".into()));
     }
+    checked_numel(op, input)?;
+    checked_numel(op, weight)?;
     let (n, cin, cout) = (input[0], input[1], weight[0]);
     if cin % groups != 0 || cout % groups != 0 {
         return Err(bad(format!("groups {groups} must divide both the {cin} input channels and the {cout} output channels")));
@@ -142,6 +144,8 @@ pub(crate) fn convt_problem(
     if groups == 0 {
         return Err(bad("groups must be positive".into()));
     }
+    checked_numel(op, input)?;
+    checked_numel(op, weight)?;
     let (n, cin) = (input[0], input[1]);
     if weight[0] != cin {
         return Err(bad(format!("the input has {cin} channels but the weight's first dim is {}", weight[0])));

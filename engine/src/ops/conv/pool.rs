@@ -58,6 +58,7 @@ fn planes_of(op: &'static str, shape: &[usize]) -> Result<(Vec<usize>, usize, us
     if shape.len() != 3 && shape.len() != 4 {
         return Err(Error::invalid(op, format!("the input must be [N, C, H, W] or [C, H, W], got shape {shape:?}")));
     }
+    checked_numel(op, shape)?;
     let r = shape.len();
     let lead = shape[..r - 2].to_vec();
     Ok((lead.clone(), lead.iter().product(), shape[r - 2], shape[r - 1]))
@@ -126,30 +127,61 @@ impl Tensor {
         let shape = p.out_shape();
         with_float!(self.dtype(), OP, |T| {
             let x = self.values::<T>(OP)?;
-            // Values and indices are interleaved per plane so one parallel loop fills both.
-            let mut out = vec![(T::zero(), 0i64); p.planes * per];
-            per_plane(&mut out, per, x.len(), |pl, o| {
+            let mut vals = vec![T::zero(); p.planes * per];
+            let mut idx = vec![0i64; p.planes * per];
+            // Output columns whose windows lie wholly inside the input: for those every
+            // tap is in bounds, so each tap is one pass over the whole run of them (no
+            // dependency between columns, strided loads). The border columns go one by one.
+            let (kw, sw, pw) = (kernel.1, stride.1, padding.1);
+            let x_lo = p.xs.iter().position(|a| a.taps == kw).unwrap_or(p.ow);
+            let x_hi = p.xs.iter().rposition(|a| a.taps == kw).map_or(x_lo, |i| i + 1);
+            let body = |pl: usize, (ov, oi): (&mut [T], &mut [i64])| {
                 let src = &x[pl * plane..(pl + 1) * plane];
                 for (oy, wy) in p.ys.iter().enumerate() {
+                    let (ov, oi) = (&mut ov[oy * p.ow..(oy + 1) * p.ow], &mut oi[oy * p.ow..(oy + 1) * p.ow]);
+                    // Start from each window's first in-bounds tap (every window has one).
                     for (ox, wx) in p.xs.iter().enumerate() {
-                        let mut best = T::neg_infinity();
-                        let mut at = usize::MAX;
-                        for ty in 0..wy.taps {
-                            let row = (wy.start + ty * dh) * p.w;
-                            for tx in 0..wx.taps {
-                                let i = row + wx.start + tx * dw;
-                                let v = src[i];
-                                if at == usize::MAX || v > best || v.is_nan() {
-                                    best = v;
-                                    at = i;
+                        let at = wy.start * p.w + wx.start;
+                        ov[ox] = src[at];
+                        oi[ox] = at as i64;
+                    }
+                    // Taps in scan order (row, then column) per output: ties keep the first.
+                    for ty in 0..wy.taps {
+                        let iy = wy.start + ty * dh;
+                        let line = &src[iy * p.w..(iy + 1) * p.w];
+                        let base = (iy * p.w) as i64;
+                        if x_lo < x_hi {
+                            for tx in 0..kw {
+                                let first = x_lo * sw + tx * dw - pw;
+                                let run = ov[x_lo..x_hi].iter_mut().zip(oi[x_lo..x_hi].iter_mut());
+                                for (t, (&v, (b, a))) in line[first..].iter().step_by(sw).zip(run).enumerate() {
+                                    let take = v > *b || v.is_nan();
+                                    *b = if take { v } else { *b };
+                                    *a = if take { base + (first + t * sw) as i64 } else { *a };
                                 }
                             }
                         }
-                        o[oy * p.ow + ox] = (best, at as i64);
+                        for ox in (0..x_lo).chain(x_hi..p.ow) {
+                            let wx = p.xs[ox];
+                            for tx in 0..wx.taps {
+                                let j = wx.start + tx * dw;
+                                let v = line[j];
+                                if v > ov[ox] || v.is_nan() {
+                                    ov[ox] = v;
+                                    oi[ox] = base + j as i64;
+                                }
+                            }
+                        }
                     }
                 }
-            });
-            let (vals, idx): (Vec<T>, Vec<i64>) = out.into_iter().unzip();
+            };
+            if per > 0 {
+                if x.len() >= PAR_MIN_ELEMS && p.planes > 1 {
+                    vals.par_chunks_mut(per).zip(idx.par_chunks_mut(per)).enumerate().for_each(|(pl, o)| body(pl, o));
+                } else {
+                    vals.chunks_mut(per).zip(idx.chunks_mut(per)).enumerate().for_each(|(pl, o)| body(pl, o));
+                }
+            }
             Ok((Tensor::from_vec_unchecked(vals, &shape), Tensor::from_vec_unchecked(idx, &shape)))
         })
     }
