@@ -7,7 +7,7 @@ use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
 use tessera::ssl::nn::functional::{batch_norm_eval, cat};
 use tessera::ssl::nn::{
-    Activation, BatchNorm, Conv2d, Conv2dConfig, Entry, Linear, Module, ProjectionHead, ResNet, ResNetConfig, Sequential, Stem,
+    Activation, BatchNorm, Conv2d, Conv2dConfig, Encoder, Entry, Linear, Module, ProjectionHead, ResNet, ResNetConfig, Sequential, Stem,
 };
 
 /// Gradient-checks `m` at input `x` with respect to the input and every parameter, in f64.
@@ -173,6 +173,8 @@ fn narrow_resnet_gives_128_features() {
     let y = net.forward(&Var::constant(x)).unwrap();
     assert_eq!(y.shape(), vec![2, 128]);
     assert!(!net.named_parameters().iter().any(|(n, _)| n.starts_with("fc")));
+    let boxed: Box<dyn Encoder> = Box::new(net);
+    assert_eq!(boxed.output_dim(), 128);
     let cifar = ResNet::new(&ResNetConfig::resnet18().with_stem(Stem::Cifar).with_classes(Some(10)), &mut g).unwrap();
     assert_eq!(cifar.forward(&Var::constant(Tensor::zeros(&[2, 3, 8, 8], DType::F32).unwrap())).unwrap().shape(), vec![2, 10]);
 }
@@ -197,4 +199,113 @@ fn freezing_stops_gradients_and_modes_propagate() {
     assert!(seq.is_training());
     seq.set_training(false);
     assert!(!seq.is_training());
+}
+
+mod transformer {
+    use super::*;
+    use tessera::ssl::nn::{Attention, Dropout, Embedding, LayerNorm, Pool, PosEmbed, TransformerBlock, VisionTransformer, VitConfig};
+
+    #[test]
+    fn layer_norm_attention_and_block_gradcheck() {
+        let mut g = Generator::new(10);
+        let ln = LayerNorm::new(4, 1e-5).unwrap();
+        ln.weight.var().set_value(g.uniform(&[4], 0.5, 1.5, DType::F32).unwrap()).unwrap();
+        check_module(&ln, randn(&mut g, &[2, 3, 4]));
+        let mut attn = Attention::new(4, 2, true, &mut g).unwrap();
+        check_module(&attn, randn(&mut g, &[2, 3, 4]));
+        attn.causal = true;
+        check_module(&attn, randn(&mut g, &[2, 3, 4]));
+        let block = TransformerBlock::new(4, 2, 2.0, true, &mut g).unwrap();
+        check_module(&block, randn(&mut g, &[2, 3, 4]));
+    }
+
+    fn tiny_vit(pos: PosEmbed, pool: Pool) -> VitConfig {
+        VitConfig {
+            img_size: 4,
+            patch_size: 2,
+            in_channels: 1,
+            embed_dim: 4,
+            depth: 1,
+            num_heads: 2,
+            mlp_ratio: 2.0,
+            qkv_bias: true,
+            pos_embed: pos,
+            pool,
+            num_classes: Some(2),
+        }
+    }
+
+    #[test]
+    fn vit_gradcheck() {
+        let mut g = Generator::new(11);
+        let vit = VisionTransformer::new(&tiny_vit(PosEmbed::Learned, Pool::Token), &mut g).unwrap();
+        check_module(&vit, randn(&mut g, &[2, 1, 4, 4]));
+        let vit = VisionTransformer::new(&tiny_vit(PosEmbed::SinCos, Pool::Mean), &mut g).unwrap();
+        check_module(&vit, randn(&mut g, &[2, 1, 4, 4]));
+    }
+
+    #[test]
+    fn vit_names_token_subsets_and_masking() {
+        let mut g = Generator::new(12);
+        let vit = VisionTransformer::new(&VitConfig::tiny(28, 4).with_in_channels(1), &mut g).unwrap();
+        // timm's vit_tiny_patch16_224 has 5,717,416 with its 3-channel 16×16 patches, 197 positions and 1000-class head.
+        assert_eq!(vit.num_parameters(), 5_351_808);
+        let names: Vec<String> = vit.state_dict().into_iter().map(|(n, _)| n).collect();
+        for n in [
+            "cls_token",
+            "pos_embed",
+            "patch_embed.proj.weight",
+            "blocks.0.norm1.weight",
+            "blocks.0.attn.qkv.weight",
+            "blocks.11.mlp.fc2.bias",
+            "norm.bias",
+        ] {
+            assert!(names.iter().any(|m| m == n), "{n} missing");
+        }
+        let sincos = VisionTransformer::new(&tiny_vit(PosEmbed::SinCos, Pool::Token), &mut g).unwrap();
+        assert!(sincos.named_buffers().iter().any(|(n, t)| n == "pos_embed" && t.shape() == [1, 5, 4]));
+        let x = Var::constant(g.normal(&[2, 1, 4, 4], 0.0, 1.0, DType::F32).unwrap());
+        let keep = Tensor::from_vec(vec![3i64, 0, 1, 2], &[2, 2]).unwrap();
+        assert_eq!(sincos.forward_tokens(&x, Some(&keep)).unwrap().shape(), vec![2, 3, 4]);
+        let shared = Tensor::from_vec(vec![1i64], &[1]).unwrap();
+        assert_eq!(sincos.forward_tokens(&x, Some(&shared)).unwrap().shape(), vec![2, 2, 4]);
+        assert!(sincos.forward_tokens(&x, Some(&Tensor::from_vec(vec![9i64], &[1]).unwrap())).is_err());
+        // Masking every patch with a token makes the result independent of the image.
+        let token = Var::param(g.normal(&[1, 1, 4], 0.0, 1.0, DType::F32).unwrap()).unwrap();
+        let all = Tensor::ones(&[2, 4], DType::U8).unwrap();
+        let a = sincos.forward_tokens_masked(&x, &all, &token).unwrap().value().to_vec::<f32>().unwrap();
+        let other = Var::constant(g.normal(&[2, 1, 4, 4], 0.0, 1.0, DType::F32).unwrap());
+        let b = sincos.forward_tokens_masked(&other, &all, &token).unwrap().value().to_vec::<f32>().unwrap();
+        assert_eq!(a, b);
+        assert!(sincos.forward(&Var::constant(Tensor::zeros(&[2, 1, 5, 5], DType::F32).unwrap())).is_err());
+    }
+
+    #[test]
+    fn embedding_gradcheck_and_dropout_modes() {
+        let mut g = Generator::new(13);
+        let emb = Embedding::new(5, 3, &mut g).unwrap();
+        emb.to_dtype(DType::F64).unwrap();
+        let idx = Tensor::from_vec(vec![4i64, 0, 4, 2], &[2, 2]).unwrap();
+        let w = emb.weight.value();
+        gradcheck(
+            |v| {
+                emb.weight.set_var(v[0].clone()).unwrap();
+                emb.lookup(&idx)
+            },
+            &[w],
+            1e-6,
+            1e-6,
+            1e-4,
+        )
+        .unwrap();
+        let drop = Dropout::new(0.5, &mut g).unwrap();
+        let x = Var::constant(Tensor::ones(&[1000], DType::F32).unwrap());
+        let y = drop.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+        assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+        let kept = y.iter().filter(|&&v| v == 2.0).count();
+        assert!((400..600).contains(&kept), "{kept} of 1000 kept");
+        drop.set_training(false);
+        assert_eq!(drop.forward(&x).unwrap().value().to_vec::<f32>().unwrap(), vec![1.0; 1000]);
+        assert!(Dropout::new(1.0, &mut g).is_err());
+    }
 }

@@ -115,9 +115,9 @@ fn clipping_scales_to_the_max_norm() {
 #[test]
 fn ema_moves_the_target_toward_the_online_weights() {
     let (t, o) = (param(&[1.0, 1.0], &[2]), param(&[3.0, -1.0], &[2]));
-    ema_update(&[t.clone()], &[o.clone()], 0.9).unwrap();
+    ema_update(std::slice::from_ref(&t), std::slice::from_ref(&o), 0.9).unwrap();
     close(&values(&t), &[1.2, 0.8], 1e-6);
-    assert!(ema_update(&[t.clone()], &[o, param(&[0.0], &[1])], 0.9).is_err());
+    assert!(ema_update(&[t], &[o, param(&[0.0], &[1])], 0.9).is_err());
     let mut g = Generator::new(1);
     let (a, b) = (Linear::new(2, 2, true, &mut g).unwrap(), Linear::new(2, 2, true, &mut g).unwrap());
     let (before, online) = (a.weight.value().to_vec::<f32>().unwrap(), b.weight.value().to_vec::<f32>().unwrap());
@@ -157,7 +157,8 @@ fn resume_is_bitwise<R: UpdateRule + Clone>(rule: R, tag: &str) {
     load_model(dir.join("model.safetensors"), &resumed).unwrap();
     load_optimizer(dir.join("optim.safetensors"), &mut opt2).unwrap();
     assert_eq!(opt2.step_count(), 3);
-    train_steps(&resumed, &mut opt2, &data, opt2.step_count(), 2);
+    let from = opt2.step_count();
+    train_steps(&resumed, &mut opt2, &data, from, 2);
     for ((n, a), (_, b)) in model.state_dict().iter().zip(resumed.state_dict()) {
         assert_eq!(a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap(), "{tag}: {n} differs after resuming");
     }

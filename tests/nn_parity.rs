@@ -25,9 +25,6 @@ impl Fixture {
     fn get(&self, name: &str) -> Tensor {
         self.0.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("fixture tensor {name} missing")).1.clone()
     }
-    fn with_prefix(&self, prefix: &str) -> Vec<(String, Tensor)> {
-        self.0.iter().filter_map(|(n, t)| n.strip_prefix(prefix).map(|s| (s.to_string(), t.clone()))).collect()
-    }
 }
 
 /// Max |a - b| over max |b|.
@@ -40,6 +37,7 @@ fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
 
 fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f64) {
     let e = rel_err(a, b);
+    eprintln!("{what}: relative error {e:.2e}");
     assert!(e < tol, "{what}: relative error {e:.3e} exceeds {tol:e}");
 }
 

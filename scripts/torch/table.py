@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Joins the JSON lines of examples/bench_ops.rs (tessera) and scripts/torch/bench_ops.py
-(PyTorch) on `key` and prints a markdown table. When a file holds several rounds of the same
-case, the fastest median is kept (the machine is shared; the best round is the least
-disturbed one).
+(PyTorch) on `key` and prints a markdown table.
+
+Times are per call. The headline figure is the best sample (each sample times at least 50 ms
+of back-to-back calls): on a shared machine it is the least disturbed measurement, and the
+ratio and rates use it. The median sample follows in parentheses. When a file holds several
+rounds of a case, each figure is the best over the rounds.
 
 Usage: table.py TESSERA.jsonl TORCH.jsonl
 """
@@ -19,32 +22,35 @@ def load(path):
             if not line.startswith("{"):
                 continue
             r = json.loads(line)
-            if r["key"] not in best or r["median_ms"] < best[r["key"]]["median_ms"]:
-                best[r["key"]] = r
+            b = best.setdefault(r["key"], r)
+            b["min_ms"] = min(b["min_ms"], r["min_ms"])
+            b["median_ms"] = min(b["median_ms"], r["median_ms"])
     return best
 
 
 def rate(r):
     if r is None:
         return "—"
-    per_s = r["amount"] / (r["median_ms"] / 1e3) / 1e9
+    per_s = r["amount"] / (r["min_ms"] / 1e3) / 1e9
     return f"{per_s:.1f} GFLOP/s" if r["work"] == "flops" else f"{per_s:.1f} GB/s"
 
 
 def main():
     ours, theirs = load(sys.argv[1]), load(sys.argv[2])
     keys = list(ours) + [k for k in theirs if k not in ours]
-    print("| op | shape | tessera ms | torch ms | tessera / torch | tessera rate | torch rate |")
+    print("| op | shape | tessera ms, best (median) | torch ms, best (median) | tessera / torch | tessera rate | torch rate |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for k in keys:
         a, b = ours.get(k), theirs.get(k)
         r = a or b
-        ta = f"{a['median_ms']:.3f}" if a else "—"
-        tb = f"{b['median_ms']:.3f}" if b else "—"
-        ratio = f"{a['median_ms'] / b['median_ms']:.2f}" if a and b else "—"
+        ta = f"{a['min_ms']:.3f} ({a['median_ms']:.3f})" if a else "—"
+        tb = f"{b['min_ms']:.3f} ({b['median_ms']:.3f})" if b else "—"
+        ratio = f"{a['min_ms'] / b['min_ms']:.2f}" if a and b else "—"
         print(f"| {r['op']} | {r['shape']} | {ta} | {tb} | {ratio} | {rate(a)} | {rate(b)} |")
     print()
-    print("tessera / torch is tessera's time over PyTorch's: above 1 means tessera is slower.")
+    print("tessera / torch is tessera's best time over PyTorch's: above 1 means tessera is slower.")
+    print("Rates use the best time: GFLOP/s counts a multiply and an add as two FLOPs; GB/s counts")
+    print("the bytes each op must read and write once.")
 
 
 if __name__ == "__main__":

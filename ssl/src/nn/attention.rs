@@ -84,18 +84,18 @@ impl Module for Mlp {
 }
 
 /// The pre-norm block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`; `[B, L, D] → [B, L, D]`.
-pub struct Block {
+pub struct TransformerBlock {
     pub norm1: LayerNorm,
     pub attn: Attention,
     pub norm2: LayerNorm,
     pub mlp: Mlp,
 }
 
-impl Block {
+impl TransformerBlock {
     /// timm's defaults: LayerNorm eps 1e-6, GELU MLP of width `mlp_ratio · dim`.
-    pub fn new(dim: usize, num_heads: usize, mlp_ratio: f64, qkv_bias: bool, gen: &mut Generator) -> Result<Block> {
+    pub fn new(dim: usize, num_heads: usize, mlp_ratio: f64, qkv_bias: bool, gen: &mut Generator) -> Result<TransformerBlock> {
         let hidden = (dim as f64 * mlp_ratio) as usize;
-        Ok(Block {
+        Ok(TransformerBlock {
             norm1: LayerNorm::new(dim, 1e-6)?,
             attn: Attention::new(dim, num_heads, qkv_bias, gen)?,
             norm2: LayerNorm::new(dim, 1e-6)?,
@@ -104,7 +104,7 @@ impl Block {
     }
 }
 
-impl Module for Block {
+impl Module for TransformerBlock {
     fn forward(&self, x: &Var) -> Result<Var> {
         let x = x.add(&self.attn.forward(&self.norm1.forward(x)?)?)?;
         x.add(&self.mlp.forward(&self.norm2.forward(&x)?)?)

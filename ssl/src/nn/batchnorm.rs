@@ -47,7 +47,7 @@ impl BatchNorm {
 
     /// Any variant; `affine = false` has no weight or bias (MoCo v3's last projection BN).
     pub fn with_options(channels: usize, dims: NormDims, affine: bool, eps: f64, momentum: f64) -> Result<BatchNorm> {
-        if !(0.0..=1.0).contains(&momentum) || !(eps > 0.0) {
+        if !(0.0..=1.0).contains(&momentum) || eps.is_nan() || eps <= 0.0 {
             return Err(tessera_engine::Error::invalid(
                 "BatchNorm",
                 format!("needs momentum in [0, 1] and eps > 0, got {momentum} and {eps}"),

@@ -17,6 +17,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use tessera_engine::{DType, Tensor};
 
+/// Tensors with their state-dict names, in file or visit order.
+pub type NamedTensors = Vec<(String, Tensor)>;
+
 /// One tensor's little-endian bytes, ready for `safetensors::serialize`.
 struct Raw {
     dtype: Dtype,
@@ -117,7 +120,7 @@ pub fn save_tensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metada
 }
 
 /// Reads every tensor of a safetensors file (sorted by name) and its metadata.
-pub fn load_tensors(path: impl AsRef<Path>) -> NnResult<(Vec<(String, Tensor)>, HashMap<String, String>)> {
+pub fn load_tensors(path: impl AsRef<Path>) -> NnResult<(NamedTensors, HashMap<String, String>)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|source| NnError::Io { path: path.into(), source })?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| NnError::Format { path: path.into(), msg: e.to_string() })?;

@@ -14,7 +14,7 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Weight ones, bias zeros, f32. PyTorch's default eps is 1e-5; timm's ViT uses 1e-6.
     pub fn new(dim: usize, eps: f64) -> Result<LayerNorm> {
-        if !(eps > 0.0) {
+        if eps.is_nan() || eps <= 0.0 {
             return Err(tessera_engine::Error::invalid("LayerNorm", format!("eps must be positive, got {eps}")).into());
         }
         Ok(LayerNorm { weight: Param::new(Tensor::ones(&[dim], DType::F32)?)?, bias: Param::new(Tensor::zeros(&[dim], DType::F32)?)?, eps })

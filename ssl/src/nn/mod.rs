@@ -24,7 +24,7 @@ pub mod optim;
 mod resnet;
 mod vit;
 
-pub use attention::{vit_linear, Attention, Block, Mlp};
+pub use attention::{vit_linear, Attention, Mlp, TransformerBlock};
 pub use batchnorm::{BatchNorm, NormDims};
 pub use checkpoint::{load_model, load_model_prefixed, load_optimizer, load_state_dict, save_model, save_optimizer};
 pub use container::{Activation, Identity, Sequential};
@@ -35,7 +35,7 @@ pub use error::{MismatchReport, NnError, NnResult};
 pub use heads::ProjectionHead;
 pub use layernorm::LayerNorm;
 pub use linear::Linear;
-pub use module::{join, Buffer, Entry, Module, Param};
+pub use module::{join, Buffer, Encoder, Entry, Module, Param};
 pub use optim::{AdamW, Lars, Optim, Optimizer, ParamGroup, Schedule, Sgd};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
 pub use vit::{sincos_2d, Pool, PosEmbed, VisionTransformer, VitConfig};

@@ -244,6 +244,20 @@ pub trait Module {
     }
 }
 
+/// A backbone that maps images to feature vectors `[N, feature_dim]` (ResNet with
+/// `num_classes = None`, ViT without a head), so methods can hold any of them as
+/// `Box<dyn Encoder>`.
+pub trait Encoder: Module {
+    /// Width of what `forward` returns (the features of an encoder without a head).
+    fn output_dim(&self) -> usize;
+}
+
+impl<E: Encoder + ?Sized> Encoder for Box<E> {
+    fn output_dim(&self) -> usize {
+        (**self).output_dim()
+    }
+}
+
 fn set_frozen<M: Module + ?Sized>(m: &M, frozen: bool) {
     m.visit("", &mut |_, e| {
         if let Entry::Param(p) = e {

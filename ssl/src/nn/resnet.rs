@@ -5,7 +5,7 @@
 use super::batchnorm::BatchNorm;
 use super::conv::{Conv2d, Conv2dConfig};
 use super::linear::Linear;
-use super::module::{join, Entry, Module};
+use super::module::{join, Encoder, Entry, Module};
 use tessera_autograd::{Result, Var};
 use tessera_engine::Generator;
 
@@ -273,5 +273,12 @@ impl Module for ResNet {
         if let Some(fc) = &self.fc {
             fc.visit(&join(prefix, "fc"), f);
         }
+    }
+}
+
+/// The pooled features, or the logits' width when the ResNet has a classifier.
+impl Encoder for ResNet {
+    fn output_dim(&self) -> usize {
+        self.config.num_classes.unwrap_or_else(|| self.config.feature_dim())
     }
 }

@@ -1,13 +1,13 @@
 //! Vision Transformers with timm's structure and names: `patch_embed.proj` (a conv with
 //! kernel = stride = patch), `cls_token`, `pos_embed`, `blocks.{i}`, `norm`, `head`.
 
-use super::attention::{vit_linear, Block};
+use super::attention::{vit_linear, TransformerBlock};
 use super::conv::{Conv2d, Conv2dConfig};
 use super::functional::cat;
 use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
-use super::module::{join, Buffer, Entry, Module, Param};
+use super::module::{join, Buffer, Encoder, Entry, Module, Param};
 use tessera_autograd::{Result, Var};
 use tessera_engine::{DType, Generator, Tensor};
 
@@ -25,7 +25,8 @@ pub enum PosEmbed {
 pub enum Pool {
     /// The class token after the final norm (timm's `global_pool="token"`).
     Token,
-    /// The mean of the patch tokens after the final norm.
+    /// The mean of the patch tokens after the final norm (timm's `global_pool="avg"` pools
+    /// first and normalizes with a separate `fc_norm`; this keeps one `norm` for both pools).
     Mean,
 }
 
@@ -123,7 +124,7 @@ pub struct VisionTransformer {
     patch_embed: Conv2d,
     cls_token: Param,
     pos_embed: Positions,
-    blocks: Vec<Block>,
+    blocks: Vec<TransformerBlock>,
     norm: LayerNorm,
     head: Option<Linear>,
     config: VitConfig,
@@ -152,7 +153,7 @@ impl VisionTransformer {
                 Positions::Fixed(Buffer::new(Tensor::from_vec(table, &[1, n + 1, d])?.to_dtype(DType::F32)?))
             }
         };
-        let blocks = (0..c.depth).map(|_| Block::new(d, c.num_heads, c.mlp_ratio, c.qkv_bias, gen)).collect::<Result<_>>()?;
+        let blocks = (0..c.depth).map(|_| TransformerBlock::new(d, c.num_heads, c.mlp_ratio, c.qkv_bias, gen)).collect::<Result<_>>()?;
         let head = c.num_classes.map(|k| vit_linear(d, k, true, gen)).transpose()?;
         Ok(VisionTransformer { patch_embed, cls_token, pos_embed, blocks, norm: LayerNorm::new(d, 1e-6)?, head, config: c.clone() })
     }
@@ -276,5 +277,12 @@ impl Module for VisionTransformer {
         if let Some(head) = &self.head {
             head.visit(&join(prefix, "head"), f);
         }
+    }
+}
+
+/// The pooled features, or the logits' width when the ViT has a head.
+impl Encoder for VisionTransformer {
+    fn output_dim(&self) -> usize {
+        self.config.num_classes.unwrap_or(self.config.embed_dim)
     }
 }

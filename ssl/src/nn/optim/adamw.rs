@@ -38,7 +38,7 @@ impl UpdateRule for AdamW {
             let g = grad[i];
             let mut p = param[i];
             if h.weight_decay != 0.0 {
-                p = p * decay;
+                p *= decay;
             }
             m[i] = m[i] + w1 * (g - m[i]);
             v[i] = v[i] * b2 + w2 * g * g;

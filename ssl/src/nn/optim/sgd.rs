@@ -37,7 +37,7 @@ impl UpdateRule for Sgd {
         for i in 0..param.len() {
             let mut g = grad[i];
             if h.weight_decay != 0.0 {
-                g = g + wd * param[i];
+                g += wd * param[i];
             }
             if let Some(buf) = buf.as_deref_mut() {
                 buf[i] = if first { g } else { mu * buf[i] + damp * g };
