@@ -136,7 +136,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     }
     let mut probe = if cfg.eval.online_probe {
         Some(
-            OnlineProbe::new(method.feature_dim(), train_ds.num_classes(), 1e-3, &mut Generator::new(cfg.seed ^ 0x9E))
+            OnlineProbe::new(method.feature_dim(), train_ds.num_classes(), 1e-2, &mut Generator::new(cfg.seed ^ 0x9E))
                 .map_err(|e| e.to_string())?,
         )
     } else {
