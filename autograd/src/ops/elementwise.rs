@@ -122,7 +122,9 @@ impl Var {
         self.unary(UnaryOp::Recip)
     }
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Var> {
-        self.value().clamp(lo, hi)?; // validates lo <= hi with the engine's message
+        if lo > hi {
+            return Err(tessera_engine::Error::invalid("clamp", format!("lo {lo} exceeds hi {hi}")).into());
+        }
         self.unary(UnaryOp::Clamp(lo, hi))
     }
     pub fn powf(&self, p: f64) -> Result<Var> {

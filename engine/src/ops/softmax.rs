@@ -21,13 +21,21 @@ fn along_axis<T: FloatElem>(inputs: &[&Tensor], axis: isize, op: &'static str, f
     let last = x.rank() - 1;
     let mut perm: Vec<usize> = (0..x.rank()).collect();
     perm.swap(a, last);
-    let moved: Vec<Vec<T>> = inputs.iter().map(|t| Ok(t.permute(&perm)?.values::<T>(op)?.into_owned())).collect::<Result<_>>()?;
+    // Views with the axis last; `values` borrows them when already contiguous (the common
+    // last-axis case) and copies only otherwise.
+    let permuted: Vec<Tensor> = inputs.iter().map(|t| t.permute(&perm)).collect::<Result<_>>()?;
+    let moved: Vec<std::borrow::Cow<'_, [T]>> = permuted.iter().map(|t| t.values::<T>(op)).collect::<Result<_>>()?;
+    debug_assert!(moved.len() <= 2, "along_axis serves one or two inputs");
     let n = x.shape()[a];
     let mut out = vec![T::zero(); x.numel()];
     if n > 0 {
         let body = |(r, o): (usize, &mut [T])| {
-            let rows: Vec<&[T]> = moved.iter().map(|m| &m[r * n..(r + 1) * n]).collect();
-            f(&rows, o);
+            // A fixed array, not a Vec: no allocation per row.
+            let mut rows: [&[T]; 2] = [&[], &[]];
+            for (slot, m) in rows.iter_mut().zip(&moved) {
+                *slot = &m[r * n..(r + 1) * n];
+            }
+            f(&rows[..moved.len()], o);
         };
         if out.len() >= crate::cpu::PAR_MIN_ELEMS {
             out.par_chunks_mut(n).enumerate().for_each(body);

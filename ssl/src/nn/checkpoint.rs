@@ -85,7 +85,7 @@ pub fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the directory).
-fn write_atomic(path: &Path, bytes: &[u8]) -> NnResult<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> NnResult<()> {
     let tmp = temp_path(path);
     let io = |source| NnError::Io { path: path.to_path_buf(), source };
     let written = (|| {

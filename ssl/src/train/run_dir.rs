@@ -77,12 +77,8 @@ impl RunDir {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename, so a crash mid-write
-/// leaves the previous file intact.
+/// Writes `bytes` to `path` through a temporary sibling and a rename (the checkpoint
+/// module's writer), so a crash mid-write leaves the previous file intact.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
-    let mut f = fs::File::create(&tmp).map_err(|e| format!("{}: cannot create: {e}", tmp.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| format!("{}: cannot write: {e}", tmp.display()))?;
-    fs::rename(&tmp, path).map_err(|e| format!("{}: cannot replace: {e}", path.display()))
+    crate::nn::checkpoint::write_atomic(path, bytes).map_err(|e| e.to_string())
 }
