@@ -306,3 +306,97 @@ fn gelu_forms_and_stability_at_large_inputs() {
     assert!(big.silu().unwrap().to_vec::<f32>().unwrap().iter().all(|v| v.is_finite()));
     assert_eq!(big.gelu().unwrap().to_vec::<f32>().unwrap(), [-0.0, -0.0, 80.0, 1000.0]);
 }
+
+// ---- the same ops on a GPU ------------------------------------------------------------------
+
+const ALL_UNARY: [UnaryOp; 24] = [
+    UnaryOp::Neg,
+    UnaryOp::Abs,
+    UnaryOp::Exp,
+    UnaryOp::Log,
+    UnaryOp::Sqrt,
+    UnaryOp::Rsqrt,
+    UnaryOp::Sin,
+    UnaryOp::Cos,
+    UnaryOp::Tanh,
+    UnaryOp::Sigmoid,
+    UnaryOp::Relu,
+    UnaryOp::GeluErf,
+    UnaryOp::GeluTanh,
+    UnaryOp::Silu,
+    UnaryOp::Softplus,
+    UnaryOp::Sign,
+    UnaryOp::Floor,
+    UnaryOp::Round,
+    UnaryOp::Square,
+    UnaryOp::Recip,
+    UnaryOp::Clamp(-0.5, 1.25),
+    UnaryOp::PowScalar(1.5),
+    UnaryOp::AddScalar(0.25),
+    UnaryOp::MulScalar(-2.0),
+];
+
+#[test]
+fn gpu_unary_ops_and_their_backward_match_cpu() {
+    for dtype in [DType::F32, DType::F64] {
+        for (seed, shape) in [(1u64, vec![37usize]), (2, vec![3, 4, 5]), (3, vec![2, 1, 6, 3]), (4, vec![])] {
+            let x = operand_with(&shape, dtype, seed, |r| r.range(0.1, 3.0) * if r.coin(0.5) { 1.0 } else { -1.0 }).t;
+            let g = operand(&shape, dtype, seed + 100).t;
+            for op in ALL_UNARY {
+                let what = format!("{} {dtype:?} {shape:?}", op.name());
+                gpu::same_on_gpu(&what, &[x.clone(), g.clone()], |t| {
+                    let y = t[0].unary(op)?;
+                    let dx = t[0].unary_backward(op, &y, &t[1])?;
+                    Ok(vec![y, dx])
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_binary_compare_where_cast_match_cpu() {
+    let ops = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Maximum, BinaryOp::Minimum];
+    let cmps = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
+    for dtype in [DType::F32, DType::F64] {
+        for (seed, sa, sb) in
+            [(5u64, vec![4usize, 5], vec![4, 5]), (6, vec![3, 1, 5], vec![4, 1]), (7, vec![], vec![2, 3]), (8, vec![0, 3], vec![3])]
+        {
+            let a = operand_with(&sa, dtype, seed, |r| r.range(0.2, 2.0)).t;
+            let b = operand_with(&sb, dtype, seed + 1, |r| (r.range(0.2, 2.0) * 4.0).round() / 4.0).t;
+            for op in ops {
+                gpu::same_on_gpu(&format!("{} {dtype:?} {sa:?} {sb:?}", op.name()), &[a.clone(), b.clone()], |t| {
+                    Ok(vec![t[0].binary(&t[1], op)?])
+                });
+            }
+            for op in cmps {
+                gpu::same_on_gpu(&format!("{op:?} {dtype:?} {sa:?} {sb:?}"), &[a.clone(), b.clone()], |t| {
+                    Ok(vec![t[0].compare(&t[1], op)?])
+                });
+            }
+            gpu::same_on_gpu(&format!("where {dtype:?}"), &[a.clone(), b.clone()], |t| {
+                let c = t[0].compare_scalar(1.0, CmpOp::Gt)?;
+                Ok(vec![Tensor::where_(&c, &t[0], &t[1])?])
+            });
+            for to in [DType::F32, DType::F64, DType::I64, DType::U8] {
+                gpu::same_on_gpu(&format!("cast {dtype:?} -> {to:?}"), &[a.clone()], |t| Ok(vec![t[0].mul_scalar(3.0)?.to_dtype(to)?]));
+            }
+        }
+    }
+    // Copies of strided views, integer comparisons and device-side fills.
+    let i = Tensor::arange(0.0, 24.0, 1.0, DType::I64).unwrap().reshape(&[4, 6]).unwrap().t().unwrap();
+    gpu::same_on_gpu("contiguous i64 transpose", &[i], |t| {
+        Ok(vec![t[0].contiguous()?, t[0].compare_scalar(7.0, CmpOp::Le)?, t[0].zeros_like()?])
+    });
+}
+
+#[test]
+fn gpu_tensors_round_trip_and_refuse_mixed_devices() {
+    let Some(dev) = gpu::gpu() else { return };
+    let a = Tensor::from_vec(vec![1.5f32, -2.0, 3.25], &[3]).unwrap();
+    let g = a.to_device(dev).unwrap();
+    assert_eq!(g.device(), dev);
+    assert_eq!(g.to_vec::<f32>().unwrap(), vec![1.5, -2.0, 3.25]);
+    let err = a.add(&g).unwrap_err().to_string();
+    assert!(err.contains("add") && err.contains("cpu") && err.contains("cuda:0"), "{err}");
+}

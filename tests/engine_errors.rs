@@ -97,8 +97,12 @@ fn dtype_mismatches_and_unsupported_dtypes() {
 #[test]
 fn devices() {
     let a = f32s(&[2]);
-    says(err_msg(a.to_device(Device::Cuda(0))), &["to_device: device cuda:0 is not available", "no CUDA backend"]);
-    assert!(matches!(a.to_device(Device::Cuda(1)), Err(Error::DeviceUnavailable { op: "to_device", device: Device::Cuda(1), .. })));
+    // Where there is no GPU (CI), asking for one is a clear error; an ordinal past the GPUs
+    // there are is one everywhere.
+    if !tessera::engine::cuda::is_available() {
+        says(err_msg(a.to_device(Device::Cuda(0))), &["to_device: device cuda:0 is not available"]);
+    }
+    assert!(matches!(a.to_device(Device::Cuda(999)), Err(Error::DeviceUnavailable { op: "to_device", device: Device::Cuda(999), .. })));
     assert!(a.to_device(Device::Cpu).unwrap().shares_storage(&a));
     // The mismatch error (reachable once a second device exists) names both devices.
     let e = Error::DeviceMismatch { op: "add", lhs: Device::Cpu, rhs: Device::Cuda(0) };

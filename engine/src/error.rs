@@ -22,6 +22,12 @@ pub enum Error {
     LengthMismatch { op: &'static str, len: usize, shape: Vec<usize>, expected: usize },
     #[error("{op}: the element count of shape {shape:?} overflows usize")]
     ShapeOverflow { op: &'static str, shape: Vec<usize> },
+    #[error("{op}: has no kernel for {device} yet; copy the tensors with `to_device(Device::Cpu)` first")]
+    NoKernel { op: &'static str, device: Device },
+    #[error("{op}: out of memory on {device} asking for {bytes} bytes ({free} of {total} bytes free){detail}")]
+    OutOfMemory { op: &'static str, device: Device, bytes: usize, free: usize, total: usize, detail: String },
+    #[error("{op}: the CUDA driver failed on {device}: {msg}")]
+    Cuda { op: &'static str, device: Device, msg: String },
     #[error("{op}: {msg}")]
     Invalid { op: &'static str, msg: String },
 }

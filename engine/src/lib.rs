@@ -5,6 +5,7 @@
 //! devices involved.
 
 pub mod cpu;
+pub mod cuda;
 mod device;
 mod dtype;
 mod error;

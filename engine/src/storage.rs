@@ -1,6 +1,7 @@
-//! Device storage behind one enum: the CUDA backend adds its variant here, and no op
-//! signature changes.
+//! Device storage behind one enum: host memory or a CUDA buffer; no op signature depends on
+//! which.
 
+use crate::cuda::CudaBuffer;
 use crate::{DType, Device};
 
 /// Host memory: one typed buffer.
@@ -38,27 +39,39 @@ impl CpuStorage {
 
 /// A tensor's memory, wherever it lives.
 #[derive(Debug)]
-pub enum Storage {
+pub(crate) enum Storage {
     Cpu(CpuStorage),
+    Cuda(CudaBuffer),
 }
 
 impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(b) => b.dev.as_device(),
         }
     }
 
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Cuda(b) => b.dtype,
         }
     }
 
-    /// Bytes held, for memory accounting.
-    pub fn size_in_bytes(&self) -> usize {
+    /// Elements held.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Cuda(b) => b.len,
+        }
+    }
+
+    /// Host bytes held, for the host memory counters (the CUDA allocator keeps its own).
+    pub fn host_bytes(&self) -> usize {
         match self {
             Storage::Cpu(s) => s.len() * s.dtype().size_in_bytes(),
+            Storage::Cuda(_) => 0,
         }
     }
 }
@@ -85,12 +98,12 @@ pub(crate) static PEAK_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic
 
 /// Owns a storage and keeps the live-byte counters in step with its lifetime.
 #[derive(Debug)]
-pub struct TrackedStorage(pub Storage);
+pub(crate) struct TrackedStorage(pub Storage);
 
 impl TrackedStorage {
     pub fn new(s: Storage) -> Self {
         use std::sync::atomic::Ordering::Relaxed;
-        let live = LIVE_BYTES.fetch_add(s.size_in_bytes(), Relaxed) + s.size_in_bytes();
+        let live = LIVE_BYTES.fetch_add(s.host_bytes(), Relaxed) + s.host_bytes();
         PEAK_BYTES.fetch_max(live, Relaxed);
         TrackedStorage(s)
     }
@@ -98,6 +111,6 @@ impl TrackedStorage {
 
 impl Drop for TrackedStorage {
     fn drop(&mut self) {
-        LIVE_BYTES.fetch_sub(self.0.size_in_bytes(), std::sync::atomic::Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(self.0.host_bytes(), std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -2,6 +2,7 @@
 //! storage is shared); views share storage; ops return new tensors.
 
 use crate::cpu::strided;
+use crate::cuda::CudaBuffer;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::{checked_numel, Layout};
@@ -35,6 +36,12 @@ impl Tensor {
     /// Wraps a host buffer with a layout. Internal: the caller guarantees the layout fits.
     pub(crate) fn from_parts(storage: CpuStorage, layout: Layout) -> Tensor {
         Tensor { storage: Arc::new(TrackedStorage::new(Storage::Cpu(storage))), layout }
+    }
+
+    /// A contiguous tensor over a device buffer a kernel has filled.
+    pub(crate) fn from_cuda(buffer: CudaBuffer, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(buffer.len, shape.iter().product::<usize>());
+        Tensor { storage: Arc::new(TrackedStorage::new(Storage::Cuda(buffer))), layout: Layout::contiguous(shape) }
     }
 
     /// A contiguous tensor owning `data`. Internal: the caller guarantees the length.
@@ -78,11 +85,22 @@ impl Tensor {
 
     /// A tensor of zeros with this tensor's shape, dtype and device.
     pub fn zeros_like(&self) -> Result<Tensor> {
-        Tensor::zeros(self.shape(), self.dtype())?.to_device(self.device())
+        Tensor::full_on(self.shape(), 0.0, self.dtype(), self.device())
     }
 
     pub fn ones_like(&self) -> Result<Tensor> {
-        Tensor::ones(self.shape(), self.dtype())?.to_device(self.device())
+        Tensor::full_on(self.shape(), 1.0, self.dtype(), self.device())
+    }
+
+    /// [`full`](Self::full) on `device`, filled there (no host buffer for GPU tensors).
+    pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
+        match device {
+            Device::Cpu => Tensor::full(shape, value, dtype),
+            Device::Cuda(ordinal) => {
+                checked_numel("full", shape)?;
+                crate::cuda::ops::elementwise::full(ordinal, shape, value, dtype)
+            }
+        }
     }
 
     /// `start, start+step, ...` below `end` (above, for a negative step).
@@ -169,10 +187,23 @@ impl Tensor {
 
     /// The host storage, or an error naming `op` if the tensor lives elsewhere.
     pub(crate) fn cpu_storage(&self, op: &'static str) -> Result<&CpuStorage> {
-        let _ = op; // names the op once a second storage kind exists
         match &self.storage.0 {
             Storage::Cpu(s) => Ok(s),
+            Storage::Cuda(b) => Err(Error::NoKernel { op, device: b.dev.as_device() }),
         }
+    }
+
+    /// The device buffer if this tensor lives on a GPU.
+    pub(crate) fn cuda_buffer(&self) -> Option<&CudaBuffer> {
+        match &self.storage.0 {
+            Storage::Cuda(b) => Some(b),
+            Storage::Cpu(_) => None,
+        }
+    }
+
+    /// Whether the tensor lives on a GPU (its ops then run the CUDA kernels).
+    pub fn is_cuda(&self) -> bool {
+        self.cuda_buffer().is_some()
     }
 
     /// The whole typed storage buffer (not just this view), checked against `T`.
@@ -191,13 +222,20 @@ impl Tensor {
         }
     }
 
-    /// The elements in logical order as a `Vec<T>`; `T` must match the dtype.
+    /// The elements in logical order as a `Vec<T>` (copied to the host); `T` must match the
+    /// dtype.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        if self.is_cuda() {
+            return self.to_device(Device::Cpu)?.to_vec();
+        }
         Ok(self.values::<T>("to_vec")?.into_owned())
     }
 
     /// The elements in logical order converted to f64, whatever the dtype.
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        if self.is_cuda() {
+            return self.to_device(Device::Cpu)?.to_vec_f64();
+        }
         with_any!(self.dtype(), |T| Ok(self.values::<T>("to_vec_f64")?.iter().map(|x| x.to_f64()).collect()))
     }
 
@@ -214,13 +252,14 @@ impl Tensor {
         if self.is_contiguous() && self.layout.offset == 0 && self.storage_len() == self.numel() {
             return Ok(self.clone());
         }
+        if self.is_cuda() {
+            return crate::cuda::ops::elementwise::contiguous(self);
+        }
         with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(self.values::<T>("contiguous")?.into_owned(), self.shape())))
     }
 
-    fn storage_len(&self) -> usize {
-        match &self.storage.0 {
-            Storage::Cpu(s) => s.len(),
-        }
+    pub(crate) fn storage_len(&self) -> usize {
+        self.storage.0.len()
     }
 
     /// The values converted to another dtype (float→int truncates toward zero, like `as`;
@@ -228,6 +267,9 @@ impl Tensor {
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
+        }
+        if self.is_cuda() {
+            return crate::cuda::ops::elementwise::cast(self, dtype);
         }
         with_any!(self.dtype(), |S| {
             let src = self.values::<S>("to_dtype")?;
@@ -244,12 +286,29 @@ impl Tensor {
         })
     }
 
-    /// A copy on `device`. Until the CUDA backend lands, only the host is available.
+    /// A copy on `device` (this tensor itself if it is there already). A GPU that is not
+    /// there is a clear [`Error::DeviceUnavailable`].
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
         if device == self.device() {
             return Ok(self.clone());
         }
-        Err(Error::DeviceUnavailable { op: "to_device", device, reason: "this build of tessera has no CUDA backend".into() })
+        match (&self.storage.0, device) {
+            (Storage::Cuda(_), Device::Cpu) => {
+                let t = self.contiguous()?;
+                let b = t.cuda_buffer().expect("contiguous keeps the device");
+                let host = b.download("to_device", t.layout.offset, t.numel())?;
+                Ok(Tensor::from_parts(host, Layout::contiguous(self.shape())))
+            }
+            (Storage::Cpu(_), Device::Cuda(ordinal)) => {
+                let dev = crate::cuda::device("to_device", ordinal)?;
+                // contiguous() leaves exactly the view's elements, from offset 0.
+                let t = self.contiguous()?;
+                Ok(Tensor::from_cuda(crate::cuda::CudaBuffer::upload(&dev, "to_device", t.cpu_storage("to_device")?)?, self.shape()))
+            }
+            // GPU to GPU goes through the host: simple, and rare in single-GPU training.
+            (Storage::Cuda(_), Device::Cuda(_)) => self.to_device(Device::Cpu)?.to_device(device),
+            (Storage::Cpu(_), Device::Cpu) => unreachable!("same device handled above"),
+        }
     }
 
     /// Errors unless both tensors share dtype and device.

@@ -7,6 +7,8 @@
 use proptest::prelude::*;
 use tessera::engine::{DType, Tensor};
 
+pub mod gpu;
+
 /// Case count for the property tests: modest, so the suite stays fast on two cores.
 /// `PROPTEST_CASES=1000` runs a deeper search.
 pub const CASES: u32 = 32;

@@ -100,6 +100,10 @@ impl Tensor {
         let name = op.name();
         self.same_kind(name, rhs)?;
         let shape = broadcast_shapes(name, self.shape(), rhs.shape())?;
+        if self.is_cuda() {
+            self.expect_float(name)?;
+            return crate::cuda::ops::elementwise::binary(self, rhs, op, &shape);
+        }
         with_float!(self.dtype(), name, |T| {
             let (a, b) = (self.buffer::<T>(name)?, rhs.buffer::<T>(name)?);
             let (la, lb) = (self.layout(), rhs.layout());
@@ -149,6 +153,9 @@ impl Tensor {
         let name = op.name();
         self.same_kind(name, rhs)?;
         let shape = broadcast_shapes(name, self.shape(), rhs.shape())?;
+        if self.is_cuda() {
+            return crate::cuda::ops::elementwise::compare(self, rhs, op, name, &shape);
+        }
         with_any!(self.dtype(), |T| {
             let (a, b) = (self.buffer::<T>(name)?, rhs.buffer::<T>(name)?);
             let out = strided::zip_map(a, self.layout(), b, rhs.layout(), &shape, move |x: T, y: T| op.apply(x, y));
@@ -158,7 +165,11 @@ impl Tensor {
 
     /// Comparison against a scalar (converted to this tensor's dtype).
     pub fn compare_scalar(&self, c: f64, op: CmpOp) -> Result<Tensor> {
-        let rhs = with_any!(self.dtype(), |T| Tensor::scalar(T::from_f64(c)));
+        let rhs = if self.is_cuda() {
+            crate::cuda::ops::elementwise::scalar_like(self, c)?
+        } else {
+            with_any!(self.dtype(), |T| Tensor::scalar(T::from_f64(c)))
+        };
         self.compare(&rhs, op)
     }
 
@@ -191,6 +202,9 @@ impl Tensor {
         }
         let shape = broadcast_shapes("where", cond.shape(), on_true.shape())?;
         let shape = broadcast_shapes("where", &shape, on_false.shape())?;
+        if cond.is_cuda() {
+            return crate::cuda::ops::elementwise::where_(cond, on_true, on_false, &shape);
+        }
         let c = cond.buffer::<u8>("where")?;
         with_any!(on_true.dtype(), |T| {
             let (a, b) = (on_true.buffer::<T>("where")?, on_false.buffer::<T>("where")?);

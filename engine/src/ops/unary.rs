@@ -219,6 +219,10 @@ fn round_half_even<T: FloatElem>(x: T) -> T {
 impl Tensor {
     /// Applies an elementwise op (float dtypes).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        if self.is_cuda() {
+            self.expect_float(op.name())?;
+            return crate::cuda::ops::elementwise::unary(self, op);
+        }
         with_float!(self.dtype(), op.name(), |T| {
             let x = self.values::<T>(op.name())?;
             // Matching outside the element loop lets each arm monomorphize and vectorize.
@@ -234,6 +238,11 @@ impl Tensor {
             return Err(crate::Error::shapes(op.name(), self.shape(), grad.shape()));
         }
         self.same_kind(op.name(), grad)?;
+        self.same_kind(op.name(), y)?;
+        if self.is_cuda() {
+            self.expect_float(op.name())?;
+            return crate::cuda::ops::elementwise::unary_backward(self, op, y, grad);
+        }
         with_float!(self.dtype(), op.name(), |T| {
             let (x, y, g) = (self.values::<T>(op.name())?, y.values::<T>(op.name())?, grad.values::<T>(op.name())?);
             let out = strided::map3(&x, &y, &g, |x, y, g| g * op.derivative(x, y));

@@ -211,3 +211,32 @@ impl Tensor {
         })
     }
 }
+
+impl Tensor {
+    /// The whole underlying storage as a 1-D contiguous tensor (shared, not copied), beside
+    /// this tensor's layout over it: `storage_view()?.0.as_strided(..layout..)` is `self`.
+    /// For tools that must reproduce a view exactly, on another device for instance.
+    pub fn storage_view(&self) -> (Tensor, Layout) {
+        (self.with_layout(Layout::contiguous(&[self.storage_len()])), self.layout().clone())
+    }
+
+    /// A view of this tensor's storage with any shape, strides and offset (in elements,
+    /// relative to the storage, as PyTorch's `as_strided`); every position it reaches must lie
+    /// inside the storage.
+    pub fn as_strided(&self, shape: &[usize], strides: &[isize], offset: usize) -> Result<Tensor> {
+        checked_numel("as_strided", shape)?;
+        if shape.len() != strides.len() {
+            return Err(Error::invalid("as_strided", format!("shape {shape:?} and strides {strides:?} differ in rank")));
+        }
+        let layout = Layout { shape: shape.to_vec(), strides: strides.to_vec(), offset };
+        let (lo, hi) = layout.span();
+        let len = self.storage_len() as isize;
+        if lo < 0 || hi > len.max(lo) || (layout.numel() > 0 && hi > len) {
+            return Err(Error::invalid(
+                "as_strided",
+                format!("shape {shape:?}, strides {strides:?}, offset {offset} reach [{lo}, {hi}) outside a storage of {len} elements"),
+            ));
+        }
+        Ok(self.with_layout(layout))
+    }
+}

@@ -1,0 +1,73 @@
+//! What every kernel launch needs: strided-operand descriptors in the layout the kernels
+//! expect (`Strided` in ptx/kernels/common.cuh), grid sizes, and a launch that turns driver
+//! failures into engine errors.
+
+use super::CudaDevice;
+use crate::layout::{collapse_dims, Layout};
+use crate::{Error, Result};
+use cudarc::driver::{DeviceRepr, LaunchArgs, LaunchConfig};
+
+/// The most dims a kernel's index math handles; more (after collapsing) is an error.
+pub(crate) const MAX_RANK: usize = 8;
+
+/// Mirrors `struct Strided` in ptx/kernels/common.cuh, field for field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StridedArg {
+    rank: i32,
+    offset: i64,
+    shape: [i64; MAX_RANK],
+    strides: [i64; MAX_RANK],
+}
+
+unsafe impl DeviceRepr for StridedArg {}
+
+impl StridedArg {
+    fn new(op: &'static str, offset: usize, shape: &[usize], strides: &[isize]) -> Result<StridedArg> {
+        if shape.len() > MAX_RANK {
+            return Err(Error::invalid(op, format!("CUDA kernels take at most {MAX_RANK} non-mergeable dims, got shape {shape:?}")));
+        }
+        let mut a = StridedArg { rank: shape.len() as i32, offset: offset as i64, shape: [1; MAX_RANK], strides: [0; MAX_RANK] };
+        for (d, (&n, &s)) in shape.iter().zip(strides).enumerate() {
+            a.shape[d] = n as i64;
+            a.strides[d] = s as i64;
+        }
+        Ok(a)
+    }
+
+    /// One operand read in its own logical order.
+    pub fn of(op: &'static str, l: &Layout) -> Result<StridedArg> {
+        Ok(StridedArgs::broadcast(op, &l.shape, &[l])?.args[0])
+    }
+}
+
+/// Several operands broadcast to one output shape, with the dims that are contiguous in
+/// all of them merged, so the per-element index math runs over as few dims as possible.
+pub(crate) struct StridedArgs {
+    pub args: Vec<StridedArg>,
+}
+
+impl StridedArgs {
+    pub fn broadcast(op: &'static str, out_shape: &[usize], operands: &[&Layout]) -> Result<StridedArgs> {
+        let strides: Vec<Vec<isize>> = operands.iter().map(|l| l.broadcast_strides(out_shape)).collect();
+        let (shape, strides) = if out_shape.is_empty() { (vec![], strides) } else { collapse_dims(out_shape, &strides) };
+        let args = operands.iter().zip(&strides).map(|(l, s)| StridedArg::new(op, l.offset, &shape, s)).collect::<Result<_>>()?;
+        Ok(StridedArgs { args })
+    }
+}
+
+/// Grid for a grid-stride loop over `n` items: enough blocks to fill the GPU, no more.
+pub(crate) fn grid_stride(dev: &CudaDevice, n: usize) -> LaunchConfig {
+    const THREADS: usize = 256;
+    let blocks = n.div_ceil(THREADS).clamp(1, dev.sm_count as usize * 8);
+    LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (THREADS as u32, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// Queues a launch built with `dev.stream.launch_builder(&f)` and `.arg(..)` calls.
+pub(crate) fn run(dev: &CudaDevice, op: &'static str, mut args: LaunchArgs<'_>, cfg: LaunchConfig) -> Result<()> {
+    dev.bind(op)?;
+    // Safety: each caller in cuda/ops mirrors its kernel's parameter list, and passes device
+    // pointers of buffers alive until the launch is queued; stream order keeps them valid
+    // until it runs (a freed buffer is only reused by later work on the same stream).
+    unsafe { args.launch(cfg) }.map(|_| ()).map_err(|e| dev.driver_error(op, e))
+}

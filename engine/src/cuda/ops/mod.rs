@@ -1,0 +1,35 @@
+//! The Rust side of each CUDA kernel family: checks, launch parameters and output buffers.
+//! Each file mirrors one module of `ptx/kernels/` and is called from the engine op of the
+//! same name (`engine/src/ops/`) when its operands live on a GPU.
+
+pub(crate) mod elementwise;
+
+use super::{CudaBuffer, CudaDevice};
+use crate::{DType, Error, Result, Tensor};
+use std::sync::Arc;
+
+/// The device buffer of a GPU tensor (callers have checked the device).
+pub(crate) fn buffer<'a>(t: &'a Tensor, op: &'static str) -> Result<&'a CudaBuffer> {
+    t.cuda_buffer().ok_or(Error::DeviceMismatch { op, lhs: t.device(), rhs: crate::Device::Cuda(0) })
+}
+
+/// The device of the first operand, after checking that every other one is on it too.
+pub(crate) fn common_device(op: &'static str, ts: &[&Tensor]) -> Result<Arc<CudaDevice>> {
+    let first = buffer(ts[0], op)?;
+    for t in &ts[1..] {
+        if t.device() != ts[0].device() {
+            return Err(Error::DeviceMismatch { op, lhs: ts[0].device(), rhs: t.device() });
+        }
+    }
+    Ok(first.dev.clone())
+}
+
+/// `base_f32`-style kernel name for a dtype.
+pub(crate) fn kernel(base: &str, dtype: DType) -> String {
+    format!("{base}_{}", dtype.name())
+}
+
+/// An output buffer for `shape`.
+pub(crate) fn output(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, shape: &[usize]) -> Result<CudaBuffer> {
+    CudaBuffer::alloc(dev, op, dtype, shape.iter().product())
+}
