@@ -1,53 +1,112 @@
-//! Training-step throughput of whole models: forward + backward + optimizer step of
-//! ResNet-18 (CIFAR stem, 3×32×32, batch 64, SGD with momentum) and ViT-Tiny (patch 4,
-//! 1×28×28, batch 256, AdamW). `scripts/torch/models.py` times the same steps in PyTorch.
+//! Training-step throughput and memory of whole models: ResNet-18 (CIFAR stem, 3×32×32,
+//! batch 64, SGD with momentum) and ViT-Tiny (patch 4, 1×28×28, batch 256, AdamW), on the CPU
+//! or a GPU. `scripts/torch/models.py` measures the same steps in PyTorch.
 //!
 //!     RAYON_NUM_THREADS=2 cargo bench --bench models [-- resnet|vit]
+//!     DEVICE=cuda cargo bench --bench models
 //!
-//! A plain timing harness (each step takes seconds, too long for criterion's sampling):
-//! one warm-up step, then the median of `STEPS` (default 3) timed steps.
+//! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
+//! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
+//! backward and the optimizer step. Memory: the peak of tensor storage during the steps
+//! (host tensors, or the GPU allocator's live bytes), and the growth of the process's peak
+//! resident set over the steps (comparable with PyTorch's figure).
 
 use std::time::Instant;
 use tessera::autograd::{fused, Var};
-use tessera::engine::{DType, Generator, Tensor};
+use tessera::engine::{cuda, peak_cpu_bytes, reset_peak_cpu_bytes, DType, Device, Generator, Tensor};
 use tessera::ssl::nn::{AdamW, Module, Optim, Optimizer, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig};
 
-fn time_steps(name: &str, model: &dyn Module, opt: &mut dyn Optim, x: &Tensor, y: &Tensor) {
+/// Peak resident set (VmHWM) in bytes, after resetting it when `reset` (Linux only).
+fn peak_rss(reset: bool) -> usize {
+    if reset {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        cuda::synchronize(i).unwrap();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn(&dyn Module) -> Box<dyn Optim>, x: &Tensor, y: &Tensor) {
     let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let mut times = Vec::with_capacity(steps);
+    model.to_device(device).unwrap();
+    let mut opt = build_opt(model);
+    let x = x.to_device(device).unwrap();
+    let (mut fwd_bwd, mut total) = (Vec::new(), Vec::new());
+    let rss_before = peak_rss(true);
+    reset_peak_cpu_bytes();
+    if let Device::Cuda(i) = device {
+        cuda::reset_peak_memory(i).unwrap();
+    }
     for i in 0..=steps {
+        sync(device);
         let t = Instant::now();
         opt.zero_grad();
         let logits = model.forward(&Var::constant(x.clone())).unwrap();
         fused::cross_entropy(&logits, y, 0.0).unwrap().backward().unwrap();
+        sync(device);
+        let fb = t.elapsed().as_secs_f64();
         opt.step().unwrap();
+        sync(device);
         if i > 0 {
-            times.push(t.elapsed().as_secs_f64());
+            fwd_bwd.push(fb);
+            total.push(t.elapsed().as_secs_f64());
         }
     }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    println!("{name}: {:.3} s/step (median of {steps}), {:.1} images/s", median, x.shape()[0] as f64 / median);
+    let peak_tensors = match device {
+        Device::Cpu => peak_cpu_bytes(),
+        Device::Cuda(i) => cuda::memory_stats(i).unwrap().peak_bytes,
+    };
+    let rss_growth = peak_rss(false).saturating_sub(rss_before);
+    let (fb, step) = (median(fwd_bwd), median(total));
+    println!(
+        "{name} [{device}]: forward+backward {fb:.4} s, full step {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
+        x.shape()[0] as f64 / step,
+        peak_tensors as f64 / (1 << 20) as f64,
+        rss_growth as f64 / (1 << 20) as f64
+    );
 }
 
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
+    let device: Device = std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()).parse().unwrap();
+    if device != Device::Cpu && !cuda::is_available() {
+        println!("skipping the {device} model benchmarks: no CUDA driver or GPU was found");
+        return;
+    }
     let mut g = Generator::new(0);
     if wanted("resnet18") {
         let cfg = ResNetConfig::resnet18().with_stem(Stem::Cifar).with_classes(Some(10));
         let net = ResNet::new(&cfg, &mut g).unwrap();
-        let mut opt = Optimizer::single(Sgd::momentum(0.9, false), net.named_parameters(), 0.1, 5e-4).unwrap();
+        let opt = |m: &dyn Module| -> Box<dyn Optim> {
+            Box::new(Optimizer::single(Sgd::momentum(0.9, false), m.named_parameters(), 0.1, 5e-4).unwrap())
+        };
         let x = g.normal(&[64, 3, 32, 32], 0.0, 1.0, DType::F32).unwrap();
         let y = g.randint(&[64], 0, 10).unwrap();
-        time_steps("resnet18 cifar-stem 3x32x32 batch 64", &net, &mut opt, &x, &y);
+        time_steps("resnet18 cifar-stem 3x32x32 batch 64", device, &net, &opt, &x, &y);
     }
     if wanted("vit_tiny") {
         let cfg = VitConfig { num_classes: Some(10), ..VitConfig::tiny(28, 4).with_in_channels(1) };
         let vit = VisionTransformer::new(&cfg, &mut g).unwrap();
-        let mut opt = Optimizer::single(AdamW::default(), vit.named_parameters(), 1e-3, 0.05).unwrap();
+        let opt =
+            |m: &dyn Module| -> Box<dyn Optim> { Box::new(Optimizer::single(AdamW::default(), m.named_parameters(), 1e-3, 0.05).unwrap()) };
         let x = g.normal(&[256, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap();
         let y = g.randint(&[256], 0, 10).unwrap();
-        time_steps("vit_tiny patch4 1x28x28 batch 256", &vit, &mut opt, &x, &y);
+        time_steps("vit_tiny patch4 1x28x28 batch 256", device, &vit, &opt, &x, &y);
     }
 }

@@ -12,7 +12,8 @@
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use tessera::engine::{DType, Generator, Tensor};
+use tessera::autograd::{fused, Var};
+use tessera::engine::{peak_cpu_bytes, reset_peak_cpu_bytes, DType, Generator, Tensor};
 
 /// What one call of a case costs, to turn times into rates.
 enum Work {
@@ -23,6 +24,7 @@ enum Work {
 }
 
 struct Case {
+    /// Training cases (forward + backward) also report their peak memory (`--peak KEY`).
     key: &'static str,
     op: &'static str,
     shape: String,
@@ -34,9 +36,109 @@ fn randn(g: &mut Generator, shape: &[usize]) -> Tensor {
     g.normal(shape, 0.0, 1.0, DType::F32).expect("random tensor")
 }
 
+/// A parameter initialized like PyTorch's default for a layer with `fan_in` inputs.
+fn param(g: &mut Generator, shape: &[usize], fan_in: usize) -> Var {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    Var::param(g.uniform(shape, -bound, bound, DType::F32).expect("random tensor")).expect("param")
+}
+
+/// Forward + backward of the two training cases of the autograd issue: a 3-layer MLP
+/// (784-512-512-10, ReLU, cross-entropy) and a small conv net (conv 1→32 3×3 pad 1, ReLU,
+/// max-pool 2; conv 32→64 3×3 pad 1, ReLU, max-pool 2; linear 3136→10; cross-entropy), both
+/// on a batch of 256. `scripts/torch/bench_ops.py` builds the same two in PyTorch.
+fn training_cases(g: &mut Generator, out: &mut Vec<Case>) {
+    let batch = 256usize;
+    let labels = g.randint(&[batch], 0, 10).expect("labels");
+    {
+        let x = randn(g, &[batch, 784]);
+        let layers: Vec<(Var, Var)> =
+            [(784usize, 512usize), (512, 512), (512, 10)].iter().map(|&(i, o)| (param(g, &[i, o], i), param(g, &[o], i))).collect();
+        let y = labels.clone();
+        let macs = batch * (784 * 512 + 512 * 512 + 512 * 10);
+        out.push(Case {
+            key: "mlp_784_512_512_10_fwd_bwd",
+            op: "MLP fwd+bwd f32",
+            shape: "batch 256, 784-512-512-10".into(),
+            work: Work::Flops(3.0 * 2.0 * macs as f64),
+            run: Box::new(move || {
+                let mut h = Var::constant(x.clone());
+                for (i, (w, b)) in layers.iter().enumerate() {
+                    h = h.matmul(w).and_then(|h| h.add(b)).expect("linear");
+                    if i + 1 < layers.len() {
+                        h = h.relu().expect("relu");
+                    }
+                }
+                fused::cross_entropy(&h, &y, 0.0).expect("loss").backward().expect("backward");
+                for (w, b) in &layers {
+                    w.zero_grad();
+                    b.zero_grad();
+                }
+            }),
+        });
+    }
+    {
+        let x = randn(g, &[batch, 1, 28, 28]);
+        let (w1, b1) = (param(g, &[32, 1, 3, 3], 9), param(g, &[32], 9));
+        let (w2, b2) = (param(g, &[64, 32, 3, 3], 288), param(g, &[64], 288));
+        let (w3, b3) = (param(g, &[3136, 10], 3136), param(g, &[10], 3136));
+        let y = labels;
+        let macs = batch * (32 * 9 * 784 + 64 * 288 * 196 + 3136 * 10);
+        out.push(Case {
+            key: "convnet_b256_1x28x28_fwd_bwd",
+            op: "conv net fwd+bwd f32",
+            shape: "batch 256, 1x28x28, conv32-pool-conv64-pool-fc10".into(),
+            work: Work::Flops(3.0 * 2.0 * macs as f64),
+            run: Box::new(move || {
+                let block = |h: &Var, w: &Var, b: &Var| -> Var {
+                    let h = h.conv2d(w, Some(b), (1, 1), (1, 1), (1, 1), 1).and_then(|h| h.relu()).expect("conv");
+                    h.max_pool2d((2, 2), (2, 2), (0, 0)).expect("pool")
+                };
+                let h = block(&block(&Var::constant(x.clone()), &w1, &b1), &w2, &b2);
+                let logits = h.flatten(1, -1).and_then(|h| h.matmul(&w3)).and_then(|h| h.add(&b3)).expect("fc");
+                fused::cross_entropy(&logits, &y, 0.0).expect("loss").backward().expect("backward");
+                for p in [&w1, &b1, &w2, &b2, &w3, &b3] {
+                    p.zero_grad();
+                }
+            }),
+        });
+    }
+}
+
+/// Peak resident set (VmHWM, bytes), reset first when `reset` (Linux).
+fn peak_rss(reset: bool) -> usize {
+    if reset {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// `--peak KEY`: the memory one first call of a training case takes, in a fresh process
+/// (nothing cached yet): the growth of the peak resident set, comparable with PyTorch's,
+/// and tessera's own count of tensor bytes alive at the peak.
+fn report_peak(key: &str) {
+    let mut case = cases().into_iter().find(|c| c.key == key).unwrap_or_else(|| panic!("no case {key}"));
+    let rss = peak_rss(true);
+    reset_peak_cpu_bytes();
+    let live = tessera::engine::live_cpu_bytes();
+    (case.run)();
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    println!(
+        "{{\"key\": \"{key}\", \"peak_rss_growth_mib\": {:.1}, \"peak_tensor_mib\": {:.1}}}",
+        mib(peak_rss(false).saturating_sub(rss)),
+        mib(peak_cpu_bytes().saturating_sub(live))
+    );
+}
+
 fn cases() -> Vec<Case> {
     let mut g = Generator::new(0);
     let mut out = Vec::new();
+    training_cases(&mut g, &mut out);
     for (key, n) in [("matmul_256", 256usize), ("matmul_512", 512), ("matmul_1024", 1024)] {
         let (a, b) = (randn(&mut g, &[n, n]), randn(&mut g, &[n, n]));
         out.push(Case {
@@ -112,7 +214,13 @@ fn time(run: &mut dyn FnMut()) -> (f64, f64) {
 }
 
 fn main() {
-    let filters: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, key] = args.as_slice() {
+        if flag == "--peak" {
+            return report_peak(key);
+        }
+    }
+    let filters = args;
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| rayon::current_num_threads().to_string());
     for mut case in cases() {
         if !filters.is_empty() && !filters.iter().any(|f| case.key.contains(f.as_str())) {

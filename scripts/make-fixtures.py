@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch reference fixtures for tessera's `ssl::nn` (tests/nn_parity.rs).
 
-Run in the project venv (scripts/compare-torch creates it; add the extra packages once):
+Run in the project venv (scripts/compare-torch creates it with torch, torchvision, timm and
+safetensors):
 
-    .venv/bin/pip install torchvision timm safetensors
+    scripts/compare-torch matmul_256                         # once: creates .venv
     .venv/bin/python scripts/make-fixtures.py                 # writes tests/fixtures/nn/
     .venv/bin/python scripts/make-fixtures.py --check-export DIR   # the other direction
 

@@ -1,6 +1,8 @@
 //! End-to-end gradchecks of composite models: a 2-layer MLP with cross-entropy, a small conv
 //! net with batch norm and pooling, a pre-norm attention block, and the NT-Xent loss.
 
+mod common;
+
 use tessera::autograd::{fused, gradcheck, Result, Var};
 use tessera::engine::{DType, Generator, Tensor};
 use tessera::ssl::methods::nt_xent;
@@ -9,8 +11,19 @@ fn rand(shape: &[usize], seed: u64, scale: f64) -> Tensor {
     Generator::new(seed).normal(shape, 0.0, scale, DType::F64).unwrap()
 }
 
+/// Gradcheck in f64 on the CPU; then, where a GPU is found, the same graph on it must give
+/// the same loss and gradients as on the CPU (autograd runs unchanged on CUDA tensors).
 fn check(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor]) {
-    gradcheck(f, inputs, 1e-6, 1e-6, 1e-5).unwrap();
+    gradcheck(&f, inputs, 1e-6, 1e-6, 1e-5).unwrap();
+    common::gpu::same_on_gpu("composite graph: loss and gradients", inputs, |t| {
+        let as_engine = |e: tessera::autograd::Error| tessera::engine::Error::invalid("autograd", e.to_string());
+        let vars: Vec<Var> = t.iter().map(|x| Var::param(x.clone())).collect::<Result<_>>().map_err(as_engine)?;
+        let loss = f(&vars).map_err(as_engine)?;
+        loss.backward().map_err(as_engine)?;
+        let mut out = vec![loss.value()];
+        out.extend(vars.iter().map(|v| v.grad().expect("every input gets a gradient")));
+        Ok(out)
+    });
 }
 
 #[test]

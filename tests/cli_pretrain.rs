@@ -97,7 +97,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
     std::fs::write(&bad_value, "temperature = -1.0\n").unwrap();
     let out = dir.join("never");
     let o_ = out.to_str().unwrap();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["pretrain", "--method", "byol", "--out", o_], "unknown method 'byol'"),
         (vec!["pretrain", "--encoder", "vgg", "--out", o_], "unknown encoder 'vgg'"),
         (vec!["pretrain", "--dataset", "imagenet:/x", "--out", o_], "unknown dataset"),
@@ -108,6 +108,9 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         (vec!["pretrain", "--device", "tpu", "--out", o_], "unknown device"),
         (vec!["eval", "--run", "/no/such/run"], "/no/such/run"),
     ];
+    if !tessera::engine::cuda::is_available() {
+        cases.push((vec!["pretrain", "--device", "cuda", "--out", o_], "no CUDA driver or GPU"));
+    }
     for (args, needle) in cases {
         let o = tessera(&args);
         let err = stderr(&o);

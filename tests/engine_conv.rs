@@ -716,3 +716,197 @@ impl AddI64 for Tensor {
         Tensor::from_vec(v, self.shape()).unwrap()
     }
 }
+
+// ---- GPU parity: every op above on GPU copies of the same (often strided) inputs ------------
+
+mod common;
+
+use common::gpu::same_on_gpu_tol;
+
+/// Operands with random layouts (transposed, flipped, sliced, expanded) for each shape.
+fn gpu_operands(dtype: DType, seed: u64, shapes: &[&[usize]]) -> Vec<Tensor> {
+    shapes.iter().enumerate().map(|(i, s)| common::operand(s, dtype, seed * 16 + i as u64).t).collect()
+}
+
+/// The GEMM-based ops sum tens of products per output: a looser f32 bound than elementwise.
+fn gemm_tol(dtype: DType) -> Option<f64> {
+    (dtype == DType::F32).then_some(1e-3)
+}
+
+/// One conv2d case: `[n, cin, h, w]` input, `cout` filters of `k`, then stride, padding,
+/// dilation, groups and whether there is a bias.
+type ConvCase = ([usize; 4], usize, P, P, P, P, usize, bool);
+
+const GPU_CONV_CASES: &[ConvCase] = &[
+    ([2, 4, 7, 9], 6, (3, 3), (1, 1), (1, 1), (1, 1), 1, true),
+    ([1, 6, 8, 5], 4, (3, 2), (2, 1), (1, 0), (1, 2), 2, false),
+    ([3, 3, 5, 5], 3, (1, 1), (1, 1), (0, 0), (1, 1), 3, true), // depthwise 1×1: no im2col
+    ([1, 2, 1, 1], 5, (1, 1), (1, 1), (0, 0), (1, 1), 1, true), // 1×1 image, batch 1
+    ([2, 4, 6, 7], 4, (2, 2), (2, 3), (0, 1), (1, 1), 4, true),
+    ([1, 3, 2, 3], 2, (3, 3), (1, 1), (2, 2), (2, 1), 1, false), // mostly padding
+    ([0, 2, 4, 4], 3, (3, 3), (1, 1), (1, 1), (1, 1), 1, true),  // empty batch
+    ([2, 0, 4, 4], 3, (3, 3), (1, 1), (1, 1), (1, 1), 1, true),  // no input channels
+    ([4, 2, 32, 32], 3, (3, 3), (1, 1), (1, 1), (1, 1), 1, true), // weight gradient split over samples·pixels
+];
+
+#[test]
+fn gpu_conv2d_and_its_input_and_weight_gradients_match_cpu() {
+    for dtype in [DType::F32, DType::F64] {
+        for (case, &(xs, cout, k, s, p, d, groups, has_bias)) in GPU_CONV_CASES.iter().enumerate() {
+            let ws = [cout, xs[1] / groups, k.0, k.1];
+            let ys = Tensor::zeros(&xs, dtype).unwrap().conv2d(&Tensor::zeros(&ws, dtype).unwrap(), None, s, p, d, groups).unwrap();
+            let ys = ys.shape().to_vec();
+            let inputs = gpu_operands(dtype, case as u64, &[&xs, &ws, &[cout], &ys]);
+            let what = format!("conv2d {dtype:?} case {case} {:?}", GPU_CONV_CASES[case]);
+            same_on_gpu_tol(&what, &inputs, gemm_tol(dtype), |t| {
+                let (x, w, b, dy) = (&t[0], &t[1], &t[2], &t[3]);
+                let y = x.conv2d(w, has_bias.then_some(b), s, p, d, groups)?;
+                let dx = dy.conv2d_backward_input(w, x.shape(), s, p, d, groups)?;
+                let dw = dy.conv2d_backward_weight(x, w.shape(), s, p, d, groups)?;
+                Ok(vec![y, dx, dw])
+            });
+        }
+    }
+}
+
+#[test]
+fn gpu_conv2d_bias_gradient_matches_cpu() {
+    for dtype in [DType::F32, DType::F64] {
+        for (seed, shape) in [(1u64, [2usize, 5, 3, 4]), (2, [1, 3, 1, 1]), (3, [0, 2, 3, 3])] {
+            same_on_gpu_tol(&format!("conv2d_backward_bias {dtype:?} {shape:?}"), &gpu_operands(dtype, seed, &[&shape]), None, |t| {
+                Ok(vec![t[0].conv2d_backward_bias()?])
+            });
+        }
+    }
+}
+
+/// One conv_transpose2d case: `[n, cin, h, w]` input, weight `[cin, cout/groups, k]`, then
+/// stride, padding, output padding, dilation, groups and whether there is a bias.
+type ConvTCase = ([usize; 4], usize, P, P, P, P, P, usize, bool);
+
+const GPU_CONVT_CASES: &[ConvTCase] = &[
+    ([2, 4, 5, 6], 3, (3, 3), (2, 2), (1, 1), (1, 0), (1, 1), 1, true),
+    ([1, 6, 4, 3], 2, (2, 3), (1, 2), (0, 1), (0, 1), (2, 1), 3, false),
+    ([3, 2, 3, 3], 5, (1, 1), (1, 1), (0, 0), (0, 0), (1, 1), 1, true), // 1×1: no col2im
+    ([1, 1, 1, 1], 1, (3, 2), (3, 2), (0, 0), (2, 1), (1, 1), 1, true),
+    ([2, 4, 3, 4], 2, (3, 3), (2, 1), (1, 1), (1, 0), (1, 2), 2, true),
+];
+
+#[test]
+fn gpu_conv_transpose2d_and_its_gradients_match_cpu() {
+    for dtype in [DType::F32, DType::F64] {
+        for (case, &(xs, cout_g, k, s, p, op, d, groups, has_bias)) in GPU_CONVT_CASES.iter().enumerate() {
+            let ws = [xs[1], cout_g, k.0, k.1];
+            let cout = cout_g * groups;
+            let y0 = Tensor::zeros(&xs, dtype).unwrap();
+            let ys = y0.conv_transpose2d(&Tensor::zeros(&ws, dtype).unwrap(), None, s, p, op, d, groups).unwrap().shape().to_vec();
+            let inputs = gpu_operands(dtype, 100 + case as u64, &[&xs, &ws, &[cout], &ys]);
+            let what = format!("conv_transpose2d {dtype:?} case {case} {:?}", GPU_CONVT_CASES[case]);
+            same_on_gpu_tol(&what, &inputs, gemm_tol(dtype), |t| {
+                let (x, w, b, dy) = (&t[0], &t[1], &t[2], &t[3]);
+                let y = x.conv_transpose2d(w, has_bias.then_some(b), s, p, op, d, groups)?;
+                let dx = dy.conv_transpose2d_backward_input(w, x.shape(), s, p, d, groups)?;
+                let dw = dy.conv_transpose2d_backward_weight(x, w.shape(), s, p, d, groups)?;
+                Ok(vec![y, dx, dw])
+            });
+        }
+    }
+}
+
+#[test]
+fn gpu_unfold_and_fold_match_cpu() {
+    // (input shape, kernel, stride, padding, dilation): batched and unbatched.
+    let cases: &[(&[usize], P, P, P, P)] = &[
+        (&[2, 3, 6, 7], (3, 2), (1, 2), (1, 0), (1, 1)),
+        (&[1, 2, 5, 5], (2, 2), (2, 2), (1, 1), (2, 1)),
+        (&[4, 5, 3], (2, 3), (1, 1), (0, 1), (1, 1)),
+        (&[1, 1, 1, 1], (1, 1), (1, 1), (0, 0), (1, 1)),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (case, &(xs, k, s, p, d)) in cases.iter().enumerate() {
+            let hw = (xs[xs.len() - 2], xs[xs.len() - 1]);
+            let cols = Tensor::zeros(xs, dtype).unwrap().unfold(k, s, p, d).unwrap().shape().to_vec();
+            let inputs = gpu_operands(dtype, 200 + case as u64, &[xs, &cols]);
+            same_on_gpu_tol(&format!("unfold/fold {dtype:?} {xs:?} {k:?} {s:?} {p:?} {d:?}"), &inputs, None, |t| {
+                Ok(vec![t[0].unfold(k, s, p, d)?, t[1].fold(hw, k, s, p, d)?])
+            });
+        }
+    }
+}
+
+#[test]
+fn gpu_pooling_and_its_gradients_match_cpu() {
+    // (input shape, kernel, stride, padding, dilation)
+    let cases: &[(&[usize], P, P, P, P)] = &[
+        (&[2, 3, 7, 6], (3, 3), (2, 2), (1, 1), (1, 1)),
+        (&[1, 2, 5, 8], (2, 3), (1, 2), (1, 0), (2, 1)),
+        (&[3, 5, 4], (2, 2), (2, 2), (0, 0), (1, 1)),
+        (&[1, 1, 1, 1], (1, 1), (1, 1), (0, 0), (1, 1)),
+        (&[2, 2, 9, 9], (3, 2), (3, 1), (1, 1), (1, 1)),
+    ];
+    for dtype in [DType::F32, DType::F64] {
+        for (case, &(xs, k, s, p, d)) in cases.iter().enumerate() {
+            // Few distinct values, so windows hold ties.
+            let x = common::operand_with(xs, dtype, 300 + case as u64, |r| r.below(4) as f64).t;
+            let x0 = Tensor::zeros(xs, dtype).unwrap();
+            let max_shape = x0.max_pool2d(k, s, p, d).unwrap().0.shape().to_vec();
+            let g = common::operand(&max_shape, dtype, 400 + case as u64).t;
+            same_on_gpu_tol(&format!("max_pool2d {dtype:?} {xs:?} {k:?} {s:?} {p:?} {d:?}"), &[x.clone(), g], None, |t| {
+                let (v, i) = t[0].max_pool2d(k, s, p, d)?;
+                let dx = t[1].max_pool2d_backward(&i, t[0].shape())?;
+                Ok(vec![v, i, dx])
+            });
+            for include_pad in [false, true] {
+                let avg_shape = x0.avg_pool2d(k, s, p, include_pad).unwrap().shape().to_vec();
+                let g = common::operand(&avg_shape, dtype, 500 + case as u64).t;
+                let what = format!("avg_pool2d {dtype:?} {xs:?} {k:?} {s:?} {p:?} include_pad {include_pad}");
+                same_on_gpu_tol(&what, &[x.clone(), g], None, |t| {
+                    let y = t[0].avg_pool2d(k, s, p, include_pad)?;
+                    let dx = t[1].avg_pool2d_backward(t[0].shape(), k, s, p, include_pad)?;
+                    Ok(vec![y, dx])
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_max_pool2d_nan_windows_match_cpu() {
+    for dtype in [DType::F32, DType::F64] {
+        let x = common::operand_with(&[2, 3, 6, 5], dtype, 7, |r| if r.coin(0.2) { f64::NAN } else { r.below(3) as f64 }).t;
+        same_on_gpu_tol(&format!("max_pool2d NaN {dtype:?}"), &[x], None, |t| {
+            let (v, i) = t[0].max_pool2d((2, 3), (1, 2), (1, 1), (1, 1))?;
+            Ok(vec![v, i])
+        });
+    }
+}
+
+#[test]
+fn gpu_adaptive_avg_pool2d_and_its_gradient_match_cpu() {
+    let cases: &[(&[usize], P)] =
+        &[(&[2, 3, 7, 5], (3, 4)), (&[1, 2, 5, 5], (5, 5)), (&[4, 9, 6], (1, 1)), (&[1, 1, 3, 4], (7, 9)), (&[2, 2, 4, 4], (0, 2))];
+    for dtype in [DType::F32, DType::F64] {
+        for (case, &(xs, out)) in cases.iter().enumerate() {
+            let ys = Tensor::zeros(xs, dtype).unwrap().adaptive_avg_pool2d(out).unwrap().shape().to_vec();
+            let inputs = gpu_operands(dtype, 600 + case as u64, &[xs, &ys]);
+            same_on_gpu_tol(&format!("adaptive_avg_pool2d {dtype:?} {xs:?} -> {out:?}"), &inputs, None, |t| {
+                Ok(vec![t[0].adaptive_avg_pool2d(out)?, t[1].adaptive_avg_pool2d_backward(t[0].shape())?])
+            });
+        }
+    }
+}
+
+#[test]
+fn gpu_max_pool2d_backward_refuses_bad_indices_as_the_cpu_does() {
+    let Some(dev) = common::gpu::gpu() else { return };
+    let x = Tensor::zeros(&[1, 2, 4, 4], DType::F32).unwrap();
+    let (_, idx) = x.max_pool2d((2, 2), (2, 2), (0, 0), (1, 1)).unwrap();
+    let mut bad = idx.to_vec::<i64>().unwrap();
+    bad[5] = 16;
+    bad[6] = -1;
+    let bad = Tensor::from_vec(bad, idx.shape()).unwrap();
+    let g = Tensor::ones(&[1, 2, 2, 2], DType::F32).unwrap();
+    let want = g.max_pool2d_backward(&bad, x.shape()).unwrap_err().to_string();
+    let got = g.to_device(dev).unwrap().max_pool2d_backward(&bad.to_device(dev).unwrap(), x.shape()).unwrap_err().to_string();
+    assert_eq!(got, want);
+}

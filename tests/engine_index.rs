@@ -1,7 +1,10 @@
 //! Indexing and layout ops against plain references over multi-indices (f64), plus
 //! dot-product (adjoint) checks of their backward kernels.
 
+mod common;
+
 use approx::relative_eq;
+use common::{gpu, operand, operand_with};
 use proptest::prelude::*;
 use tessera::engine::{DType, Generator, PadMode, Tensor};
 
@@ -607,4 +610,203 @@ fn sort_nan_integers_and_errors() {
     assert!(sv.chunks(128).all(|r| r.windows(2).all(|w| w[0] <= w[1])));
     let (tv, _) = big.topk(5, 1, true).unwrap();
     assert_eq!(vals(&tv)[..5], vals(&sorted)[123..128].iter().rev().copied().collect::<Vec<_>>()[..]);
+}
+
+// ---- GPU parity -------------------------------------------------------------------------
+// The same ops on GPU copies of the same (often strided) inputs; `gpu::same_on_gpu` skips
+// where there is no GPU. Accumulations run in the CPU's order on the GPU, so floats agree
+// to the bit, well within the dtype tolerance the helper applies.
+
+const ALL_DTYPES: [DType; 4] = [DType::F32, DType::F64, DType::I64, DType::U8];
+const FLOAT_DTYPES: [DType; 2] = [DType::F32, DType::F64];
+
+/// An i64 index of `shape` with values in `0..n` (repeats common), laid out by a random recipe.
+fn gpu_index(shape: &[usize], n: usize, seed: u64) -> Tensor {
+    operand_with(shape, DType::I64, seed, |r| r.below(n.max(1)) as f64).t
+}
+
+fn axis_of(axis: isize, rank: usize) -> usize {
+    if axis < 0 {
+        (axis + rank as isize) as usize
+    } else {
+        axis as usize
+    }
+}
+
+#[test]
+fn gpu_index_select_and_index_add_match_cpu() {
+    let cases: [(u64, &[usize], isize, usize); 6] =
+        [(1, &[5], 0, 7), (2, &[3, 4, 5], 1, 9), (3, &[3, 4, 5], -1, 2), (4, &[2, 0, 3], 2, 4), (5, &[4, 3], 0, 0), (6, &[6, 1, 3], 1, 3)];
+    for (seed, shape, axis, k) in cases {
+        let a = axis_of(axis, shape.len());
+        let idx = gpu_index(&[k], shape[a], seed + 50);
+        for dtype in ALL_DTYPES {
+            let x = operand(shape, dtype, seed).t;
+            gpu::same_on_gpu(&format!("index_select {dtype:?} {shape:?} axis {axis} k {k}"), &[x.clone(), idx.clone()], |t| {
+                Ok(vec![t[0].index_select(axis, &t[1])?])
+            });
+        }
+        for dtype in FLOAT_DTYPES {
+            let x = operand(shape, dtype, seed).t;
+            let mut src_shape = shape.to_vec();
+            src_shape[a] = k;
+            let src = operand(&src_shape, dtype, seed + 1).t;
+            gpu::same_on_gpu(&format!("index_add {dtype:?} {shape:?} axis {axis} k {k}"), &[x, idx.clone(), src], |t| {
+                Ok(vec![t[0].index_add(axis, &t[1], &t[2])?, t[2].index_select_backward(axis, &t[1], shape[a])?])
+            });
+        }
+    }
+    // A 0-d index counts as length 1; many repeats of a few rows (an embedding backward).
+    let x = operand(&[4, 3], DType::F32, 7).t;
+    gpu::same_on_gpu("index_select 0-d index", &[x, Tensor::scalar(2i64)], |t| Ok(vec![t[0].index_select(0, &t[1])?]));
+    let g = operand(&[300, 16], DType::F32, 8).t;
+    let idx = gpu_index(&[300], 5, 9);
+    gpu::same_on_gpu("index_select_backward with repeats", &[g, idx], |t| Ok(vec![t[0].index_select_backward(0, &t[1], 5)?]));
+}
+
+#[test]
+fn gpu_gather_and_scatter_add_match_cpu() {
+    let cases: [(u64, &[usize], &[usize], isize); 7] = [
+        (1, &[4, 5], &[4, 3], 1),
+        (2, &[4, 5], &[2, 5], 0),
+        (3, &[3, 4, 5], &[2, 6, 3], 1),
+        (4, &[3, 4, 5], &[3, 4, 5], -1),
+        (5, &[6], &[9], 0),
+        (6, &[3, 4], &[0, 2], 1),
+        (7, &[2, 3, 4], &[1, 1, 1], 2),
+    ];
+    for (seed, shape, ishape, axis) in cases {
+        let a = axis_of(axis, shape.len());
+        let idx = gpu_index(ishape, shape[a], seed + 50);
+        for dtype in ALL_DTYPES {
+            let x = operand(shape, dtype, seed).t;
+            gpu::same_on_gpu(&format!("gather {dtype:?} {shape:?} index {ishape:?} axis {axis}"), &[x, idx.clone()], |t| {
+                Ok(vec![t[0].gather(axis, &t[1])?])
+            });
+        }
+        // The source may be larger than the index.
+        let src_shape: Vec<usize> = ishape.iter().map(|&d| d + (seed as usize % 2)).collect();
+        for dtype in FLOAT_DTYPES {
+            let x = operand(shape, dtype, seed).t;
+            let src = operand(&src_shape, dtype, seed + 1).t;
+            gpu::same_on_gpu(&format!("scatter_add {dtype:?} {shape:?} index {ishape:?} axis {axis}"), &[x, idx.clone(), src], |t| {
+                Ok(vec![t[0].scatter_add(axis, &t[1], &t[2])?])
+            });
+        }
+    }
+}
+
+#[test]
+fn gpu_masked_fill_and_one_hot_match_cpu() {
+    for dtype in ALL_DTYPES {
+        let x = operand(&[3, 4, 5], dtype, 1).t;
+        let mask = operand_with(&[4, 1], DType::U8, 2, |r| r.coin(0.4) as u8 as f64).t;
+        let full = operand_with(&[3, 4, 5], DType::U8, 3, |r| r.coin(0.5) as u8 as f64).t;
+        gpu::same_on_gpu(&format!("masked_fill {dtype:?}"), &[x, mask, full], |t| {
+            Ok(vec![t[0].masked_fill(&t[1], -2.5)?, t[0].masked_fill(&t[2], 1e20)?])
+        });
+    }
+    let labels = gpu_index(&[3, 4], 5, 4);
+    gpu::same_on_gpu("one_hot", &[labels], |t| Ok(vec![t[0].one_hot(5)?, t[0].one_hot(7)?]));
+    let edge = [Tensor::scalar(2i64), Tensor::from_vec(Vec::<i64>::new(), &[0]).unwrap()];
+    gpu::same_on_gpu("one_hot 0-d and empty", &edge, |t| Ok(vec![t[0].one_hot(3)?, t[1].one_hot(0)?]));
+}
+
+#[test]
+fn gpu_index_errors_match_cpu() {
+    let Some(dev) = gpu::gpu() else { return };
+    let x = rand(1, &[3, 4]);
+    let bad = Tensor::from_vec(vec![1i64, 4, -1, 7], &[4]).unwrap();
+    // Transposed, so the first bad index in logical order is not the first in storage.
+    let bad2 = Tensor::from_vec(vec![0i64, 1, -3, 3, 9, 2], &[2, 3]).unwrap().t().unwrap();
+    let src = rand(2, &[3, 4]);
+    let labels = Tensor::from_vec(vec![0i64, 2, 5, -1], &[2, 2]).unwrap();
+    type Case = fn(&[Tensor]) -> tessera::engine::Result<Tensor>;
+    let cases: [(&str, Case); 6] = [
+        ("index_select", |t| t[0].index_select(1, &t[1])),
+        ("index_add", |t| t[0].index_add(1, &t[1], &t[3])),
+        ("index_select_backward", |t| t[3].index_select_backward(1, &t[1], 4)),
+        ("gather", |t| t[0].gather(1, &t[2])),
+        ("scatter_add", |t| t[0].scatter_add(1, &t[2], &t[3])),
+        ("one_hot", |t| t[4].one_hot(3)),
+    ];
+    let cpu = [x, bad, bad2, src, labels];
+    let on_gpu: Vec<Tensor> = cpu.iter().map(|t| gpu::to_device_keeping_layout(t, dev)).collect();
+    for (what, f) in cases {
+        let (want, got) = (f(&cpu).unwrap_err().to_string(), f(&on_gpu).unwrap_err().to_string());
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+#[test]
+fn gpu_cat_stack_split_match_cpu() {
+    for dtype in ALL_DTYPES {
+        let parts = [operand(&[2, 3, 4], dtype, 1).t, operand(&[2, 0, 4], dtype, 2).t, operand(&[2, 5, 4], dtype, 3).t];
+        gpu::same_on_gpu(&format!("cat/stack/split {dtype:?}"), &parts, |t| {
+            Ok(vec![
+                Tensor::cat(&[&t[0], &t[1], &t[2]], 1)?,
+                Tensor::cat(&[&t[2]], -1)?,
+                Tensor::cat(&[&t[0], &t[0]], 0)?,
+                Tensor::stack(&[&t[0], &t[0], &t[0]], 0)?,
+                Tensor::stack(&[&t[0], &t[0]], -1)?,
+                t[2].split(&[1, 4], 1)?[1].contiguous()?,
+                t[2].chunk(2, 1)?[1].contiguous()?,
+            ])
+        });
+    }
+    let big = [operand(&[64, 300], DType::F32, 4).t, operand(&[64, 200], DType::F32, 5).t];
+    gpu::same_on_gpu("cat large", &big, |t| Ok(vec![Tensor::cat(&[&t[0], &t[1]], 1)?]));
+}
+
+#[test]
+fn gpu_pad_and_pad_backward_match_cpu() {
+    let cases: [(&[(usize, usize)], PadMode); 5] = [
+        (&[(1, 2), (0, 3)], PadMode::Constant(-1.5)),
+        (&[(2, 1), (3, 2)], PadMode::Reflect),
+        (&[(0, 0), (1, 1), (2, 3), (4, 0)], PadMode::Reflect),
+        (&[(1, 1)], PadMode::Constant(0.0)),
+        (&[], PadMode::Reflect),
+    ];
+    for (pads, mode) in cases {
+        for dtype in ALL_DTYPES {
+            let x = operand(&[2, 3, 4, 5], dtype, 1).t;
+            gpu::same_on_gpu(&format!("pad {dtype:?} {pads:?} {mode:?}"), &[x], |t| Ok(vec![t[0].pad(pads, mode)?]));
+        }
+        for dtype in FLOAT_DTYPES {
+            let padded = Tensor::zeros(&[2, 3, 4, 5], dtype).unwrap().pad(pads, mode).unwrap();
+            let g = operand(padded.shape(), dtype, 2).t;
+            gpu::same_on_gpu(&format!("pad_backward {dtype:?} {pads:?} {mode:?}"), &[g], |t| Ok(vec![t[0].pad_backward(pads, mode)?]));
+        }
+    }
+    let edge = [Tensor::scalar(2.5f64), operand(&[0, 3], DType::F32, 3).t];
+    gpu::same_on_gpu("pad 0-d and empty", &edge, |t| {
+        Ok(vec![t[0].pad(&[], PadMode::Constant(1.0))?, t[1].pad(&[(1, 2)], PadMode::Constant(4.0))?])
+    });
+}
+
+#[test]
+fn gpu_rot90_and_repeat_match_cpu() {
+    for dtype in ALL_DTYPES {
+        let x = operand(&[2, 3, 4], dtype, 1).t;
+        gpu::same_on_gpu(&format!("rot90 {dtype:?}"), &[x.clone()], |t| {
+            Ok(vec![t[0].rot90(1, (0, 1))?.contiguous()?, t[0].rot90(2, (1, 2))?, t[0].rot90(-1, (-1, 0))?.contiguous()?])
+        });
+        for reps in [&[2, 1, 3][..], &[1, 1, 1], &[0, 2, 1], &[3, 2, 2], &[2, 1, 2, 3]] {
+            gpu::same_on_gpu(&format!("repeat {dtype:?} {reps:?}"), &[x.clone()], |t| Ok(vec![t[0].repeat(reps)?]));
+        }
+    }
+    gpu::same_on_gpu("repeat 0-d", &[Tensor::scalar(3i64)], |t| Ok(vec![t[0].repeat(&[2, 3])?]));
+}
+
+/// Separate from the forward checks: `repeat_backward` is built on `sum` (the reduce kernels).
+#[test]
+fn gpu_repeat_backward_matches_cpu() {
+    for dtype in FLOAT_DTYPES {
+        let g = operand(&[4, 3, 6], dtype, 1).t;
+        gpu::same_on_gpu(&format!("repeat_backward {dtype:?}"), &[g], |t| {
+            Ok(vec![t[0].repeat_backward(&[3, 2])?, t[0].repeat_backward(&[4, 1, 3])?])
+        });
+    }
+    let empty = operand(&[2, 0, 6], DType::F32, 2).t;
+    gpu::same_on_gpu("repeat_backward empty", &[empty], |t| Ok(vec![t[0].repeat_backward(&[0, 3])?]));
 }

@@ -1,11 +1,14 @@
 //! matmul against a naive triple loop: 1-D, 2-D, batched and broadcast-batch operands that
 //! are transposed, sliced, flipped or expanded; empty and size-1 dims; sizes past
-//! `matrixmultiply`'s blocking and the batch-parallel path.
+//! `matrixmultiply`'s blocking and the batch-parallel path. On a GPU: the same products
+//! against the CPU under each f32 matmul precision (exact, TF32, bf16), and f64.
 
 mod common;
 
 use common::*;
 use proptest::prelude::*;
+use std::sync::{Mutex, MutexGuard};
+use tessera::engine::cuda::{self, MatmulPrecision};
 use tessera::engine::{DType, Tensor};
 
 /// NumPy `matmul` of reference arrays, written plainly.
@@ -48,16 +51,21 @@ fn naive_matmul(a: &Arr, b: &Arr) -> Arr {
 /// An operand of logical `shape` that is stored transposed in its last two dims half the
 /// time (the layout of `x.t()`), on top of the random recipe.
 fn matrix_operand(shape: &[usize], dtype: DType, seed: u64) -> Operand {
+    matrix_operand_with(shape, dtype, seed, |r| r.range(-3.0, 3.0))
+}
+
+/// [`matrix_operand`] with values drawn by `gen`.
+fn matrix_operand_with(shape: &[usize], dtype: DType, seed: u64, gen: impl Fn(&mut Rng64) -> f64) -> Operand {
     let r = shape.len();
     if r >= 2 && seed % 2 == 0 {
         let mut ts = shape.to_vec();
         ts.swap(r - 2, r - 1);
-        let o = operand(&ts, dtype, seed);
+        let o = operand_with(&ts, dtype, seed, gen);
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(r - 2, r - 1);
         Operand { t: o.t.t().unwrap(), a: o.a.permute(&perm), recipe: format!("t() of {}", o.recipe) }
     } else {
-        operand(shape, dtype, seed)
+        operand_with(shape, dtype, seed, gen)
     }
 }
 
@@ -143,4 +151,145 @@ fn matmul_large_and_batched() {
         large_case(dtype, &[3, 1, 20, 30], &[4, 30, 10], true, false);
         large_case(dtype, &[2, 1, 16, 8], &[5, 8, 3], false, true);
     }
+}
+
+// ---- the precision setting and GPU parity ---------------------------------------------------
+
+/// The matmul precision is process-wide and the tests of one binary run on several threads:
+/// the tests that set it run one at a time, and put the default back when done (even when a
+/// check fails), so every other test sees the default.
+static PRECISION: Mutex<()> = Mutex::new(());
+
+struct PrecisionGuard(#[allow(dead_code)] MutexGuard<'static, ()>);
+
+/// Exclusive use of the precision setting, which is the default now and again afterwards.
+fn lock_precision() -> PrecisionGuard {
+    PrecisionGuard(PRECISION.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn precision(p: MatmulPrecision) -> PrecisionGuard {
+    let guard = lock_precision();
+    cuda::set_matmul_precision(p);
+    guard
+}
+
+impl Drop for PrecisionGuard {
+    fn drop(&mut self) {
+        cuda::set_matmul_precision(MatmulPrecision::Highest);
+    }
+}
+
+/// 1 + 2^-12 survives f32 only; 1 + 2^-9 survives TF32 (10 mantissa bits) but not bf16 (7).
+fn precision_probe() -> (Tensor, Tensor) {
+    let a = Tensor::from_vec(vec![1.0 + 2f32.powi(-12), 1.0 + 2f32.powi(-9)], &[1, 2]).unwrap();
+    (a, Tensor::eye(2, DType::F32).unwrap())
+}
+
+#[test]
+fn matmul_precision_defaults_to_highest_and_leaves_cpu_products_exact() {
+    let _guard = lock_precision();
+    assert_eq!(cuda::matmul_precision(), MatmulPrecision::Highest);
+    assert_eq!(MatmulPrecision::default(), MatmulPrecision::Highest);
+    let (a, eye) = precision_probe();
+    for p in [MatmulPrecision::High, MatmulPrecision::Bf16, MatmulPrecision::Highest] {
+        cuda::set_matmul_precision(p);
+        assert_eq!(cuda::matmul_precision(), p);
+        assert_eq!(a.matmul(&eye).unwrap().to_vec::<f32>().unwrap(), a.to_vec::<f32>().unwrap(), "{p:?} on the CPU");
+    }
+}
+
+/// Operand shapes for the GPU checks: 1-D, 2-D, batched and broadcast batches, sizes 0, 1,
+/// 7, 33, 129, 130 (none a multiple of the 128 / 64 tiles), and K = 64 mostly.
+const GPU_CASES: &[(&[usize], &[usize])] = &[
+    (&[7], &[7]),
+    (&[64], &[64, 33]),
+    (&[33, 64], &[64]),
+    (&[1, 1], &[1, 1]),
+    (&[1, 7], &[7, 1]),
+    (&[7, 1], &[1, 33]),
+    (&[33, 64], &[64, 129]),
+    (&[129, 64], &[64, 130]),
+    (&[130, 200], &[200, 257]),
+    (&[3, 17, 64], &[3, 64, 9]),
+    (&[2, 1, 20, 64], &[4, 64, 33]),
+    (&[5, 64], &[2, 3, 64, 7]),
+    (&[4, 3, 64], &[64]),
+    (&[0, 5], &[5, 3]),
+    (&[3, 0], &[0, 4]),
+    (&[2, 0, 4, 5], &[5, 6]),
+];
+
+/// `tol` is for K = 64; rounding errors of the inputs add up like a random walk, so it
+/// grows as sqrt(K / 64) past that.
+fn gpu_matmul_cases(dtype: DType, p: MatmulPrecision, tol: Option<f64>) {
+    let _guard = precision(p);
+    for (i, &(sa, sb)) in GPU_CASES.iter().enumerate() {
+        let k = *sa.last().unwrap() as f64;
+        let tol = tol.map(|t| t * (k / 64.0).sqrt().max(1.0));
+        // Seeds of both parities: each operand is stored transposed in some cases, on top
+        // of the random views (slices, flips, expanded dims).
+        for seed in [2 * i as u64, 2 * i as u64 + 7] {
+            let a = matrix_operand_with(sa, dtype, seed, |r| r.range(-1.0, 1.0));
+            let b = matrix_operand_with(sb, dtype, seed + 1000, |r| r.range(-1.0, 1.0));
+            let what = format!("{sa:?} @ {sb:?} {dtype:?} {p:?}\na = {a:?}\nb = {b:?}");
+            common::gpu::same_on_gpu_tol(&what, &[a.t, b.t], tol, |t| Ok(vec![t[0].matmul(&t[1])?]));
+        }
+    }
+}
+
+#[test]
+fn gpu_matmul_exact_f32_matches_cpu() {
+    gpu_matmul_cases(DType::F32, MatmulPrecision::Highest, None);
+}
+
+#[test]
+fn gpu_matmul_tf32_matches_cpu_to_tf32_precision() {
+    gpu_matmul_cases(DType::F32, MatmulPrecision::High, Some(1e-2));
+}
+
+#[test]
+fn gpu_matmul_bf16_matches_cpu_to_bf16_precision() {
+    gpu_matmul_cases(DType::F32, MatmulPrecision::Bf16, Some(3e-2));
+}
+
+#[test]
+fn gpu_matmul_f64_is_exact_under_every_precision() {
+    for p in [MatmulPrecision::Highest, MatmulPrecision::Bf16] {
+        gpu_matmul_cases(DType::F64, p, None);
+    }
+}
+
+#[test]
+fn gpu_matmul_reads_transposed_and_sliced_operands_in_place() {
+    let _guard = precision(MatmulPrecision::Highest);
+    let x = Tensor::arange(0.0, 130.0 * 70.0, 1.0, DType::F32).unwrap().reshape(&[130, 70]).unwrap().mul_scalar(1e-3).unwrap();
+    let w = Tensor::arange(0.0, 70.0 * 90.0, 1.0, DType::F32).unwrap().reshape(&[90, 70]).unwrap().mul_scalar(-1e-3).unwrap();
+    common::gpu::same_on_gpu("x @ w.t(), x.t() @ x, sliced columns", &[x, w], |t| {
+        let (x, w) = (&t[0], &t[1]);
+        Ok(vec![
+            x.matmul(&w.t()?)?,
+            x.t()?.matmul(x)?,
+            x.narrow(1, 3, 50)?.matmul(&w.narrow(1, 5, 50)?.t()?)?,
+            x.reshape(&[13, 10, 70])?.matmul(&w.t()?)?,
+        ])
+    });
+}
+
+#[test]
+fn gpu_matmul_precision_picks_the_kernel() {
+    let Some(dev) = common::gpu::gpu() else { return };
+    let (a, eye) = precision_probe();
+    let (a, eye) = (a.to_device(dev).unwrap(), eye.to_device(dev).unwrap());
+    let exact = a.to_vec::<f32>().unwrap();
+    for (p, want) in
+        [(MatmulPrecision::Highest, exact.clone()), (MatmulPrecision::High, vec![1.0, exact[1]]), (MatmulPrecision::Bf16, vec![1.0, 1.0])]
+    {
+        let _guard = precision(p);
+        assert_eq!(a.matmul(&eye).unwrap().to_vec::<f32>().unwrap(), want, "{p:?}");
+    }
+    // Integer operands are refused as on the CPU.
+    let i = Tensor::ones(&[2, 2], DType::I64).unwrap();
+    let cpu_err = err_msg(i.matmul(&i));
+    let gi = i.to_device(dev).unwrap();
+    assert_eq!(err_msg(gi.matmul(&gi)), cpu_err);
 }

@@ -1,7 +1,9 @@
 //! Seeded random tensors: ranges, moments and rates, permutations, reproducibility (same
 //! seed same bits, different seeds or successive draws differ) and the counter design.
 
-use tessera::engine::{DType, Generator, Tensor};
+mod common;
+
+use tessera::engine::{DType, Device, Generator, Tensor};
 
 /// Large enough for the parallel generation path and for tight statistical bounds.
 const N: usize = 200_000;
@@ -187,4 +189,51 @@ fn scalar_draws() {
     let z: Vec<f64> = (0..10_000).map(|_| g.next_normal()).collect();
     let (m, s) = stats(&z);
     assert!(m.abs() < 0.05 && (s - 1.0).abs() < 0.05);
+}
+
+// ---- GPU draws --------------------------------------------------------------------------
+
+/// Each draw, made on the GPU by one generator and on the CPU by its clone: the same bits,
+/// and the two generators stay in step (successive draws continue the same stream).
+#[test]
+fn gpu_draws_have_the_cpu_bits() {
+    let Some(dev) = common::gpu::gpu() else { return };
+    let (mut on_gpu, mut on_cpu) = (Generator::new(1234), Generator::new(1234));
+    type Draw = fn(&mut Generator, Device) -> Tensor;
+    let draws: [(&str, Draw); 10] = [
+        ("uniform f32", |g, d| g.uniform_on(&[N], -1.0, 2.0, DType::F32, d).unwrap()),
+        ("uniform f64", |g, d| g.uniform_on(&[3, 5], 0.0, 1.0, DType::F64, d).unwrap()),
+        ("uniform empty", |g, d| g.uniform_on(&[0, 4], 0.0, 1.0, DType::F32, d).unwrap()),
+        ("normal f64", |g, d| g.normal_on(&[N], 0.0, 1.0, DType::F64, d).unwrap()),
+        ("normal f32", |g, d| g.normal_on(&[7, 33], 1.5, 2.0, DType::F32, d).unwrap()),
+        ("normal 0-d", |g, d| g.normal_on(&[], -3.0, 0.5, DType::F64, d).unwrap()),
+        ("trunc_normal", |g, d| g.trunc_normal_on(&[1000], 0.0, 1.0, -2.0, 2.0, DType::F32, d).unwrap()),
+        ("bernoulli", |g, d| g.bernoulli_on(&[N], 0.3, d).unwrap()),
+        ("randint", |g, d| g.randint_on(&[N], -5, 17, d).unwrap()),
+        ("randint wide", |g, d| g.randint_on(&[999], i64::MIN / 2, i64::MAX / 2, d).unwrap()),
+    ];
+    for (what, draw) in draws {
+        let (g, c) = (draw(&mut on_gpu, dev), draw(&mut on_cpu, Device::Cpu));
+        assert_eq!(g.device(), dev, "{what}");
+        assert_eq!((g.shape(), g.dtype()), (c.shape(), c.dtype()), "{what}");
+        assert_eq!(bits(&g), bits(&c), "{what}: GPU and CPU bits differ");
+        assert_eq!(on_gpu, on_cpu, "{what}: the generators went out of step");
+    }
+    // Integers are compared as themselves, not through f64.
+    let (g, c) =
+        (on_gpu.randint_on(&[64], i64::MIN / 2, i64::MAX / 2, dev).unwrap(), on_cpu.randint(&[64], i64::MIN / 2, i64::MAX / 2).unwrap());
+    assert_eq!(g.to_vec::<i64>().unwrap(), c.to_vec::<i64>().unwrap());
+}
+
+#[test]
+fn gpu_draw_errors_match_cpu_and_leave_the_generator_alone() {
+    let Some(dev) = common::gpu::gpu() else { return };
+    let mut g = Generator::new(3);
+    let before = g.clone();
+    let e = g.uniform_on(&[2], 1.0, 0.0, DType::F32, dev).unwrap_err().to_string();
+    assert_eq!(e, Generator::new(3).uniform(&[2], 1.0, 0.0, DType::F32).unwrap_err().to_string());
+    let e = g.normal_on(&[2], 0.0, 1.0, DType::I64, dev).unwrap_err().to_string();
+    assert_eq!(e, Generator::new(3).normal(&[2], 0.0, 1.0, DType::I64).unwrap_err().to_string());
+    assert!(g.bernoulli_on(&[2], 1.5, dev).is_err() && g.randint_on(&[2], 3, 3, dev).is_err());
+    assert_eq!(g, before);
 }

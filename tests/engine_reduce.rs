@@ -182,3 +182,249 @@ fn reductions_of_large_tensors_match_naive() {
         }
     }
 }
+
+// ---- GPU parity: the same ops on CUDA tensors (skipped where there is no GPU) ---------------
+
+/// Reductions of f32 lines this long get a looser tolerance: the GPU sums in another order.
+fn reduce_tol(dtype: DType, reduced: usize) -> Option<f64> {
+    (dtype == DType::F32 && reduced > 4096).then_some(1e-3)
+}
+
+#[test]
+fn gpu_reductions_match_cpu() {
+    // Rows (reduced axes last), columns (reduced axes leading), permuted copies (reduced
+    // axes apart), size-0 and size-1 axes, a 0-d tensor, and lines long enough to be split
+    // into segments (rows and columns both).
+    let cases: &[(&[usize], &[isize])] = &[
+        (&[37], &[]),
+        (&[3, 4, 5], &[1]),
+        (&[3, 4, 5], &[-1]),
+        (&[3, 4, 5], &[0]),
+        (&[3, 4, 5], &[0, 2]),
+        (&[3, 4, 5], &[2, 0, 1]),
+        (&[2, 1, 6, 3], &[1, 2]),
+        (&[4, 1], &[1]),
+        (&[1, 7, 1], &[0, 2]),
+        (&[], &[]),
+        (&[2, 0, 3], &[1]),
+        (&[0, 3], &[1]),
+        (&[3, 20000], &[1]),
+        (&[20000, 3], &[0]),
+        (&[70000], &[]),
+        (&[300, 257], &[0]),
+        (&[2, 600, 5], &[1]),
+    ];
+    for dtype in FLOATS {
+        for (seed, &(shape, axes)) in cases.iter().enumerate() {
+            let x = operand(shape, dtype, seed as u64 + 11).t;
+            let normalized: Vec<usize> =
+                axes.iter().map(|&a| if a < 0 { (a + shape.len() as isize) as usize } else { a as usize }).collect();
+            let reduced: usize = if axes.is_empty() { numel(shape) } else { normalized.iter().map(|&a| shape[a]).product() };
+            for op in OPS {
+                if reduced == 0 && op != ReduceOp::Sum {
+                    continue;
+                }
+                for keepdim in [false, true] {
+                    let what = format!("{op:?} over {axes:?} keepdim {keepdim} of {dtype:?} {shape:?}");
+                    gpu::same_on_gpu_tol(&what, std::slice::from_ref(&x), reduce_tol(dtype, reduced), |t| {
+                        Ok(vec![t[0].reduce(op, axes, keepdim)?])
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_reduction_edge_values_and_errors_match_cpu() {
+    let x =
+        Tensor::from_vec(vec![1.0f64, f64::NEG_INFINITY, 3.0, f64::NEG_INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], &[2, 3]).unwrap();
+    let nan = Tensor::from_vec(vec![1.0f64, f64::NAN, 0.5, 2.0, -1.0, f64::INFINITY], &[2, 3]).unwrap();
+    let big = Tensor::from_vec(vec![1e4f32, 1e4, 1e4 - 1.0, -1e4], &[4]).unwrap();
+    for t in [x, nan, big.to_dtype(DType::F64).unwrap(), big] {
+        gpu::same_on_gpu("edge values", &[t], |t| {
+            let mut out = Vec::new();
+            for op in OPS {
+                out.push(t[0].reduce(op, &[-1], false)?);
+                out.push(t[0].reduce(op, &[], true)?);
+            }
+            Ok(out)
+        });
+    }
+    let Some(dev) = gpu::gpu() else { return };
+    // Errors are the CPU's, word for word.
+    let errors = |e: &Tensor, i: &Tensor| {
+        vec![
+            err_msg(e.mean(&[1], false)),
+            err_msg(e.sum(&[3], false)),
+            err_msg(e.argmax(1, false)),
+            err_msg(i.sum(&[], false)),
+            err_msg(e.extreme_mask(&[0, 0], true)),
+        ]
+    };
+    let e = Tensor::zeros(&[2, 0, 3], DType::F32).unwrap();
+    let i = Tensor::from_vec(vec![1i64, 2, 3], &[3]).unwrap();
+    assert_eq!(errors(&e.to_device(dev).unwrap(), &i.to_device(dev).unwrap()), errors(&e, &i));
+}
+
+#[test]
+fn gpu_argmax_argmin_and_extreme_masks_resolve_ties_like_cpu() {
+    let shapes: &[&[usize]] = &[&[7], &[3, 4, 5], &[2, 1, 6], &[5, 1], &[4, 700], &[0, 3], &[3, 2, 0]];
+    for dtype in [DType::F32, DType::F64, DType::I64, DType::U8] {
+        for (seed, &shape) in shapes.iter().enumerate() {
+            // Three distinct values: ties everywhere.
+            let x = operand_with(shape, dtype, seed as u64 + 40, |r| r.below(3) as f64).t;
+            for axis in 0..shape.len() {
+                if shape[axis] == 0 {
+                    continue;
+                }
+                for keepdim in [false, true] {
+                    let what = format!("argmax/argmin axis {axis} keepdim {keepdim} of {dtype:?} {shape:?}");
+                    gpu::same_on_gpu(&what, std::slice::from_ref(&x), |t| {
+                        Ok(vec![t[0].argmax(axis as isize, keepdim)?, t[0].argmin(axis as isize, keepdim)?])
+                    });
+                }
+            }
+            if dtype.is_float() {
+                let evens: Vec<isize> = (0..shape.len() as isize).filter(|a| a % 2 == 0).collect();
+                for axes in [vec![], vec![0], vec![-1], evens] {
+                    let what = format!("extreme_mask over {axes:?} of {dtype:?} {shape:?}");
+                    gpu::same_on_gpu(&what, std::slice::from_ref(&x), |t| {
+                        Ok(vec![t[0].extreme_mask(&axes, true)?, t[0].extreme_mask(&axes, false)?])
+                    });
+                }
+            }
+        }
+    }
+    // NaN: a NaN first element wins its row, later NaNs are passed over (the CPU's scan).
+    let nan = Tensor::from_vec(vec![f64::NAN, 1.0, 3.0, 1.0, f64::NAN, 3.0, 2.0, 2.0, f64::NAN], &[3, 3]).unwrap();
+    for t in [nan.clone(), nan.to_dtype(DType::F32).unwrap()] {
+        gpu::same_on_gpu("argmax / extreme_mask with NaN", &[t], |t| {
+            Ok(vec![t[0].argmax(1, false)?, t[0].argmin(1, false)?, t[0].extreme_mask(&[1], true)?, t[0].extreme_mask(&[0], false)?])
+        });
+    }
+}
+
+#[test]
+fn gpu_sum_to_shape_matches_cpu() {
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[4, 5], &[5]),
+        (&[4, 5], &[4, 1]),
+        (&[2, 3, 4], &[3, 1]),
+        (&[2, 1, 4], &[1, 4]),
+        (&[2, 3, 4, 5], &[1, 3, 1, 1]),
+        (&[3, 4], &[3, 4]),
+        (&[3, 4], &[]),
+        (&[512, 64], &[64]),
+        (&[0, 4], &[4]),
+    ];
+    for dtype in FLOATS {
+        for (seed, &(shape, target)) in cases.iter().enumerate() {
+            let x = operand(shape, dtype, seed as u64 + 70).t;
+            gpu::same_on_gpu(&format!("sum_to_shape {shape:?} -> {target:?} {dtype:?}"), &[x], |t| Ok(vec![t[0].sum_to_shape(target)?]));
+        }
+    }
+}
+
+#[test]
+fn gpu_reductions_are_deterministic() {
+    let Some(dev) = gpu::gpu() else { return };
+    let x = operand(&[1 << 20], DType::F32, 5).t.to_device(dev).unwrap();
+    let cols = operand(&[4096, 300], DType::F32, 6).t.to_device(dev).unwrap();
+    let first = (x.sum_all().unwrap().to_vec::<f32>().unwrap(), cols.sum(&[0], false).unwrap().to_vec::<f32>().unwrap());
+    for _ in 0..3 {
+        let again = (x.sum_all().unwrap().to_vec::<f32>().unwrap(), cols.sum(&[0], false).unwrap().to_vec::<f32>().unwrap());
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&again.0), bits(&first.0), "sum_all changed between runs");
+        assert_eq!(bits(&again.1), bits(&first.1), "column sums changed between runs");
+    }
+}
+
+// Batch norm and layer norm have no engine test file of their own (autograd tests cover
+// their maths), so their GPU parity lives here with the other reductions.
+
+#[test]
+fn gpu_batch_norm_matches_cpu() {
+    let shapes: &[&[usize]] = &[&[4, 3], &[2, 3, 5], &[2, 3, 4, 5], &[1, 2, 1], &[3, 0, 2], &[8, 2, 600]];
+    for dtype in FLOATS {
+        for (seed, &shape) in shapes.iter().enumerate() {
+            let seed = seed as u64 * 10 + 100;
+            let c = shape[1];
+            let x = operand(shape, dtype, seed).t;
+            let g = operand(shape, dtype, seed + 1).t;
+            let w = operand_with(&[c], dtype, seed + 2, |r| r.range(0.5, 2.0)).t;
+            let b = operand(&[c], dtype, seed + 3).t;
+            for affine in [false, true] {
+                let what = format!("batch norm {dtype:?} {shape:?} affine {affine}");
+                gpu::same_on_gpu(&what, &[x.clone(), g.clone(), w.clone(), b.clone()], |t| {
+                    let (w, b) = if affine { (Some(&t[2]), Some(&t[3])) } else { (None, None) };
+                    let st = t[0].batch_norm_stats(1e-5)?;
+                    let y = t[0].batch_norm_apply(&st.mean, &st.rstd, w, b)?;
+                    let (dx, dw, db) = t[0].batch_norm_backward(&t[1], &st.mean, &st.rstd, w)?;
+                    Ok(vec![st.mean, st.var, st.rstd, y, dx, dw, db])
+                });
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_layer_norm_matches_cpu() {
+    let shapes: &[&[usize]] = &[&[7], &[4, 3], &[2, 3, 5], &[3, 1], &[0, 4], &[5, 1000]];
+    for dtype in FLOATS {
+        for (seed, &shape) in shapes.iter().enumerate() {
+            let seed = seed as u64 * 10 + 200;
+            let d = *shape.last().unwrap();
+            let x = operand(shape, dtype, seed).t;
+            let g = operand(shape, dtype, seed + 1).t;
+            let w = operand_with(&[d], dtype, seed + 2, |r| r.range(0.5, 2.0)).t;
+            let b = operand(&[d], dtype, seed + 3).t;
+            for affine in [false, true] {
+                let what = format!("layer norm {dtype:?} {shape:?} affine {affine}");
+                gpu::same_on_gpu(&what, &[x.clone(), g.clone(), w.clone(), b.clone()], |t| {
+                    let (w, b) = if affine { (Some(&t[2]), Some(&t[3])) } else { (None, None) };
+                    let (y, mean, rstd) = t[0].layer_norm(w, b, 1e-5)?;
+                    let (dx, xhat) = t[0].layer_norm_backward(&t[1], &mean, &rstd, w)?;
+                    Ok(vec![y, mean, rstd, dx, xhat])
+                });
+            }
+        }
+    }
+}
+
+// argsort / topk: their CPU tests are in engine_index.rs; the GPU sort kernels are this
+// family's, so their parity lives here.
+
+#[test]
+fn gpu_argsort_and_topk_match_cpu() {
+    // Rows short (shared memory), at the shared-memory limit (f64: 4096 pairs) and beyond
+    // it (global scratch); sizes 0 and 1 along the sorted axis.
+    let shapes: &[&[usize]] = &[&[7], &[3, 4, 5], &[2, 1, 6], &[0, 3], &[3, 0], &[2, 3000], &[2, 5000]];
+    for dtype in [DType::F32, DType::F64, DType::I64, DType::U8] {
+        for (seed, &shape) in shapes.iter().enumerate() {
+            // Few distinct values: ties everywhere, which a stable order must keep in index order.
+            let x = operand_with(shape, dtype, seed as u64 + 300, |r| r.below(5) as f64 - 2.0).t;
+            for axis in 0..shape.len() {
+                let n = shape[axis];
+                for descending in [false, true] {
+                    let what = format!("argsort axis {axis} descending {descending} of {dtype:?} {shape:?}");
+                    gpu::same_on_gpu(&what, std::slice::from_ref(&x), |t| Ok(vec![t[0].argsort(axis as isize, descending)?]));
+                    for k in [0, 1, n / 2, n].into_iter().filter(|&k| k <= n) {
+                        let what = format!("topk {k} axis {axis} largest {descending} of {dtype:?} {shape:?}");
+                        gpu::same_on_gpu(&what, std::slice::from_ref(&x), |t| {
+                            let (v, i) = t[0].topk(k, axis as isize, descending)?;
+                            Ok(vec![v, i])
+                        });
+                    }
+                }
+            }
+        }
+    }
+    // NaN sorts above every number, in index order among NaNs.
+    let nan = Tensor::from_vec(vec![2.0f32, f32::NAN, -1.0, f32::NAN, 2.0, f32::NEG_INFINITY], &[6]).unwrap();
+    gpu::same_on_gpu("argsort / topk with NaN", &[nan], |t| {
+        let (v, i) = t[0].topk(3, 0, true)?;
+        let (v2, i2) = t[0].topk(3, 0, false)?;
+        Ok(vec![t[0].argsort(0, false)?, t[0].argsort(0, true)?, v, i, v2, i2])
+    });
+}

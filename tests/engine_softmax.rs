@@ -132,3 +132,47 @@ fn softmax_above_the_parallel_threshold() {
     assert_tensor("softmax", &x.softmax(1).unwrap(), &along(&a, 1, naive_softmax), 1e-12, 1e-15);
     assert_tensor("log_softmax axis 0", &x.log_softmax(0).unwrap(), &along(&a, 0, naive_log_softmax), 1e-12, 1e-12);
 }
+
+// ---- GPU parity: the same ops on CUDA tensors (skipped where there is no GPU) ---------------
+
+#[test]
+fn gpu_softmax_and_backward_match_cpu() {
+    // Short rows (a warp each), long rows (a block each), strided inputs along every axis,
+    // empty and single-element lines.
+    let shapes: &[&[usize]] = &[&[37], &[3, 4, 5], &[2, 1, 6], &[2, 0], &[0, 3], &[2, 1], &[4, 700], &[3, 2000, 2]];
+    for dtype in FLOATS {
+        for (seed, &shape) in shapes.iter().enumerate() {
+            let x = operand(shape, dtype, seed as u64 + 500).t;
+            let g = operand(shape, dtype, seed as u64 + 600).t;
+            for axis in 0..shape.len() as isize {
+                for signed in [axis, axis - shape.len() as isize] {
+                    let what = format!("softmax family axis {signed} of {dtype:?} {shape:?}");
+                    gpu::same_on_gpu(&what, &[x.clone(), g.clone()], |t| {
+                        let y = t[0].softmax(signed)?;
+                        let ly = t[0].log_softmax(signed)?;
+                        let dy = y.softmax_backward(&t[1], signed)?;
+                        let dly = ly.log_softmax_backward(&t[1], signed)?;
+                        Ok(vec![y, ly, dy, dly])
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_softmax_of_extreme_rows_matches_cpu() {
+    let inf = f64::INFINITY;
+    let rows = vec![1e4, 1e4 - 1.0, -1e4, -inf, -inf, -inf, 0.0, f64::NAN, 1.0, -inf, 0.0, 5e3];
+    let x = Tensor::from_vec(rows, &[4, 3]).unwrap();
+    for t in [x.clone(), x.to_dtype(DType::F32).unwrap()] {
+        gpu::same_on_gpu("softmax of large, -inf and NaN rows", &[t], |t| Ok(vec![t[0].softmax(1)?, t[0].log_softmax(1)?]));
+    }
+    let Some(dev) = gpu::gpu() else { return };
+    // Errors are the CPU's, word for word.
+    let errors = |x: &Tensor, g: &Tensor| {
+        vec![err_msg(x.softmax(2)), err_msg(x.softmax_backward(g, 0)), err_msg(x.to_dtype(DType::I64).unwrap().log_softmax(0))]
+    };
+    let g = Tensor::zeros(&[3, 4], DType::F64).unwrap();
+    assert_eq!(errors(&x.to_device(dev).unwrap(), &g.to_device(dev).unwrap()), errors(&x, &g));
+}

@@ -279,3 +279,19 @@ fn views_of_empty_tensors() {
     assert_eq!(s.unsqueeze(0).unwrap().shape(), &[1]);
     assert_eq!(s.expand(&[2, 3]).unwrap().to_vec::<f64>().unwrap(), [5.0; 6]);
 }
+
+/// The backward of narrow/slice/select on a GPU: zeros with the gradient written into the view.
+#[test]
+fn gpu_scatter_into_zeros_matches_cpu() {
+    for dtype in [DType::F32, DType::F64, DType::I64, DType::U8] {
+        let inputs = [operand(&[5, 3], dtype, 1).t, operand(&[6], dtype, 2).t, operand(&[2, 0], dtype, 3).t];
+        gpu::same_on_gpu(&format!("scatter_into_zeros {dtype:?}"), &inputs, |t| {
+            Ok(vec![
+                t[0].scatter_into_zeros(&[5, 6], |z| z.narrow(1, 2, 3))?,
+                t[0].scatter_into_zeros(&[5, 9], |z| z.slice(1, 1, 9, 3))?,
+                t[1].scatter_into_zeros(&[4, 6], |z| z.select(0, 2))?,
+                t[2].scatter_into_zeros(&[2, 4], |z| z.narrow(1, 4, 0))?,
+            ])
+        });
+    }
+}

@@ -1,11 +1,14 @@
 //! Seeded random tensors. The generator is counter-based: element `i` of a draw is a pure
 //! function of `(seed, counter + i)`, so results are the same whatever the thread count, and
-//! the GPU backend can reproduce them with the same function.
+//! the GPU kernels (ptx/kernels/random.cu) compute the same function: a draw made on a GPU
+//! with the `*_on` methods has the same bits as on the CPU and advances the generator alike.
+
+mod portable_math;
 
 use crate::cpu::strided;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::{with_any, DType, Error, Result, Tensor};
+use crate::{with_any, DType, Device, Error, Result, Tensor};
 
 /// A seeded, counter-based random generator. Each draw advances the counter by the number of
 /// values it consumed, so successive draws differ and replaying a seed replays them all.
@@ -74,26 +77,65 @@ impl Generator {
 
     /// A tensor of uniform values in `[low, high)`.
     pub fn uniform(&mut self, shape: &[usize], low: f64, high: f64, dtype: DType) -> Result<Tensor> {
+        self.uniform_on(shape, low, high, dtype, Device::Cpu)
+    }
+
+    /// [`uniform`](Self::uniform) made on `device`.
+    pub fn uniform_on(&mut self, shape: &[usize], low: f64, high: f64, dtype: DType, device: Device) -> Result<Tensor> {
         check_float("uniform", dtype)?;
         if !(low <= high) {
             return Err(Error::invalid("uniform", format!("low {low} must not exceed high {high}")));
         }
         let n = crate::layout::checked_numel("uniform", shape)?;
+        if let Device::Cuda(ordinal) = device {
+            let dev = crate::cuda::device("uniform", ordinal)?;
+            let (seed, start) = (self.seed, self.take(n));
+            return crate::cuda::ops::random::uniform(&dev, shape, seed, start, low, high, dtype);
+        }
         let u = self.uniform_f64s(n);
         Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(u.iter().map(|&x| T::from_f64(low + (high - low) * x)).collect(), shape)))
     }
 
     /// A tensor of normal values with this mean and standard deviation.
     pub fn normal(&mut self, shape: &[usize], mean: f64, std: f64, dtype: DType) -> Result<Tensor> {
+        self.normal_on(shape, mean, std, dtype, Device::Cpu)
+    }
+
+    /// [`normal`](Self::normal) made on `device`.
+    pub fn normal_on(&mut self, shape: &[usize], mean: f64, std: f64, dtype: DType, device: Device) -> Result<Tensor> {
         check_float("normal", dtype)?;
         if !(std >= 0.0) {
             return Err(Error::invalid("normal", format!("std must be non-negative, got {std}")));
         }
         let n = crate::layout::checked_numel("normal", shape)?;
+        if let Device::Cuda(ordinal) = device {
+            let dev = crate::cuda::device("normal", ordinal)?;
+            let (seed, start) = (self.seed, self.take(2 * n));
+            return crate::cuda::ops::random::normal(&dev, shape, seed, start, mean, std, dtype);
+        }
         let (seed, start) = (self.seed, self.take(2 * n));
         let idx: Vec<u64> = (0..n as u64).collect();
         let z = strided::map(&idx, move |i| box_muller(seed, start.wrapping_add(2 * i)));
         Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(z.iter().map(|&x| T::from_f64(mean + std * x)).collect(), shape)))
+    }
+
+    /// [`trunc_normal`](Self::trunc_normal) on `device`. Resampling is sequential, so the
+    /// draw is made on the host and copied (the values and the generator's state are the same).
+    #[allow(clippy::too_many_arguments)]
+    pub fn trunc_normal_on(
+        &mut self,
+        shape: &[usize],
+        mean: f64,
+        std: f64,
+        a: f64,
+        b: f64,
+        dtype: DType,
+        device: Device,
+    ) -> Result<Tensor> {
+        if let Device::Cuda(ordinal) = device {
+            crate::cuda::device("trunc_normal", ordinal)?;
+        }
+        self.trunc_normal(shape, mean, std, a, b, dtype)?.to_device(device)
     }
 
     /// A normal draw truncated to `[mean + a·std, mean + b·std]` by resampling (ViT's init).
@@ -115,21 +157,41 @@ impl Generator {
 
     /// A u8 mask whose elements are 1 with probability `p`.
     pub fn bernoulli(&mut self, shape: &[usize], p: f64) -> Result<Tensor> {
+        self.bernoulli_on(shape, p, Device::Cpu)
+    }
+
+    /// [`bernoulli`](Self::bernoulli) made on `device`.
+    pub fn bernoulli_on(&mut self, shape: &[usize], p: f64, device: Device) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&p) {
             return Err(Error::invalid("bernoulli", format!("probability must lie in [0, 1], got {p}")));
         }
         let n = crate::layout::checked_numel("bernoulli", shape)?;
+        if let Device::Cuda(ordinal) = device {
+            let dev = crate::cuda::device("bernoulli", ordinal)?;
+            let (seed, start) = (self.seed, self.take(n));
+            return crate::cuda::ops::random::bernoulli(&dev, shape, seed, start, p);
+        }
         let u = self.uniform_f64s(n);
         Ok(Tensor::from_vec_unchecked(u.iter().map(|&x| (x < p) as u8).collect(), shape))
     }
 
     /// Uniform integers in `[low, high)` as i64.
     pub fn randint(&mut self, shape: &[usize], low: i64, high: i64) -> Result<Tensor> {
+        self.randint_on(shape, low, high, Device::Cpu)
+    }
+
+    /// [`randint`](Self::randint) made on `device`.
+    pub fn randint_on(&mut self, shape: &[usize], low: i64, high: i64, device: Device) -> Result<Tensor> {
         if low >= high {
             return Err(Error::invalid("randint", format!("needs low < high, got low {low}, high {high}")));
         }
         let n = crate::layout::checked_numel("randint", shape)?;
         let range = (high - low) as u64;
+        if let Device::Cuda(ordinal) = device {
+            let dev = crate::cuda::device("randint", ordinal)?;
+            let (seed, start) = (self.seed, self.take(n));
+            return crate::cuda::ops::random::randint(&dev, shape, seed, start, low, range);
+        }
         let (seed, start) = (self.seed, self.take(n));
         let idx: Vec<u64> = (0..n as u64).collect();
         let v = strided::map(&idx, move |i| low + ((mix(seed, start.wrapping_add(i)) as u128 * range as u128) >> 64) as i64);
@@ -152,11 +214,13 @@ impl Generator {
     }
 }
 
+/// A standard normal from counters `c` and `c + 1`. `ln` and `cos` are our own (see
+/// `portable_math`): the GPU kernel repeats them operation for operation.
 #[inline(always)]
 fn box_muller(seed: u64, c: u64) -> f64 {
     let u1 = unit(mix(seed, c));
     let u2 = unit(mix(seed, c.wrapping_add(1)));
-    (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    (-2.0 * portable_math::ln(1.0 - u1)).sqrt() * portable_math::cos(std::f64::consts::TAU * u2)
 }
 
 fn check_float(op: &'static str, dtype: DType) -> Result<()> {

@@ -25,6 +25,25 @@ modules! {
     /// Strided copy, unary ops and their backward, broadcasting binary ops, comparisons,
     /// where, casts, fill.
     ELEMENTWISE = "elementwise",
+    /// Batched strided matrix products: exact f32 / f64, TF32 and bf16 tensor cores.
+    GEMM = "gemm",
+    /// im2col / col2im for unfold, fold and the matmul-based convolutions; bias store.
+    CONV = "conv",
+    /// Max (with indices), average and adaptive average 2-D pooling and their backward.
+    POOL = "pool",
+    /// Row and column reductions (sum, mean, max, min, var, logsumexp), argmax/argmin, extreme masks.
+    REDUCE = "reduce",
+    /// softmax and log_softmax along the last dim, and their backward.
+    SOFTMAX = "softmax",
+    /// Batch norm and layer norm, forward and backward.
+    NORM = "norm",
+    /// Per-row bitonic sort for argsort and topk.
+    SORT = "sort",
+    /// Index checks, gather / index_select, index_add, scatter_add, masked_fill, one_hot,
+    /// strided-into-strided copies (cat), pad and its reflect backward, tile (repeat).
+    INDEX = "index",
+    /// The counter-based random fills of engine/src/random.rs, bit for bit.
+    RANDOM = "random",
 }
 
 #[cfg(test)]

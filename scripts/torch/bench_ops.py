@@ -24,7 +24,7 @@ def cases():
     def randn(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float32)
 
-    out = []
+    out = training_cases(randn)
     for n in (256, 512, 1024):
         a, b = randn(n, n), randn(n, n)
         out.append(dict(key=f"matmul_{n}", op="matmul f32", shape=f"{n}x{n} @ {n}x{n}", work="flops",
@@ -41,6 +41,61 @@ def cases():
     out.append(dict(key="add_256x1024_1024", op="broadcast add f32", shape="[256,1024] + [1024]", work="bytes",
                     amount=4.0 * (2 * xa.numel() + row.numel()), run=lambda: xa + row))
     return out
+
+
+def training_cases(randn):
+    """The MLP and small conv net of examples/bench_ops.rs, forward + backward, batch 256."""
+    import torch.nn as nn
+
+    batch = 256
+    labels = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
+    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    x = randn(batch, 784)
+    macs = batch * (784 * 512 + 512 * 512 + 512 * 10)
+
+    def mlp_step():
+        F.cross_entropy(mlp(x), labels).backward()
+        mlp.zero_grad(set_to_none=True)
+
+    net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 10))
+    xi = randn(batch, 1, 28, 28)
+    cmacs = batch * (32 * 9 * 784 + 64 * 288 * 196 + 3136 * 10)
+
+    def conv_step():
+        F.cross_entropy(net(xi), labels).backward()
+        net.zero_grad(set_to_none=True)
+
+    return [
+        dict(key="mlp_784_512_512_10_fwd_bwd", op="MLP fwd+bwd f32", shape="batch 256, 784-512-512-10", work="flops",
+             amount=3.0 * 2.0 * macs, run=mlp_step, grad=True),
+        dict(key="convnet_b256_1x28x28_fwd_bwd", op="conv net fwd+bwd f32", shape="batch 256, 1x28x28, conv32-pool-conv64-pool-fc10",
+             work="flops", amount=3.0 * 2.0 * cmacs, run=conv_step, grad=True),
+    ]
+
+
+def peak_rss(reset):
+    """Peak resident set (VmHWM) in bytes, reset first when asked (Linux)."""
+    if reset:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def report_peak(key):
+    """`--peak KEY`: the peak-RSS growth over the first call of a training case, in a fresh
+    process (nothing cached yet), as examples/bench_ops.rs measures it."""
+    case = next(c for c in cases() if c["key"] == key)
+    rss = peak_rss(True)
+    case["run"]()
+    print(json.dumps(dict(key=key, peak_rss_growth_mib=round((peak_rss(False) - rss) / 2**20, 1))))
 
 
 def timeit(run):
@@ -66,17 +121,21 @@ def timeit(run):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--peak", metavar="KEY", help="report the peak memory of one training case")
     p.add_argument("filters", nargs="*")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    with torch.inference_mode():
-        for case in cases():
-            if args.filters and not any(f in case["key"] for f in args.filters):
-                continue
+    if args.peak:
+        return report_peak(args.peak)
+    for case in cases():
+        if args.filters and not any(f in case["key"] for f in args.filters):
+            continue
+        # Inference cases run without autograd bookkeeping, as tessera's plain tensor ops do.
+        with torch.inference_mode(not case.pop("grad", False)):
             median, best = timeit(case.pop("run"))
-            case.update(median_ms=round(median * 1e3, 4), min_ms=round(best * 1e3, 4), threads=str(torch.get_num_threads()),
-                        impl=f"torch {torch.__version__}")
-            print(json.dumps(case), flush=True)
+        case.update(median_ms=round(median * 1e3, 4), min_ms=round(best * 1e3, 4), threads=str(torch.get_num_threads()),
+                    impl=f"torch {torch.__version__}")
+        print(json.dumps(case), flush=True)
 
 
 if __name__ == "__main__":

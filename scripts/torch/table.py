@@ -7,7 +7,10 @@ of back-to-back calls): on a shared machine it is the least disturbed measuremen
 ratio and rates use it. The median sample follows in parentheses. When a file holds several
 rounds of a case, each figure is the best over the rounds.
 
-Usage: table.py TESSERA.jsonl TORCH.jsonl
+With the two peak files (from `--peak KEY` runs), a second table gives the peak memory of
+the training cases.
+
+Usage: table.py TESSERA.jsonl TORCH.jsonl [TESSERA.peak.jsonl TORCH.peak.jsonl]
 """
 
 import json
@@ -51,6 +54,34 @@ def main():
     print("tessera / torch is tessera's best time over PyTorch's: above 1 means tessera is slower.")
     print("Rates use the best time: GFLOP/s counts a multiply and an add as two FLOPs; GB/s counts")
     print("the bytes each op must read and write once.")
+    if len(sys.argv) > 4:
+        peaks(sys.argv[3], sys.argv[4], {**theirs, **ours})
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return {r["key"]: r for r in (json.loads(l) for l in f if l.strip().startswith("{"))}
+    except FileNotFoundError:
+        return {}
+
+
+def peaks(ours_path, theirs_path, cases):
+    ours, theirs = read_lines(ours_path), read_lines(theirs_path)
+    if not ours and not theirs:
+        return
+    print()
+    print("| training case | tessera peak RSS growth MiB | torch peak RSS growth MiB | tessera / torch | tessera peak tensor MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for k in list(ours) + [k for k in theirs if k not in ours]:
+        a, b = ours.get(k), theirs.get(k)
+        ga, gb = (a or {}).get("peak_rss_growth_mib"), (b or {}).get("peak_rss_growth_mib")
+        ratio = f"{ga / gb:.2f}" if ga and gb else "—"
+        name = cases.get(k, {}).get("op", k)
+        print(f"| {name} | {ga if ga is not None else '—'} | {gb if gb is not None else '—'} | {ratio} | {(a or {}).get('peak_tensor_mib', '—')} |")
+    print()
+    print("Peak memory: growth of the process's peak resident set over the first forward+backward")
+    print("call, each in a fresh process; tessera also counts the bytes of tensors alive at its peak.")
 
 
 if __name__ == "__main__":

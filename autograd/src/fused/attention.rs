@@ -25,7 +25,7 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
     let mut mask: Option<Tensor> = None;
     if causal {
         let m: Vec<u8> = (0..lq * lk).map(|i| u8::from(i % lk > i / lk + lk.saturating_sub(lq))).collect();
-        mask = Some(Tensor::from_vec(m, &[lq, lk])?);
+        mask = Some(Tensor::from_vec(m, &[lq, lk])?.to_device(qv.device())?);
     }
     if let Some(kp) = key_padding_mask {
         if kp.dtype() != DType::U8 || kp.rank() != 2 || kp.shape()[1] != lk {
@@ -44,7 +44,7 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
         });
     }
     if let Some(m) = &mask {
-        let neg_inf = Tensor::full(&[], f64::NEG_INFINITY, scores.dtype())?;
+        let neg_inf = Tensor::full_on(&[], f64::NEG_INFINITY, scores.dtype(), scores.device())?;
         scores = Tensor::where_(m, &neg_inf, &scores)?;
     }
     let p = scores.softmax(-1)?;
@@ -67,7 +67,7 @@ trait MaskOr {
 impl MaskOr for Tensor {
     /// Elementwise OR of two broadcastable u8 masks.
     fn maximum_u8(&self, other: &Tensor) -> tessera_engine::Result<Tensor> {
-        let one = Tensor::scalar(1u8);
+        let one = Tensor::full_on(&[], 1.0, tessera_engine::DType::U8, self.device())?;
         let a = self.eq(&one)?;
         Tensor::where_(&a, &a, &other.eq(&one)?)
     }

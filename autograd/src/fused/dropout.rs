@@ -12,7 +12,8 @@ pub fn dropout(x: &Var, p: f64, gen: &mut Generator) -> Result<Var> {
         return Ok(x.clone());
     }
     let xv = x.value();
-    let scale: Tensor = gen.bernoulli(xv.shape(), 1.0 - p)?.to_dtype(xv.dtype())?.mul_scalar(1.0 / (1.0 - p))?;
+    // The mask is drawn on the host (the same stream on every device), then moved.
+    let scale: Tensor = gen.bernoulli(xv.shape(), 1.0 - p)?.to_device(xv.device())?.to_dtype(xv.dtype())?.mul_scalar(1.0 / (1.0 - p))?;
     let y = xv.mul(&scale)?;
     Ok(Var::from_op("dropout", y, &[x], move |g, _| Ok(vec![Some(g.mul(&scale)?)])))
 }

@@ -1,7 +1,7 @@
 //! Embedding lookup: rows of a `[V, D]` table picked by i64 indices of any shape.
 
 use crate::{Result, Var};
-use tessera_engine::{with_float, DType, Element, Tensor};
+use tessera_engine::{DType, Tensor};
 
 /// `weight[indices]`: output shape `indices.shape() + [D]`. The gradient adds each output
 /// row back into its table row.
@@ -22,25 +22,11 @@ pub fn embedding(indices: &Tensor, weight: &Var) -> Result<Var> {
     }
     let mut out_shape = indices.shape().to_vec();
     out_shape.push(d);
-    let y = with_float!(w.dtype(), "embedding", |T| {
-        let table = w.to_vec::<T>()?;
-        let mut out = Vec::with_capacity(idx.len() * d);
-        for &i in &idx {
-            out.extend_from_slice(&table[i as usize * d..(i as usize + 1) * d]);
-        }
-        Tensor::from_vec(out, &out_shape)
-    })?;
+    // Rows gathered and scattered back by the engine's index ops, so the lookup runs on
+    // whichever device the table lives on.
+    let flat = indices.reshape_to(&[idx.len()])?;
+    let y = w.index_select(0, &flat)?.reshape_to(&out_shape)?;
     Ok(Var::from_op("embedding", y, &[weight], move |g, _| {
-        let gw = with_float!(g.dtype(), "embedding", |T| {
-            let gv = g.to_vec::<T>()?;
-            let mut acc = vec![T::from_f64(0.0); v * d];
-            for (r, &i) in idx.iter().enumerate() {
-                for j in 0..d {
-                    acc[i as usize * d + j] = acc[i as usize * d + j] + gv[r * d + j];
-                }
-            }
-            Tensor::from_vec(acc, &[v, d])
-        })?;
-        Ok(vec![Some(gw)])
+        Ok(vec![Some(g.reshape_to(&[flat.numel(), d])?.index_select_backward(0, &flat, v)?)])
     }))
 }

@@ -13,7 +13,8 @@ fn soft_ce(name: &'static str, logits: &Var, q: Tensor) -> Result<Var> {
     let loss = q.mul(&logp)?.sum_all()?.mul_scalar(-1.0 / n)?;
     Ok(Var::from_op(name, loss, &[logits], move |g, _| {
         let rowsum = q.sum(&[-1], true)?;
-        let grad = logp.exp()?.mul(&rowsum)?.sub(&q)?.mul_scalar(g.item()? / n)?;
+        // Scaled by the incoming 0-d gradient on its own device: no host round trip.
+        let grad = logp.exp()?.mul(&rowsum)?.sub(&q)?.mul(g)?.mul_scalar(1.0 / n)?;
         Ok(vec![Some(grad)])
     }))
 }
@@ -53,7 +54,7 @@ pub fn cross_entropy(logits: &Var, targets: &Tensor, label_smoothing: f64) -> Re
         }
         q[i * c + y as usize] += 1.0 - label_smoothing;
     }
-    let q = Tensor::from_vec(q, &[n, c])?.to_dtype(x.dtype())?;
+    let q = Tensor::from_vec(q, &[n, c])?.to_dtype(x.dtype())?.to_device(x.device())?;
     soft_ce("cross_entropy", logits, q)
 }
 
@@ -89,7 +90,7 @@ fn masked_mean_error(
             .to_dtype(p.dtype())?
             .expand(p.shape())
             .map_err(|_| tessera_engine::Error::shapes_hint(name, p.shape(), m.shape(), "the mask must broadcast to the prediction"))?,
-        None => Tensor::ones(&[], p.dtype())?.expand(p.shape())?,
+        None => Tensor::full_on(&[], 1.0, p.dtype(), p.device())?.expand(p.shape())?,
     };
     let denom = m.sum_all()?.item()?;
     if denom <= 0.0 {
@@ -97,7 +98,7 @@ fn masked_mean_error(
     }
     let loss = f(&e)?.mul(&m)?.sum_all()?.div_scalar(denom)?;
     Ok(Var::from_op(name, loss, &[pred, target], move |g, needs| {
-        let gp = df(&e)?.mul(&m)?.mul_scalar(g.item()? / denom)?;
+        let gp = df(&e)?.mul(&m)?.mul(g)?.mul_scalar(1.0 / denom)?;
         Ok(vec![needs[0].then(|| gp.clone()), needs[1].then(|| gp.neg()).transpose()?])
     }))
 }

@@ -24,7 +24,7 @@ impl Var {
                 // Ties go to the left operand, matching the forward's choice.
                 BinaryOp::Maximum | BinaryOp::Minimum => {
                     let left = if op == BinaryOp::Maximum { a.ge(&b)? } else { a.le(&b)? };
-                    let zero = Tensor::zeros(&[], g.dtype())?;
+                    let zero = Tensor::full_on(&[], 0.0, g.dtype(), g.device())?;
                     (
                         needs[0].then(|| Tensor::where_(&left, g, &zero)).transpose()?,
                         needs[1].then(|| Tensor::where_(&left, &zero, g)).transpose()?,
@@ -158,7 +158,7 @@ impl Var {
         let out = Tensor::where_(cond, &a, &b)?;
         let cond = cond.clone();
         Ok(Var::from_op("where", out, &[on_true, on_false], move |g, needs| {
-            let zero = Tensor::zeros(&[], g.dtype())?;
+            let zero = Tensor::full_on(&[], 0.0, g.dtype(), g.device())?;
             Ok(vec![
                 needs[0].then(|| Tensor::where_(&cond, g, &zero)?.sum_to_shape(a.shape())).transpose()?,
                 needs[1].then(|| Tensor::where_(&cond, &zero, g)?.sum_to_shape(b.shape())).transpose()?,
@@ -168,7 +168,8 @@ impl Var {
 
     /// A constant scalar of this var's dtype (for mixing numbers into expressions).
     pub fn scalar_like(&self, v: f64) -> Result<Var> {
-        Ok(Var::constant(Tensor::full(&[], v, self.value().dtype())?))
+        let x = self.value();
+        Ok(Var::constant(Tensor::full_on(&[], v, x.dtype(), x.device())?))
     }
 
     /// The dtype of the value.

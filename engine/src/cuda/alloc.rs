@@ -14,7 +14,7 @@ use std::sync::Mutex;
 pub struct MemoryStats {
     /// Bytes held by live tensors (rounded up to their size class).
     pub live_bytes: usize,
-    /// Peak of `live_bytes` since the process started.
+    /// Peak of `live_bytes` since the process started or the last [`reset_peak_memory`](super::reset_peak_memory).
     pub peak_bytes: usize,
     /// Bytes in the free lists, ready for reuse.
     pub cached_bytes: usize,
@@ -102,6 +102,11 @@ impl CachingAllocator {
                 let _ = unsafe { result::free_sync(p) };
             }
         }
+    }
+
+    /// Restarts peak tracking from the current live figure.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.live.load(Relaxed), Relaxed);
     }
 
     pub fn stats(&self) -> MemoryStats {

@@ -14,7 +14,6 @@ pub(crate) struct CudaDevice {
     pub alloc: CachingAllocator,
     /// Streaming multiprocessors: grid sizes of grid-stride kernels scale with it.
     pub sm_count: u32,
-    pub compute_capability: (i32, i32),
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
 }
@@ -69,6 +68,11 @@ pub(crate) fn device(op: &'static str, ordinal: usize) -> Result<Arc<CudaDevice>
     let attr = |a| ctx.attribute(a).map_err(|e| unavailable(format!("reading a device attribute failed: {e}")));
     let sm_count = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)? as u32;
     let compute_capability = ctx.compute_capability().map_err(|e| unavailable(e.to_string()))?;
+    if compute_capability < (8, 0) {
+        // The PTX targets sm_80 (mma.sync for TF32/BF16): older GPUs cannot load it.
+        let (major, minor) = compute_capability;
+        return Err(unavailable(format!("tessera's kernels need compute capability 8.0 (Ampere) or newer; this GPU has {major}.{minor}")));
+    }
     let stream = ctx.default_stream();
     let dev = Arc::new(CudaDevice {
         ordinal,
@@ -76,7 +80,6 @@ pub(crate) fn device(op: &'static str, ordinal: usize) -> Result<Arc<CudaDevice>
         stream,
         alloc: CachingAllocator::default(),
         sm_count,
-        compute_capability,
         modules: Default::default(),
         functions: Default::default(),
     });
@@ -94,6 +97,12 @@ pub fn device_name(ordinal: usize) -> Result<String> {
 pub fn synchronize(ordinal: usize) -> Result<()> {
     let dev = device("synchronize", ordinal)?;
     dev.stream.synchronize().map_err(|e| dev.driver_error("synchronize", e))
+}
+
+/// Restarts the allocator's peak-bytes figure from what is live now.
+pub fn reset_peak_memory(ordinal: usize) -> Result<()> {
+    device("reset_peak_memory", ordinal)?.alloc.reset_peak();
+    Ok(())
 }
 
 /// What the caching allocator holds and how often it went to the driver.

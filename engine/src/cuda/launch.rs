@@ -35,6 +35,12 @@ impl StridedArg {
         Ok(a)
     }
 
+    /// Every dim kept as it is (no merging), for kernels that index one dim on its own
+    /// (gather, scatter, pad); the `Strided` struct of common.cuh serves them too.
+    pub fn uncollapsed(op: &'static str, l: &Layout) -> Result<StridedArg> {
+        StridedArg::new(op, l.offset, &l.shape, &l.strides)
+    }
+
     /// One operand read in its own logical order.
     pub fn of(op: &'static str, l: &Layout) -> Result<StridedArg> {
         Ok(StridedArgs::broadcast(op, &l.shape, &[l])?.args[0])

@@ -17,4 +17,5 @@ pub(crate) mod ops;
 pub use alloc::MemoryStats;
 pub(crate) use buffer::CudaBuffer;
 pub(crate) use device::{device, CudaDevice};
-pub use device::{device_count, device_name, is_available, memory_stats, synchronize};
+pub use device::{device_count, device_name, is_available, memory_stats, reset_peak_memory, synchronize};
+pub use ops::matmul::{matmul_precision, set_matmul_precision, MatmulPrecision};

@@ -31,9 +31,30 @@ fn checked_indices<'a>(op: &'static str, index: &'a Tensor, size: usize, what: i
     index.expect_dtype(op, DType::I64)?;
     let idx = index.values::<i64>(op)?;
     if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as u64 >= size as u64) {
-        return Err(Error::invalid(op, format!("index {bad} is out of range for {} of size {size}", what())));
+        return Err(out_of_range(op, bad, size, what()));
     }
     Ok(idx)
+}
+
+/// [`checked_indices`] for a GPU index, copied to the host (1-D indices, which are short).
+fn checked_host_indices(op: &'static str, index: &Tensor, size: usize, what: impl FnOnce() -> String) -> Result<Vec<i64>> {
+    index.expect_dtype(op, DType::I64)?;
+    let host = index.to_device(crate::Device::Cpu)?;
+    Ok(checked_indices(op, &host, size, what)?.into_owned())
+}
+
+/// [`checked_indices`] run on the GPU, without copying the index (as large as the data for
+/// gather and scatter_add); the error names the same index.
+fn check_device_indices(op: &'static str, index: &Tensor, size: usize, what: impl FnOnce() -> String) -> Result<()> {
+    index.expect_dtype(op, DType::I64)?;
+    match crate::cuda::ops::index::first_out_of_range(op, index, size)? {
+        Some(bad) => Err(out_of_range(op, bad, size, what())),
+        None => Ok(()),
+    }
+}
+
+fn out_of_range(op: &'static str, bad: i64, size: usize, what: String) -> Error {
+    Error::invalid(op, format!("index {bad} is out of range for {what} of size {size}"))
 }
 
 /// `(outer, inner)`: the products of the dims before and after `a`.
@@ -51,7 +72,14 @@ impl Tensor {
             return Err(Error::shapes_hint(OP, self.shape(), index.shape(), "the index must be 1-D"));
         }
         let n = self.shape()[a];
-        let idx = checked_indices(OP, index, n, || format!("axis {axis} of shape {:?}", self.shape()))?;
+        let what = || format!("axis {axis} of shape {:?}", self.shape());
+        if self.is_cuda() {
+            let k = checked_host_indices(OP, index, n, what)?.len();
+            let mut shape = self.shape().to_vec();
+            shape[a] = k;
+            return crate::cuda::ops::index::index_select(self, a, index, &shape);
+        }
+        let idx = checked_indices(OP, index, n, what)?;
         let k = idx.len();
         let (outer, inner) = outer_inner(self.shape(), a);
         let mut shape = self.shape().to_vec();
@@ -81,7 +109,8 @@ impl Tensor {
             return Err(Error::shapes_hint(OP, self.shape(), index.shape(), "the index must be 1-D"));
         }
         let n = self.shape()[a];
-        let idx = checked_indices(OP, index, n, || format!("axis {axis} of shape {:?}", self.shape()))?;
+        let what = || format!("axis {axis} of shape {:?}", self.shape());
+        let idx = if self.is_cuda() { Cow::Owned(checked_host_indices(OP, index, n, what)?) } else { checked_indices(OP, index, n, what)? };
         let k = idx.len();
         let mut expected = self.shape().to_vec();
         expected[a] = k;
@@ -92,6 +121,10 @@ impl Tensor {
                 src.shape(),
                 format!("the source must be {expected:?} for an index of length {k}"),
             ));
+        }
+        if self.is_cuda() {
+            self.expect_float(OP)?;
+            return crate::cuda::ops::index::index_add(self, a, index, &idx, src);
         }
         let (outer, inner) = outer_inner(self.shape(), a);
         with_float!(self.dtype(), OP, |T| {
@@ -125,7 +158,9 @@ impl Tensor {
         let mut shape = self.shape().to_vec();
         shape[a] = dim_size;
         checked_numel("index_select_backward", &shape)?;
-        Tensor::zeros(&shape, self.dtype())?.index_add(axis, index, self).map_err(|e| rename(e, "index_select_backward"))
+        Tensor::full_on(&shape, 0.0, self.dtype(), self.device())?
+            .index_add(axis, index, self)
+            .map_err(|e| rename(e, "index_select_backward"))
     }
 
     /// `out[i][j][k] = self[i][index[i][j][k]][k]` for `axis = 1` (PyTorch's `gather`; any
@@ -136,7 +171,12 @@ impl Tensor {
         let a = normalize_axis(OP, axis, self.shape())?;
         check_index_shape(OP, self.shape(), index.shape(), a, None)?;
         let n = self.shape()[a];
-        let idx = checked_indices(OP, index, n, || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape()))?;
+        let what = || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape());
+        if self.is_cuda() {
+            check_device_indices(OP, index, n, what)?;
+            return crate::cuda::ops::index::gather(self, a, index);
+        }
+        let idx = checked_indices(OP, index, n, what)?;
         let ishape = index.shape().to_vec();
         let inner = *ishape.last().unwrap_or(&1);
         let l = self.layout();
@@ -173,7 +213,13 @@ impl Tensor {
         let a = normalize_axis(OP, axis, self.shape())?;
         check_index_shape(OP, self.shape(), index.shape(), a, Some(src.shape()))?;
         let n = self.shape()[a];
-        let idx = checked_indices(OP, index, n, || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape()))?;
+        let what = || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape());
+        if self.is_cuda() {
+            check_device_indices(OP, index, n, what)?;
+            self.expect_float(OP)?;
+            return crate::cuda::ops::index::scatter_add(self, a, index, src);
+        }
+        let idx = checked_indices(OP, index, n, what)?;
         let ishape = index.shape().to_vec();
         let rank = ishape.len();
         let inner = *ishape.last().unwrap_or(&1);
@@ -229,6 +275,9 @@ impl Tensor {
         if shape != self.shape() {
             return Err(Error::shapes_hint(OP, self.shape(), mask.shape(), "the mask must broadcast to the tensor's shape"));
         }
+        if self.is_cuda() {
+            return crate::cuda::ops::index::masked_fill(self, mask, value);
+        }
         let m = mask.buffer::<u8>(OP)?;
         with_any!(self.dtype(), |T| {
             let v = T::from_f64(value);
@@ -249,15 +298,22 @@ impl Tensor {
     pub fn one_hot(&self, num_classes: usize) -> Result<Tensor> {
         const OP: &str = "one_hot";
         self.expect_dtype(OP, DType::I64)?;
-        let labels = self.values::<i64>(OP)?;
-        if let Some(&bad) = labels.iter().find(|&&i| i < 0 || i as u64 >= num_classes as u64) {
-            return Err(Error::invalid(
-                OP,
-                format!("label {bad} is out of range for {num_classes} classes (labels of shape {:?})", self.shape()),
-            ));
-        }
+        let bad_label = |bad: i64| {
+            Error::invalid(OP, format!("label {bad} is out of range for {num_classes} classes (labels of shape {:?})", self.shape()))
+        };
         let mut shape = self.shape().to_vec();
         shape.push(num_classes);
+        if self.is_cuda() {
+            if let Some(bad) = crate::cuda::ops::index::first_out_of_range(OP, self, num_classes)? {
+                return Err(bad_label(bad));
+            }
+            checked_numel(OP, &shape)?;
+            return crate::cuda::ops::index::one_hot(self, num_classes, &shape);
+        }
+        let labels = self.values::<i64>(OP)?;
+        if let Some(&bad) = labels.iter().find(|&&i| i < 0 || i as u64 >= num_classes as u64) {
+            return Err(bad_label(bad));
+        }
         let total = checked_numel(OP, &shape)?;
         let mut out = vec![0f32; total];
         drive_rows(&mut out, num_classes, |start, chunk| {

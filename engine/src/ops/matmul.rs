@@ -1,6 +1,7 @@
 //! Matrix products: 1-D, 2-D and batched N-D operands with NumPy's broadcasting of batch
 //! dims. Operands are passed to the GEMM with their own strides: transposed or expanded
-//! views are never copied.
+//! views are never copied, on the CPU or on a GPU (where f32 products follow
+//! [`cuda::set_matmul_precision`](crate::cuda::set_matmul_precision)).
 
 use crate::cpu::gemm::{Gemm, MatRef};
 #[allow(unused_imports)]
@@ -28,8 +29,13 @@ impl Tensor {
             .map_err(|_| Error::shapes_hint("matmul", self.shape(), rhs.shape(), "batch dims do not broadcast"))?;
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
-        let out = with_float!(self.dtype(), "matmul", |T| batched_gemm::<T>(&a, &b, &batch, m, k, n)
-            .map(|v| Tensor::from_vec_unchecked(v, &out_shape)))?;
+        let out = if self.is_cuda() {
+            self.expect_float("matmul")?;
+            crate::cuda::ops::matmul::batched_matmul(&a, &b, &batch, m, k, n)?
+        } else {
+            with_float!(self.dtype(), "matmul", |T| batched_gemm::<T>(&a, &b, &batch, m, k, n)
+                .map(|v| Tensor::from_vec_unchecked(v, &out_shape)))?
+        };
         // Drop the dims a 1-D operand contributed.
         match (self.rank(), rhs.rank()) {
             (1, 1) => out.reshape(&[]),

@@ -49,6 +49,10 @@ impl Tensor {
         if n * s == 0 {
             return Err(Error::invalid("batch_norm", format!("needs at least one value per channel, got shape {:?}", self.shape())));
         }
+        if self.is_cuda() {
+            self.expect_float("batch_norm")?;
+            return crate::cuda::ops::norm::batch_norm_stats(self, eps);
+        }
         with_float!(self.dtype(), "batch_norm", |T| {
             let x = self.values::<T>("batch_norm")?;
             let m = T::c((n * s) as f64);
@@ -78,6 +82,10 @@ impl Tensor {
             if let Some(v) = v {
                 check_channel_vec("batch_norm", self, v, what, c)?;
             }
+        }
+        if self.is_cuda() {
+            self.expect_float("batch_norm")?;
+            return crate::cuda::ops::norm::batch_norm_apply(self, mean, rstd, weight, bias);
         }
         with_float!(self.dtype(), "batch_norm", |T| {
             let x = self.values::<T>("batch_norm")?;
@@ -117,6 +125,10 @@ impl Tensor {
         let (n, c, s) = ncs("batch_norm_backward", self)?;
         if grad.shape() != self.shape() {
             return Err(Error::shapes("batch_norm_backward", self.shape(), grad.shape()));
+        }
+        if self.is_cuda() {
+            self.expect_float("batch_norm_backward")?;
+            return crate::cuda::ops::norm::batch_norm_backward(self, grad, mean, rstd, weight);
         }
         with_float!(self.dtype(), "batch_norm_backward", |T| {
             let x = self.values::<T>("batch_norm_backward")?;
@@ -179,6 +191,10 @@ impl Tensor {
         if d == 0 {
             return Err(Error::invalid("layer_norm", "cannot normalize an empty last dim"));
         }
+        if self.is_cuda() {
+            self.expect_float("layer_norm")?;
+            return crate::cuda::ops::norm::layer_norm(self, weight, bias, eps);
+        }
         with_float!(self.dtype(), "layer_norm", |T| {
             let x = self.values::<T>("layer_norm")?;
             let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
@@ -217,6 +233,10 @@ impl Tensor {
         let d = *self.shape().last().ok_or_else(|| Error::invalid("layer_norm_backward", "needs at least one dim"))?;
         if grad.shape() != self.shape() {
             return Err(Error::shapes("layer_norm_backward", self.shape(), grad.shape()));
+        }
+        if self.is_cuda() {
+            self.expect_float("layer_norm_backward")?;
+            return crate::cuda::ops::norm::layer_norm_backward(self, grad, mean, rstd, weight);
         }
         with_float!(self.dtype(), "layer_norm_backward", |T| {
             let x = self.values::<T>("layer_norm_backward")?;

@@ -124,11 +124,17 @@ impl Tensor {
     /// Reduces `axes` (all axes when empty) with `op`; `keepdim` keeps them as size 1.
     pub fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         let name = op.name();
+        // Checked in the CPU code's order (dtype, axes, empty axis), once for both devices.
+        self.expect_float(name)?;
+        let normalized = normalize_axes(name, axes, self.shape())?;
+        if !matches!(op, ReduceOp::Sum) && normalized.iter().any(|&a| self.shape()[a] == 0) {
+            return Err(crate::Error::invalid(name, format!("cannot reduce an empty axis (shape {:?}, axes {axes:?})", self.shape())));
+        }
+        if self.is_cuda() {
+            return crate::cuda::ops::reduce::reduce(self, op, &normalized, keepdim);
+        }
         with_float!(self.dtype(), name, |T| {
             let r = rows::<T>(self, name, axes)?;
-            if r.inner == 0 && !matches!(op, ReduceOp::Sum) {
-                return Err(crate::Error::invalid(name, format!("cannot reduce an empty axis (shape {:?}, axes {axes:?})", self.shape())));
-            }
             let outer = if r.inner == 0 { r.keep_shape.iter().product() } else { r.data.len() / r.inner };
             let out = map_rows(&r.data, r.inner, outer, |row| reduce_row(op, row));
             Ok(Tensor::from_vec_unchecked(out, if keepdim { &r.keep_shape } else { &r.drop_shape }))
@@ -165,20 +171,25 @@ impl Tensor {
 
     /// Index of the largest element along `axis` (the first one on ties), as i64.
     pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
-        self.arg_extreme("argmax", axis, keepdim, |a, b| b > a)
+        self.arg_extreme("argmax", axis, keepdim, true)
     }
 
     /// Index of the smallest element along `axis` (the first one on ties), as i64.
     pub fn argmin(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
-        self.arg_extreme("argmin", axis, keepdim, |a, b| b < a)
+        self.arg_extreme("argmin", axis, keepdim, false)
     }
 
-    fn arg_extreme(&self, op: &'static str, axis: isize, keepdim: bool, better: impl Fn(f64, f64) -> bool + Sync) -> Result<Tensor> {
+    fn arg_extreme(&self, op: &'static str, axis: isize, keepdim: bool, is_max: bool) -> Result<Tensor> {
+        let a = normalize_axes(op, &[axis], self.shape())?[0];
+        if self.shape()[a] == 0 {
+            return Err(crate::Error::invalid(op, format!("axis {axis} is empty (shape {:?})", self.shape())));
+        }
+        if self.is_cuda() {
+            return crate::cuda::ops::reduce::arg_extreme(self, op, a, keepdim, is_max);
+        }
+        let better = |a: f64, b: f64| if is_max { b > a } else { b < a };
         with_any!(self.dtype(), |T| {
             let r = rows::<T>(self, op, &[axis])?;
-            if r.inner == 0 {
-                return Err(crate::Error::invalid(op, format!("axis {axis} is empty (shape {:?})", self.shape())));
-            }
             let out = map_rows(&r.data, r.inner, r.data.len() / r.inner, |row| {
                 let mut best = 0usize;
                 for (i, x) in row.iter().enumerate().skip(1) {
@@ -224,6 +235,11 @@ impl Tensor {
     /// (in row-major order) holding the maximum (`is_max`) or minimum: where the gradient of
     /// max/min goes, so ties resolve deterministically.
     pub fn extreme_mask(&self, axes: &[isize], is_max: bool) -> Result<Tensor> {
+        if self.is_cuda() {
+            self.expect_float("extreme_mask")?;
+            let axes_n = normalize_axes("extreme_mask", axes, self.shape())?;
+            return crate::cuda::ops::reduce::extreme_mask(self, &axes_n, is_max);
+        }
         with_float!(self.dtype(), "extreme_mask", |T| {
             let r = rows::<T>(self, "extreme_mask", axes)?;
             let axes_n = normalize_axes("extreme_mask", axes, self.shape())?;

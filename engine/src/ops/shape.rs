@@ -43,6 +43,9 @@ impl Tensor {
         let mut shape = first.shape().to_vec();
         shape[a] = total;
         let n = checked_numel(OP, &shape)?;
+        if first.is_cuda() {
+            return crate::cuda::ops::shape::cat(tensors, a, &shape);
+        }
         let outer: usize = shape[..a].iter().product();
         let inner: usize = shape[a + 1..].iter().product();
         with_any!(first.dtype(), |T| {
@@ -135,6 +138,9 @@ impl Tensor {
         const OP: &str = "pad";
         let (shape, full) = pad_shape(OP, self.shape(), pads, mode)?;
         let total = checked_numel(OP, &shape)?;
+        if self.is_cuda() {
+            return crate::cuda::ops::shape::pad(self, &shape, &full, mode);
+        }
         let rank = shape.len();
         if rank == 0 || total == 0 {
             return with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(
@@ -211,6 +217,7 @@ impl Tensor {
                 }
                 g.contiguous()
             }
+            PadMode::Reflect if self.is_cuda() => crate::cuda::ops::shape::pad_backward_reflect(self, pads, lead, &in_shape),
             PadMode::Reflect => with_float!(self.dtype(), OP, |T| {
                 let mut cur = self.values::<T>(OP)?.into_owned();
                 let mut shape = self.shape().to_vec();
@@ -290,6 +297,9 @@ impl Tensor {
             vstrides.extend([0, st]);
         }
         checked_numel(OP, &shape)?;
+        if self.is_cuda() {
+            return crate::cuda::ops::shape::tile(self, lead, &shape);
+        }
         let view = self.with_layout(Layout { shape: vshape, strides: vstrides, offset: l.offset });
         with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(view.values::<T>(OP)?.into_owned(), &shape)))
     }
@@ -314,7 +324,7 @@ impl Tensor {
                     return Err(bad());
                 }
                 // Empty input: its gradient is empty too.
-                return Tensor::zeros(input_shape, self.dtype());
+                return Tensor::full_on(input_shape, 0.0, self.dtype(), self.device());
             }
             if g % s != 0 {
                 return Err(bad());

@@ -1,16 +1,18 @@
 //! softmax and log_softmax along one axis, and their fused backward kernels. Rows are
 //! shifted by their maximum, so inputs of 1e4 do not overflow.
 
+use crate::cuda::ops::softmax::SoftmaxOp;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;
 use crate::{with_float, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 
-/// Runs `f(input_row, output_row)` over every row along `axis` of same-shaped tensors, with
-/// the axis moved last. Returns the result in the original axis order.
-fn along_axis<T: FloatElem>(inputs: &[&Tensor], axis: isize, op: &'static str, f: impl Fn(&[&[T]], &mut [T]) + Sync) -> Result<Tensor> {
+/// The normalized axis, after the checks both devices share: a float dtype, the axis in
+/// range, and any second input of the first's shape, dtype and device.
+fn checked_axis(inputs: &[&Tensor], axis: isize, op: &'static str) -> Result<usize> {
     let x = inputs[0];
+    x.expect_float(op)?;
     let a = normalize_axis(op, axis, x.shape())?;
     for t in &inputs[1..] {
         if t.shape() != x.shape() {
@@ -18,6 +20,22 @@ fn along_axis<T: FloatElem>(inputs: &[&Tensor], axis: isize, op: &'static str, f
         }
         x.same_kind(op, t)?;
     }
+    Ok(a)
+}
+
+/// The op on a GPU, if `inputs` live on one (after the shared checks).
+fn on_gpu(inputs: &[&Tensor], axis: isize, op: &'static str, code: SoftmaxOp) -> Option<Result<Tensor>> {
+    if !inputs[0].is_cuda() {
+        return None;
+    }
+    Some(checked_axis(inputs, axis, op).and_then(|a| crate::cuda::ops::softmax::along_axis(op, code, inputs[0], inputs.get(1).copied(), a)))
+}
+
+/// Runs `f(input_row, output_row)` over every row along `axis` of same-shaped tensors, with
+/// the axis moved last. Returns the result in the original axis order.
+fn along_axis<T: FloatElem>(inputs: &[&Tensor], axis: isize, op: &'static str, f: impl Fn(&[&[T]], &mut [T]) + Sync) -> Result<Tensor> {
+    let x = inputs[0];
+    let a = checked_axis(inputs, axis, op)?;
     let last = x.rank() - 1;
     let mut perm: Vec<usize> = (0..x.rank()).collect();
     perm.swap(a, last);
@@ -54,6 +72,9 @@ fn row_max<T: FloatElem>(row: &[T]) -> T {
 impl Tensor {
     /// `exp(x - max) / Σ exp(x - max)` along `axis`.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
+        if let Some(r) = on_gpu(&[self], axis, "softmax", SoftmaxOp::Softmax) {
+            return r;
+        }
         with_float!(self.dtype(), "softmax", |T| along_axis::<T>(&[self], axis, "softmax", |r, o| {
             let m = row_max(r[0]);
             let mut s = T::zero();
@@ -68,6 +89,9 @@ impl Tensor {
 
     /// `x - max - log Σ exp(x - max)` along `axis`.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
+        if let Some(r) = on_gpu(&[self], axis, "log_softmax", SoftmaxOp::LogSoftmax) {
+            return r;
+        }
         with_float!(self.dtype(), "log_softmax", |T| along_axis::<T>(&[self], axis, "log_softmax", |r, o| {
             let m = row_max(r[0]);
             // `(x - m) - log Σ` rather than `x - (m + log Σ)`: the latter rounds `m + log Σ`
@@ -81,6 +105,9 @@ impl Tensor {
 
     /// Backward of softmax: `y · (g - Σ g·y)` along `axis`, where `self` is the softmax output.
     pub fn softmax_backward(&self, grad: &Tensor, axis: isize) -> Result<Tensor> {
+        if let Some(r) = on_gpu(&[self, grad], axis, "softmax_backward", SoftmaxOp::SoftmaxBackward) {
+            return r;
+        }
         with_float!(self.dtype(), "softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "softmax_backward", |r, o| {
             let dot = T::dot(r[0], r[1]);
             for ((o, &y), &g) in o.iter_mut().zip(r[0]).zip(r[1]) {
@@ -91,6 +118,9 @@ impl Tensor {
 
     /// Backward of log_softmax: `g - exp(y) · Σ g` along `axis`, where `self` is the output.
     pub fn log_softmax_backward(&self, grad: &Tensor, axis: isize) -> Result<Tensor> {
+        if let Some(r) = on_gpu(&[self, grad], axis, "log_softmax_backward", SoftmaxOp::LogSoftmaxBackward) {
+            return r;
+        }
         with_float!(self.dtype(), "log_softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "log_softmax_backward", |r, o| {
             let s = crate::ops::reduce::sum_slice(r[1]);
             for ((o, &y), &g) in o.iter_mut().zip(r[0]).zip(r[1]) {

@@ -59,6 +59,10 @@ impl Tensor {
     /// values keep their order (the lower index first) either way.
     pub fn argsort(&self, axis: isize, descending: bool) -> Result<Tensor> {
         const OP: &str = "argsort";
+        if self.is_cuda() {
+            let a = normalize_axis(OP, axis, self.shape())?;
+            return Ok(crate::cuda::ops::sort::sorted_along(self, OP, a, self.shape()[a], descending, false)?.1);
+        }
         with_any!(self.dtype(), |T| {
             let (out, shape, perm) = along_axis::<T, i64>(self, OP, axis, Ok, |row, o| {
                 let mut pairs: Vec<(T, usize)> = row.iter().copied().zip(0..).collect();
@@ -79,15 +83,21 @@ impl Tensor {
     /// from the most extreme, and their i64 indices; ties go to the lower index.
     pub fn topk(&self, k: usize, axis: isize, largest: bool) -> Result<(Tensor, Tensor)> {
         const OP: &str = "topk";
+        let shape_in = self.shape().to_vec();
+        let check = |n: usize| {
+            if k > n {
+                Err(Error::invalid(OP, format!("k = {k} exceeds the length {n} of axis {axis} (shape {shape_in:?})")))
+            } else {
+                Ok(k)
+            }
+        };
+        if self.is_cuda() {
+            let a = normalize_axis(OP, axis, self.shape())?;
+            check(self.shape()[a])?;
+            let (vals, idx) = crate::cuda::ops::sort::sorted_along(self, OP, a, k, largest, true)?;
+            return Ok((vals.expect("asked for values"), idx));
+        }
         with_any!(self.dtype(), |T| {
-            let shape_in = self.shape().to_vec();
-            let check = |n: usize| {
-                if k > n {
-                    Err(Error::invalid(OP, format!("k = {k} exceeds the length {n} of axis {axis} (shape {shape_in:?})")))
-                } else {
-                    Ok(k)
-                }
-            };
             let (out, shape, perm) = along_axis::<T, (T, i64)>(self, OP, axis, check, |row, o| {
                 // Order: most extreme value first, then lower index; a strict total order,
                 // so an unstable selection gives a deterministic result.

@@ -199,10 +199,14 @@ impl Tensor {
     pub fn scatter_into_zeros(&self, full_shape: &[usize], view: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
         crate::with_any!(self.dtype(), |T| {
             let n = checked_numel("scatter_into_zeros", full_shape)?;
+            // An empty host tensor seen as `full_shape`: `view` only reads its layout.
             let probe = Tensor::from_vec_unchecked(vec![T::default(); 0], &[0]).with_layout(Layout::contiguous(full_shape));
             let target = view(&probe)?;
             if target.shape() != self.shape() {
                 return Err(Error::shapes("scatter_into_zeros", target.shape(), self.shape()));
+            }
+            if self.is_cuda() {
+                return crate::cuda::ops::shape::scatter_into_zeros(self, full_shape, target.layout());
             }
             let mut out = vec![T::default(); n];
             let src = self.values::<T>("scatter_into_zeros")?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tessera_engine::{Generator, Tensor};
+use tessera_engine::{Device, Generator, Tensor};
 
 /// Preset, then `--config`, then flags (and, on resume, the run's saved config first).
 fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
@@ -41,13 +41,21 @@ fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
     if !super::build::ENCODERS.contains(&cfg.encoder.as_str()) {
         return Err(format!("unknown encoder '{}' (available: {})", cfg.encoder, super::build::ENCODERS.join(", ")));
     }
-    match cfg.device.as_str() {
-        "cpu" => {}
-        "cuda" => return Err("device cuda: this build of tessera has no CUDA backend yet; use --device cpu".into()),
-        other => return Err(format!("unknown device '{other}' (expected cpu or cuda)")),
-    }
+    device_of(&cfg)?;
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// The configured device, checked before any work starts: `cuda` needs a driver and a GPU.
+pub(crate) fn device_of(cfg: &Config) -> Result<Device, String> {
+    match cfg.device.as_str() {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" | "cuda:0" if !tessera_engine::cuda::is_available() => {
+            Err("device cuda: no CUDA driver or GPU was found on this machine; use --device cpu".into())
+        }
+        d @ ("cuda" | "cuda:0") => d.parse().map_err(|e: String| e),
+        other => Err(format!("unknown device '{other}' (expected cpu or cuda)")),
+    }
 }
 
 /// The first `n` images (all when `n` is 0).
@@ -103,6 +111,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     let [c, h, _] = train_ds.image_shape();
     let norm = pixel_stats(&train_ds);
     let method = build_method(&cfg, c, h)?;
+    method.to_device(device_of(&cfg)?).map_err(|e| e.to_string())?;
     let loader = build_loader(&cfg, train_ds.clone(), norm, method.num_views())?;
     let tcfg = TrainConfig {
         epochs: cfg.epochs,
@@ -198,6 +207,7 @@ fn final_report(
     let mut rows = vec![(format!("{} {} (trained)", cfg.method, cfg.encoder), trained)];
     if cfg.eval.baselines {
         let (random, _) = build_encoder(&cfg.encoder, c, h, &mut Generator::new(cfg.seed))?;
+        random.to_device(method.encoder().device()).map_err(|e| e.to_string())?;
         rows.push((
             format!("{} random weights", cfg.encoder),
             score(
@@ -267,6 +277,8 @@ fn load_run(dir: &Path, dataset: Option<&str>) -> Result<(Config, Box<dyn Method
     let te = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
     let [c, h, _] = tr.image_shape();
     let method = build_method(&cfg, c, h)?;
+    // Evaluate on the run's device where there is one here, else on the host.
+    method.to_device(device_of(&cfg).unwrap_or(Device::Cpu)).map_err(|e| e.to_string())?;
     crate::nn::load_model(dir.join("model.safetensors"), method.as_ref()).map_err(|e| e.to_string())?;
     let norm = pixel_stats(&tr);
     Ok((cfg, method, tr, te, norm))

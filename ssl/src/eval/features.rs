@@ -4,7 +4,7 @@
 use crate::data::Dataset;
 use crate::nn::Module;
 use tessera_autograd::{no_grad, Result, Var};
-use tessera_engine::Tensor;
+use tessera_engine::{Device, Tensor};
 
 /// The dataset's images as `[N, C, H, W]` f32 in `[0, 1]`, normalized per channel by `norm`
 /// (mean, std) when given, in batches of `batch`.
@@ -30,8 +30,11 @@ pub fn encode_dataset(encoder: &dyn Module, ds: &Dataset, batch: usize, norm: Op
     encoder.set_training(false);
     let _g = no_grad();
     let mut parts = Vec::new();
+    // Batches go to the encoder's device; features come back to the host, where the
+    // evaluation protocols run.
+    let device = encoder.device();
     for x in image_batches(ds, batch, norm) {
-        parts.push(encoder.forward(&Var::constant(x?))?.value());
+        parts.push(encoder.forward(&Var::constant(x?.to_device(device)?))?.value().to_device(Device::Cpu)?);
     }
     encoder.set_training(was_training);
     let refs: Vec<&Tensor> = parts.iter().collect();

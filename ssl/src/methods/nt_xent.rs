@@ -23,17 +23,20 @@ pub fn nt_xent(z: &Var, temperature: f64) -> Result<Var> {
     let half = rows / 2;
     let norm = zv.square()?.sum(&[1], true)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
     let zn = zv.div(&norm)?;
-    let eye = Tensor::eye(rows, tessera_engine::DType::U8)?;
+    let dev = zv.device();
+    let eye = Tensor::eye(rows, tessera_engine::DType::U8)?.to_device(dev)?;
     let logits = zn.matmul(&zn.t()?)?.mul_scalar(1.0 / temperature)?.masked_fill(&eye, f64::NEG_INFINITY)?;
     let log_p = logits.log_softmax(1)?;
     // The positive of row i is row (i + N) mod 2N.
     let positives: Vec<i64> = (0..rows).map(|i| ((i + half) % rows) as i64).collect();
-    let positives = Tensor::from_vec(positives, &[rows, 1])?;
+    let positives = Tensor::from_vec(positives, &[rows, 1])?.to_device(dev)?;
     let loss = log_p.gather(1, &positives)?.mean_all()?.neg()?;
     Ok(Var::from_op("nt_xent", loss, &[z], move |g, _| {
         // dL/dlogits = (softmax − onehot(positive)) / 2N, zero on the removed diagonal.
-        let one_hot = Tensor::zeros(&[rows, rows], log_p.dtype())?.scatter_add(1, &positives, &Tensor::ones(&[rows, 1], log_p.dtype())?)?;
-        let d_logits = log_p.exp()?.sub(&one_hot)?.mul_scalar(g.item()? / rows as f64)?;
+        let (zeros, ones) =
+            (Tensor::full_on(&[rows, rows], 0.0, log_p.dtype(), dev)?, Tensor::full_on(&[rows, 1], 1.0, log_p.dtype(), dev)?);
+        let one_hot = zeros.scatter_add(1, &positives, &ones)?;
+        let d_logits = log_p.exp()?.sub(&one_hot)?.mul(g)?.mul_scalar(1.0 / rows as f64)?;
         // logits = zn znᵀ / τ  ⇒  dzn = (dL + dLᵀ) zn / τ
         let d_zn = d_logits.add(&d_logits.t()?)?.matmul(&zn)?.mul_scalar(1.0 / temperature)?;
         // zn = z / ‖z‖  ⇒  dz = (dzn − zn (zn · dzn)) / ‖z‖

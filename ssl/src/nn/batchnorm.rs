@@ -98,8 +98,9 @@ impl BatchNorm {
         let rv = self.running_var.get();
         self.running_mean.set(rm.mul_scalar(1.0 - m)?.add(&mean.to_dtype(rm.dtype())?.mul_scalar(m)?)?)?;
         self.running_var.set(rv.mul_scalar(1.0 - m)?.add(&unbiased.to_dtype(rv.dtype())?.mul_scalar(m)?)?)?;
-        let n = self.num_batches_tracked.get().to_vec::<i64>()?.first().copied().unwrap_or(0);
-        self.num_batches_tracked.set(Tensor::scalar(n + 1))
+        let tracked = self.num_batches_tracked.get();
+        let n = tracked.to_vec::<i64>()?.first().copied().unwrap_or(0);
+        self.num_batches_tracked.set(Tensor::scalar(n + 1).to_device(tracked.device())?)
     }
 }
 

@@ -187,8 +187,9 @@ pub fn load_state_dict(model: &dyn Module, tensors: &[(String, Tensor)], strict:
     model.visit("", &mut |name, e| {
         // Shapes and dtypes were checked above, so these sets cannot fail.
         let _ = match (e, values.get(name)) {
-            (Entry::Param(p), Some(v)) => p.var().set_value(v.clone()),
-            (Entry::Buffer(b), Some(v)) => b.set(v.clone()),
+            // Loaded tensors join the device the model lives on.
+            (Entry::Param(p), Some(v)) => v.to_device(p.value().device()).map_err(Into::into).and_then(|v| p.var().set_value(v)),
+            (Entry::Buffer(b), Some(v)) => v.to_device(b.get().device()).map_err(Into::into).and_then(|v| b.set(v)),
             _ => Ok(()),
         };
     });

@@ -15,7 +15,7 @@
 
 use std::cell::{Cell, RefCell};
 use tessera_autograd::{Result, Var};
-use tessera_engine::{DType, Tensor};
+use tessera_engine::{DType, Device, Tensor};
 
 /// A learnable tensor of a module: a parameter [`Var`] plus a frozen flag (see the module
 /// docs). The `Var` sits in a `RefCell` only so [`Module::to_dtype`] can replace it.
@@ -69,12 +69,13 @@ impl Param {
         Ok(())
     }
 
-    /// Replaces the parameter by a new `Var` holding `value` converted to `dtype`. Vars
-    /// handed out before (to an optimizer, say) no longer belong to the module.
-    fn convert(&self, dtype: DType) -> Result<()> {
+    /// Replaces the parameter by a new `Var` holding `convert(value)` (a dtype or device
+    /// change). Vars handed out before (to an optimizer, say) no longer belong to the module.
+    fn convert(&self, convert: &dyn Fn(&Tensor) -> tessera_engine::Result<Tensor>) -> Result<()> {
         let old = self.value();
-        if old.dtype() != dtype {
-            *self.var.borrow_mut() = Var::param(old.to_dtype(dtype)?)?;
+        let new = convert(&old)?;
+        if !new.shares_storage(&old) {
+            *self.var.borrow_mut() = Var::param(new)?;
         }
         Ok(())
     }
@@ -227,21 +228,36 @@ pub trait Module {
     /// Converts every parameter and float buffer to `dtype` (f32 for training, f64 for
     /// gradient checks). Parameters become new `Var`s: build optimizers afterwards.
     fn to_dtype(&self, dtype: DType) -> Result<()> {
-        let mut result = Ok(());
-        self.visit("", &mut |_, e| {
-            if result.is_err() {
-                return;
-            }
-            result = match e {
-                Entry::Param(p) => p.convert(dtype),
-                Entry::Buffer(b) if b.get().dtype().is_float() => {
-                    b.get().to_dtype(dtype).map(|t| *b.0.borrow_mut() = t).map_err(Into::into)
-                }
-                _ => Ok(()),
-            };
-        });
-        result
+        convert_all(self, &|t| if t.dtype().is_float() { t.to_dtype(dtype) } else { Ok(t.clone()) })
     }
+
+    /// Moves every parameter and buffer to `device` (`Device::Cuda(0)` to train on a GPU).
+    /// Parameters become new `Var`s: build optimizers afterwards.
+    fn to_device(&self, device: Device) -> Result<()> {
+        convert_all(self, &|t| t.to_device(device))
+    }
+
+    /// Where the parameters live (the first parameter's device; the host for a module
+    /// without parameters).
+    fn device(&self) -> Device {
+        self.parameters().first().map_or(Device::Cpu, |p| p.value().device())
+    }
+}
+
+/// Replaces every parameter and buffer of `m` by `convert` of it.
+fn convert_all<M: Module + ?Sized>(m: &M, convert: &dyn Fn(&Tensor) -> tessera_engine::Result<Tensor>) -> Result<()> {
+    let mut result = Ok(());
+    m.visit("", &mut |_, e| {
+        if result.is_err() {
+            return;
+        }
+        result = match e {
+            Entry::Param(p) => p.convert(convert),
+            Entry::Buffer(b) => convert(&b.get()).map(|t| *b.0.borrow_mut() = t).map_err(Into::into),
+            Entry::Mode(_) => Ok(()),
+        };
+    });
+    result
 }
 
 /// A backbone that maps images to feature vectors `[N, feature_dim]` (ResNet with

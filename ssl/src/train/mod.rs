@@ -14,6 +14,7 @@ use crate::nn::{load_model, load_optimizer, save_model, save_optimizer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+use tessera_engine::{Device, Tensor};
 
 /// Errors at this level are already readable sentences.
 pub type Result<T> = std::result::Result<T, String>;
@@ -127,6 +128,8 @@ pub fn pretrain(
     let warmup = (cfg.warmup_epochs * per_epoch as f64).round() as u64;
     let max_steps = cfg.max_steps.map_or(u64::MAX, |m| m as u64);
     method.set_training(true);
+    // Batches follow the model: move the method with `Module::to_device` to train on a GPU.
+    let device = method.device();
     while state.epoch < cfg.epochs {
         let start = Instant::now();
         let (mut loss_sum, mut probe_acc_sum, mut batches, mut images) = (0.0, 0.0, 0usize, 0usize);
@@ -143,6 +146,8 @@ pub fn pretrain(
             let batch = loader.batch(state.epoch as u64, state.batch).map_err(|e| e.to_string())?;
             let labels = batch.labels_tensor().map_err(|e| e.to_string())?;
             let views = batch.into_view_tensors().map_err(|e| e.to_string())?;
+            let views: Vec<Tensor> =
+                views.iter().map(|v| v.to_device(device)).collect::<tessera_engine::Result<_>>().map_err(|e| e.to_string())?;
             let lr_factor = warmup_cosine(state.step, total, warmup, 0.0);
             opt.set_lr_factor(lr_factor);
             let out = method.training_step(&views).map_err(|e| e.to_string())?;
@@ -162,7 +167,8 @@ pub fn pretrain(
             state.batch += 1;
             method.after_step(state.step, total).map_err(|e| e.to_string())?;
             if let Some(p) = probe.as_deref_mut() {
-                probe_acc_sum += p.step(&out.features, &labels).map_err(|e| e.to_string())?;
+                let features = out.features.to_device(Device::Cpu).map_err(|e| e.to_string())?;
+                probe_acc_sum += p.step(&features, &labels).map_err(|e| e.to_string())?;
             }
             loss_sum += loss;
             batches += 1;

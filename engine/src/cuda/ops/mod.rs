@@ -2,7 +2,18 @@
 //! Each file mirrors one module of `ptx/kernels/` and is called from the engine op of the
 //! same name (`engine/src/ops/`) when its operands live on a GPU.
 
+pub(crate) mod conv;
 pub(crate) mod elementwise;
+pub(crate) mod index;
+pub(crate) mod matmul;
+pub(crate) mod norm;
+pub(crate) mod pool;
+pub(crate) mod random;
+pub(crate) mod reduce;
+pub(crate) mod rows;
+pub(crate) mod shape;
+pub(crate) mod softmax;
+pub(crate) mod sort;
 
 use super::{CudaBuffer, CudaDevice};
 use crate::{DType, Error, Result, Tensor};

@@ -31,6 +31,9 @@ impl Tensor {
                 ));
             }
         }
+        if self.is_cuda() {
+            return crate::cuda::ops::conv::conv_forward(OP, self, weight, bias, p.cout, p.groups, &p.geom, p.n);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (x, w) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
             let b = bias.map(|b| b.values::<T>(OP)).transpose()?;
@@ -56,6 +59,9 @@ impl Tensor {
         self.expect_float(OP)?;
         let p = conv_problem(OP, input_shape, weight.shape(), stride, padding, dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.oh, p.geom.ow])?;
+        if self.is_cuda() {
+            return crate::cuda::ops::conv::conv_backward_input(OP, self, weight, None, p.cout, p.groups, &p.geom, p.n);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (dy, w) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
             let out = conv_backward_input(&dy, p.n, &w, p.cout, p.groups, &p.geom);
@@ -81,6 +87,9 @@ impl Tensor {
         self.expect_float(OP)?;
         let p = conv_problem(OP, input.shape(), weight_shape, stride, padding, dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.oh, p.geom.ow])?;
+        if self.is_cuda() {
+            return crate::cuda::ops::conv::conv_backward_weight(OP, self, input, p.cout, p.groups, &p.geom, p.n, weight_shape);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (dy, x) = (self.values::<T>(OP)?, input.values::<T>(OP)?);
             let out = conv_backward_weight(&dy, &x, p.n, p.cout, p.groups, &p.geom);

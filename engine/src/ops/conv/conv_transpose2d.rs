@@ -38,6 +38,10 @@ impl Tensor {
                 ));
             }
         }
+        if self.is_cuda() {
+            // The conv2d input gradient of the adjoint conv, plus the bias.
+            return crate::cuda::ops::conv::conv_backward_input(OP, self, weight, bias, p.cin, p.groups, &p.geom, p.n);
+        }
         let (h, w) = (p.geom.h, p.geom.w);
         with_float!(self.dtype(), OP, |T| {
             let (x, wt) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
@@ -75,6 +79,9 @@ impl Tensor {
         let out_hw = output_hw(OP, self.shape())?;
         let p = convt_problem(OP, input_shape, weight.shape(), stride, padding, Err(out_hw), dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.h, p.geom.w])?;
+        if self.is_cuda() {
+            return crate::cuda::ops::conv::conv_forward(OP, self, weight, None, p.cin, p.groups, &p.geom, p.n);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (dy, wt) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
             let out = conv_forward(&dy, p.n, &wt, p.cin, p.groups, &p.geom, None);
@@ -101,6 +108,10 @@ impl Tensor {
         let out_hw = output_hw(OP, self.shape())?;
         let p = convt_problem(OP, input.shape(), weight_shape, stride, padding, Err(out_hw), dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.h, p.geom.w])?;
+        if self.is_cuda() {
+            // The forward input plays the conv2d's output gradient, dY the conv2d's input.
+            return crate::cuda::ops::conv::conv_backward_weight(OP, input, self, p.cin, p.groups, &p.geom, p.n, weight_shape);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (dy, x) = (self.values::<T>(OP)?, input.values::<T>(OP)?);
             // The forward input plays the conv2d's output gradient, dY the conv2d's input.

@@ -50,6 +50,9 @@ impl Tensor {
         let (rows, l) = (g.col_rows(), g.col_len());
         let shape: Vec<usize> = if batched { vec![n, rows, l] } else { vec![rows, l] };
         crate::layout::checked_numel(OP, &shape)?;
+        if self.is_cuda() {
+            return crate::cuda::ops::conv::unfold(self, &g, n, &shape);
+        }
         with_float!(self.dtype(), OP, |T| {
             let x = self.values::<T>(OP)?;
             let mut out = vec![T::zero(); n * rows * l];
@@ -97,6 +100,9 @@ impl Tensor {
         let (oh, ow) = output_size;
         let shape: Vec<usize> = if batched { vec![n, c, oh, ow] } else { vec![c, oh, ow] };
         crate::layout::checked_numel(OP, &shape)?;
+        if self.is_cuda() {
+            return crate::cuda::ops::conv::fold(self, &g, n, &shape);
+        }
         with_float!(self.dtype(), OP, |T| {
             let cols = self.values::<T>(OP)?;
             let mut out = vec![T::zero(); n * g.image_len()];

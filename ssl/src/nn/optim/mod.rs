@@ -192,15 +192,18 @@ fn update_one<R: UpdateRule>(rule: &R, var: &Var, grad: &Tensor, h: Hyper, slot:
     }
     state.step += 1;
     let h = Hyper { step: state.step, ..h };
+    // The update rules run on host slices; a GPU parameter is copied over and back (a fused
+    // device update is still to come).
+    let device = value.device();
     let updated = with_float!(value.dtype(), "Optimizer::step", |T| {
         let mut p = value.to_vec::<T>()?;
-        let g = grad.values::<T>("Optimizer::step")?;
+        let g = if grad.is_cuda() { std::borrow::Cow::Owned(grad.to_vec::<T>()?) } else { grad.values::<T>("Optimizer::step")? };
         let mut bufs: Vec<Vec<T>> = state.buffers.iter().map(|b| b.to_vec::<T>()).collect::<tessera_engine::Result<_>>()?;
         rule.update(&h, &mut p, &g, &mut bufs);
         for (slot, b) in state.buffers.iter_mut().zip(bufs) {
-            *slot = Tensor::from_vec(b, value.shape())?;
+            *slot = Tensor::from_vec(b, value.shape())?.to_device(device)?;
         }
-        Tensor::from_vec(p, value.shape())
+        Tensor::from_vec(p, value.shape())?.to_device(device)
     })?;
     var.set_value(updated)
 }

@@ -1,0 +1,178 @@
+//! Batch norm and layer norm, forward and backward (ptx/kernels/norm.cu). Inputs are read as
+//! contiguous `[N, C, S]` (batch norm) or `[rows, D]` (layer norm) arrays, copied first only
+//! when strided; per-channel and per-row vectors likewise. Weight and bias are optional (a
+//! null pointer to the kernel).
+
+use super::rows::{contiguous, Contiguous, RowGroup, BLOCK_THREADS};
+use super::{buffer, common_device, kernel, output};
+use crate::cuda::launch::{grid_stride, run};
+use crate::cuda::CudaDevice;
+use crate::ops::norm::BatchNormStats;
+use crate::{Error, Result, Tensor};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+use std::sync::Arc;
+use tessera_ptx::NORM;
+
+/// `(N, C, S)` of an `[N, C, ...]` input (rank checked by the caller).
+fn ncs(x: &Tensor) -> (usize, usize, usize) {
+    (x.shape()[0], x.shape()[1], x.shape()[2..].iter().product())
+}
+
+/// The kernels index these vectors by channel (or row): a wrong length would read out of
+/// bounds, so it is an error here even where the CPU code does not check it.
+fn check_len(op: &'static str, x: &Tensor, v: &Tensor, what: &str, len: usize) -> Result<()> {
+    if v.numel() != len {
+        return Err(Error::shapes_hint(op, x.shape(), v.shape(), format!("{what} must have {len} elements")));
+    }
+    x.same_kind(op, v)
+}
+
+fn optional(t: Option<&Tensor>, op: &'static str) -> Result<Option<Contiguous>> {
+    t.map(|t| contiguous(t, op)).transpose()
+}
+
+fn ptr_or_null(c: &Option<Contiguous>) -> u64 {
+    c.as_ref().map_or(0, |c| c.ptr)
+}
+
+/// A block per channel, as many blocks as fill the GPU (the kernels loop over channels).
+fn per_channel(dev: &CudaDevice, c: usize) -> LaunchConfig {
+    let blocks = c.clamp(1, dev.sm_count as usize * 32);
+    LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 }
+}
+
+/// Per-channel batch mean, biased variance and `1 / sqrt(var + eps)`; `N · S > 0`.
+pub(crate) fn batch_norm_stats(x: &Tensor, eps: f64) -> Result<BatchNormStats> {
+    let op = "batch_norm";
+    let dev = buffer(x, op)?.dev.clone();
+    let (n, c, s) = ncs(x);
+    let (mean, var, rstd) = (output(&dev, op, x.dtype(), &[c])?, output(&dev, op, x.dtype(), &[c])?, output(&dev, op, x.dtype(), &[c])?);
+    if c > 0 {
+        let xs = contiguous(x, op)?;
+        let f = dev.function(op, NORM, &kernel("batch_norm_stats", x.dtype()))?;
+        let (n64, c64, s64) = (n as i64, c as i64, s as i64);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&n64).arg(&c64).arg(&s64).arg(&eps).arg(&xs.ptr).arg(&mean.ptr).arg(&var.ptr).arg(&rstd.ptr);
+        run(&dev, op, b, per_channel(&dev, c))?;
+    }
+    Ok(BatchNormStats { mean: Tensor::from_cuda(mean, &[c]), var: Tensor::from_cuda(var, &[c]), rstd: Tensor::from_cuda(rstd, &[c]) })
+}
+
+/// `(x - mean) · rstd · weight + bias` per channel (vectors checked `[C]` by the caller).
+pub(crate) fn batch_norm_apply(x: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<Tensor> {
+    let op = "batch_norm";
+    let dev = buffer(x, op)?.dev.clone();
+    let (_, c, s) = ncs(x);
+    let out = output(&dev, op, x.dtype(), x.shape())?;
+    let total = x.numel();
+    if total > 0 {
+        let (xs, ms, rs) = (contiguous(x, op)?, contiguous(mean, op)?, contiguous(rstd, op)?);
+        let (ws, bs) = (optional(weight, op)?, optional(bias, op)?);
+        let f = dev.function(op, NORM, &kernel("batch_norm_apply", x.dtype()))?;
+        let (t64, c64, s64) = (total as i64, c as i64, s as i64);
+        let (wp, bp) = (ptr_or_null(&ws), ptr_or_null(&bs));
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&t64).arg(&c64).arg(&s64).arg(&xs.ptr).arg(&ms.ptr).arg(&rs.ptr).arg(&wp).arg(&bp).arg(&out.ptr);
+        run(&dev, op, b, grid_stride(&dev, total))?;
+    }
+    Ok(Tensor::from_cuda(out, x.shape()))
+}
+
+/// Backward of training-mode batch norm: `(dx, dweight, dbias)` (shapes checked by the caller
+/// except the per-channel vectors, checked here).
+pub(crate) fn batch_norm_backward(
+    x: &Tensor,
+    grad: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    weight: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "batch_norm_backward";
+    let (n, c, s) = ncs(x);
+    x.same_kind(op, grad)?;
+    for (v, what) in [(Some(mean), "mean"), (Some(rstd), "rstd"), (weight, "weight")] {
+        if let Some(v) = v {
+            check_len(op, x, v, what, c)?;
+        }
+    }
+    let dev = common_device(op, &[x, grad])?;
+    let dtype = x.dtype();
+    let (dx, sum_gxhat, sum_g) = (output(&dev, op, dtype, x.shape())?, output(&dev, op, dtype, &[c])?, output(&dev, op, dtype, &[c])?);
+    if c > 0 {
+        let (xs, gs, ms, rs) = (contiguous(x, op)?, contiguous(grad, op)?, contiguous(mean, op)?, contiguous(rstd, op)?);
+        let ws = optional(weight, op)?;
+        let (n64, c64, s64) = (n as i64, c as i64, s as i64);
+        let f = dev.function(op, NORM, &kernel("batch_norm_backward_sums", dtype))?;
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&n64).arg(&c64).arg(&s64).arg(&xs.ptr).arg(&gs.ptr).arg(&ms.ptr).arg(&rs.ptr).arg(&sum_g.ptr).arg(&sum_gxhat.ptr);
+        run(&dev, op, b, per_channel(&dev, c))?;
+        let total = x.numel();
+        if total > 0 {
+            let f = dev.function(op, NORM, &kernel("batch_norm_backward_dx", dtype))?;
+            let (t64, count, wp) = (total as i64, (n * s) as f64, ptr_or_null(&ws));
+            let mut b = dev.stream.launch_builder(&f);
+            b.arg(&t64).arg(&c64).arg(&s64).arg(&count).arg(&xs.ptr).arg(&gs.ptr).arg(&ms.ptr).arg(&rs.ptr).arg(&wp);
+            b.arg(&sum_g.ptr).arg(&sum_gxhat.ptr).arg(&dx.ptr);
+            run(&dev, op, b, grid_stride(&dev, total))?;
+        }
+    }
+    Ok((Tensor::from_cuda(dx, x.shape()), Tensor::from_cuda(sum_gxhat, &[c]), Tensor::from_cuda(sum_g, &[c])))
+}
+
+/// Layer norm over the last dim `d > 0`: `(y, mean, rstd)` (weight and bias checked `[D]`).
+pub(crate) fn layer_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "layer_norm";
+    let dev = buffer(x, op)?.dev.clone();
+    let d = x.shape()[x.rank() - 1];
+    let lead = &x.shape()[..x.rank() - 1];
+    let rows = x.numel() / d;
+    let dtype = x.dtype();
+    let (y, mean, rstd) = (output(&dev, op, dtype, x.shape())?, output(&dev, op, dtype, lead)?, output(&dev, op, dtype, lead)?);
+    if rows > 0 {
+        let xs = contiguous(x, op)?;
+        let (ws, bs) = (optional(weight, op)?, optional(bias, op)?);
+        let (wp, bp) = (ptr_or_null(&ws), ptr_or_null(&bs));
+        let group = RowGroup::for_len(d);
+        let f = dev.function(op, NORM, &kernel(&group.kernel_base("layer_norm"), dtype))?;
+        let (r64, d64) = (rows as i64, d as i64);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&r64).arg(&d64).arg(&eps).arg(&xs.ptr).arg(&wp).arg(&bp).arg(&y.ptr).arg(&mean.ptr).arg(&rstd.ptr);
+        run(&dev, op, b, group.launch(&dev, rows))?;
+    }
+    Ok((Tensor::from_cuda(y, x.shape()), Tensor::from_cuda(mean, lead), Tensor::from_cuda(rstd, lead)))
+}
+
+/// Backward of layer norm: `(dx, x̂)` (grad's shape checked by the caller; the per-row and
+/// per-column vectors here).
+pub(crate) fn layer_norm_backward(
+    x: &Tensor,
+    grad: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    weight: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let op = "layer_norm_backward";
+    let d = x.shape()[x.rank() - 1];
+    let rows = x.numel().checked_div(d).unwrap_or(0);
+    x.same_kind(op, grad)?;
+    check_len(op, x, mean, "mean", rows)?;
+    check_len(op, x, rstd, "rstd", rows)?;
+    if let Some(w) = weight {
+        check_len(op, x, w, "weight", d)?;
+    }
+    let dev: Arc<CudaDevice> = common_device(op, &[x, grad])?;
+    let dtype = x.dtype();
+    let (dx, xhat) = (output(&dev, op, dtype, x.shape())?, output(&dev, op, dtype, x.shape())?);
+    if rows > 0 {
+        let (xs, gs, ms, rs) = (contiguous(x, op)?, contiguous(grad, op)?, contiguous(mean, op)?, contiguous(rstd, op)?);
+        let ws = optional(weight, op)?;
+        let wp = ptr_or_null(&ws);
+        let group = RowGroup::for_len(d);
+        let f = dev.function(op, NORM, &kernel(&group.kernel_base("layer_norm_backward"), dtype))?;
+        let (r64, d64) = (rows as i64, d as i64);
+        let mut b = dev.stream.launch_builder(&f);
+        b.arg(&r64).arg(&d64).arg(&xs.ptr).arg(&gs.ptr).arg(&ms.ptr).arg(&rs.ptr).arg(&wp).arg(&dx.ptr).arg(&xhat.ptr);
+        run(&dev, op, b, group.launch(&dev, rows))?;
+    }
+    Ok((Tensor::from_cuda(dx, x.shape()), Tensor::from_cuda(xhat, x.shape())))
+}
