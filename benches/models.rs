@@ -16,19 +16,9 @@ use tessera::autograd::{fused, Var};
 use tessera::engine::{cuda, peak_cpu_bytes, reset_peak_cpu_bytes, DType, Device, Generator, Tensor};
 use tessera::ssl::nn::{AdamW, Module, Optim, Optimizer, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig};
 
-/// Peak resident set (VmHWM) in bytes, after resetting it when `reset` (Linux only).
-fn peak_rss(reset: bool) -> usize {
-    if reset {
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
-    }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        * 1024
-}
+#[path = "support/memory.rs"]
+mod memory;
+use memory::peak_rss;
 
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {

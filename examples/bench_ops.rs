@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use tessera::autograd::{fused, Var};
 use tessera::engine::{peak_cpu_bytes, reset_peak_cpu_bytes, DType, Generator, Tensor};
 
+#[path = "../benches/support/memory.rs"]
+mod memory;
+use memory::peak_rss;
+
 /// What one call of a case costs, to turn times into rates.
 enum Work {
     /// Floating-point operations (multiply and add count one each).
@@ -23,8 +27,9 @@ enum Work {
     Bytes(f64),
 }
 
+/// One timed case. Training cases (forward + backward) also report their peak memory
+/// (`--peak KEY`).
 struct Case {
-    /// Training cases (forward + backward) also report their peak memory (`--peak KEY`).
     key: &'static str,
     op: &'static str,
     shape: String,
@@ -102,20 +107,6 @@ fn training_cases(g: &mut Generator, out: &mut Vec<Case>) {
             }),
         });
     }
-}
-
-/// Peak resident set (VmHWM, bytes), reset first when `reset` (Linux).
-fn peak_rss(reset: bool) -> usize {
-    if reset {
-        let _ = std::fs::write("/proc/self/clear_refs", "5");
-    }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .unwrap_or(0)
-        * 1024
 }
 
 /// `--peak KEY`: the memory one first call of a training case takes, in a fresh process

@@ -16,6 +16,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from memory import peak_rss
 
 
 def cases():
@@ -74,28 +75,23 @@ def training_cases(randn):
     ]
 
 
-def peak_rss(reset):
-    """Peak resident set (VmHWM) in bytes, reset first when asked (Linux)."""
-    if reset:
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        except OSError:
-            pass
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def report_peak(key):
-    """`--peak KEY`: the peak-RSS growth over the first call of a training case, in a fresh
-    process (nothing cached yet), as examples/bench_ops.rs measures it."""
+    """`--peak KEY`: the memory of the first call of a training case, in a fresh process, as
+    examples/bench_ops.rs measures it: the peak of tensor bytes allocated during the call
+    (from the profiler's per-op allocation records, replayed in time order) and the growth
+    of the process's peak resident set."""
+    from torch.profiler import ProfilerActivity, profile
+
     case = next(c for c in cases() if c["key"] == key)
     rss = peak_rss(True)
-    case["run"]()
-    print(json.dumps(dict(key=key, peak_rss_growth_mib=round((peak_rss(False) - rss) / 2**20, 1))))
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        case["run"]()
+    live = peak = 0
+    for e in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += e.self_cpu_memory_usage
+        peak = max(peak, live)
+    print(json.dumps(dict(key=key, peak_rss_growth_mib=round((peak_rss(False) - rss) / 2**20, 1),
+                          peak_tensor_mib=round(peak / 2**20, 1))))
 
 
 def timeit(run):

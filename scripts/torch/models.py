@@ -16,21 +16,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-
-def peak_rss(reset):
-    """Peak resident set (VmHWM) in bytes, reset first when asked (Linux)."""
-    if reset:
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-        except OSError:
-            pass
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+from memory import peak_rss
 
 
 def sync(device):

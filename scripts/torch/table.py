@@ -71,17 +71,19 @@ def peaks(ours_path, theirs_path, cases):
     if not ours and not theirs:
         return
     print()
-    print("| training case | tessera peak RSS growth MiB | torch peak RSS growth MiB | tessera / torch | tessera peak tensor MiB |")
-    print("|---|---:|---:|---:|---:|")
+    print("| training case | tessera peak tensor MiB | torch peak tensor MiB | tessera / torch | tessera peak RSS growth MiB | torch peak RSS growth MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
     for k in list(ours) + [k for k in theirs if k not in ours]:
-        a, b = ours.get(k), theirs.get(k)
-        ga, gb = (a or {}).get("peak_rss_growth_mib"), (b or {}).get("peak_rss_growth_mib")
-        ratio = f"{ga / gb:.2f}" if ga and gb else "—"
+        a, b = ours.get(k) or {}, theirs.get(k) or {}
+        ta, tb = a.get("peak_tensor_mib"), b.get("peak_tensor_mib")
+        ratio = f"{ta / tb:.2f}" if ta and tb else "—"
         name = cases.get(k, {}).get("op", k)
-        print(f"| {name} | {ga if ga is not None else '—'} | {gb if gb is not None else '—'} | {ratio} | {(a or {}).get('peak_tensor_mib', '—')} |")
+        cells = [ta, tb, ratio, a.get("peak_rss_growth_mib"), b.get("peak_rss_growth_mib")]
+        print(f"| {name} | " + " | ".join("—" if c is None else str(c) for c in cells) + " |")
     print()
-    print("Peak memory: growth of the process's peak resident set over the first forward+backward")
-    print("call, each in a fresh process; tessera also counts the bytes of tensors alive at its peak.")
+    print("Peak memory of the first forward+backward call, each side in a fresh process: tensor bytes")
+    print("alive at the peak above those alive before (tessera's own counter; PyTorch's profiler")
+    print("allocation records), and the growth of the process's peak resident set.")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,38 @@ fn softplus<T: FloatElem>(x: T) -> T {
 }
 
 impl UnaryOp {
+    /// Every op, the parameterized ones with sample constants: for tests and tools that
+    /// sweep them all.
+    pub const ALL: [UnaryOp; 24] = {
+        use UnaryOp::*;
+        [
+            Neg,
+            Abs,
+            Exp,
+            Log,
+            Sqrt,
+            Rsqrt,
+            Sin,
+            Cos,
+            Tanh,
+            Sigmoid,
+            Relu,
+            GeluErf,
+            GeluTanh,
+            Silu,
+            Softplus,
+            Sign,
+            Floor,
+            Round,
+            Square,
+            Recip,
+            Clamp(-0.5, 1.25),
+            PowScalar(1.5),
+            AddScalar(0.25),
+            MulScalar(-2.0),
+        ]
+    };
+
     /// f(x).
     #[inline(always)]
     pub fn forward<T: FloatElem>(self, x: T) -> T {
