@@ -13,7 +13,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tessera::autograd::{fused, Var};
-use tessera::engine::{peak_cpu_bytes, reset_peak_cpu_bytes, DType, Generator, Tensor};
+use tessera::engine::{cuda, peak_cpu_bytes, reset_peak_cpu_bytes, DType, Device, Generator, Tensor};
 
 #[path = "../benches/support/memory.rs"]
 mod memory;
@@ -37,14 +37,19 @@ struct Case {
     run: Box<dyn FnMut()>,
 }
 
+/// Where the cases run: `DEVICE=cuda` puts every input on the first GPU (default: cpu).
+fn device() -> Device {
+    std::env::var("DEVICE").ok().map_or(Device::Cpu, |d| d.parse().expect("DEVICE is cpu, cuda or cuda:N"))
+}
+
 fn randn(g: &mut Generator, shape: &[usize]) -> Tensor {
-    g.normal(shape, 0.0, 1.0, DType::F32).expect("random tensor")
+    g.normal_on(shape, 0.0, 1.0, DType::F32, device()).expect("random tensor")
 }
 
 /// A parameter initialized like PyTorch's default for a layer with `fan_in` inputs.
 fn param(g: &mut Generator, shape: &[usize], fan_in: usize) -> Var {
     let bound = 1.0 / (fan_in as f64).sqrt();
-    Var::param(g.uniform(shape, -bound, bound, DType::F32).expect("random tensor")).expect("param")
+    Var::param(g.uniform_on(shape, -bound, bound, DType::F32, device()).expect("random tensor")).expect("param")
 }
 
 /// Forward + backward of the two training cases of the autograd issue: a 3-layer MLP
@@ -184,6 +189,16 @@ fn cases() -> Vec<Case> {
 
 /// Median and minimum seconds per call, by the protocol in the file comment.
 fn time(run: &mut dyn FnMut()) -> (f64, f64) {
+    // GPU work is queued: each sample ends by waiting for it, so samples time the kernels.
+    let sync = || {
+        if let Device::Cuda(i) = device() {
+            cuda::synchronize(i).expect("synchronize");
+        }
+    };
+    let run = &mut || {
+        run();
+        sync();
+    };
     run();
     let mut calls = 1usize;
     let sample = |run: &mut dyn FnMut(), calls: usize| {

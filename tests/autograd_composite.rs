@@ -18,7 +18,8 @@ fn check(f: impl Fn(&[Var]) -> Result<Var>, inputs: &[Tensor]) {
     common::gpu::same_on_gpu("composite graph: loss and gradients", inputs, |t| {
         let as_engine = |e: tessera::autograd::Error| tessera::engine::Error::invalid("autograd", e.to_string());
         let vars: Vec<Var> = t.iter().map(|x| Var::param(x.clone())).collect::<Result<_>>().map_err(as_engine)?;
-        let loss = f(&vars).map_err(as_engine)?;
+        // A non-scalar output (the attention block's) is summed, as gradcheck does.
+        let loss = f(&vars).and_then(|l| l.sum_all()).map_err(as_engine)?;
         loss.backward().map_err(as_engine)?;
         let mut out = vec![loss.value()];
         out.extend(vars.iter().map(|v| v.grad().expect("every input gets a gradient")));

@@ -167,120 +167,7 @@ template <typename T, int BM, int BN, int TM, int TN> struct SimtAcc {
     }
 };
 
-// ---- tensor-core tiles -----------------------------------------------------------------------
-// 128×128 output tiles and k-tiles of 16 (with 32, the staging registers push the kernels
-// past 255 registers into spills); 8 warps in a 2×4 grid, each owning a 64×32 piece of the
-// tile as 4×4 m16n8 accumulator fragments.
-#define MMA_BM 128
-#define MMA_BN 128
-#define MMA_BK 16
-
-// TF32: A as [m][k] and B as [k][n], already rounded (cvt.rna) and kept as tf32 bit
-// patterns. Row pitches of 20 and 136 words put a warp's fragment loads on 32 distinct banks.
-struct __align__(16) Tf32Tiles {
-    static constexpr int BM = MMA_BM, BN = MMA_BN, BK = MMA_BK, KSTEP = 8;
-    static constexpr int AP = BK + 4, BP = BN + 8;
-    unsigned a[BM * AP];
-    unsigned b[BK * BP];
-    __device__ __forceinline__ void put_a(int m, int k, float v) { a[m * AP + k] = f32_to_tf32(v); }
-    __device__ __forceinline__ void put_b(int k, int n, float v) { b[k * BP + n] = f32_to_tf32(v); }
-    // The 16×8 A block at (m, k): (g, q) (g+8, q) (g, q+4) (g+8, q+4).
-    __device__ __forceinline__ void a_frag(unsigned (&f)[4], int m, int k, int g, int q) const {
-        const unsigned* p = a + (m + g) * AP + k + q;
-        f[0] = p[0];
-        f[1] = p[8 * AP];
-        f[2] = p[4];
-        f[3] = p[8 * AP + 4];
-    }
-    // The 8×8 B block at (k, n): (q, g) (q+4, g).
-    __device__ __forceinline__ void b_frag(unsigned (&f)[2], int n, int k, int g, int q) const {
-        const unsigned* p = b + (k + q) * BP + n + g;
-        f[0] = p[0];
-        f[1] = p[4 * BP];
-    }
-    static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
-        mma_m16n8k8_tf32(d, a, b);
-    }
-};
-
-// f32 -> bf16 bits, rounded to nearest even (what cvt.rn.bf16.f32 gives); NaN stays NaN.
-__device__ __forceinline__ unsigned short f32_to_bf16(float x) {
-    unsigned u = __float_as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
-
-// BF16: A as [m][k] and B transposed as [n][k], since a register of either fragment holds
-// two k-consecutive elements: each is one 32-bit load. A row pitch of 24 halves (12 words)
-// puts a warp's fragment loads on 32 distinct banks.
-struct __align__(16) Bf16Tiles {
-    static constexpr int BM = MMA_BM, BN = MMA_BN, BK = MMA_BK, KSTEP = 16;
-    static constexpr int P = BK + 8;
-    unsigned short a[BM * P];
-    unsigned short b[BN * P];
-    __device__ __forceinline__ void put_a(int m, int k, float v) { a[m * P + k] = f32_to_bf16(v); }
-    __device__ __forceinline__ void put_b(int k, int n, float v) { b[n * P + k] = f32_to_bf16(v); }
-    // Elements (row, k) and (row, k+1) of a [row][k] array as one register, k even.
-    static __device__ __forceinline__ unsigned pair(const unsigned short* p) {
-        return *reinterpret_cast<const unsigned*>(p);
-    }
-    // The 16×16 A block at (m, k): rows g and g+8, k pairs 2q and 2q+8.
-    __device__ __forceinline__ void a_frag(unsigned (&f)[4], int m, int k, int g, int q) const {
-        const unsigned short* p = a + (m + g) * P + k + 2 * q;
-        f[0] = pair(p);
-        f[1] = pair(p + 8 * P);
-        f[2] = pair(p + 8);
-        f[3] = pair(p + 8 * P + 8);
-    }
-    // The 16×8 B block at (k, n): column g, k pairs 2q and 2q+8.
-    __device__ __forceinline__ void b_frag(unsigned (&f)[2], int n, int k, int g, int q) const {
-        const unsigned short* p = b + (n + g) * P + k + 2 * q;
-        f[0] = pair(p);
-        f[1] = pair(p + 8);
-    }
-    static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
-        mma_m16n8k16_bf16(d, a, b);
-    }
-};
-
-template <class Tiles> struct MmaAcc {
-    static_assert(GEMM_THREADS == 256 && Tiles::BM == 128 && Tiles::BN == 128, "8 warps as 2 × 4 pieces of 64 × 32");
-    float c[4][4][4];  // [m16 block][n8 block][fragment element]
-
-    static __device__ __forceinline__ int warp_m() { return (threadIdx.x / 32) / 4 * 64; }
-    static __device__ __forceinline__ int warp_n() { return (threadIdx.x / 32) % 4 * 32; }
-
-    __device__ __forceinline__ void step(const Tiles& s) {
-        const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4, wm = warp_m(), wn = warp_n();
-#pragma unroll
-        for (int k = 0; k < Tiles::BK; k += Tiles::KSTEP) {
-            unsigned a[4][4], b[4][2];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) s.a_frag(a[i], wm + i * 16, k, g, q);
-#pragma unroll
-            for (int j = 0; j < 4; ++j) s.b_frag(b[j], wn + j * 8, k, g, q);
-#pragma unroll
-            for (int i = 0; i < 4; ++i)
-#pragma unroll
-                for (int j = 0; j < 4; ++j) Tiles::mma(c[i][j], a[i], b[j]);
-        }
-    }
-
-    // Fragment element e sits at (g + 8·(e / 2), 2q + e % 2) of its 16×8 block.
-    __device__ __forceinline__ void store(float* out, i64 ld, int rows, int cols) const {
-        const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4, wm = warp_m(), wn = warp_n();
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-            for (int j = 0; j < 4; ++j)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int r = wm + i * 16 + g + 8 * (e / 2), cc = wn + j * 8 + 2 * q + e % 2;
-                    if (r < rows && cc < cols) out[r * ld + cc] = c[i][j][e];
-                }
-    }
-};
+#include "gemm_tc.cuh"
 
 // ---- entry points ----------------------------------------------------------------------------
 #define GEMM_PARAMS(T)                                                                                            \
@@ -296,10 +183,41 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_f64(GEMM_PARAMS(
     gemm_tiles<double, SimtTiles<double, 64, 64, 8>, SimtAcc<double, 64, 64, 4, 4>>(GEMM_ARGS);
 }
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_tf32(GEMM_PARAMS(float)) {
-    gemm_tiles<float, Tf32Tiles, MmaAcc<Tf32Tiles>>(GEMM_ARGS);
+
+// ---- tensor-core entry points (gemm_tc.cuh) ----------------------------------------------------
+__device__ __forceinline__ unsigned round_tf32(float x) { return f32_to_tf32(x); }
+
+#define PACK_PARAMS(Out) \
+    i64 batch, i64 rows, i64 k, i64 ld, Strided src_batch, const float *src, i64 rs, i64 ks, Out *dst
+#define PACK_ARGS batch, rows, k, ld, src_batch, src, rs, ks, dst
+
+extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_tf32(PACK_PARAMS(unsigned)) {
+    pack_tiles<unsigned, round_tf32>(PACK_ARGS);
 }
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_bf16(GEMM_PARAMS(float)) {
-    gemm_tiles<float, Bf16Tiles, MmaAcc<Bf16Tiles>>(GEMM_ARGS);
+extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_bf16(PACK_PARAMS(unsigned short)) {
+    pack_tiles<unsigned short, f32_to_bf16>(PACK_ARGS);
 }
+
+#define TC_PARAMS(T) \
+    i64 batch, i64 m, i64 n, i64 k, const T *a, i64 lda, i64 a_bs, const T *b, i64 ldb, i64 b_bs, float *c
+#define TC_ARGS batch, m, n, k, a, lda, a_bs, b, ldb, b_bs, c
+
+// name, bytes per element, mma, warps down × across, stages. 128 threads: two blocks per SM
+// (registers: 128 accumulators + 64 fragment registers a thread).
+#define TC_KERNEL(name, T, ELEM, MMA, WM, WN, ST)                                                        \
+    extern "C" __global__ void __launch_bounds__(32 * WM * WN, WM * WN == 4 ? 2 : 1) name(TC_PARAMS(T)) { \
+        tc_gemm<TcShape<ELEM, WM, WN, ST>, MMA>(TC_ARGS);                                                 \
+    }
+
+TC_KERNEL(gemm_tf32, unsigned, 4, MmaTf32, 2, 2, 3)
+TC_KERNEL(gemm_bf16, unsigned short, 2, MmaBf16, 2, 2, 3)
+// Tuning candidates (TESSERA_GEMM_VARIANT).
+TC_KERNEL(gemm_tf32_s4, unsigned, 4, MmaTf32, 2, 2, 4)
+TC_KERNEL(gemm_bf16_s4, unsigned short, 2, MmaBf16, 2, 2, 4)
+TC_KERNEL(gemm_tf32_s2, unsigned, 4, MmaTf32, 2, 2, 2)
+TC_KERNEL(gemm_bf16_s2, unsigned short, 2, MmaBf16, 2, 2, 2)
+TC_KERNEL(gemm_tf32_w8, unsigned, 4, MmaTf32, 2, 4, 3)
+TC_KERNEL(gemm_bf16_w8, unsigned short, 2, MmaBf16, 2, 4, 3)
+TC_KERNEL(gemm_tf32_w8s4, unsigned, 4, MmaTf32, 2, 4, 4)
+TC_KERNEL(gemm_bf16_w8s4, unsigned short, 2, MmaBf16, 2, 4, 4)

@@ -33,3 +33,40 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float (&d)[4], const unsigned 
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+
+// ---- shared-memory staging for the pipelined tensor-core kernels ------------------------------
+// Shared-memory addresses as the 32-bit offsets cp.async and ldmatrix take.
+typedef unsigned SmemAddr;
+
+__device__ __forceinline__ SmemAddr smem_addr(const void* p) { return (SmemAddr)__cvta_generic_to_shared(p); }
+
+// The block's dynamic shared memory (its size is the launch's shared_mem_bytes).
+__device__ __forceinline__ unsigned char* dynamic_smem() {
+    extern __shared__ __align__(128) unsigned char ts_dynamic_smem[];
+    return ts_dynamic_smem;
+}
+
+// Copies 16 bytes global -> shared without holding the thread (L2 only, not L1). Only the
+// first `bytes` (0..16) are read; the rest of the 16 are zero-filled, so a copy with
+// bytes = 0 reads nothing and writes zeros.
+__device__ __forceinline__ void cp_async16(SmemAddr dst, const void* src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes));
+}
+
+// Closes the group of copies issued since the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+
+// Waits until at most N of this thread's committed groups are still in flight (the N newest).
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Four 8×8 matrices of 16-bit elements (8 rows of 16 bytes each) from shared memory: lane l
+// gives the address of row l % 8 of matrix l / 8, and register i of lane l receives 32-bit
+// word l % 4 of row l / 4 of matrix i. For 32-bit (tf32) elements that is element (l / 4, l % 4)
+// of an 8×4 matrix: the same layout as the tf32 fragments.
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], SmemAddr addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}

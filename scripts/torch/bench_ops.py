@@ -12,6 +12,7 @@ Run: .venv/bin/python scripts/torch/bench_ops.py --threads 2 [FILTER...]
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -19,11 +20,14 @@ import torch.nn.functional as F
 from memory import peak_rss
 
 
+DEVICE = torch.device(os.environ.get("DEVICE", "cpu"))
+
+
 def cases():
     g = torch.Generator().manual_seed(0)
 
     def randn(*shape):
-        return torch.randn(*shape, generator=g, dtype=torch.float32)
+        return torch.randn(*shape, generator=g, dtype=torch.float32).to(DEVICE)
 
     out = training_cases(randn)
     for n in (256, 512, 1024):
@@ -49,8 +53,8 @@ def training_cases(randn):
     import torch.nn as nn
 
     batch = 256
-    labels = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
-    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    labels = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    mlp = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)).to(DEVICE)
     x = randn(batch, 784)
     macs = batch * (784 * 512 + 512 * 512 + 512 * 10)
 
@@ -59,7 +63,7 @@ def training_cases(randn):
         mlp.zero_grad(set_to_none=True)
 
     net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 10))
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 10)).to(DEVICE)
     xi = randn(batch, 1, 28, 28)
     cmacs = batch * (32 * 9 * 784 + 64 * 288 * 196 + 3136 * 10)
 
@@ -95,7 +99,14 @@ def report_peak(key):
 
 
 def timeit(run):
-    """Median and minimum seconds per call."""
+    """Median and minimum seconds per call (on a GPU each call waits for its kernels, as the
+    Rust side does)."""
+    if DEVICE.type == "cuda":
+        inner = run
+
+        def run():
+            inner()
+            torch.cuda.synchronize()
     run()
 
     def sample(calls):
