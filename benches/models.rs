@@ -57,6 +57,19 @@ fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn
             total.push(t.elapsed().as_secs_f64());
         }
     }
+    if std::env::var_os("PROFILE").is_some() && device != Device::Cpu {
+        // One more forward+backward with every kernel timed on its own, per engine op.
+        cuda::profile::enable(true);
+        let logits = model.forward(&Var::constant(x.clone())).unwrap();
+        fused::cross_entropy(&logits, y, 0.0).unwrap().backward().unwrap();
+        cuda::profile::enable(false);
+        let report = cuda::profile::report();
+        let total: f64 = report.iter().map(|r| r.2).sum();
+        println!("{name}: kernel time by op in one forward+backward (serialized), {:.1} ms in all:", total * 1e3);
+        for (op, calls, secs) in report.iter().take(12) {
+            println!("  {op:<28} {calls:>5} launches {:>8.2} ms {:>5.1}%", secs * 1e3, 100.0 * secs / total);
+        }
+    }
     let peak_tensors = match device {
         Device::Cpu => peak_cpu_bytes(),
         Device::Cuda(i) => cuda::memory_stats(i).unwrap().peak_bytes,

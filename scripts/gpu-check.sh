@@ -56,7 +56,7 @@ run() {
     done
     (timeout 90 "$bin/gpu_gemm" > "$logs/gemm.tessera" 2>&1) || true
     (timeout 60 python3 scripts/torch/gemm.py > "$logs/gemm.torch" 2>&1) || true
-    (DEVICE=cuda STEPS=5 timeout 120 "$bin/models" > "$logs/models.tessera" 2>&1) || true
+    (DEVICE=cuda STEPS=5 PROFILE=1 timeout 120 "$bin/models" > "$logs/models.tessera" 2>&1) || true
     (DEVICE=cuda STEPS=5 timeout 90 python3 scripts/torch/models.py > "$logs/models.torch" 2>&1) || true
     # Per-op times on the GPU, tessera beside PyTorch (the compare-torch cases).
     (DEVICE=cuda timeout 90 "$bin/bench_ops" > "$logs/ops.tessera.jsonl" 2>&1) || true
@@ -66,7 +66,7 @@ run() {
         case "$(basename "$f")" in
         test.*) grep -q "test result: ok" "$f" || { echo "==== $(basename "$f")"; sed -n '/^failures:/,$p' "$f" | head -n 60; tail -n 5 "$f"; } ;;
         ops.*) ;;
-        *) echo "==== $(basename "$f")"; tail -n 12 "$f" ;;
+        *) echo "==== $(basename "$f")"; tail -n 40 "$f" ;;
         esac
     done
     python3 scripts/torch/gpu_table.py "$logs"

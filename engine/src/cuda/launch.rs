@@ -75,5 +75,13 @@ pub(crate) fn run(dev: &CudaDevice, op: &'static str, mut args: LaunchArgs<'_>, 
     // Safety: each caller in cuda/ops mirrors its kernel's parameter list, and passes device
     // pointers of buffers alive until the launch is queued; stream order keeps them valid
     // until it runs (a freed buffer is only reused by later work on the same stream).
-    unsafe { args.launch(cfg) }.map(|_| ()).map_err(|e| dev.driver_error(op, e))
+    if !super::profile::enabled() {
+        return unsafe { args.launch(cfg) }.map(|_| ()).map_err(|e| dev.driver_error(op, e));
+    }
+    dev.stream.synchronize().map_err(|e| dev.driver_error(op, e))?;
+    let start = std::time::Instant::now();
+    unsafe { args.launch(cfg) }.map_err(|e| dev.driver_error(op, e))?;
+    dev.stream.synchronize().map_err(|e| dev.driver_error(op, e))?;
+    super::profile::record(op, start);
+    Ok(())
 }

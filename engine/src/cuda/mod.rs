@@ -13,6 +13,7 @@ mod buffer;
 mod device;
 pub(crate) mod launch;
 pub(crate) mod ops;
+pub mod profile;
 
 pub use alloc::MemoryStats;
 pub(crate) use buffer::CudaBuffer;
