@@ -1,10 +1,12 @@
 //! Optimizers, schedules, clipping and EMA of `tessera::ssl::nn::optim`: hand-computed
 //! updates, LARS's exclusions, state export and bitwise resume through checkpoints.
 
+mod common;
+
 use tessera::autograd::Var;
-use tessera::engine::{DType, Generator, Tensor};
+use tessera::engine::{DType, Device, Element, FloatElem, Generator, Tensor};
 use tessera::ssl::nn::checkpoint::{load_optimizer, save_optimizer};
-use tessera::ssl::nn::optim::{clip_grad_norm, ema_update, ema_update_modules, step_decay, warmup_cosine, UpdateRule};
+use tessera::ssl::nn::optim::{clip_grad_norm, ema_update, ema_update_modules, step_decay, warmup_cosine, Hyper, UpdateRule};
 use tessera::ssl::nn::{load_model, save_model, AdamW, Lars, Linear, Module, Optim, Optimizer, ParamGroup, Schedule, Sgd};
 
 fn param(v: &[f32], shape: &[usize]) -> Var {
@@ -189,4 +191,167 @@ fn optimizer_state_mismatch_lists_the_names() {
     assert!(text.contains("state.other.exp_avg [2]"), "{text}");
     assert_eq!(opt.step_count(), 0, "a failed load changes nothing");
     assert!(Optimizer::single(Sgd::default(), vec![("a".into(), p.clone()), ("a".into(), p)], 0.1, 0.0).is_err());
+}
+
+// ---- the tensor path (engine ops, what GPU parameters run) against the slice path ---------
+
+/// `|a - b| <= tol · max(|a|, |b|)`, element by element.
+fn assert_rel_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((a - b).abs() <= tol * a.abs().max(b.abs()), "{what}: element {i}: tensor path {a} vs slice path {b}");
+    }
+}
+
+/// One parameter for [`tensor_path_matches_slices`]: its shape, a constant start (random
+/// when `None`), the weight decay, and whether the tensor path gets its gradients as
+/// transposed (strided) views.
+struct Case {
+    shape: &'static [usize],
+    init: Option<f64>,
+    wd: f64,
+    strided_grad: bool,
+}
+
+/// Matrices, a 3-d tensor without decay, a vector (LARS excludes it), zeros (LARS's
+/// zero-norm branch) and strided gradients.
+const CASES: [Case; 5] = [
+    Case { shape: &[7, 5], init: None, wd: 0.01, strided_grad: false },
+    Case { shape: &[3, 4, 2], init: None, wd: 0.0, strided_grad: false },
+    Case { shape: &[6], init: None, wd: 0.1, strided_grad: false },
+    Case { shape: &[4, 4], init: Some(0.0), wd: 0.1, strided_grad: false },
+    Case { shape: &[5, 3], init: None, wd: 0.01, strided_grad: true },
+];
+
+/// Three steps of `rule` on random values, once through `update` on host slices and once
+/// through `update_tensors` on CPU tensors, comparing parameter and state after each step.
+/// `exact` asks for bitwise equality, which purely elementwise rules give (same ops, same
+/// order, same rounded constants); LARS's norms are sums in another order, so it gets
+/// 1e-6 relative in f32 and 1e-12 in f64.
+fn tensor_path_matches_slices<R: UpdateRule, T: FloatElem>(what: &str, rule: &R, case: &Case, exact: bool) {
+    let shape = case.shape;
+    let (dtype, tol) = if T::DTYPE == DType::F32 { (DType::F32, 1e-6) } else { (DType::F64, 1e-12) };
+    let tol = if exact { 0.0 } else { tol };
+    let what = format!("{what} {shape:?} ({})", dtype.name());
+    let mut gen = Generator::new(what.len() as u64 * 7919 + shape.iter().sum::<usize>() as u64);
+    let p0 = match case.init {
+        Some(c) => Tensor::full(shape, c, dtype).unwrap(),
+        None => gen.normal(shape, 0.0, 1.0, dtype).unwrap(),
+    };
+    let mut slice_param: Vec<T> = p0.to_vec().unwrap();
+    let mut slice_state: Vec<Vec<T>> = rule.state_names().iter().map(|_| vec![T::c(0.0); p0.numel()]).collect();
+    let mut param = p0.clone();
+    let mut state: Vec<Tensor> = rule.state_names().iter().map(|_| p0.zeros_like().unwrap()).collect();
+    for step in 1..=3 {
+        let grad = if case.strided_grad {
+            let reversed: Vec<usize> = shape.iter().rev().copied().collect();
+            gen.normal(&reversed, 0.0, 1.0, dtype).unwrap().permute(&(0..shape.len()).rev().collect::<Vec<_>>()).unwrap()
+        } else {
+            gen.normal(shape, 0.0, 1.0, dtype).unwrap()
+        };
+        let h = Hyper { lr: 0.05 * step as f64, weight_decay: case.wd, step, is_vector: shape.len() <= 1 };
+        rule.update(&h, &mut slice_param, &grad.to_vec::<T>().unwrap(), &mut slice_state);
+        let (p, st) = rule.update_tensors(&h, &param, &grad, &state).unwrap();
+        assert_eq!((p.shape(), p.dtype()), (shape, dtype), "{what}: parameter kind");
+        assert_eq!(st.len(), slice_state.len(), "{what}: state count");
+        let f64s = |v: &[T]| v.iter().map(|&x| Element::to_f64(x)).collect::<Vec<_>>();
+        assert_rel_close(&format!("{what} step {step}: param"), &p.to_vec_f64().unwrap(), &f64s(&slice_param), tol);
+        for ((t, s), name) in st.iter().zip(&slice_state).zip(rule.state_names()) {
+            assert_rel_close(&format!("{what} step {step}: {name}"), &t.to_vec_f64().unwrap(), &f64s(s), tol);
+        }
+        (param, state) = (p, st);
+    }
+}
+
+/// Every case of `rule`, in both float dtypes.
+fn tensor_path_cases<R: UpdateRule>(what: &str, rule: &R, exact: bool) {
+    for case in &CASES {
+        tensor_path_matches_slices::<R, f32>(what, rule, case, exact);
+        tensor_path_matches_slices::<R, f64>(what, rule, case, exact);
+    }
+}
+
+#[test]
+fn sgd_tensor_path_matches_the_slice_path() {
+    tensor_path_cases("sgd plain", &Sgd::default(), true);
+    tensor_path_cases("sgd momentum", &Sgd::momentum(0.9, false), true);
+    tensor_path_cases("sgd nesterov", &Sgd::momentum(0.9, true), true);
+    tensor_path_cases("sgd dampening", &Sgd { momentum: 0.8, dampening: 0.3, nesterov: false }, true);
+}
+
+#[test]
+fn adamw_tensor_path_matches_the_slice_path() {
+    tensor_path_cases("adamw", &AdamW::default(), true);
+    tensor_path_cases("adamw custom", &AdamW { beta1: 0.8, beta2: 0.95, eps: 1e-6 }, true);
+}
+
+#[test]
+fn lars_tensor_path_matches_the_slice_path() {
+    tensor_path_cases("lars", &Lars::default(), false);
+    tensor_path_cases("lars nesterov", &Lars { nesterov: true, ..Lars::default() }, false);
+    tensor_path_cases("lars adapting vectors", &Lars { exclude_vectors: false, eta: 0.02, ..Lars::default() }, false);
+}
+
+/// An optimizer over a matrix and a vector parameter takes 3 steps, exports its state (which
+/// must live where the parameters do), restores it into a fresh optimizer as a checkpoint
+/// would (host tensors) and both take a 4th step, which must agree bitwise. Run once on the
+/// CPU everywhere, then on a GPU (skipped where none is found), whose parameters and state
+/// must match the CPU run's.
+fn optimizer_same_on_gpu<R: UpdateRule + Clone>(what: &str, rule: R, dtype: DType) {
+    let mut gen = Generator::new(5);
+    let (ws, bs) = ([48usize, 300], [48usize]);
+    let mut inputs = vec![gen.normal(&ws, 0.0, 0.5, dtype).unwrap(), gen.normal(&bs, 0.0, 0.5, dtype).unwrap()];
+    for _ in 0..4 {
+        inputs.push(gen.normal(&ws, 0.0, 1.0, dtype).unwrap());
+        inputs.push(gen.normal(&bs, 0.0, 1.0, dtype).unwrap());
+    }
+    let run = |t: &[Tensor]| {
+        let device = t[0].device();
+        let make = |w: Tensor, b: Tensor| {
+            let (w, b) = (Var::param(w).unwrap(), Var::param(b).unwrap());
+            let groups = vec![ParamGroup::new(vec![("w".into(), w.clone()), ("b".into(), b.clone())], 0.1, 0.01)];
+            (w, b, Optimizer::new(rule.clone(), groups).unwrap())
+        };
+        let step = |opt: &mut Optimizer<R>, w: &Var, b: &Var, k: usize| {
+            w.set_grad(Some(t[2 + 2 * k].clone()));
+            b.set_grad(Some(t[3 + 2 * k].clone()));
+            opt.step().unwrap();
+        };
+        let (w, b, mut opt) = make(t[0].clone(), t[1].clone());
+        for k in 0..3 {
+            step(&mut opt, &w, &b, k);
+        }
+        let floats = |st: Vec<(String, Tensor)>| st.into_iter().filter(|(_, x)| x.dtype() != DType::I64).collect::<Vec<_>>();
+        let exported = floats(opt.state_tensors());
+        assert!(exported.iter().all(|(_, x)| x.device() == device), "{what}: state lives with the parameters");
+        // A checkpoint comes back as host tensors.
+        let host: Vec<(String, Tensor)> = opt.state_tensors().into_iter().map(|(n, x)| (n, x.to_device(Device::Cpu).unwrap())).collect();
+        let (w2, b2, mut resumed) = make(w.value(), b.value());
+        resumed.load_state_tensors(&host).unwrap();
+        let restored = floats(resumed.state_tensors());
+        assert!(restored.iter().all(|(_, x)| x.device() == device), "{what}: restored state joins the parameters' device");
+        step(&mut opt, &w, &b, 3);
+        step(&mut resumed, &w2, &b2, 3);
+        assert_eq!(resumed.step_count(), 4, "{what}: resumed step count");
+        for (a, b) in [(&w, &w2), (&b, &b2)] {
+            assert_eq!(a.value().to_vec_f64().unwrap(), b.value().to_vec_f64().unwrap(), "{what} on {device:?}: resumed differs");
+        }
+        let mut out = vec![w.value(), b.value()];
+        out.extend(floats(resumed.state_tensors()).into_iter().map(|(_, x)| x));
+        Ok(out)
+    };
+    run(&inputs).unwrap();
+    common::gpu::same_on_gpu(what, &inputs, run);
+}
+
+#[test]
+fn optimizers_step_gpu_parameters_like_cpu_ones() {
+    optimizer_same_on_gpu("sgd momentum", Sgd::momentum(0.9, false), DType::F32);
+    optimizer_same_on_gpu("sgd nesterov dampened", Sgd { momentum: 0.9, dampening: 0.1, nesterov: true }, DType::F32);
+    optimizer_same_on_gpu("sgd plain", Sgd::default(), DType::F32);
+    optimizer_same_on_gpu("adamw", AdamW::default(), DType::F32);
+    optimizer_same_on_gpu("adamw f64", AdamW::default(), DType::F64);
+    optimizer_same_on_gpu("lars", Lars::default(), DType::F32);
+    optimizer_same_on_gpu("lars nesterov, vectors adapted", Lars { nesterov: true, exclude_vectors: false, ..Lars::default() }, DType::F32);
+    optimizer_same_on_gpu("lars f64", Lars::default(), DType::F64);
 }

@@ -1,7 +1,7 @@
 //! Adam with decoupled weight decay, as `torch.optim.AdamW` computes it (single-tensor path).
 
 use super::{Hyper, UpdateRule};
-use tessera_engine::FloatElem;
+use tessera_engine::{FloatElem, Tensor};
 
 /// `p *= 1 - lr·wd`; `m = lerp(m, g, 1-β₁)`; `v = β₂·v + (1-β₂)·g²`;
 /// `p -= lr/(1-β₁ᵗ) · m / (√v/√(1-β₂ᵗ) + ε)`.
@@ -45,5 +45,25 @@ impl UpdateRule for AdamW {
             let denom = v[i].sqrt() / bc2_sqrt + eps;
             param[i] = p - step_size * (m[i] / denom);
         }
+    }
+
+    fn update_tensors(&self, h: &Hyper, param: &Tensor, grad: &Tensor, state: &[Tensor]) -> tessera_engine::Result<(Tensor, Vec<Tensor>)> {
+        let t = h.step as i32;
+        // The same f64 scalars as `update`; mul_scalar/add_scalar round each to the dtype.
+        let bc1 = 1.0 - self.beta1.powi(t);
+        let bc2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
+        let step_size = h.lr / bc1;
+        let decay = 1.0 - h.lr * h.weight_decay;
+        let [m, v] = state else { return Ok((param.clone(), state.to_vec())) };
+        let p = if h.weight_decay != 0.0 { param.mul_scalar(decay)? } else { param.clone() };
+        let m = m.add(&grad.sub(m)?.mul_scalar(1.0 - self.beta1)?)?;
+        // `w2 * g * g` multiplies left to right: (w2·g)·g.
+        let v = v.mul_scalar(self.beta2)?.add(&grad.mul_scalar(1.0 - self.beta2)?.mul(grad)?)?;
+        // A true division by the bias correction, as `update` (and PyTorch) does: div_scalar
+        // multiplies by a rounded reciprocal, which can differ in the last bit.
+        let bc2 = Tensor::full_on(&[], bc2_sqrt, param.dtype(), param.device())?;
+        let denom = v.sqrt()?.div(&bc2)?.add_scalar(self.eps)?;
+        let p = p.sub(&m.div(&denom)?.mul_scalar(step_size)?)?;
+        Ok((p, vec![m, v]))
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Every optimizer is an [`Optimizer`] driven by an [`UpdateRule`] ([`Sgd`], [`AdamW`],
 //! [`Lars`]): the optimizer owns the parameter groups, the per-parameter state and the step
-//! counts, and hands each rule one parameter at a time as contiguous slices, so a rule is a
-//! single loop over its elements. State exports to named tensors for checkpoints
-//! ([`Optim::state_tensors`]) and imports back bitwise.
+//! counts, and hands each rule one parameter at a time: as contiguous host slices for CPU
+//! parameters (a rule is a single loop over its elements), as tensors for GPU parameters (the
+//! same formulas as engine ops, which run on the GPU). State exports to named tensors for
+//! checkpoints ([`Optim::state_tensors`]) and imports back bitwise.
 
 mod adamw;
 mod clip;
@@ -68,6 +69,12 @@ pub trait UpdateRule {
     /// Updates `param` in place from `grad`; `state` holds one buffer per state name,
     /// zero-initialized before the first step.
     fn update<T: FloatElem>(&self, h: &Hyper, param: &mut [T], grad: &[T], state: &mut [Vec<T>]);
+    /// The same update built from engine ops, so it runs wherever the tensors live (a GPU
+    /// parameter never leaves the GPU). Returns the new parameter and the new state buffers
+    /// (one per state name). It performs [`update`](Self::update)'s operations in the same
+    /// order with the same per-step constants, so elementwise results match it bitwise;
+    /// only norms (reductions) may differ in their last bits.
+    fn update_tensors(&self, h: &Hyper, param: &Tensor, grad: &Tensor, state: &[Tensor]) -> tessera_engine::Result<(Tensor, Vec<Tensor>)>;
 }
 
 /// The object-safe face of every optimizer, for code that picks one at run time.
@@ -174,7 +181,8 @@ impl<R: UpdateRule> Optimizer<R> {
     }
 }
 
-/// Runs the rule on one parameter: one read of value, gradient and state, one write back.
+/// Runs the rule on one parameter, where it lives: engine ops on a GPU, or one host read of
+/// value, gradient and state and one write back on the CPU.
 fn update_one<R: UpdateRule>(rule: &R, var: &Var, grad: &Tensor, h: Hyper, slot: &mut Option<ParamState>) -> Result<()> {
     let value = var.value();
     if grad.shape() != value.shape() || grad.dtype() != value.dtype() {
@@ -192,9 +200,22 @@ fn update_one<R: UpdateRule>(rule: &R, var: &Var, grad: &Tensor, h: Hyper, slot:
     }
     state.step += 1;
     let h = Hyper { step: state.step, ..h };
-    // The update rules run on host slices; a GPU parameter is copied over and back (a fused
-    // device update is still to come).
     let device = value.device();
+    if value.is_cuda() {
+        // GPU parameters take the tensor path: every op is a kernel on the parameter's
+        // device, so nothing crosses the bus. Buffers restored from a checkpoint (or a grad
+        // left on another device) join the parameter first.
+        let grad = grad.to_device(device)?;
+        for b in state.buffers.iter_mut().filter(|b| b.device() != device) {
+            *b = b.to_device(device)?;
+        }
+        let (updated, buffers) = rule.update_tensors(&h, &value, &grad, &state.buffers)?;
+        debug_assert_eq!(buffers.len(), state.buffers.len(), "a rule returns one buffer per state name");
+        state.buffers = buffers;
+        return var.set_value(updated);
+    }
+    // CPU parameters keep the slice path: one loop per rule, the reference the PyTorch
+    // fixtures check.
     let updated = with_float!(value.dtype(), "Optimizer::step", |T| {
         let mut p = value.to_vec::<T>()?;
         let g = if grad.is_cuda() { std::borrow::Cow::Owned(grad.to_vec::<T>()?) } else { grad.values::<T>("Optimizer::step")? };
@@ -282,7 +303,10 @@ impl<R: UpdateRule> Optim for Optimizer<R> {
                         Some(t) if t.shape() != value.shape() || t.dtype() != value.dtype() => {
                             report.misshapen.push((key, describe(value.dtype(), value.shape()), describe(t.dtype(), t.shape())))
                         }
-                        Some(t) => buffers.push(t.clone()),
+                        // Checkpoints load on the host; state joins the parameter's
+                        // device now so `state_tensors` reports where it will live. Should
+                        // the copy fail, the first step retries it and reports the error.
+                        Some(t) => buffers.push(t.to_device(value.device()).unwrap_or_else(|_| t.clone())),
                     }
                 }
                 states.push(pstep.map(|s| ParamState { step: s as u64, buffers }));

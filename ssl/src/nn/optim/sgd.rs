@@ -2,7 +2,7 @@
 //! step for step as `torch.optim.SGD` computes it.
 
 use super::{Hyper, UpdateRule};
-use tessera_engine::FloatElem;
+use tessera_engine::{FloatElem, Tensor};
 
 /// `torch.optim.SGD`'s rule: `g += wd·p`; with momentum `buf = μ·buf + (1-dampening)·g`
 /// (`buf = g` on the first step), `g = g + μ·buf` (Nesterov) or `buf`; `p -= lr·g`.
@@ -45,5 +45,22 @@ impl UpdateRule for Sgd {
             }
             param[i] = param[i] - lr * g;
         }
+    }
+
+    fn update_tensors(&self, h: &Hyper, param: &Tensor, grad: &Tensor, state: &[Tensor]) -> tessera_engine::Result<(Tensor, Vec<Tensor>)> {
+        // `update`'s loop body, one whole-tensor op per arithmetic step in the same order
+        // (each scalar rounds to the dtype first, as `T::c` does there).
+        let mut g = grad.clone();
+        if h.weight_decay != 0.0 {
+            g = g.add(&param.mul_scalar(h.weight_decay)?)?;
+        }
+        let mut new_state = Vec::with_capacity(state.len());
+        if let Some(buf) = state.first() {
+            // Tensors are immutable, so sharing `g` (even the gradient itself) is safe.
+            let buf = if h.step == 1 { g.clone() } else { buf.mul_scalar(self.momentum)?.add(&g.mul_scalar(1.0 - self.dampening)?)? };
+            g = if self.nesterov { g.add(&buf.mul_scalar(self.momentum)?)? } else { buf.clone() };
+            new_state.push(buf);
+        }
+        Ok((param.sub(&g.mul_scalar(h.lr)?)?, new_state))
     }
 }
