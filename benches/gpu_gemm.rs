@@ -7,7 +7,8 @@
 //! device synchronizations. On stderr, how far the TF32 and bf16 results are from the exact
 //! one. Where no GPU is found it prints a skip line and exits 0.
 //!
-//! Run: `cargo bench --bench gpu_gemm` (`GEMM_N` changes the size).
+//! Run: `cargo bench --bench gpu_gemm` (`GEMM_N` changes the size; `GEMM_VARIANTS=_s4,_w8`
+//! adds the TF32 / bf16 kernel shapes that are tuning candidates).
 
 use std::time::Instant;
 use tessera::engine::cuda::{self, MatmulPrecision};
@@ -66,6 +67,19 @@ fn main() {
             let (err, scale) = max_error(&c, &exact);
             eprintln!("{label}: max |{label} - fp32| = {err:.3e} (max |fp32| = {scale:.3e})");
         }
+    }
+    // Other tensor-core kernel shapes (engine/src/cuda/ops/matmul.rs, TcKernel), for tuning:
+    // GEMM_VARIANTS=_s4,_w8 adds a line per shape and precision.
+    if let Ok(variants) = std::env::var("GEMM_VARIANTS") {
+        for v in variants.split(',') {
+            std::env::set_var("TESSERA_GEMM_VARIANT", v);
+            for (label, precision) in [("tf32", MatmulPrecision::High), ("bf16", MatmulPrecision::Bf16)] {
+                cuda::set_matmul_precision(precision);
+                let secs = seconds_per_matmul(&a, &b, iters);
+                println!("gemm {n} {label}{v} {:.2}", flops / secs / 1e12);
+            }
+        }
+        std::env::remove_var("TESSERA_GEMM_VARIANT");
     }
     cuda::set_matmul_precision(MatmulPrecision::Highest);
 

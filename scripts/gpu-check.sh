@@ -14,7 +14,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bundle="$root/gpu-bundle"
 # The test files with GPU checks (each file's CPU tests run too: they are quick).
-tests=(engine_elementwise engine_reduce engine_softmax engine_matmul engine_conv engine_index engine_views engine_random engine_errors autograd_composite autograd_gpu_memory)
+tests=(engine_elementwise engine_reduce engine_softmax engine_matmul engine_conv engine_index engine_views engine_random engine_errors autograd_composite autograd_gpu_memory nn_optim)
 
 build() {
     cd "$root"
@@ -54,7 +54,7 @@ run() {
         [[ -x "$bin/$t" ]] || { echo "missing $t" > "$logs/test.$t"; continue; }
         (cd "$bin" && timeout 120 "./$t" --test-threads 2 > "$logs/test.$t" 2>&1) || true
     done
-    (timeout 90 "$bin/gpu_gemm" > "$logs/gemm.tessera" 2>&1) || true
+    (GEMM_VARIANTS=_s4,_w8 timeout 90 "$bin/gpu_gemm" > "$logs/gemm.tessera" 2>&1) || true
     (timeout 60 python3 scripts/torch/gemm.py > "$logs/gemm.torch" 2>&1) || true
     (DEVICE=cuda STEPS=5 PROFILE=1 timeout 120 "$bin/models" > "$logs/models.tessera" 2>&1) || true
     (DEVICE=cuda STEPS=5 timeout 90 python3 scripts/torch/models.py > "$logs/models.torch" 2>&1) || true

@@ -237,6 +237,37 @@ fn gpu_matmul_cases(dtype: DType, p: MatmulPrecision, tol: Option<f64>) {
     }
 }
 
+/// Shapes past one output tile and several K slices of every kernel (so the cp.async
+/// pipelines cycle through their stages), with the tile edges inside; batched with a
+/// broadcast B (A's batches folded into M) and with both operands batched. Each is over the
+/// 2^24 multiply-adds from which exact f32 products whose operands need packing take the
+/// cp.async kernel (engine/src/cuda/ops/matmul.rs, PACKING_PAYS).
+const GPU_LARGE_CASES: &[(&[usize], &[usize])] =
+    &[(&[300, 260], &[260, 300]), (&[3, 200, 160], &[160, 240]), (&[3, 200, 136], &[3, 136, 210]), (&[256, 256], &[256, 288])];
+
+#[test]
+fn gpu_matmul_past_one_tile_matches_cpu_under_every_precision() {
+    for (p, tol) in [(MatmulPrecision::Highest, None), (MatmulPrecision::High, Some(1e-2)), (MatmulPrecision::Bf16, Some(3e-2))] {
+        let _guard = precision(p);
+        for (i, &(sa, sb)) in GPU_LARGE_CASES.iter().enumerate() {
+            let k = *sa.last().unwrap() as f64;
+            let tol = tol.map(|t: f64| t * (k / 64.0).sqrt());
+            for seed in [2 * i as u64, 2 * i as u64 + 7] {
+                let a = matrix_operand_with(sa, DType::F32, seed, |r| r.range(-1.0, 1.0));
+                let b = matrix_operand_with(sb, DType::F32, seed + 1000, |r| r.range(-1.0, 1.0));
+                // As random views, and contiguous (which the exact kernel reads in place
+                // where rows are 16-byte aligned).
+                for (a, b, how) in
+                    [(a.t.clone(), b.t.clone(), "views"), (a.t.contiguous().unwrap(), b.t.contiguous().unwrap(), "contiguous")]
+                {
+                    let what = format!("{sa:?} @ {sb:?} {p:?} {how} (seed {seed})");
+                    common::gpu::same_on_gpu_tol(&what, &[a, b], tol, |t| Ok(vec![t[0].matmul(&t[1])?]));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gpu_matmul_exact_f32_matches_cpu() {
     gpu_matmul_cases(DType::F32, MatmulPrecision::Highest, None);

@@ -1,37 +1,25 @@
-// Batched matrix products C[z] = A[z] · B[z] of strided operands, in three precisions:
-//   gemm_f32, gemm_f64  exact: CUDA-core FMAs over shared-memory tiles;
-//   gemm_tf32           tensor cores (mma.sync m16n8k8): inputs rounded to TF32, f32 sums;
-//   gemm_bf16           tensor cores (mma.sync m16n8k16): the f32 inputs are rounded to bf16
-//                       (nearest even) as tiles are staged in shared memory, f32 sums; a
-//                       bf16-precision product of f32 tensors (tessera has no bf16 dtype).
-// A is M×K with strides (a_rs, a_cs) and B is K×N with (b_rs, b_cs), in elements, so
-// transposed and sliced views are read in place. The matrices of batch z start at
-// strided_offset(a_batch, z) and strided_offset(b_batch, z) (zero strides on broadcast batch
-// dims); C is a contiguous [batch, M, N]. Parameter lists mirror
-// engine/src/cuda/ops/matmul.rs.
+// Batched matrix products C[z] = A[z] · B[z], C a contiguous [batch, M, N], in three precisions:
+//   gemm_f32, gemm_f64  exact, CUDA-core FMAs, register-staged shared-memory tiles. A is M×K
+//                       with strides (a_rs, a_cs) and B is K×N with (b_rs, b_cs), in elements,
+//                       so transposed and sliced views are read in place; the matrices of batch
+//                       z start at strided_offset(a_batch, z) and strided_offset(b_batch, z)
+//                       (zero strides on broadcast batch dims).
+//   gemm_f32_packed     exact f32 with a cp.async pipeline, from operands stored as K rows of
+//                       M (A) and of N (B) with 16-byte aligned rows: in place where they are,
+//                       else packed first by pack_f32. For larger products.
+//   gemm_tf32 / _bf16   tensor cores (mma.sync, ldmatrix, cp.async pipeline; gemm_tc.cuh) on
+//                       operands packed by pack_tf32 / pack_bf16: rounded once to TF32 / bf16
+//                       (tessera has no bf16 dtype: f32 in, f32 out) and stored K-contiguous.
+// Parameter lists mirror engine/src/cuda/ops/matmul.rs, which picks the kernel and packs.
 //
-// Every kernel runs GEMM_THREADS threads per block, and loops over its tiles (blockIdx.x)
-// and batches (blockIdx.z) with grid strides, so any grid size is correct.
+// Every kernel loops over its tiles (blockIdx.x) and batches (blockIdx.z) with grid strides,
+// so any grid size is correct. GEMM_THREADS threads per block except the tensor-core
+// kernels (TcShape::THREADS) and the packs (PACK_THREADS).
 #include "common.cuh"
+#include "gemm_order.cuh"
 #include "mma.cuh"
 
 #define GEMM_THREADS 256
-
-// ---- which output tile a block computes ----------------------------------------------------
-// Tiles are numbered in groups of 8 tile-rows, down each column of a group before moving
-// right, so the blocks running at once share A row-panels and B column-panels in L2.
-struct TileCoord {
-    i64 m0, n0;
-};
-
-__device__ __forceinline__ TileCoord tile_coord(i64 t, i64 tiles_m, i64 tiles_n, int bm, int bn) {
-    const i64 group = 8;
-    const i64 per_group = group * tiles_n;
-    const i64 first = (t / per_group) * group;
-    const i64 rows = min(tiles_m - first, group);
-    const i64 r = t % per_group;
-    return {(first + r % rows) * bm, (r / rows) * bn};
-}
 
 // ---- global -> registers ---------------------------------------------------------------------
 // A thread's share of an R×C tile: its i-th element is (r + i·dr, c + i·dc). Consecutive
@@ -169,6 +157,81 @@ template <typename T, int BM, int BN, int TM, int TN> struct SimtAcc {
 
 #include "gemm_tc.cuh"
 
+// ---- exact f32 from packed operands: cp.async pipeline ------------------------------------------
+// A as K rows of M (M contiguous, row pitch lda) and B as K rows of N (pitch ldb), both with
+// 16-byte aligned rows: packed copies (pack_f32), or the operands themselves where they
+// already are so. The z-th matrices start at strided_offset(a_batch, z) and (b_batch, z).
+// 128×128 tiles, K in slices of 16 rows through a 3-stage cp.async ring; the SimtAcc
+// outer products read them as the register-staged kernel's tiles (stored k-major).
+#define PIPE_BK 16
+#define PIPE_STAGES 3
+struct PipeTiles {
+    static constexpr int BM = 128, BN = 128, BK = PIPE_BK;
+    float a[BK][BM];
+    float b[BK][BN];
+};
+
+// Queues the copies of rows k0.. k0 + BK of a K × `width` operand (pitch ld) into dst:
+// thread t copies 16-byte chunk t % 32 of rows t / 32, t / 32 + 8; chunks past `width` or K
+// are zero-filled.
+__device__ __forceinline__ void pipe_load(SmemAddr dst, const float* p, i64 ld, i64 col0, i64 width, i64 K, i64 k0) {
+    constexpr int CHUNKS = 128 / 4, RSTEP = GEMM_THREADS / CHUNKS;
+    const int c = threadIdx.x % CHUNKS, r0 = threadIdx.x / CHUNKS;
+    const i64 col = col0 + 4 * c;
+    const int bytes = (int)max((i64)0, min((i64)16, (width - col) * 4));
+#pragma unroll
+    for (int i = 0; i < PIPE_BK / RSTEP; ++i) {
+        const int r = r0 + i * RSTEP;
+        const bool ok = k0 + r < K && bytes > 0;
+        cp_async16(dst + (r * 128 + 4 * c) * 4, ok ? p + (k0 + r) * ld + col : p, ok ? bytes : 0);
+    }
+}
+
+__device__ void gemm_f32_pipelined(i64 batch, i64 M, i64 N, i64 K, Strided a_batch, const float* A, i64 lda,
+                                   Strided b_batch, const float* B, i64 ldb, float* C) {
+    typedef SimtAcc<float, 128, 128, 8, 8> Acc;
+    constexpr int STAGE_BYTES = sizeof(PipeTiles);
+    unsigned char* base = dynamic_smem();
+    const SmemAddr smem = smem_addr(base);
+    const i64 tiles_m = (M + 127) / 128, tiles_n = (N + 127) / 128, k_tiles = (K + PIPE_BK - 1) / PIPE_BK;
+    for (i64 z = blockIdx.z; z < batch; z += gridDim.z) {
+        const float* a = A + strided_offset(a_batch, z);
+        const float* b = B + strided_offset(b_batch, z);
+        for (i64 t = blockIdx.x; t < tiles_m * tiles_n; t += gridDim.x) {
+            const TileCoord tc = tile_coord(t, tiles_m, tiles_n, 128, 128);
+            Acc acc{};
+#pragma unroll
+            for (int st = 0; st < PIPE_STAGES - 1; ++st) {
+                if (st < k_tiles) {
+                    const SmemAddr s = smem + st * STAGE_BYTES;
+                    pipe_load(s, a, lda, tc.m0, M, K, (i64)st * PIPE_BK);
+                    pipe_load(s + sizeof(PipeTiles::a), b, ldb, tc.n0, N, K, (i64)st * PIPE_BK);
+                }
+                cp_async_commit();
+            }
+            int read = 0, write = PIPE_STAGES - 1;
+            for (i64 kt = 0; kt < k_tiles; ++kt) {
+                cp_async_wait<PIPE_STAGES - 2>();
+                __syncthreads();  // slice kt landed for all; slice kt - 1 is free to overwrite
+                const i64 next = kt + PIPE_STAGES - 1;
+                if (next < k_tiles) {
+                    const SmemAddr s = smem + write * STAGE_BYTES;
+                    pipe_load(s, a, lda, tc.m0, M, K, next * PIPE_BK);
+                    pipe_load(s + sizeof(PipeTiles::a), b, ldb, tc.n0, N, K, next * PIPE_BK);
+                }
+                cp_async_commit();
+                acc.step(*reinterpret_cast<const PipeTiles*>(base + read * STAGE_BYTES));
+                read = read + 1 == PIPE_STAGES ? 0 : read + 1;
+                write = write + 1 == PIPE_STAGES ? 0 : write + 1;
+            }
+            cp_async_wait<0>();
+            __syncthreads();  // the stages are free for the next tile's copies
+            const int rows = (int)min((i64)128, M - tc.m0), cols = (int)min((i64)128, N - tc.n0);
+            acc.store(C + z * M * N + tc.m0 * N + tc.n0, N, rows, cols);
+        }
+    }
+}
+
 // ---- entry points ----------------------------------------------------------------------------
 #define GEMM_PARAMS(T)                                                                                            \
     i64 batch, i64 m, i64 n, i64 k, Strided a_batch, const T *a, i64 a_rs, i64 a_cs, Strided b_batch, const T *b, \
@@ -184,7 +247,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_f64(GEMM_PARAMS(
 }
 
 
-// ---- tensor-core entry points (gemm_tc.cuh) ----------------------------------------------------
+// ---- packs and pipelined products (gemm_tc.cuh) -----------------------------------------------
 __device__ __forceinline__ unsigned round_tf32(float x) { return f32_to_tf32(x); }
 
 #define PACK_PARAMS(Out) \
@@ -199,25 +262,20 @@ extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_bf16(PACK_PARAMS
     pack_tiles<unsigned short, f32_to_bf16>(PACK_ARGS);
 }
 
-#define TC_PARAMS(T) \
-    i64 batch, i64 m, i64 n, i64 k, const T *a, i64 lda, i64 a_bs, const T *b, i64 ldb, i64 b_bs, float *c
-#define TC_ARGS batch, m, n, k, a, lda, a_bs, b, ldb, b_bs, c
+__device__ __forceinline__ float keep_f32(float x) { return x; }
 
-// name, bytes per element, mma, warps down × across, stages. 128 threads: two blocks per SM
-// (registers: 128 accumulators + 64 fragment registers a thread).
-#define TC_KERNEL(name, T, ELEM, MMA, WM, WN, ST)                                                        \
-    extern "C" __global__ void __launch_bounds__(32 * WM * WN, WM * WN == 4 ? 2 : 1) name(TC_PARAMS(T)) { \
-        tc_gemm<TcShape<ELEM, WM, WN, ST>, MMA>(TC_ARGS);                                                 \
-    }
+extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_f32(PACK_PARAMS(float)) {
+    pack_tiles<float, keep_f32>(PACK_ARGS);
+}
 
+// The pipelined exact f32 product; 2 blocks per SM.
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
+    gemm_f32_packed(i64 batch, i64 m, i64 n, i64 k, Strided a_batch, const float *a, i64 lda, Strided b_batch,
+                    const float *b, i64 ldb, float *c) {
+    gemm_f32_pipelined(batch, m, n, k, a_batch, a, lda, b_batch, b, ldb, c);
+}
+
+// 128×128 tiles on 4 warps, 3 stages: 96 KiB of shared memory, which fits every sm_80+ GPU
+// (two blocks per SM on A100 and H100). Other shapes to tune against: gemm_tune.cu.
 TC_KERNEL(gemm_tf32, unsigned, 4, MmaTf32, 2, 2, 3)
 TC_KERNEL(gemm_bf16, unsigned short, 2, MmaBf16, 2, 2, 3)
-// Tuning candidates (TESSERA_GEMM_VARIANT).
-TC_KERNEL(gemm_tf32_s4, unsigned, 4, MmaTf32, 2, 2, 4)
-TC_KERNEL(gemm_bf16_s4, unsigned short, 2, MmaBf16, 2, 2, 4)
-TC_KERNEL(gemm_tf32_s2, unsigned, 4, MmaTf32, 2, 2, 2)
-TC_KERNEL(gemm_bf16_s2, unsigned short, 2, MmaBf16, 2, 2, 2)
-TC_KERNEL(gemm_tf32_w8, unsigned, 4, MmaTf32, 2, 4, 3)
-TC_KERNEL(gemm_bf16_w8, unsigned short, 2, MmaBf16, 2, 4, 3)
-TC_KERNEL(gemm_tf32_w8s4, unsigned, 4, MmaTf32, 2, 4, 4)
-TC_KERNEL(gemm_bf16_w8s4, unsigned short, 2, MmaBf16, 2, 4, 4)

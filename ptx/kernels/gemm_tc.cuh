@@ -17,6 +17,7 @@
 // land on 8 distinct 16-byte bank groups, so neither conflicts.
 #pragma once
 #include "common.cuh"
+#include "gemm_order.cuh"
 #include "mma.cuh"
 
 // ---- step 1: packing ---------------------------------------------------------------------------
@@ -227,3 +228,15 @@ struct MmaBf16 {
         mma_m16n8k16_bf16(d, a, b);
     }
 };
+
+// ---- entry points ------------------------------------------------------------------------------
+#define TC_PARAMS(T) \
+    i64 batch, i64 m, i64 n, i64 k, const T *a, i64 lda, i64 a_bs, const T *b, i64 ldb, i64 b_bs, float *c
+#define TC_ARGS batch, m, n, k, a, lda, a_bs, b, ldb, b_bs, c
+
+// name, bytes per element, mma, warps down × across, stages. 128 threads: two blocks per SM
+// (registers: 128 accumulators + 64 fragment registers a thread).
+#define TC_KERNEL(name, T, ELEM, MMA, WM, WN, ST)                                                        \
+    extern "C" __global__ void __launch_bounds__(32 * WM * WN, WM * WN == 4 ? 2 : 1) name(TC_PARAMS(T)) { \
+        tc_gemm<TcShape<ELEM, WM, WN, ST>, MMA>(TC_ARGS);                                                 \
+    }

@@ -27,6 +27,8 @@ modules! {
     ELEMENTWISE = "elementwise",
     /// Batched strided matrix products: exact f32 / f64, TF32 and bf16 tensor cores.
     GEMM = "gemm",
+    /// Tensor-core GEMM shapes that are tuning candidates (loaded only when asked for).
+    GEMM_TUNE = "gemm_tune",
     /// im2col / col2im for unfold, fold and the matmul-based convolutions; bias store.
     CONV = "conv",
     /// Max (with indices), average and adaptive average 2-D pooling and their backward.

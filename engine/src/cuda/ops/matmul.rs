@@ -1,16 +1,24 @@
 //! Batched matrix products on a GPU (ptx/kernels/gemm.cu), and the f32 precision setting
 //! that picks between its exact, TF32 and bf16 kernels.
 //!
-//! Operands keep their strides: a transposed, sliced or flipped matrix is read in place
-//! through its row and column strides, and the batch dims (broadcast ones included, with
-//! stride 0) reach the kernel as one strided descriptor per operand.
+//! Any operand layout works (transposed, sliced, flipped, broadcast batch dims with stride 0),
+//! by one of two routes:
+//! - read in place through its row, column and batch strides by the register-staged kernels
+//!   (f64, and small exact f32 products), or by the cp.async f32 kernel where the operand is
+//!   already contiguous along M (A) or N (B) with 16-byte aligned rows;
+//! - otherwise first packed, O(n²), into a scratch copy the pipelined kernels read with
+//!   16-byte cp.async: K rows of M / N for exact f32, and for TF32 / bf16 rounded once and
+//!   laid out K-contiguous (M rows of K, and B transposed as N rows of K).
 
 use super::{common_device, output};
-use crate::cuda::launch::{run, StridedArgs};
+use crate::cuda::launch::{run, StridedArg, StridedArgs};
+use crate::cuda::CudaBuffer;
+use crate::cuda::CudaDevice;
 use crate::{DType, Layout, Result, Tensor};
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::{sys, CudaFunction, LaunchConfig, PushKernelArg};
 use std::sync::atomic::{AtomicU8, Ordering};
-use tessera_ptx::GEMM;
+use std::sync::{Arc, Mutex};
+use tessera_ptx::{GEMM, GEMM_TUNE};
 
 /// How f32 matrix products on a GPU trade precision for speed, like PyTorch's
 /// `torch.set_float32_matmul_precision`. f64 products are always exact, and CPU products
@@ -23,8 +31,8 @@ pub enum MatmulPrecision {
     /// TF32 tensor cores: each input rounded to 10 mantissa bits (about 3 decimal digits),
     /// products summed in f32.
     High,
-    /// bf16 tensor cores: each f32 input rounded to bf16 (7 mantissa bits, nearest even) as
-    /// it is staged on chip, products summed in f32; inputs and result stay f32 tensors.
+    /// bf16 tensor cores: each f32 input rounded to bf16 (7 mantissa bits, nearest even)
+    /// into a scratch copy, products summed in f32; inputs and result stay f32 tensors.
     Bf16,
 }
 
@@ -41,16 +49,6 @@ pub fn matmul_precision() -> MatmulPrecision {
         1 => MatmulPrecision::High,
         2 => MatmulPrecision::Bf16,
         _ => MatmulPrecision::Highest,
-    }
-}
-
-/// The kernel for a dtype under the current precision, and its output tile edge.
-fn kernel_for(dtype: DType) -> (&'static str, usize) {
-    match (dtype, matmul_precision()) {
-        (DType::F64, _) => ("gemm_f64", 64),
-        (_, MatmulPrecision::Highest) => ("gemm_f32", 128),
-        (_, MatmulPrecision::High) => ("gemm_tf32", 128),
-        (_, MatmulPrecision::Bf16) => ("gemm_bf16", 128),
     }
 }
 
@@ -77,17 +75,38 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, 
     let (ra, rb) = (la.rank(), lb.rank());
     let (a_rs, a_cs) = (la.strides[ra - 2] as i64, la.strides[ra - 1] as i64);
     let (b_rs, b_cs) = (lb.strides[rb - 2] as i64, lb.strides[rb - 1] as i64);
-    let (name, tile) = kernel_for(a.dtype());
+    let (count, m, n, k) = (count as i64, m as i64, n as i64, k as i64);
+    let (pa, pb) = (super::buffer(a, op)?.ptr, super::buffer(b, op)?.ptr);
+    let tensor_core = match (a.dtype(), matmul_precision()) {
+        (DType::F64, _) | (_, MatmulPrecision::Highest) => None,
+        (_, p) => Some(p),
+    };
+    if let Some(precision) = tensor_core {
+        let a_op = Operand { batch: batches[0], ptr: pa, rows: m, rs: a_rs, ks: a_cs, broadcast: is_broadcast(la, batch) };
+        let b_op = Operand { batch: batches[1], ptr: pb, rows: n, rs: b_cs, ks: b_rs, broadcast: is_broadcast(lb, batch) };
+        tensor_core_matmul(&dev, precision, count, k, &a_op, &b_op, out.ptr)?;
+        return Ok(Tensor::from_cuda(out, &out_shape));
+    }
+    if a.dtype() == DType::F32 {
+        let a_op = KMajor { layout: la, ptr: pa, width: m, rs: a_rs, ks: a_cs };
+        let b_op = KMajor { layout: lb, ptr: pb, width: n, rs: b_cs, ks: b_rs };
+        let in_place = reads_in_place(&a_op, batch, k) && reads_in_place(&b_op, batch, k);
+        if in_place || count * m * n * k >= PACKING_PAYS {
+            exact_f32_matmul(&dev, batch, count, k, &a_op, &b_op, out.ptr)?;
+            return Ok(Tensor::from_cuda(out, &out_shape));
+        }
+    }
+    // The register-staged kernels read any strides in place, in one launch: f64, and f32
+    // products too small to repay packing.
+    let (name, tile) = if a.dtype() == DType::F64 { ("gemm_f64", 64) } else { ("gemm_f32", 128) };
     // The kernels loop over tiles and batches with grid strides, so the grid only has to
     // respect the hardware limits (2^31 - 1 blocks in x, 65535 in z).
-    let tiles = m.div_ceil(tile) * n.div_ceil(tile);
+    let tiles = ceil_div(m, tile) * ceil_div(n, tile);
     let cfg = LaunchConfig {
-        grid_dim: (tiles.min(i32::MAX as usize) as u32, 1, count.min(65535) as u32),
+        grid_dim: (tiles.min(i32::MAX as i64) as u32, 1, count.min(65535) as u32),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    let (count, m, n, k) = (count as i64, m as i64, n as i64, k as i64);
-    let (pa, pb) = (super::buffer(a, op)?.ptr, super::buffer(b, op)?.ptr);
     let f = dev.function(op, GEMM, name)?;
     let mut builder = dev.stream.launch_builder(&f);
     builder.arg(&count).arg(&m).arg(&n).arg(&k);
@@ -96,4 +115,215 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, 
     builder.arg(&out.ptr);
     run(&dev, op, builder, cfg)?;
     Ok(Tensor::from_cuda(out, &out_shape))
+}
+
+/// One f32 operand of the exact product seen as K rows of `width`: element (k, j) of batch
+/// z at `layout`'s batch offset + k·ks + j·rs (A: j = row of A; B: j = column of B).
+struct KMajor<'a> {
+    layout: &'a Layout,
+    ptr: u64,
+    width: i64,
+    rs: i64,
+    ks: i64,
+}
+
+/// Multiply-adds (count·m·n·k) from which an exact f32 product whose operands need packing
+/// goes to the cp.async kernel: packing costs up to two extra launches and a pass over the
+/// operands, which the faster product only repays on larger problems. A first guess (about
+/// 256³), to be tuned on a GPU.
+const PACKING_PAYS: i64 = 1 << 24;
+
+/// Shared memory of `gemm_f32_packed`: 3 stages of 16 rows of 128 floats, for A and B.
+const PACKED_F32_SMEM: u32 = 3 * 2 * 16 * 128 * 4;
+
+/// Exact f32 `a @ b` into the contiguous `[count, m, n]` at `c` with the cp.async kernel,
+/// which reads both operands as K rows of 16-byte aligned, contiguous elements: an operand
+/// already laid out so is read in place, any other is first packed into a scratch copy
+/// (O(n²) next to the product's O(n³)).
+fn exact_f32_matmul(dev: &Arc<CudaDevice>, batch: &[usize], count: i64, k: i64, a: &KMajor, b: &KMajor, c: u64) -> Result<()> {
+    let op = "matmul";
+    let (a_desc, a_ptr, lda, _a_scratch) = k_major(dev, batch, count, k, a)?;
+    let (b_desc, b_ptr, ldb, _b_scratch) = k_major(dev, batch, count, k, b)?;
+    let f = dev.function(op, GEMM, "gemm_f32_packed")?;
+    raise_smem(dev, &f, "gemm_f32_packed", PACKED_F32_SMEM)?;
+    let tiles = ceil_div(a.width, 128) * ceil_div(b.width, 128);
+    let cfg = LaunchConfig {
+        grid_dim: (tiles.min(i32::MAX as i64) as u32, 1, count.min(65535) as u32),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: PACKED_F32_SMEM,
+    };
+    let mut builder = dev.stream.launch_builder(&f);
+    builder.arg(&count).arg(&a.width).arg(&b.width).arg(&k);
+    builder.arg(&a_desc).arg(&a_ptr).arg(&lda);
+    builder.arg(&b_desc).arg(&b_ptr).arg(&ldb);
+    builder.arg(&c);
+    run(dev, op, builder, cfg)
+}
+
+/// The operand as `gemm_f32_packed` reads it: batch descriptor, pointer, row pitch, and the
+/// scratch copy holding it where it had to be packed.
+fn k_major(dev: &Arc<CudaDevice>, batch: &[usize], count: i64, k: i64, x: &KMajor) -> Result<(StridedArg, u64, i64, Option<CudaBuffer>)> {
+    let op = "matmul";
+    let batch_strides = batch_part(x.layout).broadcast_strides(batch);
+    let src = StridedArg::of(op, &Layout { shape: batch.to_vec(), strides: batch_strides.clone(), offset: x.layout.offset })?;
+    if reads_in_place(x, batch, k) {
+        return Ok((src, x.ptr, x.ks, None));
+    }
+    let ld = ceil_div(x.width, 4) * 4;
+    let broadcast = batch_strides.iter().all(|&s| s == 0);
+    let copies = if broadcast { 1 } else { count };
+    let rows = Operand { batch: src, ptr: x.ptr, rows: k, rs: x.ks, ks: x.rs, broadcast };
+    let scratch = pack_operand(dev, "pack_f32", 4, copies, ld, x.width, &rows)?;
+    let stride = if broadcast { 0 } else { (k * ld) as isize };
+    let desc = StridedArg::of(op, &Layout { shape: vec![count as usize], strides: vec![stride], offset: 0 })?;
+    Ok((desc, scratch.ptr, ld, Some(scratch)))
+}
+
+/// Whether `gemm_f32_packed` can read the operand as it is: contiguous along its width, and
+/// every row start a multiple of 4 floats (16 bytes, for cp.async).
+fn reads_in_place(x: &KMajor, batch: &[usize], k: i64) -> bool {
+    let aligned = |s: i64| s % 4 == 0;
+    (x.rs == 1 || x.width == 1)
+        && (aligned(x.ks) || k == 1)
+        && aligned(x.layout.offset as i64)
+        && batch_part(x.layout).broadcast_strides(batch).iter().all(|&s| aligned(s as i64))
+}
+
+/// Lets `f` use `bytes` of dynamic shared memory (past the default 48 KiB), once per
+/// device and kernel.
+fn raise_smem(dev: &Arc<CudaDevice>, f: &CudaFunction, name: &str, bytes: u32) -> Result<()> {
+    let op = "matmul";
+    let mut raised = SMEM_RAISED.lock().unwrap();
+    let key = (dev.ordinal, name.to_string());
+    if !raised.contains(&key) {
+        dev.bind(op)?;
+        f.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes as i32)
+            .map_err(|e| dev.driver_error(op, format!("{name}: raising its shared memory to {bytes} bytes: {e}")))?;
+        raised.push(key);
+    }
+    Ok(())
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
+}
+
+/// Whether a matrix operand is the same matrix for every batch index.
+fn is_broadcast(l: &Layout, batch: &[usize]) -> bool {
+    batch_part(l).broadcast_strides(batch).iter().all(|&s| s == 0)
+}
+
+/// One f32 operand of a tensor-core product, as `rows` rows of K elements: element (r, k)
+/// of batch z is at `strided_offset(batch, z) + r·rs + k·ks` (for B, its rows are columns).
+struct Operand {
+    batch: StridedArg,
+    ptr: u64,
+    rows: i64,
+    rs: i64,
+    ks: i64,
+    broadcast: bool,
+}
+
+/// A tensor-core product kernel of ptx/kernels/gemm_tc.cuh: its output tile, threads and
+/// shared memory (`stages` slices of 128 bytes per row of A and of B).
+struct TcKernel {
+    module: tessera_ptx::Module,
+    name: String,
+    bm: i64,
+    bn: i64,
+    threads: u32,
+    smem: u32,
+}
+
+impl TcKernel {
+    /// 128×128 tiles on 4 warps with 3 stages (96 KiB: two blocks per SM on Hopper, and it
+    /// fits every sm_80+ GPU). For tuning on a GPU, `TESSERA_GEMM_VARIANT` picks a shape of
+    /// ptx/kernels/gemm_tune.cu: `_s4` (4 stages, 128 KiB) or `_w8` (128×256 tiles on 8
+    /// warps, 144 KiB; neither fits the 99 KiB of sm_86 / sm_89). On an H100 at 4096³ both
+    /// lost to the default (TF32 139 and 155 against 165 TFLOP/s; BF16 244 and 260 against
+    /// 277), so the default stays; other cards may rank them differently.
+    fn new(base: &str) -> TcKernel {
+        let variant = std::env::var("TESSERA_GEMM_VARIANT").unwrap_or_default();
+        let (module, suffix, warps_n, stages) = match variant.as_str() {
+            "_s4" => (GEMM_TUNE, "_s4", 2, 4),
+            "_w8" => (GEMM_TUNE, "_w8", 4, 3),
+            _ => (GEMM, "", 2, 3),
+        };
+        let (bm, bn) = (128, 64 * warps_n);
+        TcKernel { module, name: format!("{base}{suffix}"), bm, bn, threads: 64 * warps_n as u32, smem: stages * (bm + bn) as u32 * 128 }
+    }
+}
+
+/// Devices and kernels whose dynamic shared-memory limit was raised past the default 48 KiB.
+static SMEM_RAISED: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
+
+/// `a @ b` on tensor cores into the contiguous f32 `[count, m, n]` at `c`: both operands
+/// are first rounded (TF32 or bf16) into packed K-contiguous scratch copies (one copy of a
+/// fully broadcast operand; A's batches folded into M when B is broadcast), then multiplied.
+fn tensor_core_matmul(
+    dev: &Arc<CudaDevice>,
+    precision: MatmulPrecision,
+    count: i64,
+    k: i64,
+    a: &Operand,
+    b: &Operand,
+    c: u64,
+) -> Result<()> {
+    let op = "matmul";
+    let (pack, gemm, elem) = match precision {
+        MatmulPrecision::Bf16 => ("pack_bf16", "gemm_bf16", 2),
+        _ => ("pack_tf32", "gemm_tf32", 4),
+    };
+    // Rows padded to 8 elements: every packed row starts 16-byte aligned, as cp.async needs.
+    let kp = ceil_div(k, 8) * 8;
+    let fold = count > 1 && b.broadcast;
+    let na = if a.broadcast && !fold { 1 } else { count };
+    let nb = if b.broadcast { 1 } else { count };
+    let pa = pack_operand(dev, pack, elem, na, kp, k, a)?;
+    let pb = pack_operand(dev, pack, elem, nb, kp, k, b)?;
+    let (gb, gm, n) = if fold { (1, count * a.rows, b.rows) } else { (count, a.rows, b.rows) };
+    let (a_bs, b_bs) = (if na == 1 { 0 } else { a.rows * kp }, if nb == 1 { 0 } else { b.rows * kp });
+
+    let kern = TcKernel::new(gemm);
+    let f = dev.function(op, kern.module, &kern.name)?;
+    raise_smem(dev, &f, &kern.name, kern.smem)?;
+    let tiles = (ceil_div(gm, kern.bm) * ceil_div(n, kern.bn)) as usize;
+    let cfg = LaunchConfig {
+        grid_dim: (tiles.min(i32::MAX as usize) as u32, 1, (gb as usize).min(65535) as u32),
+        block_dim: (kern.threads, 1, 1),
+        shared_mem_bytes: kern.smem,
+    };
+    let (pa_ptr, pb_ptr) = (pa.ptr, pb.ptr);
+    let mut builder = dev.stream.launch_builder(&f);
+    builder.arg(&gb).arg(&gm).arg(&n).arg(&k);
+    builder.arg(&pa_ptr).arg(&kp).arg(&a_bs);
+    builder.arg(&pb_ptr).arg(&kp).arg(&b_bs);
+    builder.arg(&c);
+    run(dev, op, builder, cfg)
+    // The scratch buffers go back to the allocator here; stream order keeps their next
+    // user behind this product.
+}
+
+/// `copies` packed matrices of `x` (the first only, when 1): `x.rows` rows of `kp` elements
+/// of `elem` bytes, elements k..kp zero (`pack` rounds them: pack_tf32, pack_bf16, pack_f32).
+fn pack_operand(dev: &Arc<CudaDevice>, pack: &str, elem: i64, copies: i64, kp: i64, k: i64, x: &Operand) -> Result<CudaBuffer> {
+    let op = "matmul";
+    let elems = copies * x.rows * kp;
+    let buf = CudaBuffer::alloc(dev, op, DType::F32, ceil_div(elems * elem, 4) as usize)?;
+    if elems == 0 {
+        return Ok(buf);
+    }
+    let tiles = (ceil_div(x.rows, 32) * ceil_div(kp, 32)) as usize;
+    let cfg = LaunchConfig {
+        grid_dim: (tiles.min(i32::MAX as usize) as u32, 1, (copies as usize).min(65535) as u32),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let f = dev.function(op, GEMM, pack)?;
+    let mut builder = dev.stream.launch_builder(&f);
+    builder.arg(&copies).arg(&x.rows).arg(&k).arg(&kp);
+    builder.arg(&x.batch).arg(&x.ptr).arg(&x.rs).arg(&x.ks);
+    builder.arg(&buf.ptr);
+    run(dev, op, builder, cfg)?;
+    Ok(buf)
 }
