@@ -1,6 +1,7 @@
 //! Engine kernels on the CPU: f32 matmul (256³, 512³, 1024³), conv2d forward
 //! ([64, 64, 32, 32] input, 64 filters of 3×3, padding 1), softmax over [4096, 1024] and the
-//! broadcast add [256, 1024] + [1024].
+//! broadcast add [256, 1024] + [1024]; and the forward, input-gradient and weight-gradient
+//! convolutions of the narrow ResNet (batch 256, 28×28 inputs, widths 16–128).
 //!
 //! Throughput: matmul and conv2d report FLOPs as "elements" (so `Gelem/s` reads GFLOP/s);
 //! softmax and add report the bytes they must read and write (GB/s).
@@ -48,6 +49,44 @@ fn conv2d(c: &mut Criterion) {
     group.finish();
 }
 
+/// The convolutions of the narrow ResNet the SimCLR preset trains on 28×28 Fashion-MNIST
+/// (batch 256): forward, input gradient and weight gradient of each 3×3 conv shape, and the
+/// 1×1 stride-2 downsample of stage 2.
+fn conv2d_resnet_narrow(c: &mut Criterion) {
+    let mut g = Generator::new(4);
+    let n = 256usize;
+    // (input channels, size, output channels, kernel, stride, padding)
+    let shapes = [
+        (16usize, 28usize, 16usize, 3usize, 1usize, 1usize),
+        (16, 28, 32, 3, 2, 1),
+        (16, 28, 32, 1, 2, 0),
+        (32, 14, 32, 3, 1, 1),
+        (64, 7, 64, 3, 1, 1),
+        (128, 4, 128, 3, 1, 1),
+    ];
+    let mut group = c.benchmark_group("conv2d_resnet_narrow_f32");
+    group.sample_size(10);
+    for (cin, hw, cout, k, s, p) in shapes {
+        let x = randn(&mut g, &[n, cin, hw, hw]);
+        let wt = randn(&mut g, &[cout, cin, k, k]);
+        let y = x.conv2d(&wt, None, (s, s), (p, p), (1, 1), 1).expect("conv2d");
+        let gy = randn(&mut g, y.shape());
+        let ohw = y.shape()[2] * y.shape()[3];
+        group.throughput(Throughput::Elements(2 * (n * cout * ohw * cin * k * k) as u64));
+        let name = format!("{cin}x{hw}x{hw}_k{cout}x{k}x{k}_s{s}");
+        group.bench_function(format!("fwd/{name}"), |b| {
+            b.iter(|| black_box(x.conv2d(&wt, None, (s, s), (p, p), (1, 1), 1).expect("conv2d")))
+        });
+        group.bench_function(format!("dx/{name}"), |b| {
+            b.iter(|| black_box(gy.conv2d_backward_input(&wt, x.shape(), (s, s), (p, p), (1, 1), 1).expect("dx")))
+        });
+        group.bench_function(format!("dw/{name}"), |b| {
+            b.iter(|| black_box(gy.conv2d_backward_weight(&x, wt.shape(), (s, s), (p, p), (1, 1), 1).expect("dw")))
+        });
+    }
+    group.finish();
+}
+
 fn softmax(c: &mut Criterion) {
     let x = randn(&mut Generator::new(2), &[4096, 1024]);
     let mut group = c.benchmark_group("softmax_f32");
@@ -67,5 +106,5 @@ fn broadcast_add(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matmul, conv2d, softmax, broadcast_add);
+criterion_group!(benches, matmul, conv2d, conv2d_resnet_narrow, softmax, broadcast_add);
 criterion_main!(benches);

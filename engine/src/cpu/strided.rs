@@ -4,14 +4,34 @@
 use super::PAR_MIN_ELEMS;
 use crate::layout::{collapse_dims, contiguous_strides, for_each_row, Layout};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Rows per parallel task so each task has at least `PAR_MIN_ELEMS / 4` elements.
 fn rows_per_task(inner: usize) -> usize {
     ((PAR_MIN_ELEMS / 4) / inner.max(1)).max(1)
 }
 
-/// Runs `row_fn(row, offsets, out_row)` over every row of `out`, in parallel when large.
-fn drive<U: Send>(out: &mut [U], shape: &[usize], strides: &[Vec<isize>], bases: &[isize], row_fn: impl Fn(&[isize], &mut [U]) + Sync) {
+/// A new buffer of `n` elements, filled by `fill` without being zeroed first. `fill` must
+/// write every element of the slice it is given (each caller below hands every element to
+/// exactly one write).
+fn build<U>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<U>])) -> Vec<U> {
+    let mut out = Vec::with_capacity(n);
+    fill(&mut out.spare_capacity_mut()[..n]);
+    // SAFETY: the capacity is at least n, and `fill` initialized all of the first n
+    // elements (its contract; if it panics instead, the length stays 0 and nothing is read).
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// Runs `row_fn(offsets, out_row)` over every row of `out`, in parallel when large. Every
+/// element of `out` lies in exactly one row (`out.len()` is a multiple of the last dim).
+fn drive<U: Send>(
+    out: &mut [MaybeUninit<U>],
+    shape: &[usize],
+    strides: &[Vec<isize>],
+    bases: &[isize],
+    row_fn: impl Fn(&[isize], &mut [MaybeUninit<U>]) + Sync,
+) {
     let inner = *shape.last().unwrap();
     if inner == 0 || out.is_empty() {
         return;
@@ -40,35 +60,38 @@ pub fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Ve
     }
     let (shape, strides) = collapse_dims(&layout.shape, &[layout.strides.clone()]);
     let s = strides[0][shape.len() - 1];
-    let mut out = vec![T::default(); n];
-    drive(&mut out, &shape, &strides, &[layout.offset as isize], |offs, row| {
-        let base = offs[0];
-        if s == 1 {
-            row.copy_from_slice(&src[base as usize..base as usize + row.len()]);
-        } else {
-            for (i, o) in row.iter_mut().enumerate() {
-                *o = src[(base + i as isize * s) as usize];
+    build(n, |out| {
+        drive(out, &shape, &strides, &[layout.offset as isize], |offs, row| {
+            let base = offs[0];
+            if s == 1 {
+                let len = row.len();
+                for (o, &v) in row.iter_mut().zip(&src[base as usize..base as usize + len]) {
+                    o.write(v);
+                }
+            } else {
+                for (i, o) in row.iter_mut().enumerate() {
+                    o.write(src[(base + i as isize * s) as usize]);
+                }
             }
-        }
-    });
-    out
+        })
+    })
 }
 
 /// `f` applied to every element of a contiguous slice.
 pub fn map<T: Copy + Sync, U: Send + Default + Copy>(src: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
-    let mut out = vec![U::default(); src.len()];
-    if src.len() < PAR_MIN_ELEMS {
-        for (o, &x) in out.iter_mut().zip(src) {
-            *o = f(x);
-        }
-    } else {
-        out.par_chunks_mut(PAR_MIN_ELEMS / 4).zip(src.par_chunks(PAR_MIN_ELEMS / 4)).for_each(|(o, s)| {
-            for (o, &x) in o.iter_mut().zip(s) {
-                *o = f(x);
+    build(src.len(), |out| {
+        if src.len() < PAR_MIN_ELEMS {
+            for (o, &x) in out.iter_mut().zip(src) {
+                o.write(f(x));
             }
-        });
-    }
-    out
+        } else {
+            out.par_chunks_mut(PAR_MIN_ELEMS / 4).zip(src.par_chunks(PAR_MIN_ELEMS / 4)).for_each(|(o, s)| {
+                for (o, &x) in o.iter_mut().zip(s) {
+                    o.write(f(x));
+                }
+            });
+        }
+    })
 }
 
 /// `f(a, b)` over the broadcast of two strided operands into a contiguous result of
@@ -82,43 +105,43 @@ pub fn zip_map<T: Copy + Sync, V: Copy + Sync, U: Send + Default + Copy>(
     f: impl Fn(T, V) -> U + Sync,
 ) -> Vec<U> {
     let n: usize = out_shape.iter().product();
-    let mut out = vec![U::default(); n];
     let (shape, strides) =
         collapse_dims(out_shape, &[contiguous_strides(out_shape), la.broadcast_strides(out_shape), lb.broadcast_strides(out_shape)]);
     let strides = vec![strides[1].clone(), strides[2].clone()];
     let last = shape.len() - 1;
     let (sa, sb) = (strides[0][last], strides[1][last]);
-    drive(&mut out, &shape, &strides, &[la.offset as isize, lb.offset as isize], |offs, row| {
-        let (ao, bo) = (offs[0] as usize, offs[1] as usize);
-        let len = row.len();
-        match (sa, sb) {
-            (1, 1) => {
-                for ((o, &x), &y) in row.iter_mut().zip(&a[ao..ao + len]).zip(&b[bo..bo + len]) {
-                    *o = f(x, y);
+    build(n, |out| {
+        drive(out, &shape, &strides, &[la.offset as isize, lb.offset as isize], |offs, row| {
+            let (ao, bo) = (offs[0] as usize, offs[1] as usize);
+            let len = row.len();
+            match (sa, sb) {
+                (1, 1) => {
+                    for ((o, &x), &y) in row.iter_mut().zip(&a[ao..ao + len]).zip(&b[bo..bo + len]) {
+                        o.write(f(x, y));
+                    }
+                }
+                (1, 0) => {
+                    let y = b[bo];
+                    for (o, &x) in row.iter_mut().zip(&a[ao..ao + len]) {
+                        o.write(f(x, y));
+                    }
+                }
+                (0, 1) => {
+                    let x = a[ao];
+                    for (o, &y) in row.iter_mut().zip(&b[bo..bo + len]) {
+                        o.write(f(x, y));
+                    }
+                }
+                _ => {
+                    for (i, o) in row.iter_mut().enumerate() {
+                        let x = a[(offs[0] + i as isize * sa) as usize];
+                        let y = b[(offs[1] + i as isize * sb) as usize];
+                        o.write(f(x, y));
+                    }
                 }
             }
-            (1, 0) => {
-                let y = b[bo];
-                for (o, &x) in row.iter_mut().zip(&a[ao..ao + len]) {
-                    *o = f(x, y);
-                }
-            }
-            (0, 1) => {
-                let x = a[ao];
-                for (o, &y) in row.iter_mut().zip(&b[bo..bo + len]) {
-                    *o = f(x, y);
-                }
-            }
-            _ => {
-                for (i, o) in row.iter_mut().enumerate() {
-                    let x = a[(offs[0] + i as isize * sa) as usize];
-                    let y = b[(offs[1] + i as isize * sb) as usize];
-                    *o = f(x, y);
-                }
-            }
-        }
-    });
-    out
+        })
+    })
 }
 
 /// `f(c, a, b)` over the broadcast of three strided operands (used by `where`).
@@ -133,7 +156,6 @@ pub fn zip3_map<C: Copy + Sync, T: Copy + Sync, U: Send + Default + Copy>(
     f: impl Fn(C, T, T) -> U + Sync,
 ) -> Vec<U> {
     let n: usize = out_shape.iter().product();
-    let mut out = vec![U::default(); n];
     let (shape, strides) = collapse_dims(
         out_shape,
         &[contiguous_strides(out_shape), lc.broadcast_strides(out_shape), la.broadcast_strides(out_shape), lb.broadcast_strides(out_shape)],
@@ -141,13 +163,14 @@ pub fn zip3_map<C: Copy + Sync, T: Copy + Sync, U: Send + Default + Copy>(
     let strides = strides[1..].to_vec();
     let last = shape.len() - 1;
     let (sc, sa, sb) = (strides[0][last], strides[1][last], strides[2][last]);
-    drive(&mut out, &shape, &strides, &[lc.offset as isize, la.offset as isize, lb.offset as isize], |offs, row| {
-        for (i, o) in row.iter_mut().enumerate() {
-            let i = i as isize;
-            *o = f(c[(offs[0] + i * sc) as usize], a[(offs[1] + i * sa) as usize], b[(offs[2] + i * sb) as usize]);
-        }
-    });
-    out
+    build(n, |out| {
+        drive(out, &shape, &strides, &[lc.offset as isize, la.offset as isize, lb.offset as isize], |offs, row| {
+            for (i, o) in row.iter_mut().enumerate() {
+                let i = i as isize;
+                o.write(f(c[(offs[0] + i * sc) as usize], a[(offs[1] + i * sa) as usize], b[(offs[2] + i * sb) as usize]));
+            }
+        })
+    })
 }
 
 /// `f(a[i], b[i], c[i])` over three contiguous slices of equal length.
@@ -157,23 +180,25 @@ pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, U: Send + Default + 
     c: &[C],
     f: impl Fn(A, B, C) -> U + Sync,
 ) -> Vec<U> {
-    let mut out = vec![U::default(); a.len()];
-    let run = |o: &mut [U], a: &[A], b: &[B], c: &[C]| {
+    // Every output element is written, so the slices must cover it.
+    assert!(b.len() >= a.len() && c.len() >= a.len(), "map3: operands shorter than the first");
+    let run = |o: &mut [MaybeUninit<U>], a: &[A], b: &[B], c: &[C]| {
         for (((o, &x), &y), &z) in o.iter_mut().zip(a).zip(b).zip(c) {
-            *o = f(x, y, z);
+            o.write(f(x, y, z));
         }
     };
-    if a.len() < PAR_MIN_ELEMS {
-        run(&mut out, a, b, c);
-    } else {
-        let k = PAR_MIN_ELEMS / 4;
-        out.par_chunks_mut(k).enumerate().for_each(|(i, o)| {
-            let s = i * k;
-            let e = s + o.len();
-            run(o, &a[s..e], &b[s..e], &c[s..e]);
-        });
-    }
-    out
+    build(a.len(), |out| {
+        if a.len() < PAR_MIN_ELEMS {
+            run(out, a, b, c);
+        } else {
+            let k = PAR_MIN_ELEMS / 4;
+            out.par_chunks_mut(k).enumerate().for_each(|(i, o)| {
+                let s = i * k;
+                let e = s + o.len();
+                run(o, &a[s..e], &b[s..e], &c[s..e]);
+            });
+        }
+    })
 }
 
 /// Writes `src` (logical order) into the positions a strided `layout` addresses in `dst`:

@@ -1,4 +1,4 @@
-//! `conv2d` and its backward kernels, all im2col + GEMM.
+//! `conv2d` and its backward kernels (direct, channel-vectorized kernels; see `kernels`).
 
 use super::kernels::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{conv_problem, Pair};
@@ -44,7 +44,7 @@ impl Tensor {
 
     /// The gradient of [`conv2d`](Self::conv2d) with respect to its input: `self` is the
     /// output gradient `[N, C_out, Ho, Wo]`; returns `[N, C_in, H, W]` (= `input_shape`).
-    /// Computed as `col2im(Wᵀ · dY)`.
+    /// Computed as a transposed convolution, one stride phase of the input at a time.
     pub fn conv2d_backward_input(
         &self,
         weight: &Tensor,
@@ -71,8 +71,8 @@ impl Tensor {
 
     /// The gradient of [`conv2d`](Self::conv2d) with respect to its weight: `self` is the
     /// output gradient `[N, C_out, Ho, Wo]`, `input` the forward input; returns
-    /// `weight_shape`. Computed as `Σ_n dY_n · cols(x_n)ᵀ`, summed over the batch in a fixed
-    /// order whatever the thread count.
+    /// `weight_shape`. Computed as `Σ_n dY_n ⋆ x_n`, summed over the batch in a fixed order
+    /// whatever the thread count.
     pub fn conv2d_backward_weight(
         &self,
         input: &Tensor,

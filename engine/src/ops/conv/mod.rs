@@ -1,6 +1,6 @@
 //! The convolution family on NCHW tensors (f32/f64): `unfold`/`fold` (im2col/col2im),
-//! `conv2d` and `conv_transpose2d` as im2col + GEMM, the pooling ops, and every fused
-//! backward kernel autograd calls.
+//! `conv2d` and `conv_transpose2d` (direct, channel-vectorized kernels), the pooling ops,
+//! and every fused backward kernel autograd calls.
 //!
 //! Window parameters are `(height, width)` pairs. Sizes follow PyTorch: along one axis of
 //! size `n`, a window of kernel `k`, stride `s`, padding `p` and dilation `d` fits
