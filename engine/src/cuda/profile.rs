@@ -3,9 +3,13 @@
 //! time is added to its engine op's total. That serializes the stream, so totals are for
 //! attribution, not for absolute speed.
 //!
-//!     tessera::engine::cuda::profile::enable(true);
-//!     /* ... steps ... */
-//!     for (op, calls, secs) in tessera::engine::cuda::profile::report() { /* ... */ }
+//! ```no_run
+//! tessera_engine::cuda::profile::enable(true);
+//! // ... run some steps on a GPU ...
+//! for (op, calls, secs) in tessera_engine::cuda::profile::report() {
+//!     println!("{op}: {calls} launches, {:.2} ms", secs * 1e3);
+//! }
+//! ```
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
