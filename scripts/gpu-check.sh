@@ -23,13 +23,13 @@ build() {
     for t in "${tests[@]}"; do args+=(--test "$t"); done
     # Cargo prints each built executable as JSON; keep the ones we asked for.
     { cargo test --no-run --message-format=json "${args[@]}"; cargo bench --no-run --message-format=json --bench gpu_gemm --bench models;
-      cargo build --release --message-format=json --example bench_ops; } \
+      cargo build --release --message-format=json --example bench_ops --bin tessera; } \
         | python3 -c '
 import json, sys, shutil, subprocess
 for line in sys.stdin:
     try: m = json.loads(line)
     except ValueError: continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] in (["test"], ["bench"], ["example"]):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] in (["test"], ["bench"], ["example"], ["bin"]):
         dest = sys.argv[1] + "/bin/" + m["target"]["name"]
         subprocess.run(["strip", "-o", dest, m["executable"]], check=True)
 ' "$bundle"
@@ -58,6 +58,8 @@ run() {
     (timeout 60 python3 scripts/torch/gemm.py > "$logs/gemm.torch" 2>&1) || true
     (DEVICE=cuda STEPS=5 PROFILE=1 timeout 120 "$bin/models" > "$logs/models.tessera" 2>&1) || true
     (DEVICE=cuda STEPS=5 timeout 90 python3 scripts/torch/models.py > "$logs/models.torch" 2>&1) || true
+    # The main job's pipeline on the GPU, end to end, on a short budget.
+    (timeout 150 "$bin/tessera" pretrain --method simclr --device cuda --max-steps 20 --out "$bin/run" > "$logs/pretrain.cuda" 2>&1) || true
     # Per-op times on the GPU, tessera beside PyTorch (the compare-torch cases).
     (DEVICE=cuda timeout 90 "$bin/bench_ops" > "$logs/ops.tessera.jsonl" 2>&1) || true
     (DEVICE=cuda timeout 90 python3 scripts/torch/bench_ops.py > "$logs/ops.torch.jsonl" 2>&1) || true
