@@ -218,13 +218,14 @@ fn update_one<R: UpdateRule>(rule: &R, var: &Var, grad: &Tensor, h: Hyper, slot:
     // fixtures check.
     let updated = with_float!(value.dtype(), "Optimizer::step", |T| {
         let mut p = value.to_vec::<T>()?;
-        let g = if grad.is_cuda() { std::borrow::Cow::Owned(grad.to_vec::<T>()?) } else { grad.values::<T>("Optimizer::step")? };
+        let g = grad.to_device(device)?;
+        let g = g.values::<T>("Optimizer::step")?;
         let mut bufs: Vec<Vec<T>> = state.buffers.iter().map(|b| b.to_vec::<T>()).collect::<tessera_engine::Result<_>>()?;
         rule.update(&h, &mut p, &g, &mut bufs);
         for (slot, b) in state.buffers.iter_mut().zip(bufs) {
-            *slot = Tensor::from_vec(b, value.shape())?.to_device(device)?;
+            *slot = Tensor::from_vec(b, value.shape())?;
         }
-        Tensor::from_vec(p, value.shape())?.to_device(device)
+        Tensor::from_vec(p, value.shape())
     })?;
     var.set_value(updated)
 }
