@@ -230,6 +230,41 @@ grad_check!(grad_batch_norm, (2usize..4, 1usize..4, 1usize..3, any::<u64>()), |(
     |v| Ok(fused::batch_norm(&v[0], Some(&v[1]), Some(&v[2]), 1e-5)?.output),
     &[rand(&[n, c, hw, hw], s, -1.0, 1.0), rand(&[c], s + 1, 0.5, 1.5), rand(&[c], s + 2, -1.0, 1.0)]
 ));
+grad_check!(grad_batch_norm_relu, (2usize..4, 1usize..4, 1usize..3, any::<u64>()), |(n, c, hw, s)| {
+    let inputs = [rand(&[n, c, hw, hw], s, -1.0, 1.0), rand(&[c], s + 1, 0.5, 1.5), rand(&[c], s + 2, -0.5, 0.5)];
+    // Finite differences are meaningless across the ReLU's kink: keep the pre-activations away.
+    let st = inputs[0].batch_norm_stats(1e-5).unwrap();
+    let pre = inputs[0].batch_norm_apply(&st.mean, &st.rstd, Some(&inputs[1]), Some(&inputs[2])).unwrap();
+    prop_assume!(pre.to_vec::<f64>().unwrap().iter().all(|v| v.abs() > 1e-3));
+    check(|v| Ok(fused::batch_norm_relu(&v[0], Some(&v[1]), Some(&v[2]), 1e-5)?.output), &inputs)
+});
+
+/// The fused op is an optimization only: the same values and gradients as the two ops.
+#[test]
+fn batch_norm_relu_equals_batch_norm_then_relu() {
+    for (shape, seed) in [([4usize, 3, 5, 5], 1u64), ([2, 8, 1, 1], 2), ([3, 2, 4, 6], 3)] {
+        let c = shape[1];
+        let vals = [rand(&shape, seed, -2.0, 2.0), rand(&[c], seed + 1, 0.5, 1.5), rand(&[c], seed + 2, -1.0, 1.0)];
+        let head = rand(&shape, seed + 3, -1.0, 1.0);
+        let run = |fused_op: bool| {
+            let v: Vec<Var> = vals.iter().map(|t| Var::param(t.clone()).unwrap()).collect();
+            let y = if fused_op {
+                fused::batch_norm_relu(&v[0], Some(&v[1]), Some(&v[2]), 1e-5).unwrap().output
+            } else {
+                fused::batch_norm(&v[0], Some(&v[1]), Some(&v[2]), 1e-5).unwrap().output.relu().unwrap()
+            };
+            y.mul(&Var::constant(head.clone())).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![y.value().to_vec::<f64>().unwrap()];
+            out.extend(v.iter().map(|p| p.grad().unwrap().to_vec::<f64>().unwrap()));
+            out
+        };
+        for (i, (a, b)) in run(true).iter().zip(run(false)).enumerate() {
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{shape:?} output/grad {i}: fused {x} vs composed {y}");
+            }
+        }
+    }
+}
 grad_check!(grad_dropout, (shape_strategy(3), any::<u64>()), |(sh, s)| check(
     move |v| fused::dropout(&v[0], 0.3, &mut Generator::new(s)),
     &[noncontig(&sh, s)]

@@ -96,6 +96,7 @@ pub const DIFFERENTIABLE_OPS: &[&str] = &[
     "l1_loss",
     "layer_norm",
     "batch_norm",
+    "batch_norm_relu",
     "dropout",
     "embedding",
     "scaled_dot_product_attention",

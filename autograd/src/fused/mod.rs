@@ -11,4 +11,4 @@ pub use attention::scaled_dot_product_attention;
 pub use dropout::dropout;
 pub use embedding::embedding;
 pub use loss::{cross_entropy, cross_entropy_soft, l1_loss, mse_loss};
-pub use norm::{batch_norm, layer_norm, BatchNormOutput};
+pub use norm::{batch_norm, batch_norm_relu, layer_norm, BatchNormOutput};

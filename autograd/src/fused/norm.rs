@@ -41,18 +41,37 @@ pub struct BatchNormOutput {
 
 /// Training-mode batch norm of `x [N, C, ...]` with batch statistics.
 pub fn batch_norm(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<BatchNormOutput> {
+    batch_norm_act(x, weight, bias, eps, false)
+}
+
+/// `relu(batch_norm(x))` as one op: one pass forward and one backward, and only `x` is kept
+/// for the backward (the pre-activation is not stored; its sign is recomputed).
+pub fn batch_norm_relu(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<BatchNormOutput> {
+    batch_norm_act(x, weight, bias, eps, true)
+}
+
+fn batch_norm_act(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64, relu: bool) -> Result<BatchNormOutput> {
     let xv = x.value();
     let stats = xv.batch_norm_stats(eps)?;
     let (wv, bv) = (weight.map(Var::value), bias.map(Var::value));
-    let y = xv.batch_norm_apply(&stats.mean, &stats.rstd, wv.as_ref(), bv.as_ref())?;
+    let y = if relu {
+        xv.batch_norm_relu_apply(&stats.mean, &stats.rstd, wv.as_ref(), bv.as_ref())?
+    } else {
+        xv.batch_norm_apply(&stats.mean, &stats.rstd, wv.as_ref(), bv.as_ref())?
+    };
     let mut inputs = vec![x];
     inputs.extend(weight);
     inputs.extend(bias);
     let (has_w, has_b) = (weight.is_some(), bias.is_some());
     let (mean, rstd) = (stats.mean.clone(), stats.rstd.clone());
     let count = xv.numel() / xv.shape()[1].max(1);
-    let output = Var::from_op("batch_norm", y, &inputs, move |g, needs| {
-        let (dx, dw, db) = xv.batch_norm_backward(g, &mean, &rstd, wv.as_ref())?;
+    let name = if relu { "batch_norm_relu" } else { "batch_norm" };
+    let output = Var::from_op(name, y, &inputs, move |g, needs| {
+        let (dx, dw, db) = if relu {
+            xv.batch_norm_relu_backward(g, &mean, &rstd, wv.as_ref(), bv.as_ref())?
+        } else {
+            xv.batch_norm_backward(g, &mean, &rstd, wv.as_ref())?
+        };
         let mut out = vec![needs[0].then_some(dx)];
         if has_w {
             out.push(needs[1].then_some(dw));

@@ -14,7 +14,7 @@ fn rows_per_task(inner: usize) -> usize {
 /// A new buffer of `n` elements, filled by `fill` without being zeroed first. `fill` must
 /// write every element of the slice it is given (each caller below hands every element to
 /// exactly one write).
-fn build<U>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<U>])) -> Vec<U> {
+pub(crate) fn build<U>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<U>])) -> Vec<U> {
     let mut out = Vec::with_capacity(n);
     fill(&mut out.spare_capacity_mut()[..n]);
     // SAFETY: the capacity is at least n, and `fill` initialized all of the first n

@@ -3,8 +3,10 @@
 
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+use crate::ops::reduce::{sum_by, sum_slice};
 use crate::{with_float, Error, FloatElem, Result, Tensor};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Saved statistics of a batch-norm forward pass, per channel.
 pub struct BatchNormStats {
@@ -42,6 +44,76 @@ fn per_channel<T: FloatElem, U: Send + Default + Clone>(
     (0..c).into_par_iter().map(|ch| f(ch, &mut (0..n).map(|i| &x[(i * c + ch) * s..(i * c + ch + 1) * s]))).collect()
 }
 
+/// A new buffer of `len` elements made of blocks of `s` (one `[.., C, S]` channel slice of
+/// one sample each), every block written in full by `f(block_index, block)`; in parallel when
+/// large. No zero fill first: the blocks cover the buffer.
+fn per_block<T: FloatElem>(len: usize, s: usize, f: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
+    crate::cpu::strided::build(len, |out| {
+        if s == 0 {
+            return;
+        }
+        if len >= crate::cpu::PAR_MIN_ELEMS {
+            out.par_chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
+        } else {
+            out.chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
+        }
+    })
+}
+
+/// Per-channel statistics and affine parameters on the host, with the `(scale, shift)` that
+/// turns `x` into `(x - mean) · rstd · weight + bias` as one multiply-add (the forward and the
+/// ReLU mask of the backward use the same arithmetic, so they agree bit for bit).
+struct Affine<T> {
+    mean: Vec<T>,
+    rstd: Vec<T>,
+    weight: Option<Vec<T>>,
+    bias: Option<Vec<T>>,
+}
+
+impl<T: FloatElem> Affine<T> {
+    fn new(mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<Self> {
+        Ok(Affine {
+            mean: mean.to_vec::<T>()?,
+            rstd: rstd.to_vec::<T>()?,
+            weight: weight.map(|w| w.to_vec::<T>()).transpose()?,
+            bias: bias.map(|b| b.to_vec::<T>()).transpose()?,
+        })
+    }
+
+    fn weight(&self, ch: usize) -> T {
+        self.weight.as_ref().map_or(T::one(), |w| w[ch])
+    }
+
+    fn at(&self, ch: usize) -> (T, T) {
+        let scale = self.rstd[ch] * self.weight(ch);
+        let shift = self.bias.as_ref().map_or(T::zero(), |b| b[ch]) - self.mean[ch] * scale;
+        (scale, shift)
+    }
+}
+
+/// `(Σ f(a, b).0, Σ f(a, b).1)` over two slices in one pass, each sum in the lane order of
+/// [`sum_zip`](crate::ops::reduce::sum_zip).
+#[inline]
+fn sum_zip2<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (T, T) {
+    let (mut p, mut q) = ([T::zero(); 8], [T::zero(); 8]);
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            let (u, v) = f(x[l], y[l]);
+            p[l] += u;
+            q[l] += v;
+        }
+    }
+    let (mut tp, mut tq) = (T::zero(), T::zero());
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        let (u, v) = f(x, y);
+        tp += u;
+        tq += v;
+    }
+    let combine = |a: [T; 8], t: T| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])) + t;
+    (combine(p, tp), combine(q, tq))
+}
+
 impl Tensor {
     /// Per-channel mean and biased variance of an `[N, C, ...]` input (training-mode batch norm).
     pub fn batch_norm_stats(&self, eps: f64) -> Result<BatchNormStats> {
@@ -58,9 +130,8 @@ impl Tensor {
             let m = T::c((n * s) as f64);
             let stats = per_channel(&x, n, c, s, |_, rows| {
                 let rows: Vec<&[T]> = rows.collect();
-                let mean = rows.iter().map(|r| crate::ops::reduce::sum_slice(r)).fold(T::zero(), |a, b| a + b) / m;
-                let var =
-                    rows.iter().map(|r| r.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean))).fold(T::zero(), |a, b| a + b) / m;
+                let mean = rows.iter().map(|r| sum_slice(r)).fold(T::zero(), |a, b| a + b) / m;
+                let var = rows.iter().map(|r| sum_by(r, |v| (v - mean) * (v - mean))).fold(T::zero(), |a, b| a + b) / m;
                 (mean, var)
             });
             let mean: Vec<T> = stats.iter().map(|p| p.0).collect();
@@ -77,7 +148,23 @@ impl Tensor {
     /// `(x - mean) · rstd · weight + bias` per channel of an `[N, C, ...]` input; all vectors
     /// have shape `[C]`. Training mode passes batch statistics, eval mode running ones.
     pub fn batch_norm_apply(&self, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<Tensor> {
-        let (n, c, s) = ncs("batch_norm", self)?;
+        self.batch_norm_apply_act::<false>(mean, rstd, weight, bias)
+    }
+
+    /// `relu(batch_norm_apply(..))` in one pass: the output is written once and the
+    /// pre-activation never stored (a ResNet's conv-BN-ReLU).
+    pub fn batch_norm_relu_apply(&self, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.batch_norm_apply_act::<true>(mean, rstd, weight, bias)
+    }
+
+    fn batch_norm_apply_act<const RELU: bool>(
+        &self,
+        mean: &Tensor,
+        rstd: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (_, c, s) = ncs("batch_norm", self)?;
         for (v, what) in [(Some(mean), "mean"), (Some(rstd), "rstd"), (weight, "weight"), (bias, "bias")] {
             if let Some(v) = v {
                 check_channel_vec("batch_norm", self, v, what, c)?;
@@ -85,30 +172,19 @@ impl Tensor {
         }
         if self.is_cuda() {
             self.expect_float("batch_norm")?;
-            return crate::cuda::ops::norm::batch_norm_apply(self, mean, rstd, weight, bias);
+            let y = crate::cuda::ops::norm::batch_norm_apply(self, mean, rstd, weight, bias)?;
+            return if RELU { y.relu() } else { Ok(y) };
         }
         with_float!(self.dtype(), "batch_norm", |T| {
             let x = self.values::<T>("batch_norm")?;
-            let (mean, rstd) = (mean.values::<T>("batch_norm")?, rstd.values::<T>("batch_norm")?);
-            let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
-            let b = bias.map(|b| b.to_vec::<T>()).transpose()?;
-            let mut out = vec![T::zero(); x.len()];
-            let body = |(blk, o): (usize, &mut [T])| {
-                let ch = blk % c;
-                let scale = rstd[ch] * w.as_ref().map_or(T::one(), |w| w[ch]);
-                let shift = b.as_ref().map_or(T::zero(), |b| b[ch]) - mean[ch] * scale;
+            let affine = Affine::<T>::new(mean, rstd, weight, bias)?;
+            let out = per_block(x.len(), s, |blk, o| {
+                let (scale, shift) = affine.at(blk % c);
                 for (o, &v) in o.iter_mut().zip(&x[blk * s..(blk + 1) * s]) {
-                    *o = v * scale + shift;
+                    let y = v * scale + shift;
+                    o.write(if RELU && !(y > T::zero()) { T::zero() } else { y });
                 }
-            };
-            if s > 0 {
-                if x.len() >= crate::cpu::PAR_MIN_ELEMS {
-                    out.par_chunks_mut(s).enumerate().for_each(body);
-                } else {
-                    out.chunks_mut(s).enumerate().for_each(body);
-                }
-            }
-            let _ = n;
+            });
             Ok(Tensor::from_vec_unchecked(out, self.shape()))
         })
     }
@@ -122,56 +198,92 @@ impl Tensor {
         rstd: &Tensor,
         weight: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor, Tensor)> {
+        self.batch_norm_backward_act::<false>(grad, mean, rstd, weight, None)
+    }
+
+    /// Backward of [`batch_norm_relu_apply`](Self::batch_norm_relu_apply) with batch
+    /// statistics. The ReLU's mask is recomputed from the input (the same arithmetic as the
+    /// forward, so the same bits), which is why `bias` is needed here.
+    pub fn batch_norm_relu_backward(
+        &self,
+        grad: &Tensor,
+        mean: &Tensor,
+        rstd: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        self.batch_norm_backward_act::<true>(grad, mean, rstd, weight, bias)
+    }
+
+    fn batch_norm_backward_act<const RELU: bool>(
+        &self,
+        grad: &Tensor,
+        mean: &Tensor,
+        rstd: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let (n, c, s) = ncs("batch_norm_backward", self)?;
         if grad.shape() != self.shape() {
             return Err(Error::shapes("batch_norm_backward", self.shape(), grad.shape()));
         }
+        for (v, what) in [(Some(mean), "mean"), (Some(rstd), "rstd"), (weight, "weight"), (bias, "bias")] {
+            if let Some(v) = v {
+                check_channel_vec("batch_norm_backward", self, v, what, c)?;
+            }
+        }
         if self.is_cuda() {
             self.expect_float("batch_norm_backward")?;
+            if RELU {
+                // Composed from the kernels the GPU has: recompute the pre-activation, mask.
+                let pre = crate::cuda::ops::norm::batch_norm_apply(self, mean, rstd, weight, bias)?;
+                let grad = pre.unary_backward(crate::UnaryOp::Relu, &pre, grad)?;
+                return crate::cuda::ops::norm::batch_norm_backward(self, &grad, mean, rstd, weight);
+            }
             return crate::cuda::ops::norm::batch_norm_backward(self, grad, mean, rstd, weight);
         }
         with_float!(self.dtype(), "batch_norm_backward", |T| {
             let x = self.values::<T>("batch_norm_backward")?;
             let g = grad.values::<T>("batch_norm_backward")?;
-            let (mean, rstd) = (mean.values::<T>("batch_norm_backward")?, rstd.values::<T>("batch_norm_backward")?);
-            let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
+            let affine = Affine::<T>::new(mean, rstd, weight, bias)?;
+            let (mean, rstd) = (&affine.mean, &affine.rstd);
+            // The output gradient as the normalization sees it: masked by the ReLU, if any.
+            let masked = |scale: T, shift: T| move |xv: T, gv: T| if RELU && !(xv * scale + shift > T::zero()) { T::zero() } else { gv };
             // Per channel: Σ g and Σ g·x̂, each summed in a fixed order.
             let sums = (0..c)
                 .into_par_iter()
                 .map(|ch| {
+                    let (scale, shift) = affine.at(ch);
+                    let gm = masked(scale, shift);
                     let (mut sg, mut sgx) = (T::zero(), T::zero());
                     for i in 0..n {
                         let r = (i * c + ch) * s..(i * c + ch + 1) * s;
                         let (xs, gs) = (&x[r.clone()], &g[r]);
-                        sg += crate::ops::reduce::sum_slice(gs);
-                        let mut acc = T::zero();
-                        for (&xv, &gv) in xs.iter().zip(gs) {
-                            acc += gv * (xv - mean[ch]);
-                        }
-                        sgx += acc * rstd[ch];
+                        let (a, b) = sum_zip2(xs, gs, |xv, gv| {
+                            let gv = gm(xv, gv);
+                            (gv, gv * (xv - mean[ch]))
+                        });
+                        sg += a;
+                        sgx += b * rstd[ch];
                     }
                     (sg, sgx)
                 })
                 .collect::<Vec<_>>();
             let m = T::c((n * s) as f64);
-            let mut dx = vec![T::zero(); x.len()];
-            let body = |(blk, o): (usize, &mut [T])| {
+            let dx = per_block(x.len(), s, |blk, o| {
                 let ch = blk % c;
+                let (scale, shift) = affine.at(ch);
+                let gm = masked(scale, shift);
                 let (sg, sgx) = sums[ch];
-                let k = rstd[ch] * w.as_ref().map_or(T::one(), |w| w[ch]);
+                let k = rstd[ch] * affine.weight(ch);
+                // dx = k·(g - Σg/m - x̂·Σgx̂/m) with x̂ = (x - mean)·rstd, as one multiply-add per element.
+                let (a, b) = (k * sgx / m * rstd[ch], k * sg / m);
+                let c0 = a * mean[ch] - b;
                 let r = blk * s..(blk + 1) * s;
                 for ((o, &xv), &gv) in o.iter_mut().zip(&x[r.clone()]).zip(&g[r]) {
-                    let xhat = (xv - mean[ch]) * rstd[ch];
-                    *o = k * (gv - sg / m - xhat * sgx / m);
+                    o.write(k * gm(xv, gv) - a * xv + c0);
                 }
-            };
-            if s > 0 {
-                if x.len() >= crate::cpu::PAR_MIN_ELEMS {
-                    dx.par_chunks_mut(s).enumerate().for_each(body);
-                } else {
-                    dx.chunks_mut(s).enumerate().for_each(body);
-                }
-            }
+            });
             let dw: Vec<T> = sums.iter().map(|p| p.1).collect();
             let db: Vec<T> = sums.iter().map(|p| p.0).collect();
             Ok((Tensor::from_vec_unchecked(dx, self.shape()), Tensor::from_vec_unchecked(dw, &[c]), Tensor::from_vec_unchecked(db, &[c])))
@@ -203,8 +315,8 @@ impl Tensor {
             let mut y = vec![T::zero(); x.len()];
             let mut stats = vec![(T::zero(), T::zero()); rows];
             let body = |((o, st), xr): ((&mut [T], &mut (T, T)), &[T])| {
-                let mean = crate::ops::reduce::sum_slice(xr) / T::c(d as f64);
-                let var = xr.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean)) / T::c(d as f64);
+                let mean = sum_slice(xr) / T::c(d as f64);
+                let var = sum_by(xr, |v| (v - mean) * (v - mean)) / T::c(d as f64);
                 let rstd = (var + T::c(eps)).sqrt().recip();
                 for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
                     let xhat = (v - mean) * rstd;

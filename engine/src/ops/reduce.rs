@@ -40,14 +40,36 @@ impl ReduceOp {
 /// Sum of a slice with eight independent accumulators, so it vectorizes and loses less
 /// precision than a running sum.
 pub fn sum_slice<T: FloatElem>(s: &[T]) -> T {
+    sum_by(s, |v| v)
+}
+
+/// `Σ f(s[i])`, summed like [`sum_slice`]: eight lanes, then a fixed pairwise combine, so
+/// the order (and the result) depends only on the length.
+#[inline]
+pub fn sum_by<T: FloatElem>(s: &[T], f: impl Fn(T) -> T) -> T {
     let mut acc = [T::zero(); 8];
     let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
         for l in 0..8 {
-            acc[l] += c[l];
+            acc[l] += f(c[l]);
         }
     }
-    let tail: T = chunks.remainder().iter().copied().fold(T::zero(), |a, b| a + b);
+    let tail: T = chunks.remainder().iter().fold(T::zero(), |a, &b| a + f(b));
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `Σ f(a[i], b[i])` over two slices of equal length, summed like [`sum_by`].
+#[inline]
+pub fn sum_zip<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [T::zero(); 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    let tail: T = ca.remainder().iter().zip(cb.remainder()).fold(T::zero(), |s, (&x, &y)| s + f(x, y));
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
@@ -60,7 +82,7 @@ fn reduce_row<T: FloatElem>(op: ReduceOp, row: &[T]) -> T {
         ReduceOp::Min => row.iter().copied().fold(T::infinity(), |a, b| if b < a || b.is_nan() { b } else { a }),
         ReduceOp::Var { unbiased } => {
             let mean = sum_slice(row) / n;
-            let ss = row.iter().fold(T::zero(), |a, &x| a + (x - mean) * (x - mean));
+            let ss = sum_by(row, |x| (x - mean) * (x - mean));
             ss / (n - if unbiased { T::one() } else { T::zero() })
         }
         ReduceOp::LogSumExp => {

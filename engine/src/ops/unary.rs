@@ -277,7 +277,19 @@ impl Tensor {
         }
         with_float!(self.dtype(), op.name(), |T| {
             let (x, y, g) = (self.values::<T>(op.name())?, y.values::<T>(op.name())?, grad.values::<T>(op.name())?);
-            let out = strided::map3(&x, &y, &g, |x, y, g| g * op.derivative(x, y));
+            // As in the forward: the common ops get their own arm, so the loop is not a match
+            // per element and vectorizes.
+            let out = match op {
+                UnaryOp::Relu => strided::map3(&x, &y, &g, |x, _, g| if x > T::zero() { g } else { T::zero() }),
+                UnaryOp::Exp => strided::map3(&x, &y, &g, |_, y, g| g * y),
+                UnaryOp::Tanh => strided::map3(&x, &y, &g, |_, y, g| g * (T::one() - y * y)),
+                UnaryOp::Sigmoid => strided::map3(&x, &y, &g, |_, y, g| g * (y * (T::one() - y))),
+                UnaryOp::MulScalar(c) => {
+                    let c = T::c(c);
+                    strided::map3(&x, &y, &g, move |_, _, g| g * c)
+                }
+                op => strided::map3(&x, &y, &g, move |x, y, g| g * op.derivative(x, y)),
+            };
             Ok(Tensor::from_vec_unchecked(out, self.shape()))
         })
     }

@@ -104,22 +104,34 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
-    fn forward(&self, x: &Var) -> Result<Var> {
+impl BatchNorm {
+    /// `relu(self.forward(x))`, fused into one op in training mode (conv-BN-ReLU).
+    pub fn forward_relu(&self, x: &Var) -> Result<Var> {
+        self.forward_act(x, true)
+    }
+
+    fn forward_act(&self, x: &Var, relu: bool) -> Result<Var> {
         let shape = x.shape();
         self.check_input(&shape)?;
         let (w, b) = (self.weight.as_ref().map(Param::get), self.bias.as_ref().map(Param::get));
         if !self.training.get() {
-            return batch_norm_eval(x, &self.running_mean.get(), &self.running_var.get(), w.as_ref(), b.as_ref(), self.eps);
+            let y = batch_norm_eval(x, &self.running_mean.get(), &self.running_var.get(), w.as_ref(), b.as_ref(), self.eps)?;
+            return if relu { y.relu() } else { Ok(y) };
         }
         let count = shape.iter().product::<usize>() / shape[1].max(1);
         if count < 2 {
             let msg = format!("expected more than 1 value per channel when training, got input of shape {shape:?}");
             return Err(tessera_engine::Error::invalid("BatchNorm", msg).into());
         }
-        let out = fused::batch_norm(x, w.as_ref(), b.as_ref(), self.eps)?;
+        let out = if relu { fused::batch_norm_relu } else { fused::batch_norm }(x, w.as_ref(), b.as_ref(), self.eps)?;
         self.update_running(&out.mean, &out.var, out.count)?;
         Ok(out.output)
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.forward_act(x, false)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {

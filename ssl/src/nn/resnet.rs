@@ -160,10 +160,9 @@ impl Module for Block {
         let mut h = x.clone();
         let last = self.convs.len() - 1;
         for (i, (conv, bn)) in self.convs.iter().enumerate() {
-            h = bn.forward(&conv.forward(&h)?)?;
-            if i != last {
-                h = h.relu()?;
-            }
+            let pre = conv.forward(&h)?;
+            // Every conv but the last is followed by BN + ReLU (one fused op).
+            h = if i != last { bn.forward_relu(&pre)? } else { bn.forward(&pre)? };
         }
         let shortcut = match &self.downsample {
             Some((conv, bn)) => bn.forward(&conv.forward(x)?)?,
@@ -241,7 +240,7 @@ impl ResNet {
 
     /// The pooled features `[N, feature_dim]`, skipping `fc`.
     pub fn forward_features(&self, x: &Var) -> Result<Var> {
-        let mut h = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let mut h = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         if self.max_pool {
             h = h.max_pool2d((3, 3), (2, 2), (1, 1))?;
         }
