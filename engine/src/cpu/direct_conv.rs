@@ -19,11 +19,34 @@
 //!   `[pixel][co]`.
 //!
 //! Nothing is packed per output tile, the source images are only padded (one copy per
-//! sample), and no im2col matrix is ever built. On x86-64 with AVX2 and FMA the hot loops
-//! are compiled a second time with those features enabled and chosen at run time; the
-//! plain-Rust loops autovectorize either way. The reduction order of every output element
+//! sample), and no im2col matrix is ever built. The reduction order of every output element
 //! is fixed by the shapes (the weight gradient sums its batch in fixed chunks, added in
 //! order), so results do not depend on the thread count.
+//!
+//! # Instruction sets and tiles
+//!
+//! The loops are plain Rust that autovectorizes; on x86-64 the three per-sample loops are
+//! compiled again with more target features and chosen at run time ([`Isa`]):
+//!
+//! * AVX-512 (`avx512f,avx2,fma`): 32 registers of 16 f32 (8 f64) lanes. The tile is 6 rows ×
+//!   32 lanes for f32 (6 × 16 for f64): two registers per row, so each step loads 2 vectors
+//!   and broadcasts 6 scalars for 12 FMAs, the 12 accumulators stay in registers and so do
+//!   the six row offsets. When the vectors cover only 16 channels (8 for f64), as in the
+//!   first stage of a narrow ResNet, half of those lanes would be zero padding, so those
+//!   passes run the AVX2 path: a 16-lane AVX-512 tile of 10 rows measured the same as AVX2
+//!   there (±4%), and taller ones lose, since the 16 general-purpose registers hold about
+//!   10 row offsets and past that they are reloaded from the stack every step (12 × 16 was
+//!   up to 1.3× slower than AVX2). Also, at some heights (7, 8 and 14 rows with rustc 1.95)
+//!   LLVM vectorizes the tile across its rows with gathers and scatters instead of keeping
+//!   the accumulators in registers (30–60× slower): check the assembly when changing a tile.
+//! * AVX2 + FMA: 6 rows × 16 lanes for f32 (6 × 8 for f64), twelve 256-bit accumulators.
+//! * Anything else: the AVX2 tile compiled for the baseline target, multiply then add.
+//!
+//! With fused multiply-adds every output element is summed in the same order whatever the
+//! tile, so the AVX-512 and AVX2 paths agree bit for bit. For benchmarks, the environment
+//! variable `TESSERA_CONV_ISA` (`avx512`, `avx2` or `portable`, read once per process) forces
+//! an ISA (with `avx512`, the 16-channel passes still run on AVX2, as above); a request the
+//! CPU cannot run falls back to the best ISA below it.
 
 use super::gemm::Gemm;
 use super::im2col::ConvGeom;
@@ -33,8 +56,8 @@ use std::ops::Range;
 
 /// Element types with direct convolution kernels. With `x` a batch `[n, C, h, w]` (`C` is
 /// `g.channels`), `w` a weight `[m, C/groups · kh · kw]` and `dy` an output gradient
-/// `[n, m, oh, ow]`, all contiguous. Each type has its register tile: `MR` rows × `NR` lanes
-/// (6 × 16 for f32, 6 × 8 for f64: twelve AVX2 accumulators).
+/// `[n, m, oh, ow]`, all contiguous. Each type has a register tile per [`Isa`] (see the
+/// module documentation).
 pub trait ConvElem: Gemm {
     /// `y = conv(x, w) (+ bias)`: `[n, m, oh, ow]`.
     fn conv_forward(x: &[Self], n: usize, w: &[Self], m: usize, groups: usize, g: &ConvGeom, bias: Option<&[Self]>) -> Vec<Self>;
@@ -44,23 +67,67 @@ pub trait ConvElem: Gemm {
     fn conv_backward_weight(dy: &[Self], x: &[Self], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<Self>;
 }
 
+/// Calls the generic pass `$f::<$t, MR, NR>(isa, $args)` of this module (from a child module:
+/// the per-type entry points of `impl_conv_elem!`) with the ISA and tile for `$isa` when the
+/// vectors cover `$lanes` channels (per group): AVX-512 and its wide tile, unless that would
+/// pad the channels to more lanes than AVX2's tile (16 f32 channels: one AVX2 block rather
+/// than half of an AVX-512 one), in which case AVX2; AVX2's tile otherwise.
+macro_rules! with_tile {
+    ($isa:expr, $lanes:expr, $f:ident::<$t:ty>($($arg:expr),*), avx2: ($mr:literal, $nr:literal), avx512: ($mrw:literal, $nrw:literal)) => {{
+        let lanes: usize = $lanes;
+        match $isa {
+            Isa::Avx512 if lanes.div_ceil($nrw) * $nrw <= lanes.div_ceil($nr) * $nr => super::$f::<$t, $mrw, $nrw>(Isa::Avx512, $($arg),*),
+            Isa::Avx512 | Isa::Avx2Fma => super::$f::<$t, $mr, $nr>(Isa::Avx2Fma, $($arg),*),
+            Isa::Portable => super::$f::<$t, $mr, $nr>(Isa::Portable, $($arg),*),
+        }
+    }};
+}
+
+/// Implements [`ConvElem`] for `$t` through a module `$kernels` of entry points that take the
+/// [`Isa`] and pick its tile (`MR` rows × `NR` lanes, see `with_tile!`).
 macro_rules! impl_conv_elem {
-    ($t:ty, $mr:literal, $nr:literal) => {
+    ($t:ty, $kernels:ident, $($tiles:tt)*) => {
+        mod $kernels {
+            use super::*;
+
+            #[allow(clippy::too_many_arguments)]
+            pub(super) fn forward(
+                isa: Isa,
+                x: &[$t],
+                n: usize,
+                w: &[$t],
+                m: usize,
+                groups: usize,
+                g: &ConvGeom,
+                bias: Option<&[$t]>,
+            ) -> Vec<$t> {
+                with_tile!(isa, m / groups, forward::<$t>(x, n, w, m, groups, g, bias), $($tiles)*)
+            }
+
+            pub(super) fn backward_input(isa: Isa, dy: &[$t], n: usize, w: &[$t], m: usize, groups: usize, g: &ConvGeom) -> Vec<$t> {
+                with_tile!(isa, g.channels / groups, backward_input::<$t>(dy, n, w, m, groups, g), $($tiles)*)
+            }
+
+            pub(super) fn backward_weight(isa: Isa, dy: &[$t], x: &[$t], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<$t> {
+                with_tile!(isa, m / groups, backward_weight::<$t>(dy, x, n, m, groups, g), $($tiles)*)
+            }
+        }
+
         impl ConvElem for $t {
             fn conv_forward(x: &[Self], n: usize, w: &[Self], m: usize, groups: usize, g: &ConvGeom, bias: Option<&[Self]>) -> Vec<Self> {
-                forward::<$t, $mr, $nr>(Isa::detect(), x, n, w, m, groups, g, bias)
+                $kernels::forward(Isa::selected(), x, n, w, m, groups, g, bias)
             }
             fn conv_backward_input(dy: &[Self], n: usize, w: &[Self], m: usize, groups: usize, g: &ConvGeom) -> Vec<Self> {
-                backward_input::<$t, $mr, $nr>(Isa::detect(), dy, n, w, m, groups, g)
+                $kernels::backward_input(Isa::selected(), dy, n, w, m, groups, g)
             }
             fn conv_backward_weight(dy: &[Self], x: &[Self], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<Self> {
-                backward_weight::<$t, $mr, $nr>(Isa::detect(), dy, x, n, m, groups, g)
+                $kernels::backward_weight(Isa::selected(), dy, x, n, m, groups, g)
             }
         }
     };
 }
-impl_conv_elem!(f32, 6, 16);
-impl_conv_elem!(f64, 6, 8);
+impl_conv_elem!(f32, f32_kernels, avx2: (6, 16), avx512: (6, 32));
+impl_conv_elem!(f64, f64_kernels, avx2: (6, 8), avx512: (6, 16));
 
 /// Below this many multiply-adds a batch runs on the calling thread.
 const PAR_MIN_FLOPS: usize = 1 << 18;
@@ -75,9 +142,13 @@ const WGRAD_MIN_PIXELS: usize = 512;
 /// (elements), so that they are reused from cache across the tiles.
 const WGRAD_MAX_BATCH_ELEMS: usize = 96 * 1024;
 
-/// The instruction set the hot loops run with, detected once per op.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// The instruction set the hot loops run with, best first (the order is what `<` compares).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Isa {
+    /// x86-64 with AVX-512F (and AVX2, FMA): the loops compiled with those features, 32
+    /// 512-bit registers, so a wider tile (for channel counts it does not mostly pad).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
     /// x86-64 with AVX2 and FMA: the loops compiled with those features, fused multiply-add.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2Fma,
@@ -86,14 +157,39 @@ enum Isa {
 }
 
 impl Isa {
-    fn detect() -> Isa {
+    /// The ISAs this CPU runs, best first (always ending with [`Isa::Portable`]).
+    fn available() -> Vec<Isa> {
+        let mut v = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Isa::Avx2Fma;
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                if has!("avx512f") {
+                    v.push(Isa::Avx512);
+                }
+                v.push(Isa::Avx2Fma);
             }
         }
-        Isa::Portable
+        v.push(Isa::Portable);
+        v
+    }
+
+    /// The ISA a pass runs with: the best one available, unless the environment variable
+    /// `TESSERA_CONV_ISA` (`avx512`, `avx2` or `portable`, read once per process) asks for
+    /// another; a request the CPU cannot run falls back to the best ISA below it, and an
+    /// unknown value is ignored.
+    fn selected() -> Isa {
+        static CHOICE: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let available = Isa::available();
+            let want = match std::env::var("TESSERA_CONV_ISA").as_deref() {
+                Ok("avx512") => Isa::Avx512,
+                Ok("avx2") => Isa::Avx2Fma,
+                Ok("portable") => Isa::Portable,
+                _ => available[0],
+            };
+            available.into_iter().find(|&i| i >= want).unwrap_or(Isa::Portable)
+        })
     }
 }
 
@@ -296,6 +392,9 @@ fn forward<T: ConvElem, const MR: usize, const NR: usize>(
     collect_samples(n, m * l, m * kg * l, g.channels * hp * wp, |s, y, pad| {
         let xs = &x[s * img..(s + 1) * img];
         match isa {
+            // SAFETY: Isa::Avx512 is only detected on CPUs with AVX-512F, AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { forward_sample_avx512::<T, MR, NR>(&plan, g, xs, bias, y, pad) },
             // SAFETY: Isa::Avx2Fma is only detected on CPUs with AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => unsafe { forward_sample_avx2::<T, MR, NR>(&plan, g, xs, bias, y, pad) },
@@ -307,6 +406,19 @@ fn forward<T: ConvElem, const MR: usize, const NR: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn forward_sample_avx2<T: ConvElem, const MR: usize, const NR: usize>(
+    p: &FwdPlan<T>,
+    g: &ConvGeom,
+    xs: &[T],
+    bias: Option<&[T]>,
+    y: &mut [MaybeUninit<T>],
+    pad: &mut [T],
+) {
+    forward_sample::<T, MR, NR, true>(p, g, xs, bias, y, pad)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn forward_sample_avx512<T: ConvElem, const MR: usize, const NR: usize>(
     p: &FwdPlan<T>,
     g: &ConvGeom,
     xs: &[T],
@@ -496,6 +608,9 @@ fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     collect_samples(n, img, m * kg * l, m * plane, |s, dx, pad| {
         let dys = &dy[s * m * l..(s + 1) * m * l];
         match isa {
+            // SAFETY: Isa::Avx512 is only detected on CPUs with AVX-512F, AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { backward_input_sample_avx512::<T, MR, NR>(&plan, g, m, dys, dx, pad) },
             // SAFETY: Isa::Avx2Fma is only detected on CPUs with AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => unsafe { backward_input_sample_avx2::<T, MR, NR>(&plan, g, m, dys, dx, pad) },
@@ -507,6 +622,19 @@ fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn backward_input_sample_avx2<T: ConvElem, const MR: usize, const NR: usize>(
+    p: &BwdPlan<T>,
+    g: &ConvGeom,
+    m: usize,
+    dys: &[T],
+    dx: &mut [MaybeUninit<T>],
+    pad: &mut [T],
+) {
+    backward_input_sample::<T, MR, NR, true>(p, g, m, dys, dx, pad)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn backward_input_sample_avx512<T: ConvElem, const MR: usize, const NR: usize>(
     p: &BwdPlan<T>,
     g: &ConvGeom,
     m: usize,
@@ -618,6 +746,11 @@ fn backward_weight<T: ConvElem, const MR: usize, const NR: usize>(
             let xs = &x[b0 * img..(b0 + bn) * img];
             let dys = &dy[b0 * m * l..(b0 + bn) * m * l];
             match isa {
+                // SAFETY: Isa::Avx512 is only detected on CPUs with AVX-512F, AVX2 and FMA.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe {
+                    backward_weight_batch_avx512::<T, MR, NR>(&plan, g, m, bn, xs, dys, &mut acc, &mut pads, &mut dyt)
+                },
                 // SAFETY: Isa::Avx2Fma is only detected on CPUs with AVX2 and FMA.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2Fma => unsafe { backward_weight_batch_avx2::<T, MR, NR>(&plan, g, m, bn, xs, dys, &mut acc, &mut pads, &mut dyt) },
@@ -671,6 +804,23 @@ struct WgradPlan {
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn backward_weight_batch_avx2<T: ConvElem, const MR: usize, const NR: usize>(
+    p: &WgradPlan,
+    g: &ConvGeom,
+    m: usize,
+    bn: usize,
+    xs: &[T],
+    dys: &[T],
+    acc: &mut [T],
+    pads: &mut [T],
+    dyt: &mut [T],
+) {
+    backward_weight_batch::<T, MR, NR, true>(p, g, m, bn, xs, dys, acc, pads, dyt)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_weight_batch_avx512<T: ConvElem, const MR: usize, const NR: usize>(
     p: &WgradPlan,
     g: &ConvGeom,
     m: usize,
@@ -851,23 +1001,31 @@ mod tests {
         let what = format!("case {case}: {g:?} n {n} m {m} groups {groups}");
         let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-        let mut isas = vec![Isa::Portable];
-        if Isa::detect() != Isa::Portable {
-            isas.push(Isa::detect());
-        }
-        for isa in isas {
-            close(&forward::<f64, 6, 8>(isa, &x, n, &wt, m, groups, &g, Some(&bias)), &y, 1e-12, &format!("f64 forward {isa:?} {what}"));
-            close(&backward_input::<f64, 6, 8>(isa, &dy, n, &wt, m, groups, &g), &dx, 1e-12, &format!("f64 dx {isa:?} {what}"));
-            close(&backward_weight::<f64, 6, 8>(isa, &dy, &x, n, m, groups, &g), &dwt, 1e-12, &format!("f64 dw {isa:?} {what}"));
-            let (x32, w32, dy32, b32) = (f32s(&x), f32s(&wt), f32s(&dy), f32s(&bias));
-            close(
-                &f64s(&forward::<f32, 6, 16>(isa, &x32, n, &w32, m, groups, &g, Some(&b32))),
-                &y,
-                1e-4,
-                &format!("f32 forward {isa:?} {what}"),
-            );
-            close(&f64s(&backward_input::<f32, 6, 16>(isa, &dy32, n, &w32, m, groups, &g)), &dx, 1e-4, &format!("f32 dx {isa:?} {what}"));
-            close(&f64s(&backward_weight::<f32, 6, 16>(isa, &dy32, &x32, n, m, groups, &g)), &dwt, 1e-4, &format!("f32 dw {isa:?} {what}"));
+        let (x32, w32, dy32, b32) = (f32s(&x), f32s(&wt), f32s(&dy), f32s(&bias));
+        // Every ISA of this CPU, each with its tile; the FMA ISAs sum every element in the
+        // same order, so they must agree bit for bit.
+        let mut fused: Option<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f32>, Vec<f32>, Vec<f32>)> = None;
+        for isa in Isa::available() {
+            let y64 = f64_kernels::forward(isa, &x, n, &wt, m, groups, &g, Some(&bias));
+            let dx64 = f64_kernels::backward_input(isa, &dy, n, &wt, m, groups, &g);
+            let dw64 = f64_kernels::backward_weight(isa, &dy, &x, n, m, groups, &g);
+            let y32 = f32_kernels::forward(isa, &x32, n, &w32, m, groups, &g, Some(&b32));
+            let dx32 = f32_kernels::backward_input(isa, &dy32, n, &w32, m, groups, &g);
+            let dw32 = f32_kernels::backward_weight(isa, &dy32, &x32, n, m, groups, &g);
+            close(&y64, &y, 1e-12, &format!("f64 forward {isa:?} {what}"));
+            close(&dx64, &dx, 1e-12, &format!("f64 dx {isa:?} {what}"));
+            close(&dw64, &dwt, 1e-12, &format!("f64 dw {isa:?} {what}"));
+            close(&f64s(&y32), &y, 1e-4, &format!("f32 forward {isa:?} {what}"));
+            close(&f64s(&dx32), &dx, 1e-4, &format!("f32 dx {isa:?} {what}"));
+            close(&f64s(&dw32), &dwt, 1e-4, &format!("f32 dw {isa:?} {what}"));
+            if isa == Isa::Portable {
+                continue;
+            }
+            let got = (y64, dx64, dw64, y32, dx32, dw32);
+            match &fused {
+                Some(first) => assert!(*first == got, "{isa:?} differs from the other FMA ISA: {what}"),
+                None => fused = Some(got),
+            }
         }
     }
 
@@ -896,7 +1054,26 @@ mod tests {
             let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
             let (x32, w32, dy32) = (f32s(&x), f32s(&wt), f32s(&dy));
-            let what = format!("{g:?}");
+            let mut fused: Option<(Vec<f32>, Vec<f32>, Vec<f32>)> = None;
+            for isa in Isa::available() {
+                let what = format!("{isa:?} {g:?}");
+                let got = (
+                    f32_kernels::forward(isa, &x32, n, &w32, m, 1, &g, None),
+                    f32_kernels::backward_input(isa, &dy32, n, &w32, m, 1, &g),
+                    f32_kernels::backward_weight(isa, &dy32, &x32, n, m, 1, &g),
+                );
+                close(&f64s(&got.0), &y, 1e-4, &what);
+                close(&f64s(&got.1), &dx, 1e-4, &what);
+                close(&f64s(&got.2), &dwt, 1e-3, &what);
+                // The FMA ISAs agree bit for bit (see check_case).
+                match (&fused, isa) {
+                    (_, Isa::Portable) => {}
+                    (Some(first), _) => assert!(*first == got, "{what}: differs from the other FMA ISA"),
+                    (None, _) => fused = Some(got),
+                }
+            }
+            // The trait runs the selected ISA.
+            let what = format!("default {g:?}");
             close(&f64s(&f32::conv_forward(&x32, n, &w32, m, 1, &g, None)), &y, 1e-4, &what);
             close(&f64s(&f32::conv_backward_input(&dy32, n, &w32, m, 1, &g)), &dx, 1e-4, &what);
             close(&f64s(&f32::conv_backward_weight(&dy32, &x32, n, m, 1, &g)), &dwt, 1e-3, &what);
