@@ -976,9 +976,9 @@ mod tests {
 
     fn check_case(rng: &mut Rng, case: usize) {
         let groups = 1 + rng.below(3);
-        let (cg, mg) = (1 + rng.below(if case % 3 == 0 { 20 } else { 4 }), 1 + rng.below(if case % 3 == 1 { 20 } else { 4 }));
+        let (cg, mg) = (1 + rng.below(if case.is_multiple_of(3) { 20 } else { 4 }), 1 + rng.below(if case % 3 == 1 { 20 } else { 4 }));
         let (c, m) = (cg * groups, mg * groups);
-        let n = 1 + rng.below(if case % 5 == 0 { 20 } else { 3 });
+        let n = 1 + rng.below(if case.is_multiple_of(5) { 20 } else { 3 });
         let (h, w) = (1 + rng.below(9), 1 + rng.below(9));
         let (kh, kw) = (1 + rng.below(4), 1 + rng.below(4));
         let (sh, sw) = (1 + rng.below(3), 1 + rng.below(3));
@@ -1003,8 +1003,9 @@ mod tests {
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
         let (x32, w32, dy32, b32) = (f32s(&x), f32s(&wt), f32s(&dy), f32s(&bias));
         // Every ISA of this CPU, each with its tile; the FMA ISAs sum every element in the
-        // same order, so they must agree bit for bit.
-        let mut fused: Option<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f32>, Vec<f32>, Vec<f32>)> = None;
+        // same order, so they must agree bit for bit. Outputs: (y, dx, dw) in f64, then f32.
+        type Outputs = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f32>, Vec<f32>, Vec<f32>);
+        let mut fused: Option<Outputs> = None;
         for isa in Isa::available() {
             let y64 = f64_kernels::forward(isa, &x, n, &wt, m, groups, &g, Some(&bias));
             let dx64 = f64_kernels::backward_input(isa, &dy, n, &wt, m, groups, &g);
