@@ -3,7 +3,7 @@
 
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::ops::reduce::{sum_by, sum_slice};
+use crate::ops::reduce::{sum_by, sum_slice, sum_zip2};
 use crate::{with_float, Error, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -89,29 +89,6 @@ impl<T: FloatElem> Affine<T> {
         let shift = self.bias.as_ref().map_or(T::zero(), |b| b[ch]) - self.mean[ch] * scale;
         (scale, shift)
     }
-}
-
-/// `(Σ f(a, b).0, Σ f(a, b).1)` over two slices in one pass, each sum in the lane order of
-/// [`sum_zip`](crate::ops::reduce::sum_zip).
-#[inline]
-fn sum_zip2<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (T, T) {
-    let (mut p, mut q) = ([T::zero(); 8], [T::zero(); 8]);
-    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for l in 0..8 {
-            let (u, v) = f(x[l], y[l]);
-            p[l] += u;
-            q[l] += v;
-        }
-    }
-    let (mut tp, mut tq) = (T::zero(), T::zero());
-    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
-        let (u, v) = f(x, y);
-        tp += u;
-        tq += v;
-    }
-    let combine = |a: [T; 8], t: T| ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])) + t;
-    (combine(p, tp), combine(q, tq))
 }
 
 impl Tensor {

@@ -55,21 +55,35 @@ pub fn sum_by<T: FloatElem>(s: &[T], f: impl Fn(T) -> T) -> T {
         }
     }
     let tail: T = chunks.remainder().iter().fold(T::zero(), |a, &b| a + f(b));
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    combine_lanes(acc, tail)
 }
 
-/// `Σ f(a[i], b[i])` over two slices of equal length, summed like [`sum_by`].
+/// `(Σ f(a, b).0, Σ f(a, b).1)` over two slices of equal length in one pass, each sum in the
+/// lane order of [`sum_by`] (batch norm's backward: Σ g and Σ g·x̂ together).
 #[inline]
-pub fn sum_zip<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+pub fn sum_zip2<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (T, T) {
     debug_assert_eq!(a.len(), b.len());
-    let mut acc = [T::zero(); 8];
+    let (mut p, mut q) = ([T::zero(); 8], [T::zero(); 8]);
     let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
     for (x, y) in (&mut ca).zip(&mut cb) {
         for l in 0..8 {
-            acc[l] += f(x[l], y[l]);
+            let (u, v) = f(x[l], y[l]);
+            p[l] += u;
+            q[l] += v;
         }
     }
-    let tail: T = ca.remainder().iter().zip(cb.remainder()).fold(T::zero(), |s, (&x, &y)| s + f(x, y));
+    let (mut tp, mut tq) = (T::zero(), T::zero());
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        let (u, v) = f(x, y);
+        tp += u;
+        tq += v;
+    }
+    (combine_lanes(p, tp), combine_lanes(q, tq))
+}
+
+/// The fixed pairwise combine of eight lane sums and a tail that every sum here ends with.
+#[inline(always)]
+fn combine_lanes<T: FloatElem>(acc: [T; 8], tail: T) -> T {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
