@@ -1,11 +1,13 @@
 //! GPU matmul throughput: an n×n by n×n product (n = 4096) in f32 under each matmul
-//! precision (exact FP32, TF32 and bf16 tensor cores) and in f64, one line each:
+//! precision (exact FP32, TF32 and bf16 tensor cores), of bf16 and of f16 tensors
+//! (`bf16-native`, `f16-native`: their tensor cores, result in their dtype; cuBLAS's
+//! counterparts are scripts/torch/gemm.py's `bf16` and `f16`), and in f64, one line each:
 //!
 //!     gemm 4096 fp32 <TFLOP/s>
 //!
 //! Each is timed over `GEMM_ITERS` products (default 20) after 3 warm-up ones, between two
-//! device synchronizations. On stderr, how far the TF32 and bf16 results are from the exact
-//! one. Where no GPU is found it prints a skip line and exits 0.
+//! device synchronizations. On stderr, how far the TF32, bf16, bf16-native and f16-native
+//! results are from the exact one (that of the f32 inputs, which the half tensors round). Where no GPU is found it prints a skip line and exits 0.
 //!
 //! Run: `cargo bench --bench gpu_gemm` (`GEMM_N` changes the size; `GEMM_VARIANTS=_s4,_w8`
 //! adds the TF32 / bf16 kernel shapes that are tuning candidates).
@@ -67,6 +69,16 @@ fn main() {
             let (err, scale) = max_error(&c, &exact);
             eprintln!("{label}: max |{label} - fp32| = {err:.3e} (max |fp32| = {scale:.3e})");
         }
+    }
+    // bf16 / f16 tensors, rounded from the f32 ones on the GPU. Both row-major: A is read
+    // in place, B (N-contiguous) is packed K-contiguous in each product, as part of its time.
+    for (label, dtype) in [("bf16-native", DType::BF16), ("f16-native", DType::F16)] {
+        let (ah, bh) = (a.to_dtype(dtype).expect("to half"), b.to_dtype(dtype).expect("to half"));
+        let secs = seconds_per_matmul(&ah, &bh, iters);
+        println!("gemm {n} {label} {:.2}", flops / secs / 1e12);
+        let c = ah.matmul(&bh).expect("matmul").to_dtype(DType::F32).expect("to f32");
+        let (err, scale) = max_error(&c, &exact);
+        eprintln!("{label}: max |{label} - fp32| = {err:.3e} (max |fp32| = {scale:.3e})");
     }
     // Other tensor-core kernel shapes (engine/src/cuda/ops/matmul.rs, TcKernel), for tuning:
     // GEMM_VARIANTS=_s4,_w8 adds a line per shape and precision.

@@ -7,6 +7,7 @@ sure the committed PTX is what the sources give.
 
     python3 scripts/gen-ptx.py            # regenerate
     python3 scripts/gen-ptx.py --check    # exit 1 if any committed .ptx differs
+    python3 scripts/gen-ptx.py gemm index # only these modules (while editing them)
 """
 import ctypes
 import pathlib
@@ -58,10 +59,16 @@ def check(lib, rc, path):
 
 def main():
     check_only = "--check" in sys.argv[1:]
+    only = {a for a in sys.argv[1:] if not a.startswith("--")}
     lib = nvrtc()
     OUT.mkdir(parents=True, exist_ok=True)
     stale = []
     sources = sorted(SRC.glob("*.cu"))
+    unknown = only - {p.stem for p in sources}
+    if unknown:
+        sys.exit(f"no such module in ptx/kernels: {', '.join(sorted(unknown))}")
+    if only:
+        sources = [p for p in sources if p.stem in only]
     for path in sources:
         ptx = compile_one(lib, path)
         dest = OUT / (path.stem + ".ptx")
@@ -70,7 +77,7 @@ def main():
                 stale.append(dest.relative_to(ROOT))
         else:
             dest.write_text(ptx)
-    names = {p.stem for p in sources}
+    names = {p.stem for p in SRC.glob("*.cu")}
     orphans = [p.relative_to(ROOT) for p in OUT.glob("*.ptx") if p.stem not in names]
     if check_only and (stale or orphans):
         for s in stale:

@@ -751,7 +751,7 @@ const GPU_CONV_CASES: &[ConvCase] = &[
 
 #[test]
 fn gpu_conv2d_and_its_input_and_weight_gradients_match_cpu() {
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in common::gpu::GPU_FLOATS {
         for (case, &(xs, cout, k, s, p, d, groups, has_bias)) in GPU_CONV_CASES.iter().enumerate() {
             let ws = [cout, xs[1] / groups, k.0, k.1];
             let ys = Tensor::zeros(&xs, dtype).unwrap().conv2d(&Tensor::zeros(&ws, dtype).unwrap(), None, s, p, d, groups).unwrap();
@@ -771,7 +771,7 @@ fn gpu_conv2d_and_its_input_and_weight_gradients_match_cpu() {
 
 #[test]
 fn gpu_conv2d_bias_gradient_matches_cpu() {
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in common::gpu::GPU_FLOATS {
         for (seed, shape) in [(1u64, [2usize, 5, 3, 4]), (2, [1, 3, 1, 1]), (3, [0, 2, 3, 3])] {
             same_on_gpu_tol(&format!("conv2d_backward_bias {dtype:?} {shape:?}"), &gpu_operands(dtype, seed, &[&shape]), None, |t| {
                 Ok(vec![t[0].conv2d_backward_bias()?])
@@ -794,7 +794,7 @@ const GPU_CONVT_CASES: &[ConvTCase] = &[
 
 #[test]
 fn gpu_conv_transpose2d_and_its_gradients_match_cpu() {
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in common::gpu::GPU_FLOATS {
         for (case, &(xs, cout_g, k, s, p, op, d, groups, has_bias)) in GPU_CONVT_CASES.iter().enumerate() {
             let ws = [xs[1], cout_g, k.0, k.1];
             let cout = cout_g * groups;
@@ -822,7 +822,7 @@ fn gpu_unfold_and_fold_match_cpu() {
         (&[4, 5, 3], (2, 3), (1, 1), (0, 1), (1, 1)),
         (&[1, 1, 1, 1], (1, 1), (1, 1), (0, 0), (1, 1)),
     ];
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in common::gpu::GPU_FLOATS {
         for (case, &(xs, k, s, p, d)) in cases.iter().enumerate() {
             let hw = (xs[xs.len() - 2], xs[xs.len() - 1]);
             let cols = Tensor::zeros(xs, dtype).unwrap().unfold(k, s, p, d).unwrap().shape().to_vec();
@@ -844,7 +844,7 @@ fn gpu_pooling_and_its_gradients_match_cpu() {
         (&[1, 1, 1, 1], (1, 1), (1, 1), (0, 0), (1, 1)),
         (&[2, 2, 9, 9], (3, 2), (3, 1), (1, 1), (1, 1)),
     ];
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in common::gpu::GPU_FLOATS {
         for (case, &(xs, k, s, p, d)) in cases.iter().enumerate() {
             // Few distinct values, so windows hold ties.
             let x = common::operand_with(xs, dtype, 300 + case as u64, |r| r.below(4) as f64).t;
@@ -872,7 +872,7 @@ fn gpu_pooling_and_its_gradients_match_cpu() {
 
 #[test]
 fn gpu_max_pool2d_nan_windows_match_cpu() {
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in common::gpu::GPU_FLOATS {
         let x = common::operand_with(&[2, 3, 6, 5], dtype, 7, |r| if r.coin(0.2) { f64::NAN } else { r.below(3) as f64 }).t;
         same_on_gpu_tol(&format!("max_pool2d NaN {dtype:?}"), &[x], None, |t| {
             let (v, i) = t[0].max_pool2d((2, 3), (1, 2), (1, 1), (1, 1))?;
@@ -885,7 +885,7 @@ fn gpu_max_pool2d_nan_windows_match_cpu() {
 fn gpu_adaptive_avg_pool2d_and_its_gradient_match_cpu() {
     let cases: &[(&[usize], P)] =
         &[(&[2, 3, 7, 5], (3, 4)), (&[1, 2, 5, 5], (5, 5)), (&[4, 9, 6], (1, 1)), (&[1, 1, 3, 4], (7, 9)), (&[2, 2, 4, 4], (0, 2))];
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in common::gpu::GPU_FLOATS {
         for (case, &(xs, out)) in cases.iter().enumerate() {
             let ys = Tensor::zeros(xs, dtype).unwrap().adaptive_avg_pool2d(out).unwrap().shape().to_vec();
             let inputs = gpu_operands(dtype, 600 + case as u64, &[xs, &ys]);

@@ -311,7 +311,7 @@ fn gelu_forms_and_stability_at_large_inputs() {
 
 #[test]
 fn gpu_unary_ops_and_their_backward_match_cpu() {
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in gpu::GPU_FLOATS {
         for (seed, shape) in [(1u64, vec![37usize]), (2, vec![3, 4, 5]), (3, vec![2, 1, 6, 3]), (4, vec![])] {
             let x = operand_with(&shape, dtype, seed, |r| r.range(0.1, 3.0) * if r.coin(0.5) { 1.0 } else { -1.0 }).t;
             let g = operand(&shape, dtype, seed + 100).t;
@@ -331,7 +331,7 @@ fn gpu_unary_ops_and_their_backward_match_cpu() {
 fn gpu_binary_compare_where_cast_match_cpu() {
     let ops = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Maximum, BinaryOp::Minimum];
     let cmps = [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge];
-    for dtype in [DType::F32, DType::F64] {
+    for dtype in gpu::GPU_FLOATS {
         for (seed, sa, sb) in
             [(5u64, vec![4usize, 5], vec![4, 5]), (6, vec![3, 1, 5], vec![4, 1]), (7, vec![], vec![2, 3]), (8, vec![0, 3], vec![3])]
         {

@@ -617,8 +617,8 @@ fn sort_nan_integers_and_errors() {
 // where there is no GPU. Accumulations run in the CPU's order on the GPU, so floats agree
 // to the bit, well within the dtype tolerance the helper applies.
 
-const ALL_DTYPES: [DType; 4] = [DType::F32, DType::F64, DType::I64, DType::U8];
-const FLOAT_DTYPES: [DType; 2] = [DType::F32, DType::F64];
+const ALL_DTYPES: [DType; 6] = DType::ALL;
+const FLOAT_DTYPES: [DType; 4] = gpu::GPU_FLOATS;
 
 /// An i64 index of `shape` with values in `0..n` (repeats common), laid out by a random recipe.
 fn gpu_index(shape: &[usize], n: usize, seed: u64) -> Tensor {

@@ -1,7 +1,9 @@
 //! matmul against a naive triple loop: 1-D, 2-D, batched and broadcast-batch operands that
 //! are transposed, sliced, flipped or expanded; empty and size-1 dims; sizes past
 //! `matrixmultiply`'s blocking and the batch-parallel path. On a GPU: the same products
-//! against the CPU under each f32 matmul precision (exact, TF32, bf16), and f64.
+//! against the CPU under each f32 matmul precision (exact, TF32, bf16), and f64; bf16 and
+//! f16 tensors (tensor cores, result in their dtype) against the f32 CPU product of the
+//! same values.
 
 mod common;
 
@@ -323,4 +325,120 @@ fn gpu_matmul_precision_picks_the_kernel() {
     let cpu_err = err_msg(i.matmul(&i));
     let gi = i.to_device(dev).unwrap();
     assert_eq!(err_msg(gi.matmul(&gi)), cpu_err);
+}
+
+// ---- bf16 / f16 tensors on a GPU ------------------------------------------------------------
+
+/// A `[batch.., rows, cols]` tensor of `dtype` (values drawn in [-1, 1) and rounded to it),
+/// stored either as it is or, `stored_t`, transposed in its last two dims (the layout of
+/// `w.t()`), with `pad` NaN elements after each stored row that a narrow then hides: the
+/// GPU product must read the view, never the padding.
+fn half_operand(dtype: DType, batch: &[usize], rows: usize, cols: usize, stored_t: bool, pad: usize, rng: &mut Rng64) -> Tensor {
+    let (sr, sc) = if stored_t { (cols, rows) } else { (rows, cols) };
+    let shape: Vec<usize> = batch.iter().copied().chain([sr, sc + pad]).collect();
+    let a = Arr::from_fn(&shape, |i| if i[i.len() - 1] >= sc { f64::NAN } else { rng.range(-1.0, 1.0) });
+    let t = tensor(&a, dtype).narrow(-1, 0, sc).unwrap();
+    if stored_t {
+        t.t().unwrap()
+    } else {
+        t
+    }
+}
+
+/// NaN columns that bring a row of `k` elements to a pitch of a multiple of 8 (16 bytes),
+/// with at least 8 of them: such K-contiguous operands are read in place by the GPU.
+fn aligned_pad(k: usize) -> usize {
+    k.div_ceil(8) * 8 + 8 - k
+}
+
+/// `a @ b` of bf16 / f16 tensors on the GPU (same layouts as on the CPU) against the f32
+/// CPU product of the same values. The GPU multiplies exactly and sums in f32, then rounds
+/// once to the dtype: within half an ulp of the result (2^-8 of it for bf16's 8 significant
+/// bits, 2^-11 for f16's 11), plus what summing in another order moves an f32 sum of K
+/// products of magnitude <= 1 (and f16's subnormal steps), K·2^-19.
+fn check_half_matmul(what: &str, a: &Tensor, b: &Tensor) {
+    let Some(dev) = common::gpu::gpu() else { return };
+    let dtype = a.dtype();
+    let f32_of = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    let want = f32_of(a).matmul(&f32_of(b)).unwrap();
+    let (ga, gb) = (common::gpu::to_device_keeping_layout(a, dev), common::gpu::to_device_keeping_layout(b, dev));
+    let got = ga.matmul(&gb).unwrap_or_else(|e| panic!("{what}: the GPU run failed: {e}"));
+    assert_eq!(got.device(), dev, "{what}: device");
+    assert_eq!(got.dtype(), dtype, "{what}: dtype");
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    let rel = if dtype == DType::BF16 { 2f64.powi(-8) } else { 2f64.powi(-11) };
+    let abs = *a.shape().last().unwrap() as f64 * 2f64.powi(-19);
+    let (gv, wv) = (got.to_vec_f64().unwrap(), want.to_vec_f64().unwrap());
+    for (i, (g, w)) in gv.iter().zip(&wv).enumerate() {
+        assert!((g - w).abs() <= rel * w.abs() + abs, "{what}: element {i}: GPU {g} vs CPU {w} (shape {:?})", want.shape());
+    }
+}
+
+/// 2-D products with M, N and K off the tiles and K off a multiple of 8, under every
+/// combination of stored layouts: A not stored transposed and B stored transposed are
+/// K-contiguous, so with an aligned pitch they are read in place (the NaN padding past K
+/// then lies right after each row the kernel copies), and otherwise packed.
+#[test]
+fn gpu_half_matmul_matches_cpu() {
+    if common::gpu::gpu().is_none() {
+        return;
+    }
+    for dtype in [DType::BF16, DType::F16] {
+        let mut rng = Rng64::new(11);
+        for (m, k, n) in [(1, 1, 1), (17, 33, 9), (130, 70, 65), (64, 8, 16), (257, 200, 136)] {
+            for (ta, tb) in [(false, true), (false, false), (true, true), (true, false)] {
+                for pad in [0, aligned_pad(k)] {
+                    let a = half_operand(dtype, &[], m, k, ta, pad, &mut rng);
+                    let b = half_operand(dtype, &[], k, n, tb, pad, &mut rng);
+                    check_half_matmul(&format!("{m}×{k}×{n} {dtype:?} a stored_t {ta} b stored_t {tb} pad {pad}"), &a, &b);
+                }
+            }
+        }
+    }
+}
+
+/// Batched bf16 / f16 products: A's batches folded into M under a broadcast B (A in place
+/// and packed), a broadcast A read in place beside batched B, batch dims that broadcast
+/// against each other (no single batch stride: packed), and mixed in place / packed.
+#[test]
+fn gpu_half_matmul_batched_matches_cpu() {
+    if common::gpu::gpu().is_none() {
+        return;
+    }
+    let (m, k, n) = (17, 33, 9);
+    let p = aligned_pad(k);
+    // (A batch, A stored_t, A pad, B batch, B stored_t, B pad)
+    let cases: [(&[usize], bool, usize, &[usize], bool, usize); 6] = [
+        (&[3], false, p, &[], true, p),
+        (&[3], true, 0, &[], true, p),
+        (&[], false, p, &[4], true, p),
+        (&[2, 1], false, p, &[3], true, p),
+        (&[4], false, p, &[4], false, 0),
+        (&[2, 3], true, 0, &[2, 3], true, p),
+    ];
+    for dtype in [DType::BF16, DType::F16] {
+        let mut rng = Rng64::new(5);
+        for (ab, at, ap, bb, bt, bp) in cases {
+            let a = half_operand(dtype, ab, m, k, at, ap, &mut rng);
+            let b = half_operand(dtype, bb, k, n, bt, bp, &mut rng);
+            check_half_matmul(&format!("{:?} @ {:?} {dtype:?} (stored_t {at} {bt}, pads {ap} {bp})", a.shape(), b.shape()), &a, &b);
+        }
+    }
+}
+
+/// bf16 / f16 products take their tensor cores whatever the f32 precision says.
+#[test]
+fn gpu_half_matmul_ignores_the_f32_precision() {
+    if common::gpu::gpu().is_none() {
+        return;
+    }
+    for p in [MatmulPrecision::Highest, MatmulPrecision::High, MatmulPrecision::Bf16] {
+        let _guard = precision(p);
+        for dtype in [DType::BF16, DType::F16] {
+            let mut rng = Rng64::new(3);
+            let a = half_operand(dtype, &[], 40, 24, false, 0, &mut rng);
+            let b = half_operand(dtype, &[], 24, 30, false, 0, &mut rng);
+            check_half_matmul(&format!("40×24×30 {dtype:?} under {p:?}"), &a, &b);
+        }
+    }
 }

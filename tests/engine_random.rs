@@ -200,13 +200,15 @@ fn gpu_draws_have_the_cpu_bits() {
     let Some(dev) = common::gpu::gpu() else { return };
     let (mut on_gpu, mut on_cpu) = (Generator::new(1234), Generator::new(1234));
     type Draw = fn(&mut Generator, Device) -> Tensor;
-    let draws: [(&str, Draw); 10] = [
+    let draws: [(&str, Draw); 12] = [
         ("uniform f32", |g, d| g.uniform_on(&[N], -1.0, 2.0, DType::F32, d).unwrap()),
         ("uniform f64", |g, d| g.uniform_on(&[3, 5], 0.0, 1.0, DType::F64, d).unwrap()),
         ("uniform empty", |g, d| g.uniform_on(&[0, 4], 0.0, 1.0, DType::F32, d).unwrap()),
         ("normal f64", |g, d| g.normal_on(&[N], 0.0, 1.0, DType::F64, d).unwrap()),
         ("normal f32", |g, d| g.normal_on(&[7, 33], 1.5, 2.0, DType::F32, d).unwrap()),
         ("normal 0-d", |g, d| g.normal_on(&[], -3.0, 0.5, DType::F64, d).unwrap()),
+        ("uniform bf16", |g, d| g.uniform_on(&[N], -1.0, 2.0, DType::BF16, d).unwrap()),
+        ("normal f16", |g, d| g.normal_on(&[5, 41], 0.0, 3.0, DType::F16, d).unwrap()),
         ("trunc_normal", |g, d| g.trunc_normal_on(&[1000], 0.0, 1.0, -2.0, 2.0, DType::F32, d).unwrap()),
         ("bernoulli", |g, d| g.bernoulli_on(&[N], 0.3, d).unwrap()),
         ("randint", |g, d| g.randint_on(&[N], -5, 17, d).unwrap()),

@@ -214,7 +214,7 @@ fn gpu_reductions_match_cpu() {
         (&[300, 257], &[0]),
         (&[2, 600, 5], &[1]),
     ];
-    for dtype in FLOATS {
+    for dtype in gpu::GPU_FLOATS {
         for (seed, &(shape, axes)) in cases.iter().enumerate() {
             let x = operand(shape, dtype, seed as u64 + 11).t;
             let normalized: Vec<usize> =
@@ -318,7 +318,7 @@ fn gpu_sum_to_shape_matches_cpu() {
         (&[512, 64], &[64]),
         (&[0, 4], &[4]),
     ];
-    for dtype in FLOATS {
+    for dtype in gpu::GPU_FLOATS {
         for (seed, &(shape, target)) in cases.iter().enumerate() {
             let x = operand(shape, dtype, seed as u64 + 70).t;
             gpu::same_on_gpu(&format!("sum_to_shape {shape:?} -> {target:?} {dtype:?}"), &[x], |t| Ok(vec![t[0].sum_to_shape(target)?]));
@@ -346,7 +346,7 @@ fn gpu_reductions_are_deterministic() {
 #[test]
 fn gpu_batch_norm_matches_cpu() {
     let shapes: &[&[usize]] = &[&[4, 3], &[2, 3, 5], &[2, 3, 4, 5], &[1, 2, 1], &[3, 0, 2], &[8, 2, 600]];
-    for dtype in FLOATS {
+    for dtype in gpu::GPU_FLOATS {
         for (seed, &shape) in shapes.iter().enumerate() {
             let seed = seed as u64 * 10 + 100;
             let c = shape[1];
@@ -371,7 +371,7 @@ fn gpu_batch_norm_matches_cpu() {
 #[test]
 fn gpu_layer_norm_matches_cpu() {
     let shapes: &[&[usize]] = &[&[7], &[4, 3], &[2, 3, 5], &[3, 1], &[0, 4], &[5, 1000]];
-    for dtype in FLOATS {
+    for dtype in gpu::GPU_FLOATS {
         for (seed, &shape) in shapes.iter().enumerate() {
             let seed = seed as u64 * 10 + 200;
             let d = *shape.last().unwrap();

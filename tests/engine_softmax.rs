@@ -140,7 +140,7 @@ fn gpu_softmax_and_backward_match_cpu() {
     // Short rows (a warp each), long rows (a block each), strided inputs along every axis,
     // empty and single-element lines.
     let shapes: &[&[usize]] = &[&[37], &[3, 4, 5], &[2, 1, 6], &[2, 0], &[0, 3], &[2, 1], &[4, 700], &[3, 2000, 2]];
-    for dtype in FLOATS {
+    for dtype in gpu::GPU_FLOATS {
         for (seed, &shape) in shapes.iter().enumerate() {
             let x = operand(shape, dtype, seed as u64 + 500).t;
             let g = operand(shape, dtype, seed as u64 + 600).t;

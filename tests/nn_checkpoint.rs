@@ -109,3 +109,19 @@ fn missing_and_corrupt_files_name_the_path() {
     assert!(matches!(err, NnError::Format { .. }) && err.to_string().contains("junk.safetensors"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn half_tensors_round_trip_bit_for_bit() {
+    let dir = scratch("halves");
+    let path = dir.join("halves.safetensors");
+    let x = Generator::new(3).normal(&[3, 5], 0.0, 100.0, DType::F32).unwrap();
+    let tensors = vec![("b".to_string(), x.to_dtype(DType::BF16).unwrap()), ("h".to_string(), x.to_dtype(DType::F16).unwrap())];
+    save_tensors(&path, &tensors, None).unwrap();
+    let (back, _) = load_tensors(&path).unwrap();
+    for ((name, want), (got_name, got)) in tensors.iter().zip(&back) {
+        assert_eq!(name, got_name);
+        assert_eq!((got.dtype(), got.shape()), (want.dtype(), want.shape()), "{name}");
+        let bits = |t: &Tensor| t.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(got), bits(want), "{name}");
+    }
+}

@@ -309,3 +309,43 @@ mod transformer {
         assert!(Dropout::new(1.0, &mut g).is_err());
     }
 }
+
+/// A model converted with `to_dtype(BF16)` (or F16) trains as PyTorch's
+/// `model.to(torch.bfloat16)` does: every op computes in f32 and rounds its result, and the
+/// optimizer updates in f32 and rounds once (as PyTorch's fused AdamW). The forward, the
+/// gradients and one AdamW step stay within the dtype's precision of the f32 model's; f16,
+/// with 3 more mantissa bits, lands closer than bf16.
+#[test]
+fn resnet_trains_in_bf16_and_f16_close_to_f32() {
+    use tessera::ssl::nn::{AdamW, Optim, Optimizer, ParamGroup};
+    let x = randn(&mut Generator::new(9), &[4, 1, 6, 6]);
+    let run = |dtype: DType| {
+        let net = ResNet::new(&tiny_resnet_config(), &mut Generator::new(3)).unwrap();
+        net.to_dtype(dtype).unwrap();
+        let y = net.forward(&Var::constant(x.to_dtype(dtype).unwrap())).unwrap();
+        y.square().unwrap().sum_all().unwrap().backward().unwrap();
+        let grads: Vec<Tensor> = net.parameters().iter().map(|p| p.grad().unwrap()).collect();
+        let mut opt = Optimizer::new(AdamW::default(), vec![ParamGroup::new(net.named_parameters(), 1e-2, 0.0)]).unwrap();
+        opt.step().unwrap();
+        let after: Vec<Tensor> = net.parameters().iter().map(|p| p.value()).collect();
+        (y.value(), grads, after)
+    };
+    let flat = |ts: &[Tensor]| ts.iter().flat_map(|t| t.to_vec_f64().unwrap()).collect::<Vec<f64>>();
+    // Largest |a - b| over the largest |b|; and ‖a - b‖ / ‖b‖.
+    let max_rel =
+        |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max) / b.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let norm_rel =
+        |a: &[f64], b: &[f64]| (a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / b.iter().map(|y| y * y).sum::<f64>()).sqrt();
+    let (y32, g32, p32) = run(DType::F32);
+    let (y32, g32, p32) = (flat(&[y32]), flat(&g32), flat(&p32));
+    // (dtype, output and parameter tolerance, gradient tolerance)
+    for (dtype, tol, grad_tol) in [(DType::BF16, 0.03, 0.08), (DType::F16, 0.005, 0.01)] {
+        let (y, g, p) = run(dtype);
+        assert_eq!(y.dtype(), dtype);
+        assert!(g.iter().chain(&p).all(|t| t.dtype() == dtype), "{dtype:?}: gradients and parameters keep the dtype");
+        let (y, g, p) = (flat(&[y]), flat(&g), flat(&p));
+        assert!(p.iter().all(|v| v.is_finite()), "{dtype:?}: the step left a non-finite parameter");
+        let (ey, eg, ep) = (max_rel(&y, &y32), norm_rel(&g, &g32), max_rel(&p, &p32));
+        assert!(ey <= tol && eg <= grad_tol && ep <= tol, "{dtype:?}: output {ey:.4}, gradients {eg:.4}, parameters {ep:.4}");
+    }
+}

@@ -1,5 +1,8 @@
 //! Element types. f32 is the training dtype, f64 is what gradient checks run in, i64 holds
-//! labels and indices, u8 holds boolean masks (0 or 1).
+//! labels and indices, u8 holds boolean masks (0 or 1). bf16 and f16 are 16-bit storage
+//! for GPU work: CUDA kernels load them into f32, compute and accumulate there, and round
+//! once when storing; on the CPU they can be stored, moved, indexed and cast (to f32 for
+//! arithmetic), as `half::bf16` / `half::f16`.
 
 use crate::storage::CpuStorage;
 use std::fmt::Debug;
@@ -13,6 +16,10 @@ pub enum DType {
     I64,
     /// Boolean masks, stored as 0/1 bytes.
     U8,
+    /// bfloat16: f32's 8 exponent bits, 7 mantissa bits (range of f32, ~2-3 digits).
+    BF16,
+    /// IEEE half: 5 exponent bits, 10 mantissa bits (max 65504, ~3 digits).
+    F16,
 }
 
 impl DType {
@@ -23,13 +30,22 @@ impl DType {
             DType::F64 => 8,
             DType::I64 => 8,
             DType::U8 => 1,
+            DType::BF16 | DType::F16 => 2,
         }
     }
 
     /// Whether the dtype is a floating-point one (the only ones autograd differentiates).
     pub fn is_float(self) -> bool {
-        matches!(self, DType::F32 | DType::F64)
+        matches!(self, DType::F32 | DType::F64 | DType::BF16 | DType::F16)
     }
+
+    /// Whether the dtype is one of the 16-bit storage floats (bf16, f16).
+    pub fn is_half(self) -> bool {
+        matches!(self, DType::BF16 | DType::F16)
+    }
+
+    /// Every dtype, for parsers and exhaustive tests.
+    pub const ALL: [DType; 6] = [DType::F32, DType::F64, DType::I64, DType::U8, DType::BF16, DType::F16];
 
     /// The lowercase name used in files and messages (`"f32"`, ...).
     pub fn name(self) -> &'static str {
@@ -38,6 +54,8 @@ impl DType {
             DType::F64 => "f64",
             DType::I64 => "i64",
             DType::U8 => "u8",
+            DType::BF16 => "bf16",
+            DType::F16 => "f16",
         }
     }
 }
@@ -105,6 +123,35 @@ impl_element!(f32, F32);
 impl_element!(f64, F64);
 impl_element!(i64, I64);
 impl_element!(u8, U8);
+
+// The halves convert through f32 in both directions (f64 -> f32 -> half, as PyTorch and the
+// CUDA kernels do), so every backend rounds a given value to the same half.
+macro_rules! impl_half_element {
+    ($t:ty, $variant:ident) => {
+        impl Element for $t {
+            const DTYPE: DType = DType::$variant;
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self.to_f32() as f64
+            }
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                <$t>::from_f32(v as f32)
+            }
+            fn buffer(s: &CpuStorage) -> Option<&[Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_storage(v: Vec<Self>) -> CpuStorage {
+                CpuStorage::$variant(v)
+            }
+        }
+    };
+}
+impl_half_element!(half::bf16, BF16);
+impl_half_element!(half::f16, F16);
 impl FloatElem for f32 {}
 impl FloatElem for f64 {}
 
@@ -124,6 +171,7 @@ macro_rules! with_float {
                 type $T = f64;
                 $body
             }
+            other if other.is_half() => Err($crate::Error::HalfOnCpu { op: $op, dtype: other }),
             other => Err($crate::Error::UnsupportedDType { op: $op, dtype: other, expected: "f32 or f64" }),
         }
     };
@@ -152,6 +200,16 @@ macro_rules! with_any {
             $crate::DType::U8 => {
                 #[allow(dead_code)]
                 type $T = u8;
+                $body
+            }
+            $crate::DType::BF16 => {
+                #[allow(dead_code)]
+                type $T = $crate::half::bf16;
+                $body
+            }
+            $crate::DType::F16 => {
+                #[allow(dead_code)]
+                type $T = $crate::half::f16;
                 $body
             }
         }

@@ -14,6 +14,8 @@ pub enum Error {
     DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
     #[error("{op}: dtype {dtype:?} is not supported here (expected {expected})")]
     UnsupportedDType { op: &'static str, dtype: DType, expected: &'static str },
+    #[error("{op}: {} arithmetic runs on CUDA only; on the CPU cast first with `.to_dtype(DType::F32)`", .dtype.name())]
+    HalfOnCpu { op: &'static str, dtype: DType },
     #[error("{op}: tensors live on different devices, {lhs} and {rhs}; copy one with `to_device` first")]
     DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
     #[error("{op}: device {device} is not available: {reason}")]

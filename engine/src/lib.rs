@@ -18,6 +18,8 @@ mod tensor;
 pub use device::Device;
 pub use dtype::{DType, Element, FloatElem};
 pub use error::{Error, Result};
+/// The host types of the bf16 / f16 dtypes (`half::bf16`, `half::f16`).
+pub use half;
 pub use layout::Layout;
 pub use ops::binary::{BinaryOp, CmpOp};
 pub use ops::conv::Pair;

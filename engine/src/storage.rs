@@ -11,6 +11,8 @@ pub enum CpuStorage {
     F64(Vec<f64>),
     I64(Vec<i64>),
     U8(Vec<u8>),
+    BF16(Vec<half::bf16>),
+    F16(Vec<half::f16>),
 }
 
 impl CpuStorage {
@@ -20,6 +22,8 @@ impl CpuStorage {
             CpuStorage::F64(_) => DType::F64,
             CpuStorage::I64(_) => DType::I64,
             CpuStorage::U8(_) => DType::U8,
+            CpuStorage::BF16(_) => DType::BF16,
+            CpuStorage::F16(_) => DType::F16,
         }
     }
 
@@ -29,6 +33,8 @@ impl CpuStorage {
             CpuStorage::F64(v) => v.len(),
             CpuStorage::I64(v) => v.len(),
             CpuStorage::U8(v) => v.len(),
+            CpuStorage::BF16(v) => v.len(),
+            CpuStorage::F16(v) => v.len(),
         }
     }
 

@@ -1,7 +1,9 @@
 // Convolution kernels on NCHW images: im2col and col2im (the engine's unfold / fold, and the
 // data movement around the matmul-based conv2d / conv_transpose2d), plus a store that adds a
 // per-channel bias. The GEMMs themselves are the engine's matmul. `View4` and `ConvGeom`
-// mirror engine/src/cuda/ops/conv.rs field for field.
+// mirror engine/src/cuda/ops/conv.rs field for field. bf16 / f16: sums and bias adds run in
+// f32 (acc_t), rounded once per output; im2col only moves values.
+#include "half.cuh"
 #include "nchw.cuh"
 
 // The sliding-window geometry of one `channels × h × w` image (engine/src/cpu/im2col.rs).
@@ -27,7 +29,7 @@ __device__ void im2col(i64 total, ConvGeom g, View4 xv, const T* x, i64 col_samp
         i64 i = u % g.kh, c = u / g.kh;
         i64 ox = l % g.ow, oy = l / g.ow;
         i64 iy = oy * g.sh - g.ph + i * g.dh, ix = ox * g.sw - g.pw + j * g.dw;
-        T v = T(0);
+        T v = T();  // zero for every storage type
         if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) v = x[at4(xv, s, c, iy, ix)];
         cols[s * col_sample + r * col_row + l] = v;
     }
@@ -45,7 +47,7 @@ __device__ void col2im(i64 total, ConvGeom g, View4 cv, const T* cols, const T* 
         i64 y = t % g.h;
         t /= g.h;
         i64 c = t % g.channels, s = t / g.channels;
-        T acc = T(0);
+        acc_t<T> acc = 0;
         for (i64 i = 0; i < g.kh; ++i) {
             i64 ty = y + g.ph - i * g.dh;
             if (ty < 0) break;  // later taps sit further up
@@ -58,11 +60,11 @@ __device__ void col2im(i64 total, ConvGeom g, View4 cv, const T* cols, const T* 
                 if (tx % g.sw != 0) continue;
                 i64 ox = tx / g.sw;
                 if (ox >= g.ow) continue;
-                acc += cols[at4(cv, 0, s, (c * g.kh + i) * g.kw + j, oy * g.ow + ox)];
+                acc += to_acc(cols[at4(cv, 0, s, (c * g.kh + i) * g.kw + j, oy * g.ow + ox)]);
             }
         }
-        if (bias) acc += bias[c * bias_stride];
-        out[e] = acc;
+        if (bias) acc += to_acc(bias[c * bias_stride]);
+        out[e] = from_acc<T>(acc);
     }
 }
 
@@ -73,9 +75,9 @@ template <typename T>
 __device__ void store_with_bias(i64 total, i64 len, i64 channels, Strided ss, const T* src, const T* bias,
                                 i64 bias_stride, T* dst) {
     TS_GRID_STRIDE(k, total) {
-        T v = src[strided_offset(ss, k)];
-        if (bias) v += bias[((k / len) % channels) * bias_stride];
-        dst[k] = v;
+        acc_t<T> v = to_acc(src[strided_offset(ss, k)]);
+        if (bias) v += to_acc(bias[((k / len) % channels) * bias_stride]);
+        dst[k] = from_acc<T>(v);
     }
 }
 
@@ -95,3 +97,5 @@ __device__ void store_with_bias(i64 total, i64 len, i64 channels, Strided ss, co
     }
 CONV(f32, float)
 CONV(f64, double)
+CONV(bf16, bf16)
+CONV(f16, f16)

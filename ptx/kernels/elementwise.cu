@@ -1,6 +1,8 @@
 // Elementwise kernels: strided copy, unary ops and their fused backward, broadcasting binary
 // ops, comparisons, where, casts and fill. Op codes mirror engine/src/cuda/ops/elementwise.rs.
+// bf16 / f16 are storage only (half.cuh): the math below runs in acc_t<T>, f32 for them.
 #include "common.cuh"
+#include "half.cuh"
 
 // ---- copy ----------------------------------------------------------------------------------
 template <typename T>
@@ -92,15 +94,16 @@ template <typename T> __device__ __forceinline__ T unary_derivative(int op, T x,
 
 template <typename T>
 __device__ void unary(i64 n, int op, double p0, double p1, Strided sx, const T* x, T* y) {
-    TS_GRID_STRIDE(i, n) { y[i] = unary_forward<T>(op, x[strided_offset(sx, i)], p0, p1); }
+    TS_GRID_STRIDE(i, n) { y[i] = from_acc<T>(unary_forward<acc_t<T>>(op, to_acc(x[strided_offset(sx, i)]), p0, p1)); }
 }
 
 template <typename T>
 __device__ void unary_backward(i64 n, int op, double p0, double p1, Strided sx, const T* x, Strided sy, const T* y,
                                Strided sg, const T* g, T* out) {
+    typedef acc_t<T> A;
     TS_GRID_STRIDE(i, n) {
-        T xv = x[strided_offset(sx, i)], yv = y[strided_offset(sy, i)];
-        out[i] = g[strided_offset(sg, i)] * unary_derivative<T>(op, xv, yv, p0, p1);
+        A xv = to_acc(x[strided_offset(sx, i)]), yv = to_acc(y[strided_offset(sy, i)]);
+        out[i] = from_acc<T>(to_acc(g[strided_offset(sg, i)]) * unary_derivative<A>(op, xv, yv, p0, p1));
     }
 }
 
@@ -121,14 +124,17 @@ template <typename T> __device__ __forceinline__ T binary_apply(int op, T a, T b
 
 template <typename T>
 __device__ void binary(i64 n, int op, Strided sa, const T* a, Strided sb, const T* b, T* out) {
-    TS_GRID_STRIDE(i, n) { out[i] = binary_apply<T>(op, a[strided_offset(sa, i)], b[strided_offset(sb, i)]); }
+    TS_GRID_STRIDE(i, n) {
+        out[i] = from_acc<T>(binary_apply<acc_t<T>>(op, to_acc(a[strided_offset(sa, i)]), to_acc(b[strided_offset(sb, i)])));
+    }
 }
 
 // Codes: 0 eq 1 ne 2 lt 3 le 4 gt 5 ge.
 template <typename T>
 __device__ void compare(i64 n, int op, Strided sa, const T* a, Strided sb, const T* b, u8* out) {
     TS_GRID_STRIDE(i, n) {
-        T x = a[strided_offset(sa, i)], y = b[strided_offset(sb, i)];
+        // The halves compare their exact f32 values.
+        acc_t<T> x = to_acc(a[strided_offset(sa, i)]), y = to_acc(b[strided_offset(sb, i)]);
         bool r = false;
         switch (op) {
         case 0: r = x == y; break;
@@ -148,23 +154,29 @@ __device__ void where_select(i64 n, Strided sc, const u8* c, Strided sa, const T
 }
 
 template <typename T> __device__ void fill(i64 n, double value, T* out) {
-    T v = (T)value;
+    T v = to_storage<T>(value);
     TS_GRID_STRIDE(i, n) { out[i] = v; }
 }
 
-// Casts follow Rust's `as` for float→int (toward zero) and map anything→u8 to x != 0.
-template <typename S, typename D> __device__ __forceinline__ D cast_one(S x) { return (D)x; }
-template <> __device__ __forceinline__ u8 cast_one<float, u8>(float x) { return x != 0.0f; }
-template <> __device__ __forceinline__ u8 cast_one<double, u8>(double x) { return x != 0.0; }
-template <> __device__ __forceinline__ u8 cast_one<i64, u8>(i64 x) { return x != 0; }
+// Casts follow Rust's `as` for float→int (toward zero) and map anything→u8 to x != 0. A
+// bf16 / f16 source enters as its exact f32 value (to_acc), so it then casts as f32 does; a
+// bf16 / f16 destination rounds once from f32 (i64 and f64 sources pass through f32 first, as
+// the host's conversions do).
+template <typename D> struct CastTo {
+    template <typename V> static __device__ __forceinline__ D from(V x) { return to_storage<D>(x); }
+};
+template <> struct CastTo<u8> {
+    template <typename V> static __device__ __forceinline__ u8 from(V x) { return x != V(0); }
+    static __device__ __forceinline__ u8 from(u8 x) { return x; }  // u8 -> u8 copies, as before
+};
 
 template <typename S, typename D> __device__ void cast(i64 n, Strided s, const S* src, D* dst) {
-    TS_GRID_STRIDE(i, n) { dst[i] = cast_one<S, D>(src[strided_offset(s, i)]); }
+    TS_GRID_STRIDE(i, n) { dst[i] = CastTo<D>::from(to_acc(src[strided_offset(s, i)])); }
 }
 
 // ---- extern "C" entry points ----------------------------------------------------------------
-#define TS_ANY(M) M(f32, float) M(f64, double) M(i64, i64) M(u8, u8)
-#define TS_FLOAT(M) M(f32, float) M(f64, double)
+#define TS_ANY(M) M(f32, float) M(f64, double) M(i64, i64) M(u8, u8) M(bf16, bf16) M(f16, f16)
+#define TS_FLOAT(M) M(f32, float) M(f64, double) M(bf16, bf16) M(f16, f16)
 
 #define COPY(s, T) \
     extern "C" __global__ void copy_strided_##s(i64 n, Strided st, const T* src, T* dst) { copy_strided<T>(n, st, src, dst); }
@@ -197,7 +209,9 @@ TS_FLOAT(UNARY)
     }
 TS_ANY(CMP_WHERE)
 
-#define CAST_FROM(s, S) CAST(s, S, f32, float) CAST(s, S, f64, double) CAST(s, S, i64, i64) CAST(s, S, u8, u8)
+#define CAST_FROM(s, S)                                                                                          \
+    CAST(s, S, f32, float) CAST(s, S, f64, double) CAST(s, S, i64, i64) CAST(s, S, u8, u8) CAST(s, S, bf16, bf16) \
+    CAST(s, S, f16, f16)
 #define CAST(s, S, d, D) \
     extern "C" __global__ void cast_##s##_##d(i64 n, Strided st, const S* src, D* dst) { cast<S, D>(n, st, src, dst); }
 TS_ANY(CAST_FROM)

@@ -1,4 +1,4 @@
-// Batched matrix products C[z] = A[z] · B[z], C a contiguous [batch, M, N], in three precisions:
+// Batched matrix products C[z] = A[z] · B[z], C a contiguous [batch, M, N]:
 //   gemm_f32, gemm_f64  exact, CUDA-core FMAs, register-staged shared-memory tiles. A is M×K
 //                       with strides (a_rs, a_cs) and B is K×N with (b_rs, b_cs), in elements,
 //                       so transposed and sliced views are read in place; the matrices of batch
@@ -8,8 +8,13 @@
 //                       M (A) and of N (B) with 16-byte aligned rows: in place where they are,
 //                       else packed first by pack_f32. For larger products.
 //   gemm_tf32 / _bf16   tensor cores (mma.sync, ldmatrix, cp.async pipeline; gemm_tc.cuh) on
-//                       operands packed by pack_tf32 / pack_bf16: rounded once to TF32 / bf16
-//                       (tessera has no bf16 dtype: f32 in, f32 out) and stored K-contiguous.
+//                       operands packed by pack_tf32 / pack_bf16: f32 tensors rounded once to
+//                       TF32 / bf16 and stored K-contiguous; f32 accumulators, f32 out.
+//   gemm_bf16_bf16out   the same product for bf16 / f16 tensors (m16n8k16 bf16 / f16 mma),
+//   gemm_f16_f16out     f32 accumulators rounded once (nearest even) to the tensors' dtype on
+//                       the way out. Operands that are K-contiguous with 16-byte aligned rows
+//                       are read in place; others are first copied K-contiguous, unchanged,
+//                       by pack_b16 (any strides, 16-bit values moved as they are).
 // Parameter lists mirror engine/src/cuda/ops/matmul.rs, which picks the kernel and packs.
 //
 // Every kernel loops over its tiles (blockIdx.x) and batches (blockIdx.z) with grid strides,
@@ -250,22 +255,30 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_f64(GEMM_PARAMS(
 // ---- packs and pipelined products (gemm_tc.cuh) -----------------------------------------------
 __device__ __forceinline__ unsigned round_tf32(float x) { return f32_to_tf32(x); }
 
-#define PACK_PARAMS(Out) \
-    i64 batch, i64 rows, i64 k, i64 ld, Strided src_batch, const float *src, i64 rs, i64 ks, Out *dst
+#define PACK_PARAMS(Src, Out) \
+    i64 batch, i64 rows, i64 k, i64 ld, Strided src_batch, const Src *src, i64 rs, i64 ks, Out *dst
 #define PACK_ARGS batch, rows, k, ld, src_batch, src, rs, ks, dst
 
-extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_tf32(PACK_PARAMS(unsigned)) {
-    pack_tiles<unsigned, round_tf32>(PACK_ARGS);
+extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_tf32(PACK_PARAMS(float, unsigned)) {
+    pack_tiles<float, unsigned, round_tf32>(PACK_ARGS);
 }
 
-extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_bf16(PACK_PARAMS(unsigned short)) {
-    pack_tiles<unsigned short, f32_to_bf16>(PACK_ARGS);
+extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_bf16(PACK_PARAMS(float, unsigned short)) {
+    pack_tiles<float, unsigned short, f32_to_bf16>(PACK_ARGS);
 }
 
 __device__ __forceinline__ float keep_f32(float x) { return x; }
 
-extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_f32(PACK_PARAMS(float)) {
-    pack_tiles<float, keep_f32>(PACK_ARGS);
+extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_f32(PACK_PARAMS(float, float)) {
+    pack_tiles<float, float, keep_f32>(PACK_ARGS);
+}
+
+// bf16 and f16 operands are already in the format their mma takes: one pack for both,
+// moving the 16-bit values unchanged (no rounding, NaN payloads kept).
+__device__ __forceinline__ unsigned short keep_b16(unsigned short x) { return x; }
+
+extern "C" __global__ void __launch_bounds__(PACK_THREADS) pack_b16(PACK_PARAMS(unsigned short, unsigned short)) {
+    pack_tiles<unsigned short, unsigned short, keep_b16>(PACK_ARGS);
 }
 
 // The pipelined exact f32 product; 2 blocks per SM.
@@ -279,3 +292,6 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
 // (two blocks per SM on A100 and H100). Other shapes to tune against: gemm_tune.cu.
 TC_KERNEL(gemm_tf32, unsigned, 4, MmaTf32, 2, 2, 3)
 TC_KERNEL(gemm_bf16, unsigned short, 2, MmaBf16, 2, 2, 3)
+// The same shape on bf16 / f16 tensors, the result rounded to their dtype.
+TC_KERNEL_OUT(gemm_bf16_bf16out, unsigned short, 2, MmaBf16, 2, 2, 3, bf16)
+TC_KERNEL_OUT(gemm_f16_f16out, unsigned short, 2, MmaF16, 2, 2, 3, f16)

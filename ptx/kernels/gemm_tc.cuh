@@ -1,11 +1,13 @@
 // The tensor-core (TF32 and bf16) matrix products of gemm.cu, in two steps:
 //
 // 1. pack: each f32 operand is rounded (tf32: cvt.rna; bf16: nearest even) once and written
+//    (a bf16 / f16 operand is copied unchanged: it already is in the format the mma takes)
 //    as a plain row-major "K-contiguous" matrix: A as M rows of K, B transposed as N rows of
 //    K, each row padded with zeros to a multiple of 8 elements so that every row starts on a
 //    16-byte boundary. Any strides, transposed, sliced or flipped, are read here (through a
 //    shared-memory tile, so reads and writes both coalesce); the product never sees them.
-//    O(n²) work, next to the product's O(n³).
+//    O(n²) work, next to the product's O(n³). A bf16 / f16 operand that already is
+//    K-contiguous with 16-byte aligned rows skips this step: the product reads it in place.
 // 2. the product: per block a BM×BN output tile (64×64 per warp, 4×8 mma fragments), K in
 //    slices of 128 bytes per row (32 tf32 or 64 bf16) copied global -> shared with 16-byte
 //    cp.async into a STAGES-deep ring, so the copies of later slices overlap the mma of this
@@ -18,35 +20,29 @@
 #pragma once
 #include "common.cuh"
 #include "gemm_order.cuh"
+#include "half.cuh"
 #include "mma.cuh"
 
 // ---- step 1: packing ---------------------------------------------------------------------------
-
-// f32 -> bf16 bits, rounded to nearest even (what cvt.rn.bf16.f32 gives); NaN stays NaN.
-__device__ __forceinline__ unsigned short f32_to_bf16(float x) {
-    unsigned u = __float_as_uint(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
 
 #define PACK_THREADS 256
 #define PACK_TILE 32
 
 // dst[z] = the rows × ld matrix whose element (r, k) is src[strided_offset(src_batch, z) +
-// r·rs + k·ks] rounded by Conv for k < K, and 0 for K <= k < ld; dst[z] starts at z·rows·ld.
-// 32×32 tiles: read with the lanes along whichever of r and k has the smaller stride,
-// written with the lanes along k.
-template <typename Out, Out (*Conv)(float)>
-__device__ void pack_tiles(i64 batch, i64 rows, i64 K, i64 ld, Strided src_batch, const float* src, i64 rs, i64 ks,
+// r·rs + k·ks] converted by Conv for k < K, and 0 for K <= k < ld; dst[z] starts at
+// z·rows·ld. 32×32 tiles, held in the source type (Conv applies on the way out, so 16-bit
+// values move as they are): read with the lanes along whichever of r and k has the smaller
+// stride, written with the lanes along k.
+template <typename Src, typename Out, Out (*Conv)(Src)>
+__device__ void pack_tiles(i64 batch, i64 rows, i64 K, i64 ld, Strided src_batch, const Src* src, i64 rs, i64 ks,
                            Out* dst) {
-    __shared__ float t[PACK_TILE][PACK_TILE + 1];
+    __shared__ Src t[PACK_TILE][PACK_TILE + 1];
     const int tx = threadIdx.x % PACK_TILE, ty = threadIdx.x / PACK_TILE;
     constexpr int PASSES = PACK_TILE * PACK_TILE / PACK_THREADS, STEP = PACK_THREADS / PACK_TILE;
     const bool k_fast = llabs(ks) <= llabs(rs);
     const i64 tiles_r = (rows + PACK_TILE - 1) / PACK_TILE, tiles_k = (ld + PACK_TILE - 1) / PACK_TILE;
     for (i64 z = blockIdx.z; z < batch; z += gridDim.z) {
-        const float* s = src + strided_offset(src_batch, z);
+        const Src* s = src + strided_offset(src_batch, z);
         Out* d = dst + z * rows * ld;
         for (i64 tile = blockIdx.x; tile < tiles_r * tiles_k; tile += gridDim.x) {
             const i64 r0 = tile / tiles_k * PACK_TILE, k0 = tile % tiles_k * PACK_TILE;
@@ -55,7 +51,7 @@ __device__ void pack_tiles(i64 batch, i64 rows, i64 K, i64 ld, Strided src_batch
                 const int i = ty + p * STEP;
                 const int tr = k_fast ? i : tx, tk = k_fast ? tx : i;
                 const i64 r = r0 + tr, k = k0 + tk;
-                t[tr][tk] = (r < rows && k < K) ? s[r * rs + k * ks] : 0.0f;
+                t[tr][tk] = (r < rows && k < K) ? s[r * rs + k * ks] : Src();
             }
             __syncthreads();
 #pragma unroll
@@ -136,9 +132,22 @@ __device__ __forceinline__ void tc_slice(float (&acc)[4][8][4], SmemAddr sa, Sme
     }
 }
 
-// Writes the in-bounds part of the warp's piece; fragment element e of block (i, j) is at
-// (16i + g + 8·(e / 2), 8j + 2q + e % 2). Pairs go out as one 8-byte store where ld is even.
-__device__ __forceinline__ void tc_store(const float (&acc)[4][8][4], float* out, i64 ld, int rows, int cols, int wm,
+// Outputs (c, c + 1) of one row, c even, as one 8-byte (f32) or 4-byte (bf16, f16) store.
+__device__ __forceinline__ void store_pair(float* o, float x, float y) {
+    *reinterpret_cast<float2*>(o) = make_float2(x, y);
+}
+__device__ __forceinline__ void store_pair(bf16* o, float x, float y) {
+    *reinterpret_cast<unsigned*>(o) = f32x2_to_bf16x2(x, y);
+}
+__device__ __forceinline__ void store_pair(f16* o, float x, float y) {
+    *reinterpret_cast<unsigned*>(o) = f32x2_to_f16x2(x, y);
+}
+
+// Writes the in-bounds part of the warp's piece, each value rounded once to Out (f32: as it
+// is); fragment element e of block (i, j) is at (16i + g + 8·(e / 2), 8j + 2q + e % 2).
+// Pairs go out as one store where ld is even (then c, even, keeps them aligned).
+template <typename Out>
+__device__ __forceinline__ void tc_store(const float (&acc)[4][8][4], Out* out, i64 ld, int rows, int cols, int wm,
                                          int wn) {
     const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
     const bool pairs = ld % 2 == 0;
@@ -148,27 +157,30 @@ __device__ __forceinline__ void tc_store(const float (&acc)[4][8][4], float* out
         for (int h = 0; h < 2; ++h) {
             const int r = wm + i * 16 + g + 8 * h;
             if (r >= rows) continue;
-            float* o = out + r * ld;
+            Out* o = out + r * ld;
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
                 const int c = wn + j * 8 + 2 * q;
                 const float x = acc[i][j][2 * h], y = acc[i][j][2 * h + 1];
                 if (pairs && c + 1 < cols) {
-                    *reinterpret_cast<float2*>(o + c) = make_float2(x, y);
+                    store_pair(o + c, x, y);
                 } else {
-                    if (c < cols) o[c] = x;
-                    if (c + 1 < cols) o[c + 1] = y;
+                    if (c < cols) o[c] = from_acc<Out>(x);
+                    if (c + 1 < cols) o[c + 1] = from_acc<Out>(y);
                 }
             }
         }
 }
 
-// C[z] (contiguous M×N) = A[z] · B[z]ᵀ for packed A (M rows of pitch lda, z-th at z·a_bs)
-// and packed B (N rows of pitch ldb, z-th at z·b_bs); elements of K and beyond read as zero.
-// Blocks loop over tiles (x) and batches (z) with grid strides, so any grid is correct.
-template <class S, class Mma, typename T>
+// C[z] (contiguous M×N, f32 or rounded to bf16 / f16) = A[z] · B[z]ᵀ for K-contiguous A
+// (M rows of pitch lda, z-th at z·a_bs) and B (N rows of pitch ldb, z-th at z·b_bs), packed
+// or read in place: rows start 16-byte aligned (pitches and batch strides multiples of 16
+// bytes), and elements of K and beyond read as zero whatever memory holds there (tc_load
+// copies only the bytes below K). Blocks loop over tiles (x) and batches (z) with grid
+// strides, so any grid is correct.
+template <class S, class Mma, typename T, typename Out>
 __device__ void tc_gemm(i64 batch, i64 M, i64 N, i64 K, const T* A, i64 lda, i64 a_bs, const T* B, i64 ldb, i64 b_bs,
-                        float* C) {
+                        Out* C) {
     const SmemAddr smem = smem_addr(dynamic_smem());
     const int warp = threadIdx.x / 32, wm = warp / S::WN * TC_WARP, wn = warp % S::WN * TC_WARP;
     const i64 tiles_m = (M + S::BM - 1) / S::BM, tiles_n = (N + S::BN - 1) / S::BN;
@@ -229,14 +241,23 @@ struct MmaBf16 {
     }
 };
 
+struct MmaF16 {
+    static __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+        mma_m16n8k16_f16(d, a, b);
+    }
+};
+
 // ---- entry points ------------------------------------------------------------------------------
-#define TC_PARAMS(T) \
-    i64 batch, i64 m, i64 n, i64 k, const T *a, i64 lda, i64 a_bs, const T *b, i64 ldb, i64 b_bs, float *c
+#define TC_PARAMS(T, OUT) \
+    i64 batch, i64 m, i64 n, i64 k, const T *a, i64 lda, i64 a_bs, const T *b, i64 ldb, i64 b_bs, OUT *c
 #define TC_ARGS batch, m, n, k, a, lda, a_bs, b, ldb, b_bs, c
 
-// name, bytes per element, mma, warps down × across, stages. 128 threads: two blocks per SM
-// (registers: 128 accumulators + 64 fragment registers a thread).
-#define TC_KERNEL(name, T, ELEM, MMA, WM, WN, ST)                                                        \
-    extern "C" __global__ void __launch_bounds__(32 * WM * WN, WM * WN == 4 ? 2 : 1) name(TC_PARAMS(T)) { \
-        tc_gemm<TcShape<ELEM, WM, WN, ST>, MMA>(TC_ARGS);                                                 \
+// name, operand type, bytes per element, mma, warps down × across, stages, output type.
+// 128 threads: two blocks per SM (registers: 128 accumulators + 64 fragment registers a
+// thread).
+#define TC_KERNEL_OUT(name, T, ELEM, MMA, WM, WN, ST, OUT)                                                    \
+    extern "C" __global__ void __launch_bounds__(32 * WM * WN, WM * WN == 4 ? 2 : 1) name(TC_PARAMS(T, OUT)) { \
+        tc_gemm<TcShape<ELEM, WM, WN, ST>, MMA>(TC_ARGS);                                                      \
     }
+// The f32-output products (f32 tensors under the TF32 / bf16 precisions).
+#define TC_KERNEL(name, T, ELEM, MMA, WM, WN, ST) TC_KERNEL_OUT(name, T, ELEM, MMA, WM, WN, ST, float)

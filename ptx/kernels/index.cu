@@ -5,8 +5,12 @@
 //
 // Accumulating kernels (index_add, scatter_add, the pad backward) give each output element to
 // one thread, which adds its contributions in the CPU backend's order: results are
-// bit-identical to the CPU's and do not depend on the launch shape (no float atomics).
+// bit-identical to the CPU's and do not depend on the launch shape (no float atomics). For
+// bf16 / f16 they add in f32 (acc_t) and round once per output element, so they stay
+// deterministic too; the other kernels only move values (a `T` scalar argument of a half is
+// its 2-byte pattern).
 #include "common.cuh"
+#include "half.cuh"
 
 // Per-dim extents beside a `Strided` whose dims are all kept (not merged): kernels that need
 // each dim's own coordinate (pad, tile, scatter_add) take them this way.
@@ -44,9 +48,9 @@ __device__ void index_add(i64 n, i64 inner, i64 axis_len, Strided ss, const T* s
     TS_GRID_STRIDE(i, n) {
         i64 t = (i / inner) % axis_len;
         i64 base = strided_offset(sr, i);
-        T acc = self[strided_offset(ss, i)];
-        for (i64 p = starts[t]; p < starts[t + 1]; ++p) acc += src[base + order[p] * src_axis_stride];
-        out[i] = acc;
+        acc_t<T> acc = to_acc(self[strided_offset(ss, i)]);
+        for (i64 p = starts[t]; p < starts[t + 1]; ++p) acc += to_acc(src[base + order[p] * src_axis_stride]);
+        out[i] = from_acc<T>(acc);
     }
 }
 
@@ -73,13 +77,13 @@ __device__ void scatter_add(i64 n, int axis, Strided so, const T* self, Strided 
                 src_off += c * ss.strides[d];
             }
         }
-        T acc = self[self_off];
+        acc_t<T> acc = to_acc(self[self_off]);
         if (reached) {
             for (i64 j = 0; j < si.shape[axis]; ++j) {
-                if (idx[idx_off + j * si.strides[axis]] == target) acc += src[src_off + j * ss.strides[axis]];
+                if (idx[idx_off + j * si.strides[axis]] == target) acc += to_acc(src[src_off + j * ss.strides[axis]]);
             }
         }
-        out[i] = acc;
+        out[i] = from_acc<T>(acc);
     }
 }
 
@@ -148,18 +152,18 @@ __device__ void pad_backward_reflect(i64 n, i64 inner, i64 len, i64 padded_len, 
     TS_GRID_STRIDE(i, n) {
         i64 c = i % inner, m = (i / inner) % len, o = i / (inner * len);
         const T* line = g + o * padded_len * inner + c;
-        T acc = T(0);
-        if (m >= 1 && m <= before) acc += line[(before - m) * inner];
-        acc += line[(before + m) * inner];
+        acc_t<T> acc = 0;
+        if (m >= 1 && m <= before) acc += to_acc(line[(before - m) * inner]);
+        acc += to_acc(line[(before + m) * inner]);
         i64 right = before + 2 * (len - 1) - m;
-        if (m < len - 1 && right < padded_len) acc += line[right * inner];
-        out[i] = acc;
+        if (m < len - 1 && right < padded_len) acc += to_acc(line[right * inner]);
+        out[i] = from_acc<T>(acc);
     }
 }
 
 // ---- extern "C" entry points ----------------------------------------------------------------
-#define TS_ANY(M) M(f32, float) M(f64, double) M(i64, i64) M(u8, u8)
-#define TS_FLOAT(M) M(f32, float) M(f64, double)
+#define TS_ANY(M) M(f32, float) M(f64, double) M(i64, i64) M(u8, u8) M(bf16, bf16) M(f16, f16)
+#define TS_FLOAT(M) M(f32, float) M(f64, double) M(bf16, bf16) M(f16, f16)
 
 #define ANY_DTYPE(s, T)                                                                                             \
     extern "C" __global__ void gather_##s(i64 n, Strided sx, i64 axis_stride, const T* x, Strided si, const i64* idx, \

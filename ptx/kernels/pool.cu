@@ -2,6 +2,11 @@
 // indices, average pooling and adaptive average pooling, and their backward. Every result
 // follows engine/src/ops/conv/pool.rs: the same windows, tie rules and summation order.
 // `PoolGeom` mirrors engine/src/cuda/ops/pool.rs field for field.
+//
+// bf16 / f16 are read into f32 (acc_t) and every sum, division and comparison runs there,
+// each output rounded once. The max-pool backward scatters into its output, so for them it
+// adds into an f32 buffer that the host rounds to the dtype afterwards.
+#include "half.cuh"
 #include "nchw.cuh"
 
 // `planes` planes of h × w pooled to oh × ow; plane p is (p / lead1, p % lead1) of the
@@ -48,20 +53,20 @@ __device__ void max_pool2d(i64 total, PoolGeom g, View4 xv, const T* x, T* vals,
         i64 n = pl / g.lead1, c = pl % g.lead1;
         AxisWin wy = axis_window(oy, g.h, g.kh, g.sh, g.ph, g.dh);
         AxisWin wx = axis_window(ox, g.w, g.kw, g.sw, g.pw, g.dw);
-        T best = x[at4(xv, n, c, wy.start, wx.start)];
+        acc_t<T> best = to_acc(x[at4(xv, n, c, wy.start, wx.start)]);
         i64 arg = wy.start * g.w + wx.start;
         for (i64 ty = 0; ty < wy.taps; ++ty) {
             i64 iy = wy.start + ty * g.dh;
             for (i64 tx = 0; tx < wx.taps; ++tx) {
                 i64 ix = wx.start + tx * g.dw;
-                T v = x[at4(xv, n, c, iy, ix)];
+                acc_t<T> v = to_acc(x[at4(xv, n, c, iy, ix)]);
                 if (v > best || isnan(v)) {
                     best = v;
                     arg = iy * g.w + ix;
                 }
             }
         }
-        vals[e] = best;
+        vals[e] = from_acc<T>(best);  // exact: best is one of the inputs
         idx[e] = arg;
     }
 }
@@ -73,10 +78,10 @@ __device__ void max_pool2d(i64 total, PoolGeom g, View4 xv, const T* x, T* vals,
 // left in *bad (which starts at all ones), for the host to report.
 template <typename T>
 __device__ void max_pool2d_backward(i64 planes, i64 lead1, i64 oh, i64 ow, i64 plane, View4 gv, const T* g, View4 iv,
-                                    const i64* idx, T* out, unsigned long long* bad) {
+                                    const i64* idx, acc_t<T>* out, unsigned long long* bad) {
     TS_GRID_STRIDE(pl, planes) {
         i64 n = pl / lead1, c = pl % lead1;
-        T* o = out + pl * plane;
+        acc_t<T>* o = out + pl * plane;
         for (i64 oy = 0; oy < oh; ++oy) {
             for (i64 ox = 0; ox < ow; ++ox) {
                 i64 at = idx[at4(iv, n, c, oy, ox)];
@@ -84,7 +89,7 @@ __device__ void max_pool2d_backward(i64 planes, i64 lead1, i64 oh, i64 ow, i64 p
                     atomicMin(bad, (unsigned long long)((pl * oh + oy) * ow + ox));
                     continue;
                 }
-                o[at] += g[at4(gv, n, c, oy, ox)];
+                o[at] += to_acc(g[at4(gv, n, c, oy, ox)]);
             }
         }
     }
@@ -101,14 +106,15 @@ __device__ void avg_pool2d(i64 total, PoolGeom g, int count_include_pad, View4 x
         i64 n = pl / g.lead1, c = pl % g.lead1;
         AxisWin wy = axis_window(oy, g.h, g.kh, g.sh, g.ph, 1);
         AxisWin wx = axis_window(ox, g.w, g.kw, g.sw, g.pw, 1);
-        T s = T(0);
+        typedef acc_t<T> A;
+        A s = A(0);
         for (i64 y = wy.start; y < wy.start + wy.taps; ++y) {
-            T row = T(0);
-            for (i64 xi = wx.start; xi < wx.start + wx.taps; ++xi) row += x[at4(xv, n, c, y, xi)];
+            A row = A(0);
+            for (i64 xi = wx.start; xi < wx.start + wx.taps; ++xi) row += to_acc(x[at4(xv, n, c, y, xi)]);
             s += row;
         }
         i64 div = count_include_pad ? g.kh * g.kw : wy.taps * wx.taps;
-        out[e] = s / T(div);
+        out[e] = from_acc<T>(s / A(div));
     }
 }
 
@@ -131,15 +137,16 @@ __device__ void avg_pool2d_backward(i64 total, PoolGeom g, int count_include_pad
         i64 y0, y1, x0, x1;
         covering(y, g.kh, g.sh, g.ph, g.oh, &y0, &y1);
         covering(x, g.kw, g.sw, g.pw, g.ow, &x0, &x1);
-        T acc = T(0);
+        typedef acc_t<T> A;
+        A acc = A(0);
         for (i64 oy = y0; oy < y1; ++oy) {
             i64 ty = axis_window(oy, g.h, g.kh, g.sh, g.ph, 1).taps;
             for (i64 ox = x0; ox < x1; ++ox) {
                 i64 div = count_include_pad ? g.kh * g.kw : ty * axis_window(ox, g.w, g.kw, g.sw, g.pw, 1).taps;
-                acc += grad[at4(gv, n, c, oy, ox)] / T(div);
+                acc += to_acc(grad[at4(gv, n, c, oy, ox)]) / A(div);
             }
         }
-        out[e] = acc;
+        out[e] = from_acc<T>(acc);
     }
 }
 
@@ -151,13 +158,14 @@ __device__ void adaptive_avg_pool2d(i64 total, PoolGeom g, View4 xv, const T* x,
         i64 oy = t % g.oh, pl = t / g.oh;
         i64 n = pl / g.lead1, c = pl % g.lead1;
         AxisWin wy = adaptive_window(oy, g.h, g.oh), wx = adaptive_window(ox, g.w, g.ow);
-        T s = T(0);
+        typedef acc_t<T> A;
+        A s = A(0);
         for (i64 y = wy.start; y < wy.start + wy.taps; ++y) {
-            T row = T(0);
-            for (i64 xi = wx.start; xi < wx.start + wx.taps; ++xi) row += x[at4(xv, n, c, y, xi)];
+            A row = A(0);
+            for (i64 xi = wx.start; xi < wx.start + wx.taps; ++xi) row += to_acc(x[at4(xv, n, c, y, xi)]);
             s += row;
         }
-        out[e] = s / T(wy.taps * wx.taps);
+        out[e] = from_acc<T>(s / A(wy.taps * wx.taps));
     }
 }
 
@@ -177,17 +185,18 @@ __device__ void adaptive_avg_pool2d_backward(i64 total, PoolGeom g, View4 gv, co
         i64 y0, y1, x0, x1;
         adaptive_covering(y, g.h, g.oh, &y0, &y1);
         adaptive_covering(x, g.w, g.ow, &x0, &x1);
-        T acc = T(0);
+        typedef acc_t<T> A;
+        A acc = A(0);
         for (i64 oy = y0; oy < y1; ++oy) {
             AxisWin wy = adaptive_window(oy, g.h, g.oh);
             if (y < wy.start || y >= wy.start + wy.taps) continue;
             for (i64 ox = x0; ox < x1; ++ox) {
                 AxisWin wx = adaptive_window(ox, g.w, g.ow);
                 if (x < wx.start || x >= wx.start + wx.taps) continue;
-                acc += grad[at4(gv, n, c, oy, ox)] / T(wy.taps * wx.taps);
+                acc += to_acc(grad[at4(gv, n, c, oy, ox)]) / A(wy.taps * wx.taps);
             }
         }
-        out[e] = acc;
+        out[e] = from_acc<T>(acc);
     }
 }
 
@@ -197,7 +206,7 @@ __device__ void adaptive_avg_pool2d_backward(i64 total, PoolGeom g, View4 gv, co
         max_pool2d<T>(total, g, xv, x, vals, idx);                                                                  \
     }                                                                                                               \
     extern "C" __global__ void max_pool2d_backward_##s(i64 planes, i64 lead1, i64 oh, i64 ow, i64 plane, View4 gv,\
-                                                       const T* g, View4 iv, const i64* idx, T* out,                \
+                                                       const T* g, View4 iv, const i64* idx, acc_t<T>* out,         \
                                                        unsigned long long* bad) {                                   \
         max_pool2d_backward<T>(planes, lead1, oh, ow, plane, gv, g, iv, idx, out, bad);                             \
     }                                                                                                               \
@@ -218,3 +227,5 @@ __device__ void adaptive_avg_pool2d_backward(i64 total, PoolGeom g, View4 gv, co
     }
 POOL(f32, float)
 POOL(f64, double)
+POOL(bf16, bf16)
+POOL(f16, f16)

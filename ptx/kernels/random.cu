@@ -5,7 +5,11 @@
 // Every float operation is an explicitly rounded intrinsic (__dmul_rn, __dadd_rn, ...): NVRTC
 // otherwise contracts a*b+c into an FMA, which rounds once instead of twice and would change
 // bits. ln and cos are engine/src/random/portable_math.rs's, operation for operation.
+//
+// bf16 / f16 draws are the same f64 values, rounded to f32 and then to the half (to_storage),
+// as the host's `from_f64` does.
 #include "common.cuh"
+#include "half.cuh"
 
 typedef unsigned long long u64;
 
@@ -113,15 +117,16 @@ __device__ double box_muller(u64 seed, u64 c) {
 }
 
 // ---- fills ---------------------------------------------------------------------------------
-// low + (high - low) * u, then rounded to T (Rust's `as`: round to nearest even).
+// low + (high - low) * u, then rounded to T (Rust's `as`: round to nearest even; via f32 for
+// the halves).
 template <typename T> __device__ void uniform(i64 n, u64 seed, u64 start, double low, double high, T* out) {
     double span = sub(high, low);
-    TS_GRID_STRIDE(i, n) { out[i] = (T)add(low, mul(span, unit(mix(seed, start + (u64)i)))); }
+    TS_GRID_STRIDE(i, n) { out[i] = to_storage<T>(add(low, mul(span, unit(mix(seed, start + (u64)i))))); }
 }
 
 // Element i uses counters start + 2i and start + 2i + 1.
 template <typename T> __device__ void normal(i64 n, u64 seed, u64 start, double mean, double std, T* out) {
-    TS_GRID_STRIDE(i, n) { out[i] = (T)add(mean, mul(std, box_muller(seed, start + 2 * (u64)i))); }
+    TS_GRID_STRIDE(i, n) { out[i] = to_storage<T>(add(mean, mul(std, box_muller(seed, start + 2 * (u64)i)))); }
 }
 
 extern "C" __global__ void bernoulli(i64 n, u64 seed, u64 start, double p, u8* out) {
@@ -142,3 +147,5 @@ extern "C" __global__ void randint(i64 n, u64 seed, u64 start, i64 low, u64 rang
     }
 FLOAT_DTYPE(f32, float)
 FLOAT_DTYPE(f64, double)
+FLOAT_DTYPE(bf16, bf16)
+FLOAT_DTYPE(f16, f16)

@@ -4,6 +4,12 @@
 // reduced dim into `segs` segments, giving partials [outer, segs, inner] that a second launch
 // with segs = 1 combines: long reductions then use the whole GPU, in a fixed order.
 // Codes mirror engine/src/cuda/ops/reduce.rs.
+//
+// bf16 / f16 inputs are combined in f32 (acc_t) and rounded once into the output. Anything
+// that crosses launches stays f32 for them: the per-segment partials, and the `shift` (a mean
+// or maximum computed by an earlier reduction), so the kernels read `shift` as acc_t and
+// take separate input and output types; the halves get `{base}_{h}_f32` (h in, f32 out) and
+// `{base}_f32_{h}` (f32 partials in, h out) entry points beside `{base}_{h}`.
 #include "row_reduce.cuh"
 
 // Map codes, applied to each element before combining: 0 x, 1 exp(x - shift[row]),
@@ -25,9 +31,10 @@ template <typename T> __device__ __forceinline__ T finish(int post, T acc, doubl
     return acc;
 }
 
-template <typename T, bool WholeBlock>
-__device__ void reduce_rows(i64 rows, i64 len, i64 segs, int map, int comb, int post, double div, const T* x,
-                            const T* shift, T* out) {
+template <typename In, typename Out, bool WholeBlock>
+__device__ void reduce_rows(i64 rows, i64 len, i64 segs, int map, int comb, int post, double div, const In* x,
+                            const acc_t<In>* shift, Out* out) {
+    typedef acc_t<In> T;
     typedef RowGroup<WholeBlock> G;
     __shared__ T smem[33];
     const i64 seg_len = (len + segs - 1) / segs;
@@ -35,17 +42,19 @@ __device__ void reduce_rows(i64 rows, i64 len, i64 segs, int map, int comb, int 
         const i64 row = item / segs, seg = item - row * segs;
         const i64 begin = seg * seg_len, end = min(len, begin + seg_len);
         const T sh = map != 0 ? shift[row] : T(0);
-        const T* xr = x + row * len;
+        const In* xr = x + row * len;
         T acc = combine_identity<T>(comb);
-        for (i64 j = begin + G::lane(); j < end; j += G::size()) acc = combine(comb, acc, map_element(map, xr[j], sh));
+        for (i64 j = begin + G::lane(); j < end; j += G::size())
+            acc = combine(comb, acc, map_element(map, to_acc(xr[j]), sh));
         acc = G::reduce(comb, acc, smem);
-        if (G::lane() == 0) out[item] = finish(post, acc, div, post == 2 ? shift[row] : T(0));
+        if (G::lane() == 0) out[item] = from_acc<Out>(finish(post, acc, div, post == 2 ? shift[row] : T(0)));
     }
 }
 
-template <typename T>
+template <typename In, typename Out>
 __device__ void reduce_cols(i64 outer, i64 len, i64 inner, i64 segs, int map, int comb, int post, double div,
-                            const T* x, const T* shift, T* out) {
+                            const In* x, const acc_t<In>* shift, Out* out) {
+    typedef acc_t<In> T;
     const i64 seg_len = (len + segs - 1) / segs;
     TS_GRID_STRIDE(i, outer * segs * inner) {
         const i64 k = i % inner, t = i / inner;
@@ -53,10 +62,10 @@ __device__ void reduce_cols(i64 outer, i64 len, i64 inner, i64 segs, int map, in
         const i64 row = o * inner + k;  // the final output element this column feeds
         const i64 begin = seg * seg_len, end = min(len, begin + seg_len);
         const T sh = map != 0 ? shift[row] : T(0);
-        const T* xc = x + o * len * inner + k;
+        const In* xc = x + o * len * inner + k;
         T acc = combine_identity<T>(comb);
-        for (i64 r = begin; r < end; ++r) acc = combine(comb, acc, map_element(map, xc[r * inner], sh));
-        out[i] = finish(post, acc, div, post == 2 ? shift[row] : T(0));
+        for (i64 r = begin; r < end; ++r) acc = combine(comb, acc, map_element(map, to_acc(xc[r * inner]), sh));
+        out[i] = from_acc<Out>(finish(post, acc, div, post == 2 ? shift[row] : T(0)));
     }
 }
 
@@ -113,12 +122,12 @@ __device__ void arg_extreme_rows(i64 rows, i64 len, int is_max, const T* x, i64*
     for (i64 row = G::first(); row < rows; row += G::step()) {
         const T* xr = x + row * len;
         ArgBest best = {0.0, -1};
-        double first = (double)xr[0];
+        double first = (double)to_acc(xr[0]);
         if (first != first) {
             best.i = 0;  // the whole group reads the same first element: a uniform branch
         } else {
             for (i64 j = G::lane(); j < len; j += G::size()) {
-                double v = (double)xr[j];
+                double v = (double)to_acc(xr[j]);
                 if (v == v) best = arg_combine(is_max != 0, best, ArgBest{v, j});
             }
             best = WholeBlock ? arg_block_reduce(is_max != 0, best, sv, si) : arg_warp_reduce(is_max != 0, best);
@@ -130,21 +139,26 @@ __device__ void arg_extreme_rows(i64 rows, i64 len, int is_max, const T* x, i64*
 }
 
 // ---- extern "C" entry points ----------------------------------------------------------------
-#define REDUCE(s, T)                                                                                                  \
+// `s`: the entry-point suffix; In: the input's storage type, Out: the output's.
+#define REDUCE(s, In, Out)                                                                                            \
     extern "C" __global__ void reduce_rows_warp_##s(i64 rows, i64 len, i64 segs, int map, int comb, int post,       \
-                                                    double div, const T* x, const T* shift, T* out) {               \
-        reduce_rows<T, false>(rows, len, segs, map, comb, post, div, x, shift, out);                                \
+                                                    double div, const In* x, const acc_t<In>* shift, Out* out) {    \
+        reduce_rows<In, Out, false>(rows, len, segs, map, comb, post, div, x, shift, out);                           \
     }                                                                                                                 \
     extern "C" __global__ void reduce_rows_block_##s(i64 rows, i64 len, i64 segs, int map, int comb, int post,      \
-                                                     double div, const T* x, const T* shift, T* out) {              \
-        reduce_rows<T, true>(rows, len, segs, map, comb, post, div, x, shift, out);                                 \
+                                                     double div, const In* x, const acc_t<In>* shift, Out* out) {   \
+        reduce_rows<In, Out, true>(rows, len, segs, map, comb, post, div, x, shift, out);                            \
     }                                                                                                                 \
     extern "C" __global__ void reduce_cols_##s(i64 outer, i64 len, i64 inner, i64 segs, int map, int comb, int post, \
-                                               double div, const T* x, const T* shift, T* out) {                    \
-        reduce_cols<T>(outer, len, inner, segs, map, comb, post, div, x, shift, out);                               \
+                                               double div, const In* x, const acc_t<In>* shift, Out* out) {         \
+        reduce_cols<In, Out>(outer, len, inner, segs, map, comb, post, div, x, shift, out);                          \
     }
-REDUCE(f32, float)
-REDUCE(f64, double)
+REDUCE(f32, float, float)
+REDUCE(f64, double, double)
+// A half: h -> h in one launch; h -> f32 (partials, shifts) and f32 partials -> h.
+#define REDUCE_HALF(s, T) REDUCE(s, T, T) REDUCE(s##_f32, T, float) REDUCE(f32_##s, float, T)
+REDUCE_HALF(bf16, bf16)
+REDUCE_HALF(f16, f16)
 
 #define ARG_EXTREME(s, T)                                                                                         \
     extern "C" __global__ void arg_extreme_rows_warp_##s(i64 rows, i64 len, int is_max, const T* x, i64* idx,    \
@@ -159,3 +173,5 @@ ARG_EXTREME(f32, float)
 ARG_EXTREME(f64, double)
 ARG_EXTREME(i64, i64)
 ARG_EXTREME(u8, u8)
+ARG_EXTREME(bf16, bf16)
+ARG_EXTREME(f16, f16)

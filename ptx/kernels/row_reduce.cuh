@@ -1,8 +1,12 @@
 // Cooperative reductions shared by reduce.cu, softmax.cu and norm.cu: combine rules with the
 // CPU backend's NaN behaviour, and warp / block reductions in a fixed order (no atomics), so
 // a result is bitwise the same from run to run on one device.
+//
+// The kernels call these with their compute type (acc_t<T>: f32 for bf16 / f16 storage), so
+// the shared-memory slots and shuffles are never 16-bit.
 #pragma once
 #include "common.cuh"
+#include "half.cuh"
 
 #define TS_FULL_MASK 0xffffffffu
 

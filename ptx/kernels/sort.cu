@@ -2,8 +2,10 @@
 // bitonic network over (value, index) pairs padded to a power of two `p`, in shared memory
 // when it fits, else in a global scratch slot per block. Ordering by value (NaN above every
 // number, as the CPU's total_cmp) and then by index makes every pair distinct, so the
-// unstable network gives the stable order the CPU backend gives.
+// unstable network gives the stable order the CPU backend gives. bf16 / f16 keys stay 2-byte in
+// shared memory or scratch and compare as their exact f32 values.
 #include "common.cuh"
+#include "half.cuh"
 
 // -1, 0 or 1 as a is below, equal to or above b, with NaN above everything (NaNs equal).
 template <typename T> __device__ __forceinline__ int total_cmp(T a, T b) {
@@ -16,7 +18,7 @@ template <typename T> __device__ __forceinline__ int total_cmp(T a, T b) {
 template <typename T> __device__ __forceinline__ bool goes_before(T ka, int ia, T kb, int ib, bool descending) {
     if (ia < 0) return false;
     if (ib < 0) return true;
-    int c = total_cmp(ka, kb);
+    int c = total_cmp(to_acc(ka), to_acc(kb));
     if (descending) c = -c;
     return c != 0 ? c < 0 : ia < ib;
 }
@@ -41,7 +43,7 @@ __device__ void sort_rows(i64 rows, i64 n, i64 p, i64 k, int descending, const T
     for (i64 row = blockIdx.x; row < rows; row += gridDim.x) {
         const T* xr = x + row * n;
         for (i64 t = threadIdx.x; t < p; t += blockDim.x) {
-            keys[t] = t < n ? xr[t] : T(0);
+            keys[t] = t < n ? xr[t] : T();  // padding: any value (index -1 sorts it last)
             idx[t] = t < n ? (int)t : -1;
         }
         __syncthreads();
@@ -83,3 +85,5 @@ SORT(f32, float)
 SORT(f64, double)
 SORT(i64, i64)
 SORT(u8, u8)
+SORT(bf16, bf16)
+SORT(f16, f16)

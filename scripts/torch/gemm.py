@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """cuBLAS, through PyTorch, on the GEMMs benches/gpu_gemm.rs times: 4096³ in FP32 (no TF32),
-TF32 and BF16 (f32 accumulate). Prints `gemm 4096 <precision> <TFLOP/s>` lines.
+TF32, BF16 and FP16 (bf16 / f16 inputs and result, f32 accumulate: the counterparts of
+tessera's bf16-native and f16-native). Prints `gemm 4096 <precision> <TFLOP/s>` lines.
 
     python3 scripts/torch/gemm.py [N]
 """
@@ -35,6 +36,10 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True
     print(f"gemm {n} tf32 {tflops(a, b):.2f}")
     print(f"gemm {n} bf16 {tflops(a.bfloat16(), b.bfloat16()):.2f}")
+    # f32 accumulation all the way, as tessera's f16 kernel does (PyTorch lets cuBLAS reduce
+    # split-K partial sums in f16 by default).
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    print(f"gemm {n} f16 {tflops(a.half(), b.half()):.2f}")
 
 
 if __name__ == "__main__":

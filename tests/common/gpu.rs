@@ -15,12 +15,21 @@ pub fn gpu() -> Option<Device> {
     None
 }
 
+/// The float dtypes the GPU parity checks run in: bf16 and f16 beside f32 and f64. The CPU
+/// computes halves in f32 and rounds each op's result once, which is the kernels' contract.
+pub const GPU_FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::BF16, DType::F16];
+
 /// Tolerance on `|gpu - cpu| <= tol * (1 + |cpu|)` for results of `dtype`. Float kernels
-/// reorder sums and use the GPU's own exp/log, so f32 gets a few ulps times the depth.
+/// reorder sums and use the GPU's own exp/log, so f32 gets a few ulps times the depth. The
+/// halves both round the same f32 result once, so they differ by at most about one half ulp
+/// (bf16 2^-8 relative, f16 2^-11) where the two f32 results fall on either side of a
+/// rounding boundary: two ulps of slack.
 pub fn tolerance(dtype: DType) -> f64 {
     match dtype {
         DType::F32 => 2e-4,
         DType::F64 => 1e-10,
+        DType::BF16 => 1.6e-2,
+        DType::F16 => 2e-3,
         DType::I64 | DType::U8 => 0.0,
     }
 }

@@ -67,6 +67,8 @@ impl CudaBuffer {
             DType::F64 => CpuStorage::F64(vec![0.0; len]),
             DType::I64 => CpuStorage::I64(vec![0; len]),
             DType::U8 => CpuStorage::U8(vec![0; len]),
+            DType::BF16 => CpuStorage::BF16(vec![half::bf16::ZERO; len]),
+            DType::F16 => CpuStorage::F16(vec![half::f16::ZERO; len]),
         };
         let size = self.dtype.size_in_bytes();
         let dst = host_bytes_mut(&mut host);
@@ -92,6 +94,8 @@ fn host_bytes(s: &CpuStorage) -> &[u8] {
         CpuStorage::F64(v) => bytemuck::cast_slice(v),
         CpuStorage::I64(v) => bytemuck::cast_slice(v),
         CpuStorage::U8(v) => v,
+        CpuStorage::BF16(v) => bytemuck::cast_slice(v),
+        CpuStorage::F16(v) => bytemuck::cast_slice(v),
     }
 }
 
@@ -101,5 +105,7 @@ fn host_bytes_mut(s: &mut CpuStorage) -> &mut [u8] {
         CpuStorage::F64(v) => bytemuck::cast_slice_mut(v),
         CpuStorage::I64(v) => bytemuck::cast_slice_mut(v),
         CpuStorage::U8(v) => v,
+        CpuStorage::BF16(v) => bytemuck::cast_slice_mut(v),
+        CpuStorage::F16(v) => bytemuck::cast_slice_mut(v),
     }
 }

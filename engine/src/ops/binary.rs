@@ -4,6 +4,7 @@ use crate::cpu::strided;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::broadcast_shapes;
+use crate::ops::widen::via_f32;
 use crate::{with_any, with_float, DType, Element, Error, FloatElem, Result, Tensor};
 
 /// An elementwise function of two float tensors.
@@ -103,6 +104,9 @@ impl Tensor {
         if self.is_cuda() {
             self.expect_float(name)?;
             return crate::cuda::ops::elementwise::binary(self, rhs, op, &shape);
+        }
+        if let Some(out) = via_f32([self, rhs], |[a, b]| a.binary(&b, op))? {
+            return Ok(out);
         }
         with_float!(self.dtype(), name, |T| {
             let (a, b) = (self.buffer::<T>(name)?, rhs.buffer::<T>(name)?);

@@ -8,6 +8,7 @@ use crate::cpu::{strided, PAR_MIN_ELEMS};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::{broadcast_shapes, checked_numel, contiguous_strides, for_each_row, normalize_axis};
+use crate::ops::widen::via_f32;
 use crate::{with_any, with_float, DType, Error, Result, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -127,6 +128,9 @@ impl Tensor {
             return crate::cuda::ops::index::index_add(self, a, index, &idx, src);
         }
         let (outer, inner) = outer_inner(self.shape(), a);
+        if let Some(out) = via_f32([self, index, src], |[x, i, s]| x.index_add(axis, &i, &s))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let mut out = self.values::<T>(OP)?.into_owned();
             let s = src.values::<T>(OP)?;
@@ -230,6 +234,9 @@ impl Tensor {
         let ls = src.layout();
         let strides = [zs, ls.strides.clone()];
         let (zlast, slast) = (strides[0][rank - 1], strides[1][rank - 1]);
+        if let Some(out) = via_f32([self, index, src], |[x, i, s]| x.scatter_add(axis, &i, &s))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let mut out = self.values::<T>(OP)?.into_owned();
             let sbuf = src.buffer::<T>(OP)?;

@@ -7,6 +7,7 @@ use crate::cpu::gemm::{Gemm, MatRef};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::broadcast_shapes;
+use crate::ops::widen::via_f32;
 use crate::{with_float, Error, Layout, Result, Tensor};
 use rayon::prelude::*;
 
@@ -33,6 +34,9 @@ impl Tensor {
             self.expect_float("matmul")?;
             crate::cuda::ops::matmul::batched_matmul(&a, &b, &batch, m, k, n)?
         } else {
+            if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
+                return Ok(out);
+            }
             with_float!(self.dtype(), "matmul", |T| batched_gemm::<T>(&a, &b, &batch, m, k, n)
                 .map(|v| Tensor::from_vec_unchecked(v, &out_shape)))?
         };

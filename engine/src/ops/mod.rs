@@ -12,3 +12,4 @@ pub mod softmax;
 pub mod sort;
 pub mod unary;
 pub mod view;
+pub(crate) mod widen;

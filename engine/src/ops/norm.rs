@@ -1,9 +1,10 @@
 //! Normalization kernels: batch norm (statistics per channel over batch and space) and
 //! layer norm (statistics per row over the last dim), forward and fused backward.
 
-#[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::ops::reduce::{sum_by, sum_slice, sum_zip2};
+#[allow(unused_imports)]
+use crate::ops::widen::{via_f32, via_f32_opt, RoundBack};
 use crate::{with_float, Error, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -16,6 +17,12 @@ pub struct BatchNormStats {
     pub var: Tensor,
     /// `1 / sqrt(var + eps)`, shape `[C]`.
     pub rstd: Tensor,
+}
+
+impl RoundBack for BatchNormStats {
+    fn round_back(self, half: crate::DType) -> Result<Self> {
+        Ok(BatchNormStats { mean: self.mean.round_back(half)?, var: self.var.round_back(half)?, rstd: self.rstd.round_back(half)? })
+    }
 }
 
 /// `(N, C, S)` of an `[N, C, ...]` input.
@@ -102,6 +109,9 @@ impl Tensor {
             self.expect_float("batch_norm")?;
             return crate::cuda::ops::norm::batch_norm_stats(self, eps);
         }
+        if let Some(stats) = via_f32([self], |[x]| x.batch_norm_stats(eps))? {
+            return Ok(stats);
+        }
         with_float!(self.dtype(), "batch_norm", |T| {
             let x = self.values::<T>("batch_norm")?;
             let m = T::c((n * s) as f64);
@@ -151,6 +161,12 @@ impl Tensor {
             self.expect_float("batch_norm")?;
             let y = crate::cuda::ops::norm::batch_norm_apply(self, mean, rstd, weight, bias)?;
             return if RELU { y.relu() } else { Ok(y) };
+        }
+        let inputs = [Some(self), Some(mean), Some(rstd), weight, bias];
+        if let Some(y) = via_f32_opt(inputs, |[x, m, r, w, b]| {
+            x.unwrap().batch_norm_apply_act::<RELU>(&m.unwrap(), &r.unwrap(), w.as_ref(), b.as_ref())
+        })? {
+            return Ok(y);
         }
         with_float!(self.dtype(), "batch_norm", |T| {
             let x = self.values::<T>("batch_norm")?;
@@ -219,6 +235,12 @@ impl Tensor {
             }
             return crate::cuda::ops::norm::batch_norm_backward(self, grad, mean, rstd, weight);
         }
+        let inputs = [Some(self), Some(grad), Some(mean), Some(rstd), weight, bias];
+        if let Some(grads) = via_f32_opt(inputs, |[x, g, m, r, w, b]| {
+            x.unwrap().batch_norm_backward_act::<RELU>(&g.unwrap(), &m.unwrap(), &r.unwrap(), w.as_ref(), b.as_ref())
+        })? {
+            return Ok(grads);
+        }
         with_float!(self.dtype(), "batch_norm_backward", |T| {
             let x = self.values::<T>("batch_norm_backward")?;
             let g = grad.values::<T>("batch_norm_backward")?;
@@ -284,6 +306,9 @@ impl Tensor {
             self.expect_float("layer_norm")?;
             return crate::cuda::ops::norm::layer_norm(self, weight, bias, eps);
         }
+        if let Some(out) = via_f32_opt([Some(self), weight, bias], |[x, w, b]| x.unwrap().layer_norm(w.as_ref(), b.as_ref(), eps))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), "layer_norm", |T| {
             let x = self.values::<T>("layer_norm")?;
             let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
@@ -326,6 +351,12 @@ impl Tensor {
         if self.is_cuda() {
             self.expect_float("layer_norm_backward")?;
             return crate::cuda::ops::norm::layer_norm_backward(self, grad, mean, rstd, weight);
+        }
+        let inputs = [Some(self), Some(grad), Some(mean), Some(rstd), weight];
+        if let Some(grads) =
+            via_f32_opt(inputs, |[x, g, m, r, w]| x.unwrap().layer_norm_backward(&g.unwrap(), &m.unwrap(), &r.unwrap(), w.as_ref()))?
+        {
+            return Ok(grads);
         }
         with_float!(self.dtype(), "layer_norm_backward", |T| {
             let x = self.values::<T>("layer_norm_backward")?;

@@ -6,6 +6,7 @@ use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axes;
+use crate::ops::widen::via_f32;
 use crate::{with_any, with_float, Element, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -169,6 +170,9 @@ impl Tensor {
         if self.is_cuda() {
             return crate::cuda::ops::reduce::reduce(self, op, &normalized, keepdim);
         }
+        if let Some(out) = via_f32([self], |[x]| x.reduce(op, axes, keepdim))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), name, |T| {
             let r = rows::<T>(self, name, axes)?;
             let outer = if r.inner == 0 { r.keep_shape.iter().product() } else { r.data.len() / r.inner };
@@ -275,6 +279,9 @@ impl Tensor {
             self.expect_float("extreme_mask")?;
             let axes_n = normalize_axes("extreme_mask", axes, self.shape())?;
             return crate::cuda::ops::reduce::extreme_mask(self, &axes_n, is_max);
+        }
+        if let Some(out) = via_f32([self], |[x]| x.extreme_mask(axes, is_max))? {
+            return Ok(out);
         }
         with_float!(self.dtype(), "extreme_mask", |T| {
             let r = rows::<T>(self, "extreme_mask", axes)?;

@@ -6,6 +6,7 @@ use crate::cpu::PAR_MIN_ELEMS;
 use crate::dtype::prelude::*;
 use crate::layout::{checked_numel, normalize_axis, Layout};
 use crate::ops::index::drive_rows;
+use crate::ops::widen::via_f32;
 use crate::{with_any, with_float, Error, Result, Tensor};
 use rayon::prelude::*;
 
@@ -192,6 +193,9 @@ impl Tensor {
     pub fn pad_backward(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
         const OP: &str = "pad_backward";
         self.expect_float(OP)?;
+        if let Some(out) = via_f32([self], |[g]| g.pad_backward(pads, mode))? {
+            return Ok(out);
+        }
         if pads.len() > self.rank() {
             return Err(Error::invalid(
                 OP,

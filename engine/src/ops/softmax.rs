@@ -5,6 +5,7 @@ use crate::cuda::ops::softmax::SoftmaxOp;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;
+use crate::ops::widen::via_f32;
 use crate::{with_float, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 
@@ -75,6 +76,9 @@ impl Tensor {
         if let Some(r) = on_gpu(&[self], axis, "softmax", SoftmaxOp::Softmax) {
             return r;
         }
+        if let Some(out) = via_f32([self], |[x]| x.softmax(axis))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), "softmax", |T| along_axis::<T>(&[self], axis, "softmax", |r, o| {
             let m = row_max(r[0]);
             let mut s = T::zero();
@@ -92,6 +96,9 @@ impl Tensor {
         if let Some(r) = on_gpu(&[self], axis, "log_softmax", SoftmaxOp::LogSoftmax) {
             return r;
         }
+        if let Some(out) = via_f32([self], |[x]| x.log_softmax(axis))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), "log_softmax", |T| along_axis::<T>(&[self], axis, "log_softmax", |r, o| {
             let m = row_max(r[0]);
             // `(x - m) - log Σ` rather than `x - (m + log Σ)`: the latter rounds `m + log Σ`
@@ -108,6 +115,9 @@ impl Tensor {
         if let Some(r) = on_gpu(&[self, grad], axis, "softmax_backward", SoftmaxOp::SoftmaxBackward) {
             return r;
         }
+        if let Some(out) = via_f32([self, grad], |[y, g]| y.softmax_backward(&g, axis))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), "softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "softmax_backward", |r, o| {
             let dot = T::dot(r[0], r[1]);
             for ((o, &y), &g) in o.iter_mut().zip(r[0]).zip(r[1]) {
@@ -120,6 +130,9 @@ impl Tensor {
     pub fn log_softmax_backward(&self, grad: &Tensor, axis: isize) -> Result<Tensor> {
         if let Some(r) = on_gpu(&[self, grad], axis, "log_softmax_backward", SoftmaxOp::LogSoftmaxBackward) {
             return r;
+        }
+        if let Some(out) = via_f32([self, grad], |[y, g]| y.log_softmax_backward(&g, axis))? {
+            return Ok(out);
         }
         with_float!(self.dtype(), "log_softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "log_softmax_backward", |r, o| {
             let s = crate::ops::reduce::sum_slice(r[1]);

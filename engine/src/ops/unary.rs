@@ -4,6 +4,7 @@
 use crate::cpu::strided;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+use crate::ops::widen::via_f32;
 use crate::{with_float, FloatElem, Result, Tensor};
 
 /// An elementwise function of one float tensor.
@@ -255,6 +256,9 @@ impl Tensor {
             self.expect_float(op.name())?;
             return crate::cuda::ops::elementwise::unary(self, op);
         }
+        if let Some(y) = via_f32([self], |[x]| x.unary(op))? {
+            return Ok(y);
+        }
         with_float!(self.dtype(), op.name(), |T| {
             let x = self.values::<T>(op.name())?;
             // Matching outside the element loop lets each arm monomorphize and vectorize.
@@ -274,6 +278,9 @@ impl Tensor {
         if self.is_cuda() {
             self.expect_float(op.name())?;
             return crate::cuda::ops::elementwise::unary_backward(self, op, y, grad);
+        }
+        if let Some(dx) = via_f32([self, y, grad], |[x, y, g]| x.unary_backward(op, &y, &g))? {
+            return Ok(dx);
         }
         with_float!(self.dtype(), op.name(), |T| {
             let (x, y, g) = (self.values::<T>(op.name())?, y.values::<T>(op.name())?, grad.values::<T>(op.name())?);

@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tessera_engine::half::{bf16, f16};
 use tessera_engine::{DType, Tensor};
 
 /// Tensors with their state-dict names, in file or visit order.
@@ -54,6 +55,8 @@ fn to_raw(t: &Tensor) -> NnResult<Raw> {
         DType::F64 => (Dtype::F64, le_bytes(&t.to_vec::<f64>()?, f64::to_le_bytes)),
         DType::I64 => (Dtype::I64, le_bytes(&t.to_vec::<i64>()?, i64::to_le_bytes)),
         DType::U8 => (Dtype::U8, t.to_vec::<u8>()?),
+        DType::BF16 => (Dtype::BF16, le_bytes(&t.to_vec::<bf16>()?, bf16::to_le_bytes)),
+        DType::F16 => (Dtype::F16, le_bytes(&t.to_vec::<f16>()?, f16::to_le_bytes)),
     };
     Ok(Raw { dtype, shape: t.shape().to_vec(), bytes })
 }
@@ -68,10 +71,12 @@ fn from_raw(path: &Path, name: &str, dtype: Dtype, shape: &[usize], bytes: &[u8]
         Dtype::F64 => Tensor::from_vec(from_le(bytes, f64::from_le_bytes), shape),
         Dtype::I64 => Tensor::from_vec(from_le(bytes, i64::from_le_bytes), shape),
         Dtype::U8 => Tensor::from_vec(bytes.to_vec(), shape),
+        Dtype::BF16 => Tensor::from_vec(from_le(bytes, bf16::from_le_bytes), shape),
+        Dtype::F16 => Tensor::from_vec(from_le(bytes, f16::from_le_bytes), shape),
         other => {
             return Err(NnError::Format {
                 path: path.into(),
-                msg: format!("tensor {name:?} has dtype {other:?}; tessera reads F32, F64, I64 and U8"),
+                msg: format!("tensor {name:?} has dtype {other:?}; tessera reads F32, F64, BF16, F16, I64 and U8"),
             })
         }
     };

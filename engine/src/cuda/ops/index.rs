@@ -38,6 +38,8 @@ pub(crate) enum Scalar {
     F64(f64),
     I64(i64),
     U8(u8),
+    /// A bf16 / f16 value as its 16-bit pattern (the kernels' 2-byte `bf16` / `f16` structs).
+    Half(u16),
 }
 
 impl Scalar {
@@ -47,6 +49,8 @@ impl Scalar {
             DType::F64 => Scalar::F64(v),
             DType::I64 => Scalar::I64(v as i64),
             DType::U8 => Scalar::U8(v as u8),
+            DType::BF16 => Scalar::Half(<half::bf16 as crate::Element>::from_f64(v).to_bits()),
+            DType::F16 => Scalar::Half(<half::f16 as crate::Element>::from_f64(v).to_bits()),
         }
     }
 
@@ -56,6 +60,7 @@ impl Scalar {
             Scalar::F64(v) => l.arg(v),
             Scalar::I64(v) => l.arg(v),
             Scalar::U8(v) => l.arg(v),
+            Scalar::Half(v) => l.arg(v),
         };
     }
 }

@@ -40,6 +40,17 @@ pub(crate) fn kernel(base: &str, dtype: DType) -> String {
     format!("{base}_{}", dtype.name())
 }
 
+/// The dtype kernels compute and accumulate `dtype` in (`acc_t` in ptx/kernels/half.cuh): f32
+/// for the 16-bit storage dtypes, the dtype itself otherwise. Intermediate buffers that cross
+/// launches (reduction partials, shifts, scattered sums) use it, so a half is rounded once.
+pub(crate) fn acc_dtype(dtype: DType) -> DType {
+    if dtype.is_half() {
+        DType::F32
+    } else {
+        dtype
+    }
+}
+
 /// An output buffer for `shape`.
 pub(crate) fn output(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, shape: &[usize]) -> Result<CudaBuffer> {
     CudaBuffer::alloc(dev, op, dtype, shape.iter().product())

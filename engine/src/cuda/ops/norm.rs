@@ -2,9 +2,14 @@
 //! contiguous `[N, C, S]` (batch norm) or `[rows, D]` (layer norm) arrays, copied first only
 //! when strided; per-channel and per-row vectors likewise. Weight and bias are optional (a
 //! null pointer to the kernel).
+//!
+//! bf16 / f16 run in f32 inside the kernels; the statistics returned to the engine are in the
+//! input's dtype, except that the batch-norm backward's per-channel sums stay f32 between its
+//! two launches and are rounded once for the weight / bias gradients.
 
+use super::elementwise::cast;
 use super::rows::{contiguous, Contiguous, RowGroup, BLOCK_THREADS};
-use super::{buffer, common_device, kernel, output};
+use super::{acc_dtype, buffer, common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run};
 use crate::cuda::CudaDevice;
 use crate::ops::norm::BatchNormStats;
@@ -97,7 +102,9 @@ pub(crate) fn batch_norm_backward(
     }
     let dev = common_device(op, &[x, grad])?;
     let dtype = x.dtype();
-    let (dx, sum_gxhat, sum_g) = (output(&dev, op, dtype, x.shape())?, output(&dev, op, dtype, &[c])?, output(&dev, op, dtype, &[c])?);
+    // The sums feed the dx launch: kept in the accumulator dtype (f32 for the halves).
+    let acc = acc_dtype(dtype);
+    let (dx, sum_gxhat, sum_g) = (output(&dev, op, dtype, x.shape())?, output(&dev, op, acc, &[c])?, output(&dev, op, acc, &[c])?);
     if c > 0 {
         let (xs, gs, ms, rs) = (contiguous(x, op)?, contiguous(grad, op)?, contiguous(mean, op)?, contiguous(rstd, op)?);
         let ws = optional(weight, op)?;
@@ -116,7 +123,9 @@ pub(crate) fn batch_norm_backward(
             run(&dev, op, b, grid_stride(&dev, total))?;
         }
     }
-    Ok((Tensor::from_cuda(dx, x.shape()), Tensor::from_cuda(sum_gxhat, &[c]), Tensor::from_cuda(sum_g, &[c])))
+    let (dw, db) = (Tensor::from_cuda(sum_gxhat, &[c]), Tensor::from_cuda(sum_g, &[c]));
+    let (dw, db) = if acc == dtype { (dw, db) } else { (cast(&dw, dtype)?, cast(&db, dtype)?) };
+    Ok((Tensor::from_cuda(dx, x.shape()), dw, db))
 }
 
 /// Layer norm over the last dim `d > 0`: `(y, mean, rstd)` (weight and bias checked `[D]`).

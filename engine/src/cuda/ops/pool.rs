@@ -3,8 +3,8 @@
 //! the windows and call these with the geometry; the kernels recompute each window from it.
 
 use super::conv::View4;
-use super::elementwise::filled;
-use super::{buffer, common_device, kernel, output};
+use super::elementwise::{cast, filled};
+use super::{acc_dtype, buffer, common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run};
 use crate::ops::conv::Pair;
 use crate::{CpuStorage, DType, Error, Result, Tensor};
@@ -92,7 +92,10 @@ pub(crate) fn max_pool2d_backward(grad: &Tensor, indices: &Tensor, input_shape: 
     let r = input_shape.len();
     let (h, w) = (input_shape[r - 2], input_shape[r - 1]);
     let plane = h * w;
-    let out = filled(&dev, op, grad.dtype(), input_shape.iter().product(), 0.0)?;
+    // The kernel adds into its output one gradient at a time: for bf16 / f16 that is an f32
+    // buffer, rounded to the dtype once at the end.
+    let acc = acc_dtype(grad.dtype());
+    let out = filled(&dev, op, acc, input_shape.iter().product(), 0.0)?;
     let gs = grad.shape();
     let (planes, oh, ow) = (gs[..r - 2].iter().product::<usize>(), gs[r - 2], gs[r - 1]);
     if planes * oh * ow > 0 {
@@ -116,7 +119,12 @@ pub(crate) fn max_pool2d_backward(grad: &Tensor, indices: &Tensor, input_shape: 
             ));
         }
     }
-    Ok(Tensor::from_cuda(out, input_shape))
+    let out = Tensor::from_cuda(out, input_shape);
+    if acc == grad.dtype() {
+        Ok(out)
+    } else {
+        cast(&out, grad.dtype())
+    }
 }
 
 /// Average pooling to `out_shape`.

@@ -6,10 +6,14 @@
 //! a contiguous input whose reduced axes are adjacent is read in place (rows when `inner` is
 //! 1, coalesced columns otherwise); any other input is permuted to put the reduced axes last
 //! and copied. Sums run in a fixed order (no atomics): the same input gives the same bits.
+//!
+//! bf16 / f16 inputs are reduced in f32; what passes from one launch to the next (segment
+//! partials, the mean of `var`, the maximum of `logsumexp`) is kept in f32 (`acc_dtype`), and
+//! only the final result is rounded to the input's dtype.
 
 use super::elementwise::filled;
 use super::rows::{contiguous, Contiguous, RowGroup};
-use super::{buffer, kernel};
+use super::{acc_dtype, buffer, kernel};
 use crate::cuda::launch::{grid_stride, run};
 use crate::cuda::{CudaBuffer, CudaDevice};
 use crate::{DType, ReduceOp, Result, Tensor};
@@ -85,6 +89,16 @@ impl Lines {
     }
 }
 
+/// The reduce kernel `base` reading `src` and writing `dst`: `{base}_{dtype}` when they
+/// agree, else `{base}_{src}_{dst}` (the halves' f32-partial entry points in reduce.cu).
+fn reduce_kernel(base: &str, src: DType, dst: DType) -> String {
+    if src == dst {
+        kernel(base, src)
+    } else {
+        format!("{base}_{}_{}", src.name(), dst.name())
+    }
+}
+
 /// Segments to split each reduced line into, so that few long lines still fill the GPU.
 /// Depends only on the shape and the device, so results are reproducible.
 fn segments(dev: &CudaDevice, lines: usize, len: usize, inner: usize) -> usize {
@@ -103,7 +117,7 @@ fn segments(dev: &CudaDevice, lines: usize, len: usize, inner: usize) -> usize {
 fn launch(
     dev: &Arc<CudaDevice>,
     op: &'static str,
-    dtype: DType,
+    (src, dst): (DType, DType),
     x: u64,
     (outer, len, inner): (usize, usize, usize),
     segs: usize,
@@ -116,34 +130,36 @@ fn launch(
     // than a warp that would mostly idle.
     if inner == 1 && len.div_ceil(segs) > SHORT_ROW {
         let group = RowGroup::for_len(len.div_ceil(segs));
-        let f = dev.function(op, REDUCE, &kernel(&group.kernel_base("reduce_rows"), dtype))?;
+        let f = dev.function(op, REDUCE, &reduce_kernel(&group.kernel_base("reduce_rows"), src, dst))?;
         let mut b = dev.stream.launch_builder(&f);
         b.arg(&o).arg(&l).arg(&s).arg(&p.map).arg(&p.combine).arg(&p.post).arg(&p.div).arg(&x).arg(&shift).arg(&out.ptr);
         run(dev, op, b, group.launch(dev, outer * segs))
     } else {
-        let f = dev.function(op, REDUCE, &kernel("reduce_cols", dtype))?;
+        let f = dev.function(op, REDUCE, &reduce_kernel("reduce_cols", src, dst))?;
         let mut b = dev.stream.launch_builder(&f);
         b.arg(&o).arg(&l).arg(&k).arg(&s).arg(&p.map).arg(&p.combine).arg(&p.post).arg(&p.div).arg(&x).arg(&shift).arg(&out.ptr);
         run(dev, op, b, grid_stride(dev, outer * segs * inner))
     }
 }
 
-/// One reduction of non-empty lines into a new `[outer · inner]` buffer, in one launch or
-/// (long lines) two: per-segment partials, then their combination.
-fn reduce_pass(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, x: &Lines, p: Pass) -> Result<CudaBuffer> {
-    let out = CudaBuffer::alloc(dev, op, dtype, x.outer * x.inner)?;
+/// One reduction of non-empty lines of `dtype` into a new `[outer · inner]` buffer of
+/// `out_dtype` (`dtype` or its `acc_dtype`), in one launch or (long lines) two: per-segment
+/// partials (in the accumulator dtype), then their combination. A shift is `acc_dtype`.
+fn reduce_pass(dev: &Arc<CudaDevice>, op: &'static str, (dtype, out_dtype): (DType, DType), x: &Lines, p: Pass) -> Result<CudaBuffer> {
+    let out = CudaBuffer::alloc(dev, op, out_dtype, x.outer * x.inner)?;
     if x.outer * x.inner == 0 {
         return Ok(out);
     }
     let segs = segments(dev, x.outer * x.inner, x.len, x.inner);
     if segs == 1 {
-        launch(dev, op, dtype, x.src.ptr, (x.outer, x.len, x.inner), 1, &p, &out)?;
+        launch(dev, op, (dtype, out_dtype), x.src.ptr, (x.outer, x.len, x.inner), 1, &p, &out)?;
     } else {
         // Freed when this returns; the allocator hands it out again only to later work on
         // the same stream, which runs after these launches.
-        let partial = CudaBuffer::alloc(dev, op, dtype, x.outer * segs * x.inner)?;
-        launch(dev, op, dtype, x.src.ptr, (x.outer, x.len, x.inner), segs, &Pass { post: POST_NONE, ..p }, &partial)?;
-        launch(dev, op, dtype, partial.ptr, (x.outer, segs, x.inner), 1, &Pass { map: MAP_IDENTITY, ..p }, &out)?;
+        let acc = acc_dtype(dtype);
+        let partial = CudaBuffer::alloc(dev, op, acc, x.outer * segs * x.inner)?;
+        launch(dev, op, (dtype, acc), x.src.ptr, (x.outer, x.len, x.inner), segs, &Pass { post: POST_NONE, ..p }, &partial)?;
+        launch(dev, op, (acc, out_dtype), partial.ptr, (x.outer, segs, x.inner), 1, &Pass { map: MAP_IDENTITY, ..p }, &out)?;
     }
     Ok(out)
 }
@@ -151,10 +167,11 @@ fn reduce_pass(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, x: &Lines,
 /// Per-line mean and (biased, or unbiased with `unbiased`) variance, each `[outer · inner]`.
 fn mean_var(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, x: &Lines, unbiased: bool) -> Result<(CudaBuffer, CudaBuffer)> {
     let n = x.len as f64;
-    let mean = reduce_pass(dev, op, dtype, x, Pass { post: POST_DIVIDE, div: n, ..Pass::plain(COMBINE_SUM) })?;
+    // The mean is the variance pass' shift: unrounded (f32 for the halves).
+    let mean = reduce_pass(dev, op, (dtype, acc_dtype(dtype)), x, Pass { post: POST_DIVIDE, div: n, ..Pass::plain(COMBINE_SUM) })?;
     let div = if unbiased { n - 1.0 } else { n };
-    let var =
-        reduce_pass(dev, op, dtype, x, Pass { map: MAP_SQUARE_SHIFTED, combine: COMBINE_SUM, post: POST_DIVIDE, div, shift: Some(&mean) })?;
+    let p = Pass { map: MAP_SQUARE_SHIFTED, combine: COMBINE_SUM, post: POST_DIVIDE, div, shift: Some(&mean) };
+    let var = reduce_pass(dev, op, (dtype, dtype), x, p)?;
     Ok((mean, var))
 }
 
@@ -174,16 +191,19 @@ pub(crate) fn reduce(x: &Tensor, op: ReduceOp, axes: &[usize], keepdim: bool) ->
         return Ok(Tensor::from_cuda(filled(&dev, name, dtype, lines.outer * lines.inner, 0.0)?, &out_shape));
     }
     let n = lines.len as f64;
+    let same = (dtype, dtype);
     let out = match op {
-        ReduceOp::Sum => reduce_pass(&dev, name, dtype, &lines, Pass::plain(COMBINE_SUM))?,
-        ReduceOp::Mean => reduce_pass(&dev, name, dtype, &lines, Pass { post: POST_DIVIDE, div: n, ..Pass::plain(COMBINE_SUM) })?,
-        ReduceOp::Max => reduce_pass(&dev, name, dtype, &lines, Pass::plain(COMBINE_MAX))?,
-        ReduceOp::Min => reduce_pass(&dev, name, dtype, &lines, Pass::plain(COMBINE_MIN))?,
+        ReduceOp::Sum => reduce_pass(&dev, name, same, &lines, Pass::plain(COMBINE_SUM))?,
+        ReduceOp::Mean => reduce_pass(&dev, name, same, &lines, Pass { post: POST_DIVIDE, div: n, ..Pass::plain(COMBINE_SUM) })?,
+        ReduceOp::Max => reduce_pass(&dev, name, same, &lines, Pass::plain(COMBINE_MAX))?,
+        ReduceOp::Min => reduce_pass(&dev, name, same, &lines, Pass::plain(COMBINE_MIN))?,
         ReduceOp::Var { unbiased } => mean_var(&dev, name, dtype, &lines, unbiased)?.1,
         ReduceOp::LogSumExp => {
-            let max = reduce_pass(&dev, name, dtype, &lines, Pass::plain(COMBINE_MAX))?;
+            // The shift is read as the accumulator dtype (exact either way: a maximum is one
+            // of the inputs).
+            let max = reduce_pass(&dev, name, (dtype, acc_dtype(dtype)), &lines, Pass::plain(COMBINE_MAX))?;
             let p = Pass { map: MAP_EXP_SHIFTED, combine: COMBINE_SUM, post: POST_LOG_SHIFTED, div: 0.0, shift: Some(&max) };
-            reduce_pass(&dev, name, dtype, &lines, p)?
+            reduce_pass(&dev, name, same, &lines, p)?
         }
     };
     Ok(Tensor::from_cuda(out, &out_shape))

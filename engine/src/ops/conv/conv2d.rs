@@ -2,6 +2,7 @@
 
 use super::kernels::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{conv_problem, Pair};
+use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};
 
 impl Tensor {
@@ -34,6 +35,11 @@ impl Tensor {
         if self.is_cuda() {
             return crate::cuda::ops::conv::conv_forward(OP, self, weight, bias, p.cout, p.groups, &p.geom, p.n);
         }
+        if let Some(out) = via_f32_opt([Some(self), Some(weight), bias], |[x, w, b]| {
+            x.unwrap().conv2d(&w.unwrap(), b.as_ref(), stride, padding, dilation, groups)
+        })? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (x, w) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
             let b = bias.map(|b| b.values::<T>(OP)).transpose()?;
@@ -62,6 +68,9 @@ impl Tensor {
         if self.is_cuda() {
             return crate::cuda::ops::conv::conv_backward_input(OP, self, weight, None, p.cout, p.groups, &p.geom, p.n);
         }
+        if let Some(out) = via_f32([self, weight], |[g, w]| g.conv2d_backward_input(&w, input_shape, stride, padding, dilation, groups))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (dy, w) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
             let out = conv_backward_input(&dy, p.n, &w, p.cout, p.groups, &p.geom);
@@ -89,6 +98,9 @@ impl Tensor {
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.oh, p.geom.ow])?;
         if self.is_cuda() {
             return crate::cuda::ops::conv::conv_backward_weight(OP, self, input, p.cout, p.groups, &p.geom, p.n, weight_shape);
+        }
+        if let Some(out) = via_f32([self, input], |[g, x]| g.conv2d_backward_weight(&x, weight_shape, stride, padding, dilation, groups))? {
+            return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
             let (dy, x) = (self.values::<T>(OP)?, input.values::<T>(OP)?);

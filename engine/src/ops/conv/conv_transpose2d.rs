@@ -5,6 +5,7 @@
 use super::conv2d::check_grad_out;
 use super::kernels::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{convt_problem, Pair};
+use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};
 
 impl Tensor {
@@ -43,6 +44,11 @@ impl Tensor {
             return crate::cuda::ops::conv::conv_backward_input(OP, self, weight, bias, p.cin, p.groups, &p.geom, p.n);
         }
         let (h, w) = (p.geom.h, p.geom.w);
+        if let Some(out) = via_f32_opt([Some(self), Some(weight), bias], |[x, w, b]| {
+            x.unwrap().conv_transpose2d(&w.unwrap(), b.as_ref(), stride, padding, output_padding, dilation, groups)
+        })? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (x, wt) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
             let mut out = conv_backward_input(&x, p.n, &wt, p.cin, p.groups, &p.geom);
@@ -82,6 +88,11 @@ impl Tensor {
         if self.is_cuda() {
             return crate::cuda::ops::conv::conv_forward(OP, self, weight, None, p.cin, p.groups, &p.geom, p.n);
         }
+        if let Some(out) =
+            via_f32([self, weight], |[g, w]| g.conv_transpose2d_backward_input(&w, input_shape, stride, padding, dilation, groups))?
+        {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (dy, wt) = (self.values::<T>(OP)?, weight.values::<T>(OP)?);
             let out = conv_forward(&dy, p.n, &wt, p.cin, p.groups, &p.geom, None);
@@ -111,6 +122,11 @@ impl Tensor {
         if self.is_cuda() {
             // The forward input plays the conv2d's output gradient, dY the conv2d's input.
             return crate::cuda::ops::conv::conv_backward_weight(OP, input, self, p.cin, p.groups, &p.geom, p.n, weight_shape);
+        }
+        if let Some(out) =
+            via_f32([self, input], |[g, x]| g.conv_transpose2d_backward_weight(&x, weight_shape, stride, padding, dilation, groups))?
+        {
+            return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
             let (dy, x) = (self.values::<T>(OP)?, input.values::<T>(OP)?);

@@ -8,6 +8,7 @@ use crate::cuda::ops::pool::PoolGeom;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::checked_numel;
+use crate::ops::widen::via_f32;
 use crate::{with_float, DType, Error, Result, Tensor};
 use rayon::prelude::*;
 
@@ -131,6 +132,9 @@ impl Tensor {
         let (plane, per) = (p.h * p.w, p.oh * p.ow);
         let (dh, dw) = dilation;
         let shape = p.out_shape();
+        if let Some(out) = via_f32([self], |[x]| x.max_pool2d(kernel, stride, padding, dilation))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let x = self.values::<T>(OP)?;
             let mut vals = vec![T::zero(); p.planes * per];
@@ -216,6 +220,9 @@ impl Tensor {
         }
         let per: usize = self.shape()[lead.len()..].iter().product();
         let plane = h * w;
+        if let Some(out) = via_f32([self, indices], |[g, i]| g.max_pool2d_backward(&i, input_shape))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let (g, idx) = (self.values::<T>(OP)?, indices.values::<i64>(OP)?);
             // Check every index first, so the kernel below cannot fail half way.
@@ -247,6 +254,9 @@ impl Tensor {
         }
         let (plane, per) = (p.h * p.w, p.oh * p.ow);
         let area = kernel.0 * kernel.1;
+        if let Some(out) = via_f32([self], |[x]| x.avg_pool2d(kernel, stride, padding, count_include_pad))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let x = self.values::<T>(OP)?;
             let mut out = vec![T::zero(); p.planes * per];
@@ -287,6 +297,9 @@ impl Tensor {
         }
         let (plane, per) = (p.h * p.w, p.oh * p.ow);
         let area = kernel.0 * kernel.1;
+        if let Some(out) = via_f32([self], |[g]| g.avg_pool2d_backward(input_shape, kernel, stride, padding, count_include_pad))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let g = self.values::<T>(OP)?;
             let planes_len = p.planes * plane;
@@ -320,6 +333,9 @@ impl Tensor {
         }
         let plane = p.h * p.w;
         let per = p.oh * p.ow;
+        if let Some(out) = via_f32([self], |[x]| x.adaptive_avg_pool2d(output))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let x = self.values::<T>(OP)?;
             let mut out = vec![T::zero(); p.planes * per];
@@ -356,6 +372,9 @@ impl Tensor {
         }
         let plane = p.h * p.w;
         let per = p.oh * p.ow;
+        if let Some(out) = via_f32([self], |[g]| g.adaptive_avg_pool2d_backward(input_shape))? {
+            return Ok(out);
+        }
         with_float!(self.dtype(), OP, |T| {
             let g = self.values::<T>(OP)?;
             let planes_len = p.planes * plane;

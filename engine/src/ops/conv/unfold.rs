@@ -6,6 +6,7 @@ use crate::cpu::im2col::{col2im, im2col};
 use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+use crate::ops::widen::via_f32;
 use crate::{with_float, Error, Result, Tensor};
 use rayon::prelude::*;
 
@@ -52,6 +53,9 @@ impl Tensor {
         crate::layout::checked_numel(OP, &shape)?;
         if self.is_cuda() {
             return crate::cuda::ops::conv::unfold(self, &g, n, &shape);
+        }
+        if let Some(out) = via_f32([self], |[x]| x.unfold(kernel, stride, padding, dilation))? {
+            return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
             let x = self.values::<T>(OP)?;
@@ -102,6 +106,9 @@ impl Tensor {
         crate::layout::checked_numel(OP, &shape)?;
         if self.is_cuda() {
             return crate::cuda::ops::conv::fold(self, &g, n, &shape);
+        }
+        if let Some(out) = via_f32([self], |[x]| x.fold(output_size, kernel, stride, padding, dilation))? {
+            return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
             let cols = self.values::<T>(OP)?;

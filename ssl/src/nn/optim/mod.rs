@@ -201,13 +201,24 @@ fn update_one<R: UpdateRule>(rule: &R, var: &Var, grad: &Tensor, h: Hyper, slot:
     state.step += 1;
     let h = Hyper { step: state.step, ..h };
     let device = value.device();
-    if value.is_cuda() {
+    let dtype = value.dtype();
+    if value.is_cuda() || dtype.is_half() {
         // GPU parameters take the tensor path: every op is a kernel on the parameter's
         // device, so nothing crosses the bus. Buffers restored from a checkpoint (or a grad
         // left on another device) join the parameter first.
         let grad = grad.to_device(device)?;
         for b in state.buffers.iter_mut().filter(|b| b.device() != device) {
             *b = b.to_device(device)?;
+        }
+        if dtype.is_half() {
+            // bf16 / f16 parameters (either device) are updated in f32 and rounded once, as
+            // PyTorch's fused AdamW does: op by op in f16, Adam's eps (1e-8) and small
+            // second moments round to zero and the step divides by zero.
+            let wide = |t: &Tensor| t.to_dtype(DType::F32);
+            let buffers: Vec<Tensor> = state.buffers.iter().map(wide).collect::<tessera_engine::Result<_>>()?;
+            let (updated, buffers) = rule.update_tensors(&h, &wide(&value)?, &wide(&grad)?, &buffers)?;
+            state.buffers = buffers.iter().map(|b| b.to_dtype(dtype)).collect::<tessera_engine::Result<_>>()?;
+            return var.set_value(updated.to_dtype(dtype)?);
         }
         let (updated, buffers) = rule.update_tensors(&h, &value, &grad, &state.buffers)?;
         debug_assert_eq!(buffers.len(), state.buffers.len(), "a rule returns one buffer per state name");

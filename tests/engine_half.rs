@@ -1,0 +1,190 @@
+//! The 16-bit float dtypes, bf16 and f16: rounding on the way in (nearest even, through f32
+//! from f64 and i64), exact widening on the way out, casts to integers and masks, and the
+//! CPU rule that GPU kernels share: compute in f32, round each op's result once. The GPU
+//! parity checks of the half kernels sit with the f32 ones, in each op family's test file.
+
+mod common;
+
+use tessera::autograd::Var;
+use tessera::engine::half::{bf16, f16};
+use tessera::engine::{DType, Error, Generator, Pair, ReduceOp, Tensor, UnaryOp};
+
+fn bf16_bits(xs: &[f32]) -> Vec<u16> {
+    let t = Tensor::from_vec(xs.to_vec(), &[xs.len()]).unwrap().to_dtype(DType::BF16).unwrap();
+    t.to_vec::<bf16>().unwrap().iter().map(|h| h.to_bits()).collect()
+}
+
+fn f16_bits(xs: &[f32]) -> Vec<u16> {
+    let t = Tensor::from_vec(xs.to_vec(), &[xs.len()]).unwrap().to_dtype(DType::F16).unwrap();
+    t.to_vec::<f16>().unwrap().iter().map(|h| h.to_bits()).collect()
+}
+
+#[test]
+fn f32_to_bf16_rounds_to_nearest_even() {
+    let p = |e: i32| 2f32.powi(e);
+    let cases: &[(f32, u16, &str)] = &[
+        (1.0, 0x3F80, "exact"),
+        (1.0 + p(-8), 0x3F80, "halfway, down to the even mantissa"),
+        (1.0 + 3.0 * p(-8), 0x3F82, "halfway, up to the even mantissa"),
+        (1.0 + p(-8) + p(-20), 0x3F81, "just above halfway"),
+        (-2.5, 0xC020, "negative"),
+        (f32::MAX, 0x7F80, "overflow to infinity"),
+        (f32::INFINITY, 0x7F80, "infinity"),
+        (f32::NEG_INFINITY, 0xFF80, "minus infinity"),
+        (-0.0, 0x8000, "signed zero"),
+    ];
+    let got = bf16_bits(&cases.iter().map(|c| c.0).collect::<Vec<_>>());
+    for (c, g) in cases.iter().zip(got) {
+        assert_eq!(g, c.1, "{} ({}): got {g:#06x}, want {:#06x}", c.2, c.0, c.1);
+    }
+    let nan = bf16_bits(&[f32::NAN])[0];
+    assert!(bf16::from_bits(nan).is_nan(), "NaN stays NaN, got {nan:#06x}");
+}
+
+#[test]
+fn f32_to_f16_rounds_to_nearest_even_with_subnormals_and_overflow() {
+    let p = |e: i32| 2f32.powi(e);
+    let cases: &[(f32, u16, &str)] = &[
+        (1.0, 0x3C00, "exact"),
+        (65504.0, 0x7BFF, "largest finite"),
+        (65519.0, 0x7BFF, "below the halfway point to 65536"),
+        (65520.0, 0x7C00, "halfway to 65536: rounds to even, which is infinity"),
+        (p(-24), 0x0001, "smallest subnormal"),
+        (p(-25), 0x0000, "half the smallest subnormal: to even (zero)"),
+        (3.0 * p(-25), 0x0002, "1.5 subnormal steps: to even (two)"),
+        (-1.5, 0xBE00, "negative"),
+    ];
+    let got = f16_bits(&cases.iter().map(|c| c.0).collect::<Vec<_>>());
+    for (c, g) in cases.iter().zip(got) {
+        assert_eq!(g, c.1, "{} ({}): got {g:#06x}, want {:#06x}", c.2, c.0, c.1);
+    }
+}
+
+#[test]
+fn every_half_value_survives_widening_and_rounding_back() {
+    for dtype in [DType::BF16, DType::F16] {
+        let bits: Vec<u16> = (0..=u16::MAX).collect();
+        let t = match dtype {
+            DType::BF16 => Tensor::from_vec(bits.iter().map(|&b| bf16::from_bits(b)).collect(), &[bits.len()]),
+            _ => Tensor::from_vec(bits.iter().map(|&b| f16::from_bits(b)).collect(), &[bits.len()]),
+        }
+        .unwrap();
+        let wide = t.to_dtype(DType::F32).unwrap();
+        let back = wide.to_dtype(dtype).unwrap().to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        for (i, (a, b)) in wide.to_vec::<f32>().unwrap().iter().zip(&back).enumerate() {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{dtype:?} pattern {i:#06x}: {a} came back as {b}");
+        }
+        // f64 widening is exact too.
+        let f64s = t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+        for (a, b) in wide.to_vec::<f32>().unwrap().iter().zip(&f64s) {
+            assert!(*a as f64 == *b || (a.is_nan() && b.is_nan()));
+        }
+    }
+}
+
+#[test]
+fn f64_and_i64_reach_the_halves_through_f32() {
+    // 1 + 2^-8 + 2^-40 is above the bf16 halfway point, but it is 1 + 2^-8 once in f32 (a
+    // tie, which goes to the even 1.0): the GPU kernels round through f32, so the CPU does.
+    let x = Tensor::from_vec(vec![1.0 + 2f64.powi(-8) + 2f64.powi(-40)], &[1]).unwrap();
+    assert_eq!(x.to_dtype(DType::BF16).unwrap().to_vec::<bf16>().unwrap()[0].to_bits(), 0x3F80);
+    // 257 needs 9 significant bits: a tie between 256 and 258, to the even 256.
+    let i = Tensor::from_vec(vec![257i64, -3, 1 << 40], &[3]).unwrap();
+    let got: Vec<f32> = i.to_dtype(DType::BF16).unwrap().to_vec::<bf16>().unwrap().iter().map(|h| h.to_f32()).collect();
+    assert_eq!(got, vec![256.0, -3.0, 2f32.powi(40)]);
+}
+
+#[test]
+fn halves_cast_to_integers_toward_zero_and_to_masks_by_nonzero() {
+    for dtype in [DType::BF16, DType::F16] {
+        let x = Tensor::from_vec(vec![-2.5f32, 2.5, 0.75, -0.0, 3.0], &[5]).unwrap().to_dtype(dtype).unwrap();
+        assert_eq!(x.to_dtype(DType::I64).unwrap().to_vec::<i64>().unwrap(), vec![-2, 2, 0, 0, 3], "{dtype:?}");
+        assert_eq!(x.to_dtype(DType::U8).unwrap().to_vec::<u8>().unwrap(), vec![1, 1, 1, 0, 1], "{dtype:?}");
+        let other = if dtype == DType::BF16 { DType::F16 } else { DType::BF16 };
+        assert_eq!(x.to_dtype(other).unwrap().to_vec_f64().unwrap(), vec![-2.5, 2.5, 0.75, 0.0, 3.0]);
+    }
+}
+
+#[test]
+fn half_sums_accumulate_in_f32() {
+    // In bf16 arithmetic 256 + 1 == 256, so a bf16 accumulator would stop at 256; summing
+    // in f32 and rounding once gives the exact 1000 (a bf16 value).
+    let ones = Tensor::ones(&[1000], DType::BF16).unwrap();
+    assert_eq!(ones.sum_all().unwrap().to_vec_f64().unwrap(), vec![1000.0]);
+    assert_eq!(ones.sum_all().unwrap().dtype(), DType::BF16);
+    // Each op rounds its own result: 1 + 2^-8 is a tie that rounds to 1 in bf16.
+    let a = Tensor::full(&[1], 1.0, DType::BF16).unwrap();
+    let b = Tensor::full(&[1], 2f64.powi(-8), DType::BF16).unwrap();
+    assert_eq!(a.add(&b).unwrap().to_vec_f64().unwrap(), vec![1.0]);
+}
+
+/// Every float op family on half tensors equals the f32 op on the widened values, rounded
+/// once: the contract the CUDA kernels are tested against.
+#[test]
+fn half_ops_on_the_cpu_are_the_f32_ops_rounded_once() {
+    let mut g = Generator::new(7);
+    for dtype in [DType::BF16, DType::F16] {
+        let mut rand = |shape: &[usize]| g.normal(shape, 0.0, 1.0, DType::F32).unwrap().to_dtype(dtype).unwrap();
+        let (x, w, v) = (rand(&[2, 3, 6, 6]), rand(&[4, 3, 3, 3]), rand(&[6]));
+        let (m, k) = (rand(&[5, 7]), rand(&[7, 3]));
+        let one: Pair = (1, 1);
+        type Case<'a> = (&'a str, Box<dyn Fn(&[Tensor]) -> tessera::engine::Result<Tensor> + 'a>, Vec<Tensor>);
+        let cases: Vec<Case> = vec![
+            ("exp", Box::new(|t| t[0].exp()), vec![m.clone()]),
+            (
+                "gelu backward",
+                Box::new(|t| t[0].unary_backward(UnaryOp::GeluErf, &t[0].unary(UnaryOp::GeluErf)?, &t[1])),
+                vec![m.clone(), m.clone()],
+            ),
+            ("broadcast mul", Box::new(|t| t[0].mul(&t[1])), vec![x.clone(), v.clone()]),
+            ("matmul", Box::new(|t| t[0].matmul(&t[1])), vec![m.clone(), k.clone()]),
+            ("softmax", Box::new(|t| t[0].softmax(-1)), vec![m.clone()]),
+            ("mean", Box::new(|t| t[0].reduce(ReduceOp::Mean, &[0, 2, 3], false)), vec![x.clone()]),
+            ("conv2d", Box::new(move |t| t[0].conv2d(&t[1], None, one, one, one, 1)), vec![x.clone(), w.clone()]),
+            ("layer_norm", Box::new(|t| Ok(t[0].layer_norm(Some(&t[1]), None, 1e-5)?.0)), vec![x.clone(), v.clone()]),
+            ("batch_norm", Box::new(|t| Ok(t[0].batch_norm_stats(1e-5)?.rstd)), vec![x.clone()]),
+            ("max_pool2d", Box::new(move |t| Ok(t[0].max_pool2d((2, 2), (2, 2), (0, 0), one)?.0)), vec![x.clone()]),
+        ];
+        for (name, f, inputs) in cases {
+            let got = f(&inputs).unwrap_or_else(|e| panic!("{name} {dtype:?}: {e}"));
+            assert_eq!(got.dtype(), dtype, "{name} keeps the dtype");
+            let wide: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(DType::F32).unwrap()).collect();
+            let want = f(&wide).unwrap().to_dtype(dtype).unwrap();
+            let (gv, wv) =
+                (got.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap(), want.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap());
+            assert_eq!(gv, wv, "{name} {dtype:?}");
+        }
+    }
+}
+
+#[test]
+fn half_tensors_move_index_and_reshape_without_widening() {
+    let x = Tensor::arange(0.0, 12.0, 1.0, DType::BF16).unwrap().reshape(&[3, 4]).unwrap();
+    let t = x.t().unwrap().contiguous().unwrap();
+    assert_eq!(t.dtype(), DType::BF16);
+    assert_eq!(t.to_vec_f64().unwrap(), vec![0.0, 4.0, 8.0, 1.0, 5.0, 9.0, 2.0, 6.0, 10.0, 3.0, 7.0, 11.0]);
+    let idx = Tensor::from_vec(vec![2i64, 0], &[2]).unwrap();
+    assert_eq!(x.index_select(0, &idx).unwrap().to_vec_f64().unwrap(), vec![8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]);
+    let c = Tensor::cat(&[&x, &x], 0).unwrap();
+    assert_eq!((c.shape(), c.dtype()), (&[6usize, 4][..], DType::BF16));
+}
+
+#[test]
+fn autograd_runs_on_half_tensors() {
+    let x = Var::param(Tensor::from_vec(vec![0.5f32, -1.0, 2.0], &[3]).unwrap().to_dtype(DType::BF16).unwrap()).unwrap();
+    let loss = x.mul(&x).unwrap().sum_all().unwrap();
+    loss.backward().unwrap();
+    let grad = x.grad().unwrap();
+    assert_eq!(grad.dtype(), DType::BF16);
+    assert_eq!(grad.to_vec_f64().unwrap(), vec![1.0, -2.0, 4.0]);
+}
+
+#[test]
+fn half_ops_refuse_mixed_dtypes_naming_both() {
+    let a = Tensor::zeros(&[2], DType::BF16).unwrap();
+    let b = Tensor::zeros(&[2], DType::F32).unwrap();
+    let err = a.add(&b).unwrap_err();
+    assert!(matches!(err, Error::DTypeMismatch { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("add") && msg.contains("BF16") && msg.contains("F32"), "{msg}");
+}
