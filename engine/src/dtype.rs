@@ -95,17 +95,19 @@ pub trait FloatElem: Element + num_traits::Float + std::iter::Sum + std::ops::Ad
     }
 }
 
+/// `Element` for `$t`, stored as `CpuStorage::$variant`, converting with the two closures.
 macro_rules! impl_element {
-    ($t:ty, $variant:ident) => {
+    ($t:ty, $variant:ident, to_f64: |$x:ident| $to:expr, from_f64: |$v:ident| $from:expr) => {
         impl Element for $t {
             const DTYPE: DType = DType::$variant;
             #[inline(always)]
             fn to_f64(self) -> f64 {
-                self as f64
+                let $x = self;
+                $to
             }
             #[inline(always)]
-            fn from_f64(v: f64) -> Self {
-                v as $t
+            fn from_f64($v: f64) -> Self {
+                $from
             }
             fn buffer(s: &CpuStorage) -> Option<&[Self]> {
                 match s {
@@ -117,41 +119,19 @@ macro_rules! impl_element {
                 CpuStorage::$variant(v)
             }
         }
+    };
+    ($t:ty, $variant:ident) => {
+        impl_element!($t, $variant, to_f64: |x| x as f64, from_f64: |v| v as $t);
     };
 }
 impl_element!(f32, F32);
 impl_element!(f64, F64);
 impl_element!(i64, I64);
 impl_element!(u8, U8);
-
 // The halves convert through f32 in both directions (f64 -> f32 -> half, as PyTorch and the
 // CUDA kernels do), so every backend rounds a given value to the same half.
-macro_rules! impl_half_element {
-    ($t:ty, $variant:ident) => {
-        impl Element for $t {
-            const DTYPE: DType = DType::$variant;
-            #[inline(always)]
-            fn to_f64(self) -> f64 {
-                self.to_f32() as f64
-            }
-            #[inline(always)]
-            fn from_f64(v: f64) -> Self {
-                <$t>::from_f32(v as f32)
-            }
-            fn buffer(s: &CpuStorage) -> Option<&[Self]> {
-                match s {
-                    CpuStorage::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn into_storage(v: Vec<Self>) -> CpuStorage {
-                CpuStorage::$variant(v)
-            }
-        }
-    };
-}
-impl_half_element!(half::bf16, BF16);
-impl_half_element!(half::f16, F16);
+impl_element!(half::bf16, BF16, to_f64: |x| x.to_f32() as f64, from_f64: |v| half::bf16::from_f32(v as f32));
+impl_element!(half::f16, F16, to_f64: |x| x.to_f32() as f64, from_f64: |v| half::f16::from_f32(v as f32));
 impl FloatElem for f32 {}
 impl FloatElem for f64 {}
 
