@@ -4,6 +4,7 @@
 //!
 //!     RAYON_NUM_THREADS=2 cargo bench --bench models [-- resnet|vit]
 //!     DEVICE=cuda cargo bench --bench models
+//!     DEVICE=cuda DTYPE=bf16 cargo bench --bench models   # model and data in bf16 (or f16)
 //!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
@@ -31,11 +32,25 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The dtype the models train in: `DTYPE=bf16` or `f16` converts the model and its input
+/// (as `model.to(torch.bfloat16)` does in scripts/torch/models.py); f32 by default.
+fn bench_dtype() -> DType {
+    match std::env::var("DTYPE").as_deref() {
+        Ok("bf16") => DType::BF16,
+        Ok("f16") => DType::F16,
+        Ok("f32") | Err(_) => DType::F32,
+        Ok(other) => panic!("DTYPE={other}: expected f32, bf16 or f16"),
+    }
+}
+
 fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn(&dyn Module) -> Box<dyn Optim>, x: &Tensor, y: &Tensor) {
     let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dtype = bench_dtype();
+    let name = if dtype == DType::F32 { name.to_string() } else { format!("{name} {}", dtype.name()) };
     model.to_device(device).unwrap();
+    model.to_dtype(dtype).unwrap();
     let mut opt = build_opt(model);
-    let x = x.to_device(device).unwrap();
+    let x = x.to_device(device).unwrap().to_dtype(dtype).unwrap();
     let (mut fwd_bwd, mut total) = (Vec::new(), Vec::new());
     let rss_before = peak_rss(true);
     reset_peak_cpu_bytes();

@@ -6,6 +6,7 @@ CPU or (DEVICE=cuda) a GPU, with the same memory figures as the Rust bench.
 
     THREADS=2 .venv/bin/python scripts/torch/models.py [resnet|vit]
     DEVICE=cuda python3 scripts/torch/models.py
+    DEVICE=cuda DTYPE=bf16 python3 scripts/torch/models.py   # model and data in bf16 (or f16)
 """
 
 import os
@@ -24,10 +25,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+
+
 def time_steps(name, device, model, make_opt, x, y, steps):
-    model = model.to(device).train()
+    dtype = os.environ.get("DTYPE", "f32")
+    if dtype != "f32":
+        name = f"{name} {dtype}"
+    model = model.to(device=device, dtype=DTYPES[dtype]).train()
     opt = make_opt(model)
-    x, y = x.to(device), y.to(device)
+    x, y = x.to(device=device, dtype=DTYPES[dtype]), y.to(device)
     rss_before = peak_rss(True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
