@@ -72,7 +72,7 @@ fn pre_norm_attention_block() {
             let (q, k, val) = (qkv.select(0, 0)?, qkv.select(0, 1)?, qkv.select(0, 2)?);
             let a = fused::scaled_dot_product_attention(&q, &k, &val, true, None)?
                 .permute(&[0, 2, 1, 3])?
-                .reshape(&[b as isize, l as isize, d as isize])?;
+                .reshape(&[b, l as isize, d as isize])?;
             let x = x.add(&a.matmul(&v[4])?)?;
             let m = fused::layer_norm(&x, None, None, 1e-5)?.matmul(&v[5])?.gelu()?.matmul(&v[6])?;
             x.add(&m)

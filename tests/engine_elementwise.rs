@@ -124,7 +124,7 @@ fn unary_ops() -> Vec<(UnaryOp, f64, f64)> {
 fn off_kinks(x: f64) -> f64 {
     let near = |k: f64| (x - k).abs() < 1e-3;
     let frac = x - x.floor();
-    if near(-1.3) || near(0.7) || frac < 1e-3 || frac > 1.0 - 1e-3 || (frac - 0.5).abs() < 1e-3 {
+    if near(-1.3) || near(0.7) || !(1e-3..=1.0 - 1e-3).contains(&frac) || (frac - 0.5).abs() < 1e-3 {
         x + 0.0123
     } else {
         x

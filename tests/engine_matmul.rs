@@ -59,7 +59,7 @@ fn matrix_operand(shape: &[usize], dtype: DType, seed: u64) -> Operand {
 /// [`matrix_operand`] with values drawn by `gen`.
 fn matrix_operand_with(shape: &[usize], dtype: DType, seed: u64, gen: impl Fn(&mut Rng64) -> f64) -> Operand {
     let r = shape.len();
-    if r >= 2 && seed % 2 == 0 {
+    if r >= 2 && seed.is_multiple_of(2) {
         let mut ts = shape.to_vec();
         ts.swap(r - 2, r - 1);
         let o = operand_with(&ts, dtype, seed, gen);

@@ -18,7 +18,7 @@ fn shape_with_numel(n: usize, rng: &mut Rng64) -> Vec<usize> {
     }
     let mut rem = n;
     while rem > 1 && dims.len() < 3 {
-        let divisors: Vec<usize> = (2..=rem).filter(|d| rem % d == 0).collect();
+        let divisors: Vec<usize> = (2..=rem).filter(|d| rem.is_multiple_of(*d)).collect();
         let d = divisors[rng.below(divisors.len())];
         dims.push(d);
         rem /= d;

@@ -54,7 +54,7 @@ fn narrow_resnet_learns_fashion_mnist_in_one_epoch() {
             loss.backward().unwrap();
             opt.step().unwrap();
             step += 1;
-            if step % 100 == 0 {
+            if step.is_multiple_of(100) {
                 eprintln!(
                     "epoch {epoch} step {step}/{total} loss {:.4} ({:.0} s)",
                     loss.value().item().unwrap(),

@@ -95,7 +95,7 @@ pub(crate) fn whole_records(path: &Path, record_bytes: usize, actual: usize) -> 
     if actual == 0 {
         return Err(DataError::format(path, "empty file: no records"));
     }
-    if actual % record_bytes != 0 {
+    if !actual.is_multiple_of(record_bytes) {
         return Err(DataError::format(
             path,
             format!(

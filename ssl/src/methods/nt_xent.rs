@@ -11,7 +11,7 @@ use tessera_engine::{Error, Tensor};
 /// terms. The loss is the mean over all `2N` rows of the cross-entropy toward the positive.
 pub fn nt_xent(z: &Var, temperature: f64) -> Result<Var> {
     let zv = z.value();
-    if zv.rank() != 2 || zv.shape()[0] < 2 || zv.shape()[0] % 2 != 0 {
+    if zv.rank() != 2 || zv.shape()[0] < 2 || !zv.shape()[0].is_multiple_of(2) {
         return Err(
             Error::invalid("nt_xent", format!("needs z of shape [2N, d] with N ≥ 1 (both views stacked), got {:?}", zv.shape())).into()
         );

@@ -29,7 +29,7 @@ pub struct Attention {
 impl Attention {
     /// ViT's init (see [`vit_linear`]); `dim` must be divisible by `num_heads`.
     pub fn new(dim: usize, num_heads: usize, qkv_bias: bool, gen: &mut Generator) -> Result<Attention> {
-        if num_heads == 0 || dim % num_heads != 0 {
+        if num_heads == 0 || !dim.is_multiple_of(num_heads) {
             return Err(tessera_engine::Error::invalid(
                 "Attention",
                 format!("dim {dim} must be a positive multiple of num_heads {num_heads}"),

@@ -136,8 +136,9 @@ impl VisionTransformer {
     /// truncated normal (std 0.02); seeded by `gen`, f32.
     pub fn new(config: &VitConfig, gen: &mut Generator) -> Result<VisionTransformer> {
         let c = config;
-        let bad = c.patch_size == 0 || c.img_size % c.patch_size != 0 || c.img_size == 0 || c.embed_dim == 0 || c.in_channels == 0;
-        if bad || (c.pos_embed == PosEmbed::SinCos && c.embed_dim % 4 != 0) {
+        let bad =
+            c.patch_size == 0 || !c.img_size.is_multiple_of(c.patch_size) || c.img_size == 0 || c.embed_dim == 0 || c.in_channels == 0;
+        if bad || (c.pos_embed == PosEmbed::SinCos && !c.embed_dim.is_multiple_of(4)) {
             let msg = format!("needs img_size a positive multiple of patch_size, positive sizes, and embed_dim divisible by 4 for sin-cos positions; got {c:?}");
             return Err(tessera_engine::Error::invalid("VisionTransformer", msg).into());
         }

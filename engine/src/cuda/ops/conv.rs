@@ -206,7 +206,7 @@ const GEMM_MIN_SLICE: usize = 2048;
 /// same bits on every device.
 fn split_factor(inner: usize, blocks: usize) -> usize {
     let want = GEMM_TARGET_BLOCKS.div_ceil(blocks.max(1)).min(inner / GEMM_MIN_SLICE).max(1);
-    (1..=want).rev().find(|s| inner % s == 0).unwrap_or(1)
+    (1..=want).rev().find(|s| inner.is_multiple_of(*s)).unwrap_or(1)
 }
 
 /// Batch chunks `(start, count)` whose column matrices (`per_sample` elements each) fit the

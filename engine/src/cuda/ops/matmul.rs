@@ -321,7 +321,7 @@ fn tc_in_place(x: &Operand, k: i64, elem: i64) -> Option<(u64, i64, i64)> {
     let bs = x.batch_stride?;
     // One row: its pitch is never used to step, so any aligned one does.
     let ld = if x.rows == 1 { ceil_div(k.max(1), per16) * per16 } else { x.rs };
-    ((x.ks == 1 || k <= 1) && ptr % 16 == 0 && ld % per16 == 0 && bs % per16 == 0).then_some((ptr, ld, bs))
+    ((x.ks == 1 || k <= 1) && ptr.is_multiple_of(16) && ld % per16 == 0 && bs % per16 == 0).then_some((ptr, ld, bs))
 }
 
 /// A tensor-core product kernel of ptx/kernels/gemm_tc.cuh: its output tile, threads and
@@ -372,7 +372,7 @@ fn tensor_core_matmul(dev: &Arc<CudaDevice>, route: TensorCore, count: i64, k: i
     let in_place = |x: &Operand| if route.native() { tc_in_place(x, k, elem) } else { None };
     let (a_in, b_in) = (in_place(a), in_place(b));
     // Folding needs A's batches one after another at its row pitch: always so when packed.
-    let fold = count > 1 && b.broadcast && a_in.map_or(true, |(_, ld, bs)| bs == a.rows * ld);
+    let fold = count > 1 && b.broadcast && a_in.is_none_or(|(_, ld, bs)| bs == a.rows * ld);
     let na = if a.broadcast && !fold { 1 } else { count };
     let nb = if b.broadcast { 1 } else { count };
     let (pa_ptr, lda, a_bs, _pa) = tc_operand(dev, pack, elem, na, kp, k, a, a_in)?;

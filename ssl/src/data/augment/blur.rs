@@ -56,7 +56,7 @@ pub struct GaussianBlur {
 impl GaussianBlur {
     /// A blur of odd `kernel_size` ≥ 1 with `sigma` range 0 < min ≤ max.
     pub fn new(kernel_size: usize, sigma: (f64, f64)) -> Result<Self> {
-        if kernel_size % 2 == 0 {
+        if kernel_size.is_multiple_of(2) {
             return Err(DataError::invalid("GaussianBlur", format!("kernel size must be odd and positive, got {kernel_size}")));
         }
         if !(sigma.0 > 0.0 && sigma.0 <= sigma.1 && sigma.1.is_finite()) {

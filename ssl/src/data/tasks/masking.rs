@@ -103,8 +103,11 @@ impl SimMimMasker {
     /// multiple of `model_patch`; `ratio` in [0, 1).
     pub fn new(input: (usize, usize), mask_patch: usize, model_patch: usize, ratio: f64) -> Result<Self> {
         check_ratio("SimMimMasker", ratio)?;
-        let ok =
-            model_patch > 0 && mask_patch > 0 && mask_patch % model_patch == 0 && input.0 % mask_patch == 0 && input.1 % mask_patch == 0;
+        let ok = model_patch > 0
+            && mask_patch > 0
+            && mask_patch.is_multiple_of(model_patch)
+            && input.0.is_multiple_of(mask_patch)
+            && input.1.is_multiple_of(mask_patch);
         if !ok || input.0 == 0 || input.1 == 0 {
             return Err(DataError::invalid(
                 "SimMimMasker",
