@@ -1,0 +1,346 @@
+//! Direct (im2col-free) 2-D convolution kernels: forward, input gradient and weight
+//! gradient, all built on one register-tiled microkernel that vectorizes over channels.
+//!
+//! The microkernel computes a tile `acc[r][c] += Σ_k src[rows[r] + offs[k]] · vecs[k][c]`:
+//! `MR` rows, each reading one scalar of a zero-padded source image per reduction step `k`
+//! (broadcast), times an `NR`-wide vector of packed weights (or output gradients). The
+//! three convolution passes differ only in what plays the rows, the reduction and the
+//! vectors:
+//!
+//! * forward: rows are output pixels, the reduction runs over (input channel, tap), the
+//!   vectors are weights `[k][co]`;
+//! * input gradient: the output image is split by stride phase (`y mod sh`, `x mod sw`);
+//!   within one phase the transposed convolution is a plain correlation of the zero-padded
+//!   output gradient with the taps of that phase, so rows are input pixels of the phase,
+//!   the reduction runs over (output channel, tap of the phase), the vectors are weights
+//!   `[k][ci]`; every input pixel is written once, so no col2im scatter is needed;
+//! * weight gradient: rows are taps (input channel, tap), the reduction runs over the output
+//!   pixels of several samples, the vectors are the output gradient transposed to
+//!   `[pixel][co]`.
+//!
+//! Nothing is packed per output tile, the source images are only padded (one copy per
+//! sample), and no im2col matrix is ever built. The reduction order of every output element
+//! is fixed by the shapes (the weight gradient sums its batch in fixed chunks, added in
+//! order), so results do not depend on the thread count.
+//!
+//! # Instruction sets and tiles
+//!
+//! The loops are plain Rust that autovectorizes; on x86-64 the three per-sample loops are
+//! compiled again with more target features and chosen at run time ([`Isa`]):
+//!
+//! * AVX-512 (`avx512f,avx2,fma`): 32 registers of 16 f32 (8 f64) lanes. The tile is 6 rows ×
+//!   32 lanes for f32 (6 × 16 for f64): two registers per row, so each step loads 2 vectors
+//!   and broadcasts 6 scalars for 12 FMAs, the 12 accumulators stay in registers and so do
+//!   the six row offsets. When the vectors cover only 16 channels (8 for f64), as in the
+//!   first stage of a narrow ResNet, half of those lanes would be zero padding, so those
+//!   passes run the AVX2 path: a 16-lane AVX-512 tile of 10 rows measured the same as AVX2
+//!   there (±4%), and taller ones lose, since the 16 general-purpose registers hold about
+//!   10 row offsets and past that they are reloaded from the stack every step (12 × 16 was
+//!   up to 1.3× slower than AVX2). Also, at some heights (7, 8 and 14 rows with rustc 1.95)
+//!   LLVM vectorizes the tile across its rows with gathers and scatters instead of keeping
+//!   the accumulators in registers (30–60× slower): check the assembly when changing a tile.
+//! * AVX2 + FMA: 6 rows × 16 lanes for f32 (6 × 8 for f64), twelve 256-bit accumulators.
+//! * Anything else: the AVX2 tile compiled for the baseline target, multiply then add.
+//!
+//! With fused multiply-adds every output element is summed in the same order whatever the
+//! tile, so the AVX-512 and AVX2 paths agree bit for bit. For benchmarks, the environment
+//! variable `TESSERA_CONV_ISA` (`avx512`, `avx2` or `portable`, read once per process) forces
+//! an ISA (with `avx512`, the 16-channel passes still run on AVX2, as above); a request the
+//! CPU cannot run falls back to the best ISA below it.
+
+use super::gemm::Gemm;
+use super::im2col::ConvGeom;
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+mod forward_pass;
+mod input_grad;
+#[cfg(test)]
+mod tests;
+mod weight_grad;
+
+use forward_pass::forward;
+use input_grad::backward_input;
+use weight_grad::backward_weight;
+
+/// Element types with direct convolution kernels. With `x` a batch `[n, C, h, w]` (`C` is
+/// `g.channels`), `w` a weight `[m, C/groups · kh · kw]` and `dy` an output gradient
+/// `[n, m, oh, ow]`, all contiguous. Each type has a register tile per [`Isa`] (see the
+/// module documentation).
+pub trait ConvElem: Gemm {
+    /// `y = conv(x, w) (+ bias)`: `[n, m, oh, ow]`.
+    fn conv_forward(x: &[Self], n: usize, w: &[Self], m: usize, groups: usize, g: &ConvGeom, bias: Option<&[Self]>) -> Vec<Self>;
+    /// `dx = convᵀ(dy, w)`: `[n, C, h, w]`.
+    fn conv_backward_input(dy: &[Self], n: usize, w: &[Self], m: usize, groups: usize, g: &ConvGeom) -> Vec<Self>;
+    /// `dw = Σ_s dy[s] ⋆ x[s]`: `[m, C/groups · kh · kw]`.
+    fn conv_backward_weight(dy: &[Self], x: &[Self], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<Self>;
+}
+
+/// Calls the generic pass `$f::<$t, MR, NR>(isa, $args)` of this module (from a child module:
+/// the per-type entry points of `impl_conv_elem!`) with the ISA and tile for `$isa` when the
+/// vectors cover `$lanes` channels (per group): AVX-512 and its wide tile, unless that would
+/// pad the channels to more lanes than AVX2's tile (16 f32 channels: one AVX2 block rather
+/// than half of an AVX-512 one), in which case AVX2; AVX2's tile otherwise.
+macro_rules! with_tile {
+    ($isa:expr, $lanes:expr, $f:ident::<$t:ty>($($arg:expr),*), avx2: ($mr:literal, $nr:literal), avx512: ($mrw:literal, $nrw:literal)) => {{
+        let lanes: usize = $lanes;
+        match $isa {
+            Isa::Avx512 if lanes.div_ceil($nrw) * $nrw <= lanes.div_ceil($nr) * $nr => super::$f::<$t, $mrw, $nrw>(Isa::Avx512, $($arg),*),
+            Isa::Avx512 | Isa::Avx2Fma => super::$f::<$t, $mr, $nr>(Isa::Avx2Fma, $($arg),*),
+            Isa::Portable => super::$f::<$t, $mr, $nr>(Isa::Portable, $($arg),*),
+        }
+    }};
+}
+
+/// Implements [`ConvElem`] for `$t` through a module `$kernels` of entry points that take the
+/// [`Isa`] and pick its tile (`MR` rows × `NR` lanes, see `with_tile!`).
+macro_rules! impl_conv_elem {
+    ($t:ty, $kernels:ident, $($tiles:tt)*) => {
+        mod $kernels {
+            use super::*;
+
+            #[allow(clippy::too_many_arguments)]
+            pub(super) fn forward(
+                isa: Isa,
+                x: &[$t],
+                n: usize,
+                w: &[$t],
+                m: usize,
+                groups: usize,
+                g: &ConvGeom,
+                bias: Option<&[$t]>,
+            ) -> Vec<$t> {
+                with_tile!(isa, m / groups, forward::<$t>(x, n, w, m, groups, g, bias), $($tiles)*)
+            }
+
+            pub(super) fn backward_input(isa: Isa, dy: &[$t], n: usize, w: &[$t], m: usize, groups: usize, g: &ConvGeom) -> Vec<$t> {
+                with_tile!(isa, g.channels / groups, backward_input::<$t>(dy, n, w, m, groups, g), $($tiles)*)
+            }
+
+            pub(super) fn backward_weight(isa: Isa, dy: &[$t], x: &[$t], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<$t> {
+                with_tile!(isa, m / groups, backward_weight::<$t>(dy, x, n, m, groups, g), $($tiles)*)
+            }
+        }
+
+        impl ConvElem for $t {
+            fn conv_forward(x: &[Self], n: usize, w: &[Self], m: usize, groups: usize, g: &ConvGeom, bias: Option<&[Self]>) -> Vec<Self> {
+                $kernels::forward(Isa::selected(), x, n, w, m, groups, g, bias)
+            }
+            fn conv_backward_input(dy: &[Self], n: usize, w: &[Self], m: usize, groups: usize, g: &ConvGeom) -> Vec<Self> {
+                $kernels::backward_input(Isa::selected(), dy, n, w, m, groups, g)
+            }
+            fn conv_backward_weight(dy: &[Self], x: &[Self], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<Self> {
+                $kernels::backward_weight(Isa::selected(), dy, x, n, m, groups, g)
+            }
+        }
+    };
+}
+impl_conv_elem!(f32, f32_kernels, avx2: (6, 16), avx512: (6, 32));
+impl_conv_elem!(f64, f64_kernels, avx2: (6, 8), avx512: (6, 16));
+
+/// Below this many multiply-adds a batch runs on the calling thread.
+const PAR_MIN_FLOPS: usize = 1 << 18;
+/// The weight gradient sums the batch in at most this many chunks (fixed by the shapes).
+const WGRAD_MAX_CHUNKS: usize = 8;
+/// ... and keeps at most this many partial-sum elements alive.
+const WGRAD_MAX_PARTIAL: usize = 1 << 24;
+/// The weight gradient reduces over several samples at once: at least this many output
+/// pixels per microkernel call ...
+const WGRAD_MIN_PIXELS: usize = 512;
+/// ... as long as the padded inputs and gradients of those samples stay this small
+/// (elements), so that they are reused from cache across the tiles.
+const WGRAD_MAX_BATCH_ELEMS: usize = 96 * 1024;
+
+/// The instruction set the hot loops run with, best first (the order is what `<` compares).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Isa {
+    /// x86-64 with AVX-512F (and AVX2, FMA): the loops compiled with those features, 32
+    /// 512-bit registers, so a wider tile (for channel counts it does not mostly pad).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+    /// x86-64 with AVX2 and FMA: the loops compiled with those features, fused multiply-add.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2Fma,
+    /// Anything else: the same loops for the baseline target, separate multiply and add.
+    Portable,
+}
+
+impl Isa {
+    /// The ISAs this CPU runs, best first (always ending with [`Isa::Portable`]).
+    fn available() -> Vec<Isa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                if has!("avx512f") {
+                    v.push(Isa::Avx512);
+                }
+                v.push(Isa::Avx2Fma);
+            }
+        }
+        v.push(Isa::Portable);
+        v
+    }
+
+    /// The ISA a pass runs with: the best one available, unless the environment variable
+    /// `TESSERA_CONV_ISA` (`avx512`, `avx2` or `portable`, read once per process) asks for
+    /// another; a request the CPU cannot run falls back to the best ISA below it, and an
+    /// unknown value is ignored.
+    fn selected() -> Isa {
+        static CHOICE: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let available = Isa::available();
+            let want = match std::env::var("TESSERA_CONV_ISA").as_deref() {
+                Ok("avx512") => Isa::Avx512,
+                Ok("avx2") => Isa::Avx2Fma,
+                Ok("portable") => Isa::Portable,
+                _ => available[0],
+            };
+            available.into_iter().find(|&i| i >= want).unwrap_or(Isa::Portable)
+        })
+    }
+}
+
+/// Offsets into a source buffer, with their maximum (what the microkernel's bounds check
+/// uses, so that it costs O(MR) per tile and not O(K)).
+struct Offsets {
+    v: Vec<usize>,
+    max: usize,
+}
+
+impl Offsets {
+    fn new(v: Vec<usize>) -> Self {
+        let max = v.iter().copied().max().unwrap_or(0);
+        Offsets { v, max }
+    }
+}
+
+/// `a·b + c`, fused when `FMA` (the loops are then compiled with the FMA feature, so this
+/// is one instruction per lane).
+#[inline(always)]
+fn madd<T: ConvElem, const FMA: bool>(a: T, b: T, c: T) -> T {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        c + a * b
+    }
+}
+
+/// The microkernel: `acc[r][c] += Σ_{k ∈ ks} src[rows[r] + offs[k]] · vecs[(k − ks.start)·NR + c]`,
+/// for each `k` in order (so each accumulator sums in a fixed order).
+#[inline(always)]
+fn tile<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
+    src: &[T],
+    rows: &[usize; MR],
+    offs: &Offsets,
+    ks: Range<usize>,
+    vecs: &[T],
+    acc: &mut [[T; NR]; MR],
+) {
+    if ks.is_empty() {
+        return;
+    }
+    let rmax = rows.iter().fold(0, |a, &b| a.max(b));
+    assert!(ks.end <= offs.v.len() && vecs.len() >= ks.len() * NR, "direct conv: reduction out of bounds");
+    assert!(rmax.checked_add(offs.max).is_some_and(|e| e < src.len()), "direct conv: source out of bounds");
+    let mut a = *acc;
+    for (&o, v) in offs.v[ks].iter().zip(vecs.chunks_exact(NR)) {
+        let v: &[T; NR] = v.try_into().expect("chunks_exact yields NR elements");
+        // SAFETY: o ≤ offs.max < src.len() (every entry of offs.v is at most its max, and
+        // rmax + offs.max < src.len() was asserted above), so `base` points into `src`.
+        // (Offsetting the pointer once per step lets each row load use a single
+        // base + index addressing mode.)
+        let base = unsafe { src.as_ptr().add(o) };
+        for r in 0..MR {
+            // SAFETY: base + rows[r] is src[o + rows[r]], and o + rows[r] ≤ offs.max + rmax
+            // < src.len().
+            let x = unsafe { *base.add(rows[r]) };
+            for c in 0..NR {
+                a[r][c] = madd::<T, FMA>(x, v[c], a[r][c]);
+            }
+        }
+    }
+    *acc = a;
+}
+
+/// Copies a `c × h × w` image into the interior of `dst` (`c × hp × wp`): pixel (y, x) goes
+/// to (y + top, x + left); rows and columns past `hp`, `wp` are dropped. The border is left
+/// alone: every padded buffer starts zeroed and is only ever written here, with the same
+/// geometry, so its border stays zero.
+fn pad_image<T: ConvElem>(
+    src: &[T],
+    (c, h, w): (usize, usize, usize),
+    dst: &mut [T],
+    (hp, wp): (usize, usize),
+    (top, left): (usize, usize),
+) {
+    let cols = (left + w).min(wp).saturating_sub(left);
+    let rows = (top + h).min(hp).saturating_sub(top);
+    if cols == 0 {
+        return;
+    }
+    for ch in 0..c {
+        for y in 0..rows {
+            let line = &src[(ch * h + y) * w..][..cols];
+            dst[(ch * hp + top + y) * wp + left..][..cols].copy_from_slice(line);
+        }
+    }
+}
+
+/// Runs `f(sample, out, scratch)` for every `per`-sized chunk of a new `n·per` buffer, in
+/// parallel when the batch is large, and returns the buffer. `scratch` is a buffer of
+/// `scratch_len` elements, zeroed once per worker and reused across its samples (see
+/// [`pad_image`]). `f` must write every element of its `out`.
+fn collect_samples<T: ConvElem>(
+    n: usize,
+    per: usize,
+    flops_per_sample: usize,
+    scratch_len: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<T>], &mut [T]) + Sync,
+) -> Vec<T> {
+    let total = n * per;
+    let mut out: Vec<T> = Vec::with_capacity(total);
+    if per > 0 {
+        let spare = &mut out.spare_capacity_mut()[..total];
+        if n > 1 && n.saturating_mul(flops_per_sample) >= PAR_MIN_FLOPS {
+            spare.par_chunks_mut(per).enumerate().for_each_init(|| vec![T::zero(); scratch_len], |buf, (s, o)| f(s, o, buf));
+        } else {
+            let mut buf = vec![T::zero(); scratch_len];
+            for (s, o) in spare.chunks_mut(per).enumerate() {
+                f(s, o, &mut buf);
+            }
+        }
+    }
+    // SAFETY: the capacity is `total`, and every `per`-chunk of the first `total` elements
+    // was handed to `f`, which writes all of its elements (each kernel below documents how
+    // its writes cover its output); with per == 0, total == 0.
+    unsafe { out.set_len(total) };
+    out
+}
+
+/// The window-corner offsets of the output pixels and the (channel, tap) offsets, for a
+/// padded `channels × hp × wp` source with the geometry's strides and dilations.
+fn window_offsets(g: &ConvGeom, cg: usize, hp: usize, wp: usize) -> (Offsets, Vec<usize>) {
+    let mut offs = Vec::with_capacity(cg * g.kh * g.kw);
+    for ci in 0..cg {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                offs.push(ci * hp * wp + i * g.dh * wp + j * g.dw);
+            }
+        }
+    }
+    let mut pix = Vec::with_capacity(g.oh * g.ow);
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            pix.push(oy * g.sh * wp + ox * g.sw);
+        }
+    }
+    (Offsets::new(offs), pix)
+}
+
+/// The padded size the windows of a geometry read: `(oh − 1)·sh + (kh − 1)·dh + 1` rows.
+fn padded_dims(g: &ConvGeom) -> (usize, usize) {
+    ((g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1)
+}
