@@ -14,7 +14,9 @@ pub enum Error {
     DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
     #[error("{op}: dtype {dtype:?} is not supported here (expected {expected})")]
     UnsupportedDType { op: &'static str, dtype: DType, expected: &'static str },
-    #[error("{op}: {} arithmetic runs on CUDA only; on the CPU cast first with `.to_dtype(DType::F32)`", .dtype.name())]
+    /// A CPU op without a bf16 / f16 path (ops compute halves by widening to f32; one that
+    /// does not yet says so here rather than failing obscurely).
+    #[error("{op}: no {} kernel on the CPU; cast first with `.to_dtype(DType::F32)`", .dtype.name())]
     HalfOnCpu { op: &'static str, dtype: DType },
     #[error("{op}: tensors live on different devices, {lhs} and {rhs}; copy one with `to_device` first")]
     DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
