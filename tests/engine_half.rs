@@ -188,3 +188,76 @@ fn half_ops_refuse_mixed_dtypes_naming_both() {
     let msg = err.to_string();
     assert!(msg.contains("add") && msg.contains("BF16") && msg.contains("F32"), "{msg}");
 }
+
+/// f32 values that probe every rounding case of f32 → bf16 / f16: each half value, the
+/// midpoints to its neighbours (ties), one f32 ulp either side of them, NaN payloads,
+/// subnormals, overflow.
+fn rounding_probes() -> Vec<f32> {
+    let mut v = Vec::new();
+    for bits in (0..=u16::MAX).step_by(7) {
+        let lo = bf16::from_bits(bits).to_f32();
+        let hi = bf16::from_bits(bits.wrapping_add(1)).to_f32();
+        let h = f16::from_bits(bits).to_f32();
+        let h_next = f16::from_bits(bits.wrapping_add(1)).to_f32();
+        for (a, b) in [(lo, hi), (h, h_next)] {
+            v.push(a);
+            let mid = (a as f64 + b as f64) / 2.0;
+            if mid.is_finite() {
+                let m = mid as f32;
+                v.extend([m, f32::from_bits(m.to_bits().wrapping_add(1)), f32::from_bits(m.to_bits().wrapping_sub(1))]);
+            }
+        }
+    }
+    v.extend([f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45, 65519.99, 65520.0, f32::from_bits(0x7fc0_1234), f32::from_bits(0xff80_0001)]);
+    v
+}
+
+/// The GPU's casts (ptx/kernels/half.cuh and elementwise.cu) give the host's bits: every bf16
+/// and f16 pattern widened to f32 and f64, the rounding probes narrowed from f32 and f64, and
+/// the halves cast to each other and to integers.
+#[test]
+fn gpu_half_casts_match_the_host_bit_for_bit() {
+    let Some(dev) = common::gpu::gpu() else { return };
+    let probes = rounding_probes();
+    let x32 = Tensor::from_vec(probes.clone(), &[probes.len()]).unwrap();
+    let x64 = x32.to_dtype(DType::F64).unwrap();
+    let patterns: Vec<u16> = (0..=u16::MAX).collect();
+    let all_bf16 = Tensor::from_vec(patterns.iter().map(|&b| bf16::from_bits(b)).collect(), &[patterns.len()]).unwrap();
+    let all_f16 = Tensor::from_vec(patterns.iter().map(|&b| f16::from_bits(b)).collect(), &[patterns.len()]).unwrap();
+    // Bits as u64 (NaNs compared as "is NaN": payloads may differ between backends).
+    let bits = |t: &Tensor| -> Vec<u64> {
+        let t = t.to_device(tessera::engine::Device::Cpu).unwrap();
+        match t.dtype() {
+            DType::BF16 => t.to_vec::<bf16>().unwrap().iter().map(|h| if h.is_nan() { u64::MAX } else { h.to_bits() as u64 }).collect(),
+            DType::F16 => t.to_vec::<f16>().unwrap().iter().map(|h| if h.is_nan() { u64::MAX } else { h.to_bits() as u64 }).collect(),
+            DType::F32 => t.to_vec::<f32>().unwrap().iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() as u64 }).collect(),
+            DType::F64 => t.to_vec::<f64>().unwrap().iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect(),
+            DType::I64 => t.to_vec::<i64>().unwrap().iter().map(|&x| x as u64).collect(),
+            DType::U8 => t.to_vec::<u8>().unwrap().iter().map(|&x| x as u64).collect(),
+        }
+    };
+    let cases: [(&str, &Tensor, DType); 10] = [
+        ("f32 -> bf16", &x32, DType::BF16),
+        ("f32 -> f16", &x32, DType::F16),
+        ("f64 -> bf16", &x64, DType::BF16),
+        ("f64 -> f16", &x64, DType::F16),
+        ("bf16 -> f32", &all_bf16, DType::F32),
+        ("f16 -> f32", &all_f16, DType::F32),
+        ("bf16 -> f64", &all_bf16, DType::F64),
+        ("bf16 -> f16", &all_bf16, DType::F16),
+        ("f16 -> bf16", &all_f16, DType::BF16),
+        ("f16 -> u8", &all_f16, DType::U8),
+    ];
+    for (what, x, to) in cases {
+        let want = bits(&x.to_dtype(to).unwrap());
+        let got = bits(&x.to_device(dev).unwrap().to_dtype(to).unwrap());
+        if let Some(i) = (0..want.len()).find(|&i| want[i] != got[i]) {
+            panic!("{what}: element {i} ({:?}): GPU {:#x}, host {:#x}", x.to_vec_f64().unwrap()[i], got[i], want[i]);
+        }
+    }
+    // Finite halves to i64 truncate toward zero on both (NaN and inf are left out: Rust's
+    // `as` saturates them, CUDA does not promise that).
+    let vals: Vec<f32> = probes.iter().copied().filter(|v| v.is_finite() && v.abs() < 1e18).collect();
+    let h = Tensor::from_vec(vals.clone(), &[vals.len()]).unwrap().to_dtype(DType::BF16).unwrap();
+    assert_eq!(bits(&h.to_device(dev).unwrap().to_dtype(DType::I64).unwrap()), bits(&h.to_dtype(DType::I64).unwrap()), "bf16 -> i64");
+}
