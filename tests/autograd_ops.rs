@@ -196,6 +196,14 @@ grad_check!(grad_expand, (shape_strategy(2), any::<u64>()), |(sh, s)| {
 });
 grad_check!(grad_flip, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].flip(&[0, -1]), &[noncontig(&sh, s)]));
 grad_check!(grad_contiguous, (shape_strategy(3), any::<u64>()), |(sh, s)| check(|v| v[0].contiguous(), &[noncontig(&sh, s)]));
+// Through f32 and back: inputs that f32 holds exactly and a step of 2^-12 keep every
+// evaluation exact (up to a rare binade crossing, far inside the tolerance), so the finite
+// differences see the identity the cast's gradient claims.
+grad_check!(grad_to_dtype, (shape_strategy(3), any::<u64>()), |(sh, s)| {
+    let x = rand(&sh, s, -1.0, 1.0).to_dtype(DType::F32).unwrap().to_dtype(DType::F64).unwrap();
+    let f = |v: &[Var]| v[0].to_dtype(DType::F32)?.to_dtype(DType::F64)?.square();
+    gradcheck(f, &[x], 2f64.powi(-12), 1e-6, 1e-4).map_err(|e| TestCaseError::fail(e.to_string()))
+});
 
 // ---- fused -------------------------------------------------------------------------------
 grad_check!(grad_cross_entropy, (1usize..5, 2usize..6, any::<u64>(), prop_oneof![Just(0.0), Just(0.1)]), |(n, c, s, ls)| {

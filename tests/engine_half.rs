@@ -261,3 +261,15 @@ fn gpu_half_casts_match_the_host_bit_for_bit() {
     let h = Tensor::from_vec(vals.clone(), &[vals.len()]).unwrap().to_dtype(DType::BF16).unwrap();
     assert_eq!(bits(&h.to_device(dev).unwrap().to_dtype(DType::I64).unwrap()), bits(&h.to_dtype(DType::I64).unwrap()), "bf16 -> i64");
 }
+
+#[test]
+fn an_f32_parameter_used_in_bf16_gets_an_f32_gradient() {
+    let w = Var::param(Tensor::from_vec(vec![0.5f32, -1.25, 3.0], &[3]).unwrap()).unwrap();
+    let x = Var::constant(Tensor::from_vec(vec![2.0f32, 4.0, -1.0], &[3]).unwrap().to_dtype(DType::BF16).unwrap());
+    let loss = w.to_dtype(DType::BF16).unwrap().mul(&x).unwrap().sum_all().unwrap();
+    assert_eq!(loss.value().dtype(), DType::BF16);
+    loss.backward().unwrap();
+    let g = w.grad().unwrap();
+    assert_eq!(g.dtype(), DType::F32);
+    assert_eq!(g.to_vec::<f32>().unwrap(), vec![2.0, 4.0, -1.0]);
+}

@@ -89,6 +89,7 @@ pub const DIFFERENTIABLE_OPS: &[&str] = &[
     "expand",
     "flip",
     "contiguous",
+    "to_dtype",
     // fused
     "cross_entropy",
     "cross_entropy_soft",
