@@ -5,6 +5,7 @@
 //!     RAYON_NUM_THREADS=2 cargo bench --bench models [-- resnet|vit]
 //!     DEVICE=cuda cargo bench --bench models
 //!     DEVICE=cuda DTYPE=bf16 cargo bench --bench models   # model and data in bf16 (or f16)
+//!     DEVICE=cuda DTYPE=bf16-mixed cargo bench --bench models   # f32 model, autocast to bf16
 //!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
@@ -13,7 +14,7 @@
 //! resident set over the steps (comparable with PyTorch's figure).
 
 use std::time::Instant;
-use tessera::autograd::{fused, Var};
+use tessera::autograd::{autocast, fused, Var};
 use tessera::engine::{cuda, peak_cpu_bytes, reset_peak_cpu_bytes, DType, Device, Generator, Tensor};
 use tessera::ssl::nn::{AdamW, Module, Optim, Optimizer, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig};
 
@@ -32,21 +33,25 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The dtype the models train in: `DTYPE=bf16` or `f16` converts the model and its input
-/// (as `model.to(torch.bfloat16)` does in scripts/torch/models.py); f32 by default.
-fn bench_dtype() -> DType {
+/// How the models train: `DTYPE=bf16` or `f16` converts the model and its input (as
+/// `model.to(torch.bfloat16)` does in scripts/torch/models.py); `bf16-mixed` / `f16-mixed`
+/// keep them f32 and run forward and loss under autocast (as `torch.autocast` there); f32
+/// by default. Returns (the model's dtype, the autocast dtype, the label suffix).
+fn bench_precision() -> (DType, Option<DType>, &'static str) {
     match std::env::var("DTYPE").as_deref() {
-        Ok("bf16") => DType::BF16,
-        Ok("f16") => DType::F16,
-        Ok("f32") | Err(_) => DType::F32,
-        Ok(other) => panic!("DTYPE={other}: expected f32, bf16 or f16"),
+        Ok("bf16") => (DType::BF16, None, " bf16"),
+        Ok("f16") => (DType::F16, None, " f16"),
+        Ok("bf16-mixed") => (DType::F32, Some(DType::BF16), " bf16-mixed"),
+        Ok("f16-mixed") => (DType::F32, Some(DType::F16), " f16-mixed"),
+        Ok("f32") | Err(_) => (DType::F32, None, ""),
+        Ok(other) => panic!("DTYPE={other}: expected f32, bf16, f16, bf16-mixed or f16-mixed"),
     }
 }
 
 fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn(&dyn Module) -> Box<dyn Optim>, x: &Tensor, y: &Tensor) {
     let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let dtype = bench_dtype();
-    let name = if dtype == DType::F32 { name.to_string() } else { format!("{name} {}", dtype.name()) };
+    let (dtype, amp, suffix) = bench_precision();
+    let name = format!("{name}{suffix}");
     model.to_device(device).unwrap();
     model.to_dtype(dtype).unwrap();
     let mut opt = build_opt(model);
@@ -61,8 +66,11 @@ fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn
         sync(device);
         let t = Instant::now();
         opt.zero_grad();
-        let logits = model.forward(&Var::constant(x.clone())).unwrap();
-        fused::cross_entropy(&logits, y, 0.0).unwrap().backward().unwrap();
+        let loss = {
+            let _amp = amp.map(|d| autocast(d).unwrap());
+            fused::cross_entropy(&model.forward(&Var::constant(x.clone())).unwrap(), y, 0.0).unwrap()
+        };
+        loss.backward().unwrap();
         sync(device);
         let fb = t.elapsed().as_secs_f64();
         opt.step().unwrap();

@@ -61,6 +61,9 @@ run() {
     # The same steps with the model and data in bf16 (both sides: `model.to(bfloat16)`).
     (DEVICE=cuda DTYPE=bf16 STEPS=5 timeout 90 "$bin/models" >> "$logs/models.tessera" 2>&1) || true
     (DEVICE=cuda DTYPE=bf16 STEPS=5 timeout 60 python3 scripts/torch/models.py >> "$logs/models.torch" 2>&1) || true
+    # And mixed precision: f32 models, autocast to bf16 (torch.autocast on the PyTorch side).
+    (DEVICE=cuda DTYPE=bf16-mixed STEPS=5 timeout 90 "$bin/models" >> "$logs/models.tessera" 2>&1) || true
+    (DEVICE=cuda DTYPE=bf16-mixed STEPS=5 timeout 60 python3 scripts/torch/models.py >> "$logs/models.torch" 2>&1) || true
     # The main job's pipeline on the GPU, end to end, on a short budget.
     (timeout 150 "$bin/tessera" pretrain --method simclr --device cuda --max-steps 20 --out "$bin/run" > "$logs/pretrain.cuda" 2>&1) || true
     # Per-op times on the GPU, tessera beside PyTorch (the compare-torch cases).

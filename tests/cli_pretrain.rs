@@ -106,6 +106,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         (vec!["pretrain", "--config", bad_value.to_str().unwrap(), "--out", o_], "temperature must be positive"),
         (vec!["pretrain", "--batch-size", "20000", "--out", o_], "larger than the dataset"),
         (vec!["pretrain", "--device", "tpu", "--out", o_], "unknown device"),
+        (vec!["pretrain", "--precision", "fp8", "--out", o_], "unknown precision 'fp8'"),
         (vec!["eval", "--run", "/no/such/run"], "/no/such/run"),
     ];
     if !tessera::engine::cuda::is_available() {
@@ -119,4 +120,36 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
     }
     assert!(!out.join("model.safetensors").exists(), "work started despite bad input");
+}
+
+/// `--precision bf16-mixed` trains under autocast (recorded in the run's config) and lands
+/// near the f32 run: the same steps give almost the same loss.
+#[test]
+fn mixed_precision_runs_and_is_recorded() {
+    let dir = temp_dir("amp");
+    let cfg = tiny_config(&dir, false);
+    let loss = |precision: &str| {
+        let out = dir.join(precision);
+        let o = tessera(&[
+            "pretrain",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--max-steps",
+            "3",
+            "--no-eval",
+            "--precision",
+            precision,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{precision}: {}", stderr(&o));
+        let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(saved.contains(&format!("precision = \"{precision}\"")), "{saved}");
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let line = metrics.lines().last().unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["loss"].as_f64().unwrap()
+    };
+    let (mixed, full) = (loss("bf16-mixed"), loss("f32"));
+    assert!((mixed - full).abs() < 0.01 * full.abs(), "bf16-mixed loss {mixed} vs f32 {full}");
 }

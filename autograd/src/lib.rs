@@ -6,6 +6,7 @@
 //! accumulates gradients into leaves. [`gradcheck`] compares every rule with central finite
 //! differences in f64.
 
+pub mod autocast;
 mod error;
 pub mod fused;
 mod gradcheck;
@@ -13,6 +14,7 @@ mod graph;
 pub mod ops;
 mod var;
 
+pub use autocast::{autocast, autocast_dtype, AutocastGuard};
 pub use error::{Error, Result};
 pub use gradcheck::{gradcheck, GradcheckOptions};
 pub use var::{is_grad_enabled, no_grad, BackwardFn, NoGradGuard, Var};

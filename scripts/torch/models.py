@@ -7,6 +7,7 @@ CPU or (DEVICE=cuda) a GPU, with the same memory figures as the Rust bench.
     THREADS=2 .venv/bin/python scripts/torch/models.py [resnet|vit]
     DEVICE=cuda python3 scripts/torch/models.py
     DEVICE=cuda DTYPE=bf16 python3 scripts/torch/models.py   # model and data in bf16 (or f16)
+    DEVICE=cuda DTYPE=bf16-mixed python3 scripts/torch/models.py   # f32 model, torch.autocast
 """
 
 import os
@@ -26,15 +27,19 @@ def sync(device):
 
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
+# DTYPE=bf16-mixed / f16-mixed: the model stays f32, forward and loss run under autocast.
+AUTOCAST = {"bf16-mixed": torch.bfloat16, "f16-mixed": torch.float16}
 
 
 def time_steps(name, device, model, make_opt, x, y, steps):
     dtype = os.environ.get("DTYPE", "f32")
     if dtype != "f32":
         name = f"{name} {dtype}"
-    model = model.to(device=device, dtype=DTYPES[dtype]).train()
+    amp = AUTOCAST.get(dtype)
+    store = torch.float32 if amp else DTYPES[dtype]
+    model = model.to(device=device, dtype=store).train()
     opt = make_opt(model)
-    x, y = x.to(device=device, dtype=DTYPES[dtype]), y.to(device)
+    x, y = x.to(device=device, dtype=store), y.to(device)
     rss_before = peak_rss(True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -43,7 +48,9 @@ def time_steps(name, device, model, make_opt, x, y, steps):
         sync(device)
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
         sync(device)
         fb = time.perf_counter() - t
         opt.step()

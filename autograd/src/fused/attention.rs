@@ -1,6 +1,7 @@
 //! Scaled dot-product attention with optional causal and key-padding masks, fused: the
 //! backward reuses the saved attention probabilities instead of a recorded chain of ops.
 
+use crate::autocast;
 use crate::{Result, Var};
 use tessera_engine::{DType, Tensor};
 
@@ -9,6 +10,9 @@ use tessera_engine::{DType, Tensor};
 /// `key_padding_mask` is a u8 `[B, Lk]` where 1 marks a padded key to ignore. A query row
 /// whose keys are all masked yields NaN, as in PyTorch.
 pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key_padding_mask: Option<&Tensor>) -> Result<Var> {
+    if let Some([Some(q), Some(k), Some(v)]) = autocast::lowered([Some(q), Some(k), Some(v)])? {
+        return scaled_dot_product_attention(&q, &k, &v, causal, key_padding_mask);
+    }
     let (qv, kv, vv) = (q.value(), k.value(), v.value());
     if qv.rank() < 2 || kv.rank() < 2 || vv.rank() < 2 || qv.shape()[qv.rank() - 1] != kv.shape()[kv.rank() - 1] {
         return Err(tessera_engine::Error::shapes_hint(

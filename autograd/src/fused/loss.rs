@@ -1,6 +1,7 @@
 //! Losses: cross-entropy with integer or soft targets, and (masked) mean squared and absolute
 //! errors. Each reduces to a 0-d mean.
 
+use crate::autocast;
 use crate::{Error, Result, Var};
 use tessera_engine::{DType, Tensor};
 
@@ -29,6 +30,9 @@ fn check_logits(op: &'static str, logits: &Tensor) -> Result<(usize, usize)> {
 /// Mean cross-entropy of `logits [N, C]` against integer `targets [N]` (i64 in `0..C`), with
 /// optional label smoothing `ε` (targets become `(1-ε)·onehot + ε/C`), as PyTorch defines it.
 pub fn cross_entropy(logits: &Var, targets: &Tensor, label_smoothing: f64) -> Result<Var> {
+    if let Some([Some(l)]) = autocast::widened([Some(logits)])? {
+        return cross_entropy(&l, targets, label_smoothing);
+    }
     let x = logits.value();
     let (n, c) = check_logits("cross_entropy", &x)?;
     if targets.dtype() != DType::I64 || targets.shape() != [n] {
@@ -60,6 +64,9 @@ pub fn cross_entropy(logits: &Var, targets: &Tensor, label_smoothing: f64) -> Re
 
 /// Mean cross-entropy of `logits [N, C]` against soft targets `[N, C]` (probabilities).
 pub fn cross_entropy_soft(logits: &Var, targets: &Tensor) -> Result<Var> {
+    if let Some([Some(l)]) = autocast::widened([Some(logits)])? {
+        return cross_entropy_soft(&l, targets);
+    }
     let x = logits.value();
     check_logits("cross_entropy_soft", &x)?;
     if targets.shape() != x.shape() {
@@ -80,6 +87,9 @@ fn masked_mean_error(
     f: fn(&Tensor) -> tessera_engine::Result<Tensor>,
     df: fn(&Tensor) -> tessera_engine::Result<Tensor>,
 ) -> Result<Var> {
+    if let Some([Some(p), Some(t)]) = autocast::widened([Some(pred), Some(target)])? {
+        return masked_mean_error(name, &p, &t, mask, f, df);
+    }
     let (p, t) = (pred.value(), target.value());
     if p.shape() != t.shape() {
         return Err(tessera_engine::Error::shapes_hint(name, p.shape(), t.shape(), "prediction and target must have the same shape").into());

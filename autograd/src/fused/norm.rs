@@ -1,10 +1,14 @@
 //! Layer norm and training-mode batch norm with the engine's fused kernels.
 
+use crate::autocast;
 use crate::{Result, Var};
 use tessera_engine::Tensor;
 
 /// Normalizes over the last dim, then scales and shifts by `weight`/`bias` of shape `[D]`.
 pub fn layer_norm(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64) -> Result<Var> {
+    if let Some([Some(x), w, b]) = autocast::widened([Some(x), weight, bias])? {
+        return layer_norm(&x, w.as_ref(), b.as_ref(), eps);
+    }
     let xv = x.value();
     let (wv, bv) = (weight.map(Var::value), bias.map(Var::value));
     let (y, mean, rstd) = xv.layer_norm(wv.as_ref(), bv.as_ref(), eps)?;
@@ -51,6 +55,9 @@ pub fn batch_norm_relu(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f
 }
 
 fn batch_norm_act(x: &Var, weight: Option<&Var>, bias: Option<&Var>, eps: f64, relu: bool) -> Result<BatchNormOutput> {
+    if let Some([Some(x), w, b]) = autocast::widened([Some(x), weight, bias])? {
+        return batch_norm_act(&x, w.as_ref(), b.as_ref(), eps, relu);
+    }
     let xv = x.value();
     let stats = xv.batch_norm_stats(eps)?;
     let (wv, bv) = (weight.map(Var::value), bias.map(Var::value));

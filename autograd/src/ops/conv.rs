@@ -1,12 +1,16 @@
 //! Convolution, transposed convolution, pooling and unfold/fold. Each backward calls the
 //! engine's GEMM-based kernels (im2col/col2im), never direct loops.
 
+use crate::autocast;
 use crate::{Result, Var};
 use tessera_engine::ops::conv::Pair;
 
 impl Var {
     /// 2-D convolution of `self [N, Cin, H, W]` with `weight [Cout, Cin/groups, kh, kw]`.
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, stride: Pair, padding: Pair, dilation: Pair, groups: usize) -> Result<Var> {
+        if let Some([Some(x), Some(w), b]) = autocast::lowered([Some(self), Some(weight), bias])? {
+            return x.conv2d(&w, b.as_ref(), stride, padding, dilation, groups);
+        }
         let (x, w) = (self.value(), weight.value());
         let b = bias.map(Var::value);
         let y = x.conv2d(&w, b.as_ref(), stride, padding, dilation, groups)?;
@@ -36,6 +40,9 @@ impl Var {
         dilation: Pair,
         groups: usize,
     ) -> Result<Var> {
+        if let Some([Some(x), Some(w), b]) = autocast::lowered([Some(self), Some(weight), bias])? {
+            return x.conv_transpose2d(&w, b.as_ref(), stride, padding, output_padding, dilation, groups);
+        }
         let (x, w) = (self.value(), weight.value());
         let b = bias.map(Var::value);
         let y = x.conv_transpose2d(&w, b.as_ref(), stride, padding, output_padding, dilation, groups)?;

@@ -1,12 +1,16 @@
 //! Elementwise ops: broadcasting binary ops (gradients summed back to each input's shape)
 //! and unary ops (the engine's fused `g · f'(x)` kernel).
 
+use crate::autocast;
 use crate::{Result, Var};
 use tessera_engine::{BinaryOp, DType, Tensor, UnaryOp};
 
 impl Var {
     /// `op(self, rhs)` with broadcasting.
     pub fn binary(&self, rhs: &Var, op: BinaryOp) -> Result<Var> {
+        if let Some((a, b)) = autocast::promoted(self, rhs)? {
+            return a.binary(&b, op);
+        }
         let (a, b) = (self.value(), rhs.value());
         let out = a.binary(&b, op)?;
         let y = out.clone();

@@ -1,10 +1,14 @@
 //! Matrix products: dA = dC·Bᵀ, dB = Aᵀ·dC, summed over broadcast batch dims.
 
+use crate::autocast;
 use crate::{Result, Var};
 
 impl Var {
     /// `self @ rhs` with the engine's NumPy semantics (1-D operands, broadcast batches).
     pub fn matmul(&self, rhs: &Var) -> Result<Var> {
+        if let Some([Some(a), Some(b)]) = autocast::lowered([Some(self), Some(rhs)])? {
+            return a.matmul(&b);
+        }
         let (a, b) = (self.value(), rhs.value());
         let out = a.matmul(&b)?;
         Ok(Var::from_op("matmul", out, &[self, rhs], move |g, needs| {

@@ -1,5 +1,6 @@
 //! Reductions, softmax and log_softmax.
 
+use crate::autocast;
 use crate::{Result, Var};
 use tessera_engine::layout::normalize_axes;
 use tessera_engine::{ReduceOp, Tensor};
@@ -14,6 +15,12 @@ fn spread(g: &Tensor, in_shape: &[usize], axes: &[usize]) -> tessera_engine::Res
 impl Var {
     /// Reduces `axes` (all when empty) with `op`; `keepdim` keeps them as size 1.
     pub fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Var> {
+        // Sums and their kin accumulate in f32 under autocast; max and min are exact anyway.
+        if !matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            if let Some([Some(x)]) = autocast::widened([Some(self)])? {
+                return x.reduce(op, axes, keepdim);
+            }
+        }
         let x = self.value();
         let out = x.reduce(op, axes, keepdim)?;
         let ax = normalize_axes(op.name(), axes, x.shape())?;
@@ -71,12 +78,18 @@ impl Var {
     }
 
     pub fn softmax(&self, axis: isize) -> Result<Var> {
+        if let Some([Some(x)]) = autocast::widened([Some(self)])? {
+            return x.softmax(axis);
+        }
         let y = self.value().softmax(axis)?;
         let saved = y.clone();
         Ok(Var::from_op("softmax", y, &[self], move |g, _| Ok(vec![Some(saved.softmax_backward(g, axis)?)])))
     }
 
     pub fn log_softmax(&self, axis: isize) -> Result<Var> {
+        if let Some([Some(x)]) = autocast::widened([Some(self)])? {
+            return x.log_softmax(axis);
+        }
         let y = self.value().log_softmax(axis)?;
         let saved = y.clone();
         Ok(Var::from_op("log_softmax", y, &[self], move |g, _| Ok(vec![Some(saved.log_softmax_backward(g, axis)?)])))

@@ -34,8 +34,17 @@ pub struct Config {
     /// Worker threads; 0 uses every core.
     pub threads: usize,
     pub device: String,
+    /// `f32`, or mixed precision as PyTorch Lightning names it: `bf16-mixed` / `f16-mixed`
+    /// run the training step's matmuls and convolutions under autocast to that dtype, with
+    /// f32 parameters, optimizer and evaluation.
+    #[serde(default = "default_precision")]
+    pub precision: String,
     pub augment: AugmentConfig,
     pub eval: EvalConfig,
+}
+
+fn default_precision() -> String {
+    "f32".into()
 }
 
 /// The SimCLR view pipeline.
@@ -93,6 +102,16 @@ impl Config {
     }
 
     /// Checks value ranges before any work starts.
+    /// The autocast dtype `precision` asks for (None: plain f32).
+    pub fn autocast(&self) -> Result<Option<tessera_engine::DType>, String> {
+        match self.precision.as_str() {
+            "f32" | "32" => Ok(None),
+            "bf16-mixed" => Ok(Some(tessera_engine::DType::BF16)),
+            "f16-mixed" => Ok(Some(tessera_engine::DType::F16)),
+            other => Err(format!("unknown precision '{other}' (expected f32, bf16-mixed or f16-mixed)")),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let fail = |m: String| Err(m);
         if self.epochs == 0 {
@@ -107,6 +126,7 @@ impl Config {
         if !(self.temperature > 0.0) {
             return fail(format!("temperature must be positive (got {})", self.temperature));
         }
+        self.autocast()?;
         if !["adamw", "lars", "sgd"].contains(&self.optimizer.as_str()) {
             return fail(format!("unknown optimizer '{}' (expected adamw, lars or sgd)", self.optimizer));
         }

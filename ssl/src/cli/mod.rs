@@ -56,6 +56,9 @@ pub struct PretrainArgs {
     /// cpu | cuda
     #[arg(long)]
     pub device: Option<String>,
+    /// f32 | bf16-mixed | f16-mixed (autocast for the training step's matmuls and convolutions)
+    #[arg(long)]
+    pub precision: Option<String>,
     /// Worker threads (0: all cores).
     #[arg(long)]
     pub threads: Option<usize>,

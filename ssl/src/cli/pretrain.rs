@@ -33,7 +33,7 @@ fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = &a.$f { cfg.$f = v.clone().into(); } )* };
     }
-    set!(method, encoder, dataset, epochs, batch_size, lr, device, threads, seed);
+    set!(method, encoder, dataset, epochs, batch_size, lr, device, precision, threads, seed);
     if a.max_steps.is_some() {
         cfg.max_steps = a.max_steps;
     }
@@ -120,6 +120,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         weight_decay: cfg.weight_decay,
         optimizer: cfg.optimizer.clone(),
         warmup_epochs: cfg.warmup_epochs,
+        autocast: cfg.autocast()?,
     };
     let mut opt = make_optimizer(method.as_ref(), &tcfg)?;
     let state = if mode == OpenMode::Resume { load_checkpoint(&run, method.as_ref(), opt.as_mut())? } else { TrainState::default() };

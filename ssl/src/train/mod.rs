@@ -14,7 +14,7 @@ use crate::nn::{load_model, load_optimizer, save_model, save_optimizer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tessera_engine::{Device, Tensor};
+use tessera_engine::{DType, Device, Tensor};
 
 /// Errors at this level are already readable sentences.
 pub type Result<T> = std::result::Result<T, String>;
@@ -47,6 +47,8 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub optimizer: String,
     pub warmup_epochs: f64,
+    /// Mixed precision: the training step's forward runs under `autocast` to this dtype.
+    pub autocast: Option<tessera_engine::DType>,
 }
 
 /// One epoch's summary, as written to `metrics.jsonl`.
@@ -150,7 +152,10 @@ pub fn pretrain(
                 views.iter().map(|v| v.to_device(device)).collect::<tessera_engine::Result<_>>().map_err(|e| e.to_string())?;
             let lr_factor = warmup_cosine(state.step, total, warmup, 0.0);
             opt.set_lr_factor(lr_factor);
-            let out = method.training_step(&views).map_err(|e| e.to_string())?;
+            let out = {
+                let _amp = cfg.autocast.map(tessera_autograd::autocast).transpose().map_err(|e| e.to_string())?;
+                method.training_step(&views).map_err(|e| e.to_string())?
+            };
             let loss = out.loss.value().item().map_err(|e| e.to_string())?;
             if !loss.is_finite() {
                 return Err(format!(
@@ -167,7 +172,7 @@ pub fn pretrain(
             state.batch += 1;
             method.after_step(state.step, total).map_err(|e| e.to_string())?;
             if let Some(p) = probe.as_deref_mut() {
-                let features = out.features.to_device(Device::Cpu).map_err(|e| e.to_string())?;
+                let features = out.features.to_device(Device::Cpu).and_then(|f| f.to_dtype(DType::F32)).map_err(|e| e.to_string())?;
                 probe_acc_sum += p.step(&features, &labels).map_err(|e| e.to_string())?;
             }
             loss_sum += loss;
