@@ -59,42 +59,15 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
     let img = g.image_len();
     collect_samples(n, m * l, m * kg * l, g.channels * hp * wp, |s, y, pad| {
         let xs = &x[s * img..(s + 1) * img];
-        match isa {
-            // SAFETY: Isa::Avx512 is only detected on CPUs with AVX-512F, AVX2 and FMA.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { forward_sample_avx512::<T, MR, NR>(&plan, g, xs, bias, y, pad) },
-            // SAFETY: Isa::Avx2Fma is only detected on CPUs with AVX2 and FMA.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { forward_sample_avx2::<T, MR, NR>(&plan, g, xs, bias, y, pad) },
-            _ => forward_sample::<T, MR, NR, false>(&plan, g, xs, bias, y, pad),
-        }
+        run_on_isa!(isa, forward_sample::<T, MR, NR>(
+            p: &FwdPlan<T> = &plan,
+            g: &ConvGeom = g,
+            xs: &[T] = xs,
+            bias: Option<&[T]> = bias,
+            y: &mut [MaybeUninit<T>] = y,
+            pad: &mut [T] = pad,
+        ))
     })
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_sample_avx2<T: ConvElem, const MR: usize, const NR: usize>(
-    p: &FwdPlan<T>,
-    g: &ConvGeom,
-    xs: &[T],
-    bias: Option<&[T]>,
-    y: &mut [MaybeUninit<T>],
-    pad: &mut [T],
-) {
-    forward_sample::<T, MR, NR, true>(p, g, xs, bias, y, pad)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn forward_sample_avx512<T: ConvElem, const MR: usize, const NR: usize>(
-    p: &FwdPlan<T>,
-    g: &ConvGeom,
-    xs: &[T],
-    bias: Option<&[T]>,
-    y: &mut [MaybeUninit<T>],
-    pad: &mut [T],
-) {
-    forward_sample::<T, MR, NR, true>(p, g, xs, bias, y, pad)
 }
 
 /// One sample of the forward pass. Writes every element of `y` (`m × l`): each group, each

@@ -142,42 +142,15 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     let plan = BwdPlan { hq, wq, ty, tx, groups, cg, mg, ncb, phases, zero_phases, wpk };
     collect_samples(n, img, m * kg * l, m * plane, |s, dx, pad| {
         let dys = &dy[s * m * l..(s + 1) * m * l];
-        match isa {
-            // SAFETY: Isa::Avx512 is only detected on CPUs with AVX-512F, AVX2 and FMA.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { backward_input_sample_avx512::<T, MR, NR>(&plan, g, m, dys, dx, pad) },
-            // SAFETY: Isa::Avx2Fma is only detected on CPUs with AVX2 and FMA.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { backward_input_sample_avx2::<T, MR, NR>(&plan, g, m, dys, dx, pad) },
-            _ => backward_input_sample::<T, MR, NR, false>(&plan, g, m, dys, dx, pad),
-        }
+        run_on_isa!(isa, backward_input_sample::<T, MR, NR>(
+            p: &BwdPlan<T> = &plan,
+            g: &ConvGeom = g,
+            m: usize = m,
+            dys: &[T] = dys,
+            dx: &mut [MaybeUninit<T>] = dx,
+            pad: &mut [T] = pad,
+        ))
     })
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_input_sample_avx2<T: ConvElem, const MR: usize, const NR: usize>(
-    p: &BwdPlan<T>,
-    g: &ConvGeom,
-    m: usize,
-    dys: &[T],
-    dx: &mut [MaybeUninit<T>],
-    pad: &mut [T],
-) {
-    backward_input_sample::<T, MR, NR, true>(p, g, m, dys, dx, pad)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn backward_input_sample_avx512<T: ConvElem, const MR: usize, const NR: usize>(
-    p: &BwdPlan<T>,
-    g: &ConvGeom,
-    m: usize,
-    dys: &[T],
-    dx: &mut [MaybeUninit<T>],
-    pad: &mut [T],
-) {
-    backward_input_sample::<T, MR, NR, true>(p, g, m, dys, dx, pad)
 }
 
 /// One sample of the input gradient. Writes every element of `dx` (`C × h × w`): the

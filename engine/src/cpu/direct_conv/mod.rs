@@ -54,6 +54,37 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+/// Runs the per-sample kernel `$kernel::<T, MR, NR, FMA>` compiled for `isa`. Run-time
+/// multiversioning in Rust takes one `#[target_feature]` function per instruction set, so
+/// this defines the two x86-64 copies (each only forwards, with fused multiply-adds) where
+/// the pass calls them, and picks one. The parameters are listed with their types once,
+/// as `name: Type = value`.
+macro_rules! run_on_isa {
+    ($isa:expr, $kernel:ident::<$t:ty, $mr:ident, $nr:ident>($($arg:ident: $ty:ty = $val:expr),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx2<T: ConvElem, const MR: usize, const NR: usize>($($arg: $ty),*) {
+            $kernel::<T, MR, NR, true>($($arg),*)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn avx512<T: ConvElem, const MR: usize, const NR: usize>($($arg: $ty),*) {
+            $kernel::<T, MR, NR, true>($($arg),*)
+        }
+        match $isa {
+            // SAFETY: Isa::Avx512 is only detected on CPUs with AVX-512F, AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { avx512::<$t, $mr, $nr>($($val),*) },
+            // SAFETY: Isa::Avx2Fma is only detected on CPUs with AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { avx2::<$t, $mr, $nr>($($val),*) },
+            _ => $kernel::<$t, $mr, $nr, false>($($val),*),
+        }
+    }};
+}
+
 mod forward_pass;
 mod input_grad;
 #[cfg(test)]

@@ -44,17 +44,17 @@ pub(super) fn backward_weight<T: ConvElem, const MR: usize, const NR: usize>(
             let bn = batch.min(s1 - b0);
             let xs = &x[b0 * img..(b0 + bn) * img];
             let dys = &dy[b0 * m * l..(b0 + bn) * m * l];
-            match isa {
-                // SAFETY: Isa::Avx512 is only detected on CPUs with AVX-512F, AVX2 and FMA.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe {
-                    backward_weight_batch_avx512::<T, MR, NR>(&plan, g, m, bn, xs, dys, &mut acc, &mut pads, &mut dyt)
-                },
-                // SAFETY: Isa::Avx2Fma is only detected on CPUs with AVX2 and FMA.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma => unsafe { backward_weight_batch_avx2::<T, MR, NR>(&plan, g, m, bn, xs, dys, &mut acc, &mut pads, &mut dyt) },
-                _ => backward_weight_batch::<T, MR, NR, false>(&plan, g, m, bn, xs, dys, &mut acc, &mut pads, &mut dyt),
-            }
+            run_on_isa!(isa, backward_weight_batch::<T, MR, NR>(
+                p: &WgradPlan = &plan,
+                g: &ConvGeom = g,
+                m: usize = m,
+                bn: usize = bn,
+                xs: &[T] = xs,
+                dys: &[T] = dys,
+                acc: &mut [T] = &mut acc,
+                pads: &mut [T] = &mut pads,
+                dyt: &mut [T] = &mut dyt,
+            ));
         }
         acc
     };
@@ -97,40 +97,6 @@ struct WgradPlan {
     taps: Offsets,
     /// Window corners of every output pixel of `batch` padded samples laid end to end.
     red: Offsets,
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_weight_batch_avx2<T: ConvElem, const MR: usize, const NR: usize>(
-    p: &WgradPlan,
-    g: &ConvGeom,
-    m: usize,
-    bn: usize,
-    xs: &[T],
-    dys: &[T],
-    acc: &mut [T],
-    pads: &mut [T],
-    dyt: &mut [T],
-) {
-    backward_weight_batch::<T, MR, NR, true>(p, g, m, bn, xs, dys, acc, pads, dyt)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_weight_batch_avx512<T: ConvElem, const MR: usize, const NR: usize>(
-    p: &WgradPlan,
-    g: &ConvGeom,
-    m: usize,
-    bn: usize,
-    xs: &[T],
-    dys: &[T],
-    acc: &mut [T],
-    pads: &mut [T],
-    dyt: &mut [T],
-) {
-    backward_weight_batch::<T, MR, NR, true>(p, g, m, bn, xs, dys, acc, pads, dyt)
 }
 
 /// Adds the weight gradient of `bn` consecutive samples to `acc`, transposed (`[kg, m]`):
