@@ -38,6 +38,22 @@ fn matmul_and_conv_lower_to_the_autocast_dtype_and_the_guard_restores() {
 }
 
 #[test]
+fn a_linear_layer_under_autocast_returns_its_product_dtype_with_the_bias_added() {
+    use tessera::ssl::nn::Linear;
+    let lin = Linear::new(3, 2, true, &mut Generator::new(11)).unwrap();
+    let x = Var::constant(randn(12, &[4, 3]));
+    let want = lin.forward(&x).unwrap().value();
+    let y = {
+        let _amp = autocast(DType::BF16).unwrap();
+        lin.forward(&x).unwrap().value()
+    };
+    assert_eq!(y.dtype(), DType::BF16, "bias cast to the product's dtype, as PyTorch's autocast linear");
+    for (a, b) in y.to_vec_f64().unwrap().iter().zip(want.to_vec_f64().unwrap()) {
+        assert!((a - b).abs() <= 2e-2 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+}
+
+#[test]
 fn reductions_softmax_norms_and_losses_compute_in_f32() {
     let _amp = autocast(DType::BF16).unwrap();
     let h = Var::constant(randn(6, &[4, 5]).to_dtype(DType::BF16).unwrap());

@@ -2,7 +2,7 @@
 
 use super::init;
 use super::module::{join, Entry, Module, Param};
-use tessera_autograd::{Result, Var};
+use tessera_autograd::{autocast_dtype, Result, Var};
 use tessera_engine::{DType, Generator, Tensor};
 
 /// `y = x·Wᵀ + b` with `weight [out, in]` and `bias [out]`; input `[..., in]`, output `[..., out]`.
@@ -55,7 +55,13 @@ impl Module for Linear {
         let x2 = if shape.len() == 2 { x.clone() } else { x.reshape_to(&[rows, in_f])? };
         let mut y = x2.matmul(&self.weight.get().t()?)?;
         if let Some(b) = &self.bias {
-            y = y.add(&b.get())?;
+            // Under autocast the product is bf16 / f16: the bias joins it in that dtype, as
+            // in PyTorch's autocast linear, rather than promoting the product back to f32.
+            let b = match autocast_dtype() {
+                Some(low) if y.value().dtype() == low => b.get().to_dtype(low)?,
+                _ => b.get(),
+            };
+            y = y.add(&b)?;
         }
         if shape.len() == 2 {
             return Ok(y);
