@@ -7,7 +7,8 @@
 //!
 //! Each is timed over `GEMM_ITERS` products (default 20) after 3 warm-up ones, between two
 //! device synchronizations. On stderr, how far the TF32, bf16, bf16-native and f16-native
-//! results are from the exact one (that of the f32 inputs, which the half tensors round). Where no GPU is found it prints a skip line and exits 0.
+//! results are from the exact one (that of the f32 inputs, which the half tensors round).
+//! Where no GPU is found it prints a skip line and exits 0.
 //!
 //! Run: `cargo bench --bench gpu_gemm` (`GEMM_N` changes the size; `GEMM_VARIANTS=_s4,_w8`
 //! adds the TF32 / bf16 kernel shapes that are tuning candidates).

@@ -1,8 +1,8 @@
 //! Element types. f32 is the training dtype, f64 is what gradient checks run in, i64 holds
-//! labels and indices, u8 holds boolean masks (0 or 1). bf16 and f16 are 16-bit storage
-//! for GPU work: CUDA kernels load them into f32, compute and accumulate there, and round
-//! once when storing; on the CPU they can be stored, moved, indexed and cast (to f32 for
-//! arithmetic), as `half::bf16` / `half::f16`.
+//! labels and indices, u8 holds boolean masks (0 or 1). bf16 and f16 (`half::bf16` /
+//! `half::f16` on the host) are 16-bit storage: every op loads them into f32, computes and
+//! accumulates there, and rounds its result once, on the GPU in the kernels and on the CPU
+//! by widening to the f32 kernels (`ops::widen`).
 
 use crate::storage::CpuStorage;
 use std::fmt::Debug;

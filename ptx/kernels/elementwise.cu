@@ -154,7 +154,7 @@ __device__ void where_select(i64 n, Strided sc, const u8* c, Strided sa, const T
 }
 
 template <typename T> __device__ void fill(i64 n, double value, T* out) {
-    T v = to_storage<T>(value);
+    T v = from_acc<T>(value);
     TS_GRID_STRIDE(i, n) { out[i] = v; }
 }
 
@@ -163,7 +163,7 @@ template <typename T> __device__ void fill(i64 n, double value, T* out) {
 // bf16 / f16 destination rounds once from f32 (i64 and f64 sources pass through f32 first, as
 // the host's conversions do).
 template <typename D> struct CastTo {
-    template <typename V> static __device__ __forceinline__ D from(V x) { return to_storage<D>(x); }
+    template <typename V> static __device__ __forceinline__ D from(V x) { return from_acc<D>(x); }
 };
 template <> struct CastTo<u8> {
     template <typename V> static __device__ __forceinline__ u8 from(V x) { return x != V(0); }

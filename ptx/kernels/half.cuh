@@ -57,35 +57,23 @@ __device__ __forceinline__ double to_acc(double x) { return x; }
 __device__ __forceinline__ float to_acc(bf16 x) { return bf16_to_f32(x.bits); }
 __device__ __forceinline__ float to_acc(f16 x) { return f16_to_f32(x.bits); }
 
-// Compute -> storage type, rounded to nearest even. f64 -> bf16/f16 goes through f32 (as
-// PyTorch's conversions do), and so does the host side, so both round alike.
-template <typename T> __device__ __forceinline__ T from_acc(double x);
-template <typename T> __device__ __forceinline__ T from_acc(float x);
-template <> __device__ __forceinline__ float from_acc<float>(float x) { return x; }
-template <> __device__ __forceinline__ double from_acc<double>(double x) { return x; }
-template <> __device__ __forceinline__ float from_acc<float>(double x) { return (float)x; }
-template <> __device__ __forceinline__ double from_acc<double>(float x) { return x; }
-template <> __device__ __forceinline__ bf16 from_acc<bf16>(float x) { return bf16{f32_to_bf16(x)}; }
-template <> __device__ __forceinline__ f16 from_acc<f16>(float x) { return f16{f32_to_f16(x)}; }
-template <> __device__ __forceinline__ bf16 from_acc<bf16>(double x) { return bf16{f32_to_bf16((float)x)}; }
-template <> __device__ __forceinline__ f16 from_acc<f16>(double x) { return f16{f32_to_f16((float)x)}; }
-
 // ---- helpers for kernels templated over every dtype ----------------------------------------
 // The integer dtypes compute in themselves too: with these, code written once over all six
 // storage types (compare, sort, casts, arg-extremes) widens every operand alike.
 __device__ __forceinline__ long long to_acc(long long x) { return x; }
 __device__ __forceinline__ unsigned char to_acc(unsigned char x) { return x; }
 
-// Any arithmetic value to storage type D: C++'s conversion for f32 / f64 / i64 / u8 (so
-// their kernels keep their old `(T)v`), and for the halves a rounding through f32, as
-// from_acc and the host's `from_f64` do.
+// Compute -> storage type D: C++'s conversion for f32 / f64 / i64 / u8 (so their kernels
+// keep their old `(T)v`), and for the halves one rounding to nearest even through f32 (f64
+// and i64 values too, as PyTorch's conversions and the host's `from_f64` do, so both round
+// alike).
 template <typename D> struct StorageOf {
     template <typename V> static __device__ __forceinline__ D from(V v) { return (D)v; }
 };
 template <> struct StorageOf<bf16> {
-    template <typename V> static __device__ __forceinline__ bf16 from(V v) { return from_acc<bf16>((float)v); }
+    template <typename V> static __device__ __forceinline__ bf16 from(V v) { return bf16{f32_to_bf16((float)v)}; }
 };
 template <> struct StorageOf<f16> {
-    template <typename V> static __device__ __forceinline__ f16 from(V v) { return from_acc<f16>((float)v); }
+    template <typename V> static __device__ __forceinline__ f16 from(V v) { return f16{f32_to_f16((float)v)}; }
 };
-template <typename D, typename V> __device__ __forceinline__ D to_storage(V v) { return StorageOf<D>::from(v); }
+template <typename D, typename V> __device__ __forceinline__ D from_acc(V v) { return StorageOf<D>::from(v); }

@@ -6,7 +6,7 @@
 // otherwise contracts a*b+c into an FMA, which rounds once instead of twice and would change
 // bits. ln and cos are engine/src/random/portable_math.rs's, operation for operation.
 //
-// bf16 / f16 draws are the same f64 values, rounded to f32 and then to the half (to_storage),
+// bf16 / f16 draws are the same f64 values, rounded to f32 and then to the half (from_acc),
 // as the host's `from_f64` does.
 #include "common.cuh"
 #include "half.cuh"
@@ -121,12 +121,12 @@ __device__ double box_muller(u64 seed, u64 c) {
 // the halves).
 template <typename T> __device__ void uniform(i64 n, u64 seed, u64 start, double low, double high, T* out) {
     double span = sub(high, low);
-    TS_GRID_STRIDE(i, n) { out[i] = to_storage<T>(add(low, mul(span, unit(mix(seed, start + (u64)i))))); }
+    TS_GRID_STRIDE(i, n) { out[i] = from_acc<T>(add(low, mul(span, unit(mix(seed, start + (u64)i))))); }
 }
 
 // Element i uses counters start + 2i and start + 2i + 1.
 template <typename T> __device__ void normal(i64 n, u64 seed, u64 start, double mean, double std, T* out) {
-    TS_GRID_STRIDE(i, n) { out[i] = to_storage<T>(add(mean, mul(std, box_muller(seed, start + 2 * (u64)i)))); }
+    TS_GRID_STRIDE(i, n) { out[i] = from_acc<T>(add(mean, mul(std, box_muller(seed, start + 2 * (u64)i)))); }
 }
 
 extern "C" __global__ void bernoulli(i64 n, u64 seed, u64 start, double p, u8* out) {

@@ -42,23 +42,6 @@ impl Var {
     pub fn add(&self, rhs: &Var) -> Result<Var> {
         self.binary(rhs, BinaryOp::Add)
     }
-
-    /// The values converted to `dtype`, like PyTorch's `x.to(dtype)`: between float dtypes
-    /// (bf16 and f16 included) the gradient flows back converted to this variable's dtype,
-    /// so an f32 parameter used in bf16 still gets an f32 gradient. Converting to or from an
-    /// integer dtype leaves the graph (a constant).
-    pub fn to_dtype(&self, dtype: DType) -> Result<Var> {
-        let x = self.value();
-        let from = x.dtype();
-        if from == dtype {
-            return Ok(self.clone());
-        }
-        let out = x.to_dtype(dtype)?;
-        if !(from.is_float() && dtype.is_float()) {
-            return Ok(Var::constant(out));
-        }
-        Ok(Var::from_op("to_dtype", out, &[self], move |g, _| Ok(vec![Some(g.to_dtype(from)?)])))
-    }
     pub fn sub(&self, rhs: &Var) -> Result<Var> {
         self.binary(rhs, BinaryOp::Sub)
     }
@@ -76,6 +59,23 @@ impl Var {
     }
     pub fn minimum(&self, rhs: &Var) -> Result<Var> {
         self.binary(rhs, BinaryOp::Minimum)
+    }
+
+    /// The values converted to `dtype`, like PyTorch's `x.to(dtype)`: between float dtypes
+    /// (bf16 and f16 included) the gradient flows back converted to this variable's dtype,
+    /// so an f32 parameter used in bf16 still gets an f32 gradient. Converting to or from an
+    /// integer dtype leaves the graph (a constant).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Var> {
+        let x = self.value();
+        let from = x.dtype();
+        if from == dtype {
+            return Ok(self.clone());
+        }
+        let out = x.to_dtype(dtype)?;
+        if !(from.is_float() && dtype.is_float()) {
+            return Ok(Var::constant(out));
+        }
+        Ok(Var::from_op("to_dtype", out, &[self], move |g, _| Ok(vec![Some(g.to_dtype(from)?)])))
     }
 
     /// An elementwise function; piecewise-constant ones (sign, floor, round) pass no gradient.

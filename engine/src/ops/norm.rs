@@ -1,9 +1,9 @@
 //! Normalization kernels: batch norm (statistics per channel over batch and space) and
 //! layer norm (statistics per row over the last dim), forward and fused backward.
 
+#[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::ops::reduce::{sum_by, sum_slice, sum_zip2};
-#[allow(unused_imports)]
 use crate::ops::widen::{via_f32, via_f32_opt, RoundBack};
 use crate::{with_float, Error, FloatElem, Result, Tensor};
 use rayon::prelude::*;

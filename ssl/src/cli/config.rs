@@ -101,7 +101,6 @@ impl Config {
         Config::from_toml(&text, origin)
     }
 
-    /// Checks value ranges before any work starts.
     /// The autocast dtype `precision` asks for (None: plain f32).
     pub fn autocast(&self) -> Result<Option<tessera_engine::DType>, String> {
         match self.precision.as_str() {
@@ -112,6 +111,7 @@ impl Config {
         }
     }
 
+    /// Checks value ranges before any work starts.
     pub fn validate(&self) -> Result<(), String> {
         let fail = |m: String| Err(m);
         if self.epochs == 0 {

@@ -48,7 +48,7 @@ pub struct TrainConfig {
     pub optimizer: String,
     pub warmup_epochs: f64,
     /// Mixed precision: the training step's forward runs under `autocast` to this dtype.
-    pub autocast: Option<tessera_engine::DType>,
+    pub autocast: Option<DType>,
 }
 
 /// One epoch's summary, as written to `metrics.jsonl`.

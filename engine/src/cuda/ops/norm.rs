@@ -7,7 +7,6 @@
 //! input's dtype, except that the batch-norm backward's per-channel sums stay f32 between its
 //! two launches and are rounded once for the weight / bias gradients.
 
-use super::elementwise::cast;
 use super::rows::{contiguous, Contiguous, RowGroup, BLOCK_THREADS};
 use super::{acc_dtype, buffer, common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run};
@@ -123,8 +122,8 @@ pub(crate) fn batch_norm_backward(
             run(&dev, op, b, grid_stride(&dev, total))?;
         }
     }
-    let (dw, db) = (Tensor::from_cuda(sum_gxhat, &[c]), Tensor::from_cuda(sum_g, &[c]));
-    let (dw, db) = if acc == dtype { (dw, db) } else { (cast(&dw, dtype)?, cast(&db, dtype)?) };
+    // Rounded to the input's dtype (a no-op unless it is bf16 / f16).
+    let (dw, db) = (Tensor::from_cuda(sum_gxhat, &[c]).to_dtype(dtype)?, Tensor::from_cuda(sum_g, &[c]).to_dtype(dtype)?);
     Ok((Tensor::from_cuda(dx, x.shape()), dw, db))
 }
 

@@ -3,7 +3,7 @@
 //! the windows and call these with the geometry; the kernels recompute each window from it.
 
 use super::conv::View4;
-use super::elementwise::{cast, filled};
+use super::elementwise::filled;
 use super::{acc_dtype, buffer, common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run};
 use crate::ops::conv::Pair;
@@ -119,12 +119,7 @@ pub(crate) fn max_pool2d_backward(grad: &Tensor, indices: &Tensor, input_shape: 
             ));
         }
     }
-    let out = Tensor::from_cuda(out, input_shape);
-    if acc == grad.dtype() {
-        Ok(out)
-    } else {
-        cast(&out, grad.dtype())
-    }
+    Tensor::from_cuda(out, input_shape).to_dtype(grad.dtype())
 }
 
 /// Average pooling to `out_shape`.
