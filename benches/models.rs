@@ -7,6 +7,10 @@
 //!     DEVICE=cuda DTYPE=bf16 cargo bench --bench models   # model and data in bf16 (or f16)
 //!     DEVICE=cuda DTYPE=bf16-mixed cargo bench --bench models   # f32 model, autocast to bf16
 //!
+//! The SSL steps (`ssl`): one SimCLR and one MoCo v2 training step on the narrow ResNet
+//! (1×28×28, batch 64, AdamW, default options), to show what MoCo's key-encoder forward costs
+//! and that it keeps no graph: peak tensor memory is that of one forward+backward, not two.
+//!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
 //! backward and the optimizer step. Memory: the peak of tensor storage during the steps
@@ -16,7 +20,9 @@
 use std::time::Instant;
 use tessera::autograd::{autocast, fused, Var};
 use tessera::engine::{cuda, peak_cpu_bytes, reset_peak_cpu_bytes, DType, Device, Generator, Tensor};
-use tessera::ssl::nn::{AdamW, Module, Optim, Optimizer, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig};
+use tessera::ssl::data::TrainBatch;
+use tessera::ssl::methods::{build_default, Method, StepContext};
+use tessera::ssl::nn::{AdamW, EncoderSpec, Module, Optim, Optimizer, Pool, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig};
 
 #[path = "support/memory.rs"]
 mod memory;
@@ -107,6 +113,39 @@ fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn
     );
 }
 
+/// Training steps of a registered method through the Method API (views, loss, backward,
+/// optimizer, momentum/queue hook), on the CPU.
+fn time_method_steps(name: &str, encoder: &str, batch: usize) {
+    let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let spec = EncoderSpec { name: encoder.into(), channels: 1, side: 28, patch_size: 0, pool: Pool::Token };
+    let method = build_default(name, &spec, batch, 0).unwrap();
+    let mut opt = Optimizer::single(AdamW::default(), method.named_trainable_parameters(), 1e-3, 1e-6).unwrap();
+    let mut g = Generator::new(1);
+    let views: Vec<Tensor> = (0..2).map(|_| g.normal(&[batch, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap()).collect();
+    let labels = Tensor::zeros(&[batch], DType::I64).unwrap();
+    let tb = TrainBatch { views, targets: None, mask: None, tokens: None, labels };
+    let mut times = Vec::new();
+    reset_peak_cpu_bytes();
+    for i in 0..=steps {
+        let t = Instant::now();
+        let ctx = StepContext { step: i as u64, total_steps: 1000 };
+        opt.zero_grad();
+        let out = method.training_step(&tb, &ctx).unwrap();
+        out.loss.backward().unwrap();
+        opt.step().unwrap();
+        method.after_step(&StepContext { step: ctx.step + 1, ..ctx }).unwrap();
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let step = median(times);
+    println!(
+        "{name} step, {encoder} 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB",
+        batch as f64 / step,
+        peak_cpu_bytes() as f64 / (1 << 20) as f64
+    );
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
@@ -114,6 +153,11 @@ fn main() {
     if device != Device::Cpu && !cuda::is_available() {
         println!("skipping the {device} model benchmarks: no CUDA driver or GPU was found");
         return;
+    }
+    if device == Device::Cpu && wanted("ssl") {
+        for method in ["simclr", "moco-v2"] {
+            time_method_steps(method, "resnet-narrow", 64);
+        }
     }
     let mut g = Generator::new(0);
     if wanted("resnet18") {

@@ -38,7 +38,7 @@ fn pretrain_writes_the_run_folder() {
     let o =
         tessera(&["pretrain", "--method", "simclr", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--max-steps", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    for f in ["config.toml", "metrics.jsonl", "model.safetensors", "optimizer.safetensors", "state.json"] {
+    for f in ["config.toml", "metrics.jsonl", "checkpoint.safetensors", "model.safetensors"] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     assert!(out.join("plots").is_dir());
@@ -72,20 +72,122 @@ fn pretrain_writes_the_run_folder() {
     assert!(!o.status.success() && stderr(&o).contains("already exists"));
 }
 
+/// Flags that make a method's run tiny: ViTs get 7-pixel patches (16 tokens) and small
+/// heads, MoCo v2 a queue that 4 steps of 32 only half fill.
+fn tiny_method_flags(method: &str) -> Vec<&'static str> {
+    match method {
+        "moco-v3" => vec!["--patch-size", "7"],
+        _ => vec![],
+    }
+}
+
+fn method_config(dir: &Path, method: &str) -> PathBuf {
+    let p = dir.join(format!("{method}.toml"));
+    let section = match method {
+        "moco-v2" => "[moco-v2]\nqueue_size = 256\nproj_hidden = 32\nproj_out = 16\n",
+        "moco-v3" => "[moco-v3]\nproj_hidden = 32\nproj_out = 16\npred_hidden = 32\n",
+        _ => "",
+    };
+    std::fs::write(&p, format!("train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 2\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = false\n{section}")).unwrap();
+    p
+}
+
+/// Every registered method: 4 steps straight equal 2 steps, a resume, and 2 more, bit for
+/// bit — weights, momentum encoders, queues and their write positions (all in the export).
 #[test]
-fn resume_reaches_the_same_weights_as_a_straight_run() {
+fn resume_reaches_the_same_state_as_a_straight_run_for_every_method() {
     let dir = temp_dir("resume");
-    let cfg = tiny_config(&dir, false);
-    let (a, b) = (dir.join("straight"), dir.join("resumed"));
+    for info in tessera::ssl::methods::METHODS {
+        let m = info.name;
+        let cfg = method_config(&dir, m);
+        let (a, b) = (dir.join(format!("{m}-straight")), dir.join(format!("{m}-resumed")));
+        let c = cfg.to_str().unwrap();
+        let run = |extra: &[&str]| {
+            let mut args = vec!["pretrain", "--method", m, "--config", c, "--no-eval"];
+            args.extend(tiny_method_flags(m));
+            args.extend(extra);
+            let o = tessera(&args);
+            assert!(o.status.success(), "{m} {extra:?}: {}", stderr(&o));
+        };
+        run(&["--out", a.to_str().unwrap(), "--max-steps", "4"]);
+        run(&["--out", b.to_str().unwrap(), "--max-steps", "2"]);
+        let o = tessera(&["pretrain", "--resume", b.to_str().unwrap(), "--max-steps", "4", "--no-eval"]);
+        assert!(o.status.success(), "{m} resume: {}", stderr(&o));
+        let (wa, wb) = (std::fs::read(a.join("model.safetensors")).unwrap(), std::fs::read(b.join("model.safetensors")).unwrap());
+        assert!(wa == wb, "{m}: resumed state differs from the straight run's");
+        let saved = std::fs::read_to_string(b.join("config.toml")).unwrap();
+        assert!(saved.contains(&format!("[{m}]")), "{m}: the method's section is saved: {saved}");
+    }
+}
+
+/// A run killed before its first checkpoint (only its config was written) resumes from
+/// step 0; the queue of a MoCo v2 run half-way through filling is saved with its position.
+#[test]
+fn resume_before_the_first_checkpoint_starts_from_step_zero() {
+    let dir = temp_dir("early");
+    let cfg = method_config(&dir, "moco-v2");
+    let out = dir.join("run");
     let c = cfg.to_str().unwrap();
-    let o = tessera(&["pretrain", "--config", c, "--out", a.to_str().unwrap(), "--max-steps", "4", "--no-eval"]);
+    let o = tessera(&["pretrain", "--method", "moco-v2", "--config", c, "--out", out.to_str().unwrap(), "--max-steps", "2", "--no-eval"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = tessera(&["pretrain", "--config", c, "--out", b.to_str().unwrap(), "--max-steps", "2", "--no-eval"]);
+    for f in ["checkpoint.safetensors", "model.safetensors", "metrics.jsonl"] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    let o = tessera(&["pretrain", "--resume", out.to_str().unwrap(), "--max-steps", "3", "--no-eval"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = tessera(&["pretrain", "--resume", b.to_str().unwrap(), "--max-steps", "4", "--no-eval"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("starting from step 0"));
+    let (tensors, _) = tessera::ssl::nn::checkpoint::load_tensors(out.join("model.safetensors")).unwrap();
+    let ptr = &tensors.iter().find(|(n, _)| n == "queue_ptr").expect("the queue position is saved").1;
+    assert_eq!(ptr.to_vec::<i64>().unwrap(), vec![96], "3 steps of 32 keys written into a queue of 256");
+}
+
+#[test]
+fn methods_lists_every_registered_method() {
+    let o = tessera(&["methods"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (wa, wb) = (std::fs::read(a.join("model.safetensors")).unwrap(), std::fs::read(b.join("model.safetensors")).unwrap());
-    assert!(wa == wb, "resumed weights differ from the straight run's");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(text.lines().count(), tessera::ssl::methods::METHODS.len(), "{text}");
+    for m in tessera::ssl::methods::METHODS {
+        let line = text.lines().find(|l| l.starts_with(m.name)).unwrap_or_else(|| panic!("{} missing: {text}", m.name));
+        assert!(line.contains(m.family.name()) && line.contains(m.default_encoder), "{line}");
+    }
+    // The README's methods table has a row for each, too.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for m in tessera::ssl::methods::METHODS {
+        assert!(readme.contains(&format!("| `{}` |", m.name)), "README's methods table lacks {}", m.name);
+    }
+}
+
+/// A ViT through `--encoder vit-tiny`, evaluated with both pools.
+#[test]
+fn a_vit_encoder_trains_and_evaluates_with_either_pool() {
+    let dir = temp_dir("vit");
+    let cfg = tiny_config(&dir, false);
+    let out = dir.join("run");
+    let o = tessera(&[
+        "pretrain",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--encoder",
+        "vit-tiny",
+        "--patch-size",
+        "7",
+        "--pool",
+        "mean",
+        "--out",
+        out.to_str().unwrap(),
+        "--max-steps",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(saved.contains("pool = \"mean\"") && saved.contains("patch_size = 7"), "{saved}");
+    for pool in ["cls", "mean"] {
+        let o = tessera(&["eval", "--run", out.to_str().unwrap(), "--pool", pool]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(line["pool"], pool);
+    }
 }
 
 #[test]
@@ -94,20 +196,38 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
     let bad_key = dir.join("bad.toml");
     std::fs::write(&bad_key, "learning_rate = 0.1\n").unwrap();
     let bad_value = dir.join("bad_value.toml");
-    std::fs::write(&bad_value, "temperature = -1.0\n").unwrap();
+    std::fs::write(&bad_value, "[simclr]\ntemperature = -1.0\n").unwrap();
+    let momentum = dir.join("momentum.toml");
+    std::fs::write(&momentum, "[moco-v2]\nmomentum = 1.5\n").unwrap();
+    let wrong_section = dir.join("wrong_section.toml");
+    std::fs::write(&wrong_section, "[moco-v2]\nmomentum = 0.9\n").unwrap();
     let out = dir.join("never");
     let o_ = out.to_str().unwrap();
     let mut cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["pretrain", "--method", "byol", "--out", o_], "unknown method 'byol'"),
+        (vec!["pretrain", "--method", "byol", "--out", o_], "unknown method 'byol' (available: simclr, moco-v2, moco-v3"),
         (vec!["pretrain", "--encoder", "vgg", "--out", o_], "unknown encoder 'vgg'"),
         (vec!["pretrain", "--dataset", "imagenet:/x", "--out", o_], "unknown dataset"),
         (vec!["pretrain", "--dataset", "mnist:/no/such/dir", "--out", o_], "/no/such/dir"),
         (vec!["pretrain", "--config", bad_key.to_str().unwrap(), "--out", o_], "learning_rate"),
-        (vec!["pretrain", "--config", bad_value.to_str().unwrap(), "--out", o_], "temperature must be positive"),
+        (vec!["pretrain", "--config", bad_value.to_str().unwrap(), "--out", o_], "simclr.temperature must be positive"),
         (vec!["pretrain", "--batch-size", "20000", "--out", o_], "larger than the dataset"),
         (vec!["pretrain", "--device", "tpu", "--out", o_], "unknown device"),
         (vec!["pretrain", "--precision", "fp8", "--out", o_], "unknown precision 'fp8'"),
         (vec!["eval", "--run", "/no/such/run"], "/no/such/run"),
+        (
+            vec!["pretrain", "--method", "moco-v2", "--batch-size", "48", "--out", o_],
+            "moco-v2.queue_size 4096 is not a multiple of the batch size 48",
+        ),
+        (
+            vec!["pretrain", "--method", "moco-v2", "--config", momentum.to_str().unwrap(), "--out", o_],
+            "moco-v2.momentum must lie in [0, 1]",
+        ),
+        (vec!["pretrain", "--method", "moco-v3", "--patch-size", "5", "--out", o_], "ViT patch size 5 does not divide the image side 28"),
+        (vec!["pretrain", "--method", "simclr", "--pool", "max", "--out", o_], "unknown pool 'max'"),
+        (
+            vec!["pretrain", "--method", "simclr", "--config", wrong_section.to_str().unwrap(), "--out", o_],
+            "section [moco-v2] belongs to method moco-v2",
+        ),
     ];
     if !tessera::engine::cuda::is_available() {
         cases.push((vec!["pretrain", "--device", "cuda", "--out", o_], "no CUDA driver or GPU"));
@@ -119,7 +239,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         assert!(err.contains(needle), "{args:?}: expected '{needle}' in: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
     }
-    assert!(!out.join("model.safetensors").exists(), "work started despite bad input");
+    assert!(!out.exists(), "a run folder was left behind despite bad input");
 }
 
 /// `--precision bf16-mixed` trains under autocast (recorded in the run's config) and lands

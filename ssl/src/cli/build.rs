@@ -1,10 +1,10 @@
-//! Turns a resolved [`Config`] into the run's pieces: datasets, encoder, method, loader.
+//! Turns a resolved [`Config`] into the run's pieces: datasets, encoder, method (from the
+//! registry), loader (from the method's data recipe).
 
 use super::config::Config;
-use crate::data::{self, DataLoader, Dataset, LoaderConfig, SimclrConfig, Split};
-use crate::methods::{Method, SimClr};
+use crate::data::{self, DataLoader, DataRecipe, Dataset, LoaderConfig, SimclrConfig, Split};
+use crate::methods::{self, BuildContext, Method};
 use crate::nn::Module;
-use crate::nn::{ResNet, ResNetConfig, Stem};
 use std::path::Path;
 use std::sync::Arc;
 use tessera_engine::Generator;
@@ -28,37 +28,19 @@ pub fn load_dataset(spec: &str, split: Split) -> Result<Dataset, String> {
     ds.map_err(|e| e.to_string())
 }
 
-/// Names of the encoders `--encoder` accepts.
-pub const ENCODERS: &[&str] = &["resnet-narrow", "resnet18", "resnet34", "resnet50"];
-
-/// Builds an encoder for images with `channels` channels; returns it with its feature width.
-pub fn build_encoder(name: &str, channels: usize, side: usize, gen: &mut Generator) -> Result<(Box<dyn Module>, usize), String> {
-    let stem = if side <= 64 { Stem::Cifar } else { Stem::ImageNet };
-    let cfg = match name {
-        "resnet-narrow" => ResNetConfig::narrow(),
-        "resnet18" => ResNetConfig::resnet18(),
-        "resnet34" => ResNetConfig::resnet34(),
-        "resnet50" => ResNetConfig::resnet50(),
-        _ => return Err(format!("unknown encoder '{name}' (available: {})", ENCODERS.join(", "))),
-    }
-    .with_in_channels(channels)
-    .with_stem(stem)
-    .with_classes(None);
-    let net = ResNet::new(&cfg, gen).map_err(|e| e.to_string())?;
-    let dim = net.feature_dim();
-    Ok((Box::new(net), dim))
+/// Builds an encoder by name for images with `channels` channels of `side × side` (the
+/// random-weight baseline uses it); returns it with its feature width.
+pub fn build_encoder(cfg: &Config, channels: usize, side: usize, gen: &mut Generator) -> Result<(Box<dyn Module>, usize), String> {
+    cfg.encoder_spec(channels, side)?.build(gen)
 }
 
-/// The method a config names, built from a seed (the same seed gives the same weights).
+/// The method a config names, from the registry, built from the config's seed (the same
+/// seed gives the same weights). `cfg` must be resolved ([`Config::resolve`]).
 pub fn build_method(cfg: &Config, channels: usize, side: usize) -> Result<Box<dyn Method>, String> {
-    let mut gen = Generator::new(cfg.seed);
-    let (encoder, dim) = build_encoder(&cfg.encoder, channels, side, &mut gen)?;
-    match cfg.method.as_str() {
-        "simclr" => {
-            Ok(Box::new(SimClr::new(encoder, dim, cfg.proj_hidden, cfg.proj_out, cfg.temperature, &mut gen).map_err(|e| e.to_string())?))
-        }
-        other => Err(format!("unknown method '{other}' (available: simclr)")),
-    }
+    let info = methods::find(&cfg.method)?;
+    let spec = cfg.encoder_spec(channels, side)?;
+    spec.validate()?;
+    (info.build)(&BuildContext { options: &cfg.method_options, encoder: &spec, seed: cfg.seed, batch_size: cfg.batch_size })
 }
 
 /// Mean and standard deviation of every pixel of a dataset, in [0, 1] units.
@@ -76,8 +58,8 @@ pub fn pixel_stats(ds: &Dataset) -> (f32, f32) {
     (mean as f32, ((ss / n.max(1.0) - mean * mean).max(1e-12)).sqrt() as f32)
 }
 
-/// The SimCLR view loader for a config.
-pub fn build_loader(cfg: &Config, train: Arc<Dataset>, norm: (f32, f32), views: usize) -> Result<DataLoader, String> {
+/// The loader a method's recipe asks for, with the config's augmentation settings.
+pub fn build_loader(cfg: &Config, train: Arc<Dataset>, norm: (f32, f32), recipe: &DataRecipe) -> Result<DataLoader, String> {
     let [c, h, _] = train.image_shape();
     let mut aug = SimclrConfig { size: h, ..SimclrConfig::fashion_mnist() }.with_jitter_strength(cfg.augment.jitter_strength / 0.8);
     if c == 1 {
@@ -89,7 +71,6 @@ pub fn build_loader(cfg: &Config, train: Arc<Dataset>, norm: (f32, f32), views: 
     aug.grayscale_p = cfg.augment.grayscale_p;
     aug.blur = cfg.augment.blur;
     aug.normalize = Some((vec![norm.0; c], vec![norm.1; c]));
-    let pipeline = data::simclr(&aug).map_err(|e| e.to_string())?;
     let lc = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, drop_last: true, seed: cfg.seed, ..LoaderConfig::default() };
-    DataLoader::with_views(train, Arc::new(pipeline), views, lc).map_err(|e| e.to_string())
+    recipe.loader(train, &aug, lc).map_err(|e| e.to_string())
 }

@@ -1,7 +1,13 @@
 //! The resolved configuration of a run: a committed TOML preset per method and dataset
 //! (`configs/`), an optional user file, then command-line flags, in that order of priority.
 //! Unknown keys are errors, so a typo never silently falls back to a default.
+//!
+//! The method's own settings sit in a section named after it (`[simclr]`, `[moco-v2]`): the
+//! method's registry entry fills in its defaults and checks it ([`Config::resolve`]), and
+//! the run's `config.toml` saves it resolved.
 
+use crate::methods::{self, OptionsContext};
+use crate::nn::{parse_pool, EncoderSpec, ENCODERS};
 use serde::{Deserialize, Serialize};
 
 /// Everything that determines a pretraining run.
@@ -27,9 +33,12 @@ pub struct Config {
     /// `adamw`, `lars` or `sgd`.
     pub optimizer: String,
     pub warmup_epochs: f64,
-    pub temperature: f64,
-    pub proj_hidden: usize,
-    pub proj_out: usize,
+    /// ViT patch size; 0 picks it from the image side (4 up to 32×32).
+    #[serde(default)]
+    pub patch_size: usize,
+    /// What a ViT's features are: `cls` (the class token) or `mean` (the patch tokens' mean).
+    #[serde(default = "default_pool")]
+    pub pool: String,
     pub seed: u64,
     /// Worker threads; 0 uses every core.
     pub threads: usize,
@@ -41,10 +50,17 @@ pub struct Config {
     pub precision: String,
     pub augment: AugmentConfig,
     pub eval: EvalConfig,
+    /// The method's section, resolved by [`Config::resolve`]; saved as `[<method>]`.
+    #[serde(skip)]
+    pub method_options: toml::Table,
 }
 
 fn default_precision() -> String {
     "f32".into()
+}
+
+fn default_pool() -> String {
+    "cls".into()
 }
 
 /// The SimCLR view pipeline.
@@ -73,32 +89,70 @@ pub struct EvalConfig {
     pub baselines: bool,
 }
 
-/// The committed preset for a method and dataset family, embedded in the binary.
+/// The committed preset for a method and dataset, embedded in the binary.
 pub fn preset(method: &str, dataset: &str) -> Result<&'static str, String> {
-    let family = dataset.split(':').next().unwrap_or(dataset);
-    match (method, family) {
-        ("simclr", "default" | "fashion-mnist" | "mnist") => Ok(include_str!("../../../configs/simclr-fashion-mnist.toml")),
-        ("simclr", "cifar10" | "folder") => Ok(include_str!("../../../configs/simclr-cifar10.toml")),
-        ("simclr", other) => {
-            Err(format!("unknown dataset '{other}' (expected default, fashion-mnist:DIR, mnist:DIR, cifar10:DIR or folder:DIR)"))
-        }
-        (other, _) => Err(format!("unknown method '{other}' (available: simclr)")),
-    }
+    Ok(methods::find(method)?.preset(dataset)?.toml)
 }
 
 impl Config {
-    /// Parses a TOML configuration; errors name the bad key or value.
+    /// Parses a TOML configuration; errors name the bad key or value. The method's section is
+    /// kept as written until [`Config::resolve`].
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| format!("{origin}: {}", e.message()))
+        let table: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| format!("{origin}: {}", e.message()))?;
+        Config::from_table(table, origin)
+    }
+
+    fn from_table(mut table: toml::Table, origin: &str) -> Result<Config, String> {
+        let method = table.get("method").and_then(|m| m.as_str()).unwrap_or("").to_string();
+        let mut options = toml::Table::new();
+        for name in methods::names() {
+            match table.remove(name) {
+                Some(toml::Value::Table(t)) if name == method => options = t,
+                Some(_) if name == method => return Err(format!("{origin}: [{name}] must be a table")),
+                Some(_) => return Err(format!("{origin}: section [{name}] belongs to method {name}, but this run's method is '{method}'")),
+                None => {}
+            }
+        }
+        let mut cfg: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| format!("{origin}: {}", e.message()))?;
+        cfg.method_options = options;
+        Ok(cfg)
+    }
+
+    /// The whole configuration as TOML, the method's section included (the run's `config.toml`).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(&self.to_table()?).map_err(|e| e.to_string())
+    }
+
+    fn to_table(&self) -> Result<toml::Table, String> {
+        let mut t = toml::Table::try_from(self).map_err(|e| e.to_string())?;
+        t.insert(self.method.clone(), toml::Value::Table(self.method_options.clone()));
+        Ok(t)
     }
 
     /// Merges the keys of a partial TOML document (a user's `--config` file) over this one.
     pub fn merged_with(&self, overrides: &str, origin: &str) -> Result<Config, String> {
-        let mut base = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        let mut base = toml::Value::Table(self.to_table()?);
         let over: toml::Value = toml::from_str(overrides).map_err(|e| format!("{origin}: {}", e.message()))?;
         merge(&mut base, over);
-        let text = toml::to_string(&base).map_err(|e| e.to_string())?;
-        Config::from_toml(&text, origin)
+        match base {
+            toml::Value::Table(t) => Config::from_table(t, origin),
+            _ => unreachable!("merging tables gives a table"),
+        }
+    }
+
+    /// The encoder this configuration builds, for images of `channels × side × side`.
+    pub fn encoder_spec(&self, channels: usize, side: usize) -> Result<EncoderSpec, String> {
+        Ok(EncoderSpec { name: self.encoder.clone(), channels, side, patch_size: self.patch_size, pool: parse_pool(&self.pool)? })
+    }
+
+    /// Fills in the method's section with its defaults and checks everything: call after the
+    /// last change, before any work starts.
+    pub fn resolve(&mut self) -> Result<(), String> {
+        self.validate()?;
+        let info = methods::find(&self.method)?;
+        let ctx = OptionsContext { encoder: &self.encoder, batch_size: self.batch_size };
+        self.method_options = (info.resolve)(&self.method_options, &ctx)?;
+        Ok(())
     }
 
     /// The autocast dtype `precision` asks for (None: plain f32).
@@ -123,9 +177,11 @@ impl Config {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return fail(format!("lr must be positive (got {})", self.lr));
         }
-        if !(self.temperature > 0.0) {
-            return fail(format!("temperature must be positive (got {})", self.temperature));
+        methods::find(&self.method)?;
+        if !ENCODERS.contains(&self.encoder.as_str()) {
+            return fail(format!("unknown encoder '{}' (available: {})", self.encoder, ENCODERS.join(", ")));
         }
+        parse_pool(&self.pool)?;
         self.autocast()?;
         if !["adamw", "lars", "sgd"].contains(&self.optimizer.as_str()) {
             return fail(format!("unknown optimizer '{}' (expected adamw, lars or sgd)", self.optimizer));

@@ -1,5 +1,5 @@
-//! The `tessera` command-line program: `pretrain`, `eval` and `embed`, the same for every
-//! method. Errors print one readable line on stderr and exit non-zero, before work starts
+//! The `tessera` command-line program: `pretrain`, `eval`, `embed` and `methods`, the same
+//! for every method. Errors print one readable line on stderr and exit non-zero, before work starts
 //! wherever they can be detected early.
 
 mod build;
@@ -10,6 +10,7 @@ mod pretrain;
 mod progress;
 
 pub use build::{build_encoder, build_method, load_dataset, pixel_stats};
+pub use pretrain::methods_table;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,17 +30,25 @@ enum Command {
     Eval(EvalArgs),
     /// Write a run's encoder features to a NumPy .npy file.
     Embed(EmbedArgs),
+    /// List the registered methods: family, default encoder, presets, paper.
+    Methods,
 }
 
 /// Flags of `tessera pretrain`; each overrides the preset and the `--config` file.
 #[derive(Args, Clone, Default)]
 pub struct PretrainArgs {
-    /// simclr
+    /// A registered method (`tessera methods` lists them): simclr, moco-v2, moco-v3
     #[arg(long)]
     pub method: Option<String>,
-    /// resnet-narrow, resnet18, resnet34, resnet50
+    /// resnet-narrow, resnet18, resnet34, resnet50, vit-tiny, vit-small
     #[arg(long)]
     pub encoder: Option<String>,
+    /// ViT patch size (default: from the image side, 4 on 28×28 and 32×32)
+    #[arg(long)]
+    pub patch_size: Option<usize>,
+    /// ViT features: cls (the class token) | mean (the mean of the patch tokens)
+    #[arg(long)]
+    pub pool: Option<String>,
     /// default | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | folder:DIR
     #[arg(long)]
     pub dataset: Option<String>,
@@ -91,6 +100,9 @@ struct EvalArgs {
     /// Evaluate on another dataset than the run's.
     #[arg(long)]
     dataset: Option<String>,
+    /// ViT features: cls | mean (default: the run's)
+    #[arg(long)]
+    pool: Option<String>,
 }
 
 #[derive(Args)]
@@ -104,6 +116,9 @@ struct EmbedArgs {
     out: PathBuf,
     #[arg(long)]
     dataset: Option<String>,
+    /// ViT features: cls | mean (default: the run's)
+    #[arg(long)]
+    pool: Option<String>,
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
@@ -121,15 +136,21 @@ fn keep_freed_memory() {
     }
 }
 
+/// Convolutions already run one sample per rayon worker; letting each of those GEMMs spawn
+/// matrixmultiply's own threads as well oversubscribes the cores (measured ~7% slower per
+/// ResNet training step on two cores). A ViT's work is all large GEMMs, which need those
+/// threads (single-threaded GEMMs made a MoCo v3 ViT-Tiny step ~30% slower). A user's
+/// explicit setting wins. Call before the first GEMM: matrixmultiply reads it once.
+pub(crate) fn configure_matmul_threads(encoder: &str) {
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        let threads = if crate::nn::is_vit(encoder) { rayon::current_num_threads() } else { 1 };
+        std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+    }
+}
+
 /// Runs the program with the process arguments; returns the exit code.
 pub fn main() -> i32 {
     keep_freed_memory();
-    // Convolutions already run one sample per rayon worker; letting each of those GEMMs
-    // spawn matrixmultiply's own threads as well oversubscribes the cores (measured ~7%
-    // slower per training step on two cores). A user's explicit setting wins.
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", "1");
-    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -140,8 +161,14 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Pretrain(a) => pretrain::run(&a).map(|_| ()),
-        Command::Eval(a) => pretrain::eval_command(&a.run, &a.protocol, a.dataset.as_deref()).map(|line| println!("{line}")),
-        Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.force),
+        Command::Eval(a) => {
+            pretrain::eval_command(&a.run, &a.protocol, a.dataset.as_deref(), a.pool.as_deref()).map(|line| println!("{line}"))
+        }
+        Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.pool.as_deref(), a.force),
+        Command::Methods => {
+            print!("{}", methods_table());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => 0,

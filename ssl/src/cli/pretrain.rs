@@ -6,8 +6,9 @@ use super::config::{preset, Config};
 use super::{npy, plots, progress::Progress, PretrainArgs};
 use crate::data::{Dataset, Split};
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
+use crate::methods;
 use crate::methods::Method;
-use crate::train::{self, load_checkpoint, make_optimizer, OnlineProbe, OpenMode, RunDir, Stop, TrainConfig, TrainState};
+use crate::train::{self, load_checkpoint, load_model_state, make_optimizer, OnlineProbe, OpenMode, RunDir, Stop, TrainConfig, TrainState};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,16 +34,16 @@ fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = &a.$f { cfg.$f = v.clone().into(); } )* };
     }
-    set!(method, encoder, dataset, epochs, batch_size, lr, device, precision, threads, seed);
+    set!(method, encoder, dataset, epochs, batch_size, lr, device, precision, threads, seed, pool);
     if a.max_steps.is_some() {
         cfg.max_steps = a.max_steps;
     }
-    preset(&cfg.method, &cfg.dataset)?;
-    if !super::build::ENCODERS.contains(&cfg.encoder.as_str()) {
-        return Err(format!("unknown encoder '{}' (available: {})", cfg.encoder, super::build::ENCODERS.join(", ")));
+    if let Some(p) = a.patch_size {
+        cfg.patch_size = p;
     }
+    methods::find(&cfg.method)?.preset(&cfg.dataset)?;
+    cfg.resolve()?;
     device_of(&cfg)?;
-    cfg.validate()?;
     Ok(cfg)
 }
 
@@ -95,24 +96,26 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         // Only the first call configures the global pool; later ones (tests) keep it.
         let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
     }
+    super::configure_matmul_threads(&cfg.encoder);
     let train_ds = Arc::new(limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images));
     let test_ds = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
     if cfg.batch_size > train_ds.len() {
         return Err(format!("batch size {} is larger than the dataset ({} images)", cfg.batch_size, train_ds.len()));
     }
+    // Everything that can fail on the configuration happens before the run folder exists.
+    let [c, h, _] = train_ds.image_shape();
+    let norm = pixel_stats(&train_ds);
+    let method = build_method(&cfg, c, h)?;
+    method.to_device(device_of(&cfg)?).map_err(|e| e.to_string())?;
+    let recipe = method.data_recipe();
+    let loader = build_loader(&cfg, train_ds.clone(), norm, &recipe)?;
     let (root, mode) = match (&a.resume, &a.out) {
         (Some(r), _) => (r.clone(), OpenMode::Resume),
         (None, Some(o)) => (o.clone(), if a.force { OpenMode::Force } else { OpenMode::New }),
         (None, None) => (default_out(&cfg.method), OpenMode::New),
     };
     let run = RunDir::open(&root, mode)?;
-    run.write_atomic("config.toml", toml::to_string(&cfg).map_err(|e| e.to_string())?.as_bytes())?;
-
-    let [c, h, _] = train_ds.image_shape();
-    let norm = pixel_stats(&train_ds);
-    let method = build_method(&cfg, c, h)?;
-    method.to_device(device_of(&cfg)?).map_err(|e| e.to_string())?;
-    let loader = build_loader(&cfg, train_ds.clone(), norm, method.num_views())?;
+    run.write_atomic("config.toml", cfg.to_toml()?.as_bytes())?;
     let tcfg = TrainConfig {
         epochs: cfg.epochs,
         max_steps: cfg.max_steps,
@@ -121,9 +124,27 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         optimizer: cfg.optimizer.clone(),
         warmup_epochs: cfg.warmup_epochs,
         autocast: cfg.autocast()?,
+        seed: cfg.seed,
     };
     let mut opt = make_optimizer(method.as_ref(), &tcfg)?;
-    let state = if mode == OpenMode::Resume { load_checkpoint(&run, method.as_ref(), opt.as_mut())? } else { TrainState::default() };
+    let mut probe = if cfg.eval.online_probe {
+        Some(
+            OnlineProbe::new(method.feature_dim(), train_ds.num_classes(), 1e-2, &mut Generator::new(cfg.seed ^ 0x9E))
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let state = if mode == OpenMode::Resume {
+        let state = load_checkpoint(&run, method.as_ref(), opt.as_mut(), probe.as_mut())?.unwrap_or_else(|| {
+            println!("{}: no checkpoint yet (the run stopped before its first one): starting from step 0", run.root.display());
+            TrainState::default()
+        });
+        run.truncate_metrics(state.step)?;
+        state
+    } else {
+        TrainState::default()
+    };
     println!(
         "tessera pretrain: {} / {} on {} ({} images, {} classes), {} epochs of {} steps, batch {}, {} threads → {}",
         cfg.method,
@@ -144,14 +165,6 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         // A second handler cannot be installed in the same process (tests): ignore that.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     }
-    let mut probe = if cfg.eval.online_probe {
-        Some(
-            OnlineProbe::new(method.feature_dim(), train_ds.num_classes(), 1e-2, &mut Generator::new(cfg.seed ^ 0x9E))
-                .map_err(|e| e.to_string())?,
-        )
-    } else {
-        None
-    };
     let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()]).map_err(|e| e.to_string())?;
     let method_ref: &dyn Method = method.as_ref();
     let eval_probe = |r: &mut train::EpochRecord, probe: Option<&OnlineProbe>| -> Result<(), String> {
@@ -162,7 +175,8 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         Ok(())
     };
     let mut progress = Progress::new(loader.num_batches(), cfg.epochs, cfg.batch_size, Box::new(eval_probe));
-    let (state, stop) = train::pretrain(method_ref, &loader, opt.as_mut(), probe.as_mut(), &run, &tcfg, state, &interrupt, &mut progress)?;
+    let (state, stop) =
+        train::pretrain(method_ref, &loader, &recipe, opt.as_mut(), probe.as_mut(), &run, &tcfg, state, &interrupt, &mut progress)?;
     drop(progress);
     match stop {
         Stop::Interrupted => {
@@ -207,7 +221,7 @@ fn final_report(
     )?;
     let mut rows = vec![(format!("{} {} (trained)", cfg.method, cfg.encoder), trained)];
     if cfg.eval.baselines {
-        let (random, _) = build_encoder(&cfg.encoder, c, h, &mut Generator::new(cfg.seed))?;
+        let (random, _) = build_encoder(cfg, c, h, &mut Generator::new(cfg.seed))?;
         random.to_device(method.encoder().device()).map_err(|e| e.to_string())?;
         rows.push((
             format!("{} random weights", cfg.encoder),
@@ -267,30 +281,49 @@ fn write_plots(run: &RunDir) {
 }
 
 /// Rebuilds a run's method from its folder and loads its weights.
-fn load_run(dir: &Path, dataset: Option<&str>) -> Result<(Config, Box<dyn Method>, Dataset, Dataset, (f32, f32)), String> {
+fn load_run(
+    dir: &Path,
+    dataset: Option<&str>,
+    pool: Option<&str>,
+) -> Result<(Config, Box<dyn Method>, Dataset, Dataset, (f32, f32)), String> {
     let p = dir.join("config.toml");
     let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
     let mut cfg = Config::from_toml(&text, &p.display().to_string())?;
     if let Some(d) = dataset {
         cfg.dataset = d.to_string();
     }
+    if let Some(pool) = pool {
+        cfg.pool = pool.to_string();
+    }
+    cfg.resolve().map_err(|e| format!("{}: {e}", p.display()))?;
+    super::configure_matmul_threads(&cfg.encoder);
     let tr = limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images);
     let te = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
     let [c, h, _] = tr.image_shape();
     let method = build_method(&cfg, c, h)?;
     // Evaluate on the run's device where there is one here, else on the host.
     method.to_device(device_of(&cfg).unwrap_or(Device::Cpu)).map_err(|e| e.to_string())?;
-    crate::nn::load_model(dir.join("model.safetensors"), method.as_ref()).map_err(|e| e.to_string())?;
+    load_model_state(dir, method.as_ref())?;
     let norm = pixel_stats(&tr);
     Ok((cfg, method, tr, te, norm))
 }
 
+/// `tessera methods`: one line per registered method.
+pub fn methods_table() -> String {
+    let mut out = String::new();
+    for m in methods::METHODS {
+        let presets: Vec<String> = m.presets.iter().map(|p| format!("configs/{} ({})", p.file, p.datasets.join(", "))).collect();
+        out.push_str(&format!("{:<8} {:<22} {:<14} {}  — {}\n", m.name, m.family.name(), m.default_encoder, presets.join(", "), m.paper));
+    }
+    out
+}
+
 /// `tessera eval`: one JSON line.
-pub fn eval_command(dir: &Path, protocol: &str, dataset: Option<&str>) -> Result<String, String> {
+pub fn eval_command(dir: &Path, protocol: &str, dataset: Option<&str>, pool: Option<&str>) -> Result<String, String> {
     if protocol != "knn" && protocol != "linear" {
         return Err(format!("unknown protocol '{protocol}' (expected knn or linear)"));
     }
-    let (cfg, method, tr, te, norm) = load_run(dir, dataset)?;
+    let (cfg, method, tr, te, norm) = load_run(dir, dataset, pool)?;
     let e = |e: tessera_autograd::Error| e.to_string();
     let (ftr, fte) = (
         encode_dataset(method.encoder(), &tr, 512, Some(norm)).map_err(e)?,
@@ -299,17 +332,17 @@ pub fn eval_command(dir: &Path, protocol: &str, dataset: Option<&str>) -> Result
     Ok(if protocol == "knn" {
         let k = knn_accuracy(&ftr, tr.labels(), &fte, te.labels(), tr.num_classes(), cfg.eval.knn_k, cfg.eval.knn_temperature)
             .map_err(|e| e.to_string())?;
-        json!({"protocol": "knn", "k": k.k, "acc": k.majority, "weighted_acc": k.weighted}).to_string()
+        json!({"protocol": "knn", "k": k.k, "acc": k.majority, "weighted_acc": k.weighted, "pool": cfg.pool}).to_string()
     } else {
         let lp =
             LinearProbeConfig { epochs: cfg.eval.linear_epochs, lr: cfg.eval.linear_lr, seed: cfg.seed, ..LinearProbeConfig::default() };
         let acc = linear_probe_accuracy(&ftr, tr.labels(), &fte, te.labels(), tr.num_classes(), &lp).map_err(e)?;
-        json!({"protocol": "linear", "epochs": lp.epochs, "acc": acc}).to_string()
+        json!({"protocol": "linear", "epochs": lp.epochs, "acc": acc, "pool": cfg.pool}).to_string()
     })
 }
 
 /// `tessera embed`: the encoder's features of one split as `[N, D]` f32 `.npy`.
-pub fn embed_command(dir: &Path, split: &str, out: &Path, dataset: Option<&str>, force: bool) -> Result<(), String> {
+pub fn embed_command(dir: &Path, split: &str, out: &Path, dataset: Option<&str>, pool: Option<&str>, force: bool) -> Result<(), String> {
     let split = match split {
         "train" => Split::Train,
         "test" => Split::Test,
@@ -318,7 +351,7 @@ pub fn embed_command(dir: &Path, split: &str, out: &Path, dataset: Option<&str>,
     if out.exists() && !force {
         return Err(format!("{} already exists; pass --force to replace it", out.display()));
     }
-    let (_, method, tr, te, norm) = load_run(dir, dataset)?;
+    let (_, method, tr, te, norm) = load_run(dir, dataset, pool)?;
     let ds = if split == Split::Train { &tr } else { &te };
     let f = encode_dataset(method.encoder(), ds, 512, Some(norm)).map_err(|e| e.to_string())?;
     npy::write_npy(out, &f.to_vec::<f32>().map_err(|e| e.to_string())?, f.shape(), force)?;

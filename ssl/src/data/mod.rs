@@ -7,6 +7,8 @@
 //!   every loader validates what it reads and reports errors naming the file.
 //! - [`augment`]: seeded augmentations on C×H×W f32 [`Image`]s and the [`simclr`] pipeline.
 //! - [`tasks`]: rotation, jigsaw, Lab colorization targets, MAE and SimMIM masks.
+//! - [`DataRecipe`]: what a method asks of the data (views, a batch task) and the
+//!   [`TrainBatch`] it gets.
 //! - [`DataLoader`]: shuffled, batched, multi-view, parallel and prefetched batches that are
 //!   reproducible from a seed at any thread count.
 
@@ -22,6 +24,7 @@ pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod loader;
+pub mod recipe;
 pub mod synthetic;
 pub mod tasks;
 
@@ -35,4 +38,5 @@ pub use folder::{load_image_folder, FolderOptions};
 pub use idx::{load_fashion_mnist, load_idx, load_idx_dir, load_mnist};
 pub use image::{Image, Region};
 pub use loader::{Batch, DataLoader, EpochIter, LoaderConfig, ViewBatch};
+pub use recipe::{BatchTask, DataRecipe, TrainBatch, ViewAugment};
 pub use synthetic::{synthetic_colour, SyntheticConfig};

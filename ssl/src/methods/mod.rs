@@ -1,15 +1,141 @@
 //! Self-supervised methods, one file per method, each reading like its paper. The training
-//! loop, augmentation, evaluation and logging are shared (`train`, `data`, `eval`).
+//! loop, augmentation, evaluation and logging are shared (`train`, `data`, `eval`); the
+//! pieces several methods use live beside them (`momentum`, `queue`, the losses).
+//!
+//! Adding a method: write `methods/<name>.rs` with a type implementing [`Method`] and a
+//! [`MethodInfo`] constant, and add that constant to [`METHODS`]. The CLI's `--method`
+//! choices, its error message, `tessera methods`, the presets and the tests read that list.
 
+mod contrastive_loss;
+mod moco_loss;
+mod moco_v2;
+mod moco_v3;
+pub mod momentum;
 mod nt_xent;
+pub mod options;
+pub mod queue;
 mod simclr;
 
+pub use contrastive_loss::contrastive_loss;
+pub use moco_loss::moco_infonce;
+pub use moco_v2::{MocoV2, MocoV2Options};
+pub use moco_v3::{MocoV3, MocoV3Options};
+pub use momentum::{cosine_momentum, MomentumEncoder};
 pub use nt_xent::nt_xent;
-pub use simclr::SimClr;
+pub use options::{resolve_options, MethodOptions, OptionsContext};
+pub use queue::KeyQueue;
+pub use simclr::{SimClr, SimClrOptions};
 
-use crate::nn::Module;
+pub use crate::data::{DataRecipe, TrainBatch, ViewAugment};
+use crate::nn::{EncoderSpec, Module};
 use tessera_autograd::{Result, Var};
 use tessera_engine::Tensor;
+
+/// Every registered method, in the order `tessera methods` lists them.
+pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO];
+
+/// The losses methods define (the gradcheck enumeration requires a check of each).
+pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss"];
+
+/// The registered method called `name`; the error lists every registered one.
+pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, String> {
+    METHODS.iter().copied().find(|m| m.name == name).ok_or_else(|| format!("unknown method '{name}' (available: {})", names().join(", ")))
+}
+
+/// A registered method with its default options (as an empty `[name]` section resolves),
+/// for benchmarks, tests and notebooks that do not go through a configuration file.
+pub fn build_default(name: &str, encoder: &EncoderSpec, batch_size: usize, seed: u64) -> std::result::Result<Box<dyn Method>, String> {
+    let info = find(name)?;
+    let options = (info.resolve)(&toml::Table::new(), &OptionsContext { encoder: &encoder.name, batch_size })?;
+    (info.build)(&BuildContext { options: &options, encoder, seed, batch_size })
+}
+
+/// The registered names, in registry order.
+pub fn names() -> Vec<&'static str> {
+    METHODS.iter().map(|m| m.name).collect()
+}
+
+/// The self-supervised family a method belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Pull views of one image together, push others apart (SimCLR, MoCo, CLIP).
+    Contrastive,
+    /// Reconstruct hidden patches (MAE, SimMIM).
+    MaskedImageModeling,
+    /// Predict a transformation applied to the input (rotation, jigsaw, colorization).
+    Pretext,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Contrastive => "contrastive",
+            Family::MaskedImageModeling => "masked image modeling",
+            Family::Pretext => "pretext",
+        }
+    }
+}
+
+/// A committed configuration for a method on a family of datasets.
+pub struct Preset {
+    /// Dataset kinds it serves (`default`, `fashion-mnist`, `mnist`, `cifar10`, `folder`).
+    pub datasets: &'static [&'static str],
+    /// Its file under `configs/`.
+    pub file: &'static str,
+    /// The file's text, embedded in the binary.
+    pub toml: &'static str,
+}
+
+/// What a method's builder gets.
+pub struct BuildContext<'a> {
+    /// The method's resolved configuration section (see [`resolve_options`]).
+    pub options: &'a toml::Table,
+    /// The backbone to build (and to copy, for momentum encoders).
+    pub encoder: &'a EncoderSpec,
+    /// Seeds the weights and the method's own random draws.
+    pub seed: u64,
+    /// Images per training batch.
+    pub batch_size: usize,
+}
+
+/// A method's registry entry.
+pub struct MethodInfo {
+    /// The `--method` name.
+    pub name: &'static str,
+    pub family: Family,
+    /// Authors, year and title of the paper it follows.
+    pub paper: &'static str,
+    /// The encoder its presets use.
+    pub default_encoder: &'static str,
+    pub presets: &'static [Preset],
+    /// Resolves the method's section of a configuration: defaults filled in, unknown keys
+    /// and bad values refused (one readable line).
+    pub resolve: fn(&toml::Table, &OptionsContext) -> std::result::Result<toml::Table, String>,
+    /// Builds the method from a resolved configuration.
+    pub build: fn(&BuildContext) -> std::result::Result<Box<dyn Method>, String>,
+}
+
+impl MethodInfo {
+    /// The preset for a dataset spec (`default`, `cifar10:DIR`, ...).
+    pub fn preset(&self, dataset: &str) -> std::result::Result<&'static Preset, String> {
+        let kind = dataset.split(':').next().unwrap_or(dataset);
+        self.presets.iter().find(|p| p.datasets.contains(&kind)).ok_or_else(|| {
+            let known: Vec<&str> = self.presets.iter().flat_map(|p| p.datasets.iter().copied()).collect();
+            format!("unknown dataset '{dataset}' for {} (expected one of: {})", self.name, known.join(", "))
+        })
+    }
+}
+
+/// The step being taken: momentum schedules and per-step random draws read it, so
+/// `--max-steps` and `--resume` keep them exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepContext {
+    /// Optimizer steps taken before this one (0 for the first step); after the step,
+    /// [`Method::after_step`] sees it incremented.
+    pub step: u64,
+    /// Steps in the whole schedule (every epoch), whatever `--max-steps` says.
+    pub total_steps: u64,
+}
 
 /// What one training step of a method produces.
 pub struct StepOutput {
@@ -19,20 +145,52 @@ pub struct StepOutput {
     pub features: Tensor,
 }
 
-/// A self-supervised method: a model (a [`Module`] whose parameters and buffers are all its
-/// trainable state) that turns a batch of views into a loss.
+/// The encoder a method trains and evaluation reads, with the width of its features.
+pub struct Backbone {
+    pub net: Box<dyn Module>,
+    pub dim: usize,
+}
+
+impl Backbone {
+    /// Builds the encoder `spec` names from `gen`.
+    pub fn build(spec: &EncoderSpec, gen: &mut tessera_engine::Generator) -> std::result::Result<Backbone, String> {
+        let (net, dim) = spec.build(gen)?;
+        Ok(Backbone { net, dim })
+    }
+
+    /// Its parameters and buffers under `{prefix}.encoder`.
+    pub fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, crate::nn::Entry<'_>)) {
+        self.net.visit(&crate::nn::join(prefix, "encoder"), f);
+    }
+}
+
+/// A self-supervised method: a model that turns a [`TrainBatch`] into a loss. Everything
+/// it needs to continue training — parameters, momentum encoders, queues, learnable
+/// temperatures — is a parameter or buffer reached by [`Module::visit`], so the run's
+/// checkpoint holds it and `--resume` restores it bitwise. State nothing should train
+/// (a momentum encoder) is frozen, so optimizers leave it alone.
 pub trait Method: Module {
     fn name(&self) -> &'static str;
-    /// Augmented views per image the method needs.
-    fn num_views(&self) -> usize;
+    /// The encoder being trained.
+    fn backbone(&self) -> &Backbone;
+    /// The views and batch task this method needs from the data (by default two views
+    /// through the contrastive pipeline).
+    fn data_recipe(&self) -> DataRecipe {
+        DataRecipe::views(vec![ViewAugment::Contrastive; 2])
+    }
     /// The encoder whose features are evaluated.
-    fn encoder(&self) -> &dyn Module;
+    fn encoder(&self) -> &dyn Module {
+        self.backbone().net.as_ref()
+    }
     /// Width of the encoder's features.
-    fn feature_dim(&self) -> usize;
-    /// The loss on one batch; `views[v]` is `[B, C, H, W]`.
-    fn training_step(&self, views: &[Tensor]) -> Result<StepOutput>;
-    /// Called after each optimizer step (momentum encoders update here).
-    fn after_step(&self, _step: u64, _total_steps: u64) -> Result<()> {
+    fn feature_dim(&self) -> usize {
+        self.backbone().dim
+    }
+    /// The loss on one batch.
+    fn training_step(&self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepOutput>;
+    /// Called after each optimizer step, with `ctx.step` counting it: momentum (EMA)
+    /// updates, queue updates and other per-step schedules happen here.
+    fn after_step(&self, _ctx: &StepContext) -> Result<()> {
         Ok(())
     }
 }

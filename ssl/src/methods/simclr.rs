@@ -2,31 +2,80 @@
 //! encoder f, a projection head g, and the NT-Xent loss on z = g(f(x)). The representation
 //! used downstream is h = f(x), before the head.
 
-use super::{nt_xent, Method, StepOutput};
+use super::options::{nonzero, positive, resolve_options, MethodOptions, OptionsContext};
+use super::{nt_xent, Backbone, BuildContext, Family, Method, MethodInfo, Preset, StepContext, StepOutput, TrainBatch};
 use crate::nn::{join, Entry, Module, ProjectionHead};
+use serde::{Deserialize, Serialize};
 use tessera_autograd::{Result, Var};
 use tessera_engine::{Generator, Tensor};
 
+/// SimCLR's registry entry.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "simclr",
+    family: Family::Contrastive,
+    paper: "Chen et al. 2020, A Simple Framework for Contrastive Learning of Visual Representations",
+    default_encoder: "resnet-narrow",
+    presets: &[
+        Preset {
+            datasets: &["default", "fashion-mnist", "mnist"],
+            file: "simclr-fashion-mnist.toml",
+            toml: include_str!("../../../configs/simclr-fashion-mnist.toml"),
+        },
+        Preset {
+            datasets: &["cifar10", "folder"],
+            file: "simclr-cifar10.toml",
+            toml: include_str!("../../../configs/simclr-cifar10.toml"),
+        },
+    ],
+    resolve: |t, c| resolve_options::<SimClrOptions>("simclr", t, c),
+    build,
+};
+
+/// The `[simclr]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimClrOptions {
+    /// NT-Xent temperature τ (0.5 in the paper's CIFAR-10 setup).
+    pub temperature: f64,
+    /// Hidden width of the projection head.
+    pub proj_hidden: usize,
+    /// Output width of the projection head (the space the loss works in).
+    pub proj_out: usize,
+}
+
+impl Default for SimClrOptions {
+    fn default() -> Self {
+        SimClrOptions { temperature: 0.5, proj_hidden: 512, proj_out: 128 }
+    }
+}
+
+impl MethodOptions for SimClrOptions {
+    fn validate(&self, _: &OptionsContext) -> std::result::Result<(), String> {
+        positive("temperature", self.temperature)?;
+        nonzero("proj_hidden", self.proj_hidden)?;
+        nonzero("proj_out", self.proj_out)
+    }
+}
+
+fn build(ctx: &BuildContext) -> std::result::Result<Box<dyn Method>, String> {
+    let o: SimClrOptions = super::options::parse_options("simclr", ctx.options)?;
+    let mut gen = Generator::new(ctx.seed);
+    let backbone = Backbone::build(ctx.encoder, &mut gen)?;
+    Ok(Box::new(SimClr::new(backbone, o.proj_hidden, o.proj_out, o.temperature, &mut gen).map_err(|e| e.to_string())?))
+}
+
 /// The SimCLR model: encoder, projection head and temperature.
 pub struct SimClr {
-    pub encoder: Box<dyn Module>,
-    pub feature_dim: usize,
+    pub backbone: Backbone,
     pub projector: ProjectionHead,
     pub temperature: f64,
 }
 
 impl SimClr {
-    /// `feature_dim` is the encoder's output width; the head is Linear-BN-ReLU-Linear
-    /// (`feature_dim → hidden → out`).
-    pub fn new(
-        encoder: Box<dyn Module>,
-        feature_dim: usize,
-        hidden: usize,
-        out: usize,
-        temperature: f64,
-        gen: &mut Generator,
-    ) -> Result<SimClr> {
-        Ok(SimClr { encoder, feature_dim, projector: ProjectionHead::new(feature_dim, hidden, out, 2, false, gen)?, temperature })
+    /// The head is Linear-BN-ReLU-Linear (`backbone.dim → hidden → out`).
+    pub fn new(backbone: Backbone, hidden: usize, out: usize, temperature: f64, gen: &mut Generator) -> Result<SimClr> {
+        let projector = ProjectionHead::new(backbone.dim, hidden, out, 2, false, gen)?;
+        Ok(SimClr { backbone, projector, temperature })
     }
 }
 
@@ -35,38 +84,36 @@ impl Method for SimClr {
         "simclr"
     }
 
-    fn num_views(&self) -> usize {
-        2
+    fn backbone(&self) -> &Backbone {
+        &self.backbone
     }
 
-    fn encoder(&self) -> &dyn Module {
-        self.encoder.as_ref()
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.feature_dim
-    }
-
-    fn training_step(&self, views: &[Tensor]) -> Result<StepOutput> {
-        let n = views[0].shape()[0];
+    fn training_step(&self, batch: &TrainBatch, _: &StepContext) -> Result<StepOutput> {
+        let (x1, x2) = (batch.view(0).map_err(data_err)?, batch.view(1).map_err(data_err)?);
+        let n = x1.shape()[0];
         // Both views go through the encoder as one batch of 2N, so batch norm sees both, as in
         // the paper's single-device setting; rows i and i + N are the positive pair.
-        let x = Var::constant(Tensor::cat(&[&views[0], &views[1]], 0)?);
-        let h = self.encoder.forward(&x)?;
+        let x = Var::constant(Tensor::cat(&[x1, x2], 0)?);
+        let h = self.backbone.net.forward(&x)?;
         let z = self.projector.forward(&h)?;
         let loss = nt_xent(&z, self.temperature)?;
         Ok(StepOutput { loss, features: h.value().narrow(0, 0, n)? })
     }
 }
 
+/// A data error inside a training step, as the autograd error type methods return.
+pub(crate) fn data_err(e: crate::data::DataError) -> tessera_autograd::Error {
+    tessera_engine::Error::invalid("training_step", e.to_string()).into()
+}
+
 impl Module for SimClr {
     /// The representation h = f(x).
     fn forward(&self, x: &Var) -> Result<Var> {
-        self.encoder.forward(x)
+        self.backbone.net.forward(x)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
-        self.encoder.visit(&join(prefix, "encoder"), f);
+        self.backbone.visit(prefix, f);
         self.projector.visit(&join(prefix, "projector"), f);
     }
 }

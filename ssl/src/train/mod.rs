@@ -1,25 +1,26 @@
 //! The training loop every method shares: the schedule, the optimizer, the online probe,
 //! per-epoch metrics, atomic checkpoints, exact resume, NaN guard and clean interruption.
 
+pub mod checkpoint;
 mod probe;
 pub mod run_dir;
 
+pub use checkpoint::{load_checkpoint, load_model_state, save_checkpoint, CHECKPOINT_FILE, MODEL_EXPORT};
 pub use probe::OnlineProbe;
 pub use run_dir::{write_atomic, OpenMode, RunDir};
 
-use crate::data::DataLoader;
-use crate::methods::Method;
+use crate::data::{DataLoader, DataRecipe};
+use crate::methods::{Method, StepContext};
 use crate::nn::optim::{warmup_cosine, AdamW, Lars, Optim, Optimizer, ParamGroup, Sgd};
-use crate::nn::{load_model, load_optimizer, save_model, save_optimizer};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tessera_engine::{DType, Device, Tensor};
+use tessera_engine::{DType, Device};
 
 /// Errors at this level are already readable sentences.
 pub type Result<T> = std::result::Result<T, String>;
 
-/// Where training stands: saved beside each checkpoint as `state.json`.
+/// Where training stands: saved in each checkpoint's metadata.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrainState {
     /// The epoch in progress (or the next one, after an epoch ends).
@@ -49,6 +50,8 @@ pub struct TrainConfig {
     pub warmup_epochs: f64,
     /// Mixed precision: the training step's forward runs under `autocast` to this dtype.
     pub autocast: Option<DType>,
+    /// The run's seed (batch tasks fork their draws from it).
+    pub seed: u64,
 }
 
 /// One epoch's summary, as written to `metrics.jsonl`.
@@ -81,22 +84,6 @@ pub fn make_optimizer(method: &dyn Method, cfg: &TrainConfig) -> Result<Box<dyn 
     })
 }
 
-/// Saves model, optimizer and position atomically (each file through a rename).
-pub fn save_checkpoint(run: &RunDir, method: &dyn Method, opt: &dyn Optim, state: &TrainState) -> Result<()> {
-    save_model(run.path("model.safetensors"), method).map_err(|e| e.to_string())?;
-    save_optimizer(run.path("optimizer.safetensors"), opt).map_err(|e| e.to_string())?;
-    run.write_atomic("state.json", serde_json::to_string(state).map_err(|e| e.to_string())?.as_bytes())
-}
-
-/// Loads what [`save_checkpoint`] wrote.
-pub fn load_checkpoint(run: &RunDir, method: &dyn Method, opt: &mut dyn Optim) -> Result<TrainState> {
-    load_model(run.path("model.safetensors"), method).map_err(|e| e.to_string())?;
-    load_optimizer(run.path("optimizer.safetensors"), opt).map_err(|e| e.to_string())?;
-    let p = run.path("state.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
-}
-
 /// Hooks the loop calls; the CLI implements them (progress, probe evaluation, logging).
 pub trait Observer {
     /// After every step, with the step's loss.
@@ -114,6 +101,7 @@ pub trait Observer {
 pub fn pretrain(
     method: &dyn Method,
     loader: &DataLoader,
+    recipe: &DataRecipe,
     opt: &mut dyn Optim,
     mut probe: Option<&mut OnlineProbe>,
     run: &RunDir,
@@ -129,6 +117,16 @@ pub fn pretrain(
     let total = (cfg.epochs * per_epoch) as u64;
     let warmup = (cfg.warmup_epochs * per_epoch as f64).round() as u64;
     let max_steps = cfg.max_steps.map_or(u64::MAX, |m| m as u64);
+    if state.epoch > cfg.epochs || state.batch > per_epoch || state.step > total {
+        return Err(format!(
+            "{}: the checkpoint's position (epoch {}, batch {}, step {}) lies outside this run's schedule ({} epochs of {per_epoch} steps)",
+            run.path(CHECKPOINT_FILE).display(),
+            state.epoch,
+            state.batch,
+            state.step,
+            cfg.epochs
+        ));
+    }
     method.set_training(true);
     // Batches follow the model: move the method with `Module::to_device` to train on a GPU.
     let device = method.device();
@@ -146,15 +144,12 @@ pub fn pretrain(
                 break;
             }
             let batch = loader.batch(state.epoch as u64, state.batch).map_err(|e| e.to_string())?;
-            let labels = batch.labels_tensor().map_err(|e| e.to_string())?;
-            let views = batch.into_view_tensors().map_err(|e| e.to_string())?;
-            let views: Vec<Tensor> =
-                views.iter().map(|v| v.to_device(device)).collect::<tessera_engine::Result<_>>().map_err(|e| e.to_string())?;
+            let batch = recipe.train_batch(batch, cfg.seed).and_then(|b| b.to_device(device)).map_err(|e| e.to_string())?;
             let lr_factor = warmup_cosine(state.step, total, warmup, 0.0);
             opt.set_lr_factor(lr_factor);
             let out = {
                 let _amp = cfg.autocast.map(tessera_autograd::autocast).transpose().map_err(|e| e.to_string())?;
-                method.training_step(&views).map_err(|e| e.to_string())?
+                method.training_step(&batch, &StepContext { step: state.step, total_steps: total }).map_err(|e| e.to_string())?
             };
             let loss = out.loss.value().item().map_err(|e| e.to_string())?;
             if !loss.is_finite() {
@@ -170,14 +165,14 @@ pub fn pretrain(
             opt.step().map_err(|e| e.to_string())?;
             state.step += 1;
             state.batch += 1;
-            method.after_step(state.step, total).map_err(|e| e.to_string())?;
+            method.after_step(&StepContext { step: state.step, total_steps: total }).map_err(|e| e.to_string())?;
             if let Some(p) = probe.as_deref_mut() {
                 let features = out.features.to_device(Device::Cpu).and_then(|f| f.to_dtype(DType::F32)).map_err(|e| e.to_string())?;
-                probe_acc_sum += p.step(&features, &labels).map_err(|e| e.to_string())?;
+                probe_acc_sum += p.step(&features, &batch.labels).map_err(|e| e.to_string())?;
             }
             loss_sum += loss;
             batches += 1;
-            images += views[0].shape()[0];
+            images += batch.len();
             observer.on_step(&state, loss, opt.lr());
         }
         let seconds = start.elapsed().as_secs_f64();
@@ -202,7 +197,7 @@ pub fn pretrain(
             method.set_training(true);
             run.append_metric(&serde_json::to_value(&record).map_err(|e| e.to_string())?)?;
         }
-        save_checkpoint(run, method, opt, &state)?;
+        save_checkpoint(run, method, opt, probe.as_deref(), &state)?;
         if let Some(stop) = stop {
             return Ok((state, stop));
         }

@@ -31,6 +31,27 @@ impl OnlineProbe {
         Ok(acc)
     }
 
+    /// The probe's weights and optimizer state, for the run's checkpoint.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("weight".to_string(), self.weight.value()), ("bias".to_string(), self.bias.value())];
+        out.extend(self.opt.state_tensors().into_iter().map(|(n, t)| (format!("optimizer.{n}"), t)));
+        out
+    }
+
+    /// Restores what [`OnlineProbe::state_tensors`] gave; an error names what does not fit.
+    pub fn load_state_tensors(&mut self, tensors: &[(String, Tensor)]) -> std::result::Result<(), String> {
+        let get = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
+        let (Some(w), Some(b)) = (get("weight"), get("bias")) else { return Err("the online probe's weight or bias is missing".into()) };
+        if w.shape() != self.weight.value().shape() || b.shape() != self.bias.value().shape() {
+            return Err(format!("the online probe's weight is {:?}, this run's is {:?}", w.shape(), self.weight.value().shape()));
+        }
+        let opt: Vec<(String, Tensor)> =
+            tensors.iter().filter_map(|(n, t)| n.strip_prefix("optimizer.").map(|s| (s.to_string(), t.clone()))).collect();
+        self.opt.load_state_tensors(&opt).map_err(|r| format!("the online probe's optimizer state does not fit: {r}"))?;
+        self.weight.set_value(w.to_dtype(DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        self.bias.set_value(b.to_dtype(DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    }
+
     /// Accuracy on held-out features.
     pub fn evaluate(&self, features: &Tensor, labels: &Tensor) -> Result<f64> {
         let logits = features.matmul(&self.weight.value())?.add(&self.bias.value())?;

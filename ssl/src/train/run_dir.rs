@@ -33,7 +33,9 @@ impl RunDir {
                 return Err(format!("{}: no run to resume (config.toml is missing)", root.display()));
             }
             OpenMode::Force if has_files => {
-                for name in ["metrics.jsonl", "model.safetensors", "optimizer.safetensors", "config.toml", "state.json"] {
+                for name in
+                    ["metrics.jsonl", "checkpoint.safetensors", "model.safetensors", "optimizer.safetensors", "config.toml", "state.json"]
+                {
                     let p = root.join(name);
                     if p.exists() {
                         fs::remove_file(&p).map_err(|e| format!("{}: cannot remove: {e}", p.display()))?;
@@ -60,6 +62,19 @@ impl RunDir {
         let p = self.path("metrics.jsonl");
         let mut f = fs::OpenOptions::new().create(true).append(true).open(&p).map_err(|e| format!("{}: cannot open: {e}", p.display()))?;
         writeln!(f, "{record}").map_err(|e| format!("{}: cannot write: {e}", p.display()))
+    }
+
+    /// Drops the records of steps after `step` (written by a run that stopped before it
+    /// could checkpoint them), so a resumed run does not log those steps twice.
+    pub fn truncate_metrics(&self, step: u64) -> Result<(), String> {
+        let records = self.metrics()?;
+        let keep: Vec<&serde_json::Value> =
+            records.iter().filter(|r| r.get("step").and_then(|s| s.as_u64()).is_none_or(|s| s <= step)).collect();
+        if keep.len() == records.len() {
+            return Ok(());
+        }
+        let text: String = keep.iter().map(|r| format!("{r}\n")).collect();
+        self.write_atomic("metrics.jsonl", text.as_bytes())
     }
 
     /// Every record of `metrics.jsonl` so far.
