@@ -21,7 +21,7 @@ use std::time::Instant;
 use tessera::autograd::{autocast, fused, Var};
 use tessera::engine::{cuda, peak_cpu_bytes, reset_peak_cpu_bytes, DType, Device, Generator, Tensor};
 use tessera::ssl::data::TrainBatch;
-use tessera::ssl::methods::{build_default, Method, StepContext};
+use tessera::ssl::methods::{build_default, StepContext};
 use tessera::ssl::nn::{AdamW, EncoderSpec, Module, Optim, Optimizer, Pool, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig};
 
 #[path = "support/memory.rs"]

@@ -138,7 +138,8 @@ fn resume_before_the_first_checkpoint_starts_from_step_zero() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("starting from step 0"));
     let (tensors, _) = tessera::ssl::nn::checkpoint::load_tensors(out.join("model.safetensors")).unwrap();
     let ptr = &tensors.iter().find(|(n, _)| n == "queue_ptr").expect("the queue position is saved").1;
-    assert_eq!(ptr.to_vec::<i64>().unwrap(), vec![96], "3 steps of 32 keys written into a queue of 256");
+    // The preset is symmetric: each step enqueues the keys of both views.
+    assert_eq!(ptr.to_vec::<i64>().unwrap(), vec![192], "3 steps of 2 × 32 keys written into a queue of 256");
 }
 
 #[test]
@@ -216,7 +217,7 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         (vec!["eval", "--run", "/no/such/run"], "/no/such/run"),
         (
             vec!["pretrain", "--method", "moco-v2", "--batch-size", "48", "--out", o_],
-            "moco-v2.queue_size 4096 is not a multiple of the batch size 48",
+            "moco-v2.queue_size 4096 is not a multiple of twice the batch size (96 keys",
         ),
         (
             vec!["pretrain", "--method", "moco-v2", "--config", momentum.to_str().unwrap(), "--out", o_],
