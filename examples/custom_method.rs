@@ -16,7 +16,7 @@ use tessera::autograd::{Result, Var};
 use tessera::engine::{Generator, Tensor};
 use tessera::ssl::data::{fashion_mnist_subset, DataRecipe, LoaderConfig, SimclrConfig, Split, TrainBatch, ViewAugment};
 use tessera::ssl::eval::{encode_dataset, knn_accuracy};
-use tessera::ssl::methods::{Backbone, Method, StepContext, StepOutput};
+use tessera::ssl::methods::{two_views, Backbone, Method, StepContext, StepOutput};
 use tessera::ssl::nn::{join, EncoderSpec, Entry, Module, Pool, ProjectionHead};
 use tessera::ssl::train::{self, make_optimizer, Observer, OpenMode, RunDir, TrainConfig, TrainState};
 
@@ -62,8 +62,9 @@ impl Method for AlignUniform {
             let z = self.head.forward(&h)?.normalize(1, 1e-12)?;
             Ok((h, z))
         };
-        let (h1, z1) = embed(&batch.views[0])?;
-        let (_, z2) = embed(&batch.views[1])?;
+        let (x1, x2) = two_views(batch)?;
+        let (h1, z1) = embed(x1)?;
+        let (_, z2) = embed(x2)?;
         let spread = uniformity(&z1)?.add(&uniformity(&z2)?)?.mul_scalar(0.5 * self.lambda)?;
         Ok(StepOutput { loss: alignment(&z1, &z2)?.add(&spread)?, features: h1.value() })
     }

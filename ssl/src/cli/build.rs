@@ -39,7 +39,6 @@ pub fn build_encoder(cfg: &Config, channels: usize, side: usize, gen: &mut Gener
 pub fn build_method(cfg: &Config, channels: usize, side: usize) -> Result<Box<dyn Method>, String> {
     let info = methods::find(&cfg.method)?;
     let spec = cfg.encoder_spec(channels, side)?;
-    spec.validate()?;
     (info.build)(&BuildContext { options: &cfg.method_options, encoder: &spec, seed: cfg.seed, batch_size: cfg.batch_size })
 }
 

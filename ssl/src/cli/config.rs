@@ -7,7 +7,7 @@
 //! the run's `config.toml` saves it resolved.
 
 use crate::methods::{self, OptionsContext};
-use crate::nn::{parse_pool, EncoderSpec, ENCODERS};
+use crate::nn::{check_encoder_name, parse_pool, EncoderSpec};
 use serde::{Deserialize, Serialize};
 
 /// Everything that determines a pretraining run.
@@ -178,9 +178,7 @@ impl Config {
             return fail(format!("lr must be positive (got {})", self.lr));
         }
         methods::find(&self.method)?;
-        if !ENCODERS.contains(&self.encoder.as_str()) {
-            return fail(format!("unknown encoder '{}' (available: {})", self.encoder, ENCODERS.join(", ")));
-        }
+        check_encoder_name(&self.encoder)?;
         parse_pool(&self.pool)?;
         self.autocast()?;
         if !["adamw", "lars", "sgd"].contains(&self.optimizer.as_str()) {

@@ -41,7 +41,7 @@ fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
     if let Some(p) = a.patch_size {
         cfg.patch_size = p;
     }
-    methods::find(&cfg.method)?.preset(&cfg.dataset)?;
+    preset(&cfg.method, &cfg.dataset)?;
     cfg.resolve()?;
     device_of(&cfg)?;
     Ok(cfg)

@@ -13,7 +13,7 @@ use tessera_engine::{Device, Generator, Tensor};
 
 use super::augment::{simclr, Compose, Normalize, RandomHorizontalFlip, RandomResizedCrop, SimclrConfig, Transform};
 use super::dataset::Dataset;
-use super::error::{DataError, Result};
+use super::error::Result;
 use super::loader::{Batch, DataLoader, LoaderConfig};
 
 /// The augmentation pipeline of one view.
@@ -58,25 +58,15 @@ impl DataRecipe {
     }
 
     /// The loader: one pipeline per view, the contrastive views from `contrastive` (whose
-    /// `normalize` and `size` every view also uses).
+    /// `normalize` and `size` every view also uses). Views with the same augmentation share
+    /// one pipeline; each (image, view) pair still draws its own randomness.
     pub fn loader(&self, dataset: Arc<Dataset>, contrastive: &SimclrConfig, cfg: LoaderConfig) -> Result<DataLoader> {
-        let size = contrastive.size;
-        let normalize = |p: Compose| -> Result<Compose> {
-            Ok(match &contrastive.normalize {
-                Some((mean, std)) => p.then(Normalize::new(mean.clone(), std.clone())?),
-                None => p,
-            })
-        };
         let mut views: Vec<Arc<dyn Transform>> = Vec::with_capacity(self.views.len());
-        for v in &self.views {
-            views.push(match v {
-                ViewAugment::Contrastive => Arc::new(simclr(contrastive)?),
-                ViewAugment::Light => Arc::new(normalize(
-                    Compose::new()
-                        .then(RandomResizedCrop::new((size, size), (0.2, 1.0), (3.0 / 4.0, 4.0 / 3.0))?)
-                        .then(RandomHorizontalFlip::new(0.5)?),
-                )?),
-                ViewAugment::Plain => Arc::new(normalize(Compose::new())?),
+        for (i, v) in self.views.iter().enumerate() {
+            let built = self.views[..i].iter().position(|u| u == v).map(|j| views[j].clone());
+            views.push(match built {
+                Some(p) => p,
+                None => Arc::new(pipeline(*v, contrastive)?),
             });
         }
         DataLoader::new(dataset, views, cfg)
@@ -93,6 +83,22 @@ impl DataRecipe {
             Some(task) => task.apply(out, &Generator::new(seed).fork(TASK_STREAM).fork(epoch).fork(index as u64)),
         }
     }
+}
+
+/// The augmentation pipeline of one kind of view.
+fn pipeline(kind: ViewAugment, contrastive: &SimclrConfig) -> Result<Compose> {
+    let size = contrastive.size;
+    let p = match kind {
+        ViewAugment::Contrastive => return simclr(contrastive),
+        ViewAugment::Light => Compose::new()
+            .then(RandomResizedCrop::new((size, size), (0.2, 1.0), (3.0 / 4.0, 4.0 / 3.0))?)
+            .then(RandomHorizontalFlip::new(0.5)?),
+        ViewAugment::Plain => Compose::new(),
+    };
+    Ok(match &contrastive.normalize {
+        Some((mean, std)) => p.then(Normalize::new(mean.clone(), std.clone())?),
+        None => p,
+    })
 }
 
 /// Stream id of batch tasks under the run's seed (the loader uses 1 and 2).
@@ -123,13 +129,6 @@ impl TrainBatch {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// View `v`, or an error naming how many views there are.
-    pub fn view(&self, v: usize) -> Result<&Tensor> {
-        self.views
-            .get(v)
-            .ok_or_else(|| DataError::invalid("TrainBatch::view", format!("view {v} requested, the batch has {}", self.views.len())))
     }
 
     /// Moves every tensor the method reads to `device` (labels stay on the host).

@@ -26,10 +26,9 @@ use std::cell::RefCell;
 
 use super::moco_loss::l2_normalize_rows;
 use super::options::{nonzero, parse_options, positive, resolve_options, unit_interval, MethodOptions, OptionsContext};
-use super::simclr::data_err;
 use super::{
-    moco_infonce, Backbone, BuildContext, Family, KeyQueue, Method, MethodInfo, MomentumEncoder, Preset, StepContext, StepOutput,
-    TrainBatch,
+    moco_infonce, two_views, Backbone, BuildContext, Family, KeyQueue, Method, MethodInfo, MomentumEncoder, Preset, StepContext,
+    StepOutput, TrainBatch,
 };
 use crate::nn::{join, Activation, Entry, Linear, Module, Sequential};
 use serde::{Deserialize, Serialize};
@@ -198,7 +197,7 @@ impl Method for MocoV2 {
     }
 
     fn training_step(&self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepOutput> {
-        let (x1, x2) = (batch.view(0).map_err(data_err)?, batch.view(1).map_err(data_err)?);
+        let (x1, x2) = two_views(batch)?;
         let (queue, tau) = (self.queue.keys(), self.options.temperature);
         if !self.options.symmetric {
             let h = self.backbone.net.forward(&Var::constant(x1.clone()))?;

@@ -13,9 +13,8 @@
 //! stability trick, `freeze_patch_embed`).
 
 use super::options::{nonzero, parse_options, positive, resolve_options, unit_interval, MethodOptions, OptionsContext};
-use super::simclr::data_err;
 use super::{
-    contrastive_loss, cosine_momentum, Backbone, BuildContext, Family, Method, MethodInfo, MomentumEncoder, Preset, StepContext,
+    contrastive_loss, cosine_momentum, two_views, Backbone, BuildContext, Family, Method, MethodInfo, MomentumEncoder, Preset, StepContext,
     StepOutput, TrainBatch,
 };
 use crate::nn::{freeze_prefix, is_vit, join, Entry, Module, ProjectionHead};
@@ -143,7 +142,7 @@ impl Method for MocoV3 {
     }
 
     fn training_step(&self, batch: &TrainBatch, _: &StepContext) -> Result<StepOutput> {
-        let (x1, x2) = (batch.view(0).map_err(data_err)?, batch.view(1).map_err(data_err)?);
+        let (x1, x2) = two_views(batch)?;
         let (h1, q1) = self.query(&Var::constant(x1.clone()))?;
         let (_, q2) = self.query(&Var::constant(x2.clone()))?;
         let (k1, k2) = (self.momentum_encoder.forward(x1)?, self.momentum_encoder.forward(x2)?);

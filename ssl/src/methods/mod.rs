@@ -164,6 +164,15 @@ impl Backbone {
     }
 }
 
+/// Views 0 and 1 of a batch (the two augmented views of contrastive methods); an error names
+/// how many the batch has.
+pub fn two_views(batch: &TrainBatch) -> Result<(&Tensor, &Tensor)> {
+    match batch.views.as_slice() {
+        [a, b, ..] => Ok((a, b)),
+        other => Err(tessera_engine::Error::invalid("training_step", format!("needs two views, the batch has {}", other.len())).into()),
+    }
+}
+
 /// A self-supervised method: a model that turns a [`TrainBatch`] into a loss. Everything
 /// it needs to continue training — parameters, momentum encoders, queues, learnable
 /// temperatures — is a parameter or buffer reached by [`Module::visit`], so the run's

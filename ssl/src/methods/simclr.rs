@@ -3,7 +3,7 @@
 //! used downstream is h = f(x), before the head.
 
 use super::options::{nonzero, positive, resolve_options, MethodOptions, OptionsContext};
-use super::{nt_xent, Backbone, BuildContext, Family, Method, MethodInfo, Preset, StepContext, StepOutput, TrainBatch};
+use super::{nt_xent, two_views, Backbone, BuildContext, Family, Method, MethodInfo, Preset, StepContext, StepOutput, TrainBatch};
 use crate::nn::{join, Entry, Module, ProjectionHead};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{Result, Var};
@@ -89,7 +89,7 @@ impl Method for SimClr {
     }
 
     fn training_step(&self, batch: &TrainBatch, _: &StepContext) -> Result<StepOutput> {
-        let (x1, x2) = (batch.view(0).map_err(data_err)?, batch.view(1).map_err(data_err)?);
+        let (x1, x2) = two_views(batch)?;
         let n = x1.shape()[0];
         // Both views go through the encoder as one batch of 2N, so batch norm sees both, as in
         // the paper's single-device setting; rows i and i + N are the positive pair.
@@ -99,11 +99,6 @@ impl Method for SimClr {
         let loss = nt_xent(&z, self.temperature)?;
         Ok(StepOutput { loss, features: h.value().narrow(0, 0, n)? })
     }
-}
-
-/// A data error inside a training step, as the autograd error type methods return.
-pub(crate) fn data_err(e: crate::data::DataError) -> tessera_autograd::Error {
-    tessera_engine::Error::invalid("training_step", e.to_string()).into()
 }
 
 impl Module for SimClr {

@@ -152,14 +152,21 @@ pub fn load_model(path: impl AsRef<Path>, model: &dyn Module) -> NnResult<()> {
     load_model_prefixed(path, model, "")
 }
 
+/// The tensors named `{prefix}{name}`, renamed `{name}`; the others are dropped.
+pub fn with_prefix_stripped(tensors: &[(String, Tensor)], prefix: &str) -> NamedTensors {
+    tensors.iter().filter_map(|(n, t)| n.strip_prefix(prefix).map(|s| (s.to_string(), t.clone()))).collect()
+}
+
 /// Like [`load_model`] for the tensors named `{prefix}{name}` (strict among those), ignoring
 /// all others: loads `encoder.`'s weights out of a whole SSL model's checkpoint.
 pub fn load_model_prefixed(path: impl AsRef<Path>, model: &dyn Module, prefix: &str) -> NnResult<()> {
     let path = path.as_ref();
     let (tensors, _) = load_tensors(path)?;
-    let tensors: Vec<(String, Tensor)> =
-        tensors.into_iter().filter_map(|(n, t)| n.strip_prefix(prefix).map(|s| (s.to_string(), t))).collect();
-    load_state_dict(model, &tensors, true).map_err(|report| NnError::Mismatch { path: path.into(), what: "model", report })
+    load_state_dict(model, &with_prefix_stripped(&tensors, prefix), true).map_err(|report| NnError::Mismatch {
+        path: path.into(),
+        what: "model",
+        report,
+    })
 }
 
 /// Sets a model's parameters and buffers from named tensors. Float tensors convert to the

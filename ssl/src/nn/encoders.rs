@@ -37,6 +37,15 @@ pub fn is_vit(name: &str) -> bool {
     name.starts_with("vit-")
 }
 
+/// Checks an `--encoder` name; the error lists the available ones.
+pub fn check_encoder_name(name: &str) -> Result<(), String> {
+    if ENCODERS.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!("unknown encoder '{name}' (available: {})", ENCODERS.join(", ")))
+    }
+}
+
 /// Parses `--pool`: `cls` (the class token) or `mean` (the mean of the patch tokens).
 pub fn parse_pool(s: &str) -> Result<Pool, String> {
     match s {
@@ -49,9 +58,7 @@ pub fn parse_pool(s: &str) -> Result<Pool, String> {
 impl EncoderSpec {
     /// Checks the name and, for a ViT, that the patch divides the image; one readable line.
     pub fn validate(&self) -> Result<(), String> {
-        if !ENCODERS.contains(&self.name.as_str()) {
-            return Err(format!("unknown encoder '{}' (available: {})", self.name, ENCODERS.join(", ")));
-        }
+        check_encoder_name(&self.name)?;
         if is_vit(&self.name) {
             let p = self.patch();
             if p == 0 || !self.side.is_multiple_of(p) {

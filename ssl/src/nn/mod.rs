@@ -32,7 +32,7 @@ pub use container::{Activation, Identity, Sequential};
 pub use conv::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
-pub use encoders::{auto_patch, freeze_prefix, is_vit, parse_pool, EncoderSpec, ENCODERS};
+pub use encoders::{auto_patch, check_encoder_name, freeze_prefix, is_vit, parse_pool, EncoderSpec, ENCODERS};
 pub use error::{MismatchReport, NnError, NnResult};
 pub use heads::ProjectionHead;
 pub use layernorm::LayerNorm;

@@ -10,8 +10,8 @@
 
 use super::{OnlineProbe, Result, RunDir, TrainState};
 use crate::methods::Method;
-use crate::nn::checkpoint::{load_tensors, save_tensors};
-use crate::nn::{load_state_dict, save_model, Optim};
+use crate::nn::checkpoint::{load_tensors, save_tensors, with_prefix_stripped};
+use crate::nn::{load_model_prefixed, load_state_dict, save_model, Optim};
 use std::collections::HashMap;
 use tessera_engine::Tensor;
 
@@ -41,12 +41,6 @@ pub fn save_checkpoint(run: &RunDir, method: &dyn Method, opt: &dyn Optim, probe
     save_model(run.path(MODEL_EXPORT), method).map_err(|e| e.to_string())
 }
 
-/// The tensors under `prefix.`, with the prefix removed.
-fn section(tensors: &[(String, Tensor)], prefix: &str) -> Vec<(String, Tensor)> {
-    let p = format!("{prefix}.");
-    tensors.iter().filter_map(|(n, t)| n.strip_prefix(&p).map(|s| (s.to_string(), t.clone()))).collect()
-}
-
 /// Restores a run from its checkpoint. `Ok(None)` when the run has none yet (it stopped
 /// before its first one): training starts again from step 0.
 pub fn load_checkpoint(
@@ -72,10 +66,11 @@ pub fn load_checkpoint(
     }
     let state: TrainState = serde_json::from_str(meta.get("state").ok_or_else(|| bad("no training state in the metadata".into()))?)
         .map_err(|e| bad(e.to_string()))?;
-    load_state_dict(method, &section(&tensors, "model"), true).map_err(|r| bad(format!("the model does not match: {r}")))?;
-    opt.load_state_tensors(&section(&tensors, "optimizer")).map_err(|r| bad(format!("the optimizer state does not match: {r}")))?;
+    load_state_dict(method, &with_prefix_stripped(&tensors, "model."), true).map_err(|r| bad(format!("the model does not match: {r}")))?;
+    opt.load_state_tensors(&with_prefix_stripped(&tensors, "optimizer."))
+        .map_err(|r| bad(format!("the optimizer state does not match: {r}")))?;
     if let Some(p) = probe {
-        let saved = section(&tensors, "probe");
+        let saved = with_prefix_stripped(&tensors, "probe.");
         if !saved.is_empty() {
             p.load_state_tensors(&saved).map_err(bad)?;
         }
@@ -89,6 +84,5 @@ pub fn load_model_state(run_root: &std::path::Path, method: &dyn Method) -> Resu
     if !path.exists() {
         return Err(format!("{}: no checkpoint (the run has not finished an epoch or a --max-steps stop yet)", path.display()));
     }
-    let (tensors, _) = load_tensors(&path).map_err(|e| e.to_string())?;
-    load_state_dict(method, &section(&tensors, "model"), true).map_err(|r| format!("{}: the model does not match: {r}", path.display()))
+    load_model_prefixed(&path, method, "model.").map_err(|e| e.to_string())
 }

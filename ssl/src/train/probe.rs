@@ -45,8 +45,7 @@ impl OnlineProbe {
         if w.shape() != self.weight.value().shape() || b.shape() != self.bias.value().shape() {
             return Err(format!("the online probe's weight is {:?}, this run's is {:?}", w.shape(), self.weight.value().shape()));
         }
-        let opt: Vec<(String, Tensor)> =
-            tensors.iter().filter_map(|(n, t)| n.strip_prefix("optimizer.").map(|s| (s.to_string(), t.clone()))).collect();
+        let opt = crate::nn::checkpoint::with_prefix_stripped(tensors, "optimizer.");
         self.opt.load_state_tensors(&opt).map_err(|r| format!("the online probe's optimizer state does not fit: {r}"))?;
         self.weight.set_value(w.to_dtype(DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
         self.bias.set_value(b.to_dtype(DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
