@@ -66,7 +66,7 @@ impl Method for AlignUniform {
         let (h1, z1) = embed(x1)?;
         let (_, z2) = embed(x2)?;
         let spread = uniformity(&z1)?.add(&uniformity(&z2)?)?.mul_scalar(0.5 * self.lambda)?;
-        Ok(StepOutput { loss: alignment(&z1, &z2)?.add(&spread)?, features: h1.value() })
+        Ok(StepOutput::new(alignment(&z1, &z2)?.add(&spread)?, h1.value()))
     }
 }
 

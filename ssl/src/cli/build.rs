@@ -35,11 +35,18 @@ pub fn build_encoder(cfg: &Config, channels: usize, side: usize, gen: &mut Gener
 }
 
 /// The method a config names, from the registry, built from the config's seed (the same
-/// seed gives the same weights). `cfg` must be resolved ([`Config::resolve`]).
-pub fn build_method(cfg: &Config, channels: usize, side: usize) -> Result<Box<dyn Method>, String> {
+/// seed gives the same weights). `cfg` must be resolved ([`Config::resolve`]); `train` is
+/// the training data, for methods built from its statistics.
+pub fn build_method(cfg: &Config, channels: usize, side: usize, train: &Dataset) -> Result<Box<dyn Method>, String> {
     let info = methods::find(&cfg.method)?;
     let spec = cfg.encoder_spec(channels, side)?;
-    (info.build)(&BuildContext { options: &cfg.method_options, encoder: &spec, seed: cfg.seed, batch_size: cfg.batch_size })
+    (info.build)(&BuildContext {
+        options: &cfg.method_options,
+        encoder: &spec,
+        seed: cfg.seed,
+        batch_size: cfg.batch_size,
+        train: Some(train),
+    })
 }
 
 /// Mean and standard deviation of every pixel of a dataset, in [0, 1] units.

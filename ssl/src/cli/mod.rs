@@ -5,6 +5,7 @@
 mod build;
 pub mod config;
 pub mod npy;
+mod pictures;
 mod plots;
 mod pretrain;
 mod progress;
@@ -32,6 +33,24 @@ enum Command {
     Embed(EmbedArgs),
     /// List the registered methods: family, default encoder, presets, paper.
     Methods,
+    /// Draw a run's method picture (MAE/SimMIM reconstructions, colorizations) of its fixed
+    /// test images into a PNG.
+    Reconstruct(ReconstructArgs),
+}
+
+#[derive(Args)]
+struct ReconstructArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// The PNG to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Test images (rows) to draw.
+    #[arg(long, default_value_t = pictures::PICTURE_IMAGES)]
+    images: usize,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Flags of `tessera pretrain`; each overrides the preset and the `--config` file.
@@ -165,6 +184,7 @@ pub fn main() -> i32 {
             pretrain::eval_command(&a.run, &a.protocol, a.dataset.as_deref(), a.pool.as_deref()).map(|line| println!("{line}"))
         }
         Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.pool.as_deref(), a.force),
+        Command::Reconstruct(a) => pictures::reconstruct_command(&a.run, &a.out, a.images, a.force),
         Command::Methods => {
             print!("{}", methods_table());
             Ok(())

@@ -3,7 +3,7 @@
 
 use super::build::{build_encoder, build_loader, build_method, load_dataset, pixel_stats};
 use super::config::{preset, Config};
-use super::{npy, plots, progress::Progress, PretrainArgs};
+use super::{npy, pictures, plots, progress::Progress, PretrainArgs};
 use crate::data::{Dataset, Split};
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
 use crate::methods;
@@ -105,7 +105,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     // Everything that can fail on the configuration happens before the run folder exists.
     let [c, h, _] = train_ds.image_shape();
     let norm = pixel_stats(&train_ds);
-    let method = build_method(&cfg, c, h)?;
+    let method = build_method(&cfg, c, h, &train_ds)?;
     method.to_device(device_of(&cfg)?).map_err(|e| e.to_string())?;
     let recipe = method.data_recipe();
     let loader = build_loader(&cfg, train_ds.clone(), norm, &recipe)?;
@@ -167,11 +167,15 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     }
     let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()]).map_err(|e| e.to_string())?;
     let method_ref: &dyn Method = method.as_ref();
+    let picture_images = pictures::fixed_images(&test_ds, pictures::PICTURE_IMAGES)?;
+    let plots_dir = run.path("plots");
     let eval_probe = |r: &mut train::EpochRecord, probe: Option<&OnlineProbe>| -> Result<(), String> {
         if let Some(p) = probe {
             let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm)).map_err(|e| e.to_string())?;
             r.online_probe_acc = Some(p.evaluate(&feats, &test_labels).map_err(|e| e.to_string())?);
         }
+        // What the method makes of fixed test images (reconstructions, colorizations).
+        pictures::write_picture(method_ref, &picture_images, norm, |name| plots_dir.join(pictures::epoch_file(name, r.epoch)))?;
         Ok(())
     };
     let mut progress = Progress::new(loader.num_batches(), cfg.epochs, cfg.batch_size, Box::new(eval_probe));
@@ -281,7 +285,7 @@ fn write_plots(run: &RunDir) {
 }
 
 /// Rebuilds a run's method from its folder and loads its weights.
-fn load_run(
+pub(crate) fn load_run(
     dir: &Path,
     dataset: Option<&str>,
     pool: Option<&str>,
@@ -300,7 +304,7 @@ fn load_run(
     let tr = limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images);
     let te = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
     let [c, h, _] = tr.image_shape();
-    let method = build_method(&cfg, c, h)?;
+    let method = build_method(&cfg, c, h, &tr)?;
     // Evaluate on the run's device where there is one here, else on the host.
     method.to_device(device_of(&cfg).unwrap_or(Device::Cpu)).map_err(|e| e.to_string())?;
     load_model_state(dir, method.as_ref())?;

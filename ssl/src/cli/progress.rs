@@ -66,7 +66,8 @@ impl Observer for Progress<'_> {
         (self.on_epoch_eval)(r, probe)?;
         let probe = r.online_probe_acc.map_or(String::new(), |a| format!(", online probe {a:.3}"));
         let part = if r.partial { " (partial)" } else { "" };
-        println!("epoch {}{part} done: loss {:.4}, {:.1} s, {:.0} img/s{probe}", r.epoch, r.loss, r.seconds, r.images_per_second);
+        let own: String = r.method_metrics.iter().map(|(k, v)| format!(", {k} {v:.4}")).collect();
+        println!("epoch {}{part} done: loss {:.4}{own}, {:.1} s, {:.0} img/s{probe}", r.epoch, r.loss, r.seconds, r.images_per_second);
         Ok(())
     }
 }

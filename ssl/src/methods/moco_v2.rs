@@ -205,7 +205,7 @@ impl Method for MocoV2 {
             let k = self.keys(x2, 2 * ctx.step)?;
             let loss = moco_infonce(&q, &k, &queue, tau)?;
             *self.pending_keys.borrow_mut() = Some(k);
-            return Ok(StepOutput { loss, features: h.value() });
+            return Ok(StepOutput::new(loss, h.value()));
         }
         // Both views as queries, in one encoder pass of 2B images.
         let n = x1.shape()[0];
@@ -214,7 +214,7 @@ impl Method for MocoV2 {
         let (k1, k2) = (self.keys(x1, 2 * ctx.step + 1)?, self.keys(x2, 2 * ctx.step)?);
         let loss = moco_infonce(&q.narrow(0, 0, n)?, &k2, &queue, tau)?.add(&moco_infonce(&q.narrow(0, n, n)?, &k1, &queue, tau)?)?;
         *self.pending_keys.borrow_mut() = Some(Tensor::cat(&[&k2, &k1], 0)?);
-        Ok(StepOutput { loss: loss.mul_scalar(0.5)?, features: h.value().narrow(0, 0, n)? })
+        Ok(StepOutput::new(loss.mul_scalar(0.5)?, h.value().narrow(0, 0, n)?))
     }
 
     /// The momentum update, then this step's keys replace the oldest in the queue.

@@ -147,7 +147,7 @@ impl Method for MocoV3 {
         let (_, q2) = self.query(&Var::constant(x2.clone()))?;
         let (k1, k2) = (self.momentum_encoder.forward(x1)?, self.momentum_encoder.forward(x2)?);
         let loss = contrastive_loss(&q1, &k2, self.temperature)?.add(&contrastive_loss(&q2, &k1, self.temperature)?)?;
-        Ok(StepOutput { loss, features: h1.value() })
+        Ok(StepOutput::new(loss, h1.value()))
     }
 
     /// The momentum update with m on its cosine schedule at this step.

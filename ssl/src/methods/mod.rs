@@ -26,7 +26,8 @@ pub use options::{resolve_options, MethodOptions, OptionsContext};
 pub use queue::KeyQueue;
 pub use simclr::{SimClr, SimClrOptions};
 
-pub use crate::data::{DataRecipe, TrainBatch, ViewAugment};
+use crate::data::Dataset;
+pub use crate::data::{DataRecipe, ImageGrid, TrainBatch, ViewAugment};
 use crate::nn::{EncoderSpec, Module};
 use tessera_autograd::{Result, Var};
 use tessera_engine::Tensor;
@@ -47,7 +48,7 @@ pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, String> {
 pub fn build_default(name: &str, encoder: &EncoderSpec, batch_size: usize, seed: u64) -> std::result::Result<Box<dyn Method>, String> {
     let info = find(name)?;
     let options = (info.resolve)(&toml::Table::new(), &OptionsContext { encoder: &encoder.name, batch_size })?;
-    (info.build)(&BuildContext { options: &options, encoder, seed, batch_size })
+    (info.build)(&BuildContext { options: &options, encoder, seed, batch_size, train: None })
 }
 
 /// The registered names, in registry order.
@@ -92,6 +93,10 @@ pub struct BuildContext<'a> {
     pub options: &'a toml::Table,
     /// The backbone to build (and to copy, for momentum encoders).
     pub encoder: &'a EncoderSpec,
+    /// The training images, for methods whose model depends on statistics of the data
+    /// (colorization's colour prior, CLIP's vocabulary); `None` where no data is at hand
+    /// (benchmarks), and such methods then say they need it.
+    pub train: Option<&'a Dataset>,
     /// Seeds the weights and the method's own random draws.
     pub seed: u64,
     /// Images per training batch.
@@ -143,6 +148,23 @@ pub struct StepOutput {
     pub loss: Var,
     /// Encoder features of the first view `[B, D]`, detached: the online probe trains on them.
     pub features: Tensor,
+    /// The method's own measurements of this step (pretext accuracy, reconstruction error
+    /// on masked and visible patches, ...): the loop averages each over the epoch and logs
+    /// it beside the loss in `metrics.jsonl`.
+    pub metrics: Vec<(&'static str, f64)>,
+}
+
+impl StepOutput {
+    /// A step's loss and probe features, without measurements of its own.
+    pub fn new(loss: Var, features: Tensor) -> StepOutput {
+        StepOutput { loss, features, metrics: Vec::new() }
+    }
+
+    /// Adds one measurement (same name every step, so the epoch mean means something).
+    pub fn with_metric(mut self, name: &'static str, value: f64) -> StepOutput {
+        self.metrics.push((name, value));
+        self
+    }
 }
 
 /// The encoder a method trains and evaluation reads, with the width of its features.
@@ -201,5 +223,12 @@ pub trait Method: Module {
     /// updates, queue updates and other per-step schedules happen here.
     fn after_step(&self, _ctx: &StepContext) -> Result<()> {
         Ok(())
+    }
+    /// A picture of what the model does on `images` (raw pixels in [0, 1], `[B, C, H, W]` on
+    /// the host; `norm` is the (mean, std) the training inputs are normalized with): MAE's
+    /// reconstructions, colorizations. The run writes it to `plots/` every epoch and
+    /// `tessera reconstruct` from a saved run; `None` (the default) when the method has none.
+    fn visualize(&self, _images: &Tensor, _norm: (f32, f32)) -> Result<Option<ImageGrid>> {
+        Ok(None)
     }
 }

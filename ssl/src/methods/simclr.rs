@@ -97,7 +97,7 @@ impl Method for SimClr {
         let h = self.backbone.net.forward(&x)?;
         let z = self.projector.forward(&h)?;
         let loss = nt_xent(&z, self.temperature)?;
-        Ok(StepOutput { loss, features: h.value().narrow(0, 0, n)? })
+        Ok(StepOutput::new(loss, h.value().narrow(0, 0, n)?))
     }
 }
 

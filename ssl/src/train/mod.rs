@@ -70,6 +70,10 @@ pub struct EpochRecord {
     pub online_probe_train_acc: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online_probe_acc: Option<f64>,
+    /// The method's own measurements ([`StepOutput::metrics`](crate::methods::StepOutput)),
+    /// averaged over the epoch's steps, logged as top-level keys.
+    #[serde(flatten)]
+    pub method_metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// Builds the optimizer a config names over the method's parameters.
@@ -133,6 +137,7 @@ pub fn pretrain(
     while state.epoch < cfg.epochs {
         let start = Instant::now();
         let (mut loss_sum, mut probe_acc_sum, mut batches, mut images) = (0.0, 0.0, 0usize, 0usize);
+        let mut metric_sums = std::collections::BTreeMap::<String, f64>::new();
         let mut stop = None;
         while state.batch < per_epoch {
             if state.step >= max_steps {
@@ -170,6 +175,9 @@ pub fn pretrain(
                 let features = out.features.to_device(Device::Cpu).and_then(|f| f.to_dtype(DType::F32)).map_err(|e| e.to_string())?;
                 probe_acc_sum += p.step(&features, &batch.labels).map_err(|e| e.to_string())?;
             }
+            for (name, v) in &out.metrics {
+                *metric_sums.entry(name.to_string()).or_default() += v;
+            }
             loss_sum += loss;
             batches += 1;
             images += batch.len();
@@ -187,6 +195,7 @@ pub fn pretrain(
             images_per_second: images as f64 / seconds.max(1e-9),
             online_probe_train_acc: probe.is_some().then(|| probe_acc_sum / batches.max(1) as f64),
             online_probe_acc: None,
+            method_metrics: metric_sums.into_iter().map(|(k, v)| (k, v / batches.max(1) as f64)).collect(),
         };
         if finished_epoch {
             state.epoch += 1;
