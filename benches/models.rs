@@ -9,7 +9,8 @@
 //!
 //! The SSL steps (`ssl`): one SimCLR and one MoCo v2 training step on the narrow ResNet
 //! (1×28×28, batch 64, AdamW, default options), to show what MoCo's key-encoder forward costs
-//! and that it keeps no graph: peak tensor memory is that of one forward+backward, not two.
+//! and that it keeps no graph: peak tensor memory is that of one forward+backward, not two;
+//! MAE and SimMIM steps on ViT-Tiny/4 (batch 256), beside the full-token `vit_tiny` step.
 //!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
@@ -121,9 +122,15 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
     let method = build_default(name, &spec, batch, 0).unwrap();
     let mut opt = Optimizer::single(AdamW::default(), method.named_trainable_parameters(), 1e-3, 1e-6).unwrap();
     let mut g = Generator::new(1);
-    let views: Vec<Tensor> = (0..2).map(|_| g.normal(&[batch, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap()).collect();
+    let recipe = method.data_recipe();
+    let views: Vec<Tensor> = recipe.views.iter().map(|_| g.normal(&[batch, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap()).collect();
     let labels = Tensor::zeros(&[batch], DType::I64).unwrap();
     let tb = TrainBatch { views, targets: None, mask: None, tokens: None, labels };
+    // The method's data-side task (masks, pretext targets), drawn once.
+    let tb = match &recipe.task {
+        Some(task) => task.apply(tb, &Generator::new(2)).unwrap(),
+        None => tb,
+    };
     let mut times = Vec::new();
     reset_peak_cpu_bytes();
     for i in 0..=steps {
@@ -157,6 +164,11 @@ fn main() {
     if device == Device::Cpu && wanted("ssl") {
         for method in ["simclr", "moco-v2"] {
             time_method_steps(method, "resnet-narrow", 64);
+        }
+        // Masked image modelling at batch 256 on ViT-Tiny/4: compare with the full-token
+        // `vit_tiny` step below (MAE's encoder sees a quarter of the tokens).
+        for method in ["mae", "simmim"] {
+            time_method_steps(method, "vit-tiny", 256);
         }
     }
     let mut g = Generator::new(0);

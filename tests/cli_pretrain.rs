@@ -76,7 +76,7 @@ fn pretrain_writes_the_run_folder() {
 /// heads, MoCo v2 a queue that 4 steps of 32 only half fill.
 fn tiny_method_flags(method: &str) -> Vec<&'static str> {
     match method {
-        "moco-v3" => vec!["--patch-size", "7"],
+        "moco-v3" | "mae" | "simmim" => vec!["--patch-size", "7"],
         _ => vec![],
     }
 }
@@ -86,6 +86,7 @@ fn method_config(dir: &Path, method: &str) -> PathBuf {
     let section = match method {
         "moco-v2" => "[moco-v2]\nqueue_size = 256\nproj_hidden = 32\nproj_out = 16\n",
         "moco-v3" => "[moco-v3]\nproj_hidden = 32\nproj_out = 16\npred_hidden = 32\n",
+        "mae" => "[mae]\ndecoder_dim = 32\ndecoder_depth = 1\ndecoder_heads = 2\n",
         _ => "",
     };
     std::fs::write(&p, format!("train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 2\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = false\n{section}")).unwrap();
@@ -202,6 +203,10 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
     std::fs::write(&momentum, "[moco-v2]\nmomentum = 1.5\n").unwrap();
     let wrong_section = dir.join("wrong_section.toml");
     std::fs::write(&wrong_section, "[moco-v2]\nmomentum = 0.9\n").unwrap();
+    let mae_ratio = dir.join("mae_ratio.toml");
+    std::fs::write(&mae_ratio, "[mae]\nmask_ratio = 1.0\n").unwrap();
+    let simmim_block = dir.join("simmim_block.toml");
+    std::fs::write(&simmim_block, "[simmim]\nmask_patch = 8\n").unwrap();
     let out = dir.join("never");
     let o_ = out.to_str().unwrap();
     let mut cases: Vec<(Vec<&str>, &str)> = vec![
@@ -225,6 +230,15 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         ),
         (vec!["pretrain", "--method", "moco-v3", "--patch-size", "5", "--out", o_], "ViT patch size 5 does not divide the image side 28"),
         (vec!["pretrain", "--method", "simclr", "--pool", "max", "--out", o_], "unknown pool 'max'"),
+        (vec!["pretrain", "--method", "mae", "--encoder", "resnet-narrow", "--out", o_], "mae needs a Vision Transformer encoder"),
+        (
+            vec!["pretrain", "--method", "mae", "--config", mae_ratio.to_str().unwrap(), "--out", o_],
+            "mae.mask_ratio must lie strictly between 0 and 1 (got 1)",
+        ),
+        (
+            vec!["pretrain", "--method", "simmim", "--config", simmim_block.to_str().unwrap(), "--out", o_],
+            "mask_patch 8 must be a multiple of the ViT patch 4 that divides the image side 28",
+        ),
         (
             vec!["pretrain", "--method", "simclr", "--config", wrong_section.to_str().unwrap(), "--out", o_],
             "section [moco-v2] belongs to method moco-v2",
@@ -273,4 +287,43 @@ fn mixed_precision_runs_and_is_recorded() {
     };
     let (mixed, full) = (loss("bf16-mixed"), loss("f32"));
     assert!((mixed - full).abs() < 0.01 * full.abs(), "bf16-mixed loss {mixed} vs f32 {full}");
+}
+
+/// MAE and SimMIM write a reconstruction grid every epoch; `tessera reconstruct` draws one
+/// from the saved run, keeps an existing file unless `--force`, and says when a method has
+/// no picture.
+#[test]
+fn masked_image_models_draw_reconstructions() {
+    let dir = temp_dir("reconstruct");
+    for m in ["mae", "simmim"] {
+        let cfg = method_config(&dir, m);
+        let run = dir.join(m);
+        let mut args = vec!["pretrain", "--method", m, "--config", cfg.to_str().unwrap(), "--no-eval", "--max-steps", "1"];
+        args.extend(tiny_method_flags(m));
+        args.extend(["--out", run.to_str().unwrap()]);
+        let o = tessera(&args);
+        assert!(o.status.success(), "{m}: {}", stderr(&o));
+        let epoch_picture = run.join("plots/reconstructions-epoch01.png");
+        assert!(std::fs::metadata(&epoch_picture).map(|f| f.len() > 100).unwrap_or(false), "{m}: no {}", epoch_picture.display());
+        let out = dir.join(format!("{m}.png"));
+        let draw = |force: bool| {
+            let mut a = vec!["reconstruct", "--run", run.to_str().unwrap(), "--out", out.to_str().unwrap()];
+            if force {
+                a.push("--force");
+            }
+            tessera(&a)
+        };
+        let o = draw(false);
+        assert!(o.status.success(), "{m}: {}", stderr(&o));
+        assert!(std::fs::metadata(&out).unwrap().len() > 100);
+        let o = draw(false);
+        assert!(!o.status.success() && stderr(&o).contains("already exists"), "{}", stderr(&o));
+        assert!(draw(true).status.success());
+    }
+    let simclr = dir.join("simclr");
+    let cfg = method_config(&dir, "simclr");
+    let o = tessera(&["pretrain", "--config", cfg.to_str().unwrap(), "--no-eval", "--max-steps", "1", "--out", simclr.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tessera(&["reconstruct", "--run", simclr.to_str().unwrap(), "--out", dir.join("s.png").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("simclr has no picture"), "{}", stderr(&o));
 }

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
-use tessera::ssl::methods::{contrastive_loss, moco_infonce, nt_xent};
+use tessera::ssl::methods::{contrastive_loss, mae_loss, moco_infonce, nt_xent, simmim_loss};
 use tessera::ssl::nn::functional::{batch_norm_eval, cat};
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
@@ -59,4 +59,28 @@ grad_check!(grad_moco_infonce, (1usize..4, 1usize..5, 1usize..6, 0.1f64..1.0, an
 grad_check!(grad_contrastive_loss, (1usize..5, 1usize..5, 0.1f64..1.0, any::<u64>()), |(n, d, tau, s)| {
     let keys = normal(&[n, d], s + 1);
     check(|v| contrastive_loss(&v[0], &keys, tau), &[normal(&[n, d], s)])
+});
+
+/// A 0/1 mask `[n, l]` with at least one 1 per row, as masked image modelling draws.
+fn patch_mask(n: usize, l: usize, seed: u64) -> Tensor {
+    let mut g = Generator::new(seed);
+    let v: Vec<f64> = (0..n * l).map(|i| if i % l == 0 || g.next_f64() < 0.5 { 1.0 } else { 0.0 }).collect();
+    Tensor::from_vec(v, &[n, l]).unwrap()
+}
+
+// MAE's loss by the predictions and by the images (whose normalized patches are the target),
+// with and without per-patch normalization; patch 2 on 4×4 (or 2×4) images of 1–2 channels.
+grad_check!(grad_mae_loss, (1usize..3, 1usize..3, 1usize..3, any::<bool>(), any::<u64>()), |(n, c, rows, norm, s)| {
+    let (h, w, p) = (2 * rows, 4, 2);
+    let l = (h / p) * (w / p);
+    let mask = patch_mask(n, l, s + 2);
+    check(|v| mae_loss(&v[0], &v[1], &mask, p, norm), &[normal(&[n, c, h, w], s), normal(&[n, l, p * p * c], s + 1)])
+});
+
+grad_check!(grad_simmim_loss, (1usize..3, 1usize..3, 1usize..4, any::<u64>()), |(n, c, side, s)| {
+    let mask = patch_mask(n, side * side, s + 2).reshape(&[n as isize, 1, side as isize, side as isize]).unwrap();
+    // Away from |x − x̂| = 0, where L1 has no derivative.
+    let x = normal(&[n, c, side, side], s);
+    let recon = x.add(&normal(&[n, c, side, side], s + 1).sign().unwrap().mul_scalar(0.5).unwrap()).unwrap();
+    check(|v| simmim_loss(&v[0], &v[1], &mask), &[x.clone(), recon.clone()])
 });

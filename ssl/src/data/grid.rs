@@ -12,6 +12,9 @@ use super::image::Image;
 /// Pixels between tiles (drawn white, so dark images keep visible borders).
 const GAP: usize = 2;
 
+/// The smallest tile side [`ImageGrid::render`] draws.
+pub const MIN_TILE: usize = 84;
+
 /// Columns of equally sized images, in [0, 1] display space.
 #[derive(Debug, Clone)]
 pub struct ImageGrid {
@@ -50,13 +53,22 @@ impl ImageGrid {
         self.columns.iter().map(|(t, _)| t.as_str()).collect()
     }
 
-    /// The whole grid as one image (greyscale columns drawn as grey RGB when any column has
-    /// colour).
+    /// The whole grid as one image, tiles enlarged (nearest neighbour) to at least
+    /// [`MIN_TILE`] pixels so 28 × 28 images can be looked at.
     pub fn render(&self) -> Result<Image> {
+        let h = self.columns.first().map_or(1, |(_, t)| t.shape()[2].max(1));
+        self.render_scaled(MIN_TILE.div_ceil(h).max(1))
+    }
+
+    /// The whole grid as one image with each pixel drawn `scale × scale` (greyscale columns
+    /// drawn as grey RGB when any column has colour).
+    pub fn render_scaled(&self, scale: usize) -> Result<Image> {
         let Some((_, first)) = self.columns.first() else {
             return Err(DataError::invalid("ImageGrid", "has no columns"));
         };
-        let [rows, _, h, w] = [first.shape()[0], first.shape()[1], first.shape()[2], first.shape()[3]];
+        let [rows, _, sh, sw] = [first.shape()[0], first.shape()[1], first.shape()[2], first.shape()[3]];
+        let scale = scale.max(1);
+        let (h, w) = (sh * scale, sw * scale);
         let channels = self.columns.iter().map(|(_, t)| t.shape()[1]).max().unwrap_or(1);
         let cols = self.columns.len();
         let (gh, gw) = (rows * (h + GAP) + GAP, cols * (w + GAP) + GAP);
@@ -67,10 +79,12 @@ impl ImageGrid {
             for row in 0..rows {
                 let (y0, x0) = (GAP + row * (h + GAP), GAP + col * (w + GAP));
                 for ch in 0..channels {
-                    let src = &data[(row * c + ch.min(c - 1)) * h * w..][..h * w];
+                    let src = &data[(row * c + ch.min(c - 1)) * sh * sw..][..sh * sw];
                     for y in 0..h {
                         let dst = &mut out[(ch * gh + y0 + y) * gw + x0..][..w];
-                        dst.copy_from_slice(&src[y * w..(y + 1) * w]);
+                        for (x, d) in dst.iter_mut().enumerate() {
+                            *d = src[(y / scale) * sw + x / scale];
+                        }
                     }
                 }
             }
@@ -95,12 +109,13 @@ mod tests {
         let err = ImageGrid::new("t").column("a", &a).unwrap().column("b", &b).unwrap_err().to_string();
         assert!(err.contains("[2, 3, 3, 3]") && err.contains("[2, 1, 3, 3]"), "{err}");
         let grid = ImageGrid::new("t").column("a", &a).unwrap().column("a again", &a).unwrap();
-        let img = grid.render().unwrap();
+        let img = grid.render_scaled(1).unwrap();
         assert_eq!(img.shape(), [1, 2 * (3 + GAP) + GAP, 2 * (3 + GAP) + GAP]);
         let w = img.width();
         // Row 1, column 1 starts at (GAP + 5, GAP + 5); gaps stay white.
         assert_eq!(img.data()[(GAP + 5) * w + GAP + 5], 0.25);
         assert_eq!(img.data()[w], 1.0);
         assert_eq!(grid.titles(), ["a", "a again"]);
+        assert_eq!(grid.render().unwrap().height(), 2 * (3 * 28 + GAP) + GAP, "3-px tiles drawn 28×");
     }
 }

@@ -7,6 +7,9 @@
 //! choices, its error message, `tessera methods`, the presets and the tests read that list.
 
 mod contrastive_loss;
+mod mae;
+mod mim;
+mod mim_loss;
 mod moco_loss;
 mod moco_v2;
 mod moco_v3;
@@ -15,8 +18,12 @@ mod nt_xent;
 pub mod options;
 pub mod queue;
 mod simclr;
+mod simmim;
 
 pub use contrastive_loss::contrastive_loss;
+pub use mae::{Mae, MaeOptions};
+pub use mim::kept_and_restore;
+pub use mim_loss::{mae_loss, mae_targets, simmim_loss};
 pub use moco_loss::moco_infonce;
 pub use moco_v2::{MocoV2, MocoV2Options};
 pub use moco_v3::{MocoV3, MocoV3Options};
@@ -25,6 +32,7 @@ pub use nt_xent::nt_xent;
 pub use options::{resolve_options, MethodOptions, OptionsContext};
 pub use queue::KeyQueue;
 pub use simclr::{SimClr, SimClrOptions};
+pub use simmim::{SimMim, SimMimOptions};
 
 use crate::data::Dataset;
 pub use crate::data::{DataRecipe, ImageGrid, TrainBatch, ViewAugment};
@@ -33,10 +41,10 @@ use tessera_autograd::{Result, Var};
 use tessera_engine::Tensor;
 
 /// Every registered method, in the order `tessera methods` lists them.
-pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO];
+pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO, &mae::INFO, &simmim::INFO];
 
 /// The losses methods define (the gradcheck enumeration requires a check of each).
-pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss"];
+pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss", "mae_loss", "simmim_loss"];
 
 /// The registered method called `name`; the error lists every registered one.
 pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, String> {

@@ -77,15 +77,23 @@ impl EncoderSpec {
         }
     }
 
+    /// The Vision Transformer this spec names (`None` for a ResNet), for methods that need
+    /// the ViT itself (MAE and SimMIM feed it patches and masks). Call [`validate`](Self::validate) first.
+    pub fn vit_config(&self) -> Option<VitConfig> {
+        if !is_vit(&self.name) {
+            return None;
+        }
+        let base =
+            if self.name == "vit-tiny" { VitConfig::tiny(self.side, self.patch()) } else { VitConfig::small(self.side, self.patch()) };
+        Some(VitConfig { pool: self.pool, ..base.with_in_channels(self.channels) })
+    }
+
     /// Builds the encoder (seeded by `gen`, f32, on the host); returns it with the width of
     /// its features.
     pub fn build(&self, gen: &mut Generator) -> Result<(Box<dyn Module>, usize), String> {
         self.validate()?;
         let e = |e: tessera_autograd::Error| e.to_string();
-        if is_vit(&self.name) {
-            let base =
-                if self.name == "vit-tiny" { VitConfig::tiny(self.side, self.patch()) } else { VitConfig::small(self.side, self.patch()) };
-            let cfg = VitConfig { pool: self.pool, ..base.with_in_channels(self.channels) };
+        if let Some(cfg) = self.vit_config() {
             let vit = VisionTransformer::new(&cfg, gen).map_err(e)?;
             let dim = vit.feature_dim();
             return Ok((Box::new(vit), dim));

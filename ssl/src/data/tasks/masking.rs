@@ -3,9 +3,10 @@
 //! sample index, so masks do not depend on the thread count or on batch composition.
 
 use rayon::prelude::*;
-use tessera_engine::Generator;
+use tessera_engine::{Generator, Tensor};
 
 use crate::data::error::{DataError, Result};
+use crate::data::recipe::{BatchTask, TrainBatch};
 
 /// One MAE mask over `L` patches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,5 +151,37 @@ impl SimMimMasker {
     pub fn sample_batch(&self, batch: usize, rng: &Generator) -> Vec<f32> {
         let masks: Vec<Vec<u8>> = (0..batch).into_par_iter().map(|i| self.sample(&mut rng.fork(i as u64))).collect();
         masks.iter().flatten().map(|&v| v as f32).collect()
+    }
+}
+
+/// MAE's per-sample random masks as a batch task: sets `mask` to u8 `[B, L]`.
+#[derive(Debug, Clone)]
+pub struct MaeMasking {
+    /// Patches per image L.
+    pub num_patches: usize,
+    /// Fraction masked, in (0, 1).
+    pub ratio: f64,
+}
+
+impl BatchTask for MaeMasking {
+    fn apply(&self, mut batch: TrainBatch, rng: &Generator) -> Result<TrainBatch> {
+        let m = mae_mask_batch(batch.len(), self.num_patches, self.ratio, rng)?;
+        let mask: Vec<u8> = m.mask.iter().map(|&v| v as u8).collect();
+        batch.mask = Some(Tensor::from_vec(mask, &[m.batch, m.num_patches])?);
+        Ok(batch)
+    }
+}
+
+/// SimMIM's block-wise masks as a batch task: sets `mask` to u8 `[B, L]` on the model's
+/// patch grid.
+#[derive(Debug, Clone)]
+pub struct SimMimMasking(pub SimMimMasker);
+
+impl BatchTask for SimMimMasking {
+    fn apply(&self, mut batch: TrainBatch, rng: &Generator) -> Result<TrainBatch> {
+        let (gh, gw) = self.0.model_grid();
+        let mask: Vec<u8> = self.0.sample_batch(batch.len(), rng).iter().map(|&v| v as u8).collect();
+        batch.mask = Some(Tensor::from_vec(mask, &[batch.len(), gh * gw])?);
+        Ok(batch)
     }
 }

@@ -9,5 +9,5 @@ pub mod rotation;
 
 pub use jigsaw::{Jigsaw, JigsawSample, PermutationSet};
 pub use lab::{lab_to_rgb, rgb_to_lab, AbQuantizer, SoftTargets};
-pub use masking::{mae_mask, mae_mask_batch, MaeBatchMask, MaeMask, SimMimMasker};
+pub use masking::{mae_mask, mae_mask_batch, MaeBatchMask, MaeMask, MaeMasking, SimMimMasker, SimMimMasking};
 pub use rotation::{rot90, rotation_batch};
