@@ -4,6 +4,7 @@
 
 mod build;
 pub mod config;
+mod diagnose;
 pub mod npy;
 mod pictures;
 mod plots;

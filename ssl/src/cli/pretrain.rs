@@ -168,12 +168,19 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()]).map_err(|e| e.to_string())?;
     let method_ref: &dyn Method = method.as_ref();
     let picture_images = pictures::fixed_images(&test_ds, pictures::PICTURE_IMAGES)?;
+    let diagnostics_set = limit(test_ds.clone(), super::diagnose::DIAGNOSTIC_IMAGES);
     let plots_dir = run.path("plots");
     let eval_probe = |r: &mut train::EpochRecord, probe: Option<&OnlineProbe>| -> Result<(), String> {
-        if let Some(p) = probe {
-            let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm)).map_err(|e| e.to_string())?;
-            r.online_probe_acc = Some(p.evaluate(&feats, &test_labels).map_err(|e| e.to_string())?);
-        }
+        // The online probe reads the whole test split; the diagnostics its first images.
+        let held_out = match probe {
+            Some(p) => {
+                let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm)).map_err(|e| e.to_string())?;
+                r.online_probe_acc = Some(p.evaluate(&feats, &test_labels).map_err(|e| e.to_string())?);
+                feats.narrow(0, 0, diagnostics_set.len()).map_err(|e| e.to_string())?
+            }
+            None => encode_dataset(method_ref.encoder(), &diagnostics_set, 512, Some(norm)).map_err(|e| e.to_string())?,
+        };
+        r.method_metrics.extend(super::diagnose::epoch_diagnostics(&held_out)?);
         // What the method makes of fixed test images (reconstructions, colorizations).
         pictures::write_picture(method_ref, &picture_images, norm, |name| plots_dir.join(pictures::epoch_file(name, r.epoch)))?;
         Ok(())

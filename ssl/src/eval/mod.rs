@@ -1,10 +1,14 @@
 //! Evaluation every method shares, on frozen encoder features: kNN, the linear probe, and
-//! the baselines (random weights, raw pixels).
+//! the baselines (random weights, raw pixels), and the diagnostics of a representation.
 
+pub mod diagnostics;
 mod features;
 mod knn;
 mod linear_probe;
 
+pub use diagnostics::{
+    alignment, effective_rank, similarity_histograms, singular_values, spread, uniformity, SimilarityHistograms, Spread,
+};
 pub use features::{encode_dataset, image_batches, pixel_features};
 pub use knn::{knn_accuracy, KnnAccuracy};
 pub use linear_probe::{linear_probe_accuracy, standardize, LinearProbeConfig};
