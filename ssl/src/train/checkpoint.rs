@@ -65,7 +65,7 @@ pub fn load_checkpoint(
         return Err(bad(format!("not a tessera checkpoint (format {:?})", meta.get("format"))));
     }
     let state: TrainState = serde_json::from_str(meta.get("state").ok_or_else(|| bad("no training state in the metadata".into()))?)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(format!("the training state in the metadata: {e}")))?;
     load_state_dict(method, &with_prefix_stripped(&tensors, "model."), true).map_err(|r| bad(format!("the model does not match: {r}")))?;
     opt.load_state_tensors(&with_prefix_stripped(&tensors, "optimizer."))
         .map_err(|r| bad(format!("the optimizer state does not match: {r}")))?;
