@@ -318,15 +318,16 @@ pub fn table_has_key(table: &toml::Table, key: &str) -> bool {
 /// or the dotted key of a value of the wrong type (toml's `message()` leaves both out; its
 /// `Display` has them on lines of their own).
 fn toml_error(e: &toml::de::Error, text: &str) -> String {
-    let shown = e.to_string();
-    if let Some(key) = shown.lines().find_map(|l| l.strip_prefix("in `")?.strip_suffix('`')) {
-        return format!("{key}: {}", e.message());
+    let message = crate::one_line(e.message());
+    if let Some(key) = e.to_string().lines().find_map(|l| l.strip_prefix("in `")?.strip_suffix('`')) {
+        return format!("{key}: {message}");
     }
     match e.span() {
         Some(span) => {
-            format!("line {}: {}", text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1, e.message())
+            let line = text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+            format!("line {line}: {message}")
         }
-        None => e.message().to_string(),
+        None => message,
     }
 }
 

@@ -59,8 +59,8 @@ pub fn load_checkpoint(
         }
         return Ok(None);
     }
-    let (tensors, meta) = load_tensors(&path).map_err(|e| e.to_string())?;
-    let bad = |msg: String| format!("{}: {msg}", path.display());
+    let (tensors, meta) = load_tensors(&path).map_err(|e| crate::one_line(&e.to_string()))?;
+    let bad = |msg: String| format!("{}: {}", path.display(), crate::one_line(&msg));
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(bad(format!("not a tessera checkpoint (format {:?})", meta.get("format"))));
     }
