@@ -317,7 +317,7 @@ pub fn table_has_key(table: &toml::Table, key: &str) -> bool {
 /// A TOML error on one line, with what locates it: the line of a syntax error in `text`,
 /// or the dotted key of a value of the wrong type (toml's `message()` leaves both out; its
 /// `Display` has them on lines of their own).
-fn toml_error(e: &toml::de::Error, text: &str) -> String {
+pub(crate) fn toml_error(e: &toml::de::Error, text: &str) -> String {
     let message = crate::one_line(e.message());
     if let Some(key) = e.to_string().lines().find_map(|l| l.strip_prefix("in `")?.strip_suffix('`')) {
         return format!("{key}: {message}");
