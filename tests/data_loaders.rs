@@ -202,13 +202,13 @@ fn image_folder_good_and_corrupted() {
     // PNG is lossless: the first image comes back to within u8 rounding.
     let back = ds.image(0);
     assert!(back.data().iter().zip(a0.data()).all(|(a, b)| (a - b).abs() <= 0.5 / 255.0 + 1e-6));
-    let gray = load_image_folder(&root, FolderOptions { channels: 1, size: Some((8, 4)) }).unwrap();
+    let gray = load_image_folder(&root, FolderOptions { channels: 1, size: Some((8, 4)), ..FolderOptions::default() }).unwrap();
     assert_eq!(gray.image_shape(), [1, 8, 4]);
 
     save_image(root.join("zebra/big.png"), &rand_img(7, 5)).unwrap();
     let big = root.join("zebra/big.png");
     expect_err(load_image_folder(&root, FolderOptions::default()), &big, &["7x5", "6x5"]);
-    assert!(load_image_folder(&root, FolderOptions { channels: 3, size: Some((6, 5)) }).is_ok());
+    assert!(load_image_folder(&root, FolderOptions { channels: 3, size: Some((6, 5)), ..FolderOptions::default() }).is_ok());
 
     let broken = root.join("apple/2.png");
     std::fs::write(&broken, b"\x89PNG\r\n\x1a\nnot really a png").unwrap();

@@ -6,3 +6,9 @@ pub mod eval;
 pub mod methods;
 pub mod nn;
 pub mod train;
+
+/// A message on one line: its lines, trimmed, joined by "; ". Errors reach the user as one
+/// line, and some sources (the image crate, toml, a tensor mismatch report) break theirs.
+pub(crate) fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ").replace(":;", ":")
+}

@@ -10,6 +10,21 @@ use crate::methods::{self, OptionsContext};
 use crate::nn::{check_encoder_name, parse_pool, EncoderSpec};
 use serde::{Deserialize, Serialize};
 
+/// The most worker threads a run may ask for: far more than any machine's cores, far fewer
+/// than would exhaust the process's threads or memory (each has its own stack).
+pub const MAX_THREADS: usize = 1024;
+/// The most epochs of pretraining or of the linear probe: step counts stay far from
+/// overflowing however small the batches.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// The largest batch: MoCo's queue holds several batches of keys.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+/// The largest integer in a method's section (widths, queue lengths, counts); MoCo's
+/// ImageNet queue of 65,536 keys fits with room to spare.
+pub const MAX_METHOD_SIZE: usize = 1 << 20;
+/// The colour-jitter strength at which the hue shift (a quarter of it) reaches its
+/// maximum, half a turn.
+const MAX_JITTER_STRENGTH: f64 = 2.0;
+
 /// Everything that determines a pretraining run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,8 +113,21 @@ impl Config {
     /// Parses a TOML configuration; errors name the bad key or value. The method's section is
     /// kept as written until [`Config::resolve`].
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, String> {
-        let table: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| format!("{origin}: {}", e.message()))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
         Config::from_table(table, origin)
+    }
+
+    /// Reads a TOML file (a run's `config.toml`); errors name the file.
+    pub fn read_file(path: &std::path::Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Reads and resolves a run's `config.toml` as it was saved; every error names the file.
+    pub fn read_run_file(path: &std::path::Path) -> Result<Config, String> {
+        let mut cfg = Config::read_file(path)?;
+        cfg.resolve().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(cfg)
     }
 
     fn from_table(mut table: toml::Table, origin: &str) -> Result<Config, String> {
@@ -113,7 +141,7 @@ impl Config {
                 None => {}
             }
         }
-        let mut cfg: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| format!("{origin}: {}", e.message()))?;
+        let mut cfg: Config = toml::Value::Table(table).try_into().map_err(|e| format!("{origin}: {}", toml_error(&e, "")))?;
         cfg.method_options = options;
         Ok(cfg)
     }
@@ -132,7 +160,7 @@ impl Config {
     /// Merges the keys of a partial TOML document (a user's `--config` file) over this one.
     pub fn merged_with(&self, overrides: &str, origin: &str) -> Result<Config, String> {
         let mut base = toml::Value::Table(self.to_table()?);
-        let over: toml::Value = toml::from_str(overrides).map_err(|e| format!("{origin}: {}", e.message()))?;
+        let over: toml::Value = toml::from_str(overrides).map_err(|e| format!("{origin}: {}", toml_error(&e, overrides)))?;
         merge(&mut base, over);
         match base {
             toml::Value::Table(t) => Config::from_table(t, origin),
@@ -147,12 +175,12 @@ impl Config {
 
     /// Fills in the method's section with its defaults and checks everything: call after the
     /// last change, before any work starts.
-    pub fn resolve(&mut self) -> Result<(), String> {
+    pub fn resolve(&mut self) -> Result<(), KeyError> {
         self.validate()?;
-        let info = methods::find(&self.method)?;
+        let info = methods::find(&self.method).map_err(|m| KeyError::new("method", m))?;
         let ctx = OptionsContext { encoder: &self.encoder, batch_size: self.batch_size };
-        self.method_options = (info.resolve)(&self.method_options, &ctx)?;
-        Ok(())
+        self.method_options = (info.resolve)(&self.method_options, &ctx).map_err(|m| KeyError::in_section(&self.method, m))?;
+        check_method_sizes(&self.method, &self.method_options)
     }
 
     /// The autocast dtype `precision` asks for (None: plain f32).
@@ -165,44 +193,141 @@ impl Config {
         }
     }
 
-    /// Checks value ranges before any work starts.
-    pub fn validate(&self) -> Result<(), String> {
-        let fail = |m: String| Err(m);
-        if self.epochs == 0 {
-            return fail("epochs must be at least 1".into());
-        }
-        if self.batch_size < 2 {
-            return fail(format!("batch_size must be at least 2 (got {})", self.batch_size));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return fail(format!("lr must be positive (got {})", self.lr));
-        }
-        methods::find(&self.method)?;
-        check_encoder_name(&self.encoder)?;
-        parse_pool(&self.pool)?;
-        self.autocast()?;
+    /// Checks every key's range before any work starts (the method's section is checked by
+    /// its registry entry in [`Config::resolve`]). Strings are checked by the code that
+    /// interprets them; `dataset` when it is loaded.
+    pub fn validate(&self) -> Result<(), KeyError> {
+        let fail = |key: &str, msg: String| Err(KeyError::new(key, msg));
+        methods::find(&self.method).map_err(|m| KeyError::new("method", m))?;
+        check_encoder_name(&self.encoder).map_err(|m| KeyError::new("encoder", m))?;
+        parse_pool(&self.pool).map_err(|m| KeyError::new("pool", m))?;
+        self.autocast().map_err(|m| KeyError::new("precision", m))?;
         if !["adamw", "lars", "sgd"].contains(&self.optimizer.as_str()) {
-            return fail(format!("unknown optimizer '{}' (expected adamw, lars or sgd)", self.optimizer));
+            return fail("optimizer", format!("unknown optimizer '{}' (expected adamw, lars or sgd)", self.optimizer));
         }
-        if !(0.0 < self.augment.crop_scale_min && self.augment.crop_scale_min <= 1.0) {
-            return fail(format!("augment.crop_scale_min must lie in (0, 1] (got {})", self.augment.crop_scale_min));
-        }
-        for (name, p) in [
-            ("augment.flip_p", self.augment.flip_p),
-            ("augment.jitter_p", self.augment.jitter_p),
-            ("augment.grayscale_p", self.augment.grayscale_p),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return fail(format!("{name} must lie in [0, 1] (got {p})"));
+        for (key, v) in [("epochs", self.epochs), ("eval.linear_epochs", self.eval.linear_epochs)] {
+            if v > MAX_EPOCHS {
+                return fail(key, format!("{key} = {v} is more than {MAX_EPOCHS}"));
             }
         }
-        if self.eval.knn_k == 0 {
-            return fail("eval.knn_k must be at least 1".into());
+        if self.epochs == 0 {
+            return fail("epochs", "epochs must be at least 1".into());
         }
         if self.max_steps == Some(0) {
-            return fail("max_steps must be at least 1".into());
+            return fail("max_steps", "max_steps must be at least 1".into());
+        }
+        if !(2..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return fail("batch_size", format!("batch_size must lie in [2, {MAX_BATCH_SIZE}] (got {})", self.batch_size));
+        }
+        if self.threads > MAX_THREADS {
+            return fail("threads", format!("threads = {} is more than {MAX_THREADS} worker threads (0 uses every core)", self.threads));
+        }
+        for (key, v) in [("lr", self.lr), ("eval.knn_temperature", self.eval.knn_temperature), ("eval.linear_lr", self.eval.linear_lr)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return fail(key, format!("{key} must be positive (got {v})"));
+            }
+        }
+        for (key, v, max) in [
+            ("weight_decay", self.weight_decay, f64::MAX),
+            ("warmup_epochs", self.warmup_epochs, f64::MAX),
+            ("augment.jitter_strength", self.augment.jitter_strength, MAX_JITTER_STRENGTH),
+            ("augment.flip_p", self.augment.flip_p, 1.0),
+            ("augment.jitter_p", self.augment.jitter_p, 1.0),
+            ("augment.grayscale_p", self.augment.grayscale_p, 1.0),
+        ] {
+            if !(0.0..=max).contains(&v) {
+                let range = if max == f64::MAX { "be finite and at least 0".to_string() } else { format!("lie in [0, {max}]") };
+                return fail(key, format!("{key} must {range} (got {v})"));
+            }
+        }
+        if !(0.0 < self.augment.crop_scale_min && self.augment.crop_scale_min <= 1.0) {
+            return fail(
+                "augment.crop_scale_min",
+                format!("augment.crop_scale_min must lie in (0, 1] (got {})", self.augment.crop_scale_min),
+            );
+        }
+        if self.eval.knn_k == 0 {
+            return fail("eval.knn_k", "eval.knn_k must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+/// Every integer of a method's section is a width, a queue length or a count: one past
+/// [`MAX_METHOD_SIZE`] would ask for gigabytes of weights (or overflow) when the method is
+/// built, so it is refused here, whatever the method checks itself.
+fn check_method_sizes(section: &str, options: &toml::Table) -> Result<(), KeyError> {
+    for (key, v) in options {
+        if let Some(n) = v.as_integer().filter(|&n| n > MAX_METHOD_SIZE as i64) {
+            let key = format!("{section}.{key}");
+            return Err(KeyError::new(&key, format!("{key} = {n} is more than {MAX_METHOD_SIZE}")));
+        }
+    }
+    Ok(())
+}
+
+/// A value a configuration must not hold, with the dotted key that holds it (`threads`,
+/// `augment.flip_p`, `moco-v2.momentum`), so the caller can name the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    /// The dotted key.
+    pub key: String,
+    /// A sentence that names the key and the value.
+    pub msg: String,
+}
+
+impl KeyError {
+    /// An error about `key`.
+    pub fn new(key: &str, msg: impl Into<String>) -> KeyError {
+        KeyError { key: key.to_string(), msg: msg.into() }
+    }
+
+    /// An error from a method section's check, whose messages start with the dotted key
+    /// (`moco-v2.momentum must …`) or the bracketed section (`[moco-v2]: …`).
+    fn in_section(section: &str, msg: String) -> KeyError {
+        let first = msg.split([' ', ':']).next().unwrap_or_default().trim_matches(['[', ']']);
+        let key = if first.starts_with(section) { first.to_string() } else { section.to_string() };
+        KeyError { key, msg }
+    }
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl From<KeyError> for String {
+    fn from(e: KeyError) -> String {
+        e.msg
+    }
+}
+
+/// Whether the TOML table holds the dotted `key` (`augment.flip_p` is `[augment] flip_p`).
+pub fn table_has_key(table: &toml::Table, key: &str) -> bool {
+    let mut parts = key.split('.');
+    let Some(first) = parts.next() else { return false };
+    let mut node = table.get(first);
+    for part in parts {
+        node = node.and_then(|v| v.as_table()).and_then(|t| t.get(part));
+    }
+    node.is_some()
+}
+
+/// A TOML error on one line, with what locates it: the line of a syntax error in `text`,
+/// or the dotted key of a value of the wrong type (toml's `message()` leaves both out; its
+/// `Display` has them on lines of their own).
+pub(crate) fn toml_error(e: &toml::de::Error, text: &str) -> String {
+    let message = crate::one_line(e.message());
+    if let Some(key) = e.to_string().lines().find_map(|l| l.strip_prefix("in `")?.strip_suffix('`')) {
+        return format!("{key}: {message}");
+    }
+    match e.span() {
+        Some(span) => {
+            let line = text.as_bytes()[..span.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
     }
 }
 

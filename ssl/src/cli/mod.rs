@@ -194,7 +194,7 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(msg) => {
-            eprintln!("error: {}", msg.lines().next().unwrap_or("unknown error"));
+            eprintln!("error: {}", crate::one_line(&msg));
             1
         }
     }

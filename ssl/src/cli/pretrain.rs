@@ -2,7 +2,7 @@
 //! final report and plots.
 
 use super::build::{build_encoder, build_loader, build_method, load_dataset, pixel_stats};
-use super::config::{preset, Config};
+use super::config::{preset, table_has_key, Config, KeyError};
 use super::{npy, pictures, plots, progress::Progress, PretrainArgs};
 use crate::data::{Dataset, Split};
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
@@ -16,35 +16,73 @@ use std::sync::Arc;
 use std::time::Instant;
 use tessera_engine::{Device, Generator, Tensor};
 
+/// Where a run's settings came from, so an error names the flag or the file that set
+/// the bad value: a flag, else the `--config` file where it holds the key, else the base
+/// (the preset, or the resumed run's `config.toml`).
+struct Origins {
+    base: String,
+    user: Option<(String, toml::Table)>,
+    flags: Vec<&'static str>,
+}
+
+impl Origins {
+    fn of(&self, key: &str) -> String {
+        if self.flags.iter().any(|f| *f == key) {
+            return format!("--{}", key.replace('_', "-"));
+        }
+        match &self.user {
+            Some((path, table)) if table_has_key(table, key) => path.clone(),
+            _ => self.base.clone(),
+        }
+    }
+
+    /// `origin: message`, the origin being where `e.key` was set.
+    fn name(&self, e: KeyError) -> String {
+        format!("{}: {}", self.of(&e.key), e.msg)
+    }
+}
+
 /// Preset, then `--config`, then flags (and, on resume, the run's saved config first).
 fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
-    let mut cfg = if let Some(dir) = &a.resume {
+    let (mut cfg, base) = if let Some(dir) = &a.resume {
         let p = dir.join("config.toml");
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
-        Config::from_toml(&text, &p.display().to_string())?
+        (Config::read_file(&p)?, p.display().to_string())
     } else {
         let method = a.method.as_deref().unwrap_or("simclr");
         let dataset = a.dataset.as_deref().unwrap_or("default");
-        Config::from_toml(preset(method, dataset)?, &format!("preset {method}/{dataset}"))?
+        let origin = format!("preset {method}/{dataset}");
+        (Config::from_toml(preset(method, dataset)?, &origin)?, origin)
     };
+    let mut origins = Origins { base, user: None, flags: Vec::new() };
     if let Some(p) = &a.config {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
         cfg = cfg.merged_with(&text, &p.display().to_string())?;
+        // merged_with has parsed the same text, so this cannot fail.
+        origins.user = Some((p.display().to_string(), toml::from_str(&text).unwrap_or_default()));
     }
     macro_rules! set {
-        ($($f:ident),*) => { $( if let Some(v) = &a.$f { cfg.$f = v.clone().into(); } )* };
+        ($($f:ident),*) => { $( if let Some(v) = &a.$f { cfg.$f = v.clone().into(); origins.flags.push(stringify!($f)); } )* };
     }
-    set!(method, encoder, dataset, epochs, batch_size, lr, device, precision, threads, seed, pool);
-    if a.max_steps.is_some() {
-        cfg.max_steps = a.max_steps;
-    }
-    if let Some(p) = a.patch_size {
-        cfg.patch_size = p;
-    }
-    preset(&cfg.method, &cfg.dataset)?;
-    cfg.resolve()?;
-    device_of(&cfg)?;
+    set!(method, encoder, dataset, epochs, batch_size, lr, device, precision, threads, seed, pool, max_steps, patch_size);
+    cfg.resolve().map_err(|e| origins.name(e))?;
+    // A method runs only on the datasets it has a preset for.
+    preset(&cfg.method, &cfg.dataset).map_err(|m| origins.name(KeyError::new("dataset", m)))?;
+    device_of(&cfg).map_err(|m| origins.name(KeyError::new("device", m)))?;
     Ok(cfg)
+}
+
+/// Sizes rayon's global pool as the config asks (0: rayon's default, every core). Only a
+/// process's first call configures it; later ones (several runs in one test process) keep
+/// the pool there is. A pool that cannot start its threads is an error, not a panic later.
+fn configure_threads(threads: usize) -> Result<(), String> {
+    if threads == 0 {
+        return Ok(());
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
+        // Only a failure to spawn carries an io::Error as its source.
+        Err(e) if std::error::Error::source(&e).is_some() => Err(format!("threads = {threads}: cannot start the worker threads: {e}")),
+        _ => Ok(()),
+    }
 }
 
 /// The configured device, checked before any work starts: `cuda` needs a driver and a GPU.
@@ -92,10 +130,7 @@ fn score(train: &Tensor, test: &Tensor, tr: &Dataset, te: &Dataset, cfg: &Config
 pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     let t0 = Instant::now();
     let cfg = resolve_config(a)?;
-    if cfg.threads > 0 {
-        // Only the first call configures the global pool; later ones (tests) keep it.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(cfg.threads).build_global();
-    }
+    configure_threads(cfg.threads)?;
     super::configure_matmul_threads(&cfg.encoder);
     let train_ds = Arc::new(limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images));
     let test_ds = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
@@ -115,7 +150,6 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         (None, None) => (default_out(&cfg.method), OpenMode::New),
     };
     let run = RunDir::open(&root, mode)?;
-    run.write_atomic("config.toml", cfg.to_toml()?.as_bytes())?;
     let tcfg = TrainConfig {
         epochs: cfg.epochs,
         max_steps: cfg.max_steps,
@@ -140,11 +174,14 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
             println!("{}: no checkpoint yet (the run stopped before its first one): starting from step 0", run.root.display());
             TrainState::default()
         });
+        // Checked before anything in the folder changes: a bad position leaves it as it was.
+        train::check_position(&run, &state, cfg.epochs, loader.num_batches())?;
         run.truncate_metrics(state.step)?;
         state
     } else {
         TrainState::default()
     };
+    run.write_atomic("config.toml", cfg.to_toml()?.as_bytes())?;
     println!(
         "tessera pretrain: {} / {} on {} ({} images, {} classes), {} epochs of {} steps, batch {}, {} threads → {}",
         cfg.method,
@@ -298,8 +335,7 @@ pub(crate) fn load_run(
     pool: Option<&str>,
 ) -> Result<(Config, Box<dyn Method>, Dataset, Dataset, (f32, f32)), String> {
     let p = dir.join("config.toml");
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
-    let mut cfg = Config::from_toml(&text, &p.display().to_string())?;
+    let mut cfg = Config::read_file(&p)?;
     if let Some(d) = dataset {
         cfg.dataset = d.to_string();
     }

@@ -1,7 +1,8 @@
 //! Validation helpers shared by the file loaders: reading with the path in every error,
-//! transparent gunzip, a bounds-checked big-endian reader, and the record-count checks.
+//! transparent and bounded gunzip, a bounds-checked big-endian reader, and the
+//! record-count checks.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use super::error::{DataError, Result};
@@ -13,20 +14,78 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| DataError::io(path, "cannot read file", e))
 }
 
-/// Returns the bytes decompressed when they start with the gzip magic, otherwise as they
-/// are. A damaged or cut gzip stream is an error naming `path`.
-pub(crate) fn gunzip_if_needed(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>> {
-    if !bytes.starts_with(&GZIP_MAGIC) {
-        return Ok(bytes);
+/// Reads a whole small side file (class names and the like), refusing one larger than
+/// `max` bytes before reading it: such a file is not what it claims to be.
+pub(crate) fn read_small_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path).map_err(|e| DataError::io(path, "cannot read file", e))?.len();
+    if len > max {
+        return Err(DataError::format(path, format!("{len} bytes is too large for this file (at most {max})")));
     }
-    let mut out = Vec::with_capacity(bytes.len() * 4);
-    // MultiGzDecoder also accepts concatenated members, which `gzip -c a b` produces.
-    match flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out) {
-        Ok(_) => Ok(out),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(DataError::format(path, format!("truncated gzip stream ({} compressed bytes)", bytes.len())))
+    read_file(path)
+}
+
+/// Deflate expands at most about 1032:1, so no gzip stream, concatenated members included,
+/// decompresses to more than this many bytes per compressed byte.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// A file's content as a stream, decompressed on the fly when it starts with the gzip
+/// magic. Reads are bounded by the caller ([`Stream::read_up_to`]), so a header can
+/// decide how much is read before anything is allocated for it.
+pub(crate) struct Stream<'a> {
+    path: &'a Path,
+    inner: Box<dyn Read + 'a>,
+    gzip: bool,
+    /// The most bytes the stream can still yield (the file's length, times the deflate
+    /// ratio when compressed): a cap on what a read reserves up front.
+    most: u64,
+}
+
+impl<'a> Stream<'a> {
+    /// The content of the file at `path`.
+    pub(crate) fn open(path: &'a Path) -> Result<Stream<'a>> {
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, "cannot read file", e))?;
+        let len = file.metadata().map_err(|e| DataError::io(path, "cannot read file", e))?.len();
+        Stream::new(path, std::io::BufReader::new(file), len)
+    }
+
+    /// The content of `bytes`; `path` only labels errors.
+    pub(crate) fn from_slice(path: &'a Path, bytes: &'a [u8]) -> Result<Stream<'a>> {
+        Stream::new(path, bytes, bytes.len() as u64)
+    }
+
+    fn new(path: &'a Path, mut src: impl BufRead + 'a, len: u64) -> Result<Stream<'a>> {
+        let head = src.fill_buf().map_err(|e| DataError::io(path, "cannot read file", e))?;
+        let gzip = head.starts_with(&GZIP_MAGIC);
+        Ok(if gzip {
+            // MultiGzDecoder also accepts concatenated members, which `gzip -c a b` produces.
+            let inner = Box::new(flate2::bufread::MultiGzDecoder::new(src));
+            Stream { path, inner, gzip, most: len.saturating_mul(MAX_DEFLATE_RATIO) }
+        } else {
+            Stream { path, inner: Box::new(src), gzip, most: len }
+        })
+    }
+
+    /// Whether the file is gzip-compressed.
+    pub(crate) fn is_gzip(&self) -> bool {
+        self.gzip
+    }
+
+    /// The next `n` bytes, or fewer where the stream ends first; never reads past them, so
+    /// a stream longer than announced costs no more than `n + 1` bytes to detect.
+    pub(crate) fn read_up_to(&mut self, n: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n.min(self.most) as usize);
+        let read = (&mut self.inner).take(n).read_to_end(&mut out);
+        let got = read.map_err(|e| self.read_error(e))?;
+        self.most = self.most.saturating_sub(got as u64);
+        Ok(out)
+    }
+
+    fn read_error(&self, e: std::io::Error) -> DataError {
+        match (self.gzip, e.kind()) {
+            (true, std::io::ErrorKind::UnexpectedEof) => DataError::format(self.path, "truncated gzip stream"),
+            (true, _) => DataError::format(self.path, format!("corrupt gzip stream: {e}")),
+            (false, _) => DataError::io(self.path, "cannot read file", e),
         }
-        Err(e) => Err(DataError::format(path, format!("corrupt gzip stream: {e}"))),
     }
 }
 
@@ -62,31 +121,6 @@ impl<'a> ByteReader<'a> {
         let b = self.take(4, what)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-
-    /// Everything not yet read.
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        &self.bytes[self.pos..]
-    }
-}
-
-/// Checks that a body announced as `count` items of `item_bytes` each (described as
-/// `items`, e.g. "100 images of 28x28") is exactly that long: shorter is truncation, longer
-/// means the header's count does not match the data. Both are errors, so a dataset is never
-/// silently shortened.
-pub(crate) fn expect_body_len(path: &Path, items: &str, count: usize, item_bytes: usize, actual: usize) -> Result<()> {
-    let expected = count
-        .checked_mul(item_bytes)
-        .ok_or_else(|| DataError::format(path, format!("header says {items}, which overflows the address space")))?;
-    if actual < expected {
-        return Err(DataError::format(path, format!("truncated: header says {items} ({expected} bytes) but {actual} bytes follow")));
-    }
-    if actual > expected {
-        return Err(DataError::format(
-            path,
-            format!("count does not match the data: header says {items} ({expected} bytes) but {actual} bytes follow"),
-        ));
-    }
-    Ok(())
 }
 
 /// Checks that a headerless file of fixed-size records holds a positive whole number of

@@ -65,6 +65,9 @@ fn read_batch(path: &Path, kind: CifarKind, out: &mut Records) -> Result<()> {
     Ok(())
 }
 
+/// The largest class-name file read: CIFAR-100's 100 names take about 1 KB.
+const MAX_NAMES_FILE: u64 = 1 << 20;
+
 /// Reads class names from an optional text file in `dir` (one per line, blank lines
 /// ignored), falling back to the built-in list when the file is absent. A present file
 /// with the wrong number of names is an error.
@@ -73,7 +76,8 @@ fn class_names(dir: &Path, file: &str, default: &[&str]) -> Result<Vec<String>> 
     if !path.is_file() {
         return Ok(owned(default));
     }
-    let text = String::from_utf8(bytes::read_file(&path)?).map_err(|_| DataError::format(&path, "class names are not UTF-8"))?;
+    let text = String::from_utf8(bytes::read_small_file(&path, MAX_NAMES_FILE)?)
+        .map_err(|_| DataError::format(&path, "class names are not UTF-8"))?;
     let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if names.len() != default.len() {
         return Err(DataError::format(&path, format!("lists {} class names, expected {}", names.len(), default.len())));

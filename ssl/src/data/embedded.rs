@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::bytes::Stream;
 use super::classes::{owned, FASHION_MNIST_CLASSES};
 use super::dataset::{Dataset, Split};
 use super::error::Result;
@@ -31,5 +32,7 @@ pub fn fashion_mnist_subset(split: Split) -> Result<Dataset> {
     let ip = format!("<embedded>/fashion-mnist-subset/{prefix}-images-idx3-ubyte.gz");
     let lp = format!("<embedded>/fashion-mnist-subset/{prefix}-labels-idx1-ubyte.gz");
     let name = format!("fashion-mnist-subset/{prefix}");
-    idx::parse_idx_pair(&name, Path::new(&ip), images.to_vec(), Path::new(&lp), labels.to_vec(), owned(&FASHION_MNIST_CLASSES))
+    let (ip, lp) = (Path::new(&ip), Path::new(&lp));
+    let (images, labels) = (Stream::from_slice(ip, images)?, Stream::from_slice(lp, labels)?);
+    idx::parse_idx_pair(&name, ip, images, lp, labels, owned(&FASHION_MNIST_CLASSES))
 }

@@ -48,7 +48,7 @@ pub type Result<T> = std::result::Result<T, DataError>;
 impl DataError {
     /// A content error in the file at `path`.
     pub fn format(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
-        DataError::Format { path: path.as_ref().to_path_buf(), msg: msg.into() }
+        DataError::Format { path: path.as_ref().to_path_buf(), msg: crate::one_line(&msg.into()) }
     }
 
     /// An I/O failure while doing `action` on `path`.

@@ -1,10 +1,12 @@
 //! MNIST-style IDX files (gzip or raw, detected by the gzip magic): an image file with magic
 //! 0x00000803 (u8, three dimensions N×H×W) and a label file with magic 0x00000801 (u8, one
-//! dimension N), both with big-endian headers.
+//! dimension N), both with big-endian headers. Memory follows the header, never the
+//! stream: a file is read (or decompressed) up to the size its header declares and one
+//! byte more, which is an error, so concatenated gzip members cannot inflate it.
 
 use std::path::Path;
 
-use super::bytes::{self, ByteReader};
+use super::bytes::{self, ByteReader, Stream};
 use super::classes::{owned, FASHION_MNIST_CLASSES, MNIST_CLASSES};
 use super::dataset::{Dataset, Split};
 use super::error::{DataError, Result};
@@ -19,9 +21,11 @@ struct IdxArray {
 }
 
 /// Parses an IDX file of `ndims` dimensions, checking the magic number and that the body
-/// holds exactly the announced number of items.
-fn parse_idx(path: &Path, bytes: &[u8], ndims: usize, kind: &str) -> Result<IdxArray> {
-    let mut r = ByteReader::new(path, bytes);
+/// holds exactly the announced number of items. The header is read first and decides how
+/// much is read after it: decompression stops one byte past the announced size.
+fn parse_idx(path: &Path, mut src: Stream, ndims: usize, kind: &str) -> Result<IdxArray> {
+    let header = src.read_up_to(4 + 4 * ndims as u64)?;
+    let mut r = ByteReader::new(path, &header);
     let magic = r.u32_be("the magic number")?;
     let expected = (UBYTE << 8) | ndims as u32;
     if magic != expected {
@@ -42,27 +46,40 @@ fn parse_idx(path: &Path, bytes: &[u8], ndims: usize, kind: &str) -> Result<IdxA
     if dims[1..].contains(&0) {
         return Err(DataError::format(path, format!("header gives a zero image dimension: {dims:?}")));
     }
-    let item: usize = dims[1..].iter().product();
     let what = match ndims {
         1 => format!("{} labels", dims[0]),
         _ => format!("{} {kind}s of {}", dims[0], dims[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")),
     };
-    bytes::expect_body_len(path, &what, dims[0], item, r.rest().len())?;
-    Ok(IdxArray { dims, data: r.rest().to_vec() })
+    let body_len = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| DataError::format(path, format!("header says {what}, which overflows the address space")))?;
+    let data = src.read_up_to((body_len as u64).saturating_add(1))?;
+    if data.len() < body_len {
+        return Err(DataError::format(path, format!("truncated: header says {what} ({body_len} bytes) but {} bytes follow", data.len())));
+    }
+    if data.len() > body_len {
+        let (stream, stop) = if src.is_gzip() { ("decompressed stream", "; decompression stopped there") } else { ("file", "") };
+        return Err(DataError::format(
+            path,
+            format!("count does not match the data: header declares {what} ({body_len} bytes) but the {stream} is larger{stop}"),
+        ));
+    }
+    Ok(IdxArray { dims, data })
 }
 
-/// Builds a dataset from the bytes of an image file and a label file (each gzip or raw).
-/// The paths only label errors, so embedded files can use a descriptive pseudo-path.
+/// Builds a dataset from an image file and a label file (each gzip or raw). The paths
+/// label errors, so embedded files can use a descriptive pseudo-path.
 pub(crate) fn parse_idx_pair(
     name: &str,
     images_path: &Path,
-    images: Vec<u8>,
+    images: Stream,
     labels_path: &Path,
-    labels: Vec<u8>,
+    labels: Stream,
     classes: Vec<String>,
 ) -> Result<Dataset> {
-    let images = parse_idx(images_path, &bytes::gunzip_if_needed(images_path, images)?, 3, "image")?;
-    let labels = parse_idx(labels_path, &bytes::gunzip_if_needed(labels_path, labels)?, 1, "label")?;
+    let images = parse_idx(images_path, images, 3, "image")?;
+    let labels = parse_idx(labels_path, labels, 1, "label")?;
     if images.dims[0] != labels.dims[0] {
         return Err(DataError::format(
             labels_path,
@@ -79,7 +96,8 @@ pub(crate) fn parse_idx_pair(
 pub fn load_idx(images: impl AsRef<Path>, labels: impl AsRef<Path>, classes: Vec<String>) -> Result<Dataset> {
     let (ip, lp) = (images.as_ref(), labels.as_ref());
     let name = ip.display().to_string();
-    parse_idx_pair(&name, ip, bytes::read_file(ip)?, lp, bytes::read_file(lp)?, classes)
+    let (images, labels) = (Stream::open(ip)?, Stream::open(lp)?);
+    parse_idx_pair(&name, ip, images, lp, labels, classes)
 }
 
 /// Loads one split of an MNIST-layout directory: `train-images-idx3-ubyte[.gz]` +

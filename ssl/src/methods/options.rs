@@ -25,7 +25,7 @@ pub trait MethodOptions: Serialize + DeserializeOwned + Default {
 
 /// Parses a resolved section into its typed options.
 pub fn parse_options<T: MethodOptions>(section: &str, table: &toml::Table) -> Result<T, String> {
-    toml::Value::Table(table.clone()).try_into().map_err(|e: toml::de::Error| format!("[{section}]: {}", e.message()))
+    toml::Value::Table(table.clone()).try_into().map_err(|e| format!("[{section}]: {}", crate::cli::config::toml_error(&e, "")))
 }
 
 /// Fills a section with its defaults, checks it and returns it resolved; errors read

@@ -59,13 +59,13 @@ pub fn load_checkpoint(
         }
         return Ok(None);
     }
-    let (tensors, meta) = load_tensors(&path).map_err(|e| e.to_string())?;
-    let bad = |msg: String| format!("{}: {msg}", path.display());
+    let (tensors, meta) = load_tensors(&path).map_err(|e| crate::one_line(&e.to_string()))?;
+    let bad = |msg: String| format!("{}: {}", path.display(), crate::one_line(&msg));
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(bad(format!("not a tessera checkpoint (format {:?})", meta.get("format"))));
     }
     let state: TrainState = serde_json::from_str(meta.get("state").ok_or_else(|| bad("no training state in the metadata".into()))?)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(format!("the training state in the metadata: {e}")))?;
     load_state_dict(method, &with_prefix_stripped(&tensors, "model."), true).map_err(|r| bad(format!("the model does not match: {r}")))?;
     opt.load_state_tensors(&with_prefix_stripped(&tensors, "optimizer."))
         .map_err(|r| bad(format!("the optimizer state does not match: {r}")))?;

@@ -31,6 +31,36 @@ pub struct TrainState {
     pub step: u64,
 }
 
+impl TrainState {
+    /// Checks a saved position against a schedule of `epochs` epochs of `per_epoch` steps:
+    /// the loop only ever saves `step = epoch × per_epoch + batch` with `batch < per_epoch`,
+    /// and `batch = 0` once all epochs are done. Anything else is a damaged or foreign
+    /// checkpoint, or a run resumed with another batch size or number of images.
+    pub fn check_schedule(&self, epochs: usize, per_epoch: usize) -> Result<()> {
+        let TrainState { epoch, batch, step } = *self;
+        let at = (epoch as u64).checked_mul(per_epoch as u64).and_then(|s| s.checked_add(batch as u64));
+        let fits = epoch <= epochs && batch < per_epoch.max(1) && (epoch < epochs || batch == 0);
+        if fits && at == Some(step) {
+            return Ok(());
+        }
+        let why = if fits {
+            format!(
+                "with {per_epoch} steps per epoch, epoch {epoch} batch {batch} is step {}, not {step}: was the batch size or the number of training images changed?",
+                at.map_or("beyond 2^64".to_string(), |s| s.to_string())
+            )
+        } else {
+            format!("this run's schedule is {epochs} epochs of {per_epoch} steps")
+        };
+        Err(format!("the saved position (epoch {epoch}, batch {batch}, step {step}) does not fit: {why}"))
+    }
+}
+
+/// [`TrainState::check_schedule`] for the position read from `run`'s checkpoint; the error
+/// names that file.
+pub fn check_position(run: &RunDir, state: &TrainState, epochs: usize, per_epoch: usize) -> Result<()> {
+    state.check_schedule(epochs, per_epoch).map_err(|e| format!("{}: {e}", run.path(CHECKPOINT_FILE).display()))
+}
+
 /// Why training stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -121,16 +151,7 @@ pub fn pretrain(
     let total = (cfg.epochs * per_epoch) as u64;
     let warmup = (cfg.warmup_epochs * per_epoch as f64).round() as u64;
     let max_steps = cfg.max_steps.map_or(u64::MAX, |m| m as u64);
-    if state.epoch > cfg.epochs || state.batch > per_epoch || state.step > total {
-        return Err(format!(
-            "{}: the checkpoint's position (epoch {}, batch {}, step {}) lies outside this run's schedule ({} epochs of {per_epoch} steps)",
-            run.path(CHECKPOINT_FILE).display(),
-            state.epoch,
-            state.batch,
-            state.step,
-            cfg.epochs
-        ));
-    }
+    check_position(run, &state, cfg.epochs, per_epoch)?;
     method.set_training(true);
     // Batches follow the model: move the method with `Module::to_device` to train on a GPU.
     let device = method.device();
