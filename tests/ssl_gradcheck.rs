@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
+use tessera::ssl::methods::clip_loss;
 use tessera::ssl::methods::{contrastive_loss, moco_infonce, nt_xent};
 use tessera::ssl::nn::functional::{batch_norm_eval, cat};
 
@@ -59,4 +60,9 @@ grad_check!(grad_moco_infonce, (1usize..4, 1usize..5, 1usize..6, 0.1f64..1.0, an
 grad_check!(grad_contrastive_loss, (1usize..5, 1usize..5, 0.1f64..1.0, any::<u64>()), |(n, d, tau, s)| {
     let keys = normal(&[n, d], s + 1);
     check(|v| contrastive_loss(&v[0], &keys, tau), &[normal(&[n, d], s)])
+});
+
+// The log scale is an input too: its gradient is checked with the features'.
+grad_check!(grad_clip_loss, (1usize..5, 1usize..5, -1.0f64..4.6, any::<u64>()), |(n, d, s_value, s)| {
+    check(|v| clip_loss(&v[0], &v[1], &v[2]), &[normal(&[n, d], s), normal(&[n, d], s + 1), Tensor::scalar(s_value)])
 });

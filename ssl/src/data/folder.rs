@@ -52,7 +52,7 @@ fn is_class_dir(p: &Path) -> bool {
 }
 
 /// Decodes one image into C×H×W u8 pixels with the requested channels and size.
-fn decode(path: &Path, opts: FolderOptions) -> Result<(usize, usize, Vec<u8>)> {
+pub(crate) fn decode(path: &Path, opts: FolderOptions) -> Result<(usize, usize, Vec<u8>)> {
     let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, "cannot open image", e))?;
     let reader = reader.with_guessed_format().map_err(|e| DataError::io(path, "cannot read image", e))?;
     let mut img = reader.decode().map_err(|e| DataError::format(path, format!("cannot decode image: {e}")))?;

@@ -1,10 +1,12 @@
 //! Evaluation every method shares, on frozen encoder features: kNN, the linear probe, and
-//! the baselines (random weights, raw pixels).
+//! the baselines (random weights, raw pixels); zero-shot classification for image–text models.
 
 mod features;
 mod knn;
 mod linear_probe;
+mod zero_shot;
 
 pub use features::{encode_dataset, image_batches, pixel_features};
 pub use knn::{knn_accuracy, KnnAccuracy};
 pub use linear_probe::{linear_probe_accuracy, standardize, LinearProbeConfig};
+pub use zero_shot::{class_embeddings, zero_shot_accuracy, zero_shot_predict, DualEncoder};

@@ -23,6 +23,7 @@ mod linear;
 mod module;
 pub mod optim;
 mod resnet;
+mod text;
 mod vit;
 
 pub use attention::{vit_linear, Attention, Mlp, TransformerBlock};
@@ -40,4 +41,5 @@ pub use linear::Linear;
 pub use module::{join, Buffer, Encoder, Entry, Module, Param};
 pub use optim::{AdamW, Lars, Optim, Optimizer, ParamGroup, Schedule, Sgd};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
+pub use text::{TextConfig, TextTransformer};
 pub use vit::{sincos_2d, Pool, PosEmbed, VisionTransformer, VitConfig};
