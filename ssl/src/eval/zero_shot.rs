@@ -82,7 +82,7 @@ mod tests {
     impl DualEncoder for Toy {
         fn embed_images(&self, images: &Tensor) -> Result<Tensor> {
             let n = images.shape()[0];
-            Ok(images.reshape(&[n, 3])?)
+            Ok(images.reshape_to(&[n, 3])?)
         }
         fn embed_texts(&self, texts: &[String]) -> Result<Tensor> {
             let rows: Vec<f32> = texts.iter().flat_map(|t| WORDS.iter().map(move |w| if t.contains(w) { 1.0 } else { 0.0 })).collect();
