@@ -11,6 +11,7 @@
 //! (1×28×28, batch 64, AdamW, default options), to show what MoCo's key-encoder forward costs
 //! and that it keeps no graph: peak tensor memory is that of one forward+backward, not two;
 //! MAE and SimMIM steps on ViT-Tiny/4 (batch 256), beside the full-token `vit_tiny` step.
+//! `clip`: one CLIP step (ViT-Tiny + 2-layer text transformer, batch 256) as the preset trains.
 //!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
@@ -125,7 +126,7 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
     let recipe = method.data_recipe();
     let views: Vec<Tensor> = recipe.views.iter().map(|_| g.normal(&[batch, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap()).collect();
     let labels = Tensor::zeros(&[batch], DType::I64).unwrap();
-    let tb = TrainBatch { views, targets: None, mask: None, tokens: None, labels };
+    let tb = TrainBatch { views, targets: None, mask: None, tokens: None, labels, indices: (0..batch).collect() };
     // The method's data-side task (masks, pretext targets), drawn once.
     let tb = match &recipe.task {
         Some(task) => task.apply(tb, &Generator::new(2)).unwrap(),
@@ -153,6 +154,45 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
     );
 }
 
+/// CLIP training steps (ViT-Tiny image tower, the default 2-layer text tower, batch 256, 1×28×28,
+/// templated Fashion-MNIST captions through the method's own data recipe), on the CPU.
+fn time_clip_steps(batch: usize) {
+    use tessera::ssl::methods::{find, BuildContext, OptionsContext};
+    let steps: usize = std::env::var("STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let spec = EncoderSpec { name: "vit-tiny".into(), channels: 1, side: 28, patch_size: 0, pool: Pool::Token };
+    let train = tessera::ssl::data::fashion_mnist_subset(tessera::ssl::data::Split::Train).unwrap().take(batch);
+    let info = find("clip").unwrap();
+    let options = (info.resolve)(&Default::default(), &OptionsContext { encoder: "vit-tiny", batch_size: batch }).unwrap();
+    let ctx = BuildContext { options: &options, encoder: &spec, seed: 0, batch_size: batch, train: Some(&train), run: None };
+    let method = (info.build)(&ctx).unwrap();
+    let mut opt = Optimizer::single(AdamW::default(), method.named_trainable_parameters(), 5e-4, 0.2).unwrap();
+    let views = vec![Generator::new(1).normal(&[batch, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap()];
+    let labels = Tensor::from_slice(train.labels(), &[batch]).unwrap();
+    let raw = TrainBatch { views, targets: None, mask: None, tokens: None, labels, indices: (0..batch).collect() };
+    let tb = method.data_recipe().task.unwrap().apply(raw, &Generator::new(2)).unwrap();
+    let mut times = Vec::new();
+    reset_peak_cpu_bytes();
+    peak_rss(true);
+    for i in 0..=steps {
+        let t = Instant::now();
+        opt.zero_grad();
+        let out = method.training_step(&tb, &StepContext { step: i as u64, total_steps: 1000 }).unwrap();
+        out.loss.backward().unwrap();
+        opt.step().unwrap();
+        method.after_step(&StepContext { step: i as u64 + 1, total_steps: 1000 }).unwrap();
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let step = median(times);
+    println!(
+        "clip step, vit-tiny + 2-layer text 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS {:.0} MiB",
+        batch as f64 / step,
+        peak_cpu_bytes() as f64 / (1 << 20) as f64,
+        peak_rss(false) as f64 / (1 << 20) as f64
+    );
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
@@ -170,6 +210,9 @@ fn main() {
         for method in ["mae", "simmim"] {
             time_method_steps(method, "vit-tiny", 256);
         }
+    }
+    if device == Device::Cpu && wanted("clip") {
+        time_clip_steps(256);
     }
     let mut g = Generator::new(0);
     if wanted("resnet18") {

@@ -76,7 +76,7 @@ fn pretrain_writes_the_run_folder() {
 /// heads, MoCo v2 a queue that 4 steps of 32 only half fill.
 fn tiny_method_flags(method: &str) -> Vec<&'static str> {
     match method {
-        "moco-v3" | "mae" | "simmim" => vec!["--patch-size", "7"],
+        "moco-v3" | "mae" | "simmim" | "clip" => vec!["--patch-size", "7"],
         _ => vec![],
     }
 }
@@ -87,11 +87,15 @@ fn method_config(dir: &Path, method: &str) -> PathBuf {
         "moco-v2" => "[moco-v2]\nqueue_size = 256\nproj_hidden = 32\nproj_out = 16\n",
         "moco-v3" => "[moco-v3]\nproj_hidden = 32\nproj_out = 16\npred_hidden = 32\n",
         "mae" => "[mae]\ndecoder_dim = 32\ndecoder_depth = 1\ndecoder_heads = 2\n",
+        "clip" => CLIP_TINY,
         _ => "",
     };
     std::fs::write(&p, format!("train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 2\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = false\n{section}")).unwrap();
     p
 }
+
+/// A small CLIP: 1-layer text tower 32 wide, a 300-token vocabulary.
+const CLIP_TINY: &str = "[clip]\nembed_dim = 16\ntext_width = 32\ntext_heads = 2\ntext_layers = 1\ncontext_length = 16\nvocab_size = 300\n";
 
 /// Every registered method: 4 steps straight equal 2 steps, a resume, and 2 more, bit for
 /// bit — weights, momentum encoders, queues and their write positions (all in the export).
@@ -326,4 +330,84 @@ fn masked_image_models_draw_reconstructions() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = tessera(&["reconstruct", "--run", simclr.to_str().unwrap(), "--out", dir.join("s.png").to_str().unwrap()]);
     assert!(!o.status.success() && stderr(&o).contains("simclr has no picture"), "{}", stderr(&o));
+}
+
+/// Writes `n` 8×8 images per class in `DIR/{train,test}/<class>/` with a captions.tsv.
+fn pairs_dataset(dir: &Path, n: usize) {
+    for split in ["train", "test"] {
+        let root = dir.join(split);
+        let mut tsv = String::new();
+        for (c, class) in ["red", "blue"].iter().enumerate() {
+            std::fs::create_dir_all(root.join(class)).unwrap();
+            for i in 0..n {
+                let px = if c == 0 { [200, (i * 9) as u8, 0] } else { [0, (i * 9) as u8, 200] };
+                image::RgbImage::from_pixel(8, 8, image::Rgb(px)).save(root.join(format!("{class}/{i}.png"))).unwrap();
+                tsv.push_str(&format!("{class}/{i}.png\ta {class} square\n{class}/{i}.png\tsomething {class}\n"));
+            }
+        }
+        std::fs::write(root.join("captions.tsv"), tsv).unwrap();
+    }
+}
+
+/// CLIP end to end on image–caption pairs: the vocabulary saved in the run folder, zero-shot
+/// in the final report and as a command, text embeddings, and the pairs loader's errors.
+#[test]
+fn clip_trains_on_pairs_and_evaluates_zero_shot() {
+    let dir = temp_dir("clip");
+    pairs_dataset(&dir.join("pairs"), 16);
+    let cfg = dir.join("clip.toml");
+    std::fs::write(&cfg, format!("batch_size = 8\nepochs = 1\n[eval]\nknn_k = 3\nlinear_epochs = 2\nbaselines = false\n{CLIP_TINY}"))
+        .unwrap();
+    let out = dir.join("run");
+    let (ds, o_) = (format!("pairs:{}", dir.join("pairs").display()), out.to_str().unwrap());
+    let o =
+        tessera(&["pretrain", "--method", "clip", "--dataset", &ds, "--patch-size", "4", "--config", cfg.to_str().unwrap(), "--out", o_]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("zero-shot accuracy"));
+    assert!(std::fs::read_to_string(out.join("tokenizer.json")).unwrap().contains("<|endoftext|>"));
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(text.contains("\"zero_shot_acc\"") && text.contains("\"logit_scale\""), "{text}");
+
+    let templates = dir.join("templates.txt");
+    std::fs::write(&templates, "a {} square\n\nsomething {class}\n").unwrap();
+    let o = tessera(&["zero-shot", "--run", o_, "--templates", templates.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((line["protocol"].as_str(), line["templates"].as_u64(), line["classes"].as_u64()), (Some("zero-shot"), Some(2), Some(2)));
+    assert!(line["acc"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)));
+    let o = tessera(&["eval", "--run", o_, "--protocol", "zero-shot"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let npy = dir.join("text.npy");
+    let o = tessera(&["embed", "--run", o_, "--text", "a red square", "--text", "a blue square", "--out", npy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&std::fs::read(&npy).unwrap()[10..80]).contains("'shape': (2, 16)"));
+
+    // Bad inputs: one line each, naming the file (and line).
+    std::fs::write(&templates, "no placeholder here\n").unwrap();
+    let o = tessera(&["zero-shot", "--run", o_, "--templates", templates.to_str().unwrap()]);
+    assert!(stderr(&o).contains("templates.txt: line 1: template 'no placeholder here' has no {}"), "{}", stderr(&o));
+    std::fs::write(dir.join("pairs/train/captions.tsv"), "red/0.png\ta red square\nred/99.png\tgone\n").unwrap();
+    let o = tessera(&["pretrain", "--method", "clip", "--dataset", &ds, "--out", dir.join("never").to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("captions.tsv: line 2: image 'red/99.png' not found") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let simclr = dir.join("simclr");
+    let o = tessera(&[
+        "pretrain",
+        "--method",
+        "simclr",
+        "--config",
+        tiny_config(&dir, false).to_str().unwrap(),
+        "--max-steps",
+        "1",
+        "--no-eval",
+        "--out",
+        simclr.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tessera(&["zero-shot", "--run", simclr.to_str().unwrap()]);
+    assert!(stderr(&o).contains("method simclr has no text tower"), "{}", stderr(&o));
 }

@@ -147,7 +147,14 @@ fn a_moco_v2_step_trains_the_query_side_only() {
     let method = build_default("moco-v2", &spec, 8, 0).unwrap();
     let mut g = Generator::new(3);
     let views = (0..2).map(|_| g.normal(&[8, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap()).collect();
-    let batch = TrainBatch { views, targets: None, mask: None, tokens: None, labels: Tensor::zeros(&[8], DType::I64).unwrap() };
+    let batch = TrainBatch {
+        views,
+        targets: None,
+        mask: None,
+        tokens: None,
+        labels: Tensor::zeros(&[8], DType::I64).unwrap(),
+        indices: (0..8).collect(),
+    };
     let ctx = StepContext { step: 0, total_steps: 10 };
     let out = method.training_step(&batch, &ctx).unwrap();
     assert!(out.loss.value().item().unwrap().is_finite());

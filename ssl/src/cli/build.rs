@@ -10,7 +10,8 @@ use std::sync::Arc;
 use tessera_engine::Generator;
 
 /// Loads one split of the dataset a config names (`default`, `fashion-mnist:DIR`, `mnist:DIR`,
-/// `cifar10:DIR`, `folder:DIR` with `DIR/train` and `DIR/test`).
+/// `cifar10:DIR`, `folder:DIR` with `DIR/train` and `DIR/test`, `pairs:DIR` with image–caption
+/// pairs in `DIR/train` and `DIR/test`).
 pub fn load_dataset(spec: &str, split: Split) -> Result<Dataset, String> {
     let (kind, dir) = spec.split_once(':').map_or((spec, None), |(k, d)| (k, Some(d)));
     let need_dir = || dir.filter(|d| !d.is_empty()).ok_or_else(|| format!("dataset '{spec}' needs a folder: {kind}:DIR"));
@@ -23,7 +24,12 @@ pub fn load_dataset(spec: &str, split: Split) -> Result<Dataset, String> {
             let sub = if split == Split::Train { "train" } else { "test" };
             data::load_image_folder(Path::new(need_dir()?).join(sub), data::FolderOptions::default())
         }
-        _ => return Err(format!("unknown dataset '{spec}' (expected default, fashion-mnist:DIR, mnist:DIR, cifar10:DIR or folder:DIR)")),
+        "pairs" => data::load_pairs(Path::new(need_dir()?).join(if split == Split::Train { "train" } else { "test" })),
+        _ => {
+            return Err(format!(
+                "unknown dataset '{spec}' (expected default, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR or pairs:DIR)"
+            ))
+        }
     };
     ds.map_err(|e| e.to_string())
 }
@@ -36,8 +42,9 @@ pub fn build_encoder(cfg: &Config, channels: usize, side: usize, gen: &mut Gener
 
 /// The method a config names, from the registry, built from the config's seed (the same
 /// seed gives the same weights). `cfg` must be resolved ([`Config::resolve`]); `train` is
-/// the training data, for methods built from its statistics.
-pub fn build_method(cfg: &Config, channels: usize, side: usize, train: &Dataset) -> Result<Box<dyn Method>, String> {
+/// the training data, for methods built from its statistics; `run` the run folder being
+/// resumed or evaluated (methods reload their own files from it).
+pub fn build_method(cfg: &Config, channels: usize, side: usize, train: &Dataset, run: Option<&Path>) -> Result<Box<dyn Method>, String> {
     let info = methods::find(&cfg.method)?;
     let spec = cfg.encoder_spec(channels, side)?;
     (info.build)(&BuildContext {
@@ -46,6 +53,7 @@ pub fn build_method(cfg: &Config, channels: usize, side: usize, train: &Dataset)
         seed: cfg.seed,
         batch_size: cfg.batch_size,
         train: Some(train),
+        run,
     })
 }
 

@@ -1,4 +1,4 @@
-//! The `tessera` command-line program: `pretrain`, `eval`, `embed` and `methods`, the same
+//! The `tessera` command-line program: `pretrain`, `eval`, `embed`, `zero-shot` and `methods`, the same
 //! for every method. Errors print one readable line on stderr and exit non-zero, before work starts
 //! wherever they can be detected early.
 
@@ -10,6 +10,7 @@ mod pictures;
 mod plots;
 mod pretrain;
 mod progress;
+mod zero_shot;
 
 pub use build::{build_encoder, build_method, load_dataset, pixel_stats};
 pub use pretrain::methods_table;
@@ -34,9 +35,23 @@ enum Command {
     Embed(EmbedArgs),
     /// List the registered methods: family, default encoder, presets, paper.
     Methods,
+    /// Zero-shot accuracy of an image–text run (CLIP) from class prompts: one JSON line.
+    ZeroShot(ZeroShotArgs),
     /// Draw a run's method picture (MAE/SimMIM reconstructions, colorizations) of its fixed
     /// test images into a PNG.
     Reconstruct(ReconstructArgs),
+}
+
+#[derive(Args)]
+struct ZeroShotArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Evaluate on another dataset than the run's (its test split and class names).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Prompt templates, one per line with {} for the class name (default: the caption templates).
+    #[arg(long)]
+    templates: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -57,7 +72,7 @@ struct ReconstructArgs {
 /// Flags of `tessera pretrain`; each overrides the preset and the `--config` file.
 #[derive(Args, Clone, Default)]
 pub struct PretrainArgs {
-    /// A registered method (`tessera methods` lists them): simclr, moco-v2, moco-v3
+    /// A registered method (`tessera methods` lists them): simclr, moco-v2, moco-v3, clip
     #[arg(long)]
     pub method: Option<String>,
     /// resnet-narrow, resnet18, resnet34, resnet50, vit-tiny, vit-small
@@ -69,7 +84,7 @@ pub struct PretrainArgs {
     /// ViT features: cls (the class token) | mean (the mean of the patch tokens)
     #[arg(long)]
     pub pool: Option<String>,
-    /// default | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | folder:DIR
+    /// default | fashion-mnist:DIR | mnist:DIR | cifar10:DIR | folder:DIR | pairs:DIR
     #[arg(long)]
     pub dataset: Option<String>,
     #[arg(long)]
@@ -114,7 +129,7 @@ pub struct PretrainArgs {
 struct EvalArgs {
     #[arg(long)]
     run: PathBuf,
-    /// knn | linear
+    /// knn | linear | zero-shot (image–text runs)
     #[arg(long, default_value = "knn")]
     protocol: String,
     /// Evaluate on another dataset than the run's.
@@ -142,6 +157,12 @@ struct EmbedArgs {
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
+    /// Embed this text with an image–text run's text tower instead of images (repeatable).
+    #[arg(long)]
+    text: Vec<String>,
+    /// Embed each non-empty line of this file as a text.
+    #[arg(long)]
+    text_file: Option<PathBuf>,
 }
 
 /// Keeps freed tensor buffers in the process heap. glibc returns large blocks to the OS on
@@ -181,6 +202,15 @@ pub fn main() -> i32 {
     };
     let result = match cli.command {
         Command::Pretrain(a) => pretrain::run(&a).map(|_| ()),
+        Command::Eval(a) if a.protocol == "zero-shot" => {
+            zero_shot::zero_shot_command(&a.run, a.dataset.as_deref(), None).map(|line| println!("{line}"))
+        }
+        Command::ZeroShot(a) => {
+            zero_shot::zero_shot_command(&a.run, a.dataset.as_deref(), a.templates.as_deref()).map(|line| println!("{line}"))
+        }
+        Command::Embed(a) if !a.text.is_empty() || a.text_file.is_some() => {
+            zero_shot::embed_text_command(&a.run, &a.text, a.text_file.as_deref(), &a.out, a.force)
+        }
         Command::Eval(a) => {
             pretrain::eval_command(&a.run, &a.protocol, a.dataset.as_deref(), a.pool.as_deref()).map(|line| println!("{line}"))
         }

@@ -140,7 +140,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     // Everything that can fail on the configuration happens before the run folder exists.
     let [c, h, _] = train_ds.image_shape();
     let norm = pixel_stats(&train_ds);
-    let method = build_method(&cfg, c, h, &train_ds)?;
+    let method = build_method(&cfg, c, h, &train_ds, a.resume.as_deref())?;
     method.to_device(device_of(&cfg)?).map_err(|e| e.to_string())?;
     let recipe = method.data_recipe();
     let loader = build_loader(&cfg, train_ds.clone(), norm, &recipe)?;
@@ -182,6 +182,9 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         TrainState::default()
     };
     run.write_atomic("config.toml", cfg.to_toml()?.as_bytes())?;
+    for (name, bytes) in method.run_files().map_err(|e| e.to_string())? {
+        run.write_atomic(name, &bytes)?;
+    }
     println!(
         "tessera pretrain: {} / {} on {} ({} images, {} classes), {} epochs of {} steps, batch {}, {} threads → {}",
         cfg.method,
@@ -293,12 +296,20 @@ fn final_report(
         record[format!("{}knn_weighted_acc", keys[i])] = json!(s.knn_weighted);
         record[format!("{}linear_acc", keys[i])] = json!(s.linear);
     }
+    let zero_shot = super::zero_shot::zero_shot_score(method, te, norm, &super::zero_shot::templates(None)?)?;
+    if let Some(acc) = zero_shot {
+        record["zero_shot_acc"] = json!(acc);
+    }
     run.append_metric(&record)?;
     println!();
     println!("| features | kNN acc (k={}) | kNN weighted | linear acc |", cfg.eval.knn_k);
     println!("|---|---|---|---|");
     for (name, s) in &rows {
         println!("| {name} | {:.3} | {:.3} | {:.3} |", s.knn, s.knn_weighted, s.linear);
+    }
+    if let Some(acc) = zero_shot {
+        println!();
+        println!("zero-shot accuracy ({} classes from text prompts, no training images): {acc:.3}", te.num_classes());
     }
     println!();
     println!("pretraining {:.0} s, total {:.0} s; run folder {}", train_seconds, t0.elapsed().as_secs_f64(), run.root.display());
@@ -347,7 +358,7 @@ pub(crate) fn load_run(
     let tr = limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images);
     let te = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
     let [c, h, _] = tr.image_shape();
-    let method = build_method(&cfg, c, h, &tr)?;
+    let method = build_method(&cfg, c, h, &tr, Some(dir))?;
     // Evaluate on the run's device where there is one here, else on the host.
     method.to_device(device_of(&cfg).unwrap_or(Device::Cpu)).map_err(|e| e.to_string())?;
     load_model_state(dir, method.as_ref())?;
@@ -368,7 +379,7 @@ pub fn methods_table() -> String {
 /// `tessera eval`: one JSON line.
 pub fn eval_command(dir: &Path, protocol: &str, dataset: Option<&str>, pool: Option<&str>) -> Result<String, String> {
     if protocol != "knn" && protocol != "linear" {
-        return Err(format!("unknown protocol '{protocol}' (expected knn or linear)"));
+        return Err(format!("unknown protocol '{protocol}' (expected knn, linear or zero-shot)"));
     }
     let (cfg, method, tr, te, norm) = load_run(dir, dataset, pool)?;
     let e = |e: tessera_autograd::Error| e.to_string();

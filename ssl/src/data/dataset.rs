@@ -2,6 +2,8 @@
 //! Pixels stay u8 (a quarter of the memory of f32; CIFAR-10's training set is 150 MB as u8)
 //! and are scaled to [0, 1] only when a sample is read.
 
+use std::sync::Arc;
+
 use super::error::{DataError, Result};
 use super::image::Image;
 
@@ -25,6 +27,8 @@ pub struct Dataset {
     labels: Vec<i64>,
     classes: Vec<String>,
     coarse: Option<(Vec<i64>, Vec<String>)>,
+    /// Captions per image (image–text pairs), shared between subsets' clones.
+    captions: Option<Arc<Vec<Vec<String>>>>,
 }
 
 impl Dataset {
@@ -48,7 +52,7 @@ impl Dataset {
             ));
         }
         check_labels(&name, "label", &labels, classes.len())?;
-        Ok(Dataset { name, shape, pixels, labels, classes, coarse: None })
+        Ok(Dataset { name, shape, pixels, labels, classes, coarse: None, captions: None })
     }
 
     /// Adds a second labelling (one label per image, each indexing `classes`).
@@ -62,6 +66,28 @@ impl Dataset {
         check_labels(&self.name, "coarse label", &labels, classes.len())?;
         self.coarse = Some((labels, classes));
         Ok(self)
+    }
+
+    /// Attaches captions: one non-empty list per image (image–text methods draw from them).
+    pub fn with_captions(mut self, captions: Vec<Vec<String>>) -> Result<Dataset> {
+        if captions.len() != self.labels.len() || captions.iter().any(|c| c.is_empty()) {
+            return Err(DataError::invalid(
+                "Dataset::with_captions",
+                format!(
+                    "{}: needs at least one caption for each of the {} images (got {} lists)",
+                    self.name,
+                    self.labels.len(),
+                    captions.len()
+                ),
+            ));
+        }
+        self.captions = Some(Arc::new(captions));
+        Ok(self)
+    }
+
+    /// The captions of every image, where the dataset has them.
+    pub fn captions(&self) -> Option<&Arc<Vec<Vec<String>>>> {
+        self.captions.as_ref()
     }
 
     /// The same dataset under another name.
@@ -163,6 +189,7 @@ impl Dataset {
         }
         let pick = |l: &[i64]| indices.iter().map(|&i| l[i]).collect::<Vec<_>>();
         let coarse = self.coarse.as_ref().map(|(l, c)| (pick(l), c.clone()));
+        let captions = self.captions.as_ref().map(|c| Arc::new(indices.iter().map(|&i| c[i].clone()).collect()));
         Ok(Dataset {
             name: self.name.clone(),
             shape: self.shape,
@@ -170,6 +197,7 @@ impl Dataset {
             labels: pick(&self.labels),
             classes: self.classes.clone(),
             coarse,
+            captions,
         })
     }
 

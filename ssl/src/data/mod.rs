@@ -3,7 +3,7 @@
 //! - Sources: the embedded Fashion-MNIST subset ([`fashion_mnist_subset`]), IDX files
 //!   ([`load_idx`], [`load_mnist`], [`load_fashion_mnist`]), CIFAR-10/100 binary batches
 //!   ([`load_cifar10`], [`load_cifar100`]), image folders ([`load_image_folder`]) and a
-//!   synthetic colour dataset ([`synthetic_colour`]). All give a [`Dataset`] of u8 images;
+//!   synthetic colour dataset ([`synthetic_colour`]); image–caption pairs ([`load_pairs`]). All give a [`Dataset`] of u8 images;
 //!   every loader validates what it reads and reports errors naming the file.
 //! - [`augment`]: seeded augmentations on C×H×W f32 [`Image`]s and the [`simclr`] pipeline.
 //! - [`tasks`]: rotation, jigsaw, Lab colorization targets, MAE and SimMIM masks.
@@ -14,6 +14,7 @@
 
 pub mod augment;
 mod bytes;
+pub mod captions;
 pub mod cifar;
 pub mod classes;
 pub mod dataset;
@@ -26,11 +27,14 @@ pub mod idx;
 pub mod image;
 pub mod image_file;
 pub mod loader;
+pub mod pairs;
 pub mod recipe;
 pub mod synthetic;
 pub mod tasks;
+pub mod tokenizer;
 
 pub use augment::{simclr, Compose, RandomApply, SimclrConfig, Transform};
+pub use captions::{CaptionSource, CaptionTask, CAPTION_TEMPLATES};
 pub use cifar::{load_cifar10, load_cifar100, load_cifar_files, CifarKind};
 pub use dataset::{Dataset, Split};
 pub use embedded::fashion_mnist_subset;
@@ -42,5 +46,7 @@ pub use idx::{load_fashion_mnist, load_idx, load_idx_dir, load_mnist};
 pub use image::{Image, Region};
 pub use image_file::ImageLimits;
 pub use loader::{Batch, DataLoader, EpochIter, LoaderConfig, ViewBatch};
+pub use pairs::load_pairs;
 pub use recipe::{BatchTask, DataRecipe, TrainBatch, ViewAugment};
 pub use synthetic::{synthetic_colour, SyntheticConfig};
+pub use tokenizer::ClipTokenizer;

@@ -76,8 +76,9 @@ impl DataRecipe {
     pub fn train_batch(&self, batch: Batch, seed: u64) -> Result<TrainBatch> {
         let (epoch, index) = (batch.epoch, batch.index);
         let labels = batch.labels_tensor()?;
+        let indices = batch.indices.clone();
         let views = batch.into_view_tensors()?;
-        let out = TrainBatch { views, targets: None, mask: None, tokens: None, labels };
+        let out = TrainBatch { views, targets: None, mask: None, tokens: None, labels, indices };
         match &self.task {
             None => Ok(out),
             Some(task) => task.apply(out, &Generator::new(seed).fork(TASK_STREAM).fork(epoch).fork(index as u64)),
@@ -119,6 +120,8 @@ pub struct TrainBatch {
     /// The class labels `[B]`, for the online probe only: a self-supervised method never
     /// reads them.
     pub labels: Tensor,
+    /// The images' indices in the dataset (batch tasks look up per-image data: captions).
+    pub indices: Vec<usize>,
 }
 
 impl TrainBatch {
@@ -140,6 +143,7 @@ impl TrainBatch {
             mask: mv(self.mask)?,
             tokens: mv(self.tokens)?,
             labels: self.labels,
+            indices: self.indices,
         })
     }
 }

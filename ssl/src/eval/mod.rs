@@ -1,10 +1,12 @@
 //! Evaluation every method shares, on frozen encoder features: kNN, the linear probe, and
-//! the baselines (random weights, raw pixels), and the diagnostics of a representation.
+//! the baselines (random weights, raw pixels), zero-shot classification for image–text
+//! models, and the diagnostics of a representation.
 
 pub mod diagnostics;
 mod features;
 mod knn;
 mod linear_probe;
+mod zero_shot;
 
 pub use diagnostics::{
     alignment, effective_rank, similarity_histograms, singular_values, spread, uniformity, SimilarityHistograms, Spread,
@@ -12,3 +14,4 @@ pub use diagnostics::{
 pub use features::{encode_dataset, image_batches, pixel_features};
 pub use knn::{knn_accuracy, KnnAccuracy};
 pub use linear_probe::{linear_probe_accuracy, standardize, LinearProbeConfig};
+pub use zero_shot::{class_embeddings, zero_shot_accuracy, zero_shot_predict, DualEncoder};

@@ -6,6 +6,8 @@
 //! [`MethodInfo`] constant, and add that constant to [`METHODS`]. The CLI's `--method`
 //! choices, its error message, `tessera methods`, the presets and the tests read that list.
 
+mod clip;
+mod clip_loss;
 mod contrastive_loss;
 mod mae;
 mod mim;
@@ -20,10 +22,13 @@ pub mod queue;
 mod simclr;
 mod simmim;
 
+pub use clip::{Clip, ClipOptions, TOKENIZER_FILE};
+pub use clip_loss::{clip_logits, clip_loss};
 pub use contrastive_loss::contrastive_loss;
 pub use mae::{Mae, MaeOptions};
 pub use mim::kept_and_restore;
 pub use mim_loss::{mae_loss, mae_targets, simmim_loss};
+pub use moco_loss::l2_normalize_rows;
 pub use moco_loss::moco_infonce;
 pub use moco_v2::{MocoV2, MocoV2Options};
 pub use moco_v3::{MocoV3, MocoV3Options};
@@ -41,10 +46,10 @@ use tessera_autograd::{Result, Var};
 use tessera_engine::Tensor;
 
 /// Every registered method, in the order `tessera methods` lists them.
-pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO, &mae::INFO, &simmim::INFO];
+pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO, &clip::INFO, &mae::INFO, &simmim::INFO];
 
 /// The losses methods define (the gradcheck enumeration requires a check of each).
-pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss", "mae_loss", "simmim_loss"];
+pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss", "clip_loss", "mae_loss", "simmim_loss"];
 
 /// The registered method called `name`; the error lists every registered one.
 pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, String> {
@@ -56,7 +61,7 @@ pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, String> {
 pub fn build_default(name: &str, encoder: &EncoderSpec, batch_size: usize, seed: u64) -> std::result::Result<Box<dyn Method>, String> {
     let info = find(name)?;
     let options = (info.resolve)(&toml::Table::new(), &OptionsContext { encoder: &encoder.name, batch_size })?;
-    (info.build)(&BuildContext { options: &options, encoder, seed, batch_size, train: None })
+    (info.build)(&BuildContext { options: &options, encoder, seed, batch_size, train: None, run: None })
 }
 
 /// The registered names, in registry order.
@@ -109,6 +114,9 @@ pub struct BuildContext<'a> {
     pub seed: u64,
     /// Images per training batch.
     pub batch_size: usize,
+    /// The run folder being resumed or evaluated, if any: a method with files of its own
+    /// ([`Method::run_files`], CLIP's vocabulary) reloads them from there.
+    pub run: Option<&'a std::path::Path>,
 }
 
 /// A method's registry entry.
@@ -238,5 +246,16 @@ pub trait Method: Module {
     /// `tessera reconstruct` from a saved run; `None` (the default) when the method has none.
     fn visualize(&self, _images: &Tensor, _norm: (f32, f32)) -> Result<Option<ImageGrid>> {
         Ok(None)
+    }
+    /// The image and text towers of an image–text method (CLIP), for zero-shot evaluation
+    /// and text embeddings; `None` (the default) for image-only methods.
+    fn dual_encoder(&self) -> Option<&dyn crate::eval::DualEncoder> {
+        None
+    }
+    /// Files the run folder keeps beside the checkpoint, `(name, bytes)`, that rebuild the
+    /// method exactly (CLIP's `tokenizer.json`); the builder finds them through
+    /// [`BuildContext::run`]. None by default.
+    fn run_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
+        Ok(Vec::new())
     }
 }

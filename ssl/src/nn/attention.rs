@@ -104,6 +104,15 @@ impl TransformerBlock {
     }
 }
 
+impl TransformerBlock {
+    /// The same block attending only to earlier positions and itself (a text tower's
+    /// causal mask): token `i`'s output cannot depend on tokens after `i`.
+    pub fn causal(mut self) -> TransformerBlock {
+        self.attn.causal = true;
+        self
+    }
+}
+
 impl Module for TransformerBlock {
     fn forward(&self, x: &Var) -> Result<Var> {
         let x = x.add(&self.attn.forward(&self.norm1.forward(x)?)?)?;

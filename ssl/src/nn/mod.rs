@@ -25,6 +25,7 @@ mod module;
 pub mod optim;
 pub mod patches;
 mod resnet;
+mod text;
 mod vit;
 
 pub use attention::{vit_linear, Attention, Mlp, TransformerBlock};
@@ -44,4 +45,5 @@ pub use module::{join, Buffer, Encoder, Entry, Module, Param};
 pub use optim::{AdamW, Lars, Optim, Optimizer, ParamGroup, Schedule, Sgd};
 pub use patches::{patch_mask_to_pixels, patchify, unpatchify};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
+pub use text::{TextConfig, TextTransformer};
 pub use vit::{sincos_2d, Pool, PosEmbed, VisionTransformer, VitConfig};
