@@ -41,4 +41,4 @@ pub use idx::{load_fashion_mnist, load_idx, load_idx_dir, load_mnist};
 pub use image::{Image, Region};
 pub use loader::{Batch, DataLoader, EpochIter, LoaderConfig, ViewBatch};
 pub use recipe::{BatchTask, DataRecipe, TrainBatch, ViewAugment};
-pub use synthetic::{synthetic_colour, SyntheticConfig};
+pub use synthetic::{synthetic_colour, synthetic_split, SyntheticConfig};

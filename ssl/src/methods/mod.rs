@@ -6,17 +6,25 @@
 //! [`MethodInfo`] constant, and add that constant to [`METHODS`]. The CLI's `--method`
 //! choices, its error message, `tessera methods`, the presets and the tests read that list.
 
+mod colorization;
+mod colorization_loss;
 mod contrastive_loss;
+mod jigsaw;
 mod moco_loss;
 mod moco_v2;
 mod moco_v3;
 pub mod momentum;
 mod nt_xent;
 pub mod options;
+pub mod pretext;
 pub mod queue;
+mod rotation;
 mod simclr;
 
+pub use colorization::{Colorization, ColorizationOptions, LumaEncoder};
+pub use colorization_loss::colorization_loss;
 pub use contrastive_loss::contrastive_loss;
+pub use jigsaw::{JigsawMethod, JigsawOptions};
 pub use moco_loss::moco_infonce;
 pub use moco_v2::{MocoV2, MocoV2Options};
 pub use moco_v3::{MocoV3, MocoV3Options};
@@ -24,6 +32,7 @@ pub use momentum::{cosine_momentum, MomentumEncoder};
 pub use nt_xent::nt_xent;
 pub use options::{resolve_options, MethodOptions, OptionsContext};
 pub use queue::KeyQueue;
+pub use rotation::{Rotation, RotationOptions, ROTATION_METRICS};
 pub use simclr::{SimClr, SimClrOptions};
 
 use crate::data::Dataset;
@@ -33,10 +42,10 @@ use tessera_autograd::{Result, Var};
 use tessera_engine::Tensor;
 
 /// Every registered method, in the order `tessera methods` lists them.
-pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO];
+pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO, &rotation::INFO, &jigsaw::INFO, &colorization::INFO];
 
 /// The losses methods define (the gradcheck enumeration requires a check of each).
-pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss"];
+pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss", "colorization_loss"];
 
 /// The registered method called `name`; the error lists every registered one.
 pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, String> {
