@@ -10,6 +10,7 @@
 //! The SSL steps (`ssl`): one SimCLR and one MoCo v2 training step on the narrow ResNet
 //! (1×28×28, batch 64, AdamW, default options), to show what MoCo's key-encoder forward costs
 //! and that it keeps no graph: peak tensor memory is that of one forward+backward, not two.
+//! A rotation step shows the cost of RotNet's four rotations of every image (4 × 64 images).
 //!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
@@ -124,6 +125,11 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
     let views: Vec<Tensor> = (0..2).map(|_| g.normal(&[batch, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap()).collect();
     let labels = Tensor::zeros(&[batch], DType::I64).unwrap();
     let tb = TrainBatch { views, targets: None, mask: None, tokens: None, labels };
+    // Methods with a batch task (rotation) get their inputs and targets made from the views.
+    let tb = match method.data_recipe().task {
+        Some(task) => task.apply(tb, &Generator::new(2)).unwrap(),
+        None => tb,
+    };
     let mut times = Vec::new();
     reset_peak_cpu_bytes();
     for i in 0..=steps {
@@ -158,6 +164,8 @@ fn main() {
         for method in ["simclr", "moco-v2"] {
             time_method_steps(method, "resnet-narrow", 64);
         }
+        // RotNet's step sees every image in four rotations: 4 × 64 images forward + backward.
+        time_method_steps("rotation", "resnet-narrow", 64);
     }
     let mut g = Generator::new(0);
     if wanted("resnet18") {

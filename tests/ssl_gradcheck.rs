@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
-use tessera::ssl::methods::{contrastive_loss, moco_infonce, nt_xent};
+use tessera::ssl::methods::{colorization_loss, contrastive_loss, moco_infonce, nt_xent};
 use tessera::ssl::nn::functional::{batch_norm_eval, cat};
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
@@ -59,4 +59,11 @@ grad_check!(grad_moco_infonce, (1usize..4, 1usize..5, 1usize..6, 0.1f64..1.0, an
 grad_check!(grad_contrastive_loss, (1usize..5, 1usize..5, 0.1f64..1.0, any::<u64>()), |(n, d, tau, s)| {
     let keys = normal(&[n, d], s + 1);
     check(|v| contrastive_loss(&v[0], &keys, tau), &[normal(&[n, d], s)])
+});
+
+grad_check!(grad_colorization_loss, (1usize..5, 2usize..6, any::<u64>()), |(n, q, s)| {
+    // Soft targets (rows summing to 1) and positive per-pixel weights, as colorization makes them.
+    let targets = normal(&[n, q], s + 1).softmax(-1).unwrap();
+    let weights = normal(&[n], s + 2).exp().unwrap();
+    check(|v| colorization_loss(&v[0], &targets, &weights), &[normal(&[n, q], s)])
 });
