@@ -12,6 +12,7 @@
 //! and that it keeps no graph: peak tensor memory is that of one forward+backward, not two;
 //! MAE and SimMIM steps on ViT-Tiny/4 (batch 256), beside the full-token `vit_tiny` step.
 //! `clip`: one CLIP step (ViT-Tiny + 2-layer text transformer, batch 256) as the preset trains.
+//! A rotation step shows the cost of RotNet's four rotations of every image (4 × 64 images).
 //!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
@@ -205,6 +206,8 @@ fn main() {
         for method in ["simclr", "moco-v2"] {
             time_method_steps(method, "resnet-narrow", 64);
         }
+        // RotNet's step sees every image in four rotations: 4 × 64 images forward + backward.
+        time_method_steps("rotation", "resnet-narrow", 64);
         // Masked image modelling at batch 256 on ViT-Tiny/4: compare with the full-token
         // `vit_tiny` step below (MAE's encoder sees a quarter of the tokens).
         for method in ["mae", "simmim"] {

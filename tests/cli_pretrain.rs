@@ -411,3 +411,57 @@ fn clip_trains_on_pairs_and_evaluates_zero_shot() {
     let o = tessera(&["zero-shot", "--run", simclr.to_str().unwrap()]);
     assert!(stderr(&o).contains("method simclr has no text tower"), "{}", stderr(&o));
 }
+
+/// Colorization on a greyscale dataset stops before any work with one line naming the
+/// datasets that have colour; on its default (the synthetic colour set) it draws its
+/// picture every epoch, and `tessera reconstruct` draws it again from the saved run.
+#[test]
+fn colorization_needs_colour_and_draws_its_pictures() {
+    let dir = temp_dir("colour");
+    let cfg = method_config(&dir, "colorization");
+    let c = cfg.to_str().unwrap();
+    let o = tessera(&[
+        "pretrain",
+        "--method",
+        "colorization",
+        "--dataset",
+        "default",
+        "--config",
+        c,
+        "--out",
+        dir.join("grey").to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.trim().lines().count() == 1, "{err}");
+    assert!(err.contains("needs colour images") && err.contains("synthetic") && err.contains("cifar10"), "{err}");
+    assert!(!dir.join("grey").exists(), "no run folder for a refused configuration");
+    let out = dir.join("run");
+    let o =
+        tessera(&["pretrain", "--method", "colorization", "--config", c, "--out", out.to_str().unwrap(), "--max-steps", "2", "--no-eval"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("plots/colorization-epoch01.png").is_file());
+    let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(saved.contains("dataset = \"synthetic\""), "{saved}");
+    let png = dir.join("again.png");
+    let o = tessera(&["reconstruct", "--run", out.to_str().unwrap(), "--out", png.to_str().unwrap()]);
+    assert!(o.status.success() && png.is_file(), "{}", stderr(&o));
+    // Pretext accuracy is logged per epoch (and per rotation for RotNet).
+    let rot = dir.join("rot");
+    let o = tessera(&[
+        "pretrain",
+        "--method",
+        "rotation",
+        "--config",
+        method_config(&dir, "rotation").to_str().unwrap(),
+        "--out",
+        rot.to_str().unwrap(),
+        "--max-steps",
+        "2",
+        "--no-eval",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(rot.join("metrics.jsonl")).unwrap();
+    for key in ["pretext_acc", "rot0_acc", "rot90_acc", "rot180_acc", "rot270_acc"] {
+        assert!(log.contains(key), "{key} missing: {log}");
+    }
+}

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
-use tessera::ssl::methods::{clip_loss, contrastive_loss, mae_loss, moco_infonce, nt_xent, simmim_loss};
+use tessera::ssl::methods::{clip_loss, colorization_loss, contrastive_loss, mae_loss, moco_infonce, nt_xent, simmim_loss};
 use tessera::ssl::nn::functional::{batch_norm_eval, cat};
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
@@ -88,4 +88,11 @@ grad_check!(grad_simmim_loss, (1usize..3, 1usize..3, 1usize..4, any::<u64>()), |
 // The log scale is an input too: its gradient is checked with the features'.
 grad_check!(grad_clip_loss, (1usize..5, 1usize..5, -1.0f64..4.6, any::<u64>()), |(n, d, s_value, s)| {
     check(|v| clip_loss(&v[0], &v[1], &v[2]), &[normal(&[n, d], s), normal(&[n, d], s + 1), Tensor::scalar(s_value)])
+});
+
+grad_check!(grad_colorization_loss, (1usize..5, 2usize..6, any::<u64>()), |(n, q, s)| {
+    // Soft targets (rows summing to 1) and positive per-pixel weights, as colorization makes them.
+    let targets = normal(&[n, q], s + 1).softmax(-1).unwrap();
+    let weights = normal(&[n], s + 2).exp().unwrap();
+    check(|v| colorization_loss(&v[0], &targets, &weights), &[normal(&[n, q], s)])
 });

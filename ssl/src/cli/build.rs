@@ -11,12 +11,13 @@ use tessera_engine::Generator;
 
 /// Loads one split of the dataset a config names (`default`, `fashion-mnist:DIR`, `mnist:DIR`,
 /// `cifar10:DIR`, `folder:DIR` with `DIR/train` and `DIR/test`, `pairs:DIR` with image–caption
-/// pairs in `DIR/train` and `DIR/test`).
+/// pairs in `DIR/train` and `DIR/test`, `synthetic`: the synthetic colour set).
 pub fn load_dataset(spec: &str, split: Split) -> Result<Dataset, String> {
     let (kind, dir) = spec.split_once(':').map_or((spec, None), |(k, d)| (k, Some(d)));
     let need_dir = || dir.filter(|d| !d.is_empty()).ok_or_else(|| format!("dataset '{spec}' needs a folder: {kind}:DIR"));
     let ds = match kind {
         "default" if dir.is_none() => data::fashion_mnist_subset(split),
+        "synthetic" if dir.is_none() => data::synthetic_split(split),
         "fashion-mnist" => data::load_fashion_mnist(need_dir()?, split),
         "mnist" => data::load_mnist(need_dir()?, split),
         "cifar10" => data::load_cifar10(need_dir()?, split),
@@ -27,7 +28,7 @@ pub fn load_dataset(spec: &str, split: Split) -> Result<Dataset, String> {
         "pairs" => data::load_pairs(Path::new(need_dir()?).join(if split == Split::Train { "train" } else { "test" })),
         _ => {
             return Err(format!(
-                "unknown dataset '{spec}' (expected default, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR or pairs:DIR)"
+                "unknown dataset '{spec}' (expected default, synthetic, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR or pairs:DIR)"
             ))
         }
     };

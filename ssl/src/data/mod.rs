@@ -48,5 +48,5 @@ pub use image_file::ImageLimits;
 pub use loader::{Batch, DataLoader, EpochIter, LoaderConfig, ViewBatch};
 pub use pairs::load_pairs;
 pub use recipe::{BatchTask, DataRecipe, TrainBatch, ViewAugment};
-pub use synthetic::{synthetic_colour, SyntheticConfig};
+pub use synthetic::{synthetic_colour, synthetic_split, SyntheticConfig};
 pub use tokenizer::ClipTokenizer;

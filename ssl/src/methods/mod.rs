@@ -8,7 +8,10 @@
 
 mod clip;
 mod clip_loss;
+mod colorization;
+mod colorization_loss;
 mod contrastive_loss;
+mod jigsaw;
 mod mae;
 mod mim;
 mod mim_loss;
@@ -18,13 +21,18 @@ mod moco_v3;
 pub mod momentum;
 mod nt_xent;
 pub mod options;
+pub mod pretext;
 pub mod queue;
+mod rotation;
 mod simclr;
 mod simmim;
 
 pub use clip::{Clip, ClipOptions, TOKENIZER_FILE};
 pub use clip_loss::{clip_logits, clip_loss};
+pub use colorization::{Colorization, ColorizationOptions, LumaEncoder};
+pub use colorization_loss::colorization_loss;
 pub use contrastive_loss::contrastive_loss;
+pub use jigsaw::{JigsawMethod, JigsawOptions};
 pub use mae::{Mae, MaeOptions};
 pub use mim::kept_and_restore;
 pub use mim_loss::{mae_loss, mae_targets, simmim_loss};
@@ -36,6 +44,7 @@ pub use momentum::{cosine_momentum, MomentumEncoder};
 pub use nt_xent::nt_xent;
 pub use options::{resolve_options, MethodOptions, OptionsContext};
 pub use queue::KeyQueue;
+pub use rotation::{Rotation, RotationOptions, ROTATION_METRICS};
 pub use simclr::{SimClr, SimClrOptions};
 pub use simmim::{SimMim, SimMimOptions};
 
@@ -46,10 +55,20 @@ use tessera_autograd::{Result, Var};
 use tessera_engine::Tensor;
 
 /// Every registered method, in the order `tessera methods` lists them.
-pub static METHODS: &[&MethodInfo] = &[&simclr::INFO, &moco_v2::INFO, &moco_v3::INFO, &clip::INFO, &mae::INFO, &simmim::INFO];
+pub static METHODS: &[&MethodInfo] = &[
+    &simclr::INFO,
+    &moco_v2::INFO,
+    &moco_v3::INFO,
+    &clip::INFO,
+    &mae::INFO,
+    &simmim::INFO,
+    &rotation::INFO,
+    &jigsaw::INFO,
+    &colorization::INFO,
+];
 
 /// The losses methods define (the gradcheck enumeration requires a check of each).
-pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss", "clip_loss", "mae_loss", "simmim_loss"];
+pub const LOSSES: &[&str] = &["nt_xent", "moco_infonce", "contrastive_loss", "clip_loss", "mae_loss", "simmim_loss", "colorization_loss"];
 
 /// The registered method called `name`; the error lists every registered one.
 pub fn find(name: &str) -> std::result::Result<&'static MethodInfo, String> {

@@ -98,6 +98,22 @@ impl EncoderSpec {
             let dim = vit.feature_dim();
             return Ok((Box::new(vit), dim));
         }
+        let net = self.build_resnet(self.channels, gen)?;
+        let dim = net.feature_dim();
+        Ok((Box::new(net), dim))
+    }
+
+    /// Builds a ResNet encoder by name for `channels` input channels (methods that read its
+    /// feature map, or feed it another view of the images than the dataset's channels); an
+    /// error for a ViT name.
+    pub fn build_resnet(&self, channels: usize, gen: &mut Generator) -> Result<ResNet, String> {
+        self.validate()?;
+        if is_vit(&self.name) {
+            return Err(format!(
+                "encoder '{}' is not a ResNet (this method needs one: resnet-narrow, resnet18, resnet34 or resnet50)",
+                self.name
+            ));
+        }
         let stem = if self.side <= 64 { Stem::Cifar } else { Stem::ImageNet };
         let cfg = match self.name.as_str() {
             "resnet-narrow" => ResNetConfig::narrow(),
@@ -105,12 +121,10 @@ impl EncoderSpec {
             "resnet34" => ResNetConfig::resnet34(),
             _ => ResNetConfig::resnet50(),
         }
-        .with_in_channels(self.channels)
+        .with_in_channels(channels)
         .with_stem(stem)
         .with_classes(None);
-        let net = ResNet::new(&cfg, gen).map_err(e)?;
-        let dim = net.feature_dim();
-        Ok((Box::new(net), dim))
+        ResNet::new(&cfg, gen).map_err(|e| e.to_string())
     }
 }
 

@@ -240,6 +240,15 @@ impl ResNet {
 
     /// The pooled features `[N, feature_dim]`, skipping `fc`.
     pub fn forward_features(&self, x: &Var) -> Result<Var> {
+        let h = self.forward_map(x)?;
+        let n = h.shape()[0];
+        h.mean(&[2, 3], false)?.reshape_to(&[n, self.feature_dim()])
+    }
+
+    /// The last stage's feature map `[N, feature_dim, H/s, W/s]` before pooling (s = 8 with
+    /// the CIFAR stem and four stages, 32 with the ImageNet stem): what dense heads read
+    /// (colorization's per-pixel classifier).
+    pub fn forward_map(&self, x: &Var) -> Result<Var> {
         let mut h = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         if self.max_pool {
             h = h.max_pool2d((3, 3), (2, 2), (1, 1))?;
@@ -247,8 +256,7 @@ impl ResNet {
         for block in self.stages.iter().flatten() {
             h = block.forward(&h)?;
         }
-        let n = h.shape()[0];
-        h.mean(&[2, 3], false)?.reshape_to(&[n, self.feature_dim()])
+        Ok(h)
     }
 }
 

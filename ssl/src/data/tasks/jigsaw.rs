@@ -6,10 +6,12 @@
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use tessera_engine::Generator;
+use tessera_engine::{Generator, Tensor};
 
+use super::first_view;
 use crate::data::error::{DataError, Result};
 use crate::data::image::Image;
+use crate::data::recipe::{BatchTask, TrainBatch};
 
 /// Permutations are packed as 4-bit nibbles in a u64, so at most 16 tiles (a 4×4 grid).
 const MAX_TILES: usize = 16;
@@ -101,6 +103,24 @@ impl PermutationSet {
             chosen.push(candidates[best.unwrap_or(0)]);
         }
         Ok(PermutationSet { tiles, perms: chosen.iter().map(|&p| unpack(p, tiles)).collect() })
+    }
+
+    /// A set from explicit permutations (a saved run's), each ordering `0..tiles`.
+    pub fn from_rows(tiles: usize, perms: Vec<Vec<usize>>) -> Result<Self> {
+        if !(2..=MAX_TILES).contains(&tiles) || perms.is_empty() {
+            return Err(DataError::invalid(
+                "PermutationSet",
+                format!("needs 2..=16 tiles and at least one permutation, got {tiles} and {}", perms.len()),
+            ));
+        }
+        for (i, p) in perms.iter().enumerate() {
+            let mut sorted = p.clone();
+            sorted.sort_unstable();
+            if sorted != (0..tiles).collect::<Vec<_>>() {
+                return Err(DataError::invalid("PermutationSet", format!("row {i} {p:?} is not a permutation of 0..{tiles}")));
+            }
+        }
+        Ok(PermutationSet { tiles, perms })
     }
 
     /// Number of permutations (the number of classes of the jigsaw task).
@@ -207,5 +227,54 @@ impl Jigsaw {
         let label = rng.next_below(self.perms.len() as u64) as usize;
         let tiles = self.perms.get(label).iter().map(|&cell| cells[cell].clone()).collect();
         Ok(JigsawSample { tiles, label })
+    }
+}
+
+/// Floor of a tile's standard deviation when it is normalized on its own: an almost uniform
+/// tile (background) is left near zero instead of having its faint noise blown up.
+const TILE_STD_FLOOR: f32 = 0.05;
+
+/// Shifts and scales `tile` to zero mean and unit standard deviation over all its values
+/// (Noroozi & Favaro normalize each tile on its own, so brightness and contrast, which
+/// vary smoothly across an image, do not give a tile's position away).
+pub fn normalize_tile(tile: &mut [f32]) {
+    let n = tile.len().max(1) as f32;
+    let mean = tile.iter().sum::<f32>() / n;
+    let var = tile.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let std = var.sqrt().max(TILE_STD_FLOOR);
+    tile.iter_mut().for_each(|v| *v = (*v - mean) / std);
+}
+
+/// The jigsaw batch task: the first view `[B, C, H, W]` becomes the shuffled, individually
+/// normalized tiles `[B·T, C, tile, tile]` (image-major: the T = grid² tiles of image 0
+/// in shuffled order, then image 1's), followed by the whole images as the second view
+/// (the online probe reads them); the targets are the permutation indices `[B]` (i64).
+/// Image `i` draws its offsets and permutation from `rng.fork(i)`.
+#[derive(Debug, Clone)]
+pub struct JigsawTask {
+    pub jigsaw: Jigsaw,
+}
+
+impl BatchTask for JigsawTask {
+    fn apply(&self, mut batch: TrainBatch, rng: &Generator) -> Result<TrainBatch> {
+        let (data, [b, c, h, w]) = first_view(&batch, "JigsawTask")?;
+        let samples: Vec<JigsawSample> = data
+            .par_chunks_exact(c * h * w)
+            .enumerate()
+            .map(|(i, px)| self.jigsaw.apply(&Image::new(c, h, w, px.to_vec())?, &mut rng.fork(i as u64)))
+            .collect::<Result<_>>()?;
+        let (t, side) = (self.jigsaw.grid * self.jigsaw.grid, self.jigsaw.tile);
+        let mut tiles = Vec::with_capacity(b * t * c * side * side);
+        for s in &samples {
+            for tile in &s.tiles {
+                let start = tiles.len();
+                tiles.extend_from_slice(tile.data());
+                normalize_tile(&mut tiles[start..]);
+            }
+        }
+        let whole = batch.views.swap_remove(0);
+        batch.views = vec![Tensor::from_vec(tiles, &[b * t, c, side, side])?, whole];
+        batch.targets = Some(Tensor::from_vec(samples.iter().map(|s| s.label as i64).collect::<Vec<_>>(), &[b])?);
+        Ok(batch)
     }
 }

@@ -22,8 +22,8 @@ const DELTA: f64 = 6.0 / 29.0;
 /// Width of an ab bin.
 pub const AB_BIN: f64 = 10.0;
 /// Bin centres lie at multiples of 10 in [-110, 110] on both axes.
-const GRID_HALF: i32 = 11;
-const GRID_SIDE: usize = (2 * GRID_HALF + 1) as usize;
+pub(crate) const GRID_HALF: i32 = 11;
+pub(crate) const GRID_SIDE: usize = (2 * GRID_HALF + 1) as usize;
 
 fn srgb_to_linear(c: f64) -> f64 {
     if c <= 0.04045 {
@@ -107,7 +107,7 @@ pub fn lab_to_rgb(lab: &Image) -> Result<Image> {
 }
 
 /// Grid cell (row-major index in the 23×23 grid) of an ab value, or `None` outside it.
-fn grid_cell(a: f64, b: f64) -> Option<usize> {
+pub(crate) fn grid_cell(a: f64, b: f64) -> Option<usize> {
     let (ia, ib) = ((a / AB_BIN).round() as i32, (b / AB_BIN).round() as i32);
     let inside = ia.abs() <= GRID_HALF && ib.abs() <= GRID_HALF;
     inside.then(|| ((ia + GRID_HALF) as usize) * GRID_SIDE + (ib + GRID_HALF) as usize)
@@ -178,16 +178,23 @@ impl AbQuantizer {
                 hit
             })
             .reduce(|| vec![false; GRID_SIDE * GRID_SIDE], |a, b| a.iter().zip(&b).map(|(x, y)| *x || *y).collect());
-        let centers = hits
-            .iter()
-            .enumerate()
-            .filter(|(_, &h)| h)
-            .map(|(cell, _)| {
-                let (ia, ib) = ((cell / GRID_SIDE) as i32 - GRID_HALF, (cell % GRID_SIDE) as i32 - GRID_HALF);
-                [(ia as f64 * AB_BIN) as f32, (ib as f64 * AB_BIN) as f32]
-            })
-            .collect();
+        let centers = hits.iter().enumerate().filter(|(_, &h)| h).map(|(cell, _)| AbQuantizer::cell_center(cell)).collect();
         AbQuantizer { centers }
+    }
+
+    /// A quantizer over explicit bin centres (a dataset's bins, a saved run's); an error when
+    /// there are none or one is not finite.
+    pub fn from_centers(centers: Vec<[f32; 2]>) -> Result<AbQuantizer> {
+        if centers.is_empty() || centers.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(DataError::invalid("AbQuantizer", format!("needs at least one finite bin centre, got {} centres", centers.len())));
+        }
+        Ok(AbQuantizer { centers })
+    }
+
+    /// The centre of grid cell `cell` (row-major in the 23×23 grid of [`grid_cell`]).
+    pub(crate) fn cell_center(cell: usize) -> [f32; 2] {
+        let (ia, ib) = ((cell / GRID_SIDE) as i32 - GRID_HALF, (cell % GRID_SIDE) as i32 - GRID_HALF);
+        [(ia as f64 * AB_BIN) as f32, (ib as f64 * AB_BIN) as f32]
     }
 
     /// The sRGB quantizer (every 8-bit colour sampled: 261 bins), computed once per process.

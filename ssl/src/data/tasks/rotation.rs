@@ -1,7 +1,11 @@
 //! The four rotations of RotNet (Gidaris et al. 2018): 0°, 90°, 180°, 270°.
 
+use tessera_engine::{Generator, Tensor};
+
+use super::first_view;
 use crate::data::error::{DataError, Result};
 use crate::data::image::Image;
+use crate::data::recipe::{BatchTask, TrainBatch};
 
 /// `img` rotated by `k` quarter turns counter-clockwise (`k` taken mod 4), like
 /// `torch.rot90(img, k, dims=(1, 2))` on C×H×W: the output is C×W×H for odd `k`.
@@ -54,4 +58,21 @@ pub fn rotation_batch(data: &[f32], shape: [usize; 4]) -> Result<(Vec<f32>, Vec<
         }
     }
     Ok((out, labels))
+}
+
+/// RotNet's batch task: the first view `[B, C, S, S]` becomes `[4B, C, S, S]` (every image in
+/// its four rotations, image-major) with the rotation labels `[4B]` (i64) as targets. It
+/// draws nothing at random.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RotationTask;
+
+impl BatchTask for RotationTask {
+    fn apply(&self, mut batch: TrainBatch, _rng: &Generator) -> Result<TrainBatch> {
+        let (data, shape) = first_view(&batch, "RotationTask")?;
+        let (rotated, labels) = rotation_batch(&data, shape)?;
+        let [b, c, h, w] = shape;
+        batch.views = vec![Tensor::from_vec(rotated, &[4 * b, c, h, w])?];
+        batch.targets = Some(Tensor::from_vec(labels, &[4 * b])?);
+        Ok(batch)
+    }
 }
