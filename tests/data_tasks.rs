@@ -212,7 +212,14 @@ fn simmim_masks_exactly_round_ratio_cells() {
 
 fn batch_of(views: Vec<Tensor>) -> TrainBatch {
     let n = views[0].shape()[0];
-    TrainBatch { views, targets: None, mask: None, tokens: None, labels: Tensor::zeros(&[n], tessera_engine::DType::I64).unwrap() }
+    TrainBatch {
+        views,
+        targets: None,
+        mask: None,
+        tokens: None,
+        labels: Tensor::zeros(&[n], tessera_engine::DType::I64).unwrap(),
+        indices: (0..n).collect(),
+    }
 }
 
 #[test]

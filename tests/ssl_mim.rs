@@ -159,6 +159,7 @@ fn both_methods_train_a_step_and_draw_their_reconstructions() {
             mask: None,
             tokens: None,
             labels: Tensor::zeros(&[4], DType::I64).unwrap(),
+            indices: (0..4).collect(),
         };
         let batch = recipe.task.as_ref().unwrap().apply(batch, &Generator::new(2)).unwrap();
         assert_eq!(batch.mask.as_ref().unwrap().shape(), [4, 16]);

@@ -15,7 +15,7 @@ fn spec(channels: usize, side: usize) -> EncoderSpec {
 fn build(name: &str, channels: usize, side: usize, train: Option<&Dataset>) -> Result<Box<dyn Method>, String> {
     let info = methods::find(name)?;
     let resolved = (info.resolve)(&Default::default(), &OptionsContext { encoder: "resnet-narrow", batch_size: 8 })?;
-    (info.build)(&BuildContext { options: &resolved, encoder: &spec(channels, side), seed: 3, batch_size: 8, train })
+    (info.build)(&BuildContext { options: &resolved, encoder: &spec(channels, side), seed: 3, batch_size: 8, train, run: None })
 }
 
 /// A batch as the training loop makes it: the recipe's task applied to the views.
@@ -23,7 +23,14 @@ fn batch(method: &dyn Method, images: Tensor) -> TrainBatch {
     let n = images.shape()[0];
     let recipe = method.data_recipe();
     let views = recipe.views.iter().map(|_| images.clone()).collect();
-    let tb = TrainBatch { views, targets: None, mask: None, tokens: None, labels: Tensor::zeros(&[n], DType::I64).unwrap() };
+    let tb = TrainBatch {
+        views,
+        targets: None,
+        mask: None,
+        tokens: None,
+        labels: Tensor::zeros(&[n], DType::I64).unwrap(),
+        indices: (0..n).collect(),
+    };
     recipe.task.expect("pretext methods have a batch task").apply(tb, &Generator::new(5)).unwrap()
 }
 
@@ -57,6 +64,7 @@ fn rotation_step_logs_per_rotation_accuracy_and_probes_upright_images() {
         mask: None,
         tokens: None,
         labels: Tensor::zeros(&[2], DType::I64).unwrap(),
+        indices: (0..2).collect(),
     };
     let err = m.training_step(&no_targets, &StepContext { step: 0, total_steps: 1 }).err().unwrap().to_string();
     assert!(err.contains("rotation") && err.contains("targets"), "{err}");

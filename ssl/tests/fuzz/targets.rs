@@ -152,7 +152,14 @@ fn small_config() -> Config {
 
 fn small_model() -> Model {
     let cfg = small_config();
-    let method = tessera_ssl::cli::build_method(&cfg, 1, 28).unwrap();
+    let method = tessera_ssl::cli::build_method(
+        &cfg,
+        1,
+        28,
+        &tessera_ssl::data::fashion_mnist_subset(tessera_ssl::data::Split::Test).unwrap(),
+        None,
+    )
+    .unwrap();
     let tcfg = TrainConfig {
         epochs: EPOCHS,
         max_steps: None,
