@@ -7,12 +7,13 @@
 //!     DEVICE=cuda DTYPE=bf16 cargo bench --bench models   # model and data in bf16 (or f16)
 //!     DEVICE=cuda DTYPE=bf16-mixed cargo bench --bench models   # f32 model, autocast to bf16
 //!
-//! The SSL steps (`ssl`): one SimCLR and one MoCo v2 training step on the narrow ResNet
+//! The SSL steps (`ssl`, or one of them: `ssl/moco-v2`): one SimCLR and one MoCo v2 training step on the narrow ResNet
 //! (1×28×28, batch 64, AdamW, default options), to show what MoCo's key-encoder forward costs
 //! and that it keeps no graph: peak tensor memory is that of one forward+backward, not two;
 //! MAE and SimMIM steps on ViT-Tiny/4 (batch 256), beside the full-token `vit_tiny` step.
 //! `clip`: one CLIP step (ViT-Tiny + 2-layer text transformer, batch 256) as the preset trains.
 //! A rotation step shows the cost of RotNet's four rotations of every image (4 × 64 images).
+//! `scripts/compare-ssl-steps` runs these cases beside `scripts/torch/ssl_steps.py`.
 //!
 //! A plain timing harness (each step takes seconds, too long for criterion's sampling): one
 //! warm-up step, then the median of `STEPS` (default 3) timed steps, split into forward +
@@ -135,6 +136,7 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
     };
     let mut times = Vec::new();
     reset_peak_cpu_bytes();
+    let rss_before = peak_rss(true);
     for i in 0..=steps {
         let t = Instant::now();
         let ctx = StepContext { step: i as u64, total_steps: 1000 };
@@ -149,9 +151,10 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
     }
     let step = median(times);
     println!(
-        "{name} step, {encoder} 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB",
+        "{name} step, {encoder} 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
         batch as f64 / step,
-        peak_cpu_bytes() as f64 / (1 << 20) as f64
+        peak_cpu_bytes() as f64 / (1 << 20) as f64,
+        peak_rss(false).saturating_sub(rss_before) as f64 / (1 << 20) as f64
     );
 }
 
@@ -202,16 +205,20 @@ fn main() {
         println!("skipping the {device} model benchmarks: no CUDA driver or GPU was found");
         return;
     }
-    if device == Device::Cpu && wanted("ssl") {
-        for method in ["simclr", "moco-v2"] {
-            time_method_steps(method, "resnet-narrow", 64);
-        }
-        // RotNet's step sees every image in four rotations: 4 × 64 images forward + backward.
-        time_method_steps("rotation", "resnet-narrow", 64);
-        // Masked image modelling at batch 256 on ViT-Tiny/4: compare with the full-token
-        // `vit_tiny` step below (MAE's encoder sees a quarter of the tokens).
-        for method in ["mae", "simmim"] {
-            time_method_steps(method, "vit-tiny", 256);
+    // Method steps, filtered as `ssl` (all) or `ssl/<method>`. RotNet's step sees every image
+    // in four rotations (4 × 64 images forward + backward); masked image modelling runs at
+    // batch 256 on ViT-Tiny/4, to compare with the full-token `vit_tiny` step below (MAE's
+    // encoder sees a quarter of the tokens). scripts/torch/ssl_steps.py is the PyTorch side.
+    let method_cases = [
+        ("simclr", "resnet-narrow", 64),
+        ("moco-v2", "resnet-narrow", 64),
+        ("rotation", "resnet-narrow", 64),
+        ("mae", "vit-tiny", 256),
+        ("simmim", "vit-tiny", 256),
+    ];
+    for (method, encoder, batch) in method_cases {
+        if device == Device::Cpu && wanted(&format!("ssl/{method}")) {
+            time_method_steps(method, encoder, batch);
         }
     }
     if device == Device::Cpu && wanted("clip") {

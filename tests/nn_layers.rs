@@ -244,6 +244,25 @@ mod transformer {
         check_module(&vit, randn(&mut g, &[2, 1, 4, 4]));
     }
 
+    /// Mean pooling is timm's `avg`: the mean of the tokens, then the norm (not the mean of
+    /// normalized tokens). With no blocks the tokens are the embedded patches themselves.
+    #[test]
+    fn vit_mean_pool_normalizes_the_mean_of_the_tokens() {
+        let mut g = Generator::new(13);
+        let cfg = VitConfig { depth: 0, num_classes: None, ..tiny_vit(PosEmbed::SinCos, Pool::Mean) };
+        let vit = VisionTransformer::new(&cfg, &mut g).unwrap();
+        let x = Var::constant(g.normal(&[2, 1, 4, 4], 0.0, 1.0, DType::F32).unwrap());
+        let mean = vit.embed_patches(&x).unwrap().value().mean(&[1], false).unwrap();
+        // The norm at its initialization (weight 1, bias 0, eps 1e-6).
+        let centred = mean.sub(&mean.mean(&[-1], true).unwrap()).unwrap();
+        let std = centred.square().unwrap().mean(&[-1], true).unwrap().add_scalar(1e-6).unwrap().sqrt().unwrap();
+        let want = centred.div(&std).unwrap().to_vec::<f32>().unwrap();
+        let got = vit.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+
     #[test]
     fn vit_names_token_subsets_and_masking() {
         let mut g = Generator::new(12);

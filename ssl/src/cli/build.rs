@@ -58,21 +58,6 @@ pub fn build_method(cfg: &Config, channels: usize, side: usize, train: &Dataset,
     })
 }
 
-/// Mean and standard deviation of every pixel of a dataset, in [0, 1] units.
-pub fn pixel_stats(ds: &Dataset) -> (f32, f32) {
-    let (mut s, mut ss, mut n) = (0f64, 0f64, 0f64);
-    for i in 0..ds.len() {
-        for &p in ds.pixels(i) {
-            let v = p as f64 / 255.0;
-            s += v;
-            ss += v * v;
-            n += 1.0;
-        }
-    }
-    let mean = s / n.max(1.0);
-    (mean as f32, ((ss / n.max(1.0) - mean * mean).max(1e-12)).sqrt() as f32)
-}
-
 /// The loader a method's recipe asks for, with the config's augmentation settings.
 pub fn build_loader(cfg: &Config, train: Arc<Dataset>, norm: (f32, f32), recipe: &DataRecipe) -> Result<DataLoader, String> {
     let [c, h, _] = train.image_shape();

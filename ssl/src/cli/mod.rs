@@ -12,7 +12,7 @@ mod pretrain;
 mod progress;
 mod zero_shot;
 
-pub use build::{build_encoder, build_method, load_dataset, pixel_stats};
+pub use build::{build_encoder, build_method, load_dataset};
 pub use pretrain::methods_table;
 
 use clap::{Args, Parser, Subcommand};
@@ -72,7 +72,7 @@ struct ReconstructArgs {
 /// Flags of `tessera pretrain`; each overrides the preset and the `--config` file.
 #[derive(Args, Clone, Default)]
 pub struct PretrainArgs {
-    /// A registered method (`tessera methods` lists them): simclr, moco-v2, moco-v3, clip
+    /// A registered method (`tessera methods` lists them; the help lists the registry's names)
     #[arg(long)]
     pub method: Option<String>,
     /// resnet-narrow, resnet18, resnet34, resnet50, vit-tiny, vit-small
@@ -189,10 +189,20 @@ pub(crate) fn configure_matmul_threads(encoder: &str) {
     }
 }
 
+/// The process arguments, with `--method`'s help listing the registry's names (so it cannot
+/// go stale as methods are added).
+fn parse_cli() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let names = crate::methods::names().join(", ");
+    let help = format!("A registered method (`tessera methods` describes them): {names}");
+    let command = Cli::command().mut_subcommand("pretrain", |c| c.mut_arg("method", |a| a.help(help)));
+    Cli::from_arg_matches(&command.try_get_matches()?)
+}
+
 /// Runs the program with the process arguments; returns the exit code.
 pub fn main() -> i32 {
     keep_freed_memory();
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };

@@ -1,7 +1,7 @@
 //! `tessera pretrain`, `eval` and `embed`: configuration, the run folder, training, the
 //! final report and plots.
 
-use super::build::{build_encoder, build_loader, build_method, load_dataset, pixel_stats};
+use super::build::{build_encoder, build_loader, build_method, load_dataset};
 use super::config::{preset, table_has_key, Config, KeyError};
 use super::{npy, pictures, plots, progress::Progress, PretrainArgs};
 use crate::data::{Dataset, Split};
@@ -139,7 +139,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     }
     // Everything that can fail on the configuration happens before the run folder exists.
     let [c, h, _] = train_ds.image_shape();
-    let norm = pixel_stats(&train_ds);
+    let norm = train_ds.pixel_stats();
     let method = build_method(&cfg, c, h, &train_ds, a.resume.as_deref())?;
     method.to_device(device_of(&cfg)?).map_err(|e| e.to_string())?;
     let recipe = method.data_recipe();
@@ -362,7 +362,7 @@ pub(crate) fn load_run(
     // Evaluate on the run's device where there is one here, else on the host.
     method.to_device(device_of(&cfg).unwrap_or(Device::Cpu)).map_err(|e| e.to_string())?;
     load_model_state(dir, method.as_ref())?;
-    let norm = pixel_stats(&tr);
+    let norm = tr.pixel_stats();
     Ok((cfg, method, tr, te, norm))
 }
 

@@ -30,10 +30,9 @@ impl<'a> Progress<'a> {
 
 impl Observer for Progress<'_> {
     fn on_step(&mut self, s: &TrainState, loss: f64, lr: f64) {
+        // `epoch_start` is when the epoch's first step began (construction, or the end of the
+        // previous epoch's line), so the first step's own time counts.
         let in_epoch = s.batch;
-        if in_epoch == 1 {
-            self.epoch_start = Instant::now();
-        }
         let ips = (in_epoch * self.batch_size) as f64 / self.epoch_start.elapsed().as_secs_f64().max(1e-9);
         if std::io::stdout().is_terminal() {
             let bar = self.bar.get_or_insert_with(|| {
@@ -68,6 +67,7 @@ impl Observer for Progress<'_> {
         let part = if r.partial { " (partial)" } else { "" };
         let own: String = r.method_metrics.iter().map(|(k, v)| format!(", {k} {v:.4}")).collect();
         println!("epoch {}{part} done: loss {:.4}{own}, {:.1} s, {:.0} img/s{probe}", r.epoch, r.loss, r.seconds, r.images_per_second);
+        self.epoch_start = Instant::now();
         Ok(())
     }
 }

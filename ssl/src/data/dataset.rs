@@ -147,6 +147,20 @@ impl Dataset {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// Mean and standard deviation of every pixel, in [0, 1] units: the input normalization
+    /// a run computes from its training set.
+    pub fn pixel_stats(&self) -> (f32, f32) {
+        let (mut s, mut ss) = (0f64, 0f64);
+        for &p in &self.pixels {
+            let v = p as f64 / 255.0;
+            s += v;
+            ss += v * v;
+        }
+        let n = (self.pixels.len() as f64).max(1.0);
+        let mean = s / n;
+        (mean as f32, ((ss / n - mean * mean).max(1e-12)).sqrt() as f32)
+    }
+
     /// Image `i` as f32 in [0, 1]. Panics if `i >= len()`.
     pub fn image(&self, i: usize) -> Image {
         let [c, h, w] = self.shape;

@@ -21,8 +21,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::options::{parse_options, positive, resolve_options, unit_interval, MethodOptions, OptionsContext};
-use super::pretext::mean_where;
-use super::rotation::pretext_view;
+use super::pretext::{mean_where, pretext_view};
 use super::{
     colorization_loss, Backbone, BuildContext, DataRecipe, Family, ImageGrid, Method, MethodInfo, Preset, StepContext, StepOutput,
     TrainBatch, ViewAugment,
@@ -105,8 +104,7 @@ fn build(ctx: &BuildContext) -> std::result::Result<Box<dyn Method>, String> {
     let train = ctx.train.ok_or("colorization computes its ab bins and weights from the training data, and none was given")?;
     let prior = ColourPrior::from_dataset(train, o.prior_sigma, o.lambda).map_err(|e| e.to_string())?;
     let mut gen = Generator::new(ctx.seed);
-    let encoder =
-        Rc::new(LumaEncoder::new(ctx.encoder.build_resnet(1, &mut gen)?, crate::cli::pixel_stats(train)).map_err(|e| e.to_string())?);
+    let encoder = Rc::new(LumaEncoder::new(ctx.encoder.build_resnet(1, &mut gen)?, train.pixel_stats()).map_err(|e| e.to_string())?);
     Colorization::new(encoder, &prior, &o, ctx.encoder.side, &mut gen).map(|m| Box::new(m) as Box<dyn Method>).map_err(|e| e.to_string())
 }
 

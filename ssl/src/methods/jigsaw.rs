@@ -16,8 +16,7 @@
 use std::sync::Arc;
 
 use super::options::{nonzero, parse_options, resolve_options, MethodOptions, OptionsContext};
-use super::pretext::{class_targets, classify, mean_where};
-use super::rotation::pretext_view;
+use super::pretext::{class_targets, classify, mean_where, pretext_view};
 use super::{Backbone, BuildContext, DataRecipe, Family, Method, MethodInfo, Preset, StepContext, StepOutput, TrainBatch, ViewAugment};
 use crate::data::tasks::{Jigsaw, JigsawTask, PermutationSet};
 use crate::nn::{join, Buffer, Entry, Module, ProjectionHead};
@@ -56,11 +55,23 @@ pub struct JigsawOptions {
     pub head_hidden: usize,
     /// The images before cutting: `plain` or `light` (random resized crop and flip).
     pub augment: String,
+    /// Where batch norm's running statistics come from: `whole` (a no-grad pass over the
+    /// whole images each step; evaluation sees whole images) or `tiles` (the tiles the
+    /// encoder trains on, as a plain siamese network would).
+    pub bn_stats: String,
 }
 
 impl Default for JigsawOptions {
     fn default() -> Self {
-        JigsawOptions { grid: 3, tile: 0, permutations: 100, head_layers: 2, head_hidden: 512, augment: "plain".into() }
+        JigsawOptions {
+            grid: 3,
+            tile: 0,
+            permutations: 100,
+            head_layers: 2,
+            head_hidden: 512,
+            augment: "plain".into(),
+            bn_stats: "tiles".into(),
+        }
     }
 }
 
@@ -72,7 +83,17 @@ impl MethodOptions for JigsawOptions {
         nonzero("permutations", self.permutations)?;
         nonzero("head_layers", self.head_layers)?;
         nonzero("head_hidden", self.head_hidden)?;
+        whole_image_stats(&self.bn_stats)?;
         pretext_view(&self.augment).map(|_| ())
+    }
+}
+
+/// `bn_stats`: true for `whole`, false for `tiles`.
+fn whole_image_stats(bn_stats: &str) -> std::result::Result<bool, String> {
+    match bn_stats {
+        "whole" => Ok(true),
+        "tiles" => Ok(false),
+        other => Err(format!("bn_stats must be 'whole' or 'tiles' (got '{other}')")),
     }
 }
 
@@ -98,7 +119,8 @@ fn build(ctx: &BuildContext) -> std::result::Result<Box<dyn Method>, String> {
         .map_err(|e| e.to_string())?;
     let rows: Vec<i64> = (0..perms.len()).flat_map(|i| perms.get(i).iter().map(|&c| c as i64)).collect();
     let permutations = Buffer::new(Tensor::from_vec(rows, &[perms.len(), tiles]).map_err(|e| e.to_string())?);
-    Ok(Box::new(JigsawMethod { backbone, head, permutations, grid: o.grid, tile, view: pretext_view(&o.augment)? }))
+    let whole_image_stats = whole_image_stats(&o.bn_stats)?;
+    Ok(Box::new(JigsawMethod { backbone, head, permutations, grid: o.grid, tile, view: pretext_view(&o.augment)?, whole_image_stats }))
 }
 
 /// The jigsaw model: the shared tile encoder, the permutation classifier and the set.
@@ -111,6 +133,7 @@ pub struct JigsawMethod {
     grid: usize,
     tile: usize,
     view: ViewAugment,
+    whole_image_stats: bool,
 }
 
 impl JigsawMethod {
@@ -161,7 +184,11 @@ impl Method for JigsawMethod {
         if tiles.shape()[0] != n * t {
             return Err(Error::shapes_hint("jigsaw", tiles.shape(), targets.shape(), format!("{t} tiles per target")).into());
         }
+        let running_stats = self.whole_image_stats.then(|| self.encoder_buffers());
         let h = self.backbone.net.forward(&Var::constant(tiles.clone()))?;
+        if let Some(saved) = running_stats {
+            self.restore_encoder_buffers(saved)?;
+        }
         // Rows of one image's tiles are consecutive, in shuffled order: concatenating them is
         // a reshape.
         let z = h.reshape_to(&[n, t * self.backbone.dim])?;
@@ -171,14 +198,45 @@ impl Method for JigsawMethod {
 }
 
 impl JigsawMethod {
-    /// Whole-image features as evaluation computes them (eval mode, no graph), for the online
-    /// probe: the tiles' features would not tell how the encoder does on whole images.
+    /// Whole-image features for the online probe (the tiles' features would not tell how the
+    /// encoder does on whole images), without a graph. With `bn_stats = whole` the pass runs
+    /// in training mode, so batch norm's running statistics — used only by evaluation, which
+    /// sees whole images — track whole images; otherwise it runs as evaluation does.
     fn probe_features(&self, whole: &Tensor) -> Result<Tensor> {
         let _g = no_grad();
+        if self.whole_image_stats {
+            return Ok(self.backbone.net.forward(&Var::constant(whole.clone()))?.value());
+        }
         self.backbone.net.set_training(false);
         let f = self.backbone.net.forward(&Var::constant(whole.clone()));
         self.backbone.net.set_training(true);
         Ok(f?.value())
+    }
+
+    /// The encoder's buffers (batch norm's running statistics), in visiting order.
+    fn encoder_buffers(&self) -> Vec<Tensor> {
+        let mut saved = Vec::new();
+        self.backbone.net.visit("", &mut |_, e| {
+            if let Entry::Buffer(b) = e {
+                saved.push(b.get());
+            }
+        });
+        saved
+    }
+
+    /// Puts back what [`encoder_buffers`](Self::encoder_buffers) saved: the tile pass leaves
+    /// the running statistics as they were.
+    fn restore_encoder_buffers(&self, saved: Vec<Tensor>) -> Result<()> {
+        let mut saved = saved.into_iter();
+        let mut result = Ok(());
+        self.backbone.net.visit("", &mut |_, e| {
+            if let Entry::Buffer(b) = e {
+                if let (Some(t), true) = (saved.next(), result.is_ok()) {
+                    result = b.set(t);
+                }
+            }
+        });
+        result
     }
 }
 

@@ -1,6 +1,8 @@
 //! What the pretext methods (rotation, jigsaw, colorization) share: a classification
-//! pretext task scored by cross-entropy, and its accuracy for the epoch log.
+//! pretext task scored by cross-entropy, its accuracy for the epoch log, and the choice of
+//! view their `augment` key makes.
 
+use super::ViewAugment;
 use tessera_autograd::{fused, Result, Var};
 use tessera_engine::{DType, Error, Tensor};
 
@@ -31,5 +33,14 @@ pub fn mean_where(hits: &[f64], keep: impl Fn(usize) -> bool) -> f64 {
         0.0
     } else {
         sum / n as f64
+    }
+}
+
+/// `plain` or `light`, as the pretext methods' `augment` key takes it.
+pub fn pretext_view(augment: &str) -> std::result::Result<ViewAugment, String> {
+    match augment {
+        "plain" => Ok(ViewAugment::Plain),
+        "light" => Ok(ViewAugment::Light),
+        other => Err(format!("augment must be plain or light (got '{other}')")),
     }
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::options::{nonzero, parse_options, resolve_options, MethodOptions, OptionsContext};
-use super::pretext::{class_targets, classify, mean_where};
+use super::pretext::{class_targets, classify, mean_where, pretext_view};
 use super::{Backbone, BuildContext, DataRecipe, Family, Method, MethodInfo, Preset, StepContext, StepOutput, TrainBatch, ViewAugment};
 use crate::data::tasks::RotationTask;
 use crate::nn::{join, Entry, Module, ProjectionHead};
@@ -53,15 +53,6 @@ pub struct RotationOptions {
 impl Default for RotationOptions {
     fn default() -> Self {
         RotationOptions { head_layers: 2, head_hidden: 256, augment: "plain".into() }
-    }
-}
-
-/// `plain` or `light`, as the pretext methods' `augment` key takes it.
-pub(crate) fn pretext_view(augment: &str) -> std::result::Result<ViewAugment, String> {
-    match augment {
-        "plain" => Ok(ViewAugment::Plain),
-        "light" => Ok(ViewAugment::Light),
-        other => Err(format!("augment must be plain or light (got '{other}')")),
     }
 }
 

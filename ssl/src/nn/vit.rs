@@ -25,8 +25,10 @@ pub enum PosEmbed {
 pub enum Pool {
     /// The class token after the final norm (timm's `global_pool="token"`).
     Token,
-    /// The mean of the patch tokens after the final norm (timm's `global_pool="avg"` pools
-    /// first and normalizes with a separate `fc_norm`; this keeps one `norm` for both pools).
+    /// The mean of the patch tokens, then the final norm (timm's `global_pool="avg"`, whose
+    /// `fc_norm` normalizes the pooled vector; this keeps one `norm` for both pools).
+    /// Normalizing each token first would discard how strongly each patch responds — on
+    /// black-background images, most of what tells the patches apart.
     Mean,
 }
 
@@ -223,24 +225,32 @@ impl VisionTransformer {
 
     /// Prepends the class token (with its position) and runs the blocks and final norm.
     fn encode(&self, tokens: &Var) -> Result<Var> {
+        self.norm.forward(&self.blocks_forward(tokens)?)
+    }
+
+    /// Prepends the class token (with its position) and runs the blocks, without the norm.
+    fn blocks_forward(&self, tokens: &Var) -> Result<Var> {
         let (b, d) = (tokens.shape()[0], self.config.embed_dim);
         let cls = self.cls_token.get().add(&self.positions().narrow(1, 0, 1)?)?.expand(&[b, 1, d])?;
         let mut h = cat(&[&cls, tokens], 1)?;
         for block in &self.blocks {
             h = block.forward(&h)?;
         }
-        self.norm.forward(&h)
+        Ok(h)
+    }
+
+    /// The mean of the patch tokens of `tokens [B, 1 + K, D]` as they leave the blocks, then
+    /// the final norm: [`Pool::Mean`]'s features of the patches that entered.
+    fn mean_pool(&self, tokens: &Var) -> Result<Var> {
+        let l = tokens.shape()[1];
+        self.norm.forward(&tokens.narrow(1, 1, l - 1)?.mean(&[1], false)?)
     }
 
     /// Pooled features `[B, D]` before the head.
     pub fn forward_features(&self, x: &Var) -> Result<Var> {
-        let tokens = self.forward_tokens(x, None)?;
         match self.config.pool {
-            Pool::Token => tokens.select(1, 0),
-            Pool::Mean => {
-                let l = tokens.shape()[1];
-                tokens.narrow(1, 1, l - 1)?.mean(&[1], false)
-            }
+            Pool::Token => self.forward_tokens(x, None)?.select(1, 0),
+            Pool::Mean => self.mean_pool(&self.blocks_forward(&self.embed_patches(x)?)?),
         }
     }
 }
