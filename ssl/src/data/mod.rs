@@ -42,7 +42,7 @@ pub use error::{DataError, Result};
 pub use export::save_image;
 pub use folder::{load_image_folder, FolderOptions};
 pub use grid::ImageGrid;
-pub use idx::{load_fashion_mnist, load_idx, load_idx_dir, load_mnist};
+pub use idx::{load_fashion_mnist, load_idx, load_idx_dir, load_mnist, MAX_IDX_BYTES};
 pub use image::{Image, Region};
 pub use image_file::ImageLimits;
 pub use loader::{Batch, DataLoader, EpochIter, LoaderConfig, ViewBatch};
