@@ -46,7 +46,7 @@ pub use idx::{load_fashion_mnist, load_idx, load_idx_dir, load_mnist, MAX_IDX_BY
 pub use image::{Image, Region};
 pub use image_file::ImageLimits;
 pub use loader::{Batch, DataLoader, EpochIter, LoaderConfig, ViewBatch};
-pub use pairs::load_pairs;
+pub use pairs::{load_pairs, load_pairs_within};
 pub use recipe::{BatchTask, DataRecipe, TrainBatch, ViewAugment};
 pub use synthetic::{synthetic_colour, synthetic_split, SyntheticConfig};
 pub use tokenizer::ClipTokenizer;
