@@ -129,7 +129,7 @@ struct Figures {
 /// failing input is saved under `target/fuzz-failures/<target>/` (move it into
 /// `tests/fuzz/regressions/<target>/` to keep it) and fails the test.
 fn fuzz(target: &Target, seed: u64, cases: usize, seconds: f64) -> Figures {
-    let seeds = (target.seeds)();
+    let seeds = target.all_seeds();
     let dir = case_dir(target.name);
     let start = Instant::now();
     let mut fig = Figures::default();
@@ -222,6 +222,43 @@ fn fuzz_long() {
     for t in TARGETS.iter().filter(|t| only.as_deref().is_none_or(|o| o == t.name)) {
         let f = fuzz(t, seed, usize::MAX, seconds);
         println!("{}", report(t.name, &f));
+    }
+}
+
+/// Every committed seed is a valid input of its target: it loads without error (a file
+/// format changed under it otherwise; rewrite them with `write_seeds`).
+#[test]
+fn committed_seeds_load() {
+    let _guard = serial();
+    for t in TARGETS {
+        let seeds = t.committed_seeds();
+        assert!(!seeds.is_empty(), "{}: no seeds under {}", t.name, t.seed_dir().display());
+        for (path, input) in seeds {
+            let (_, error) =
+                run_case(t, &case_dir(&format!("seed-{}", t.name)), &input).unwrap_or_else(|why| panic!("{}: {why}", path.display()));
+            assert!(
+                error.is_none(),
+                "{}: no longer loads ({}); rewrite the seeds: cargo test -p tessera-ssl --test hostile_inputs write_seeds -- --ignored",
+                path.display(),
+                error.unwrap()
+            );
+        }
+    }
+}
+
+/// Rewrites `tests/fuzz/seeds/<target>/` from the generators in `fuzz/targets.rs`.
+#[test]
+#[ignore = "rewrites the committed seeds: run after a file format changes"]
+fn write_seeds() {
+    let _guard = serial();
+    for t in TARGETS {
+        let dir = t.seed_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in (t.seeds)() {
+            std::fs::write(dir.join(&name), &bytes).unwrap();
+            println!("{}/{name}: {} bytes", t.name, bytes.len());
+        }
     }
 }
 
