@@ -199,3 +199,50 @@ fn a_checkpoint_position_past_the_schedule_is_refused_on_resume() {
         }
     }
 }
+
+/// `[data] max_image_pixels` and `max_image_bytes` in a `--config` file reach the image
+/// folder's loader: an image over the configured budget is refused from its header, in one
+/// line naming the file, before a run folder exists; the same folder loads under the
+/// defaults.
+#[test]
+fn a_folder_image_over_the_configured_budget_is_refused_naming_the_file() {
+    use tessera::ssl::data::{save_image, Image};
+    let dir = temp_dir("image-budget");
+    let data = dir.join("images");
+    let image = |side: usize| Image::new(3, side, side, vec![0.5; 3 * side * side]).unwrap();
+    for split in ["train", "test"] {
+        std::fs::create_dir_all(data.join(split).join("class")).unwrap();
+        for i in 0..4 {
+            save_image(data.join(split).join("class").join(format!("{i}.png")), &image(8)).unwrap();
+        }
+    }
+    // 16×16 = 256 pixels, 768 bytes of 8-bit RGB; every other image is 64 pixels, 192 bytes.
+    let big = data.join("train/class/9.png");
+    save_image(&big, &image(16)).unwrap();
+    let (dataset, out) = (format!("folder:{}", data.display()), dir.join("never"));
+    let user = dir.join("user.toml");
+    let pretrain = |with_config: bool| {
+        let mut args = vec!["pretrain", "--dataset", &dataset, "--out", out.to_str().unwrap(), "--max-steps", "1", "--no-eval"];
+        if with_config {
+            args.extend(["--config", user.to_str().unwrap()]);
+        }
+        tessera(&args)
+    };
+    for (keys, needle) in [
+        ("max_image_pixels = 100", "declares 16x16 (256 pixels), over the budget of 100 pixels"),
+        ("max_image_bytes = 500", "(768 bytes decoded), over the budget of 500 bytes"),
+    ] {
+        std::fs::write(&user, format!("[data]\n{keys}\n")).unwrap();
+        let err = error_line(&pretrain(true), keys);
+        assert!(err.contains(&format!("{}: ", big.display())) && err.contains(needle), "{keys}: {err}");
+        assert!(!out.exists(), "{keys}: a run folder was created");
+    }
+    // The images themselves are fine: under the defaults the loader gets past them (to the
+    // size check, the 16×16 image being the odd one out).
+    let err = error_line(&pretrain(false), "defaults");
+    assert!(err.contains("image is 16x16 but"), "defaults: {err}");
+    // Out of range in the file: refused naming the file and the key.
+    std::fs::write(&user, "[data]\nmax_image_pixels = 0\n").unwrap();
+    let err = error_line(&pretrain(true), "max_image_pixels = 0");
+    assert!(err.contains(&format!("{}: data.max_image_pixels must lie in [1, ", user.display())), "{err}");
+}

@@ -129,7 +129,7 @@ struct Figures {
 /// failing input is saved under `target/fuzz-failures/<target>/` (move it into
 /// `tests/fuzz/regressions/<target>/` to keep it) and fails the test.
 fn fuzz(target: &Target, seed: u64, cases: usize, seconds: f64) -> Figures {
-    let seeds = (target.seeds)();
+    let seeds = target.all_seeds();
     let dir = case_dir(target.name);
     let start = Instant::now();
     let mut fig = Figures::default();
@@ -222,6 +222,43 @@ fn fuzz_long() {
     for t in TARGETS.iter().filter(|t| only.as_deref().is_none_or(|o| o == t.name)) {
         let f = fuzz(t, seed, usize::MAX, seconds);
         println!("{}", report(t.name, &f));
+    }
+}
+
+/// Every committed seed is a valid input of its target: it loads without error (a file
+/// format changed under it otherwise; rewrite them with `write_seeds`).
+#[test]
+fn committed_seeds_load() {
+    let _guard = serial();
+    for t in TARGETS {
+        let seeds = t.committed_seeds();
+        assert!(!seeds.is_empty(), "{}: no seeds under {}", t.name, t.seed_dir().display());
+        for (path, input) in seeds {
+            let (_, error) =
+                run_case(t, &case_dir(&format!("seed-{}", t.name)), &input).unwrap_or_else(|why| panic!("{}: {why}", path.display()));
+            assert!(
+                error.is_none(),
+                "{}: no longer loads ({}); rewrite the seeds: cargo test -p tessera-ssl --test hostile_inputs write_seeds -- --ignored",
+                path.display(),
+                error.unwrap()
+            );
+        }
+    }
+}
+
+/// Rewrites `tests/fuzz/seeds/<target>/` from the generators in `fuzz/targets.rs`.
+#[test]
+#[ignore = "rewrites the committed seeds: run after a file format changes"]
+fn write_seeds() {
+    let _guard = serial();
+    for t in TARGETS {
+        let dir = t.seed_dir();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in (t.seeds)() {
+            std::fs::write(dir.join(&name), &bytes).unwrap();
+            println!("{}/{name}: {} bytes", t.name, bytes.len());
+        }
     }
 }
 
@@ -322,6 +359,37 @@ fn concatenated_gzip_members_stop_at_the_declared_size() {
         &gz,
         &["train-images-idx3-ubyte", "declares 10 images of 28x28", "decompressed stream is larger", "stopped"],
     );
+}
+
+/// An IDX header declaring `n` images of 28×28, then `members` gzip members of 1 MiB of
+/// zeros each (about 1 KB compressed apiece).
+fn header_then_zero_members(n: u32, members: usize) -> Vec<u8> {
+    let mut raw = idx_images(0);
+    raw[4..8].copy_from_slice(&n.to_be_bytes());
+    let mut gz = gzip(&raw);
+    let zeros = gzip(&vec![0u8; 1 << 20]);
+    for _ in 0..members {
+        gz.extend_from_slice(&zeros);
+    }
+    gz
+}
+
+#[test]
+fn a_huge_declared_count_over_concatenated_members_is_bounded_before_decompressing() {
+    let target = targets::target("idx_gz");
+    let file = "train-images-idx3-ubyte";
+    // 2^31 images (1.6 TB) over a gigabyte of members in about 1 MB: refused from the
+    // header by the absolute cap, before the body is decompressed or allocated.
+    let cap = format!("over the cap of {} bytes", tessera_ssl::data::MAX_IDX_BYTES);
+    let needles = [file, "declares 2147483648 images of 28x28 (1683627180032 bytes)", cap.as_str()];
+    expect_refused(target, "idx-gz-2pow31", &header_then_zero_members(1 << 31, 1000), &needles);
+    // 2^20 images (822 MB) is under the cap, but more than a 100 KB gzip file can hold.
+    let needles = [file, "truncated", "1048576 images of 28x28", "gzip file decompresses to at most"];
+    expect_refused(target, "idx-gz-2pow20", &header_then_zero_members(1 << 20, 100), &needles);
+    // 2^14 images (12.8 MB), which the file could hold, over 100 MiB of members: read up to
+    // the declared size and one byte, no further.
+    let needles = [file, "declares 16384 images of 28x28", "decompressed stream is larger", "stopped"];
+    expect_refused(target, "idx-gz-2pow14", &header_then_zero_members(1 << 14, 100), &needles);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! registry), loader (from the method's data recipe).
 
 use super::config::Config;
-use crate::data::{self, DataLoader, DataRecipe, Dataset, LoaderConfig, SimclrConfig, Split};
+use crate::data::{self, DataLoader, DataRecipe, Dataset, ImageLimits, LoaderConfig, SimclrConfig, Split};
 use crate::methods::{self, BuildContext, Method};
 use crate::nn::Module;
 use std::path::Path;
@@ -11,8 +11,9 @@ use tessera_engine::Generator;
 
 /// Loads one split of the dataset a config names (`default`, `fashion-mnist:DIR`, `mnist:DIR`,
 /// `cifar10:DIR`, `folder:DIR` with `DIR/train` and `DIR/test`, `pairs:DIR` with image–caption
-/// pairs in `DIR/train` and `DIR/test`, `synthetic`: the synthetic colour set).
-pub fn load_dataset(spec: &str, split: Split) -> Result<Dataset, String> {
+/// pairs in `DIR/train` and `DIR/test`, `synthetic`: the synthetic colour set). `limits`
+/// bound each image file of `folder:` and `pairs:` (see [`Config::data`]).
+pub fn load_dataset(spec: &str, split: Split, limits: ImageLimits) -> Result<Dataset, String> {
     let (kind, dir) = spec.split_once(':').map_or((spec, None), |(k, d)| (k, Some(d)));
     let need_dir = || dir.filter(|d| !d.is_empty()).ok_or_else(|| format!("dataset '{spec}' needs a folder: {kind}:DIR"));
     let ds = match kind {
@@ -23,9 +24,9 @@ pub fn load_dataset(spec: &str, split: Split) -> Result<Dataset, String> {
         "cifar10" => data::load_cifar10(need_dir()?, split),
         "folder" => {
             let sub = if split == Split::Train { "train" } else { "test" };
-            data::load_image_folder(Path::new(need_dir()?).join(sub), data::FolderOptions::default())
+            data::load_image_folder(Path::new(need_dir()?).join(sub), data::FolderOptions { limits, ..Default::default() })
         }
-        "pairs" => data::load_pairs(Path::new(need_dir()?).join(if split == Split::Train { "train" } else { "test" })),
+        "pairs" => data::load_pairs_within(Path::new(need_dir()?).join(if split == Split::Train { "train" } else { "test" }), limits),
         _ => {
             return Err(format!(
                 "unknown dataset '{spec}' (expected default, synthetic, fashion-mnist:DIR, mnist:DIR, cifar10:DIR, folder:DIR or pairs:DIR)"

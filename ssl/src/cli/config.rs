@@ -6,6 +6,7 @@
 //! method's registry entry fills in its defaults and checks it ([`Config::resolve`]), and
 //! the run's `config.toml` saves it resolved.
 
+use crate::data::ImageLimits;
 use crate::methods::{self, OptionsContext};
 use crate::nn::{check_encoder_name, parse_pool, EncoderSpec};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,11 @@ pub const MAX_BATCH_SIZE: usize = 1 << 20;
 /// The largest integer in a method's section (widths, queue lengths, counts); MoCo's
 /// ImageNet queue of 65,536 keys fits with room to spare.
 pub const MAX_METHOD_SIZE: usize = 1 << 20;
+/// The most pixels `data.max_image_pixels` may allow: 65536 × 65536, past any PNG or JPEG
+/// a dataset holds.
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 32;
+/// The most bytes `data.max_image_bytes` may allow: that many pixels of 16-bit RGBA.
+pub const MAX_IMAGE_BYTES: u64 = MAX_IMAGE_PIXELS * 8;
 /// The colour-jitter strength at which the hue shift (a quarter of it) reaches its
 /// maximum, half a turn.
 const MAX_JITTER_STRENGTH: f64 = 2.0;
@@ -65,6 +71,9 @@ pub struct Config {
     pub precision: String,
     pub augment: AugmentConfig,
     pub eval: EvalConfig,
+    /// Limits on the dataset's files (absent from older runs' files: the defaults).
+    #[serde(default)]
+    pub data: DataConfig,
     /// The method's section, resolved by [`Config::resolve`]; saved as `[<method>]`.
     #[serde(skip)]
     pub method_options: toml::Table,
@@ -102,6 +111,32 @@ pub struct EvalConfig {
     pub online_probe: bool,
     /// Also evaluate the random-weight encoder and raw pixels.
     pub baselines: bool,
+}
+
+/// Limits on what one file of the dataset may declare: for `folder:DIR` and `pairs:DIR`,
+/// each image's header is checked against them before it is decoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// The most pixels (width × height) one image file may declare.
+    pub max_image_pixels: u64,
+    /// The most bytes one image may take decoded, in its file's own pixel format (a 16-bit
+    /// RGBA pixel is 8 bytes).
+    pub max_image_bytes: u64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        let l = ImageLimits::DEFAULT;
+        DataConfig { max_image_pixels: l.max_pixels, max_image_bytes: l.max_decoded_bytes }
+    }
+}
+
+impl DataConfig {
+    /// The image budget these keys set.
+    pub fn image_limits(&self) -> ImageLimits {
+        ImageLimits { max_pixels: self.max_image_pixels, max_decoded_bytes: self.max_image_bytes }
+    }
 }
 
 /// The committed preset for a method and dataset, embedded in the binary.
@@ -248,6 +283,14 @@ impl Config {
         }
         if self.eval.knn_k == 0 {
             return fail("eval.knn_k", "eval.knn_k must be at least 1".into());
+        }
+        for (key, v, max) in [
+            ("data.max_image_pixels", self.data.max_image_pixels, MAX_IMAGE_PIXELS),
+            ("data.max_image_bytes", self.data.max_image_bytes, MAX_IMAGE_BYTES),
+        ] {
+            if !(1..=max).contains(&v) {
+                return fail(key, format!("{key} must lie in [1, {max}] (got {v})"));
+            }
         }
         Ok(())
     }

@@ -132,8 +132,8 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     let cfg = resolve_config(a)?;
     configure_threads(cfg.threads)?;
     super::configure_matmul_threads(&cfg.encoder);
-    let train_ds = Arc::new(limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images));
-    let test_ds = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
+    let train_ds = Arc::new(limit(load_dataset(&cfg.dataset, Split::Train, cfg.data.image_limits())?, cfg.train_images));
+    let test_ds = limit(load_dataset(&cfg.dataset, Split::Test, cfg.data.image_limits())?, cfg.test_images);
     if cfg.batch_size > train_ds.len() {
         return Err(format!("batch size {} is larger than the dataset ({} images)", cfg.batch_size, train_ds.len()));
     }
@@ -361,8 +361,8 @@ pub(crate) fn load_run(
     }
     cfg.resolve().map_err(|e| format!("{}: {e}", p.display()))?;
     super::configure_matmul_threads(&cfg.encoder);
-    let tr = limit(load_dataset(&cfg.dataset, Split::Train)?, cfg.train_images);
-    let te = limit(load_dataset(&cfg.dataset, Split::Test)?, cfg.test_images);
+    let tr = limit(load_dataset(&cfg.dataset, Split::Train, cfg.data.image_limits())?, cfg.train_images);
+    let te = limit(load_dataset(&cfg.dataset, Split::Test, cfg.data.image_limits())?, cfg.test_images);
     let [c, h, _] = tr.image_shape();
     let method = build_method(&cfg, c, h, &tr, Some(dir))?;
     // Evaluate on the run's device where there is one here, else on the host.

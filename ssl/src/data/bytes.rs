@@ -35,6 +35,8 @@ pub(crate) struct Stream<'a> {
     path: &'a Path,
     inner: Box<dyn Read + 'a>,
     gzip: bool,
+    /// The file's length in bytes (compressed when gzip).
+    len: u64,
     /// The most bytes the stream can still yield (the file's length, times the deflate
     /// ratio when compressed): a cap on what a read reserves up front.
     most: u64,
@@ -59,10 +61,25 @@ impl<'a> Stream<'a> {
         Ok(if gzip {
             // MultiGzDecoder also accepts concatenated members, which `gzip -c a b` produces.
             let inner = Box::new(flate2::bufread::MultiGzDecoder::new(src));
-            Stream { path, inner, gzip, most: len.saturating_mul(MAX_DEFLATE_RATIO) }
+            Stream { path, inner, gzip, len, most: len.saturating_mul(MAX_DEFLATE_RATIO) }
         } else {
-            Stream { path, inner: Box::new(src), gzip, most: len }
+            Stream { path, inner: Box::new(src), gzip, len, most: len }
         })
+    }
+
+    /// Refuses, before anything is read or allocated for it, a body of `n` bytes that the
+    /// file cannot hold: more than the bytes left in a raw file, more than the deflate
+    /// ratio allows from a compressed one. `what` is the header's description of the body.
+    pub(crate) fn check_can_hold(&self, n: u64, what: &str) -> Result<()> {
+        if n <= self.most {
+            return Ok(());
+        }
+        let why = if self.gzip {
+            format!("a {}-byte gzip file decompresses to at most {} bytes", self.len, self.len.saturating_mul(MAX_DEFLATE_RATIO))
+        } else {
+            format!("{} bytes follow", self.most)
+        };
+        Err(DataError::format(self.path, format!("truncated: header says {what} ({n} bytes) but {why}")))
     }
 
     /// Whether the file is gzip-compressed.

@@ -2,7 +2,10 @@
 //! 0x00000803 (u8, three dimensions N×H×W) and a label file with magic 0x00000801 (u8, one
 //! dimension N), both with big-endian headers. Memory follows the header, never the
 //! stream: a file is read (or decompressed) up to the size its header declares and one
-//! byte more, which is an error, so concatenated gzip members cannot inflate it.
+//! byte more, which is an error, so concatenated gzip members cannot inflate it. What the
+//! header declares is itself bounded before anything is read for it: by [`MAX_IDX_BYTES`],
+//! and by what the file's size can hold (its length when raw, the deflate ratio's worth
+//! when compressed).
 
 use std::path::Path;
 
@@ -13,6 +16,11 @@ use super::error::{DataError, Result};
 
 /// IDX type code of unsigned bytes, the only element type MNIST-style datasets use.
 const UBYTE: u32 = 0x08;
+
+/// The most bytes an IDX header may declare for its body: 1 GiB, about twice the largest
+/// MNIST-style set (EMNIST ByClass, 697,932 images of 28×28), and so the most a header can
+/// make a loader decompress or allocate, whatever stream follows it.
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
 
 /// A validated u8 IDX array: `dims[0]` items of `dims[1..]` each.
 struct IdxArray {
@@ -54,6 +62,13 @@ fn parse_idx(path: &Path, mut src: Stream, ndims: usize, kind: &str) -> Result<I
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
         .ok_or_else(|| DataError::format(path, format!("header says {what}, which overflows the address space")))?;
+    if body_len as u64 > MAX_IDX_BYTES {
+        return Err(DataError::format(
+            path,
+            format!("header declares {what} ({body_len} bytes), over the cap of {MAX_IDX_BYTES} bytes for an IDX file (nothing past the header was read)"),
+        ));
+    }
+    src.check_can_hold(body_len as u64, &what)?;
     let data = src.read_up_to((body_len as u64).saturating_add(1))?;
     if data.len() < body_len {
         return Err(DataError::format(path, format!("truncated: header says {what} ({body_len} bytes) but {} bytes follow", data.len())));

@@ -17,8 +17,7 @@ use rayon::prelude::*;
 
 use super::dataset::Dataset;
 use super::error::{DataError, Result};
-use super::folder::FolderOptions;
-use super::image_file::decode_file;
+use super::image_file::{decode_file, ImageLimits};
 
 /// The class of images outside any subfolder.
 pub const UNLABELLED: &str = "unlabelled";
@@ -61,6 +60,11 @@ fn caption_file(dir: &Path) -> Result<(PathBuf, bool)> {
 
 /// Loads the image–caption pairs of one split folder (see the module docs).
 pub fn load_pairs(dir: impl AsRef<Path>) -> Result<Dataset> {
+    load_pairs_within(dir, ImageLimits::DEFAULT)
+}
+
+/// [`load_pairs`], each image's header checked against `limits` before it is decoded.
+pub fn load_pairs_within(dir: impl AsRef<Path>, limits: ImageLimits) -> Result<Dataset> {
     let dir = dir.as_ref();
     let (file, jsonl) = caption_file(dir)?;
     let text = std::fs::read_to_string(&file).map_err(|e| DataError::io(&file, "cannot read caption file", e))?;
@@ -88,11 +92,8 @@ pub fn load_pairs(dir: impl AsRef<Path>) -> Result<Dataset> {
             if !full.is_file() {
                 return Err(DataError::format(&file, format!("line {n}: image '{p}' not found ({})", full.display())));
             }
-            {
-                let o = FolderOptions::default();
-                decode_file(&full, o.channels, o.size, o.limits)
-            }
-            .map_err(|e| DataError::format(&file, format!("line {n}: {e}")))
+            // RGB, each at its own size (checked against the first below).
+            decode_file(&full, 3, None, limits).map_err(|e| DataError::format(&file, format!("line {n}: {e}")))
         })
         .collect();
     let mut pixels = Vec::new();

@@ -1,31 +1,37 @@
-//! One fuzz target per parser a user's files reach: its seeds (valid files, built here so
-//! they stay in step with the writers) and how one input is written into a case folder
-//! and loaded. A target returns the loader's error as text; the harness checks that it
-//! names a file of the case folder.
+//! One fuzz target per parser a user's files reach: its seeds (valid files) and how one
+//! input is written into a case folder and loaded. A target returns the loader's error as
+//! text; the harness checks that it names a file of the case folder.
+//!
+//! The seeds are committed under `tests/fuzz/seeds/<target>/` ([`Target::all_seeds`] reads
+//! them), written there by the generators here ([`Target::seeds`]) through the ignored
+//! test `write_seeds`; the generated ones are used too, so a writer's newer output is
+//! fuzzed alongside the committed files.
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use tessera_engine::Generator;
 use tessera_ssl::cli::config::{preset, Config};
-use tessera_ssl::data::{self, CifarKind, FolderOptions, Image, ImageLimits};
-use tessera_ssl::methods::Method;
-use tessera_ssl::nn::Optim;
+use tessera_ssl::data::{self, CifarKind, FolderOptions, ImageLimits};
+use tessera_ssl::methods::{Backbone, Method, SimClr};
+use tessera_ssl::nn::{Optim, ProjectionHead};
 use tessera_ssl::train::{self, RunDir, TrainConfig, TrainState};
 
 /// A parser under test.
 pub struct Target {
     pub name: &'static str,
-    /// Valid inputs the mutations start from.
-    pub seeds: fn() -> Vec<Vec<u8>>,
+    /// Valid inputs the mutations start from, each with its file name under
+    /// `tests/fuzz/seeds/<target>/`.
+    pub seeds: fn() -> Vec<(String, Vec<u8>)>,
     /// Writes the input (and any companion file) into the folder and loads it.
     pub run: fn(&Path, &[u8]) -> Result<(), String>,
 }
 
 pub const TARGETS: &[Target] = &[
-    Target { name: "idx", seeds: || vec![idx_images(10)], run: run_idx },
-    Target { name: "idx_gz", seeds: || vec![gzip(&idx_images(10)), idx_images(10)], run: run_idx_gz },
-    Target { name: "cifar", seeds: || vec![cifar_records(3)], run: run_cifar },
+    Target { name: "idx", seeds: || vec![("ten-images.idx".into(), idx_images(10))], run: run_idx },
+    Target { name: "idx_gz", seeds: idx_gz_seeds, run: run_idx_gz },
+    Target { name: "cifar", seeds: || vec![("three-records.bin".into(), cifar_records(3))], run: run_cifar },
     Target { name: "image_folder", seeds: image_seeds, run: run_image_folder },
     Target { name: "checkpoint", seeds: checkpoint_seeds, run: run_checkpoint },
     Target { name: "run_config", seeds: config_seeds, run: run_config },
@@ -33,6 +39,33 @@ pub const TARGETS: &[Target] = &[
 
 pub fn target(name: &str) -> &'static Target {
     TARGETS.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no fuzz target {name}"))
+}
+
+impl Target {
+    /// Where this target's committed seeds lie.
+    pub fn seed_dir(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/seeds").join(self.name)
+    }
+
+    /// The committed seeds, by file name.
+    pub fn committed_seeds(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let Ok(entries) = std::fs::read_dir(self.seed_dir()) else { return Vec::new() };
+        let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+        paths.sort();
+        paths.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+    }
+
+    /// What the mutations start from: the committed seeds, then each generated one that
+    /// differs from all of them.
+    pub fn all_seeds(&self) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = self.committed_seeds().into_iter().map(|(_, b)| b).collect();
+        for (_, bytes) in (self.seeds)() {
+            if !out.contains(&bytes) {
+                out.push(bytes);
+            }
+        }
+        out
+    }
 }
 
 /// Bytes to gzip format (one member).
@@ -70,6 +103,18 @@ fn text<E: std::fmt::Display>(r: Result<impl Sized, E>) -> Result<(), String> {
     r.map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// The 10-image file gzipped whole and in two members (as `gzip -c a b` writes a file
+/// split in two), and raw (compressed after mutation, see [`run_idx_gz`]).
+fn idx_gz_seeds() -> Vec<(String, Vec<u8>)> {
+    let raw = idx_images(10);
+    let (a, b) = raw.split_at(3000);
+    vec![
+        ("ten-images.idx.gz".into(), gzip(&raw)),
+        ("ten-images-two-members.idx.gz".into(), [gzip(a), gzip(b)].concat()),
+        ("ten-images.idx".into(), raw.clone()),
+    ]
+}
+
 /// The input as the image file of a 10-image pair whose label file is valid.
 fn run_idx(dir: &Path, input: &[u8]) -> Result<(), String> {
     let (images, labels) = (dir.join("train-images-idx3-ubyte"), dir.join("train-labels-idx1-ubyte"));
@@ -98,21 +143,21 @@ fn run_cifar(dir: &Path, input: &[u8]) -> Result<(), String> {
     text(data::load_cifar_files(&[path], CifarKind::Cifar10, "fuzz"))
 }
 
-/// A 16×12 RGB gradient as PNG and as JPEG.
-fn image_seeds() -> Vec<Vec<u8>> {
-    let img = Image::new(3, 12, 16, (0..3 * 12 * 16).map(|i| (i % 97) as f32 / 97.0).collect()).unwrap();
-    let dir = std::env::temp_dir().join(format!("tessera-fuzz-seeds-{}", std::process::id()));
-    let seeds = ["seed.png", "seed.jpg"]
-        .iter()
-        .map(|name| {
-            let p = dir.join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            data::save_image(&p, &img).unwrap();
-            std::fs::read(&p).unwrap()
+/// A 16×12 gradient as RGB, RGBA and grey PNG and as RGB and grey JPEG.
+fn image_seeds() -> Vec<(String, Vec<u8>)> {
+    let rgb = image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([(x * 16) as u8, (y * 20) as u8, ((x + y) * 9) as u8]));
+    let rgba = image::DynamicImage::ImageRgba8(image::DynamicImage::ImageRgb8(rgb.clone()).to_rgba8());
+    let rgb = image::DynamicImage::ImageRgb8(rgb);
+    let grey = image::DynamicImage::ImageLuma8(rgb.to_luma8());
+    [("rgb.png", &rgb), ("rgba.png", &rgba), ("grey.png", &grey), ("rgb.jpg", &rgb), ("grey.jpg", &grey)]
+        .into_iter()
+        .map(|(name, img)| {
+            let format = if name.ends_with(".png") { image::ImageFormat::Png } else { image::ImageFormat::Jpeg };
+            let mut out = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut out, format).unwrap();
+            (name.to_string(), out.into_inner())
         })
-        .collect();
-    let _ = std::fs::remove_dir_all(&dir);
-    seeds
+        .collect()
 }
 
 /// The limits the image target runs under: small enough that the largest image they admit
@@ -127,8 +172,10 @@ fn run_image_folder(dir: &Path, input: &[u8]) -> Result<(), String> {
     text(data::load_image_folder(dir.join("root"), opts))
 }
 
-/// A small SimCLR model and its optimizer, built once per thread (the checkpoint loader
-/// needs a model to load into).
+/// A SimCLR model and its AdamW optimizer, built once per thread (the checkpoint loader
+/// needs a model to load into). Its encoder is a two-layer MLP (with batch norm, so the
+/// checkpoint holds buffers too) rather than a ResNet, so that the committed seed is a few
+/// KB: the loader reads a checkpoint the same way whatever model wrote it.
 struct Model {
     method: Box<dyn Method>,
     opt: Box<dyn Optim>,
@@ -141,31 +188,17 @@ thread_local! {
     static MODEL: RefCell<Model> = RefCell::new(small_model());
 }
 
-fn small_config() -> Config {
-    let mut cfg = Config::from_toml(preset("simclr", "default").unwrap(), "preset").unwrap();
-    cfg.encoder = "resnet-narrow".into();
-    cfg.method_options.insert("proj_hidden".into(), toml::Value::Integer(16));
-    cfg.method_options.insert("proj_out".into(), toml::Value::Integer(8));
-    cfg.resolve().unwrap();
-    cfg
-}
-
 fn small_model() -> Model {
-    let cfg = small_config();
-    let method = tessera_ssl::cli::build_method(
-        &cfg,
-        1,
-        28,
-        &tessera_ssl::data::fashion_mnist_subset(tessera_ssl::data::Split::Test).unwrap(),
-        None,
-    )
-    .unwrap();
+    let mut gen = Generator::new(21);
+    let encoder = ProjectionHead::new(6, 8, 4, 2, true, &mut gen).unwrap();
+    let backbone = Backbone { net: Box::new(encoder), dim: 4 };
+    let method: Box<dyn Method> = Box::new(SimClr::new(backbone, 4, 3, 0.5, &mut gen).unwrap());
     let tcfg = TrainConfig {
         epochs: EPOCHS,
         max_steps: None,
-        lr: cfg.lr,
-        weight_decay: cfg.weight_decay,
-        optimizer: cfg.optimizer.clone(),
+        lr: 0.1,
+        weight_decay: 1e-4,
+        optimizer: "adamw".into(),
         warmup_epochs: 0.0,
         autocast: None,
         seed: 0,
@@ -175,7 +208,7 @@ fn small_model() -> Model {
 }
 
 /// The model's checkpoint at epoch 1, batch 4 (step 14 of 3 epochs of 10 steps).
-fn checkpoint_seeds() -> Vec<Vec<u8>> {
+fn checkpoint_seeds() -> Vec<(String, Vec<u8>)> {
     let dir = std::env::temp_dir().join(format!("tessera-fuzz-ckpt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let run = RunDir { root: dir.clone() };
@@ -183,7 +216,7 @@ fn checkpoint_seeds() -> Vec<Vec<u8>> {
     MODEL.with_borrow(|m| train::save_checkpoint(&run, m.method.as_ref(), m.opt.as_ref(), None, &state)).unwrap();
     let seed = std::fs::read(run.path(train::CHECKPOINT_FILE)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    vec![seed]
+    vec![("epoch1-batch4.safetensors".into(), seed)]
 }
 
 /// The input as a run's checkpoint, loaded as `--resume` does: tensors, metadata, the
@@ -198,13 +231,13 @@ fn run_checkpoint(dir: &Path, input: &[u8]) -> Result<(), String> {
 }
 
 /// Every method's resolved `config.toml`.
-fn config_seeds() -> Vec<Vec<u8>> {
+fn config_seeds() -> Vec<(String, Vec<u8>)> {
     tessera_ssl::methods::METHODS
         .iter()
         .map(|m| {
             let mut cfg = Config::from_toml(preset(m.name, "default").unwrap(), "preset").unwrap();
             cfg.resolve().unwrap();
-            cfg.to_toml().unwrap().into_bytes()
+            (format!("{}.toml", m.name), cfg.to_toml().unwrap().into_bytes())
         })
         .collect()
 }
