@@ -3,29 +3,30 @@
 use plotters::prelude::*;
 use std::path::Path;
 
-/// Registers a system TrueType font for chart text, once. Returns false when none is found
-/// (plots are then skipped: text drawing needs a font).
-fn font_available() -> bool {
-    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FONT.get_or_init(|| {
-        let candidates = [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        ];
-        candidates.iter().find_map(|p| std::fs::read(p).ok()).is_some_and(|bytes| {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+/// The font every chart's text is drawn with, embedded in the binary (DejaVu Sans; licence in
+/// `ssl/assets/fonts/LICENSE`): a system font would differ between machines, and where there
+/// is none the plots could not be drawn at all.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Registers the embedded font as "sans-serif", once (plotters' `ab_glyph` text backend
+/// draws only registered fonts).
+fn register_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+                .map_err(|_| "the embedded plot font cannot be read".to_string())
         })
-    })
+        .clone()
 }
 
 /// One line chart of `(x, y)` series, titled, into `path` (PNG, 640×400).
 pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[(&str, Vec<(f64, f64)>)]) -> Result<(), String> {
     let points: Vec<&(f64, f64)> = series.iter().flat_map(|s| s.1.iter()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
-    if points.is_empty() || !font_available() {
+    if points.is_empty() {
         return Ok(());
     }
+    register_font()?;
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for p in &points {
         x0 = x0.min(p.0);
