@@ -1,5 +1,5 @@
-//! The run's pictures through the real binary: drawn with the embedded font, so on any
-//! machine.
+//! The run's diagnostics through the real binary: the pictures in `plots/` (drawn with the
+//! embedded font, so on any machine) and the per-epoch keys of `metrics.jsonl`.
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -39,8 +39,17 @@ fn drawn_png(png: &[u8]) -> bool {
     img.to_luma8().pixels().filter(|p| p.0[0] < 128).count() > 100
 }
 
+fn records(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The diagnostics' keys every epoch record carries (`alignment` for methods with augmented
+/// views, as SimCLR has).
+const EPOCH_KEYS: [&str; 9] =
+    ["rankme", "uniformity", "collapse_std", "uniform_std", "dead_dims", "alignment", "knn_acc_epoch", "diagnostics_seconds", "loss"];
+
 #[test]
-fn curves_are_drawn_with_the_embedded_font() {
+fn a_run_draws_its_curves_with_the_embedded_font_and_its_diagnostics_each_epoch() {
     let dir = temp_dir("font");
     let run = tiny_run(&dir, "run", "");
     let loss = std::fs::read(run.join("plots/loss.png")).expect("plots/loss.png is written");
@@ -49,5 +58,15 @@ fn curves_are_drawn_with_the_embedded_font() {
     let img = image::load_from_memory(&loss).unwrap().to_luma8();
     let title = (0..img.width()).flat_map(|x| (0..30).map(move |y| (x, y))).filter(|&(x, y)| img.get_pixel(x, y).0[0] < 128).count();
     assert!(title > 20, "the title band has {title} dark pixels: no text was drawn");
+    for name in ["spectrum", "similarity", "pca"] {
+        let png = std::fs::read(run.join(format!("plots/{name}-epoch01.png"))).unwrap_or_else(|_| panic!("plots/{name}-epoch01.png"));
+        assert!(drawn_png(&png), "{name}-epoch01.png is blank or not a PNG");
+    }
+    let epoch = records(&run).into_iter().find(|r| r.get("epoch").is_some()).expect("an epoch record");
+    for key in EPOCH_KEYS {
+        assert!(epoch.get(key).and_then(|v| v.as_f64()).is_some_and(f64::is_finite), "epoch record lacks {key}: {epoch}");
+    }
+    let knn = epoch["knn_acc_epoch"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&knn), "knn_acc_epoch {knn}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,6 +5,7 @@
 mod build;
 pub mod config;
 mod diagnose;
+mod diagnostic_pictures;
 pub mod npy;
 mod pictures;
 mod plots;
