@@ -1,5 +1,6 @@
 //! The run's diagnostics through the real binary: the pictures in `plots/` (drawn with the
-//! embedded font, so on any machine) and the per-epoch keys of `metrics.jsonl`.
+//! embedded font, so on any machine), the per-epoch keys of `metrics.jsonl`, `tessera
+//! inspect`, `tessera report`, and a deliberately collapsing run being flagged.
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -68,5 +69,53 @@ fn a_run_draws_its_curves_with_the_embedded_font_and_its_diagnostics_each_epoch(
     }
     let knn = epoch["knn_acc_epoch"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&knn), "knn_acc_epoch {knn}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn inspect_and_report_read_saved_runs() {
+    let dir = temp_dir("report");
+    let (a, b) = (tiny_run(&dir, "a", ""), tiny_run(&dir, "b", "seed = 7\n"));
+    let json_out = dir.join("inspect.json");
+    let o = tessera(&["inspect", "--run", a.to_str().unwrap(), "--out", json_out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).expect("inspect prints one JSON line");
+    for key in EPOCH_KEYS.iter().filter(|k| **k != "loss").chain(&["singular_values", "similarity_histograms"]) {
+        assert!(line.get(key).is_some(), "inspect lacks {key}: {line}");
+    }
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();
+    assert_eq!(saved["rankme"], line["rankme"]);
+    let o = tessera(&["inspect", "--run", a.to_str().unwrap(), "--out", json_out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("--force"), "{}", stderr(&o));
+
+    let html_out = dir.join("report.html");
+    let report = |extra: &[&str]| {
+        let mut args = vec!["report", "--run", a.to_str().unwrap(), "--run", b.to_str().unwrap(), "--out", html_out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        tessera(&args)
+    };
+    let o = report(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(&html_out).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    for run in [&a, &b] {
+        assert!(html.contains(&run.display().to_string()), "the report lacks {}", run.display());
+    }
+    for needle in ["kNN acc", "random weights", "raw pixels", "rankme", "knn_acc_epoch", "temperature"] {
+        assert!(html.contains(needle), "the report lacks {needle}");
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"), "the page must not reach the network");
+    let images: Vec<&str> = html.split("<img src=\"data:image/png;base64,").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
+    // Per run: four curves (loss, lr, accuracy, rankme) and three diagnostic pictures.
+    assert_eq!(images.len(), 14, "pictures in the page");
+    for b64 in images {
+        assert!(drawn_png(&base64::decode(b64).expect("base64")), "an inlined picture does not decode as a drawn PNG");
+    }
+    // Never overwritten silently.
+    let o = report(&[]);
+    assert!(!o.status.success() && stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert!(report(&["--force"]).status.success());
+    let o = tessera(&["report", "--run", dir.join("missing").to_str().unwrap(), "--out", dir.join("x.html").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).lines().count() == 1 && stderr(&o).contains("not a run folder"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
