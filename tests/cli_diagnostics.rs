@@ -119,3 +119,30 @@ fn inspect_and_report_read_saved_runs() {
     assert!(!o.status.success() && stderr(&o).lines().count() == 1 && stderr(&o).contains("not a run folder"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// SimCLR pushed into collapse — a learning rate 500× the preset's, no warm-up, a
+/// temperature of 5 that all but removes the negatives' repulsion, a 16-wide projector
+/// hidden layer — is flagged within one short epoch (8 steps), where the same run at the
+/// preset's rate is not.
+#[test]
+fn a_collapsing_run_is_flagged_by_the_collapse_diagnostics() {
+    let dir = temp_dir("collapse");
+    let run = |name: &str, lr: &str| {
+        let toml = format!(
+            "train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 1\nlr = {lr}\nwarmup_epochs = 0\n[simclr]\ntemperature = 5.0\nproj_hidden = 16\n[eval]\nonline_probe = false\n"
+        );
+        let (out, stdout) = pretrain(&dir, name, &toml, &["--no-eval"]);
+        let epoch = records(&out).into_iter().find(|r| r.get("epoch").is_some()).expect("an epoch record");
+        (stdout, epoch)
+    };
+    let (stdout, collapsed) = run("collapsed", "1.0");
+    let (std, uniform, rank) =
+        (collapsed["collapse_std"].as_f64().unwrap(), collapsed["uniform_std"].as_f64().unwrap(), collapsed["rankme"].as_f64().unwrap());
+    assert!(std < 0.1 * uniform && rank < 2.5, "not flagged: collapse_std {std} (uniform {uniform}), rankme {rank}");
+    assert!(stdout.contains("the representation is collapsing"), "{stdout}");
+    let (stdout, healthy) = run("healthy", "0.002");
+    let (std, rank) = (healthy["collapse_std"].as_f64().unwrap(), healthy["rankme"].as_f64().unwrap());
+    assert!(std > 0.2 * uniform && rank > 10.0, "healthy run flagged: collapse_std {std}, rankme {rank}");
+    assert!(!stdout.contains("collapsing"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}
