@@ -1,7 +1,7 @@
 //! The representation diagnostics on hand-built point sets with known answers.
 
 use tessera::engine::Tensor;
-use tessera::ssl::eval::{alignment, effective_rank, similarity_histograms, singular_values, spread, uniformity};
+use tessera::ssl::eval::{alignment, effective_rank, pca_2d, similarity_histograms, singular_values, spread, uniformity};
 
 fn t(rows: &[&[f64]]) -> Tensor {
     let d = rows[0].len();
@@ -84,4 +84,20 @@ fn histograms_count_every_pair_once() {
     // e₁ and −e₁ (rows 0 and 3, different classes) land in the lowest bin.
     assert!(h.different_class[0] >= 1);
     assert!(similarity_histograms(&a, None, &[0, 1], 10).is_err());
+}
+
+#[test]
+fn pca_maps_points_on_a_line_to_their_centred_positions_along_it() {
+    // Points t·(3, 4)/5 + (1, 1), t = −2, 0, 1, 4 (mean 0.75): along the line, centred.
+    let pts: Vec<Vec<f64>> = [-2.0, 0.0, 1.0, 4.0].iter().map(|t| vec![1.0 + 0.6 * t, 1.0 + 0.8 * t]).collect();
+    let rows: Vec<&[f64]> = pts.iter().map(|p| p.as_slice()).collect();
+    let map = pca_2d(&t(&rows)).unwrap();
+    // The direction's sign is arbitrary: compare up to it.
+    let sign = map[3][0].signum();
+    for (p, t) in map.iter().zip([-2.75, -0.75, 0.25, 3.25]) {
+        assert!(close(sign * p[0], t, 1e-9) && close(p[1], 0.0, 1e-9), "{p:?} for {t}");
+    }
+    // Two axes of different spread: the wider one comes first.
+    let map = pca_2d(&t(&[&[3.0, 0.0], &[-3.0, 0.0], &[0.0, 1.0], &[0.0, -1.0]])).unwrap();
+    assert!(close(map[0][0].abs(), 3.0, 1e-9) && close(map[2][1].abs(), 1.0, 1e-9), "{map:?}");
 }

@@ -62,6 +62,14 @@ pub fn build_method(cfg: &Config, channels: usize, side: usize, train: &Dataset,
 /// The loader a method's recipe asks for, with the config's augmentation settings.
 pub fn build_loader(cfg: &Config, train: Arc<Dataset>, norm: (f32, f32), recipe: &DataRecipe) -> Result<DataLoader, String> {
     let [c, h, _] = train.image_shape();
+    let aug = augment_config(cfg, c, h, norm);
+    let lc = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, drop_last: true, seed: cfg.seed, ..LoaderConfig::default() };
+    recipe.loader(train, &aug, lc).map_err(|e| e.to_string())
+}
+
+/// The contrastive augmentation a config asks for, on `c`-channel `h × h` images normalized
+/// by `norm` (the training loader's, and the diagnostics' positive pairs).
+pub fn augment_config(cfg: &Config, c: usize, h: usize, norm: (f32, f32)) -> SimclrConfig {
     let mut aug = SimclrConfig { size: h, ..SimclrConfig::fashion_mnist() }.with_jitter_strength(cfg.augment.jitter_strength / 0.8);
     if c == 1 {
         aug.jitter = [cfg.augment.jitter_strength, cfg.augment.jitter_strength, 0.0, 0.0];
@@ -72,6 +80,5 @@ pub fn build_loader(cfg: &Config, train: Arc<Dataset>, norm: (f32, f32), recipe:
     aug.grayscale_p = cfg.augment.grayscale_p;
     aug.blur = cfg.augment.blur;
     aug.normalize = Some((vec![norm.0; c], vec![norm.1; c]));
-    let lc = LoaderConfig { batch_size: cfg.batch_size, shuffle: true, drop_last: true, seed: cfg.seed, ..LoaderConfig::default() };
-    recipe.loader(train, &aug, lc).map_err(|e| e.to_string())
+    aug
 }

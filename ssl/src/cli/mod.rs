@@ -1,15 +1,19 @@
-//! The `tessera` command-line program: `pretrain`, `eval`, `embed`, `zero-shot` and `methods`, the same
-//! for every method. Errors print one readable line on stderr and exit non-zero, before work starts
-//! wherever they can be detected early.
+//! The `tessera` command-line program: `pretrain`, `eval`, `embed`, `zero-shot`, `reconstruct`,
+//! `inspect`, `report` and `methods`, the same for every method. Errors print one readable line
+//! on stderr and exit non-zero, before work starts wherever they can be detected early.
 
 mod build;
 pub mod config;
 mod diagnose;
+mod diagnostic_pictures;
+mod inspect;
 pub mod npy;
 mod pictures;
 mod plots;
 mod pretrain;
 mod progress;
+mod report;
+mod report_html;
 mod zero_shot;
 
 pub use build::{build_encoder, build_method, load_dataset};
@@ -40,6 +44,37 @@ enum Command {
     /// Draw a run's method picture (MAE/SimMIM reconstructions, colorizations) of its fixed
     /// test images into a PNG.
     Reconstruct(ReconstructArgs),
+    /// Representation diagnostics of a saved run (effective rank, uniformity, alignment,
+    /// collapse, kNN on the held-out subset): prints one JSON line.
+    Inspect(InspectArgs),
+    /// One self-contained HTML page about one or more runs, side by side: configuration,
+    /// curves, final evaluation against the baselines, diagnostics per epoch, pictures.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[arg(long)]
+    run: PathBuf,
+    /// Also write the JSON line to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A run folder (repeat for several runs, shown side by side).
+    #[arg(long, required = true)]
+    run: Vec<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -226,6 +261,8 @@ pub fn main() -> i32 {
         }
         Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.pool.as_deref(), a.force),
         Command::Reconstruct(a) => pictures::reconstruct_command(&a.run, &a.out, a.images, a.force),
+        Command::Inspect(a) => inspect::inspect_command(&a.run, a.out.as_deref(), a.force).map(|line| println!("{line}")),
+        Command::Report(a) => report::report_command(&a.run, &a.out, a.force),
         Command::Methods => {
             print!("{}", methods_table());
             Ok(())

@@ -1,61 +1,98 @@
-//! PNG plots of a run's curves (loss, learning rate, accuracy) with `plotters`.
+//! PNG charts with `plotters`: a run's curves (loss, learning rate, accuracy), the diagnostics'
+//! spectrum and similarity histograms (lines), and the 2-D map of its embedding (points).
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use std::ops::Range;
 use std::path::Path;
 
-/// Registers a system TrueType font for chart text, once. Returns false when none is found
-/// (plots are then skipped: text drawing needs a font).
-fn font_available() -> bool {
-    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FONT.get_or_init(|| {
-        let candidates = [
-            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/DejaVuSans.ttf",
-            "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        ];
-        candidates.iter().find_map(|p| std::fs::read(p).ok()).is_some_and(|bytes| {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+/// The font every chart's text is drawn with, embedded in the binary (DejaVu Sans; licence in
+/// `ssl/assets/fonts/LICENSE`): a system font would differ between machines, and where there
+/// is none the plots could not be drawn at all.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Registers the embedded font as "sans-serif", once (plotters' `ab_glyph` text backend
+/// draws only registered fonts).
+fn register_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+                .map_err(|_| "the embedded plot font cannot be read".to_string())
         })
+        .clone()
+}
+
+/// Named series of `(x, y)` points: a curve per name, or a class of points.
+pub type Series<'a> = [(&'a str, Vec<(f64, f64)>)];
+
+type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One line chart of `series`, titled, with axis labels `(x, y)`, into `path` (PNG, 640×400).
+/// Nothing is written when no point is finite.
+pub fn line_chart(path: &Path, title: &str, labels: (&str, &str), series: &Series) -> Result<(), String> {
+    draw(path, title, labels, series, |chart, i, name, pts| {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+        Ok(())
     })
 }
 
-/// One line chart of `(x, y)` series, titled, into `path` (PNG, 640×400).
-pub fn line_chart(path: &Path, title: &str, x_label: &str, series: &[(&str, Vec<(f64, f64)>)]) -> Result<(), String> {
-    let points: Vec<&(f64, f64)> = series.iter().flat_map(|s| s.1.iter()).filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
-    if points.is_empty() || !font_available() {
-        return Ok(());
-    }
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for p in &points {
-        x0 = x0.min(p.0);
-        x1 = x1.max(p.0);
-        y0 = y0.min(p.1);
-        y1 = y1.max(p.1);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-9);
+/// A scatter chart: each group (a class) of points in its own colour, named in the legend.
+pub fn scatter_chart(path: &Path, title: &str, labels: (&str, &str), groups: &Series) -> Result<(), String> {
+    draw(path, title, labels, groups, |chart, i, name, pts| {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 2, color.filled())))?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 7, y), 3, color.filled()));
+        Ok(())
+    })
+}
+
+type DrawResult = Result<(), DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
+
+/// The frame every chart shares (white canvas, title, mesh, legend), around `each` drawing
+/// series `i` named `name`.
+fn draw(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &Series,
+    mut each: impl FnMut(&mut Chart<'_>, usize, &str, &[(f64, f64)]) -> DrawResult,
+) -> Result<(), String> {
+    let Some((xs, ys)) = bounds(series) else { return Ok(()) };
+    register_font()?;
     let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
     let root = BitMapBackend::new(path, (640, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(50)
-        .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xs, ys)
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc(x_label).draw().map_err(|e| err(&e))?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| err(&e))?;
     for (i, (name, pts)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+        let finite: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        each(&mut chart, i, name, &finite).map_err(|e| err(&e))?;
     }
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
+}
+
+/// The x and y ranges of the finite points, the y range padded by 5% (a flat series gets a
+/// range of its own); `None` when there is no finite point.
+fn bounds(series: &Series) -> Option<(Range<f64>, Range<f64>)> {
+    let pts = || series.iter().flat_map(|s| s.1.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+    pts().next()?;
+    let (x0, x1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = pts().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let x1 = if x1 <= x0 { x0 + 1.0 } else { x1 };
+    let pad = ((y1 - y0) * 0.05).max(1e-9);
+    Some((x0..x1, (y0 - pad)..(y1 + pad)))
 }

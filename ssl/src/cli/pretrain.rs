@@ -3,6 +3,8 @@
 
 use super::build::{build_encoder, build_loader, build_method, load_dataset};
 use super::config::{preset, table_has_key, Config, KeyError};
+use super::diagnose::Diagnostics;
+use super::diagnostic_pictures::write_diagnostic_pictures;
 use super::{npy, pictures, plots, progress::Progress, PretrainArgs};
 use crate::data::{Dataset, Split};
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
@@ -208,19 +210,29 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()]).map_err(|e| e.to_string())?;
     let method_ref: &dyn Method = method.as_ref();
     let picture_images = pictures::fixed_images(&test_ds, pictures::PICTURE_IMAGES)?;
-    let diagnostics_set = limit(test_ds.clone(), super::diagnose::DIAGNOSTIC_IMAGES);
+    let diagnostics = Diagnostics::new(&cfg, &train_ds, &test_ds, norm, &recipe)?;
     let plots_dir = run.path("plots");
     let eval_probe = |r: &mut train::EpochRecord, probe: Option<&OnlineProbe>| -> Result<(), String> {
         // The online probe reads the whole test split; the diagnostics its first images.
+        // `diagnostics_seconds` is the diagnostics' own time, without the probe's.
+        let start = Instant::now();
+        let mut probe_time = std::time::Duration::ZERO;
         let held_out = match probe {
             Some(p) => {
                 let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm)).map_err(|e| e.to_string())?;
                 r.online_probe_acc = Some(p.evaluate(&feats, &test_labels).map_err(|e| e.to_string())?);
-                feats.narrow(0, 0, diagnostics_set.len()).map_err(|e| e.to_string())?
+                probe_time = start.elapsed();
+                feats.narrow(0, 0, diagnostics.held_out().len()).map_err(|e| e.to_string())?
             }
-            None => encode_dataset(method_ref.encoder(), &diagnostics_set, 512, Some(norm)).map_err(|e| e.to_string())?,
+            None => diagnostics.encode_held_out(method_ref.encoder())?,
         };
-        r.method_metrics.extend(super::diagnose::epoch_diagnostics(&held_out)?);
+        let measured = diagnostics.measure(method_ref.encoder(), &held_out)?;
+        write_diagnostic_pictures(&measured, &plots_dir, r.epoch)?;
+        if let Some(w) = measured.collapse_warning() {
+            println!("{w}");
+        }
+        r.method_metrics.extend(measured.scalars);
+        r.method_metrics.insert("diagnostics_seconds".into(), (start.elapsed() - probe_time).as_secs_f64());
         // What the method makes of fixed test images (reconstructions, colorizations).
         pictures::write_picture(method_ref, &picture_images, norm, |name| plots_dir.join(pictures::epoch_file(name, r.epoch)))?;
         Ok(())
@@ -322,7 +334,7 @@ fn final_report(
     Ok(())
 }
 
-/// Loss, learning-rate and accuracy curves from `metrics.jsonl` (best effort: a plotting
+/// Loss, learning-rate, accuracy and effective-rank curves from `metrics.jsonl` (best effort: a plotting
 /// failure is reported, not fatal).
 fn write_plots(run: &RunDir) {
     let Ok(records) = run.metrics() else { return };
@@ -334,12 +346,17 @@ fn write_plots(run: &RunDir) {
         ("lr.png", "learning rate (end of epoch)", vec![("lr", series("lr"))]),
         (
             "accuracy.png",
-            "online linear probe accuracy",
-            vec![("test", series("online_probe_acc")), ("train batches", series("online_probe_train_acc"))],
+            "accuracy: online linear probe, per-epoch kNN",
+            vec![
+                ("test", series("online_probe_acc")),
+                ("train batches", series("online_probe_train_acc")),
+                ("kNN, held-out subset", series("knn_acc_epoch")),
+            ],
         ),
+        ("rankme.png", "effective rank of the held-out features (RankMe)", vec![("rankme", series("rankme"))]),
     ];
     for (file, title, s) in plots {
-        if let Err(e) = plots::line_chart(&run.path("plots").join(file), title, "epoch", &s) {
+        if let Err(e) = plots::line_chart(&run.path("plots").join(file), title, ("epoch", ""), &s) {
             eprintln!("warning: {e}");
         }
     }

@@ -26,6 +26,19 @@ pub fn image_batches(ds: &Dataset, batch: usize, norm: Option<(f32, f32)>) -> im
 
 /// Encoder features `[N, D]` of every image (the encoder is put in eval mode and restored).
 pub fn encode_dataset(encoder: &dyn Module, ds: &Dataset, batch: usize, norm: Option<(f32, f32)>) -> Result<Tensor> {
+    encode_batches(encoder, image_batches(ds, batch, norm))
+}
+
+/// Encoder features `[N, D]` of images already made into a tensor `[N, C, H, W]` (augmented
+/// views), in batches of `batch`.
+pub fn encode_images(encoder: &dyn Module, images: &Tensor, batch: usize) -> Result<Tensor> {
+    let n = images.shape()[0];
+    let batch = batch.max(1);
+    encode_batches(encoder, (0..n.div_ceil(batch)).map(|b| images.narrow(0, b * batch, batch.min(n - b * batch))))
+}
+
+/// Runs the encoder over `batches` in eval mode without a graph (the mode is restored).
+fn encode_batches(encoder: &dyn Module, batches: impl Iterator<Item = tessera_engine::Result<Tensor>>) -> Result<Tensor> {
     let was_training = encoder.is_training();
     encoder.set_training(false);
     let _g = no_grad();
@@ -33,7 +46,7 @@ pub fn encode_dataset(encoder: &dyn Module, ds: &Dataset, batch: usize, norm: Op
     // Batches go to the encoder's device; features come back to the host, where the
     // evaluation protocols run.
     let device = encoder.device();
-    for x in image_batches(ds, batch, norm) {
+    for x in batches {
         parts.push(encoder.forward(&Var::constant(x?.to_device(device)?))?.value().to_device(Device::Cpu)?);
     }
     encoder.set_training(was_training);

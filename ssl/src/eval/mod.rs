@@ -6,12 +6,14 @@ pub mod diagnostics;
 mod features;
 mod knn;
 mod linear_probe;
+mod pca;
 mod zero_shot;
 
 pub use diagnostics::{
     alignment, effective_rank, similarity_histograms, singular_values, spread, uniformity, SimilarityHistograms, Spread,
 };
-pub use features::{encode_dataset, image_batches, pixel_features};
+pub use features::{encode_dataset, encode_images, image_batches, pixel_features};
 pub use knn::{knn_accuracy, KnnAccuracy};
 pub use linear_probe::{linear_probe_accuracy, standardize, LinearProbeConfig};
+pub use pca::pca_2d;
 pub use zero_shot::{class_embeddings, zero_shot_accuracy, zero_shot_predict, DualEncoder};

@@ -1,0 +1,33 @@
+//! `tessera inspect`: the representation diagnostics of a saved run, as one JSON line.
+
+use std::path::Path;
+
+use super::diagnose::Diagnostics;
+use super::pretrain::load_run;
+use serde_json::json;
+
+/// Loads the run's weights as `tessera eval` does, measures its held-out features, and
+/// returns the JSON line; `out` also receives it (refused if it exists, unless `force`).
+pub fn inspect_command(dir: &Path, out: Option<&Path>, force: bool) -> Result<String, String> {
+    if let Some(out) = out.filter(|o| o.exists() && !force) {
+        return Err(format!("{}: already exists (pass --force to replace it)", out.display()));
+    }
+    let (cfg, method, tr, te, norm) = load_run(dir, None, None)?;
+    let diagnostics = Diagnostics::new(&cfg, &tr, &te, norm, &method.data_recipe())?;
+    let start = std::time::Instant::now();
+    let features = diagnostics.encode_held_out(method.encoder())?;
+    let measured = diagnostics.measure(method.encoder(), &features)?;
+    let mut record = measured.to_json();
+    record["run"] = json!(dir.display().to_string());
+    record["method"] = json!(cfg.method);
+    record["held_out_images"] = json!(diagnostics.held_out().len());
+    record["diagnostics_seconds"] = json!(start.elapsed().as_secs_f64());
+    let line = record.to_string();
+    if let Some(out) = out {
+        crate::train::write_atomic(out, format!("{line}\n").as_bytes())?;
+    }
+    if let Some(w) = measured.collapse_warning() {
+        eprintln!("{w}");
+    }
+    Ok(line)
+}
