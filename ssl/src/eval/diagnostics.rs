@@ -1,5 +1,5 @@
-//! What a representation looks like, as the SSL literature measures it (definitions in
-//! `docs/ssl-methods.md`, "Diagnostics"): alignment and uniformity on the hypersphere (Wang &
+//! What a representation looks like, as the SSL literature measures it (definitions as the
+//! cited papers give them): alignment and uniformity on the hypersphere (Wang &
 //! Isola 2020), effective rank (RankMe, Garrido et al. 2023), lightly's collapse standard
 //! deviation, dead dimensions and cosine-similarity histograms. Everything works on host
 //! features `[N, D]` in f64, without gradients: these are measurements, not losses.
