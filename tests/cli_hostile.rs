@@ -3,21 +3,18 @@
 //! past the schedule. Each must end in one line naming the file (or flag) and the key, with
 //! exit code 1 — never a panic (101) — and leave the run folder as it was.
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use cli::tessera;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Instant;
 
 use tessera::ssl::cli::config::{preset, Config};
 
-fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("the tessera binary runs")
-}
-
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tessera-hostile-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli::temp_dir("hostile-cli", name)
 }
 
 /// The run's error line, after checking it is one line and the exit code is 1.

@@ -1,18 +1,14 @@
 //! The `tessera` program end to end on a tiny budget: the run folder's files, metrics keys,
 //! exact resume, and bad input through the real binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "common/cli.rs"]
+mod cli;
 
-fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("the tessera binary runs")
-}
+use cli::{stderr, tessera};
+use std::path::{Path, PathBuf};
 
 fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tessera-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    cli::temp_dir("cli", name)
 }
 
 /// A tiny configuration: 256 training images, 128 test images, a short probe.
@@ -24,10 +20,6 @@ fn tiny_config(dir: &Path, baselines: bool) -> PathBuf {
     )
     .unwrap();
     p
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
 }
 
 #[test]
