@@ -25,7 +25,7 @@ use std::time::Instant;
 use tessera::autograd::{autocast, fused, Var};
 use tessera::engine::{cuda, peak_cpu_bytes, reset_peak_cpu_bytes, DType, Device, Generator, Tensor};
 use tessera::ssl::data::TrainBatch;
-use tessera::ssl::methods::{build_default, StepContext};
+use tessera::ssl::methods::{build_default, Method, StepContext};
 use tessera::ssl::nn::{AdamW, EncoderSpec, Module, Optim, Optimizer, Pool, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig};
 
 #[path = "support/memory.rs"]
@@ -117,6 +117,25 @@ fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn
     );
 }
 
+/// One warm-up step through the Method API (views -> loss -> backward -> optimizer ->
+/// `after_step`), then the median time of `steps` more.
+fn median_step_time(method: &dyn Method, opt: &mut dyn Optim, tb: &TrainBatch, steps: usize) -> f64 {
+    let mut times = Vec::new();
+    for i in 0..=steps {
+        let t = Instant::now();
+        let ctx = StepContext { step: i as u64, total_steps: 1000 };
+        opt.zero_grad();
+        let out = method.training_step(tb, &ctx).unwrap();
+        out.loss.backward().unwrap();
+        opt.step().unwrap();
+        method.after_step(&StepContext { step: ctx.step + 1, ..ctx }).unwrap();
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    median(times)
+}
+
 /// Training steps of a registered method through the Method API (views, loss, backward,
 /// optimizer, momentum/queue hook), on the CPU.
 fn time_method_steps(name: &str, encoder: &str, batch: usize) {
@@ -134,22 +153,9 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
         Some(task) => task.apply(tb, &Generator::new(2)).unwrap(),
         None => tb,
     };
-    let mut times = Vec::new();
     reset_peak_cpu_bytes();
     let rss_before = peak_rss(true);
-    for i in 0..=steps {
-        let t = Instant::now();
-        let ctx = StepContext { step: i as u64, total_steps: 1000 };
-        opt.zero_grad();
-        let out = method.training_step(&tb, &ctx).unwrap();
-        out.loss.backward().unwrap();
-        opt.step().unwrap();
-        method.after_step(&StepContext { step: ctx.step + 1, ..ctx }).unwrap();
-        if i > 0 {
-            times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let step = median(times);
+    let step = median_step_time(method.as_ref(), &mut opt, &tb, steps);
     println!(
         "{name} step, {encoder} 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
         batch as f64 / step,
@@ -174,21 +180,9 @@ fn time_clip_steps(batch: usize) {
     let labels = Tensor::from_slice(train.labels(), &[batch]).unwrap();
     let raw = TrainBatch { views, targets: None, mask: None, tokens: None, labels, indices: (0..batch).collect() };
     let tb = method.data_recipe().task.unwrap().apply(raw, &Generator::new(2)).unwrap();
-    let mut times = Vec::new();
     reset_peak_cpu_bytes();
     peak_rss(true);
-    for i in 0..=steps {
-        let t = Instant::now();
-        opt.zero_grad();
-        let out = method.training_step(&tb, &StepContext { step: i as u64, total_steps: 1000 }).unwrap();
-        out.loss.backward().unwrap();
-        opt.step().unwrap();
-        method.after_step(&StepContext { step: i as u64 + 1, total_steps: 1000 }).unwrap();
-        if i > 0 {
-            times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let step = median(times);
+    let step = median_step_time(method.as_ref(), &mut opt, &tb, steps);
     println!(
         "clip step, vit-tiny + 2-layer text 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS {:.0} MiB",
         batch as f64 / step,
