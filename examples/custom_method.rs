@@ -116,6 +116,7 @@ fn main() -> std::result::Result<(), String> {
         lr: 2e-3,
         weight_decay: 1e-6,
         optimizer: "adamw".into(),
+        betas: [0.9, 0.999],
         warmup_epochs: 0.2,
         autocast: None,
         seed: 0,

@@ -53,6 +53,10 @@ pub struct Config {
     pub weight_decay: f64,
     /// `adamw`, `lars` or `sgd`.
     pub optimizer: String,
+    /// AdamW's (β₁, β₂): PyTorch's (0.9, 0.999) by default; CLIP and MAE train with β₂ 0.98 /
+    /// 0.95, which lets the second moment follow a fast-moving loss in a short run.
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
     pub warmup_epochs: f64,
     /// ViT patch size; 0 picks it from the image side (4 up to 32×32).
     #[serde(default)]
@@ -81,6 +85,10 @@ pub struct Config {
 
 fn default_precision() -> String {
     "f32".into()
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
 }
 
 fn default_pool() -> String {
@@ -239,6 +247,9 @@ impl Config {
         self.autocast().map_err(|m| KeyError::new("precision", m))?;
         if !["adamw", "lars", "sgd"].contains(&self.optimizer.as_str()) {
             return fail("optimizer", format!("unknown optimizer '{}' (expected adamw, lars or sgd)", self.optimizer));
+        }
+        if !self.betas.iter().all(|b| (0.0..1.0).contains(b)) {
+            return fail("betas", format!("betas must both lie in [0, 1) (got {:?})", self.betas));
         }
         for (key, v) in [("epochs", self.epochs), ("eval.linear_epochs", self.eval.linear_epochs)] {
             if v > MAX_EPOCHS {

@@ -158,6 +158,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         lr: cfg.lr,
         weight_decay: cfg.weight_decay,
         optimizer: cfg.optimizer.clone(),
+        betas: cfg.betas,
         warmup_epochs: cfg.warmup_epochs,
         autocast: cfg.autocast()?,
         seed: cfg.seed,

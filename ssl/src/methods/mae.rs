@@ -96,6 +96,7 @@ impl Mae {
     pub fn new(ctx: &BuildContext, options: MaeOptions) -> std::result::Result<Mae, String> {
         let mut gen = Generator::new(ctx.seed);
         let (vit, backbone) = vit_backbone(ctx.encoder, PosEmbed::SinCos, "mae", &mut gen)?;
+        vit.init_as_mae(&mut gen).map_err(|e| e.to_string())?;
         let c = vit.config();
         let cfg = MaeDecoderConfig {
             encoder_dim: c.embed_dim,

@@ -7,6 +7,7 @@
 
 use super::attention::{vit_linear, TransformerBlock};
 use super::functional::cat;
+use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
 use super::module::{join, Buffer, Entry, Module, Param};
@@ -42,8 +43,9 @@ pub struct MaeDecoder {
 }
 
 impl MaeDecoder {
-    /// The reference init: Linear layers truncated normal (std 0.02), the mask token normal
-    /// (std 0.02), positions the fixed sin-cos table (a zero row for the class token).
+    /// The reference init: Linear layers Xavier-uniform ([`init::xavier_matrices`]), the mask
+    /// token normal (std 0.02), positions the fixed sin-cos table (a zero row for the class
+    /// token).
     pub fn new(config: &MaeDecoderConfig, gen: &mut Generator) -> Result<MaeDecoder> {
         let c = config;
         if c.dim == 0 || !c.dim.is_multiple_of(4) || c.grid == 0 || c.patch_values == 0 {
@@ -54,7 +56,7 @@ impl MaeDecoder {
         let mut table = vec![0.0; c.dim];
         table.extend(sincos_2d(c.dim, c.grid));
         let blocks = (0..c.depth).map(|_| TransformerBlock::new(c.dim, c.num_heads, 4.0, true, gen)).collect::<Result<_>>()?;
-        Ok(MaeDecoder {
+        let decoder = MaeDecoder {
             embed: vit_linear(c.encoder_dim, c.dim, true, gen)?,
             mask_token: Param::new(gen.normal(&[1, 1, c.dim], 0.0, 0.02, DType::F32)?)?,
             pos_embed: Buffer::new(Tensor::from_vec(table, &[1, l + 1, c.dim])?.to_dtype(DType::F32)?),
@@ -62,7 +64,9 @@ impl MaeDecoder {
             norm: LayerNorm::new(c.dim, 1e-6)?,
             pred: vit_linear(c.dim, c.patch_values, true, gen)?,
             config: c.clone(),
-        })
+        };
+        init::xavier_matrices(&decoder, gen)?;
+        Ok(decoder)
     }
 
     pub fn config(&self) -> &MaeDecoderConfig {

@@ -39,8 +39,13 @@ pub struct TextTransformer {
 }
 
 impl TextTransformer {
-    /// open_clip's initialization of the embeddings (std 0.02 tokens, 0.01 positions) and of
-    /// the projection (std width^-1/2); the blocks get ViT's.
+    /// open_clip's initialization (`TextTransformer.init_parameters`): tokens std 0.02,
+    /// positions 0.01, and normals scaled to the width `w` and depth `L`: the fused q/k/v
+    /// projection std w^-1/2, the MLP's first layer (2w)^-1/2, the attention output and
+    /// the MLP's second layer w^-1/2 · (2L)^-1/2 (so the residual stream grows as O(1)
+    /// over the blocks), the text projection w^-1/2; biases zero. ViT's std 0.02 would be
+    /// 4× smaller at w = 128: attention would start uniform, and captions of one length
+    /// would reach the end token nearly alike.
     pub fn new(c: &TextConfig, gen: &mut Generator) -> Result<TextTransformer> {
         if c.vocab_size == 0 || c.context_length == 0 || c.layers == 0 || c.embed_dim == 0 {
             return Err(Error::invalid("TextTransformer", format!("every size must be positive: {c:?}")).into());
@@ -49,6 +54,18 @@ impl TextTransformer {
         let positional_embedding = Param::new(gen.normal(&[c.context_length, c.width], 0.0, 0.01, DType::F32)?)?;
         let blocks =
             (0..c.layers).map(|_| Ok(TransformerBlock::new(c.width, c.heads, 4.0, true, gen)?.causal())).collect::<Result<Vec<_>>>()?;
+        let width = c.width as f64;
+        let (attn_std, fc_std, proj_std) = (width.powf(-0.5), (2.0 * width).powf(-0.5), (width * 2.0 * c.layers as f64).powf(-0.5));
+        for b in &blocks {
+            for (w, std) in [
+                (&b.attn.qkv.weight, attn_std),
+                (&b.attn.proj.weight, proj_std),
+                (&b.mlp.fc1.weight, fc_std),
+                (&b.mlp.fc2.weight, proj_std),
+            ] {
+                w.var().set_value(gen.normal(w.value().shape(), 0.0, std, DType::F32)?)?;
+            }
+        }
         let text_projection = Param::new(gen.normal(&[c.width, c.embed_dim], 0.0, (c.width as f64).powf(-0.5), DType::F32)?)?;
         Ok(TextTransformer {
             token_embedding,

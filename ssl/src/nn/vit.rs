@@ -165,6 +165,16 @@ impl VisionTransformer {
         &self.config
     }
 
+    /// Re-draws the weights as MAE's reference code initializes its encoder: every matrix
+    /// (Linear weights, the patch projection) Xavier-uniform, the class token normal with
+    /// std 0.02 (see [`init::xavier_matrices`]).
+    pub fn init_as_mae(&self, gen: &mut Generator) -> Result<()> {
+        init::xavier_matrices(self, gen)?;
+        let cls = self.cls_token.var();
+        cls.set_value(gen.normal(&cls.value().shape().to_vec(), 0.0, 0.02, cls.value().dtype())?)?;
+        Ok(())
+    }
+
     /// Width of the tokens and of the pooled features.
     pub fn feature_dim(&self) -> usize {
         self.config.embed_dim

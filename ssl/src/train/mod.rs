@@ -77,6 +77,8 @@ pub struct TrainConfig {
     pub lr: f64,
     pub weight_decay: f64,
     pub optimizer: String,
+    /// AdamW's (β₁, β₂).
+    pub betas: [f64; 2],
     pub warmup_epochs: f64,
     /// Mixed precision: the training step's forward runs under `autocast` to this dtype.
     pub autocast: Option<DType>,
@@ -111,7 +113,13 @@ pub fn make_optimizer(method: &dyn Method, cfg: &TrainConfig) -> Result<Box<dyn 
     let params = method.named_trainable_parameters();
     let e = |e: tessera_autograd::Error| e.to_string();
     Ok(match cfg.optimizer.as_str() {
-        "adamw" => Box::new(Optimizer::new(AdamW::default(), ParamGroup::split_decay(params, cfg.lr, cfg.weight_decay)).map_err(e)?),
+        "adamw" => Box::new(
+            Optimizer::new(
+                AdamW { beta1: cfg.betas[0], beta2: cfg.betas[1], ..AdamW::default() },
+                ParamGroup::split_decay(params, cfg.lr, cfg.weight_decay),
+            )
+            .map_err(e)?,
+        ),
         "lars" => Box::new(Optimizer::single(Lars::default(), params, cfg.lr, cfg.weight_decay).map_err(e)?),
         "sgd" => Box::new(Optimizer::single(Sgd::momentum(0.9, false), params, cfg.lr, cfg.weight_decay).map_err(e)?),
         other => return Err(format!("unknown optimizer '{other}' (expected adamw, lars or sgd)")),

@@ -199,6 +199,7 @@ fn small_model() -> Model {
         lr: 0.1,
         weight_decay: 1e-4,
         optimizer: "adamw".into(),
+        betas: [0.9, 0.999],
         warmup_epochs: 0.0,
         autocast: None,
         seed: 0,
