@@ -25,11 +25,12 @@ fn pretrain(dir: &Path, name: &str, toml: &str, flags: &[&str]) -> (PathBuf, Str
     (out, String::from_utf8_lossy(&o.stdout).to_string())
 }
 
-/// A two-step SimCLR run on 256 training and 128 test images; `extra` (top-level keys)
-/// opens its configuration.
+/// A two-step SimCLR run on 256 training and 128 test images, with the per-parameter norms
+/// of both steps; `extra` (top-level keys) opens its configuration.
 fn tiny_run(dir: &Path, name: &str, extra: &str) -> PathBuf {
-    let toml =
-        format!("{extra}train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 1\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = true\n");
+    let toml = format!(
+        "{extra}train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 1\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = true\n[diagnostics]\nlayer_norms_every = 1\n"
+    );
     pretrain(dir, name, &toml, &["--max-steps", "2"]).0
 }
 
@@ -179,7 +180,9 @@ fn layer_norms_are_logged_every_n_steps_without_changing_training() {
     assert!(layer_norm_records(&off).is_empty() && !off.join("plots/update_ratio.png").exists());
     let logged = layer_norm_records(&on);
     assert_eq!(logged.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
-    let layers = logged[0]["layers"].as_object().unwrap();
+    // The first step's learning rate is 0 (the warm-up starts there): weights stay put.
+    assert_eq!(logged[0]["layers"]["encoder.conv1.weight"]["update_ratio"], 0.0);
+    let layers = logged[1]["layers"].as_object().unwrap();
     let conv = &layers["encoder.conv1.weight"];
     for key in ["grad_norm", "weight_norm", "update_norm", "update_ratio"] {
         assert!(conv[key].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {conv}");

@@ -17,12 +17,14 @@ pub fn write_diagnostic_pictures(m: &Measured, dir: &Path, epoch: usize) -> Resu
     let path = |name: &str| dir.join(epoch_file(name, epoch));
     let rank = m.get("rankme").unwrap_or(f64::NAN);
     let mut spectra = vec![("encoder", log_spectrum(&m.singular_values))];
-    let mut title = format!("singular values of the held-out features, epoch {epoch} (RankMe {rank:.1}");
-    if let (Some(sv), Some(rank)) = (&m.projector_singular_values, m.get("rankme_projector")) {
-        spectra.push(("projector", log_spectrum(sv)));
-        title.push_str(&format!(", projector {rank:.1}"));
-    }
-    title.push(')');
+    // The title names both ranks where there is a projector, in fewer words to fit.
+    let title = match (&m.projector_singular_values, m.get("rankme_projector")) {
+        (Some(sv), Some(projector)) => {
+            spectra.push(("projector", log_spectrum(sv)));
+            format!("held-out singular values, epoch {epoch} (RankMe {rank:.1}, projector {projector:.1})")
+        }
+        _ => format!("singular values of the held-out features, epoch {epoch} (RankMe {rank:.1})"),
+    };
     line_chart(&path("spectrum"), &title, ("index", "log10 singular value"), &spectra)?;
     let h = &m.histograms;
     let mut series = vec![("same class", fractions(&h.same_class)), ("different class", fractions(&h.different_class))];

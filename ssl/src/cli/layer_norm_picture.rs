@@ -42,6 +42,9 @@ pub fn write_update_ratio_picture(records: &[Value], path: &Path) -> Result<(), 
     if blocks.is_empty() {
         return Ok(());
     }
+    // `metrics.jsonl` holds the names sorted as text (blocks.10 before blocks.2): the legend
+    // lists them in the model's order.
+    blocks.sort_by_cached_key(|(b, _)| natural_key(b));
     let series: Vec<(&str, Vec<(f64, f64)>)> = blocks.iter().map(|(b, p)| (b.as_str(), p.clone())).collect();
     line_chart(path, "update-to-weight ratio per block (log10 ‖Δw‖ / ‖w‖)", ("step", "log10 ‖Δw‖ / ‖w‖"), &series)
 }
@@ -63,6 +66,11 @@ pub fn block_of(name: &str) -> String {
     module[..take].join(".")
 }
 
+/// A sort key that orders the numbers in a dotted name by value.
+fn natural_key(name: &str) -> Vec<(String, usize)> {
+    name.split('.').map(|part| part.parse::<usize>().map_or_else(|_| (part.to_string(), 0), |n| (String::new(), n))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +88,9 @@ mod tests {
         ] {
             assert_eq!(block_of(name), block, "{name}");
         }
+        let mut names = ["encoder.blocks.10", "projector.0", "encoder.blocks.2", "encoder"];
+        names.sort_by_cached_key(|n| natural_key(n));
+        assert_eq!(names, ["encoder", "encoder.blocks.2", "encoder.blocks.10", "projector.0"]);
     }
 
     #[test]
