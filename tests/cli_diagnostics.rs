@@ -91,7 +91,8 @@ fn inspect_and_report_read_saved_runs() {
     let o = tessera(&["inspect", "--run", a.to_str().unwrap(), "--out", json_out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).expect("inspect prints one JSON line");
-    for key in EPOCH_KEYS.iter().filter(|k| **k != "loss").chain(&["singular_values", "projector_singular_values", "similarity_histograms"]) {
+    for key in EPOCH_KEYS.iter().filter(|k| **k != "loss").chain(&["singular_values", "projector_singular_values", "similarity_histograms"])
+    {
         assert!(line.get(key).is_some(), "inspect lacks {key}: {line}");
     }
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();

@@ -15,7 +15,13 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
     }
     let (qv, kv, vv) = (q.value(), k.value(), v.value());
     if vv.rank() < 2 {
-        return Err(tessera_engine::Error::shapes_hint("scaled_dot_product_attention", qv.shape(), vv.shape(), "v needs a shape [..., L, Dv]").into());
+        return Err(tessera_engine::Error::shapes_hint(
+            "scaled_dot_product_attention",
+            qv.shape(),
+            vv.shape(),
+            "v needs a shape [..., L, Dv]",
+        )
+        .into());
     }
     let p = attention_probabilities(&qv, &kv, causal, key_padding_mask)?;
     let scale = 1.0 / (qv.shape()[qv.rank() - 1] as f64).sqrt();

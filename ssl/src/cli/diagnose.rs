@@ -129,7 +129,15 @@ impl Diagnostics {
         .map_err(e)?;
         scalars.push(("knn_acc_epoch".into(), knn.majority));
         let map = pca_2d(features).map_err(e)?;
-        Ok(Measured { scalars, singular_values: sv, projector_singular_values: projector_sv, histograms, map, labels, classes: self.held_out.classes().to_vec() })
+        Ok(Measured {
+            scalars,
+            singular_values: sv,
+            projector_singular_values: projector_sv,
+            histograms,
+            map,
+            labels,
+            classes: self.held_out.classes().to_vec(),
+        })
     }
 }
 

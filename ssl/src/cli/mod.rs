@@ -267,7 +267,9 @@ pub fn main() -> i32 {
         }
         Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.pool.as_deref(), a.force),
         Command::Reconstruct(a) => pictures::reconstruct_command(&a.run, &a.out, a.images, a.force),
-        Command::Inspect(a) => inspect::inspect_command(&a.run, a.out.as_deref(), a.attention.as_deref(), a.force).map(|line| println!("{line}")),
+        Command::Inspect(a) => {
+            inspect::inspect_command(&a.run, a.out.as_deref(), a.attention.as_deref(), a.force).map(|line| println!("{line}"))
+        }
         Command::Report(a) => report::report_command(&a.run, &a.out, a.force),
         Command::Methods => {
             print!("{}", methods_table());

@@ -1,9 +1,9 @@
 //! `tessera pretrain`, `eval` and `embed`: configuration, the run folder, training, the
 //! final report and plots.
 
+use super::attention_pictures::{write_attention_picture, ATTENTION_PICTURE};
 use super::build::{build_encoder, build_loader, build_method, load_dataset};
 use super::config::{preset, table_has_key, Config, KeyError};
-use super::attention_pictures::{write_attention_picture, ATTENTION_PICTURE};
 use super::diagnose::Diagnostics;
 use super::diagnostic_pictures::write_diagnostic_pictures;
 use super::layer_norm_picture::{write_update_ratio_picture, UPDATE_RATIO_PICTURE};

@@ -35,7 +35,12 @@ pub fn attention_rollout(layers: &[Tensor]) -> Result<Tensor> {
     for layer in layers {
         let [lb, h, ll, _] = attention_shape(layer)?;
         if (lb, ll) != (b, l) {
-            return Err(Error::shapes_hint("attention_rollout", first.shape(), layer.shape(), "every layer must see the same images and tokens"));
+            return Err(Error::shapes_hint(
+                "attention_rollout",
+                first.shape(),
+                layer.shape(),
+                "every layer must see the same images and tokens",
+            ));
         }
         let values = layer.to_device(Device::Cpu)?.to_vec_f64()?;
         for (image, r) in rollout.iter_mut().enumerate() {
