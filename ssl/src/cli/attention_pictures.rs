@@ -23,7 +23,8 @@ pub const ATTENTION_PICTURE: &str = "attention";
 pub fn write_attention_picture(encoder: &dyn Module, images: &Tensor, norm: (f32, f32), path: &Path) -> Result<bool, String> {
     let Some(vit) = encoder.as_vision_transformer() else { return Ok(false) };
     let cfg = vit.config();
-    if images.shape() != [images.shape()[0], cfg.in_channels, cfg.img_size, cfg.img_size] || cfg.depth == 0 {
+    let fits = matches!(*images.shape(), [_, c, h, w] if c == cfg.in_channels && h == cfg.img_size && w == cfg.img_size);
+    if !fits || cfg.depth == 0 {
         return Ok(false);
     }
     let e = |e: tessera_autograd::Error| e.to_string();
