@@ -212,6 +212,12 @@ fn a_vit_run_draws_its_attention_maps() {
     assert_eq!(std::fs::read(&out).unwrap(), picture, "inspect draws what the run drew of the same weights");
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(line["attention_picture"], out.display().to_string());
+    let o = tessera(&["inspect", "--run", vit.to_str().unwrap(), "--attention", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("--force"), "an existing picture is kept: {}", stderr(&o));
+    let html = dir.join("vit.html");
+    let o = tessera(&["report", "--run", vit.to_str().unwrap(), "--out", html.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("attention, epoch 1"), "the report shows the attention picture");
 
     let resnet = tiny_run(&dir, "resnet", "");
     assert!(!resnet.join("plots/attention-epoch01.png").exists());
