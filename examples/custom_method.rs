@@ -120,6 +120,7 @@ fn main() -> std::result::Result<(), String> {
         warmup_epochs: 0.2,
         autocast: None,
         seed: 0,
+        layer_norms_every: 0,
     };
     let mut opt = make_optimizer(&method, &cfg)?;
     let run = RunDir::open(&std::env::temp_dir().join("tessera-custom-method"), OpenMode::Force)?;

@@ -25,11 +25,12 @@ fn pretrain(dir: &Path, name: &str, toml: &str, flags: &[&str]) -> (PathBuf, Str
     (out, String::from_utf8_lossy(&o.stdout).to_string())
 }
 
-/// A two-step SimCLR run on 256 training and 128 test images; `extra` (top-level keys)
-/// opens its configuration.
+/// A two-step SimCLR run on 256 training and 128 test images, with the per-parameter norms
+/// of both steps; `extra` (top-level keys) opens its configuration.
 fn tiny_run(dir: &Path, name: &str, extra: &str) -> PathBuf {
-    let toml =
-        format!("{extra}train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 1\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = true\n");
+    let toml = format!(
+        "{extra}train_images = 256\ntest_images = 128\nbatch_size = 32\nepochs = 1\n[eval]\nknn_k = 5\nlinear_epochs = 2\nbaselines = true\n[diagnostics]\nlayer_norms_every = 1\n"
+    );
     pretrain(dir, name, &toml, &["--max-steps", "2"]).0
 }
 
@@ -45,9 +46,19 @@ fn records(run: &Path) -> Vec<serde_json::Value> {
 }
 
 /// The diagnostics' keys every epoch record carries (`alignment` for methods with augmented
-/// views, as SimCLR has).
-const EPOCH_KEYS: [&str; 9] =
-    ["rankme", "uniformity", "collapse_std", "uniform_std", "dead_dims", "alignment", "knn_acc_epoch", "diagnostics_seconds", "loss"];
+/// views, `rankme_projector` for methods with a projector, as SimCLR has both).
+const EPOCH_KEYS: [&str; 10] = [
+    "rankme",
+    "rankme_projector",
+    "uniformity",
+    "collapse_std",
+    "uniform_std",
+    "dead_dims",
+    "alignment",
+    "knn_acc_epoch",
+    "diagnostics_seconds",
+    "loss",
+];
 
 #[test]
 fn a_run_draws_its_curves_with_the_embedded_font_and_its_diagnostics_each_epoch() {
@@ -80,7 +91,8 @@ fn inspect_and_report_read_saved_runs() {
     let o = tessera(&["inspect", "--run", a.to_str().unwrap(), "--out", json_out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let line: serde_json::Value = serde_json::from_slice(&o.stdout).expect("inspect prints one JSON line");
-    for key in EPOCH_KEYS.iter().filter(|k| **k != "loss").chain(&["singular_values", "similarity_histograms"]) {
+    for key in EPOCH_KEYS.iter().filter(|k| **k != "loss").chain(&["singular_values", "projector_singular_values", "similarity_histograms"])
+    {
         assert!(line.get(key).is_some(), "inspect lacks {key}: {line}");
     }
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();
@@ -106,8 +118,9 @@ fn inspect_and_report_read_saved_runs() {
     }
     assert!(!html.contains("http://") && !html.contains("https://"), "the page must not reach the network");
     let images: Vec<&str> = html.split("<img src=\"data:image/png;base64,").skip(1).map(|s| &s[..s.find('"').unwrap()]).collect();
-    // Per run: four curves (loss, lr, accuracy, rankme) and three diagnostic pictures.
-    assert_eq!(images.len(), 14, "pictures in the page");
+    // Per run: five curves (loss, lr, accuracy, rankme, update ratio) and three diagnostic
+    // pictures.
+    assert_eq!(images.len(), 16, "pictures in the page");
     for b64 in images {
         assert!(drawn_png(&base64::decode(b64).expect("base64")), "an inlined picture does not decode as a drawn PNG");
     }
@@ -144,5 +157,71 @@ fn a_collapsing_run_is_flagged_by_the_collapse_diagnostics() {
     let (std, rank) = (healthy["collapse_std"].as_f64().unwrap(), healthy["rankme"].as_f64().unwrap());
     assert!(std > 0.2 * uniform && rank > 10.0, "healthy run flagged: collapse_std {std}, rankme {rank}");
     assert!(!stdout.contains("collapsing"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The records of `metrics.jsonl` that hold per-parameter norms.
+fn layer_norm_records(run: &Path) -> Vec<serde_json::Value> {
+    records(run).into_iter().filter(|r| r["kind"] == "layer_norms").collect()
+}
+
+/// `[diagnostics] layer_norms_every = 1` logs every step's per-parameter norms and draws the
+/// update-ratio picture, and the run trains bitwise as with the diagnostic off.
+#[test]
+fn layer_norms_are_logged_every_n_steps_without_changing_training() {
+    let dir = temp_dir("layer-norms");
+    let run = |name: &str, every: usize| {
+        let toml = format!(
+            "train_images = 64\ntest_images = 32\nbatch_size = 16\nepochs = 1\n[simclr]\nproj_hidden = 16\nproj_out = 8\n[eval]\nonline_probe = false\n[diagnostics]\nlayer_norms_every = {every}\n"
+        );
+        pretrain(&dir, name, &toml, &["--max-steps", "3", "--no-eval"]).0
+    };
+    let (on, off) = (run("on", 1), run("off", 0));
+    assert!(std::fs::read(on.join("model.safetensors")).unwrap() == std::fs::read(off.join("model.safetensors")).unwrap());
+    assert!(layer_norm_records(&off).is_empty() && !off.join("plots/update_ratio.png").exists());
+    let logged = layer_norm_records(&on);
+    assert_eq!(logged.iter().map(|r| r["step"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    // The first step's learning rate is 0 (the warm-up starts there): weights stay put.
+    assert_eq!(logged[0]["layers"]["encoder.conv1.weight"]["update_ratio"], 0.0);
+    let layers = logged[1]["layers"].as_object().unwrap();
+    let conv = &layers["encoder.conv1.weight"];
+    for key in ["grad_norm", "weight_norm", "update_norm", "update_ratio"] {
+        assert!(conv[key].as_f64().is_some_and(|v| v.is_finite() && v > 0.0), "{key}: {conv}");
+    }
+    assert!(layers.keys().any(|k| k.starts_with("projector.")), "the projector's parameters are measured too");
+    assert!(drawn_png(&std::fs::read(on.join("plots/update_ratio.png")).unwrap()), "update_ratio.png is blank or not a PNG");
+    // The epoch record is still the last line (readers that take it from there keep working).
+    assert!(records(&on).last().unwrap().get("epoch").is_some());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A ViT run draws the class token's attention per head and its rollout each epoch, and
+/// `tessera inspect --attention` draws it from the saved run; a ResNet run says it has none.
+#[test]
+fn a_vit_run_draws_its_attention_maps() {
+    let dir = temp_dir("attention");
+    let toml = "encoder = \"vit-tiny\"\npatch_size = 7\ntrain_images = 64\ntest_images = 32\nbatch_size = 16\nepochs = 1\n[simclr]\nproj_hidden = 16\nproj_out = 8\n[eval]\nonline_probe = false\n";
+    let (vit, _) = pretrain(&dir, "vit", toml, &["--max-steps", "1", "--no-eval"]);
+    let picture = std::fs::read(vit.join("plots/attention-epoch01.png")).expect("plots/attention-epoch01.png is written");
+    let img = image::load_from_memory(&picture).expect("a PNG");
+    // 8 rows of images; image, 3 heads (ViT-Tiny) and the rollout side by side.
+    assert!(img.width() > 4 * img.height() / 8 && img.height() > 8 * 28, "{}×{}", img.width(), img.height());
+    let out = dir.join("attention.png");
+    let o = tessera(&["inspect", "--run", vit.to_str().unwrap(), "--attention", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), picture, "inspect draws what the run drew of the same weights");
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(line["attention_picture"], out.display().to_string());
+    let o = tessera(&["inspect", "--run", vit.to_str().unwrap(), "--attention", out.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("--force"), "an existing picture is kept: {}", stderr(&o));
+    let html = dir.join("vit.html");
+    let o = tessera(&["report", "--run", vit.to_str().unwrap(), "--out", html.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("attention, epoch 1"), "the report shows the attention picture");
+
+    let resnet = tiny_run(&dir, "resnet", "");
+    assert!(!resnet.join("plots/attention-epoch01.png").exists());
+    let o = tessera(&["inspect", "--run", resnet.to_str().unwrap(), "--attention", dir.join("none.png").to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("not a ViT"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).ok();
 }

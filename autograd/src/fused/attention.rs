@@ -14,7 +14,35 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
         return scaled_dot_product_attention(&q, &k, &v, causal, key_padding_mask);
     }
     let (qv, kv, vv) = (q.value(), k.value(), v.value());
-    if qv.rank() < 2 || kv.rank() < 2 || vv.rank() < 2 || qv.shape()[qv.rank() - 1] != kv.shape()[kv.rank() - 1] {
+    if vv.rank() < 2 {
+        return Err(tessera_engine::Error::shapes_hint(
+            "scaled_dot_product_attention",
+            qv.shape(),
+            vv.shape(),
+            "v needs a shape [..., L, Dv]",
+        )
+        .into());
+    }
+    let p = attention_probabilities(&qv, &kv, causal, key_padding_mask)?;
+    let scale = 1.0 / (qv.shape()[qv.rank() - 1] as f64).sqrt();
+    let out = p.matmul(&vv)?;
+    Ok(Var::from_op("scaled_dot_product_attention", out, &[q, k, v], move |g, needs| {
+        let dp = g.matmul(&vv.t()?)?;
+        let ds = p.softmax_backward(&dp, -1)?.mul_scalar(scale)?;
+        Ok(vec![
+            needs[0].then(|| ds.matmul(&kv)?.sum_to_shape(qv.shape())).transpose()?,
+            needs[1].then(|| ds.t()?.matmul(&qv)?.sum_to_shape(kv.shape())).transpose()?,
+            needs[2].then(|| p.t()?.matmul(g)?.sum_to_shape(vv.shape())).transpose()?,
+        ])
+    }))
+}
+
+/// The attention probabilities `softmax(q·kᵀ / √d + mask)`, `[..., Lq, Lk]`, of
+/// [`scaled_dot_product_attention`] (same masks, same rows summing to 1), as plain tensors:
+/// what a diagnostic reads to see where each query looks, with no graph and no extra cost
+/// on the training forward.
+pub fn attention_probabilities(qv: &Tensor, kv: &Tensor, causal: bool, key_padding_mask: Option<&Tensor>) -> Result<Tensor> {
+    if qv.rank() < 2 || kv.rank() < 2 || qv.shape()[qv.rank() - 1] != kv.shape()[kv.rank() - 1] {
         return Err(tessera_engine::Error::shapes_hint(
             "scaled_dot_product_attention",
             qv.shape(),
@@ -51,17 +79,7 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
         let neg_inf = Tensor::full_on(&[], f64::NEG_INFINITY, scores.dtype(), scores.device())?;
         scores = Tensor::where_(m, &neg_inf, &scores)?;
     }
-    let p = scores.softmax(-1)?;
-    let out = p.matmul(&vv)?;
-    Ok(Var::from_op("scaled_dot_product_attention", out, &[q, k, v], move |g, needs| {
-        let dp = g.matmul(&vv.t()?)?;
-        let ds = p.softmax_backward(&dp, -1)?.mul_scalar(scale)?;
-        Ok(vec![
-            needs[0].then(|| ds.matmul(&kv)?.sum_to_shape(qv.shape())).transpose()?,
-            needs[1].then(|| ds.t()?.matmul(&qv)?.sum_to_shape(kv.shape())).transpose()?,
-            needs[2].then(|| p.t()?.matmul(g)?.sum_to_shape(vv.shape())).transpose()?,
-        ])
-    }))
+    Ok(scores.softmax(-1)?)
 }
 
 trait MaskOr {

@@ -7,7 +7,7 @@ mod embedding;
 mod loss;
 mod norm;
 
-pub use attention::scaled_dot_product_attention;
+pub use attention::{attention_probabilities, scaled_dot_product_attention};
 pub use dropout::dropout;
 pub use embedding::embedding;
 pub use loss::{cross_entropy, cross_entropy_soft, l1_loss, mse_loss};

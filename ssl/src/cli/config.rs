@@ -78,6 +78,10 @@ pub struct Config {
     /// Limits on the dataset's files (absent from older runs' files: the defaults).
     #[serde(default)]
     pub data: DataConfig,
+    /// What the run measures beside the per-epoch diagnostics (absent from older runs'
+    /// files: the defaults).
+    #[serde(default)]
+    pub diagnostics: DiagnosticsConfig,
     /// The method's section, resolved by [`Config::resolve`]; saved as `[<method>]`.
     #[serde(skip)]
     pub method_options: toml::Table,
@@ -144,6 +148,22 @@ impl DataConfig {
     /// The image budget these keys set.
     pub fn image_limits(&self) -> ImageLimits {
         ImageLimits { max_pixels: self.max_image_pixels, max_decoded_bytes: self.max_image_bytes }
+    }
+}
+
+/// The `[diagnostics]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosticsConfig {
+    /// Log every parameter's gradient norm, weight norm and update-to-weight ratio on the
+    /// first optimizer step and every this many after it (0: never). Each measurement reads
+    /// the weights twice on the host: at 50, well under 1% of a step's time.
+    pub layer_norms_every: usize,
+}
+
+impl Default for DiagnosticsConfig {
+    fn default() -> Self {
+        DiagnosticsConfig { layer_norms_every: 50 }
     }
 }
 

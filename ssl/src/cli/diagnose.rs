@@ -12,9 +12,10 @@ use crate::eval::{
     alignment, effective_rank, encode_dataset, encode_images, knn_accuracy, pca_2d, similarity_histograms, singular_values, spread,
     uniformity, SimilarityHistograms,
 };
-use crate::nn::Module;
+use crate::methods::Method;
+use crate::nn::{in_eval_mode, Module};
 use serde_json::json;
-use tessera_engine::Tensor;
+use tessera_engine::{Device, Tensor};
 
 /// Held-out images the diagnostics use: enough for a stable rank and uniformity, few enough
 /// to cost little beside an epoch (uniformity is quadratic in them).
@@ -48,6 +49,8 @@ pub struct Measured {
     pub scalars: Vec<(String, f64)>,
     /// Of the held-out encoder features, largest first.
     pub singular_values: Vec<f64>,
+    /// Of the projector's output on those features, for methods with a projector.
+    pub projector_singular_values: Option<Vec<f64>>,
     pub histograms: SimilarityHistograms,
     /// The held-out features on their first two principal components.
     pub map: Vec<[f64; 2]>,
@@ -87,20 +90,25 @@ impl Diagnostics {
         encode_dataset(encoder, &self.held_out, 512, Some(self.norm)).map_err(|e| e.to_string())
     }
 
-    /// Every diagnostic of `encoder`, given its `features` of the held-out images (the
-    /// online probe has them already).
-    pub fn measure(&self, encoder: &dyn Module, features: &Tensor) -> Result<Measured, String> {
+    /// Every diagnostic of `method`'s encoder (and projector, where it has one), given the
+    /// encoder's `features` of the held-out images (the online probe has them already).
+    pub fn measure(&self, method: &dyn Method, features: &Tensor) -> Result<Measured, String> {
         let e = |e: tessera_engine::Error| e.to_string();
+        let encoder = method.encoder();
         let labels = self.held_out.labels().to_vec();
         let sv = singular_values(features).map_err(e)?;
         let s = spread(features).map_err(e)?;
-        let mut scalars = vec![
-            ("rankme".to_string(), effective_rank(&sv)),
+        let projector_sv = projector_output(method, features)?.map(|z| singular_values(&z)).transpose().map_err(e)?;
+        let mut scalars = vec![("rankme".to_string(), effective_rank(&sv))];
+        if let Some(psv) = &projector_sv {
+            scalars.push(("rankme_projector".into(), effective_rank(psv)));
+        }
+        scalars.extend([
             ("uniformity".into(), uniformity(features, 2.0).map_err(e)?),
             ("collapse_std".into(), s.mean_std),
             ("uniform_std".into(), s.uniform_std),
             ("dead_dims".into(), s.dead_fraction),
-        ];
+        ]);
         let mut histograms = similarity_histograms(features, None, &labels, HISTOGRAM_BINS).map_err(e)?;
         if let Some((a, b)) = &self.views {
             let fa = encode_images(encoder, a, 512).map_err(|e| e.to_string())?;
@@ -121,8 +129,23 @@ impl Diagnostics {
         .map_err(e)?;
         scalars.push(("knn_acc_epoch".into(), knn.majority));
         let map = pca_2d(features).map_err(e)?;
-        Ok(Measured { scalars, singular_values: sv, histograms, map, labels, classes: self.held_out.classes().to_vec() })
+        Ok(Measured {
+            scalars,
+            singular_values: sv,
+            projector_singular_values: projector_sv,
+            histograms,
+            map,
+            labels,
+            classes: self.held_out.classes().to_vec(),
+        })
     }
+}
+
+/// The projector's output `[N, E]` on the host for encoder `features` `[N, D]` on the host,
+/// in eval mode without a graph; `None` for methods without a projector.
+fn projector_output(method: &dyn Method, features: &Tensor) -> Result<Option<Tensor>, String> {
+    let projected = in_eval_mode(method, || method.projector_embedding(&features.to_device(method.device())?));
+    projected.and_then(|z| Ok(z.map(|z| z.to_device(Device::Cpu)).transpose()?)).map_err(|e| e.to_string())
 }
 
 /// Two views of each image in `images` by the augmentation `kind`, with the run's
@@ -166,6 +189,9 @@ impl Measured {
             out.insert(k.clone(), json!(v));
         }
         out.insert("singular_values".into(), json!(self.singular_values));
+        if let Some(psv) = &self.projector_singular_values {
+            out.insert("projector_singular_values".into(), json!(psv));
+        }
         let h = &self.histograms;
         out.insert(
             "similarity_histograms".into(),

@@ -15,16 +15,17 @@ pub const DIAGNOSTIC_PICTURES: [&str; 3] = ["spectrum", "similarity", "pca"];
 pub fn write_diagnostic_pictures(m: &Measured, dir: &Path, epoch: usize) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create folder: {e}", dir.display()))?;
     let path = |name: &str| dir.join(epoch_file(name, epoch));
-    // log10, so the tail of a collapsing spectrum stays visible beside its head.
-    let spectrum: Vec<(f64, f64)> =
-        m.singular_values.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(k, s)| ((k + 1) as f64, s.log10())).collect();
     let rank = m.get("rankme").unwrap_or(f64::NAN);
-    line_chart(
-        &path("spectrum"),
-        &format!("singular values of the held-out features, epoch {epoch} (RankMe {rank:.1})"),
-        ("index", "log10 singular value"),
-        &[("encoder", spectrum)],
-    )?;
+    let mut spectra = vec![("encoder", log_spectrum(&m.singular_values))];
+    // The title names both ranks where there is a projector, in fewer words to fit.
+    let title = match (&m.projector_singular_values, m.get("rankme_projector")) {
+        (Some(sv), Some(projector)) => {
+            spectra.push(("projector", log_spectrum(sv)));
+            format!("held-out singular values, epoch {epoch} (RankMe {rank:.1}, projector {projector:.1})")
+        }
+        _ => format!("singular values of the held-out features, epoch {epoch} (RankMe {rank:.1})"),
+    };
+    line_chart(&path("spectrum"), &title, ("index", "log10 singular value"), &spectra)?;
     let h = &m.histograms;
     let mut series = vec![("same class", fractions(&h.same_class)), ("different class", fractions(&h.different_class))];
     if h.positive.iter().any(|&c| c > 0) {
@@ -51,6 +52,12 @@ pub fn write_diagnostic_pictures(m: &Measured, dir: &Path, epoch: usize) -> Resu
         ("PC 1", "PC 2"),
         &groups,
     )
+}
+
+/// `(index, log10 σ)` of the positive singular values: log10, so the tail of a collapsing
+/// spectrum stays visible beside its head.
+fn log_spectrum(singular_values: &[f64]) -> Vec<(f64, f64)> {
+    singular_values.iter().enumerate().filter(|(_, s)| **s > 0.0).map(|(k, s)| ((k + 1) as f64, s.log10())).collect()
 }
 
 /// Each bin's share of the pairs, against the bin's centre in [−1, 1].

@@ -2,11 +2,13 @@
 //! `inspect`, `report` and `methods`, the same for every method. Errors print one readable line
 //! on stderr and exit non-zero, before work starts wherever they can be detected early.
 
+mod attention_pictures;
 mod build;
 pub mod config;
 mod diagnose;
 mod diagnostic_pictures;
 mod inspect;
+mod layer_norm_picture;
 pub mod npy;
 mod pictures;
 mod plots;
@@ -59,6 +61,10 @@ struct InspectArgs {
     /// Also write the JSON line to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Draw a ViT run's attention (class token per head of the last block, and rollout) on
+    /// its fixed test images into this PNG.
+    #[arg(long)]
+    attention: Option<PathBuf>,
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
@@ -261,7 +267,9 @@ pub fn main() -> i32 {
         }
         Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.pool.as_deref(), a.force),
         Command::Reconstruct(a) => pictures::reconstruct_command(&a.run, &a.out, a.images, a.force),
-        Command::Inspect(a) => inspect::inspect_command(&a.run, a.out.as_deref(), a.force).map(|line| println!("{line}")),
+        Command::Inspect(a) => {
+            inspect::inspect_command(&a.run, a.out.as_deref(), a.attention.as_deref(), a.force).map(|line| println!("{line}"))
+        }
         Command::Report(a) => report::report_command(&a.run, &a.out, a.force),
         Command::Methods => {
             print!("{}", methods_table());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::data::Dataset;
 use crate::eval::image_batches;
 use crate::methods::Method;
-use tessera_autograd::no_grad;
+use crate::nn::in_eval_mode;
 use tessera_engine::Tensor;
 
 /// Test images in each picture: the first ones of the test split, the same every epoch.
@@ -26,13 +26,7 @@ pub fn write_picture(
     norm: (f32, f32),
     path: impl FnOnce(&str) -> PathBuf,
 ) -> Result<Option<Vec<String>>, String> {
-    let was_training = method.is_training();
-    method.set_training(false);
-    let grid = {
-        let _g = no_grad();
-        method.visualize(images, norm)
-    };
-    method.set_training(was_training);
+    let grid = in_eval_mode(method, || method.visualize(images, norm));
     let Some(grid) = grid.map_err(|e| e.to_string())? else { return Ok(None) };
     let path = path(grid.name);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -31,7 +31,7 @@ type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64,
 /// One line chart of `series`, titled, with axis labels `(x, y)`, into `path` (PNG, 640×400).
 /// Nothing is written when no point is finite.
 pub fn line_chart(path: &Path, title: &str, labels: (&str, &str), series: &Series) -> Result<(), String> {
-    draw(path, title, labels, series, |chart, i, name, pts| {
+    draw(path, title, labels, series, Marker::Line, |chart, i, name, pts| {
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
@@ -43,7 +43,7 @@ pub fn line_chart(path: &Path, title: &str, labels: (&str, &str), series: &Serie
 
 /// A scatter chart: each group (a class) of points in its own colour, named in the legend.
 pub fn scatter_chart(path: &Path, title: &str, labels: (&str, &str), groups: &Series) -> Result<(), String> {
-    draw(path, title, labels, groups, |chart, i, name, pts| {
+    draw(path, title, labels, groups, Marker::Dot, |chart, i, name, pts| {
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(pts.iter().map(|&p| Circle::new(p, 2, color.filled())))?
@@ -55,6 +55,21 @@ pub fn scatter_chart(path: &Path, title: &str, labels: (&str, &str), groups: &Se
 
 type DrawResult = Result<(), DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>>;
 
+/// How a series is marked in the legend: a stroke (curves) or a dot (groups of points).
+#[derive(Clone, Copy)]
+enum Marker {
+    Line,
+    Dot,
+}
+
+/// The chart's own size in pixels.
+const CHART_SIZE: (u32, u32) = (640, 400);
+/// Beyond this many series the legend moves to a column beside the chart, where it hides
+/// no curve (a ViT's blocks, ten classes).
+const LEGEND_INSIDE_MAX: usize = 6;
+/// The width of that column.
+const LEGEND_COLUMN: u32 = 220;
+
 /// The frame every chart shares (white canvas, title, mesh, legend), around `each` drawing
 /// series `i` named `name`.
 fn draw(
@@ -62,14 +77,18 @@ fn draw(
     title: &str,
     (x_label, y_label): (&str, &str),
     series: &Series,
+    marker: Marker,
     mut each: impl FnMut(&mut Chart<'_>, usize, &str, &[(f64, f64)]) -> DrawResult,
 ) -> Result<(), String> {
     let Some((xs, ys)) = bounds(series) else { return Ok(()) };
     register_font()?;
     let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
-    let root = BitMapBackend::new(path, (640, 400)).into_drawing_area();
+    let beside = series.len() > LEGEND_INSIDE_MAX;
+    let width = CHART_SIZE.0 + if beside { LEGEND_COLUMN } else { 0 };
+    let root = BitMapBackend::new(path, (width, CHART_SIZE.1)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let (plot_area, legend_area) = root.split_horizontally(CHART_SIZE.0);
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption(title, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(35)
@@ -81,8 +100,30 @@ fn draw(
         let finite: Vec<(f64, f64)> = pts.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
         each(&mut chart, i, name, &finite).map_err(|e| err(&e))?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
+    if beside {
+        legend_column(&legend_area, series, marker).map_err(|e| err(&e))?;
+    } else {
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
+    }
     root.present().map_err(|e| err(&e))
+}
+
+/// The legend as a column of its own: each series' marker in its palette colour, then its
+/// name, rows shrinking to fit the height.
+fn legend_column(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, series: &Series, marker: Marker) -> DrawResult {
+    let top = 40;
+    let row = ((CHART_SIZE.1 as i32 - top) / series.len().max(1) as i32).clamp(6, 18);
+    let font = ("sans-serif", row.min(14)).into_font();
+    for (i, (name, _)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let y = top + i as i32 * row;
+        match marker {
+            Marker::Line => area.draw(&PathElement::new(vec![(4, y), (22, y)], color.stroke_width(2)))?,
+            Marker::Dot => area.draw(&Circle::new((13, y), 3, color.filled()))?,
+        }
+        area.draw(&Text::new(name.to_string(), (28, y - row.min(14) / 2), font.clone()))?;
+    }
+    Ok(())
 }
 
 /// The x and y ranges of the finite points, the y range padded by 5% (a flat series gets a

@@ -1,10 +1,12 @@
 //! `tessera pretrain`, `eval` and `embed`: configuration, the run folder, training, the
 //! final report and plots.
 
+use super::attention_pictures::{write_attention_picture, ATTENTION_PICTURE};
 use super::build::{build_encoder, build_loader, build_method, load_dataset};
 use super::config::{preset, table_has_key, Config, KeyError};
 use super::diagnose::Diagnostics;
 use super::diagnostic_pictures::write_diagnostic_pictures;
+use super::layer_norm_picture::{write_update_ratio_picture, UPDATE_RATIO_PICTURE};
 use super::{npy, pictures, plots, progress::Progress, PretrainArgs};
 use crate::data::{Dataset, Split};
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
@@ -162,6 +164,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         warmup_epochs: cfg.warmup_epochs,
         autocast: cfg.autocast()?,
         seed: cfg.seed,
+        layer_norms_every: cfg.diagnostics.layer_norms_every,
     };
     let mut opt = make_optimizer(method.as_ref(), &tcfg)?;
     let mut probe = if cfg.eval.online_probe {
@@ -227,8 +230,11 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
             }
             None => diagnostics.encode_held_out(method_ref.encoder())?,
         };
-        let measured = diagnostics.measure(method_ref.encoder(), &held_out)?;
+        let measured = diagnostics.measure(method_ref, &held_out)?;
         write_diagnostic_pictures(&measured, &plots_dir, r.epoch)?;
+        let attention = plots_dir.join(pictures::epoch_file(ATTENTION_PICTURE, r.epoch));
+        write_attention_picture(method_ref.encoder(), &picture_images, norm, &attention)?;
+        write_update_ratio_picture(&run.metrics()?, &plots_dir.join(UPDATE_RATIO_PICTURE))?;
         if let Some(w) = measured.collapse_warning() {
             println!("{w}");
         }
@@ -354,7 +360,11 @@ fn write_plots(run: &RunDir) {
                 ("kNN, held-out subset", series("knn_acc_epoch")),
             ],
         ),
-        ("rankme.png", "effective rank of the held-out features (RankMe)", vec![("rankme", series("rankme"))]),
+        (
+            "rankme.png",
+            "effective rank of the held-out features (RankMe)",
+            vec![("encoder", series("rankme")), ("projector", series("rankme_projector"))],
+        ),
     ];
     for (file, title, s) in plots {
         if let Err(e) = plots::line_chart(&run.path("plots").join(file), title, ("epoch", ""), &s) {

@@ -5,13 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
+use super::attention_pictures::ATTENTION_PICTURE;
 use super::diagnostic_pictures::DIAGNOSTIC_PICTURES;
+use super::layer_norm_picture::UPDATE_RATIO_PICTURE;
 use super::report_html::render;
 
 /// The curves `tessera pretrain` draws into `plots/`.
-const CURVES: [&str; 4] = ["loss.png", "lr.png", "accuracy.png", "rankme.png"];
-/// Method pictures drawn each epoch (reconstructions, colorizations), shown when present.
-const METHOD_PICTURES: [&str; 2] = ["reconstructions", "colorization"];
+const CURVES: [&str; 5] = ["loss.png", "lr.png", "accuracy.png", "rankme.png", UPDATE_RATIO_PICTURE];
+/// Pictures drawn each epoch for some runs only (ViT attention, reconstructions,
+/// colorizations), shown when present.
+const METHOD_PICTURES: [&str; 3] = [ATTENTION_PICTURE, "reconstructions", "colorization"];
 
 /// What the page shows of one run.
 pub struct RunSummary {

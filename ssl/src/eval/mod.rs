@@ -2,6 +2,7 @@
 //! the baselines (random weights, raw pixels), zero-shot classification for image–text
 //! models, and the diagnostics of a representation.
 
+mod attention;
 pub mod diagnostics;
 mod features;
 mod knn;
@@ -9,6 +10,7 @@ mod linear_probe;
 mod pca;
 mod zero_shot;
 
+pub use attention::{attention_rollout, class_token_attention};
 pub use diagnostics::{
     alignment, effective_rank, similarity_histograms, singular_values, spread, uniformity, SimilarityHistograms, Spread,
 };

@@ -231,6 +231,11 @@ impl Method for Clip {
         &self.backbone
     }
 
+    /// The image's embedding in the joint space, h · visual.proj (before normalization).
+    fn projector_embedding(&self, features: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(Var::constant(features.clone()).matmul(&self.visual_proj.get())?.value()))
+    }
+
     /// One image view and one caption per image, tokenized on the data side.
     fn data_recipe(&self) -> DataRecipe {
         DataRecipe::views(vec![self.augment])

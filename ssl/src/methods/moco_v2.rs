@@ -196,6 +196,11 @@ impl Method for MocoV2 {
         &self.backbone
     }
 
+    /// The projection head's output g_q(h) (before the keys' normalization).
+    fn projector_embedding(&self, features: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.projector.forward(&Var::constant(features.clone()))?.value()))
+    }
+
     fn training_step(&self, batch: &TrainBatch, ctx: &StepContext) -> Result<StepOutput> {
         let (x1, x2) = two_views(batch)?;
         let (queue, tau) = (self.queue.keys(), self.options.temperature);

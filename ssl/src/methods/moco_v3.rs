@@ -20,7 +20,7 @@ use super::{
 use crate::nn::{freeze_prefix, is_vit, join, Entry, Module, ProjectionHead};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{Result, Var};
-use tessera_engine::Generator;
+use tessera_engine::{Generator, Tensor};
 
 /// MoCo v3's registry entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -139,6 +139,11 @@ impl Method for MocoV3 {
 
     fn backbone(&self) -> &Backbone {
         &self.backbone
+    }
+
+    /// The projector's output (before the predictor): what the momentum keys are made of.
+    fn projector_embedding(&self, features: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.projector.forward(&Var::constant(features.clone()))?.value()))
     }
 
     fn training_step(&self, batch: &TrainBatch, _: &StepContext) -> Result<StepOutput> {

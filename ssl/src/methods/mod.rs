@@ -34,7 +34,7 @@ pub use colorization_loss::colorization_loss;
 pub use contrastive_loss::contrastive_loss;
 pub use jigsaw::{JigsawMethod, JigsawOptions};
 pub use mae::{Mae, MaeOptions};
-pub use mim::kept_and_restore;
+pub use mim::{kept_and_restore, normalize as normalize_pixels};
 pub use mim_loss::{mae_loss, mae_targets, simmim_loss};
 pub use moco_loss::l2_normalize_rows;
 pub use moco_loss::moco_infonce;
@@ -258,6 +258,13 @@ pub trait Method: Module {
     /// updates, queue updates and other per-step schedules happen here.
     fn after_step(&self, _ctx: &StepContext) -> Result<()> {
         Ok(())
+    }
+    /// The projector's output for encoder features `h [N, D]` on the method's device (SimCLR
+    /// and MoCo's projection head, CLIP's visual projection into the joint space), for the
+    /// diagnostics' `rankme_projector`; `None` (the default) for methods without one. Callers
+    /// run it in eval mode without a graph.
+    fn projector_embedding(&self, _features: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
     }
     /// A picture of what the model does on `images` (raw pixels in [0, 1], `[B, C, H, W]` on
     /// the host; `norm` is the (mean, std) the training inputs are normalized with): MAE's

@@ -88,6 +88,11 @@ impl Method for SimClr {
         &self.backbone
     }
 
+    /// The projection head's output z = g(h).
+    fn projector_embedding(&self, features: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.projector.forward(&Var::constant(features.clone()))?.value()))
+    }
+
     fn training_step(&self, batch: &TrainBatch, _: &StepContext) -> Result<StepOutput> {
         let (x1, x2) = two_views(batch)?;
         let n = x1.shape()[0];

@@ -6,7 +6,7 @@ use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
 use super::module::{join, Entry, Module};
-use tessera_autograd::{fused, Result, Var};
+use tessera_autograd::{fused, no_grad, Result, Var};
 use tessera_engine::{DType, Generator, Tensor};
 
 /// A Linear with ViT's init: weight truncated normal (std 0.02), bias zeros.
@@ -40,16 +40,34 @@ impl Attention {
     }
 }
 
-impl Module for Attention {
-    fn forward(&self, x: &Var) -> Result<Var> {
+impl Attention {
+    /// q, k and v of `x [B, L, D]`, each `[B, H, L, D/H]`: one fused projection split into
+    /// heads, as in timm.
+    fn heads(&self, x: &Var) -> Result<[Var; 3]> {
         let s = x.shape();
         if s.len() != 3 {
             return Err(tessera_engine::Error::invalid("Attention", format!("expects [B, L, D], got {s:?}")).into());
         }
         let (b, l, d, h) = (s[0], s[1], s[2], self.num_heads);
-        // [B, L, 3D] → [3, B, H, L, D/H]: q, k, v as in timm.
+        // [B, L, 3D] → [3, B, H, L, D/H].
         let qkv = self.qkv.forward(x)?.reshape_to(&[b, l, 3, h, d / h])?.permute(&[2, 0, 3, 1, 4])?;
-        let (q, k, v) = (qkv.select(0, 0)?, qkv.select(0, 1)?, qkv.select(0, 2)?);
+        Ok([qkv.select(0, 0)?, qkv.select(0, 1)?, qkv.select(0, 2)?])
+    }
+
+    /// Where each token of `x [B, L, D]` looks: the attention probabilities `[B, H, L, L]`
+    /// (each row sums to 1), computed without a graph. A separate pass, so the training
+    /// forward keeps its fused kernel and pays nothing for it.
+    pub fn probabilities(&self, x: &Var) -> Result<Tensor> {
+        let _g = no_grad();
+        let [q, k, _] = self.heads(x)?;
+        fused::attention_probabilities(&q.value(), &k.value(), self.causal, None)
+    }
+}
+
+impl Module for Attention {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let [q, k, v] = self.heads(x)?;
+        let (b, l, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
         let o = fused::scaled_dot_product_attention(&q, &k, &v, self.causal, None)?;
         self.proj.forward(&o.permute(&[0, 2, 1, 3])?.reshape_to(&[b, l, d])?)
     }
@@ -110,6 +128,15 @@ impl TransformerBlock {
     pub fn causal(mut self) -> TransformerBlock {
         self.attn.causal = true;
         self
+    }
+}
+
+impl TransformerBlock {
+    /// The attention probabilities `[B, H, L, L]` this block's attention computes on
+    /// `x [B, L, D]` (after its `norm1`), without a graph.
+    pub fn attention_probabilities(&self, x: &Var) -> Result<Tensor> {
+        let _g = no_grad();
+        self.attn.probabilities(&self.norm1.forward(x)?)
     }
 }
 

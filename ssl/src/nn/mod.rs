@@ -41,7 +41,7 @@ pub use heads::ProjectionHead;
 pub use layernorm::LayerNorm;
 pub use linear::Linear;
 pub use mae_decoder::{MaeDecoder, MaeDecoderConfig};
-pub use module::{join, Buffer, Encoder, Entry, Module, Param};
+pub use module::{in_eval_mode, join, Buffer, Encoder, Entry, Module, Param};
 pub use optim::{AdamW, Lars, Optim, Optimizer, ParamGroup, Schedule, Sgd};
 pub use patches::{patch_mask_to_pixels, patchify, unpatchify};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};

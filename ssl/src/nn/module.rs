@@ -136,6 +136,12 @@ pub trait Module {
     /// children with `join(prefix, child_name)`.
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>));
 
+    /// The Vision Transformer this module is (through any `Box` or `Rc`), so diagnostics can
+    /// read its attention from a `dyn Module` encoder; `None` for everything else.
+    fn as_vision_transformer(&self) -> Option<&super::vit::VisionTransformer> {
+        None
+    }
+
     /// Parameters by name (`conv1.weight`, `layer1.0.bn1.bias`, ...), frozen ones included.
     fn named_parameters(&self) -> Vec<(String, Var)> {
         let mut out = Vec::new();
@@ -244,6 +250,20 @@ pub trait Module {
     }
 }
 
+/// Runs `f` with `m` in eval mode and without a graph, then puts `m` back in the mode it
+/// was in: how every measurement and picture of a model in training is taken, so none of
+/// them moves a BatchNorm's running statistics or records a graph.
+pub fn in_eval_mode<M: Module + ?Sized, T>(m: &M, f: impl FnOnce() -> T) -> T {
+    let was_training = m.is_training();
+    m.set_training(false);
+    let out = {
+        let _g = tessera_autograd::no_grad();
+        f()
+    };
+    m.set_training(was_training);
+    out
+}
+
 /// Replaces every parameter and buffer of `m` by `convert` of it.
 fn convert_all<M: Module + ?Sized>(m: &M, convert: &dyn Fn(&Tensor) -> tessera_engine::Result<Tensor>) -> Result<()> {
     let mut result = Ok(());
@@ -286,6 +306,9 @@ impl<M: Module + ?Sized> Module for Box<M> {
     fn forward(&self, x: &Var) -> Result<Var> {
         (**self).forward(x)
     }
+    fn as_vision_transformer(&self) -> Option<&super::vit::VisionTransformer> {
+        (**self).as_vision_transformer()
+    }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         (**self).visit(prefix, f)
     }
@@ -294,6 +317,9 @@ impl<M: Module + ?Sized> Module for Box<M> {
 impl<M: Module + ?Sized> Module for std::rc::Rc<M> {
     fn forward(&self, x: &Var) -> Result<Var> {
         (**self).forward(x)
+    }
+    fn as_vision_transformer(&self) -> Option<&super::vit::VisionTransformer> {
+        (**self).as_vision_transformer()
     }
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         (**self).visit(prefix, f)

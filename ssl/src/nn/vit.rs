@@ -8,7 +8,7 @@ use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
 use super::module::{join, Buffer, Encoder, Entry, Module, Param};
-use tessera_autograd::{Result, Var};
+use tessera_autograd::{no_grad, Result, Var};
 use tessera_engine::{DType, Generator, Tensor};
 
 /// How positions are encoded.
@@ -240,13 +240,34 @@ impl VisionTransformer {
 
     /// Prepends the class token (with its position) and runs the blocks, without the norm.
     fn blocks_forward(&self, tokens: &Var) -> Result<Var> {
-        let (b, d) = (tokens.shape()[0], self.config.embed_dim);
-        let cls = self.cls_token.get().add(&self.positions().narrow(1, 0, 1)?)?.expand(&[b, 1, d])?;
-        let mut h = cat(&[&cls, tokens], 1)?;
+        let mut h = self.with_class_token(tokens)?;
         for block in &self.blocks {
             h = block.forward(&h)?;
         }
         Ok(h)
+    }
+
+    /// `[B, N, D]` patch tokens → `[B, 1 + N, D]`, the class token (with its position) first.
+    fn with_class_token(&self, tokens: &Var) -> Result<Var> {
+        let (b, d) = (tokens.shape()[0], self.config.embed_dim);
+        let cls = self.cls_token.get().add(&self.positions().narrow(1, 0, 1)?)?.expand(&[b, 1, d])?;
+        cat(&[&cls, tokens], 1)
+    }
+
+    /// Every block's attention probabilities on images `x [B, C, H, W]`, first block first,
+    /// each `[B, H, 1 + N, 1 + N]` (token 0 is the class token, then the patches row by row),
+    /// computed without a graph: what the attention maps and their rollout are drawn from.
+    pub fn attention_maps(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let _g = no_grad();
+        let mut h = self.with_class_token(&self.embed_patches(&Var::constant(x.clone()))?)?;
+        let mut maps = Vec::with_capacity(self.blocks.len());
+        for (i, block) in self.blocks.iter().enumerate() {
+            maps.push(block.attention_probabilities(&h)?);
+            if i + 1 < self.blocks.len() {
+                h = block.forward(&h)?;
+            }
+        }
+        Ok(maps)
     }
 
     /// The mean of the patch tokens of `tokens [B, 1 + K, D]` as they leave the blocks, then
@@ -276,6 +297,10 @@ fn keep(tokens: &Var, idx: &Tensor) -> Result<Var> {
 }
 
 impl Module for VisionTransformer {
+    fn as_vision_transformer(&self) -> Option<&VisionTransformer> {
+        Some(self)
+    }
+
     fn forward(&self, x: &Var) -> Result<Var> {
         let h = self.forward_features(x)?;
         match &self.head {

@@ -2,6 +2,7 @@
 //! per-epoch metrics, atomic checkpoints, exact resume, NaN guard and clean interruption.
 
 pub mod checkpoint;
+pub mod layer_norms;
 mod probe;
 pub mod run_dir;
 
@@ -84,6 +85,9 @@ pub struct TrainConfig {
     pub autocast: Option<DType>,
     /// The run's seed (batch tasks fork their draws from it).
     pub seed: u64,
+    /// Log each parameter's gradient norm, weight norm and update-to-weight ratio on the
+    /// first step and every this many steps after it (0: never); see [`layer_norms`].
+    pub layer_norms_every: usize,
 }
 
 /// One epoch's summary, as written to `metrics.jsonl`.
@@ -196,9 +200,17 @@ pub fn pretrain(
             }
             opt.zero_grad();
             out.loss.backward().map_err(|e| e.to_string())?;
+            let norms = layer_norms::measures_step(state.step, cfg.layer_norms_every)
+                .then(|| layer_norms::StepNorms::before_step(opt.named_params()))
+                .transpose()
+                .map_err(|e| e.to_string())?;
             opt.step().map_err(|e| e.to_string())?;
             state.step += 1;
             state.batch += 1;
+            if let Some(norms) = norms {
+                let norms = norms.after_step().map_err(|e| e.to_string())?;
+                run.append_metric(&layer_norms::layer_norms_record(state.step, &norms))?;
+            }
             method.after_step(&StepContext { step: state.step, total_steps: total }).map_err(|e| e.to_string())?;
             if let Some(p) = probe.as_deref_mut() {
                 let features = out.features.to_device(Device::Cpu).and_then(|f| f.to_dtype(DType::F32)).map_err(|e| e.to_string())?;

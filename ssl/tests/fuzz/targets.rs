@@ -203,6 +203,7 @@ fn small_model() -> Model {
         warmup_epochs: 0.0,
         autocast: None,
         seed: 0,
+        layer_norms_every: 0,
     };
     let opt = train::make_optimizer(method.as_ref(), &tcfg).unwrap();
     Model { method, opt }

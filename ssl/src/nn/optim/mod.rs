@@ -92,6 +92,9 @@ pub trait Optim {
     fn step_count(&self) -> u64;
     /// All parameters, in group order.
     fn params(&self) -> Vec<Var>;
+    /// All parameters with the names they were given, in group order: what per-layer
+    /// diagnostics report on (exactly the tensors this optimizer updates).
+    fn named_params(&self) -> Vec<(String, Var)>;
     /// The state as named tensors: `step` (i64 scalar), and per parameter that has state
     /// `state.{name}.step` (i64 scalar) and `state.{name}.{buffer}` (like the parameter).
     fn state_tensors(&self) -> Vec<(String, Tensor)>;
@@ -274,6 +277,10 @@ impl<R: UpdateRule> Optim for Optimizer<R> {
 
     fn params(&self) -> Vec<Var> {
         self.groups.iter().flat_map(|g| g.params.iter().map(|(_, v)| v.clone())).collect()
+    }
+
+    fn named_params(&self) -> Vec<(String, Var)> {
+        self.groups.iter().flat_map(|g| g.params.iter().cloned()).collect()
     }
 
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
