@@ -192,6 +192,8 @@ fn time_clip_steps(batch: usize) {
 }
 
 fn main() {
+    // As the CLI does: a step's buffers are reused instead of page-faulted back in.
+    assert!(tessera::engine::cpu::allocator::retain_freed_memory() || !cfg!(target_env = "gnu"), "glibc refused the malloc settings");
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
     let device: Device = std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()).parse().unwrap();

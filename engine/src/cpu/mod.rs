@@ -1,5 +1,6 @@
 //! CPU kernels shared by many ops: strided gathers, the elementwise map machinery and GEMM.
 
+pub mod allocator;
 pub mod direct_conv;
 pub mod gemm;
 pub mod im2col;

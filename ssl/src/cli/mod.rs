@@ -206,18 +206,6 @@ struct EmbedArgs {
     text_file: Option<PathBuf>,
 }
 
-/// Keeps freed tensor buffers in the process heap. glibc returns large blocks to the OS on
-/// free and page-faults them back in on the next allocation; a training step allocates the
-/// same sizes every time, and those faults cost ~10% of a step (measured with perf).
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only adjusts allocator thresholds; called before any threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
-
 /// Convolutions already run one sample per rayon worker; letting each of those GEMMs spawn
 /// matrixmultiply's own threads as well oversubscribes the cores (measured ~7% slower per
 /// ResNet training step on two cores). A ViT's work is all large GEMMs, which need those
@@ -242,7 +230,7 @@ fn parse_cli() -> Result<Cli, clap::Error> {
 
 /// Runs the program with the process arguments; returns the exit code.
 pub fn main() -> i32 {
-    keep_freed_memory();
+    tessera_engine::cpu::allocator::retain_freed_memory();
     let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {

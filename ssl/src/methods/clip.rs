@@ -24,7 +24,8 @@ use super::{
 };
 use crate::data::{CaptionSource, CaptionTask, ClipTokenizer};
 use crate::eval::DualEncoder;
-use crate::nn::{join, Entry, Module, Param, TextConfig, TextTransformer};
+use crate::nn::init::xavier_matrices;
+use crate::nn::{is_vit, join, Entry, Module, Param, TextConfig, TextTransformer};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{no_grad, Result, Var};
 use tessera_engine::{DType, Device, Error, Generator, Tensor};
@@ -162,6 +163,13 @@ impl Clip {
         let e = |e: tessera_autograd::Error| e.to_string();
         let mut gen = Generator::new(ctx.seed);
         let backbone = Backbone::build(ctx.encoder, &mut gen)?;
+        if is_vit(&ctx.encoder.name) {
+            // open_clip's visual transformer starts from PyTorch's layer defaults (Xavier q/k/v,
+            // ±1/√fan_in elsewhere), 2–2.5× timm's std 0.02 on ViT-Tiny: with timm's, the
+            // class token leaves the blocks nearly the same for every image, and the image
+            // tower gives the contrastive loss almost nothing to pull apart at the start.
+            xavier_matrices(&*backbone.net, &mut gen).map_err(|e| e.to_string())?;
+        }
         let std = (backbone.dim as f64).powf(-0.5);
         let visual_proj =
             Param::new(gen.normal(&[backbone.dim, o.embed_dim], 0.0, std, DType::F32).map_err(|e| e.to_string())?).map_err(e)?;
