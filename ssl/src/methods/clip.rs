@@ -24,7 +24,7 @@ use super::{
 };
 use crate::data::{CaptionSource, CaptionTask, ClipTokenizer};
 use crate::eval::DualEncoder;
-use crate::nn::init::xavier_matrices;
+use crate::nn::init::{xavier_matrices, FusedQkv};
 use crate::nn::{is_vit, join, Entry, Module, Param, TextConfig, TextTransformer};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{no_grad, Result, Var};
@@ -168,7 +168,7 @@ impl Clip {
             // ±1/√fan_in elsewhere), 2–2.5× timm's std 0.02 on ViT-Tiny: with timm's, the
             // class token leaves the blocks nearly the same for every image, and the image
             // tower gives the contrastive loss almost nothing to pull apart at the start.
-            xavier_matrices(&*backbone.net, &mut gen).map_err(|e| e.to_string())?;
+            xavier_matrices(&*backbone.net, FusedQkv::OneMatrix, &mut gen).map_err(|e| e.to_string())?;
         }
         let std = (backbone.dim as f64).powf(-0.5);
         let visual_proj =

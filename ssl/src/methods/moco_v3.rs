@@ -17,6 +17,7 @@ use super::{
     contrastive_loss, cosine_momentum, two_views, Backbone, BuildContext, Family, Method, MethodInfo, MomentumEncoder, Preset, StepContext,
     StepOutput, TrainBatch,
 };
+use crate::nn::init::{xavier_matrices, FusedQkv};
 use crate::nn::{freeze_prefix, is_vit, join, Entry, Module, ProjectionHead};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{Result, Var};
@@ -105,6 +106,10 @@ impl MocoV3 {
         let projector = |dim: usize, gen: &mut Generator| ProjectionHead::new(dim, o.proj_hidden, o.proj_out, 3, true, gen);
         let mut gen = Generator::new(ctx.seed);
         let backbone = Backbone::build(ctx.encoder, &mut gen)?;
+        if is_vit(&ctx.encoder.name) {
+            // MoCo v3's `vits.py`: Xavier-uniform matrices, q, k and v each as its own.
+            xavier_matrices(&*backbone.net, FusedQkv::ThreeMatrices, &mut gen).map_err(e)?;
+        }
         let dim = backbone.dim;
         let proj = projector(dim, &mut gen).map_err(e)?;
         let predictor = ProjectionHead::new(o.proj_out, o.pred_hidden, o.proj_out, 2, false, &mut gen).map_err(e)?;

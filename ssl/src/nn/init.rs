@@ -45,24 +45,63 @@ pub fn xavier_uniform(gen: &mut Generator, shape: &[usize], dtype: DType) -> Res
     Ok(gen.uniform(shape, -bound, bound, dtype)?)
 }
 
-/// MAE's reference init of a transformer's matrices (`_init_weights` in facebookresearch/mae,
-/// after the JAX ViT): every Linear weight Xavier-uniform, and a patch projection conv
-/// `[D, C, p, p]` Xavier-uniform as the matrix `[D, C·p·p]` it is. Biases and norms keep
-/// theirs (zeros, ones). Weights start about 2.5× larger than timm's std 0.02 on ViT-Tiny,
-/// so attention is not uniform and tokens differ from the first step.
-pub fn xavier_matrices(m: &dyn Module, gen: &mut Generator) -> Result<()> {
+/// How [`xavier_matrices`] sees a fused q/k/v projection `[3D, D]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FusedQkv {
+    /// As one `[3D, D]` matrix (MAE: timm's fused layer under a plain `xavier_uniform_`).
+    OneMatrix,
+    /// As three `[D, D]` matrices (MoCo v3's `vits.py`: bound √(6 / (D + D))).
+    ThreeMatrices,
+}
+
+/// The reference init of MAE and MoCo v3 (after the JAX ViT): every Linear weight
+/// Xavier-uniform, and a patch projection conv `[D, C, p, p]` Xavier-uniform as the matrix
+/// `[D, C·p·p]` it is. Biases and norms keep theirs (zeros, ones). Weights start about 2.5×
+/// larger than timm's std 0.02 on ViT-Tiny, so attention is not uniform and tokens differ
+/// from the first step.
+pub fn xavier_matrices(m: &dyn Module, qkv: FusedQkv, gen: &mut Generator) -> Result<()> {
     let mut weights = Vec::new();
     m.visit("", &mut |name, e| {
         if let Entry::Param(p) = e {
             if name.ends_with("weight") && p.value().shape().len() >= 2 {
-                weights.push(p.var());
+                weights.push((name.ends_with("qkv.weight"), p.var()));
             }
         }
     });
-    for w in weights {
+    for (is_qkv, w) in weights {
         let (shape, dtype) = (w.value().shape().to_vec(), w.value().dtype());
-        let matrix = [shape[0], shape[1..].iter().product()];
-        w.set_value(xavier_uniform(gen, &matrix, dtype)?.reshape(&shape.iter().map(|&d| d as isize).collect::<Vec<_>>())?)?;
+        let rows = if is_qkv && qkv == FusedQkv::ThreeMatrices { shape[0] / 3 } else { shape[0] };
+        let bound = (6.0 / (rows + shape[1..].iter().product::<usize>()).max(1) as f64).sqrt();
+        w.set_value(gen.uniform(&shape, -bound, bound, dtype)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::TransformerBlock;
+
+    /// The largest |w| of a uniform draw of thousands of values sits just under its bound.
+    fn max_abs(t: &Tensor) -> f64 {
+        t.to_vec_f64().unwrap().iter().fold(0.0, |m, v| m.max(v.abs()))
+    }
+
+    #[test]
+    fn xavier_bounds_follow_the_fused_qkv_convention() {
+        let d = 32;
+        for (qkv, rows) in [(FusedQkv::OneMatrix, 3 * d), (FusedQkv::ThreeMatrices, d)] {
+            let block = TransformerBlock::new(d, 4, 4.0, true, &mut Generator::new(0)).unwrap();
+            xavier_matrices(&block, qkv, &mut Generator::new(1)).unwrap();
+            for (w, bound) in [
+                (block.attn.qkv.weight.value(), (6.0 / (rows + d) as f64).sqrt()),
+                (block.attn.proj.weight.value(), (6.0 / (2 * d) as f64).sqrt()),
+                (block.mlp.fc1.weight.value(), (6.0 / (5 * d) as f64).sqrt()),
+            ] {
+                let m = max_abs(&w);
+                assert!(m <= bound && m > 0.95 * bound, "{qkv:?}: max |w| {m} against bound {bound}");
+            }
+            assert!(block.attn.qkv.bias.as_ref().unwrap().value().to_vec_f64().unwrap().iter().all(|&b| b == 0.0), "biases keep zeros");
+        }
+    }
 }

@@ -65,7 +65,7 @@ impl MaeDecoder {
             pred: vit_linear(c.dim, c.patch_values, true, gen)?,
             config: c.clone(),
         };
-        init::xavier_matrices(&decoder, gen)?;
+        init::xavier_matrices(&decoder, init::FusedQkv::OneMatrix, gen)?;
         Ok(decoder)
     }
 

@@ -169,7 +169,7 @@ impl VisionTransformer {
     /// (Linear weights, the patch projection) Xavier-uniform, the class token normal with
     /// std 0.02 (see [`init::xavier_matrices`]).
     pub fn init_as_mae(&self, gen: &mut Generator) -> Result<()> {
-        init::xavier_matrices(self, gen)?;
+        init::xavier_matrices(self, init::FusedQkv::OneMatrix, gen)?;
         let cls = self.cls_token.var();
         cls.set_value(gen.normal(&cls.value().shape().to_vec(), 0.0, 0.02, cls.value().dtype())?)?;
         Ok(())
