@@ -36,8 +36,9 @@ pub fn load_dataset(spec: &str, split: Split, limits: ImageLimits) -> Result<Dat
     ds.map_err(|e| e.to_string())
 }
 
-/// Builds an encoder by name for images with `channels` channels of `side × side` (the
-/// random-weight baseline uses it); returns it with its feature width.
+/// Builds an encoder by name for images with `channels` channels of `side × side`, with
+/// its architecture's default init (timm's, torchvision's); returns it with its feature
+/// width. (A run's random-weight baseline is its method's own untrained encoder instead.)
 pub fn build_encoder(cfg: &Config, channels: usize, side: usize, gen: &mut Generator) -> Result<(Box<dyn Module>, usize), String> {
     cfg.encoder_spec(channels, side)?.build(gen)
 }

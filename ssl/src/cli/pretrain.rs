@@ -2,7 +2,7 @@
 //! final report and plots.
 
 use super::attention_pictures::{write_attention_picture, ATTENTION_PICTURE};
-use super::build::{build_encoder, build_loader, build_method, load_dataset};
+use super::build::{build_loader, build_method, load_dataset};
 use super::config::{preset, table_has_key, Config, KeyError};
 use super::diagnose::Diagnostics;
 use super::diagnostic_pictures::write_diagnostic_pictures;
@@ -291,13 +291,16 @@ fn final_report(
     )?;
     let mut rows = vec![(format!("{} {} (trained)", cfg.method, cfg.encoder), trained)];
     if cfg.eval.baselines {
-        let (random, _) = build_encoder(cfg, c, h, &mut Generator::new(cfg.seed))?;
+        // The method's own encoder before any step (same seed, same init: MAE's and CLIP's
+        // are not timm's), so the row says what pretraining added.
+        let untrained = build_method(cfg, c, h, tr, None)?;
+        let random = untrained.encoder();
         random.to_device(method.encoder().device()).map_err(|e| e.to_string())?;
         rows.push((
             format!("{} random weights", cfg.encoder),
             score(
-                &encode_dataset(random.as_ref(), tr, 512, Some(norm)).map_err(e)?,
-                &encode_dataset(random.as_ref(), te, 512, Some(norm)).map_err(e)?,
+                &encode_dataset(random, tr, 512, Some(norm)).map_err(e)?,
+                &encode_dataset(random, te, 512, Some(norm)).map_err(e)?,
                 tr,
                 te,
                 cfg,
