@@ -1,13 +1,13 @@
 //! softmax and log_softmax along one axis, and their fused backward kernels. Rows are
 //! shifted by their maximum, so inputs of 1e4 do not overflow.
 
+use crate::cpu::vmath;
 use crate::cuda::ops::softmax::SoftmaxOp;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;
-use crate::ops::widen::via_f32;
-use crate::cpu::vmath;
 use crate::ops::reduce::sum_slice;
+use crate::ops::widen::via_f32;
 use crate::{with_float, DType, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 
