@@ -79,17 +79,23 @@ pub fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Ve
 
 /// `f` applied to every element of a contiguous slice.
 pub fn map<T: Copy + Sync, U: Send + Default + Copy>(src: &[T], f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    map_slices(src, |s, o| {
+        for (o, &x) in o.iter_mut().zip(s) {
+            o.write(f(x));
+        }
+    })
+}
+
+/// [`map`] with the element loop supplied by the caller: `kernel(src_chunk, out_chunk)`
+/// runs over the same chunks `map` uses (in parallel when large) and must write every
+/// element of `out_chunk` (which is as long as `src_chunk`). For kernels that pick their
+/// instruction set at run time, like those of [`vmath`](super::vmath).
+pub fn map_slices<T: Sync, U: Send>(src: &[T], kernel: impl Fn(&[T], &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
     build(src.len(), |out| {
         if src.len() < PAR_MIN_ELEMS {
-            for (o, &x) in out.iter_mut().zip(src) {
-                o.write(f(x));
-            }
+            kernel(src, out);
         } else {
-            out.par_chunks_mut(PAR_MIN_ELEMS / 4).zip(src.par_chunks(PAR_MIN_ELEMS / 4)).for_each(|(o, s)| {
-                for (o, &x) in o.iter_mut().zip(s) {
-                    o.write(f(x));
-                }
-            });
+            out.par_chunks_mut(PAR_MIN_ELEMS / 4).zip(src.par_chunks(PAR_MIN_ELEMS / 4)).for_each(|(o, s)| kernel(s, o));
         }
     })
 }
@@ -180,22 +186,34 @@ pub fn map3<A: Copy + Sync, B: Copy + Sync, C: Copy + Sync, U: Send + Default + 
     c: &[C],
     f: impl Fn(A, B, C) -> U + Sync,
 ) -> Vec<U> {
-    // Every output element is written, so the slices must cover it.
-    assert!(b.len() >= a.len() && c.len() >= a.len(), "map3: operands shorter than the first");
-    let run = |o: &mut [MaybeUninit<U>], a: &[A], b: &[B], c: &[C]| {
+    map3_slices(a, b, c, |a, b, c, o| {
         for (((o, &x), &y), &z) in o.iter_mut().zip(a).zip(b).zip(c) {
             o.write(f(x, y, z));
         }
-    };
+    })
+}
+
+/// [`map3`] with the element loop supplied by the caller: `kernel(a, b, c, out)` over
+/// matching chunks (in parallel when large), each as long as `out`, every element of which it
+/// must write.
+pub fn map3_slices<A: Sync, B: Sync, C: Sync, U: Send>(
+    a: &[A],
+    b: &[B],
+    c: &[C],
+    kernel: impl Fn(&[A], &[B], &[C], &mut [MaybeUninit<U>]) + Sync,
+) -> Vec<U> {
+    // Every output element is written, so the slices must cover it.
+    assert!(b.len() >= a.len() && c.len() >= a.len(), "map3: operands shorter than the first");
     build(a.len(), |out| {
         if a.len() < PAR_MIN_ELEMS {
-            run(out, a, b, c);
+            let n = a.len();
+            kernel(a, &b[..n], &c[..n], out);
         } else {
             let k = PAR_MIN_ELEMS / 4;
             out.par_chunks_mut(k).enumerate().for_each(|(i, o)| {
                 let s = i * k;
                 let e = s + o.len();
-                run(o, &a[s..e], &b[s..e], &c[s..e]);
+                kernel(&a[s..e], &b[s..e], &c[s..e], o);
             });
         }
     })

@@ -1,12 +1,14 @@
 //! softmax and log_softmax along one axis, and their fused backward kernels. Rows are
 //! shifted by their maximum, so inputs of 1e4 do not overflow.
 
+use crate::cpu::vmath;
 use crate::cuda::ops::softmax::SoftmaxOp;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;
+use crate::ops::reduce::sum_slice;
 use crate::ops::widen::via_f32;
-use crate::{with_float, FloatElem, Result, Tensor};
+use crate::{with_float, DType, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 
 /// The normalized axis, after the checks both devices share: a float dtype, the axis in
@@ -79,6 +81,15 @@ impl Tensor {
         if let Some(out) = via_f32([self], |[x]| x.softmax(axis))? {
             return Ok(out);
         }
+        if self.dtype() == DType::F32 {
+            // f32: vmath's exp vectorizes where `f32::exp` is a call per element; the row sum
+            // then goes eight lanes wide too (its order depends only on the row length).
+            return along_axis::<f32>(&[self], axis, "softmax", |r, o| {
+                vmath::exp_shifted_slice(r[0], row_max(r[0]), o);
+                let inv = sum_slice(o).recip();
+                o.iter_mut().for_each(|v| *v *= inv);
+            });
+        }
         with_float!(self.dtype(), "softmax", |T| along_axis::<T>(&[self], axis, "softmax", |r, o| {
             let m = row_max(r[0]);
             let mut s = T::zero();
@@ -98,6 +109,18 @@ impl Tensor {
         }
         if let Some(out) = via_f32([self], |[x]| x.log_softmax(axis))? {
             return Ok(out);
+        }
+        if self.dtype() == DType::F32 {
+            // As in softmax: the exponentials (into the output row, overwritten below) and
+            // their sum vectorize.
+            return along_axis::<f32>(&[self], axis, "log_softmax", |r, o| {
+                let m = row_max(r[0]);
+                vmath::exp_shifted_slice(r[0], m, o);
+                let log_sum = sum_slice(o).ln();
+                for (o, &x) in o.iter_mut().zip(r[0]) {
+                    *o = (x - m) - log_sum;
+                }
+            });
         }
         with_float!(self.dtype(), "log_softmax", |T| along_axis::<T>(&[self], axis, "log_softmax", |r, o| {
             let m = row_max(r[0]);

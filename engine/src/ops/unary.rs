@@ -1,11 +1,11 @@
 //! Elementwise unary ops: the forward kernel and the fused backward kernel `g · f'(x)` side by
 //! side, so the two can be checked against each other at a glance.
 
-use crate::cpu::strided;
+use crate::cpu::{strided, vmath};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::ops::widen::via_f32;
-use crate::{with_float, FloatElem, Result, Tensor};
+use crate::{with_float, DType, FloatElem, Result, Tensor};
 
 /// An elementwise function of one float tensor.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -259,6 +259,13 @@ impl Tensor {
         if let Some(y) = via_f32([self], |[x]| x.unary(op))? {
             return Ok(y);
         }
+        if self.dtype() == DType::F32 && matches!(op, UnaryOp::GeluErf | UnaryOp::Exp) {
+            // libm's erf and `f32::exp` are scalar calls per element; vmath's f32 versions
+            // vectorize (f64 keeps the libm path, which the f64 gradient checks rely on).
+            let x = self.values::<f32>(op.name())?;
+            let kernel = if op == UnaryOp::Exp { vmath::exp_slice } else { vmath::gelu_slice };
+            return Ok(Tensor::from_vec_unchecked(strided::map_slices(&x, kernel), self.shape()));
+        }
         with_float!(self.dtype(), op.name(), |T| {
             let x = self.values::<T>(op.name())?;
             // Matching outside the element loop lets each arm monomorphize and vectorize.
@@ -281,6 +288,13 @@ impl Tensor {
         }
         if let Some(dx) = via_f32([self, y, grad], |[x, y, g]| x.unary_backward(op, &y, &g))? {
             return Ok(dx);
+        }
+        if op == UnaryOp::GeluErf && self.dtype() == DType::F32 {
+            // As in the forward: vmath's vectorized f32 GELU' instead of libm's erf and exp
+            // per element (and a `match` per element in the generic arm below).
+            let (x, y, g) = (self.values::<f32>(op.name())?, y.values::<f32>(op.name())?, grad.values::<f32>(op.name())?);
+            let out = strided::map3_slices(&x, &y, &g, |x, _, g, o| vmath::gelu_backward_slice(x, g, o));
+            return Ok(Tensor::from_vec_unchecked(out, self.shape()));
         }
         with_float!(self.dtype(), op.name(), |T| {
             let (x, y, g) = (self.values::<T>(op.name())?, y.values::<T>(op.name())?, grad.values::<T>(op.name())?);
