@@ -209,8 +209,9 @@ impl Method for MocoV2 {
             let q = self.projector.forward(&h)?;
             let k = self.keys(x2, 2 * ctx.step)?;
             let loss = moco_infonce(&q, &k, &queue, tau)?;
+            let agreement = key_query_agreement(&q, &k)?;
             *self.pending_keys.borrow_mut() = Some(k);
-            return Ok(StepOutput::new(loss, h.value()));
+            return self.with_queue_metrics(StepOutput::new(loss, h.value()), ctx, n_keys(x1), agreement);
         }
         // Both views as queries, in one encoder pass of 2B images.
         let n = x1.shape()[0];
@@ -218,8 +219,9 @@ impl Method for MocoV2 {
         let q = self.projector.forward(&h)?;
         let (k1, k2) = (self.keys(x1, 2 * ctx.step + 1)?, self.keys(x2, 2 * ctx.step)?);
         let loss = moco_infonce(&q.narrow(0, 0, n)?, &k2, &queue, tau)?.add(&moco_infonce(&q.narrow(0, n, n)?, &k1, &queue, tau)?)?;
+        let agreement = (key_query_agreement(&q.narrow(0, 0, n)?, &k2)? + key_query_agreement(&q.narrow(0, n, n)?, &k1)?) / 2.0;
         *self.pending_keys.borrow_mut() = Some(Tensor::cat(&[&k2, &k1], 0)?);
-        Ok(StepOutput::new(loss.mul_scalar(0.5)?, h.value().narrow(0, 0, n)?))
+        self.with_queue_metrics(StepOutput::new(loss.mul_scalar(0.5)?, h.value().narrow(0, 0, n)?), ctx, 2 * n, agreement)
     }
 
     /// The momentum update, then this step's keys replace the oldest in the queue.
@@ -230,6 +232,28 @@ impl Method for MocoV2 {
         }
         Ok(())
     }
+}
+
+impl MocoV2 {
+    /// The queue's diagnostics: `key_query_cos` (mean cosine of each query with its own key,
+    /// the positive logit · τ), `queue_age_steps` and `queue_filled` ([`KeyQueue::age`]).
+    fn with_queue_metrics(&self, out: StepOutput, ctx: &StepContext, keys_per_step: usize, agreement: f64) -> Result<StepOutput> {
+        let (age, filled) = self.queue.age(ctx.step, keys_per_step);
+        Ok(out.with_metric("key_query_cos", agreement).with_metric("queue_age_steps", age).with_metric("queue_filled", filled))
+    }
+}
+
+/// Images in a view batch.
+fn n_keys(x: &Tensor) -> usize {
+    x.shape().first().copied().unwrap_or(0)
+}
+
+/// Mean cosine similarity of query row i with key row i, without a graph.
+fn key_query_agreement(q: &Var, k: &Tensor) -> Result<f64> {
+    let q = l2_normalize_rows(&q.value())?;
+    let k = l2_normalize_rows(k)?;
+    let n = q.shape()[0].max(1) as f64;
+    Ok(q.mul(&k)?.sum_all()?.item()? / n)
 }
 
 impl Module for MocoV2 {

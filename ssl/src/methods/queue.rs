@@ -36,6 +36,20 @@ impl KeyQueue {
         self.len() == 0
     }
 
+    /// The mean age, in steps, of the keys the encoder wrote (the random initial keys left
+    /// out), before step `step` (0-based) when each step enqueues `per_step` keys: the
+    /// last step's keys are 1 step old, the oldest `⌈filled / per_step⌉`, so the mean is
+    /// (m + 1)/2 with m = filled / per_step. Also the filled fraction of the queue. MoCo's
+    /// negatives come from encoders this many steps behind the query's.
+    pub fn age(&self, step: u64, per_step: usize) -> (f64, f64) {
+        let filled = (step as usize).saturating_mul(per_step).min(self.len());
+        if filled == 0 || per_step == 0 {
+            return (0.0, 0.0);
+        }
+        let m = filled as f64 / per_step as f64;
+        ((m + 1.0) / 2.0, filled as f64 / self.len() as f64)
+    }
+
     /// Where the next batch of keys is written.
     pub fn ptr(&self) -> Result<usize> {
         Ok(self.ptr.get().to_device(tessera_engine::Device::Cpu)?.to_vec::<i64>()?[0] as usize)
@@ -75,5 +89,19 @@ impl KeyQueue {
     pub fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
         f(&join(prefix, "queue"), Entry::Buffer(&self.keys));
         f(&join(prefix, "queue_ptr"), Entry::Buffer(&self.ptr));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_counts_only_the_encoders_keys_and_saturates_when_full() {
+        let q = KeyQueue::new(8, 2, &mut Generator::new(0)).unwrap();
+        assert_eq!(q.age(0, 2), (0.0, 0.0), "nothing written before the first step");
+        assert_eq!(q.age(1, 2), (1.0, 0.25), "one step's keys, one step old");
+        assert_eq!(q.age(3, 2), (2.0, 0.75), "ages 1, 2, 3");
+        assert_eq!(q.age(100, 2), (2.5, 1.0), "full: ages 1 to 4");
     }
 }
