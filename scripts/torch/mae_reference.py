@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.models.vision_transformer import Block
+from models import TinyMae
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "ssl", "data", "fashion-mnist-subset")
 
@@ -40,21 +40,16 @@ def sincos(dim, grid):
     return torch.tensor(np.concatenate([np.zeros((1, dim)), np.array(rows)]), dtype=torch.float32)[None]
 
 
-class Mae(nn.Module):
-    def __init__(self, init, img=28, p=4, dim=192, depth=12, heads=3, ddim=128, ddepth=2, dheads=4, ratio=0.75):
+class Mae(TinyMae):
+    """models.py's TinyMae (the same layers, masking and loss) with the reference code's
+    fixed sin-cos tables and its initialization (`init="mae"`: Xavier matrices, class token
+    std 0.02) or timm's (`init="timm"`)."""
+
+    def __init__(self, init):
         super().__init__()
-        self.p, self.ratio, self.L = p, ratio, (img // p) ** 2
-        self.patch_embed = nn.Conv2d(1, dim, p, p)
-        self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        self.register_buffer("pos", sincos(dim, img // p))
-        self.blocks = nn.ModuleList([Block(dim, heads, 4.0, qkv_bias=True) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.dec_embed = nn.Linear(dim, ddim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, ddim))
-        self.register_buffer("dec_pos", sincos(ddim, img // p))
-        self.dec_blocks = nn.ModuleList([Block(ddim, dheads, 4.0, qkv_bias=True) for _ in range(ddepth)])
-        self.dec_norm = nn.LayerNorm(ddim, eps=1e-6)
-        self.pred = nn.Linear(ddim, p * p)
+        dim, ddim, grid = self.norm.normalized_shape[0], self.dec_embed.out_features, int(self.L ** 0.5)
+        self.pos.copy_(sincos(dim, grid))
+        self.dec_pos.copy_(sincos(ddim, grid))
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 if init == "mae":
@@ -68,38 +63,15 @@ class Mae(nn.Module):
         nn.init.normal_(self.cls, std=0.02 if init == "mae" else 1e-6)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def encode(self, x, keep_ids=None):
-        x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos[:, 1:]
-        if keep_ids is not None:
-            x = torch.gather(x, 1, keep_ids[..., None].expand(-1, -1, x.shape[2]))
-        x = torch.cat([(self.cls + self.pos[:, :1]).expand(x.shape[0], -1, -1), x], 1)
-        for b in self.blocks:
-            x = b(x)
-        return x  # before the final norm
-
     def loss(self, imgs):
-        n = imgs.shape[0]
-        keep = int(self.L * (1 - self.ratio))
-        ids_shuffle = torch.argsort(torch.rand(n, self.L), dim=1)
-        ids_restore = torch.argsort(ids_shuffle, dim=1)
-        x = self.dec_embed(self.norm(self.encode(imgs, ids_shuffle[:, :keep])))
-        mask = torch.ones(n, self.L)
-        mask[:, :keep] = 0
-        mask = torch.gather(mask, 1, ids_restore)
-        tokens = torch.cat([x[:, 1:], self.mask_token.expand(n, self.L - keep, -1)], 1)
-        tokens = torch.gather(tokens, 1, ids_restore[..., None].expand(-1, -1, x.shape[2]))
-        x = torch.cat([x[:, :1], tokens], 1) + self.dec_pos
-        for b in self.dec_blocks:
-            x = b(x)
-        pred = self.pred(self.dec_norm(x))[:, 1:]
-        p, g = self.p, int(self.L ** 0.5)
-        t = imgs.reshape(n, 1, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(n, self.L, p * p)
-        t = (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + 1e-6) ** 0.5
-        return (((pred - t) ** 2).mean(-1) * mask).sum() / mask.sum()
+        return self(imgs)
 
     @torch.no_grad()
     def features(self, x):
-        h = self.encode(x)
+        h = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos[:, 1:]
+        h = torch.cat([(self.cls + self.pos[:, :1]).expand(h.shape[0], -1, -1), h], 1)
+        for b in self.blocks:
+            h = b(h)
         return {"mean": self.norm(h[:, 1:].mean(1)), "mean-of-normed": self.norm(h)[:, 1:].mean(1), "cls": self.norm(h)[:, 0]}
 
 

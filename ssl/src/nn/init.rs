@@ -41,8 +41,13 @@ pub fn trunc_normal(gen: &mut Generator, shape: &[usize], std: f64, dtype: DType
 /// Xavier/Glorot uniform: `±√(6/(fan_in + fan_out))` (MAE's patch embedding and linears).
 pub fn xavier_uniform(gen: &mut Generator, shape: &[usize], dtype: DType) -> Result<Tensor> {
     let (fi, fo) = fans(shape);
-    let bound = (6.0 / (fi + fo).max(1) as f64).sqrt();
+    let bound = xavier_bound(fi, fo);
     Ok(gen.uniform(shape, -bound, bound, dtype)?)
+}
+
+/// Xavier/Glorot's uniform bound `√(6/(fan_in + fan_out))`.
+fn xavier_bound(fan_in: usize, fan_out: usize) -> f64 {
+    (6.0 / (fan_in + fan_out).max(1) as f64).sqrt()
 }
 
 /// How [`xavier_matrices`] sees a fused q/k/v projection `[3D, D]`.
@@ -71,7 +76,7 @@ pub fn xavier_matrices(m: &dyn Module, qkv: FusedQkv, gen: &mut Generator) -> Re
     for (is_qkv, w) in weights {
         let (shape, dtype) = (w.value().shape().to_vec(), w.value().dtype());
         let rows = if is_qkv && qkv == FusedQkv::ThreeMatrices { shape[0] / 3 } else { shape[0] };
-        let bound = (6.0 / (rows + shape[1..].iter().product::<usize>()).max(1) as f64).sqrt();
+        let bound = xavier_bound(shape[1..].iter().product(), rows);
         w.set_value(gen.uniform(&shape, -bound, bound, dtype)?)?;
     }
     Ok(())
