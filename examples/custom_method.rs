@@ -91,24 +91,21 @@ impl Observer for PrintEpochs {
     }
 }
 
-fn main() -> std::result::Result<(), String> {
-    let e = |e: tessera::autograd::Error| e.to_string();
-    let train_ds = Arc::new(fashion_mnist_subset(Split::Train).map_err(|e| e.to_string())?.take(2048));
-    let test_ds = fashion_mnist_subset(Split::Test).map_err(|e| e.to_string())?.take(512);
+fn main() -> tessera::ssl::Result<()> {
+    let train_ds = Arc::new(fashion_mnist_subset(Split::Train)?.take(2048));
+    let test_ds = fashion_mnist_subset(Split::Test)?.take(512);
     let [c, side, _] = train_ds.image_shape();
 
     let mut gen = Generator::new(0);
     let spec = EncoderSpec { name: "resnet-narrow".into(), channels: c, side, patch_size: 0, pool: Pool::Token };
     let backbone = Backbone::build(&spec, &mut gen)?;
-    let head = ProjectionHead::new(backbone.dim, 128, 64, 2, false, &mut gen).map_err(e)?;
+    let head = ProjectionHead::new(backbone.dim, 128, 64, 2, false, &mut gen)?;
     let method = AlignUniform { backbone, head, lambda: 1.0 };
 
     // The data the method asked for, with the contrastive pipeline's settings.
     let recipe = method.data_recipe();
     let aug = SimclrConfig { scale: (0.4, 1.0), normalize: Some((vec![0.286], vec![0.353])), ..SimclrConfig::fashion_mnist() };
-    let loader = recipe
-        .loader(train_ds.clone(), &aug, LoaderConfig { batch_size: 64, seed: 0, ..LoaderConfig::default() })
-        .map_err(|e| e.to_string())?;
+    let loader = recipe.loader(train_ds.clone(), &aug, LoaderConfig { batch_size: 64, seed: 0, ..LoaderConfig::default() })?;
 
     let cfg = TrainConfig {
         epochs: 2,
@@ -128,9 +125,9 @@ fn main() -> std::result::Result<(), String> {
     train::pretrain(&method, &loader, &recipe, opt.as_mut(), None, &run, &cfg, TrainState::default(), &stop, &mut PrintEpochs)?;
 
     let norm = Some((0.286, 0.353));
-    let ftr = encode_dataset(method.encoder(), &train_ds, 256, norm).map_err(e)?;
-    let fte = encode_dataset(method.encoder(), &test_ds, 256, norm).map_err(e)?;
-    let knn = knn_accuracy(&ftr, train_ds.labels(), &fte, test_ds.labels(), train_ds.num_classes(), 20, 0.07).map_err(|e| e.to_string())?;
+    let ftr = encode_dataset(method.encoder(), &train_ds, 256, norm)?;
+    let fte = encode_dataset(method.encoder(), &test_ds, 256, norm)?;
+    let knn = knn_accuracy(&ftr, train_ds.labels(), &fte, test_ds.labels(), train_ds.num_classes(), 20, 0.07)?;
     println!("kNN accuracy (k = 20) after 2 epochs on 2048 images: {:.3}; checkpoint in {}", knn.majority, run.root.display());
     Ok(())
 }

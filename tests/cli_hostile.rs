@@ -164,6 +164,22 @@ fn resume_value_errors_name_the_run_config() {
     }
 }
 
+/// A `--config` file that names its method (and its method's section) needs no `--method`:
+/// the preset under it is that method's, not SimCLR's.
+#[test]
+fn a_config_file_chooses_the_method_and_its_preset() {
+    let dir = temp_dir("config_method");
+    let cfg = dir.join("rotation.toml");
+    std::fs::write(&cfg, "method = \"rotation\"\ntrain_images = 64\ntest_images = 32\nbatch_size = 16\n[rotation]\nhead_hidden = 16\n")
+        .unwrap();
+    let run = dir.join("run");
+    let o = tessera(&["pretrain", "--config", cfg.to_str().unwrap(), "--out", run.to_str().unwrap(), "--max-steps", "1", "--no-eval"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let saved: toml::Table = toml::from_str(&std::fs::read_to_string(run.join("config.toml")).unwrap()).unwrap();
+    assert_eq!(saved["method"].as_str(), Some("rotation"));
+    assert!(saved.get("simclr").is_none(), "SimCLR's section leaked into a rotation run: {saved}");
+}
+
 /// A checkpoint whose saved position is past the schedule (or off it) is refused before
 /// anything in the folder changes.
 #[test]

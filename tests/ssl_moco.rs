@@ -3,7 +3,7 @@
 
 use tessera::autograd::Var;
 use tessera::engine::{DType, Generator, Tensor};
-use tessera::ssl::methods::{contrastive_loss, cosine_momentum, moco_infonce, KeyQueue, MomentumEncoder};
+use tessera::ssl::methods::{contrastive_loss, cosine_momentum, moco_infonce, KeyQueue, MomentumEncoder, MomentumSchedule};
 use tessera::ssl::nn::{Linear, Module};
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
@@ -82,6 +82,14 @@ fn cosine_momentum_rises_from_its_base_to_one() {
     assert!((cosine_momentum(0.99, 50, 100) - 0.995).abs() < 1e-15);
     assert_eq!(cosine_momentum(0.99, 100, 100), 1.0);
     assert_eq!(cosine_momentum(0.99, 150, 100), 1.0, "past the end it stays at 1");
+}
+
+#[test]
+fn moco_v2_momentum_schedules() {
+    for step in [0, 37, 100] {
+        assert_eq!(MomentumSchedule::Constant.at(0.99, step, 100), 0.99, "the paper's m stays put");
+        assert_eq!(MomentumSchedule::Cosine.at(0.99, step, 100), cosine_momentum(0.99, step, 100));
+    }
 }
 
 #[test]

@@ -2,10 +2,13 @@
 
 pub mod cli;
 pub mod data;
+pub mod error;
 pub mod eval;
 pub mod methods;
 pub mod nn;
 pub mod train;
+
+pub use error::{Context, Error, Result};
 
 /// A message on one line: its lines, trimmed, joined by "; ". Errors reach the user as one
 /// line, and some sources (the image crate, toml, a tensor mismatch report) break theirs.

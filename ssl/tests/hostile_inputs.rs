@@ -403,7 +403,7 @@ fn a_checkpoint_position_past_the_schedule_is_refused() {
         (TrainState { epoch: 3, batch: 1, step: 31 }, "3 epochs of 10 steps"),
     ] {
         let err = state.check_schedule(3, 10).unwrap_err();
-        assert!(err.contains(needle), "{state:?}: {err}");
+        assert!(err.message().contains(needle), "{state:?}: {err}");
     }
     assert!(TrainState { epoch: 3, batch: 0, step: 30 }.check_schedule(3, 10).is_ok());
     assert!(TrainState { epoch: 2, batch: 9, step: 29 }.check_schedule(3, 10).is_ok());

@@ -20,7 +20,7 @@ pub const ATTENTION_PICTURE: &str = "attention";
 /// on the host; `norm` is the (mean, std) training inputs are normalized with) into `path`.
 /// Returns `false`, drawing nothing, when the encoder is not a ViT or does not take these
 /// images whole (jigsaw's ViT sees tiles).
-pub fn write_attention_picture(encoder: &dyn Module, images: &Tensor, norm: (f32, f32), path: &Path) -> Result<bool, String> {
+pub fn write_attention_picture(encoder: &dyn Module, images: &Tensor, norm: (f32, f32), path: &Path) -> crate::Result<bool> {
     let Some(vit) = encoder.as_vision_transformer() else { return Ok(false) };
     let cfg = vit.config();
     let fits = matches!(*images.shape(), [_, c, h, w] if c == cfg.in_channels && h == cfg.img_size && w == cfg.img_size);
@@ -28,7 +28,7 @@ pub fn write_attention_picture(encoder: &dyn Module, images: &Tensor, norm: (f32
         return Ok(false);
     }
     let e = |e: tessera_autograd::Error| e.to_string();
-    let input = normalize_pixels(images, norm).and_then(|x| x.to_device(encoder.device())).map_err(|e| e.to_string())?;
+    let input = normalize_pixels(images, norm).and_then(|x| x.to_device(encoder.device()))?;
     let maps = in_eval_mode(encoder, || vit.attention_maps(&input)).map_err(e)?;
     let last = maps.last().ok_or("the ViT has no blocks")?;
     let engine = |e: tessera_engine::Error| e.to_string();
@@ -48,7 +48,7 @@ pub fn write_attention_picture(encoder: &dyn Module, images: &Tensor, norm: (f32
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create folder: {e}", dir.display()))?;
     }
-    grid.save(path).map_err(|e| e.to_string())?;
+    grid.save(path)?;
     Ok(true)
 }
 

@@ -168,39 +168,41 @@ impl Default for DiagnosticsConfig {
 }
 
 /// The committed preset for a method and dataset, embedded in the binary.
-pub fn preset(method: &str, dataset: &str) -> Result<&'static str, String> {
+pub fn preset(method: &str, dataset: &str) -> crate::Result<&'static str> {
     Ok(methods::find(method)?.preset(dataset)?.toml)
 }
 
 impl Config {
     /// Parses a TOML configuration; errors name the bad key or value. The method's section is
     /// kept as written until [`Config::resolve`].
-    pub fn from_toml(text: &str, origin: &str) -> Result<Config, String> {
+    pub fn from_toml(text: &str, origin: &str) -> crate::Result<Config> {
         let table: toml::Table = toml::from_str(text).map_err(|e| format!("{origin}: {}", toml_error(&e, text)))?;
         Config::from_table(table, origin)
     }
 
     /// Reads a TOML file (a run's `config.toml`); errors name the file.
-    pub fn read_file(path: &std::path::Path) -> Result<Config, String> {
+    pub fn read_file(path: &std::path::Path) -> crate::Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         Config::from_toml(&text, &path.display().to_string())
     }
 
     /// Reads and resolves a run's `config.toml` as it was saved; every error names the file.
-    pub fn read_run_file(path: &std::path::Path) -> Result<Config, String> {
+    pub fn read_run_file(path: &std::path::Path) -> crate::Result<Config> {
         let mut cfg = Config::read_file(path)?;
         cfg.resolve().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
 
-    fn from_table(mut table: toml::Table, origin: &str) -> Result<Config, String> {
+    fn from_table(mut table: toml::Table, origin: &str) -> crate::Result<Config> {
         let method = table.get("method").and_then(|m| m.as_str()).unwrap_or("").to_string();
         let mut options = toml::Table::new();
         for name in methods::names() {
             match table.remove(name) {
                 Some(toml::Value::Table(t)) if name == method => options = t,
-                Some(_) if name == method => return Err(format!("{origin}: [{name}] must be a table")),
-                Some(_) => return Err(format!("{origin}: section [{name}] belongs to method {name}, but this run's method is '{method}'")),
+                Some(_) if name == method => return Err(format!("{origin}: [{name}] must be a table").into()),
+                Some(_) => {
+                    return Err(format!("{origin}: section [{name}] belongs to method {name}, but this run's method is '{method}'").into())
+                }
                 None => {}
             }
         }
@@ -210,18 +212,18 @@ impl Config {
     }
 
     /// The whole configuration as TOML, the method's section included (the run's `config.toml`).
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string(&self.to_table()?).map_err(|e| e.to_string())
+    pub fn to_toml(&self) -> crate::Result<String> {
+        toml::to_string(&self.to_table()?).map_err(crate::Error::msg)
     }
 
-    fn to_table(&self) -> Result<toml::Table, String> {
-        let mut t = toml::Table::try_from(self).map_err(|e| e.to_string())?;
+    fn to_table(&self) -> crate::Result<toml::Table> {
+        let mut t = toml::Table::try_from(self)?;
         t.insert(self.method.clone(), toml::Value::Table(self.method_options.clone()));
         Ok(t)
     }
 
     /// Merges the keys of a partial TOML document (a user's `--config` file) over this one.
-    pub fn merged_with(&self, overrides: &str, origin: &str) -> Result<Config, String> {
+    pub fn merged_with(&self, overrides: &str, origin: &str) -> crate::Result<Config> {
         let mut base = toml::Value::Table(self.to_table()?);
         let over: toml::Value = toml::from_str(overrides).map_err(|e| format!("{origin}: {}", toml_error(&e, overrides)))?;
         merge(&mut base, over);
@@ -232,7 +234,7 @@ impl Config {
     }
 
     /// The encoder this configuration builds, for images of `channels × side × side`.
-    pub fn encoder_spec(&self, channels: usize, side: usize) -> Result<EncoderSpec, String> {
+    pub fn encoder_spec(&self, channels: usize, side: usize) -> crate::Result<EncoderSpec> {
         Ok(EncoderSpec { name: self.encoder.clone(), channels, side, patch_size: self.patch_size, pool: parse_pool(&self.pool)? })
     }
 
@@ -247,12 +249,12 @@ impl Config {
     }
 
     /// The autocast dtype `precision` asks for (None: plain f32).
-    pub fn autocast(&self) -> Result<Option<tessera_engine::DType>, String> {
+    pub fn autocast(&self) -> crate::Result<Option<tessera_engine::DType>> {
         match self.precision.as_str() {
             "f32" | "32" => Ok(None),
             "bf16-mixed" => Ok(Some(tessera_engine::DType::BF16)),
             "f16-mixed" => Ok(Some(tessera_engine::DType::F16)),
-            other => Err(format!("unknown precision '{other}' (expected f32, bf16-mixed or f16-mixed)")),
+            other => Err(format!("unknown precision '{other}' (expected f32, bf16-mixed or f16-mixed)").into()),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::build::augment_config;
+use super::assemble::augment_config;
 use super::config::Config;
 use crate::data::{DataRecipe, Dataset, LoaderConfig, ViewAugment};
 use crate::eval::{
@@ -61,10 +61,10 @@ pub struct Measured {
 impl Diagnostics {
     /// The held-out set from `test`, the kNN reference set from `train`, and positive pairs
     /// made by the augmentation of the method's first view (`recipe`).
-    pub fn new(cfg: &Config, train: &Dataset, test: &Dataset, norm: (f32, f32), recipe: &DataRecipe) -> Result<Diagnostics, String> {
+    pub fn new(cfg: &Config, train: &Dataset, test: &Dataset, norm: (f32, f32), recipe: &DataRecipe) -> crate::Result<Diagnostics> {
         let held_out = test.take(DIAGNOSTIC_IMAGES);
         if held_out.len() < 2 {
-            return Err(format!("the diagnostics need at least 2 test images, the test split has {}", held_out.len()));
+            return Err(format!("the diagnostics need at least 2 test images, the test split has {}", held_out.len()).into());
         }
         let views = match recipe.views.first() {
             Some(&kind) if kind != ViewAugment::Plain => Some(positive_views(cfg, &held_out.take(POSITIVE_PAIRS), norm, kind)?),
@@ -86,13 +86,13 @@ impl Diagnostics {
     }
 
     /// The encoder features of the held-out images.
-    pub fn encode_held_out(&self, encoder: &dyn Module) -> Result<Tensor, String> {
-        encode_dataset(encoder, &self.held_out, 512, Some(self.norm)).map_err(|e| e.to_string())
+    pub fn encode_held_out(&self, encoder: &dyn Module) -> crate::Result<Tensor> {
+        encode_dataset(encoder, &self.held_out, 512, Some(self.norm)).map_err(crate::Error::msg)
     }
 
     /// Every diagnostic of `method`'s encoder (and projector, where it has one), given the
     /// encoder's `features` of the held-out images (the online probe has them already).
-    pub fn measure(&self, method: &dyn Method, features: &Tensor) -> Result<Measured, String> {
+    pub fn measure(&self, method: &dyn Method, features: &Tensor) -> crate::Result<Measured> {
         let e = |e: tessera_engine::Error| e.to_string();
         let encoder = method.encoder();
         let labels = self.held_out.labels().to_vec();
@@ -111,12 +111,12 @@ impl Diagnostics {
         ]);
         let mut histograms = similarity_histograms(features, None, &labels, HISTOGRAM_BINS).map_err(e)?;
         if let Some((a, b)) = &self.views {
-            let fa = encode_images(encoder, a, 512).map_err(|e| e.to_string())?;
-            let fb = encode_images(encoder, b, 512).map_err(|e| e.to_string())?;
+            let fa = encode_images(encoder, a, 512)?;
+            let fb = encode_images(encoder, b, 512)?;
             scalars.push(("alignment".into(), alignment(&fa, &fb, 2.0).map_err(e)?));
             histograms.positive = similarity_histograms(&fa, Some(&fb), &labels[..fa.shape()[0]], HISTOGRAM_BINS).map_err(e)?.positive;
         }
-        let reference = encode_dataset(encoder, &self.knn_train, 512, Some(self.norm)).map_err(|e| e.to_string())?;
+        let reference = encode_dataset(encoder, &self.knn_train, 512, Some(self.norm))?;
         let knn = knn_accuracy(
             &reference,
             self.knn_train.labels(),
@@ -143,14 +143,14 @@ impl Diagnostics {
 
 /// The projector's output `[N, E]` on the host for encoder `features` `[N, D]` on the host,
 /// in eval mode without a graph; `None` for methods without a projector.
-fn projector_output(method: &dyn Method, features: &Tensor) -> Result<Option<Tensor>, String> {
+fn projector_output(method: &dyn Method, features: &Tensor) -> crate::Result<Option<Tensor>> {
     let projected = in_eval_mode(method, || method.projector_embedding(&features.to_device(method.device())?));
-    projected.and_then(|z| Ok(z.map(|z| z.to_device(Device::Cpu)).transpose()?)).map_err(|e| e.to_string())
+    projected.and_then(|z| Ok(z.map(|z| z.to_device(Device::Cpu)).transpose()?)).map_err(crate::Error::msg)
 }
 
 /// Two views of each image in `images` by the augmentation `kind`, with the run's
 /// augmentation settings, drawn from a fixed seed.
-fn positive_views(cfg: &Config, images: &Dataset, norm: (f32, f32), kind: ViewAugment) -> Result<(Tensor, Tensor), String> {
+fn positive_views(cfg: &Config, images: &Dataset, norm: (f32, f32), kind: ViewAugment) -> crate::Result<(Tensor, Tensor)> {
     let [c, h, _] = images.image_shape();
     let lc = LoaderConfig {
         batch_size: images.len(),

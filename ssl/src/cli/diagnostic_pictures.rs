@@ -12,7 +12,7 @@ use super::plots::{line_chart, scatter_chart};
 pub const DIAGNOSTIC_PICTURES: [&str; 3] = ["spectrum", "similarity", "pca"];
 
 /// Draws the three pictures of `m` at `epoch` into `dir`.
-pub fn write_diagnostic_pictures(m: &Measured, dir: &Path, epoch: usize) -> Result<(), String> {
+pub fn write_diagnostic_pictures(m: &Measured, dir: &Path, epoch: usize) -> crate::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create folder: {e}", dir.display()))?;
     let path = |name: &str| dir.join(epoch_file(name, epoch));
     let rank = m.get("rankme").unwrap_or(f64::NAN);

@@ -5,21 +5,23 @@ use std::path::Path;
 use super::attention_pictures::write_attention_picture;
 use super::diagnose::Diagnostics;
 use super::pictures::{fixed_images, PICTURE_IMAGES};
-use super::pretrain::load_run;
+use super::saved_run::load_run;
 use serde_json::json;
 
 /// Loads the run's weights as `tessera eval` does, measures its held-out features, and
 /// returns the JSON line; `out` also receives it, and `attention` the attention picture of a
 /// ViT run (each refused if it exists, unless `force`).
-pub fn inspect_command(dir: &Path, out: Option<&Path>, attention: Option<&Path>, force: bool) -> Result<String, String> {
+pub fn inspect_command(dir: &Path, out: Option<&Path>, attention: Option<&Path>, force: bool) -> crate::Result<String> {
     if let Some(existing) = [out, attention].into_iter().flatten().find(|o| o.exists() && !force) {
-        return Err(format!("{}: already exists (pass --force to replace it)", existing.display()));
+        return Err(format!("{}: already exists (pass --force to replace it)", existing.display()).into());
     }
     let (cfg, method, tr, te, norm) = load_run(dir, None, None)?;
     if let Some(path) = attention {
         let images = fixed_images(&te, PICTURE_IMAGES)?;
         if !write_attention_picture(method.encoder(), &images, norm, path)? {
-            return Err(format!("--attention: the encoder of {} ({}) is not a ViT that sees whole images", dir.display(), cfg.encoder));
+            return Err(
+                format!("--attention: the encoder of {} ({}) is not a ViT that sees whole images", dir.display(), cfg.encoder).into()
+            );
         }
     }
     let diagnostics = Diagnostics::new(&cfg, &tr, &te, norm, &method.data_recipe())?;

@@ -12,7 +12,7 @@ pub const UPDATE_RATIO_PICTURE: &str = "update_ratio.png";
 
 /// Draws the update-to-weight ratio of each block over the steps into `path` from the
 /// `layer_norms` records among `records`; nothing when there are none.
-pub fn write_update_ratio_picture(records: &[Value], path: &Path) -> Result<(), String> {
+pub fn write_update_ratio_picture(records: &[Value], path: &Path) -> crate::Result<()> {
     let mut blocks: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for r in records.iter().filter(|r| r.get("kind").and_then(Value::as_str) == Some(LAYER_NORMS_KIND)) {
         let (Some(step), Some(layers)) = (r.get("step").and_then(Value::as_f64), r.get("layers").and_then(Value::as_object)) else {

@@ -2,13 +2,16 @@
 //! `inspect`, `report` and `methods`, the same for every method. Errors print one readable line
 //! on stderr and exit non-zero, before work starts wherever they can be detected early.
 
+mod assemble;
 mod attention_pictures;
-mod build;
 pub mod config;
 mod diagnose;
 mod diagnostic_pictures;
+mod embed;
+mod eval;
 mod inspect;
 mod layer_norm_picture;
+mod methods_list;
 pub mod npy;
 mod pictures;
 mod plots;
@@ -16,10 +19,11 @@ mod pretrain;
 mod progress;
 mod report;
 mod report_html;
+mod saved_run;
 mod zero_shot;
 
-pub use build::{build_encoder, build_method, load_dataset};
-pub use pretrain::methods_table;
+pub use assemble::{build_encoder, build_method, load_dataset};
+pub use methods_list::methods_table;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -250,10 +254,8 @@ pub fn main() -> i32 {
         Command::Embed(a) if !a.text.is_empty() || a.text_file.is_some() => {
             zero_shot::embed_text_command(&a.run, &a.text, a.text_file.as_deref(), &a.out, a.force)
         }
-        Command::Eval(a) => {
-            pretrain::eval_command(&a.run, &a.protocol, a.dataset.as_deref(), a.pool.as_deref()).map(|line| println!("{line}"))
-        }
-        Command::Embed(a) => pretrain::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.pool.as_deref(), a.force),
+        Command::Eval(a) => eval::eval_command(&a.run, &a.protocol, a.dataset.as_deref(), a.pool.as_deref()).map(|line| println!("{line}")),
+        Command::Embed(a) => embed::embed_command(&a.run, &a.split, &a.out, a.dataset.as_deref(), a.pool.as_deref(), a.force),
         Command::Reconstruct(a) => pictures::reconstruct_command(&a.run, &a.out, a.images, a.force),
         Command::Inspect(a) => {
             inspect::inspect_command(&a.run, a.out.as_deref(), a.attention.as_deref(), a.force).map(|line| println!("{line}"))
@@ -267,7 +269,7 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(msg) => {
-            eprintln!("error: {}", crate::one_line(&msg));
+            eprintln!("error: {}", crate::one_line(msg.message()));
             1
         }
     }

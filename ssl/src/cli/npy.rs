@@ -25,9 +25,9 @@ pub fn npy_bytes(data: &[f32], shape: &[usize]) -> Vec<u8> {
 }
 
 /// Writes an `.npy` file atomically; an existing file is replaced only with `force`.
-pub fn write_npy(path: &Path, data: &[f32], shape: &[usize], force: bool) -> Result<(), String> {
+pub fn write_npy(path: &Path, data: &[f32], shape: &[usize], force: bool) -> crate::Result<()> {
     if path.exists() && !force {
-        return Err(format!("{} already exists; pass --force to replace it", path.display()));
+        return Err(format!("{} already exists; pass --force to replace it", path.display()).into());
     }
     crate::train::write_atomic(path, &npy_bytes(data, shape))
 }

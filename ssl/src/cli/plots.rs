@@ -13,12 +13,12 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// Registers the embedded font as "sans-serif", once (plotters' `ab_glyph` text backend
 /// draws only registered fonts).
-fn register_font() -> Result<(), String> {
-    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+fn register_font() -> crate::Result<()> {
+    static REGISTERED: std::sync::OnceLock<crate::Result<()>> = std::sync::OnceLock::new();
     REGISTERED
         .get_or_init(|| {
             plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-                .map_err(|_| "the embedded plot font cannot be read".to_string())
+                .map_err(|_| crate::Error::msg("the embedded plot font cannot be read"))
         })
         .clone()
 }
@@ -30,7 +30,7 @@ type Chart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64,
 
 /// One line chart of `series`, titled, with axis labels `(x, y)`, into `path` (PNG, 640×400).
 /// Nothing is written when no point is finite.
-pub fn line_chart(path: &Path, title: &str, labels: (&str, &str), series: &Series) -> Result<(), String> {
+pub fn line_chart(path: &Path, title: &str, labels: (&str, &str), series: &Series) -> crate::Result<()> {
     draw(path, title, labels, series, Marker::Line, |chart, i, name, pts| {
         let color = Palette99::pick(i).to_rgba();
         chart
@@ -42,7 +42,7 @@ pub fn line_chart(path: &Path, title: &str, labels: (&str, &str), series: &Serie
 }
 
 /// A scatter chart: each group (a class) of points in its own colour, named in the legend.
-pub fn scatter_chart(path: &Path, title: &str, labels: (&str, &str), groups: &Series) -> Result<(), String> {
+pub fn scatter_chart(path: &Path, title: &str, labels: (&str, &str), groups: &Series) -> crate::Result<()> {
     draw(path, title, labels, groups, Marker::Dot, |chart, i, name, pts| {
         let color = Palette99::pick(i).to_rgba();
         chart
@@ -79,7 +79,7 @@ fn draw(
     series: &Series,
     marker: Marker,
     mut each: impl FnMut(&mut Chart<'_>, usize, &str, &[(f64, f64)]) -> DrawResult,
-) -> Result<(), String> {
+) -> crate::Result<()> {
     let Some((xs, ys)) = bounds(series) else { return Ok(()) };
     register_font()?;
     let err = |e: &dyn std::fmt::Display| format!("{}: cannot draw: {e}", path.display());
@@ -105,7 +105,7 @@ fn draw(
     } else {
         chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| err(&e))?;
     }
-    root.present().map_err(|e| err(&e))
+    Ok(root.present().map_err(|e| err(&e))?)
 }
 
 /// The legend as a column of its own: each series' marker in its palette colour, then its

@@ -1,24 +1,23 @@
 //! `tessera pretrain`, `eval` and `embed`: configuration, the run folder, training, the
 //! final report and plots.
 
+use super::assemble::{build_loader, build_method, device_of, load_splits};
 use super::attention_pictures::{write_attention_picture, ATTENTION_PICTURE};
-use super::build::{build_loader, build_method, load_dataset};
 use super::config::{preset, table_has_key, Config, KeyError};
 use super::diagnose::Diagnostics;
 use super::diagnostic_pictures::write_diagnostic_pictures;
 use super::layer_norm_picture::{write_update_ratio_picture, UPDATE_RATIO_PICTURE};
-use super::{npy, pictures, plots, progress::Progress, PretrainArgs};
-use crate::data::{Dataset, Split};
+use super::{pictures, plots, progress::Progress, PretrainArgs};
+use crate::data::Dataset;
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
-use crate::methods;
 use crate::methods::Method;
-use crate::train::{self, load_checkpoint, load_model_state, make_optimizer, OnlineProbe, OpenMode, RunDir, Stop, TrainConfig, TrainState};
+use crate::train::{self, load_checkpoint, make_optimizer, OnlineProbe, OpenMode, RunDir, Stop, TrainConfig, TrainState};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tessera_engine::{Device, Generator, Tensor};
+use tessera_engine::{Generator, Tensor};
 
 /// Where a run's settings came from, so an error names the flag or the file that set
 /// the bad value: a flag, else the `--config` file where it holds the key, else the base
@@ -47,22 +46,33 @@ impl Origins {
 }
 
 /// Preset, then `--config`, then flags (and, on resume, the run's saved config first).
-fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
+fn resolve_config(a: &PretrainArgs) -> crate::Result<Config> {
+    let user = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            Some((p.display().to_string(), text, table))
+        }
+        None => None,
+    };
+    // The preset is the one of the method and dataset the run will have: a flag wins, then
+    // the user's file, then the defaults.
+    let chosen = |flag: &Option<String>, key: &str, default: &'static str| -> String {
+        let from_file = user.as_ref().and_then(|(_, _, t)| t.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+        flag.clone().or(from_file).unwrap_or_else(|| default.to_string())
+    };
     let (mut cfg, base) = if let Some(dir) = &a.resume {
         let p = dir.join("config.toml");
         (Config::read_file(&p)?, p.display().to_string())
     } else {
-        let method = a.method.as_deref().unwrap_or("simclr");
-        let dataset = a.dataset.as_deref().unwrap_or("default");
+        let (method, dataset) = (chosen(&a.method, "method", "simclr"), chosen(&a.dataset, "dataset", "default"));
         let origin = format!("preset {method}/{dataset}");
-        (Config::from_toml(preset(method, dataset)?, &origin)?, origin)
+        (Config::from_toml(preset(&method, &dataset)?, &origin)?, origin)
     };
     let mut origins = Origins { base, user: None, flags: Vec::new() };
-    if let Some(p) = &a.config {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
-        cfg = cfg.merged_with(&text, &p.display().to_string())?;
-        // merged_with has parsed the same text, so this cannot fail.
-        origins.user = Some((p.display().to_string(), toml::from_str(&text).unwrap_or_default()));
+    if let Some((path, text, table)) = user {
+        cfg = cfg.merged_with(&text, &path)?;
+        origins.user = Some((path, table));
     }
     macro_rules! set {
         ($($f:ident),*) => { $( if let Some(v) = &a.$f { cfg.$f = v.clone().into(); origins.flags.push(stringify!($f)); } )* };
@@ -78,35 +88,16 @@ fn resolve_config(a: &PretrainArgs) -> Result<Config, String> {
 /// Sizes rayon's global pool as the config asks (0: rayon's default, every core). Only a
 /// process's first call configures it; later ones (several runs in one test process) keep
 /// the pool there is. A pool that cannot start its threads is an error, not a panic later.
-fn configure_threads(threads: usize) -> Result<(), String> {
+fn configure_threads(threads: usize) -> crate::Result<()> {
     if threads == 0 {
         return Ok(());
     }
     match rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
         // Only a failure to spawn carries an io::Error as its source.
-        Err(e) if std::error::Error::source(&e).is_some() => Err(format!("threads = {threads}: cannot start the worker threads: {e}")),
-        _ => Ok(()),
-    }
-}
-
-/// The configured device, checked before any work starts: `cuda` needs a driver and a GPU.
-pub(crate) fn device_of(cfg: &Config) -> Result<Device, String> {
-    match cfg.device.as_str() {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" | "cuda:0" if !tessera_engine::cuda::is_available() => {
-            Err("device cuda: no CUDA driver or GPU was found on this machine; use --device cpu".into())
+        Err(e) if std::error::Error::source(&e).is_some() => {
+            Err(format!("threads = {threads}: cannot start the worker threads: {e}").into())
         }
-        d @ ("cuda" | "cuda:0") => d.parse().map_err(|e: String| e),
-        other => Err(format!("unknown device '{other}' (expected cpu or cuda)")),
-    }
-}
-
-/// The first `n` images (all when `n` is 0).
-fn limit(ds: Dataset, n: usize) -> Dataset {
-    if n == 0 || n >= ds.len() {
-        ds
-    } else {
-        ds.take(n)
+        _ => Ok(()),
     }
 }
 
@@ -122,30 +113,29 @@ struct Scores {
     linear: f64,
 }
 
-fn score(train: &Tensor, test: &Tensor, tr: &Dataset, te: &Dataset, cfg: &Config) -> Result<Scores, String> {
-    let k = knn_accuracy(train, tr.labels(), test, te.labels(), tr.num_classes(), cfg.eval.knn_k, cfg.eval.knn_temperature)
-        .map_err(|e| e.to_string())?;
+fn score(train: &Tensor, test: &Tensor, tr: &Dataset, te: &Dataset, cfg: &Config) -> crate::Result<Scores> {
+    let k = knn_accuracy(train, tr.labels(), test, te.labels(), tr.num_classes(), cfg.eval.knn_k, cfg.eval.knn_temperature)?;
     let lp = LinearProbeConfig { epochs: cfg.eval.linear_epochs, lr: cfg.eval.linear_lr, seed: cfg.seed, ..LinearProbeConfig::default() };
-    let linear = linear_probe_accuracy(train, tr.labels(), test, te.labels(), tr.num_classes(), &lp).map_err(|e| e.to_string())?;
+    let linear = linear_probe_accuracy(train, tr.labels(), test, te.labels(), tr.num_classes(), &lp)?;
     Ok(Scores { knn: k.majority, knn_weighted: k.weighted, linear })
 }
 
 /// `tessera pretrain`: returns the run folder.
-pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
+pub fn run(a: &PretrainArgs) -> crate::Result<PathBuf> {
     let t0 = Instant::now();
     let cfg = resolve_config(a)?;
     configure_threads(cfg.threads)?;
     super::configure_matmul_threads(&cfg.encoder);
-    let train_ds = Arc::new(limit(load_dataset(&cfg.dataset, Split::Train, cfg.data.image_limits())?, cfg.train_images));
-    let test_ds = limit(load_dataset(&cfg.dataset, Split::Test, cfg.data.image_limits())?, cfg.test_images);
+    let (train_ds, test_ds) = load_splits(&cfg)?;
+    let train_ds = Arc::new(train_ds);
     if cfg.batch_size > train_ds.len() {
-        return Err(format!("batch size {} is larger than the dataset ({} images)", cfg.batch_size, train_ds.len()));
+        return Err(format!("batch size {} is larger than the dataset ({} images)", cfg.batch_size, train_ds.len()).into());
     }
     // Everything that can fail on the configuration happens before the run folder exists.
     let [c, h, _] = train_ds.image_shape();
     let norm = train_ds.pixel_stats();
     let method = build_method(&cfg, c, h, &train_ds, a.resume.as_deref())?;
-    method.to_device(device_of(&cfg)?).map_err(|e| e.to_string())?;
+    method.to_device(device_of(&cfg)?)?;
     let recipe = method.data_recipe();
     let loader = build_loader(&cfg, train_ds.clone(), norm, &recipe)?;
     let (root, mode) = match (&a.resume, &a.out) {
@@ -168,10 +158,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
     };
     let mut opt = make_optimizer(method.as_ref(), &tcfg)?;
     let mut probe = if cfg.eval.online_probe {
-        Some(
-            OnlineProbe::new(method.feature_dim(), train_ds.num_classes(), 1e-2, &mut Generator::new(cfg.seed ^ 0x9E))
-                .map_err(|e| e.to_string())?,
-        )
+        Some(OnlineProbe::new(method.feature_dim(), train_ds.num_classes(), 1e-2, &mut Generator::new(cfg.seed ^ 0x9E))?)
     } else {
         None
     };
@@ -188,7 +175,7 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         TrainState::default()
     };
     run.write_atomic("config.toml", cfg.to_toml()?.as_bytes())?;
-    for (name, bytes) in method.run_files().map_err(|e| e.to_string())? {
+    for (name, bytes) in method.run_files()? {
         run.write_atomic(name, &bytes)?;
     }
     println!(
@@ -211,22 +198,22 @@ pub fn run(a: &PretrainArgs) -> Result<PathBuf, String> {
         // A second handler cannot be installed in the same process (tests): ignore that.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
     }
-    let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()]).map_err(|e| e.to_string())?;
+    let test_labels = Tensor::from_slice(test_ds.labels(), &[test_ds.len()])?;
     let method_ref: &dyn Method = method.as_ref();
     let picture_images = pictures::fixed_images(&test_ds, pictures::PICTURE_IMAGES)?;
     let diagnostics = Diagnostics::new(&cfg, &train_ds, &test_ds, norm, &recipe)?;
     let plots_dir = run.path("plots");
-    let eval_probe = |r: &mut train::EpochRecord, probe: Option<&OnlineProbe>| -> Result<(), String> {
+    let eval_probe = |r: &mut train::EpochRecord, probe: Option<&OnlineProbe>| -> crate::Result<()> {
         // The online probe reads the whole test split; the diagnostics its first images.
         // `diagnostics_seconds` is the diagnostics' own time, without the probe's.
         let start = Instant::now();
         let mut probe_time = std::time::Duration::ZERO;
         let held_out = match probe {
             Some(p) => {
-                let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm)).map_err(|e| e.to_string())?;
-                r.online_probe_acc = Some(p.evaluate(&feats, &test_labels).map_err(|e| e.to_string())?);
+                let feats = encode_dataset(method_ref.encoder(), &test_ds, 512, Some(norm))?;
+                r.online_probe_acc = Some(p.evaluate(&feats, &test_labels)?);
                 probe_time = start.elapsed();
-                feats.narrow(0, 0, diagnostics.held_out().len()).map_err(|e| e.to_string())?
+                feats.narrow(0, 0, diagnostics.held_out().len())?
             }
             None => diagnostics.encode_held_out(method_ref.encoder())?,
         };
@@ -280,7 +267,7 @@ fn final_report(
     h: usize,
     train_seconds: f64,
     t0: Instant,
-) -> Result<(), String> {
+) -> crate::Result<()> {
     let e = |e: tessera_autograd::Error| e.to_string();
     let trained = score(
         &encode_dataset(method.encoder(), tr, 512, Some(norm)).map_err(e)?,
@@ -295,7 +282,7 @@ fn final_report(
         // are not timm's), so the row says what pretraining added.
         let untrained = build_method(cfg, c, h, tr, None)?;
         let random = untrained.encoder();
-        random.to_device(method.encoder().device()).map_err(|e| e.to_string())?;
+        random.to_device(method.encoder().device())?;
         rows.push((
             format!("{} random weights", cfg.encoder),
             score(
@@ -306,16 +293,7 @@ fn final_report(
                 cfg,
             )?,
         ));
-        rows.push((
-            "raw pixels".into(),
-            score(
-                &pixel_features(tr, Some(norm)).map_err(|e| e.to_string())?,
-                &pixel_features(te, Some(norm)).map_err(|e| e.to_string())?,
-                tr,
-                te,
-                cfg,
-            )?,
-        ));
+        rows.push(("raw pixels".into(), score(&pixel_features(tr, Some(norm))?, &pixel_features(te, Some(norm))?, tr, te, cfg)?));
     }
     let mut record = json!({"eval": "final", "knn_k": cfg.eval.knn_k, "train_seconds": train_seconds});
     let keys = ["", "random_", "pixels_"];
@@ -374,82 +352,4 @@ fn write_plots(run: &RunDir) {
             eprintln!("warning: {e}");
         }
     }
-}
-
-/// Rebuilds a run's method from its folder and loads its weights.
-pub(crate) fn load_run(
-    dir: &Path,
-    dataset: Option<&str>,
-    pool: Option<&str>,
-) -> Result<(Config, Box<dyn Method>, Dataset, Dataset, (f32, f32)), String> {
-    let p = dir.join("config.toml");
-    let mut cfg = Config::read_file(&p)?;
-    if let Some(d) = dataset {
-        cfg.dataset = d.to_string();
-    }
-    if let Some(pool) = pool {
-        cfg.pool = pool.to_string();
-    }
-    cfg.resolve().map_err(|e| format!("{}: {e}", p.display()))?;
-    super::configure_matmul_threads(&cfg.encoder);
-    let tr = limit(load_dataset(&cfg.dataset, Split::Train, cfg.data.image_limits())?, cfg.train_images);
-    let te = limit(load_dataset(&cfg.dataset, Split::Test, cfg.data.image_limits())?, cfg.test_images);
-    let [c, h, _] = tr.image_shape();
-    let method = build_method(&cfg, c, h, &tr, Some(dir))?;
-    // Evaluate on the run's device where there is one here, else on the host.
-    method.to_device(device_of(&cfg).unwrap_or(Device::Cpu)).map_err(|e| e.to_string())?;
-    load_model_state(dir, method.as_ref())?;
-    let norm = tr.pixel_stats();
-    Ok((cfg, method, tr, te, norm))
-}
-
-/// `tessera methods`: one line per registered method.
-pub fn methods_table() -> String {
-    let mut out = String::new();
-    for m in methods::METHODS {
-        let presets: Vec<String> = m.presets.iter().map(|p| format!("configs/{} ({})", p.file, p.datasets.join(", "))).collect();
-        out.push_str(&format!("{:<8} {:<22} {:<14} {}  — {}\n", m.name, m.family.name(), m.default_encoder, presets.join(", "), m.paper));
-    }
-    out
-}
-
-/// `tessera eval`: one JSON line.
-pub fn eval_command(dir: &Path, protocol: &str, dataset: Option<&str>, pool: Option<&str>) -> Result<String, String> {
-    if protocol != "knn" && protocol != "linear" {
-        return Err(format!("unknown protocol '{protocol}' (expected knn, linear or zero-shot)"));
-    }
-    let (cfg, method, tr, te, norm) = load_run(dir, dataset, pool)?;
-    let e = |e: tessera_autograd::Error| e.to_string();
-    let (ftr, fte) = (
-        encode_dataset(method.encoder(), &tr, 512, Some(norm)).map_err(e)?,
-        encode_dataset(method.encoder(), &te, 512, Some(norm)).map_err(e)?,
-    );
-    Ok(if protocol == "knn" {
-        let k = knn_accuracy(&ftr, tr.labels(), &fte, te.labels(), tr.num_classes(), cfg.eval.knn_k, cfg.eval.knn_temperature)
-            .map_err(|e| e.to_string())?;
-        json!({"protocol": "knn", "k": k.k, "acc": k.majority, "weighted_acc": k.weighted, "pool": cfg.pool}).to_string()
-    } else {
-        let lp =
-            LinearProbeConfig { epochs: cfg.eval.linear_epochs, lr: cfg.eval.linear_lr, seed: cfg.seed, ..LinearProbeConfig::default() };
-        let acc = linear_probe_accuracy(&ftr, tr.labels(), &fte, te.labels(), tr.num_classes(), &lp).map_err(e)?;
-        json!({"protocol": "linear", "epochs": lp.epochs, "acc": acc, "pool": cfg.pool}).to_string()
-    })
-}
-
-/// `tessera embed`: the encoder's features of one split as `[N, D]` f32 `.npy`.
-pub fn embed_command(dir: &Path, split: &str, out: &Path, dataset: Option<&str>, pool: Option<&str>, force: bool) -> Result<(), String> {
-    let split = match split {
-        "train" => Split::Train,
-        "test" => Split::Test,
-        other => return Err(format!("unknown split '{other}' (expected train or test)")),
-    };
-    if out.exists() && !force {
-        return Err(format!("{} already exists; pass --force to replace it", out.display()));
-    }
-    let (_, method, tr, te, norm) = load_run(dir, dataset, pool)?;
-    let ds = if split == Split::Train { &tr } else { &te };
-    let f = encode_dataset(method.encoder(), ds, 512, Some(norm)).map_err(|e| e.to_string())?;
-    npy::write_npy(out, &f.to_vec::<f32>().map_err(|e| e.to_string())?, f.shape(), force)?;
-    println!("wrote {} features of width {} to {}", f.shape()[0], f.shape()[1], out.display());
-    Ok(())
 }

@@ -14,7 +14,7 @@ pub struct Progress<'a> {
     last_line: Instant,
     epoch_start: Instant,
     /// Fills in the held-out probe accuracy at each epoch end.
-    pub on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> Result<(), String> + 'a>,
+    pub on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> crate::Result<()> + 'a>,
 }
 
 impl<'a> Progress<'a> {
@@ -22,7 +22,7 @@ impl<'a> Progress<'a> {
         per_epoch: usize,
         epochs: usize,
         batch_size: usize,
-        on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> Result<(), String> + 'a>,
+        on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> crate::Result<()> + 'a>,
     ) -> Self {
         Progress { per_epoch, epochs, batch_size, bar: None, last_line: Instant::now(), epoch_start: Instant::now(), on_epoch_eval }
     }
@@ -58,7 +58,7 @@ impl Observer for Progress<'_> {
         }
     }
 
-    fn on_epoch(&mut self, r: &mut EpochRecord, probe: Option<&OnlineProbe>) -> Result<(), String> {
+    fn on_epoch(&mut self, r: &mut EpochRecord, probe: Option<&OnlineProbe>) -> crate::Result<()> {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }

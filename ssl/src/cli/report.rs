@@ -29,12 +29,12 @@ pub struct RunSummary {
 }
 
 /// Writes the page for `runs` to `out`; an existing `out` is kept unless `force`.
-pub fn report_command(runs: &[PathBuf], out: &Path, force: bool) -> Result<(), String> {
+pub fn report_command(runs: &[PathBuf], out: &Path, force: bool) -> crate::Result<()> {
     if runs.is_empty() {
         return Err("report needs at least one --run DIR".into());
     }
     if out.exists() && !force {
-        return Err(format!("{}: already exists (pass --force to replace it)", out.display()));
+        return Err(format!("{}: already exists (pass --force to replace it)", out.display()).into());
     }
     let summaries = runs.iter().map(|d| read_run(d)).collect::<Result<Vec<_>, _>>()?;
     crate::train::write_atomic(out, render(&summaries).as_bytes())?;
@@ -43,7 +43,7 @@ pub fn report_command(runs: &[PathBuf], out: &Path, force: bool) -> Result<(), S
 }
 
 /// Reads what the page shows from a run folder.
-fn read_run(dir: &Path) -> Result<RunSummary, String> {
+fn read_run(dir: &Path) -> crate::Result<RunSummary> {
     let read =
         |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{}: not a run folder: {e}", dir.join(name).display()));
     let config = read("config.toml")?;

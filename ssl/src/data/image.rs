@@ -107,7 +107,7 @@ impl Image {
     /// The whole image resized to `height`×`width` with bilinear interpolation (half-pixel
     /// centres, as `align_corners=False`). Output values stay within the input's range.
     pub fn resize(&self, height: usize, width: usize) -> Result<Image> {
-        crate::data::augment::crop::resized_crop(self, Region { top: 0, left: 0, height: self.h, width: self.w }, height, width)
+        crate::data::resize::resized_crop(self, Region { top: 0, left: 0, height: self.h, width: self.w }, height, width)
     }
 }
 

@@ -29,6 +29,7 @@ pub mod image_file;
 pub mod loader;
 pub mod pairs;
 pub mod recipe;
+pub mod resize;
 pub mod synthetic;
 pub mod tasks;
 pub mod tokenizer;

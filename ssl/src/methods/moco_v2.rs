@@ -27,8 +27,8 @@ use std::cell::RefCell;
 use super::moco_loss::l2_normalize_rows;
 use super::options::{nonzero, parse_options, positive, resolve_options, unit_interval, MethodOptions, OptionsContext};
 use super::{
-    moco_infonce, two_views, Backbone, BuildContext, Family, KeyQueue, Method, MethodInfo, MomentumEncoder, Preset, StepContext,
-    StepOutput, TrainBatch,
+    cosine_momentum, moco_infonce, two_views, Backbone, BuildContext, Family, KeyQueue, Method, MethodInfo, MomentumEncoder, Preset,
+    StepContext, StepOutput, TrainBatch,
 };
 use crate::nn::{join, Activation, Entry, Linear, Module, Sequential};
 use serde::{Deserialize, Serialize};
@@ -76,6 +76,28 @@ pub struct MocoV2Options {
     pub shuffle_bn_groups: usize,
     /// Both views serve as queries (the paper: false).
     pub symmetric: bool,
+    /// `constant` keeps m for the whole run (the paper); `cosine` raises it from m to 1 along
+    /// a half cosine over the run, as MoCo v3 and BYOL do: the keys follow the queries fast
+    /// early and settle late, which a run of a few epochs can use.
+    pub momentum_schedule: MomentumSchedule,
+}
+
+/// How the key encoder's momentum moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MomentumSchedule {
+    Constant,
+    Cosine,
+}
+
+impl MomentumSchedule {
+    /// The momentum at `step` of `total` for the base value `m`.
+    pub fn at(self, m: f64, step: u64, total: u64) -> f64 {
+        match self {
+            MomentumSchedule::Constant => m,
+            MomentumSchedule::Cosine => cosine_momentum(m, step, total),
+        }
+    }
 }
 
 impl Default for MocoV2Options {
@@ -88,6 +110,7 @@ impl Default for MocoV2Options {
             proj_out: 128,
             shuffle_bn_groups: 4,
             symmetric: false,
+            momentum_schedule: MomentumSchedule::Constant,
         }
     }
 }
@@ -225,8 +248,9 @@ impl Method for MocoV2 {
     }
 
     /// The momentum update, then this step's keys replace the oldest in the queue.
-    fn after_step(&self, _: &StepContext) -> Result<()> {
-        self.momentum_encoder.update((self.backbone.net.as_ref(), &self.projector), self.options.momentum)?;
+    fn after_step(&self, ctx: &StepContext) -> Result<()> {
+        let m = self.options.momentum_schedule.at(self.options.momentum, ctx.step, ctx.total_steps);
+        self.momentum_encoder.update((self.backbone.net.as_ref(), &self.projector), m)?;
         if let Some(k) = self.pending_keys.borrow_mut().take() {
             self.queue.enqueue(&k)?;
         }

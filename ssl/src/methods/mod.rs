@@ -38,7 +38,7 @@ pub use mim::{kept_and_restore, normalize as normalize_pixels};
 pub use mim_loss::{mae_loss, mae_targets, simmim_loss};
 pub use moco_loss::l2_normalize_rows;
 pub use moco_loss::moco_infonce;
-pub use moco_v2::{MocoV2, MocoV2Options};
+pub use moco_v2::{MocoV2, MocoV2Options, MomentumSchedule};
 pub use moco_v3::{MocoV3, MocoV3Options};
 pub use momentum::{cosine_momentum, MomentumEncoder};
 pub use nt_xent::nt_xent;

@@ -35,10 +35,10 @@ pub fn save_checkpoint(run: &RunDir, method: &dyn Method, opt: &dyn Optim, probe
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("method".to_string(), method.name().to_string()),
-        ("state".to_string(), serde_json::to_string(state).map_err(|e| e.to_string())?),
+        ("state".to_string(), serde_json::to_string(state)?),
     ]);
-    save_tensors(run.path(CHECKPOINT_FILE), &tensors, Some(meta)).map_err(|e| e.to_string())?;
-    save_model(run.path(MODEL_EXPORT), method).map_err(|e| e.to_string())
+    save_tensors(run.path(CHECKPOINT_FILE), &tensors, Some(meta))?;
+    save_model(run.path(MODEL_EXPORT), method).map_err(crate::Error::msg)
 }
 
 /// Restores a run from its checkpoint. `Ok(None)` when the run has none yet (it stopped
@@ -55,12 +55,13 @@ pub fn load_checkpoint(
             return Err(format!(
                 "{}: this run was written by an older tessera (model, optimizer and state.json); start it again",
                 run.root.display()
-            ));
+            )
+            .into());
         }
         return Ok(None);
     }
     let (tensors, meta) = load_tensors(&path).map_err(|e| crate::one_line(&e.to_string()))?;
-    let bad = |msg: String| format!("{}: {}", path.display(), crate::one_line(&msg));
+    let bad = |msg: String| crate::Error::msg(format!("{}: {}", path.display(), crate::one_line(&msg)));
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(bad(format!("not a tessera checkpoint (format {:?})", meta.get("format"))));
     }
@@ -72,7 +73,7 @@ pub fn load_checkpoint(
     if let Some(p) = probe {
         let saved = with_prefix_stripped(&tensors, "probe.");
         if !saved.is_empty() {
-            p.load_state_tensors(&saved).map_err(bad)?;
+            p.load_state_tensors(&saved).map_err(|e| bad(e.to_string()))?;
         }
     }
     Ok(Some(state))
@@ -82,7 +83,7 @@ pub fn load_checkpoint(
 pub fn load_model_state(run_root: &std::path::Path, method: &dyn Method) -> Result<()> {
     let path = run_root.join(CHECKPOINT_FILE);
     if !path.exists() {
-        return Err(format!("{}: no checkpoint (the run has not finished an epoch or a --max-steps stop yet)", path.display()));
+        return Err(format!("{}: no checkpoint (the run has not finished an epoch or a --max-steps stop yet)", path.display()).into());
     }
-    load_model_prefixed(&path, method, "model.").map_err(|e| e.to_string())
+    load_model_prefixed(&path, method, "model.").map_err(crate::Error::msg)
 }

@@ -13,13 +13,13 @@ pub use run_dir::{write_atomic, OpenMode, RunDir};
 use crate::data::{DataLoader, DataRecipe};
 use crate::methods::{Method, StepContext};
 use crate::nn::optim::{warmup_cosine, AdamW, Lars, Optim, Optimizer, ParamGroup, Sgd};
+use crate::Context;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tessera_engine::{DType, Device};
 
-/// Errors at this level are already readable sentences.
-pub type Result<T> = std::result::Result<T, String>;
+pub use crate::error::Result;
 
 /// Where training stands: saved in each checkpoint's metadata.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,14 +52,14 @@ impl TrainState {
         } else {
             format!("this run's schedule is {epochs} epochs of {per_epoch} steps")
         };
-        Err(format!("the saved position (epoch {epoch}, batch {batch}, step {step}) does not fit: {why}"))
+        Err(format!("the saved position (epoch {epoch}, batch {batch}, step {step}) does not fit: {why}").into())
     }
 }
 
 /// [`TrainState::check_schedule`] for the position read from `run`'s checkpoint; the error
 /// names that file.
 pub fn check_position(run: &RunDir, state: &TrainState, epochs: usize, per_epoch: usize) -> Result<()> {
-    state.check_schedule(epochs, per_epoch).map_err(|e| format!("{}: {e}", run.path(CHECKPOINT_FILE).display()))
+    state.check_schedule(epochs, per_epoch).with_context(|| run.path(CHECKPOINT_FILE).display().to_string())
 }
 
 /// Why training stopped.
@@ -126,7 +126,7 @@ pub fn make_optimizer(method: &dyn Method, cfg: &TrainConfig) -> Result<Box<dyn 
         ),
         "lars" => Box::new(Optimizer::single(Lars::default(), params, cfg.lr, cfg.weight_decay).map_err(e)?),
         "sgd" => Box::new(Optimizer::single(Sgd::momentum(0.9, false), params, cfg.lr, cfg.weight_decay).map_err(e)?),
-        other => return Err(format!("unknown optimizer '{other}' (expected adamw, lars or sgd)")),
+        other => return Err(format!("unknown optimizer '{other}' (expected adamw, lars or sgd)").into()),
     })
 }
 
@@ -158,7 +158,9 @@ pub fn pretrain(
 ) -> Result<(TrainState, Stop)> {
     let per_epoch = loader.num_batches();
     if per_epoch == 0 {
-        return Err(format!("batch size {} is larger than the dataset ({} images)", loader.config().batch_size, loader.dataset().len()));
+        return Err(
+            format!("batch size {} is larger than the dataset ({} images)", loader.config().batch_size, loader.dataset().len()).into()
+        );
     }
     let total = (cfg.epochs * per_epoch) as u64;
     let warmup = (cfg.warmup_epochs * per_epoch as f64).round() as u64;
@@ -181,40 +183,40 @@ pub fn pretrain(
             if stop.is_some() {
                 break;
             }
-            let batch = loader.batch(state.epoch as u64, state.batch).map_err(|e| e.to_string())?;
-            let batch = recipe.train_batch(batch, cfg.seed).and_then(|b| b.to_device(device)).map_err(|e| e.to_string())?;
+            let batch = loader.batch(state.epoch as u64, state.batch)?;
+            let batch = recipe.train_batch(batch, cfg.seed).and_then(|b| b.to_device(device))?;
             let lr_factor = warmup_cosine(state.step, total, warmup, 0.0);
             opt.set_lr_factor(lr_factor);
             let out = {
-                let _amp = cfg.autocast.map(tessera_autograd::autocast).transpose().map_err(|e| e.to_string())?;
-                method.training_step(&batch, &StepContext { step: state.step, total_steps: total }).map_err(|e| e.to_string())?
+                let _amp = cfg.autocast.map(tessera_autograd::autocast).transpose()?;
+                method.training_step(&batch, &StepContext { step: state.step, total_steps: total })?
             };
-            let loss = out.loss.value().item().map_err(|e| e.to_string())?;
+            let loss = out.loss.value().item()?;
             if !loss.is_finite() {
                 return Err(format!(
                     "the loss became {loss} at step {} (epoch {}); training stopped, the last good checkpoint in {} is kept",
                     state.step + 1,
                     state.epoch + 1,
                     run.root.display()
-                ));
+                )
+                .into());
             }
             opt.zero_grad();
-            out.loss.backward().map_err(|e| e.to_string())?;
+            out.loss.backward()?;
             let norms = layer_norms::measures_step(state.step, cfg.layer_norms_every)
                 .then(|| layer_norms::StepNorms::before_step(opt.named_params()))
-                .transpose()
-                .map_err(|e| e.to_string())?;
-            opt.step().map_err(|e| e.to_string())?;
+                .transpose()?;
+            opt.step()?;
             state.step += 1;
             state.batch += 1;
             if let Some(norms) = norms {
-                let norms = norms.after_step().map_err(|e| e.to_string())?;
+                let norms = norms.after_step()?;
                 run.append_metric(&layer_norms::layer_norms_record(state.step, &norms))?;
             }
-            method.after_step(&StepContext { step: state.step, total_steps: total }).map_err(|e| e.to_string())?;
+            method.after_step(&StepContext { step: state.step, total_steps: total })?;
             if let Some(p) = probe.as_deref_mut() {
-                let features = out.features.to_device(Device::Cpu).and_then(|f| f.to_dtype(DType::F32)).map_err(|e| e.to_string())?;
-                probe_acc_sum += p.step(&features, &batch.labels).map_err(|e| e.to_string())?;
+                let features = out.features.to_device(Device::Cpu).and_then(|f| f.to_dtype(DType::F32))?;
+                probe_acc_sum += p.step(&features, &batch.labels)?;
             }
             for (name, v) in &out.metrics {
                 *metric_sums.entry(name.to_string()).or_default() += v;
@@ -245,7 +247,7 @@ pub fn pretrain(
         if batches > 0 {
             observer.on_epoch(&mut record, probe.as_deref())?;
             method.set_training(true);
-            run.append_metric(&serde_json::to_value(&record).map_err(|e| e.to_string())?)?;
+            run.append_metric(&serde_json::to_value(&record)?)?;
         }
         save_checkpoint(run, method, opt, probe.as_deref(), &state)?;
         if let Some(stop) = stop {

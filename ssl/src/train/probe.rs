@@ -39,16 +39,16 @@ impl OnlineProbe {
     }
 
     /// Restores what [`OnlineProbe::state_tensors`] gave; an error names what does not fit.
-    pub fn load_state_tensors(&mut self, tensors: &[(String, Tensor)]) -> std::result::Result<(), String> {
+    pub fn load_state_tensors(&mut self, tensors: &[(String, Tensor)]) -> crate::Result<()> {
         let get = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
         let (Some(w), Some(b)) = (get("weight"), get("bias")) else { return Err("the online probe's weight or bias is missing".into()) };
         if w.shape() != self.weight.value().shape() || b.shape() != self.bias.value().shape() {
-            return Err(format!("the online probe's weight is {:?}, this run's is {:?}", w.shape(), self.weight.value().shape()));
+            return Err(format!("the online probe's weight is {:?}, this run's is {:?}", w.shape(), self.weight.value().shape()).into());
         }
         let opt = crate::nn::checkpoint::with_prefix_stripped(tensors, "optimizer.");
         self.opt.load_state_tensors(&opt).map_err(|r| format!("the online probe's optimizer state does not fit: {r}"))?;
-        self.weight.set_value(w.to_dtype(DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        self.bias.set_value(b.to_dtype(DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+        self.weight.set_value(w.to_dtype(DType::F32)?)?;
+        self.bias.set_value(b.to_dtype(DType::F32)?).map_err(crate::Error::msg)
     }
 
     /// Accuracy on held-out features.

@@ -228,7 +228,7 @@ fn run_checkpoint(dir: &Path, input: &[u8]) -> Result<(), String> {
     write(&run.path(train::CHECKPOINT_FILE), input);
     MODEL.with_borrow_mut(|m| {
         let state = train::load_checkpoint(&run, m.method.as_ref(), m.opt.as_mut(), None)?;
-        train::check_position(&run, &state.unwrap_or_default(), EPOCHS, PER_EPOCH)
+        Ok(train::check_position(&run, &state.unwrap_or_default(), EPOCHS, PER_EPOCH)?)
     })
 }
 
@@ -248,5 +248,5 @@ fn config_seeds() -> Vec<(String, Vec<u8>)> {
 fn run_config(dir: &Path, input: &[u8]) -> Result<(), String> {
     let path = dir.join("config.toml");
     write(&path, input);
-    Config::read_run_file(&path).map(|_| ())
+    Ok(Config::read_run_file(&path).map(|_| ())?)
 }
