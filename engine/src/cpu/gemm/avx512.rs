@@ -1,0 +1,156 @@
+//! The AVX-512 micro-kernel: one `MR × NR` tile of `c = alpha·a·b + beta·c` from a packed
+//! `a` panel (`kc × MR`, see [`super::pack`]) and a packed `b` panel (`kc × NR`).
+//!
+//! The tile is 12 rows × 2 vectors (32 f32 or 16 f64 columns): 24 accumulators of the 32
+//! zmm registers, so each reduction step loads 2 vectors of `b` and broadcasts 12 scalars of
+//! `a` (folded into the FMAs as `{1toN}` memory operands) for 24 FMAs, which keeps both FMA
+//! ports busy with loads to spare. Every accumulator sums its products in the order of the
+//! reduction, one FMA per step, so a tile's results do not depend on where it sits in the
+//! output or on which thread computes it.
+
+use core::arch::x86_64::*;
+
+/// Rows of a tile (scalars of `a` broadcast per step).
+pub(super) const MR: usize = 12;
+/// Vectors per tile row.
+const VECS: usize = 2;
+
+/// An element type with an AVX-512 tile: its vector type and the handful of operations the
+/// kernel needs, each one instruction (inlined into the kernel, which has the feature).
+pub(super) trait Avx512Elem: bytemuck::Pod + Default + PartialEq + Send + Sync {
+    type V: Copy;
+    /// Lanes per zmm register.
+    const LANES: usize;
+    /// Columns of a tile.
+    const NR: usize = VECS * Self::LANES;
+    const ZERO: Self;
+    const ONE: Self;
+    /// Reduction depth of one packed block (`kc`): an `a` panel (`kc × MR`) stays in L1
+    /// (48 KiB here) while the kernel walks the `b` panels, so about 18 KiB.
+    const KC: usize;
+    /// Columns of one packed `b` block (`kc × NC`), which stays in L2 (2 MiB here).
+    const NC: usize;
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(x: Self) -> Self::V;
+    unsafe fn load(p: *const Self) -> Self::V;
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// `a·b + c`, rounded once.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// The first `n ≤ LANES` elements at `p` (others zero; nothing past them is read).
+    unsafe fn load_first(p: *const Self, n: usize) -> Self::V;
+    /// Stores the first `n ≤ LANES` lanes of `v` at `p`.
+    unsafe fn store_first(p: *mut Self, v: Self::V, n: usize);
+}
+
+/// Implements [`Avx512Elem`] for `$t` with the `$s` (`ps` or `pd`) intrinsics.
+macro_rules! impl_avx512_elem {
+    ($t:ty, $v:ty, $lanes:literal, $kc:literal, $nc:literal, $mask:ty,
+     $setzero:ident, $set1:ident, $loadu:ident, $mul:ident, $fmadd:ident, $maskz_loadu:ident, $mask_storeu:ident) => {
+        impl Avx512Elem for $t {
+            type V = $v;
+            const LANES: usize = $lanes;
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const KC: usize = $kc;
+            const NC: usize = $nc;
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn zero() -> $v {
+                $setzero()
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn splat(x: $t) -> $v {
+                $set1(x)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn load(p: *const $t) -> $v {
+                $loadu(p)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn mul(a: $v, b: $v) -> $v {
+                $mul(a, b)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn fma(a: $v, b: $v, c: $v) -> $v {
+                $fmadd(a, b, c)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn load_first(p: *const $t, n: usize) -> $v {
+                $maskz_loadu(lane_mask(n) as $mask, p)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn store_first(p: *mut $t, v: $v, n: usize) {
+                $mask_storeu(p, lane_mask(n) as $mask, v)
+            }
+        }
+    };
+}
+impl_avx512_elem!(f32, __m512, 16, 384, 768, __mmask16,
+    _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps);
+impl_avx512_elem!(f64, __m512d, 8, 192, 384, __mmask8,
+    _mm512_setzero_pd, _mm512_set1_pd, _mm512_loadu_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd);
+
+/// A mask of the low `n` bits (`n ≤ 16`).
+#[inline(always)]
+fn lane_mask(n: usize) -> u16 {
+    ((1u32 << n) - 1) as u16
+}
+
+/// One tile: `c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]` for `i < rows ≤ MR`,
+/// `j < cols ≤ NR`, with `a` a packed panel `kc × MR` and `b` one `kc × NR` (both zero
+/// padded past `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
+/// ignored otherwise, as BLAS does).
+///
+/// # Safety
+/// The CPU has AVX-512F; `a` holds `kc·MR` elements and `b` `kc·NR`; `c` is valid for
+/// `rows` rows of `cols` elements with row stride `ldc`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn tile<T: Avx512Elem>(
+    kc: usize,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    alpha: T,
+    beta: T,
+) {
+    let mut acc = [[T::zero(); VECS]; MR];
+    for p in 0..kc {
+        let (ap, bp) = (a.add(p * MR), b.add(p * T::NR));
+        let mut bv = [T::zero(); VECS];
+        for (v, b) in bv.iter_mut().enumerate() {
+            *b = T::load(bp.add(v * T::LANES));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = T::splat(*ap.add(i));
+            for (r, &bv) in row.iter_mut().zip(&bv) {
+                *r = T::fma(ai, bv, *r);
+            }
+        }
+    }
+    let (alpha, beta_v) = (T::splat(alpha), T::splat(beta));
+    for (i, row) in acc.iter().enumerate().take(rows) {
+        let ci = c.add(i * ldc);
+        for (v, &r) in row.iter().enumerate() {
+            let n = cols.saturating_sub(v * T::LANES).min(T::LANES);
+            if n == 0 {
+                break;
+            }
+            let cv = ci.add(v * T::LANES);
+            let mut out = T::mul(alpha, r);
+            if beta != T::ZERO {
+                out = T::fma(beta_v, T::load_first(cv, n), out);
+            }
+            T::store_first(cv, out, n);
+        }
+    }
+}
