@@ -8,12 +8,18 @@
 //! reduction, one FMA per step, so a tile's results do not depend on where it sits in the
 //! output or on which thread computes it.
 
+use super::pack::{pack, Strided};
 use core::arch::x86_64::*;
 
 /// Rows of a tile (scalars of `a` broadcast per step).
 pub(super) const MR: usize = 12;
 /// Vectors per tile row.
 const VECS: usize = 2;
+/// Reduction steps per chunk of an `a` panel packed from a row-major `a` (see
+/// [`super::pack::pack_a`]).
+pub(super) const CHUNK: usize = 8;
+/// How many reduction steps ahead the kernel asks for `b`'s panel (from L2).
+const PREFETCH_STEPS: usize = 8;
 
 /// An element type with an AVX-512 tile: its vector type and the handful of operations the
 /// kernel needs, each one instruction (inlined into the kernel, which has the feature).
@@ -30,6 +36,8 @@ pub(super) trait Avx512Elem: bytemuck::Pod + Default + PartialEq + Send + Sync {
     const KC: usize;
     /// Columns of one packed `b` block (`kc × NC`), which stays in L2 (2 MiB here).
     const NC: usize;
+    /// [`pack`] into `NR`-column panels (a constant there, which the generic `NR` cannot be).
+    unsafe fn pack_b(src: Strided<Self>, depth: usize, width: usize, dst: &mut [Self]);
     unsafe fn zero() -> Self::V;
     unsafe fn splat(x: Self) -> Self::V;
     unsafe fn load(p: *const Self) -> Self::V;
@@ -53,6 +61,9 @@ macro_rules! impl_avx512_elem {
             const ONE: Self = 1.0;
             const KC: usize = $kc;
             const NC: usize = $nc;
+            unsafe fn pack_b(src: Strided<$t>, depth: usize, width: usize, dst: &mut [$t]) {
+                pack::<$t, { VECS * $lanes }>(src, depth, width, dst)
+            }
             #[inline]
             #[target_feature(enable = "avx512f")]
             unsafe fn zero() -> $v {
@@ -103,16 +114,45 @@ fn lane_mask(n: usize) -> u16 {
 }
 
 /// One tile: `c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]` for `i < rows ≤ MR`,
-/// `j < cols ≤ NR`, with `a` a packed panel `kc × MR` and `b` one `kc × NR` (both zero
-/// padded past `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
-/// ignored otherwise, as BLAS does).
+/// `j < cols ≤ NR`, with `a` a packed panel of `MR` rows (cut in chunks of `ch` steps,
+/// 1 or [`CHUNK`], see [`super::pack::pack_a`]) and `b` one `kc × NR` (both zero padded past
+/// `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
+/// ignored otherwise, as BLAS does). Edge tiles run a smaller register tile (4 or 8 rows,
+/// one vector) rather than multiplying padding.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `a` holds `kc·MR` elements and `b` `kc·NR`; `c` is valid for
-/// `rows` rows of `cols` elements with row stride `ldc`.
+/// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements and `b` `kc·NR`; `c`
+/// is valid for `rows` rows of `cols` elements with row stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn tile<T: Avx512Elem>(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, alpha: T, beta: T) {
+    macro_rules! sized {
+        ($($r:literal, $v:literal if $when:expr;)*) => {
+            $(if $when { return sized!($r, $v); })*
+            sized!(MR, VECS)
+        };
+        ($r:expr, $v:expr) => {
+            if ch == 1 {
+                tile_of::<T, $r, $v, 1>(kc, a, b, c, ldc, rows, cols, alpha, beta)
+            } else {
+                tile_of::<T, $r, $v, CHUNK>(kc, a, b, c, ldc, rows, cols, alpha, beta)
+            }
+        };
+    }
+    let one_vector = cols <= T::LANES;
+    sized! {
+        4, 1 if rows <= 4 && one_vector;
+        8, 1 if rows <= 8 && one_vector;
+        12, 1 if one_vector;
+        4, 2 if rows <= 4;
+        8, 2 if rows <= 8;
+    }
+}
+
+/// [`tile`] with a register tile of `ROWS ≤ MR` rows × `V ≤ VECS` vectors, for an `a`
+/// panel in chunks of `CH` steps.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile<T: Avx512Elem>(
+unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: usize>(
     kc: usize,
     a: *const T,
     b: *const T,
@@ -123,19 +163,35 @@ pub(super) unsafe fn tile<T: Avx512Elem>(
     alpha: T,
     beta: T,
 ) {
-    let mut acc = [[T::zero(); VECS]; MR];
-    for p in 0..kc {
-        let (ap, bp) = (a.add(p * MR), b.add(p * T::NR));
-        let mut bv = [T::zero(); VECS];
-        for (v, b) in bv.iter_mut().enumerate() {
-            *b = T::load(bp.add(v * T::LANES));
-        }
-        for (i, row) in acc.iter_mut().enumerate() {
-            let ai = T::splat(*ap.add(i));
-            for (r, &bv) in row.iter_mut().zip(&bv) {
-                *r = T::fma(ai, bv, *r);
+    let mut acc = [[T::zero(); V]; ROWS];
+    // One reduction step: `a`'s scalars for this step are `CH` apart, `b`'s row is at `bp`.
+    macro_rules! step {
+        ($ap:expr, $bp:expr) => {{
+            let (ap, bp): (*const T, *const T) = ($ap, $bp);
+            _mm_prefetch::<_MM_HINT_T0>(bp.add(PREFETCH_STEPS * T::NR).cast());
+            _mm_prefetch::<_MM_HINT_T0>(bp.add(PREFETCH_STEPS * T::NR + T::LANES).cast());
+            let mut bv = [T::zero(); V];
+            for (v, b) in bv.iter_mut().enumerate() {
+                *b = T::load(bp.add(v * T::LANES));
             }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = T::splat(*ap.add(i * CH));
+                for (r, &bv) in row.iter_mut().zip(&bv) {
+                    *r = T::fma(ai, bv, *r);
+                }
+            }
+        }};
+    }
+    let chunks = kc / CH;
+    for ch in 0..chunks {
+        let (ac, bc) = (a.add(ch * MR * CH), b.add(ch * CH * T::NR));
+        for q in 0..CH {
+            step!(ac.add(q), bc.add(q * T::NR));
         }
+    }
+    let (ac, bc) = (a.add(chunks * MR * CH), b.add(chunks * CH * T::NR));
+    for q in 0..kc % CH {
+        step!(ac.add(q), bc.add(q * T::NR));
     }
     let (alpha, beta_v) = (T::splat(alpha), T::splat(beta));
     for (i, row) in acc.iter().enumerate().take(rows) {

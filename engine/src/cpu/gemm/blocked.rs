@@ -11,15 +11,17 @@
 //! block when there are few rows); the reduction is blocked by `k` alone. So each element of
 //! `c` sees the same sequence of FMAs and stores whatever the thread count.
 
-use super::avx512::{tile, Avx512Elem, MR};
-use super::pack::{pack, Strided};
+use super::avx512::{tile, Avx512Elem, CHUNK, MR};
+use super::pack::{a_panel_len, pack_a, Strided};
 use rayon::prelude::*;
 use std::cell::Cell;
 use std::thread::LocalKey;
 
-/// Below this many multiply-adds a product runs on the calling thread: a rayon fork-join
-/// costs a few microseconds, about what a 2²⁰-FMA product takes on one core.
-const PAR_MIN_MACS: usize = 1 << 20;
+/// Below this many multiply-adds a product runs on the calling thread. A product is two
+/// rayon fork-joins per packed block, and waking the other thread costs tens of
+/// microseconds on a busy machine: at 2²⁰ (16×144×784, one ResNet im2col sample) two threads
+/// measured 1.5× slower than one, at 2²² (~50 µs on one core) they pay off.
+const PAR_MIN_MACS: usize = 1 << 22;
 
 /// Rows of `a` one task packs and multiplies (`MC = MC_PANELS · MR`): small enough that two
 /// threads split a 1024-row product evenly (the slices share no packing, so small costs
@@ -105,6 +107,8 @@ pub(super) unsafe fn gemm<T: Avx512Elem>(
     let kc_max = block_size(k, T::KC, 1);
     let out = Out { ptr: c, ldc };
     let m_slices = m.div_ceil(mc);
+    // A row-major `a` packs in runs along its rows (see `pack_a`).
+    let ch = if a.cs == 1 { CHUNK } else { 1 };
     with_buffer(&B_BLOCK, kc_max * nc_max, |b_block: &mut [T]| {
         for j0 in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - j0);
@@ -119,26 +123,31 @@ pub(super) unsafe fn gemm<T: Avx512Elem>(
                 let b_src = b.from(p0, j0);
                 if parallel {
                     packed_b.par_chunks_mut(kc * nr).enumerate().for_each(|(q, panel)| {
-                        pack(b_src.from(0, q * nr), kc, nr.min(nc - q * nr), nr, panel)
+                        T::pack_b(b_src.from(0, q * nr), kc, nr.min(nc - q * nr), panel)
                     });
                 } else {
-                    pack(b_src, kc, nc, nr, packed_b);
+                    T::pack_b(b_src, kc, nc, packed_b);
                 }
                 let packed_b = &*packed_b;
                 let task = |t: usize| {
                     let (rows, cols) = (t / n_split * mc, t % n_split * panels_per_split);
                     let mc = mc.min(m - rows);
                     let cols = cols..(cols + panels_per_split).min(b_panels);
-                    let a_src = a.from(rows, p0).transposed();
-                    with_buffer(&A_PANELS, mc.div_ceil(MR) * kc * MR, |packed_a: &mut [T]| {
-                        pack(a_src, kc, mc, MR, packed_a);
-                        for (ip, a_panel) in packed_a.chunks_exact(kc * MR).enumerate() {
+                    let a_src = a.from(rows, p0);
+                    let panel_len = a_panel_len(MR, kc, ch);
+                    with_buffer(&A_PANELS, mc.div_ceil(MR) * panel_len, |packed_a: &mut [T]| {
+                        if ch == 1 {
+                            pack_a::<T, MR, 1>(a_src, mc, kc, packed_a);
+                        } else {
+                            pack_a::<T, MR, CHUNK>(a_src, mc, kc, packed_a);
+                        }
+                        for (ip, a_panel) in packed_a.chunks_exact(panel_len).enumerate() {
                             let i = rows + ip * MR;
                             for q in cols.clone() {
                                 let j = j0 + q * nr;
                                 let c_tile = out.at(i, j);
                                 let b_panel = packed_b[q * kc * nr..].as_ptr();
-                                tile(kc, a_panel.as_ptr(), b_panel, c_tile, out.ldc, MR.min(m - i), nr.min(n - j), alpha, beta);
+                                tile(kc, ch, a_panel.as_ptr(), b_panel, c_tile, out.ldc, MR.min(m - i), nr.min(n - j), alpha, beta);
                             }
                         }
                     });
