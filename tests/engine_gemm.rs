@@ -188,15 +188,19 @@ impl<T: Gemm> Case<T> {
     }
 }
 
-/// Checks `case` under every implementation, in f32 and f64.
-fn check_all(isas: &[GemmIsa], m: usize, k: usize, n: usize, seed: u64) {
-    let mut rng = Rng64::new(seed);
-    let c32 = Case::<f32>::random(m, k, n, &mut rng);
-    let c64 = Case::<f64>::random(m, k, n, &mut rng);
+/// Checks an f32 and an f64 case under every implementation.
+fn check_both(isas: &[GemmIsa], c32: &Case<f32>, c64: &Case<f64>) {
     for &isa in isas {
         c32.check(isa);
         c64.check(isa);
     }
+}
+
+/// Checks a random `m × k` by `k × n` product under every implementation, in f32 and f64.
+fn check_all(isas: &[GemmIsa], m: usize, k: usize, n: usize, seed: u64) {
+    let mut rng = Rng64::new(seed);
+    let c32 = Case::<f32>::random(m, k, n, &mut rng);
+    check_both(isas, &c32, &Case::<f64>::random(m, k, n, &mut rng));
 }
 
 #[test]
@@ -235,11 +239,7 @@ fn every_layout_pair() {
         for lb in LAYOUTS {
             let (m, k, n) = (1 + rng.below(40), 1 + rng.below(40), 1 + rng.below(70));
             let c32 = Case::<f32>::new(m, k, n, la, lb, 1.0, 0.0, &mut rng);
-            let c64 = Case::<f64>::new(m, k, n, la, lb, -0.5, 1.0, &mut rng);
-            for &isa in &isas {
-                c32.check(isa);
-                c64.check(isa);
-            }
+            check_both(&isas, &c32, &Case::<f64>::new(m, k, n, la, lb, -0.5, 1.0, &mut rng));
         }
     }
 }

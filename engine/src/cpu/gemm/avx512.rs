@@ -1,5 +1,5 @@
 //! The AVX-512 micro-kernel: one `MR × NR` tile of `c = alpha·a·b + beta·c` from a packed
-//! `a` panel (`kc × MR`, see [`super::pack`]) and a packed `b` panel (`kc × NR`).
+//! `a` panel (`MR` rows, see [`super::pack::pack_a`]) and a packed `b` panel (`kc × NR`).
 //!
 //! The tile is 12 rows × 2 vectors (32 f32 or 16 f64 columns): 24 accumulators of the 32
 //! zmm registers, so each reduction step loads 2 vectors of `b` and broadcasts 12 scalars of
@@ -168,8 +168,9 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
     macro_rules! step {
         ($ap:expr, $bp:expr) => {{
             let (ap, bp): (*const T, *const T) = ($ap, $bp);
-            _mm_prefetch::<_MM_HINT_T0>(bp.add(PREFETCH_STEPS * T::NR).cast());
-            _mm_prefetch::<_MM_HINT_T0>(bp.add(PREFETCH_STEPS * T::NR + T::LANES).cast());
+            // Wrapping: near the panel's end this points past it, where a prefetch is harmless.
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_STEPS * T::NR).cast());
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_STEPS * T::NR + T::LANES).cast());
             let mut bv = [T::zero(); V];
             for (v, b) in bv.iter_mut().enumerate() {
                 *b = T::load(bp.add(v * T::LANES));
