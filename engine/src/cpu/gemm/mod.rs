@@ -78,6 +78,7 @@ pub trait Gemm: FloatElem {
     /// `c = alpha · a·b + beta · c` for an `m×k` by `k×n` product; `c` is contiguous
     /// row-major `m×n` with row stride `ldc`. When `beta` is zero, `c` is only written (NaNs
     /// in it do not propagate). Runs the implementation [`GemmIsa::selected`] names.
+    #[allow(clippy::too_many_arguments)]
     fn gemm(m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, beta: Self, c: &mut [Self], ldc: usize) {
         Self::gemm_with(GemmIsa::selected(), m, k, n, alpha, a, b, beta, c, ldc)
     }
