@@ -1,4 +1,7 @@
-//! Engine kernels on the CPU: f32 matmul (256³, 512³, 1024³), conv2d forward
+//! Engine kernels on the CPU: f32 matmul (256³, 512³, 1024³); the f32 GEMM itself under
+//! each implementation this CPU runs (tessera's AVX-512 kernel and `matrixmultiply`, side by
+//! side in one run) at 1024³ and at the products ViT-Tiny and the ResNets' im2col make;
+//! conv2d forward
 //! ([64, 64, 32, 32] input, 64 filters of 3×3, padding 1), softmax over [4096, 1024] and the
 //! broadcast add [256, 1024] + [1024]; and the forward, input-gradient and weight-gradient
 //! convolutions of the narrow ResNet (batch 256, 28×28 inputs, widths 16–128).
@@ -12,6 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
+use tessera::engine::cpu::gemm::{Gemm, GemmIsa, MatRef};
 use tessera::engine::{DType, Generator, Tensor};
 
 fn randn(g: &mut Generator, shape: &[usize]) -> Tensor {
@@ -28,6 +32,64 @@ fn matmul(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(format!("{n}x{n}x{n}")), &n, |bch, _| {
             bch.iter(|| black_box(a.matmul(&b).expect("matmul")))
         });
+    }
+    group.finish();
+}
+
+/// An operand of a GEMM case: row-major, or stored transposed (a linear layer's `x·Wᵀ`
+/// reads its weight that way, its weight gradient `dyᵀ·x` the output gradient).
+#[derive(Clone, Copy)]
+enum Stored {
+    Rows,
+    Transposed,
+}
+
+impl Stored {
+    /// The `rows × cols` matrix stored in `data` this way.
+    fn view(self, data: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
+        match self {
+            Stored::Rows => MatRef { data, offset: 0, rs: cols as isize, cs: 1 },
+            Stored::Transposed => MatRef { data, offset: 0, rs: 1, cs: rows as isize },
+        }
+    }
+}
+
+/// `[m, k] × [k, n]` in f32 through `Gemm::gemm_with` for each implementation, so the
+/// figures of one run compare them directly (`gemm_f32/<shape>/<isa>`). Shapes: 1024³; ViT-Tiny
+/// at batch 64 (3136 = 64·49 tokens; 768 = 64·12, the quarter MAE's encoder sees) in its
+/// linear layers forward (`x·Wᵀ`) and weight gradient (`dyᵀ·x`); one attention head (49
+/// tokens, head dim 16: `q·kᵀ` and `p·v`); the narrow ResNet's 3×3 convolutions as im2col
+/// GEMMs `[C_out, C_in·9] × [C_in·9, H·W]` of one sample.
+fn gemm_isas(c: &mut Criterion) {
+    use Stored::*;
+    let cases: [(&str, usize, usize, usize, Stored, Stored); 13] = [
+        ("square", 1024, 1024, 1024, Rows, Rows),
+        ("vit_qkv", 3136, 192, 576, Rows, Transposed),
+        ("vit_mlp_up", 3136, 192, 768, Rows, Transposed),
+        ("vit_mlp_down", 3136, 768, 192, Rows, Transposed),
+        ("vit_proj_dw", 192, 3136, 192, Transposed, Rows),
+        ("vit_mlp_dx", 3136, 768, 192, Rows, Rows),
+        ("mae_qkv", 768, 192, 576, Rows, Transposed),
+        ("attn_qk", 49, 16, 49, Rows, Transposed),
+        ("attn_pv", 49, 49, 16, Rows, Rows),
+        ("im2col_c16", 16, 144, 784, Rows, Rows),
+        ("im2col_c32", 32, 288, 196, Rows, Rows),
+        ("im2col_c64", 64, 576, 49, Rows, Rows),
+        ("im2col_c128", 128, 1152, 16, Rows, Rows),
+    ];
+    let mut g = Generator::new(5);
+    let mut group = c.benchmark_group("gemm_f32");
+    group.sample_size(10);
+    for (name, m, k, n, sa, sb) in cases {
+        let (a, b) = (randn(&mut g, &[m * k]).to_vec::<f32>().expect("a"), randn(&mut g, &[k * n]).to_vec::<f32>().expect("b"));
+        let mut out = vec![0f32; m * n];
+        group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+        for isa in GemmIsa::available() {
+            let id = BenchmarkId::new(format!("{name}_{m}x{k}x{n}"), format!("{isa:?}").to_lowercase());
+            group.bench_function(id, |bch| {
+                bch.iter(|| f32::gemm_with(isa, m, k, n, 1.0, sa.view(&a, m, k), sb.view(&b, k, n), 0.0, black_box(&mut out), n))
+            });
+        }
     }
     group.finish();
 }
@@ -106,5 +168,5 @@ fn broadcast_add(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matmul, conv2d, conv2d_resnet_narrow, softmax, broadcast_add);
+criterion_group!(benches, matmul, gemm_isas, conv2d, conv2d_resnet_narrow, softmax, broadcast_add);
 criterion_main!(benches);

@@ -1,5 +1,6 @@
 //! tessera's tensor engine: shapes, strided views, dtypes, devices, seeded random tensors
-//! and the CPU kernels (rayon threads, vectorized loops, `matrixmultiply` GEMM).
+//! and the CPU kernels (rayon threads, vectorized loops, an AVX-512 GEMM of our own with
+//! `matrixmultiply` as the portable fallback).
 //!
 //! Every fallible op returns [`Result`]; errors name the op and the shapes, dtypes or
 //! devices involved.

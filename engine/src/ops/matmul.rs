@@ -68,7 +68,7 @@ fn batched_gemm<T: Gemm>(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, k: u
         return Ok(out);
     }
     // Small matrices in a batch: parallelize over the batch. A single or large product
-    // relies on matrixmultiply's own threading inside one call.
+    // relies on the GEMM's own threading inside one call.
     if nb > 1 && m * n * k < (1 << 21) {
         out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
     } else {

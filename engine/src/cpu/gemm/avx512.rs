@@ -1,0 +1,213 @@
+//! The AVX-512 micro-kernel: one `MR × NR` tile of `c = alpha·a·b + beta·c` from a packed
+//! `a` panel (`MR` rows, see [`super::pack::pack_a`]) and a packed `b` panel (`kc × NR`).
+//!
+//! The tile is 12 rows × 2 vectors (32 f32 or 16 f64 columns): 24 accumulators of the 32
+//! zmm registers, so each reduction step loads 2 vectors of `b` and broadcasts 12 scalars of
+//! `a` (folded into the FMAs as `{1toN}` memory operands) for 24 FMAs, which keeps both FMA
+//! ports busy with loads to spare. Every accumulator sums its products in the order of the
+//! reduction, one FMA per step, so a tile's results do not depend on where it sits in the
+//! output or on which thread computes it.
+
+use super::pack::{pack, Strided};
+use core::arch::x86_64::*;
+
+/// Rows of a tile (scalars of `a` broadcast per step).
+pub(super) const MR: usize = 12;
+/// Vectors per tile row.
+const VECS: usize = 2;
+/// Reduction steps per chunk of an `a` panel packed from a row-major `a` (see
+/// [`super::pack::pack_a`]).
+pub(super) const CHUNK: usize = 8;
+/// How many reduction steps ahead the kernel asks for `b`'s panel (from L2).
+const PREFETCH_STEPS: usize = 8;
+
+/// An element type with an AVX-512 tile: its vector type and the handful of operations the
+/// kernel needs, each one instruction (inlined into the kernel, which has the feature).
+pub(super) trait Avx512Elem: bytemuck::Pod + Default + PartialEq + Send + Sync {
+    type V: Copy;
+    /// Lanes per zmm register.
+    const LANES: usize;
+    /// Columns of a tile.
+    const NR: usize = VECS * Self::LANES;
+    const ZERO: Self;
+    const ONE: Self;
+    /// Reduction depth of one packed block (`kc`): an `a` panel (`kc × MR`) stays in L1
+    /// (48 KiB here) while the kernel walks the `b` panels, so about 18 KiB.
+    const KC: usize;
+    /// Columns of one packed `b` block (`kc × NC`), which stays in L2 (2 MiB here).
+    const NC: usize;
+    /// [`pack`] into `NR`-column panels (a constant there, which the generic `NR` cannot be).
+    unsafe fn pack_b(src: Strided<Self>, depth: usize, width: usize, dst: &mut [Self]);
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(x: Self) -> Self::V;
+    unsafe fn load(p: *const Self) -> Self::V;
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// `a·b + c`, rounded once.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// The first `n ≤ LANES` elements at `p` (others zero; nothing past them is read).
+    unsafe fn load_first(p: *const Self, n: usize) -> Self::V;
+    /// Stores the first `n ≤ LANES` lanes of `v` at `p`.
+    unsafe fn store_first(p: *mut Self, v: Self::V, n: usize);
+}
+
+/// Implements [`Avx512Elem`] for `$t` with the `$s` (`ps` or `pd`) intrinsics.
+macro_rules! impl_avx512_elem {
+    ($t:ty, $v:ty, $lanes:literal, $kc:literal, $nc:literal, $mask:ty,
+     $setzero:ident, $set1:ident, $loadu:ident, $mul:ident, $fmadd:ident, $maskz_loadu:ident, $mask_storeu:ident) => {
+        impl Avx512Elem for $t {
+            type V = $v;
+            const LANES: usize = $lanes;
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const KC: usize = $kc;
+            const NC: usize = $nc;
+            unsafe fn pack_b(src: Strided<$t>, depth: usize, width: usize, dst: &mut [$t]) {
+                pack::<$t, { VECS * $lanes }>(src, depth, width, dst)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn zero() -> $v {
+                $setzero()
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn splat(x: $t) -> $v {
+                $set1(x)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn load(p: *const $t) -> $v {
+                $loadu(p)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn mul(a: $v, b: $v) -> $v {
+                $mul(a, b)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn fma(a: $v, b: $v, c: $v) -> $v {
+                $fmadd(a, b, c)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn load_first(p: *const $t, n: usize) -> $v {
+                $maskz_loadu(lane_mask(n) as $mask, p)
+            }
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            unsafe fn store_first(p: *mut $t, v: $v, n: usize) {
+                $mask_storeu(p, lane_mask(n) as $mask, v)
+            }
+        }
+    };
+}
+impl_avx512_elem!(f32, __m512, 16, 384, 768, __mmask16,
+    _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps);
+impl_avx512_elem!(f64, __m512d, 8, 192, 384, __mmask8,
+    _mm512_setzero_pd, _mm512_set1_pd, _mm512_loadu_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd);
+
+/// A mask of the low `n` bits (`n ≤ 16`).
+#[inline(always)]
+fn lane_mask(n: usize) -> u16 {
+    ((1u32 << n) - 1) as u16
+}
+
+/// One tile: `c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]` for `i < rows ≤ MR`,
+/// `j < cols ≤ NR`, with `a` a packed panel of `MR` rows (cut in chunks of `ch` steps,
+/// 1 or [`CHUNK`], see [`super::pack::pack_a`]) and `b` one `kc × NR` (both zero padded past
+/// `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
+/// ignored otherwise, as BLAS does). Edge tiles run a smaller register tile (4 or 8 rows,
+/// one vector) rather than multiplying padding.
+///
+/// # Safety
+/// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements and `b` `kc·NR`; `c`
+/// is valid for `rows` rows of `cols` elements with row stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn tile<T: Avx512Elem>(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, alpha: T, beta: T) {
+    macro_rules! sized {
+        ($($r:literal, $v:literal if $when:expr;)*) => {
+            $(if $when { return sized!($r, $v); })*
+            sized!(MR, VECS)
+        };
+        ($r:expr, $v:expr) => {
+            if ch == 1 {
+                tile_of::<T, $r, $v, 1>(kc, a, b, c, ldc, rows, cols, alpha, beta)
+            } else {
+                tile_of::<T, $r, $v, CHUNK>(kc, a, b, c, ldc, rows, cols, alpha, beta)
+            }
+        };
+    }
+    let one_vector = cols <= T::LANES;
+    sized! {
+        4, 1 if rows <= 4 && one_vector;
+        8, 1 if rows <= 8 && one_vector;
+        12, 1 if one_vector;
+        4, 2 if rows <= 4;
+        8, 2 if rows <= 8;
+    }
+}
+
+/// [`tile`] with a register tile of `ROWS ≤ MR` rows × `V ≤ VECS` vectors, for an `a`
+/// panel in chunks of `CH` steps.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: usize>(
+    kc: usize,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    alpha: T,
+    beta: T,
+) {
+    let mut acc = [[T::zero(); V]; ROWS];
+    // One reduction step: `a`'s scalars for this step are `CH` apart, `b`'s row is at `bp`.
+    macro_rules! step {
+        ($ap:expr, $bp:expr) => {{
+            let (ap, bp): (*const T, *const T) = ($ap, $bp);
+            // Wrapping: near the panel's end this points past it, where a prefetch is harmless.
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_STEPS * T::NR).cast());
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(PREFETCH_STEPS * T::NR + T::LANES).cast());
+            let mut bv = [T::zero(); V];
+            for (v, b) in bv.iter_mut().enumerate() {
+                *b = T::load(bp.add(v * T::LANES));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = T::splat(*ap.add(i * CH));
+                for (r, &bv) in row.iter_mut().zip(&bv) {
+                    *r = T::fma(ai, bv, *r);
+                }
+            }
+        }};
+    }
+    let chunks = kc / CH;
+    for ch in 0..chunks {
+        let (ac, bc) = (a.add(ch * MR * CH), b.add(ch * CH * T::NR));
+        for q in 0..CH {
+            step!(ac.add(q), bc.add(q * T::NR));
+        }
+    }
+    let (ac, bc) = (a.add(chunks * MR * CH), b.add(chunks * CH * T::NR));
+    for q in 0..kc % CH {
+        step!(ac.add(q), bc.add(q * T::NR));
+    }
+    let (alpha, beta_v) = (T::splat(alpha), T::splat(beta));
+    for (i, row) in acc.iter().enumerate().take(rows) {
+        let ci = c.add(i * ldc);
+        for (v, &r) in row.iter().enumerate() {
+            let n = cols.saturating_sub(v * T::LANES).min(T::LANES);
+            if n == 0 {
+                break;
+            }
+            let cv = ci.add(v * T::LANES);
+            let mut out = T::mul(alpha, r);
+            if beta != T::ZERO {
+                out = T::fma(beta_v, T::load_first(cv, n), out);
+            }
+            T::store_first(cv, out, n);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! GEMM on the CPU, `c = alpha·a·b + beta·c`, behind one bounds-checked front. Strides of `a`
+//! and `b` are in elements and may be zero or negative, so transposed, broadcast and flipped
+//! views multiply without a copy.
+//!
+//! Two implementations, chosen at run time ([`GemmIsa`]):
+//!
+//! * AVX-512 (x86-64 with AVX-512F), f32 and f64: tessera's own blocked GEMM — packing into
+//!   panels (`pack.rs`), a 12-row × 2-vector register tile (`avx512.rs`) and BLIS's loop
+//!   nest threaded with rayon over blocks of the output (`blocked.rs`). Bitwise the same for
+//!   any thread count.
+//! * Portable: `matrixmultiply` (AVX2/FMA kernels where the CPU has them, with its own
+//!   threads).
+//!
+//! The two round differently (their reductions are blocked differently), so they agree to a
+//! tolerance, not bit for bit.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod blocked;
+#[cfg(target_arch = "x86_64")]
+mod pack;
+
+use crate::FloatElem;
+
+/// A strided matrix view into a slice: element (i, j) is `data[offset + i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+pub struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub offset: isize,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// The GEMM implementation, best first (the order is what `<` compares).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum GemmIsa {
+    /// tessera's own AVX-512 kernel (x86-64 with AVX-512F).
+    Avx512,
+    /// `matrixmultiply`, on any CPU.
+    Portable,
+}
+
+impl GemmIsa {
+    /// The implementations this CPU runs, best first (always ending with
+    /// [`GemmIsa::Portable`]).
+    pub fn available() -> Vec<GemmIsa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            v.push(GemmIsa::Avx512);
+        }
+        v.push(GemmIsa::Portable);
+        v
+    }
+
+    /// The implementation [`Gemm::gemm`] uses: the best one available, unless the environment
+    /// variable `TESSERA_GEMM_ISA` (`avx512` or `portable`, read once per process) asks for
+    /// another; a request the CPU cannot run falls back to the best one below it, and an
+    /// unknown value is ignored.
+    pub fn selected() -> GemmIsa {
+        static CHOICE: std::sync::OnceLock<GemmIsa> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| match std::env::var("TESSERA_GEMM_ISA").as_deref() {
+            Ok("avx512") => GemmIsa::Avx512.or_below(),
+            Ok("portable") => GemmIsa::Portable,
+            _ => GemmIsa::available()[0],
+        })
+    }
+
+    /// This implementation if the CPU runs it, else the best one below it.
+    fn or_below(self) -> GemmIsa {
+        GemmIsa::available().into_iter().find(|&i| i >= self).unwrap_or(GemmIsa::Portable)
+    }
+}
+
+/// Element types with a GEMM.
+pub trait Gemm: FloatElem {
+    /// `c = alpha · a·b + beta · c` for an `m×k` by `k×n` product; `c` is contiguous
+    /// row-major `m×n` with row stride `ldc`. When `beta` is zero, `c` is only written (NaNs
+    /// in it do not propagate). Runs the implementation [`GemmIsa::selected`] names.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, beta: Self, c: &mut [Self], ldc: usize) {
+        Self::gemm_with(GemmIsa::selected(), m, k, n, alpha, a, b, beta, c, ldc)
+    }
+
+    /// [`Gemm::gemm`] with the implementation `isa` (or the best one below it that this CPU
+    /// runs): for tests and benchmarks that compare them in one process.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_with(isa: GemmIsa, m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, beta: Self, c: &mut [Self], ldc: usize);
+}
+
+fn check_span<T>(what: &str, r: &MatRef<T>, rows: usize, cols: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let mut lo = r.offset;
+    let mut hi = r.offset;
+    for (n, s) in [(rows, r.rs), (cols, r.cs)] {
+        let ext = (n as isize - 1) * s;
+        if ext < 0 {
+            lo += ext
+        } else {
+            hi += ext
+        }
+    }
+    // Internal invariant: layouts are validated where tensors are built.
+    assert!(lo >= 0 && (hi as usize) < r.data.len(), "gemm: {what} view out of bounds");
+}
+
+/// The checks and trivial cases every implementation shares: returns false when nothing is
+/// left to multiply (an empty output, or `k = 0`, where `c = beta·c`).
+#[allow(clippy::too_many_arguments)]
+fn needs_product<T: FloatElem>(m: usize, k: usize, n: usize, a: &MatRef<T>, b: &MatRef<T>, beta: T, c: &mut [T], ldc: usize) -> bool {
+    if m == 0 || n == 0 {
+        return false;
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+    if k == 0 {
+        for i in 0..m {
+            for v in &mut c[i * ldc..i * ldc + n] {
+                *v = if beta == T::zero() { T::zero() } else { *v * beta };
+            }
+        }
+        return false;
+    }
+    check_span("lhs", a, m, k);
+    check_span("rhs", b, k, n);
+    true
+}
+
+macro_rules! impl_gemm {
+    ($t:ty, $portable:path) => {
+        impl Gemm for $t {
+            fn gemm_with(isa: GemmIsa, m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, beta: Self, c: &mut [Self], ldc: usize) {
+                if !needs_product(m, k, n, &a, &b, beta, c, ldc) {
+                    return;
+                }
+                // SAFETY (both arms): both views were checked to lie inside their slices, and
+                // `c` holds the m×n output with row stride ldc.
+                let (pa, pb) = unsafe { (a.data.as_ptr().offset(a.offset), b.data.as_ptr().offset(b.offset)) };
+                match isa.or_below() {
+                    // SAFETY: or_below only returns Avx512 on CPUs with AVX-512F.
+                    #[cfg(target_arch = "x86_64")]
+                    GemmIsa::Avx512 => unsafe {
+                        let (sa, sb) = (pack::Strided { ptr: pa, rs: a.rs, cs: a.cs }, pack::Strided { ptr: pb, rs: b.rs, cs: b.cs });
+                        blocked::gemm(m, k, n, alpha, sa, sb, beta, c.as_mut_ptr(), ldc)
+                    },
+                    _ => unsafe { $portable(m, k, n, alpha, pa, a.rs, a.cs, pb, b.rs, b.cs, beta, c.as_mut_ptr(), ldc as isize, 1) },
+                }
+            }
+        }
+    };
+}
+impl_gemm!(f32, matrixmultiply::sgemm);
+impl_gemm!(f64, matrixmultiply::dgemm);

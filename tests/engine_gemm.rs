@@ -1,0 +1,318 @@
+//! The CPU GEMM (`engine::cpu::gemm`) under every implementation this CPU runs (tessera's
+//! AVX-512 kernel where AVX-512F is detected, and the portable `matrixmultiply`), in f32 and
+//! f64, against a naive reference that sums in f64:
+//!
+//! * every m, n and k from 1 to 70 and a grid around the tile edges (12-row, 16/32-column
+//!   tiles) and a few products past the packing blocks (k > 384, n > 768) and the threading
+//!   threshold;
+//! * operands row-major, transposed, broadcast (stride 0 along rows, columns or both),
+//!   flipped (negative strides) and gapped (strides past the size), and `c` with a row
+//!   stride past `n` (the gap must stay untouched);
+//! * alpha / beta cases, with NaNs in `c` when beta is 0 (they must not propagate);
+//! * bitwise the same result under rayon pools of 1, 2 and 4 threads.
+//!
+//! Tolerance: a sum of `k` products rounds to within `(k + 2)·ε·Σ|alpha·aᵢₚ·bₚⱼ| + 2·ε·|beta·cᵢⱼ|`
+//! of the exact value (the standard forward bound, one rounding per FMA plus the epilogue),
+//! with ε the element type's machine epsilon; an indexing or packing bug is off by far more.
+
+mod common;
+
+use common::Rng64;
+use tessera::engine::cpu::gemm::{Gemm, GemmIsa, MatRef};
+use tessera::engine::Element;
+
+/// The implementations under test, announcing a skipped AVX-512 once per test.
+fn isas(test: &str) -> Vec<GemmIsa> {
+    let isas = GemmIsa::available();
+    if !isas.contains(&GemmIsa::Avx512) {
+        println!("{test}: skipping the AVX-512 GEMM (this CPU has no AVX-512F); testing the portable one only");
+    }
+    isas
+}
+
+/// How an operand's elements are laid out in its slice.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    Transposed,
+    /// Row stride 0: every row is the same.
+    BroadcastRows,
+    /// Column stride 0: every column is the same.
+    BroadcastCols,
+    /// Both strides 0: one element.
+    Scalar,
+    /// Row-major with the rows in reverse order (negative row stride).
+    FlippedRows,
+    /// Transposed with the columns in reverse order (negative column stride).
+    FlippedCols,
+    /// Strides larger than the size (a slice of a bigger matrix, every other column).
+    Gapped,
+}
+
+const LAYOUTS: [Layout; 8] = [
+    Layout::RowMajor,
+    Layout::Transposed,
+    Layout::BroadcastRows,
+    Layout::BroadcastCols,
+    Layout::Scalar,
+    Layout::FlippedRows,
+    Layout::FlippedCols,
+    Layout::Gapped,
+];
+
+/// An `r × c` operand: its storage, offset and strides.
+struct Operand<T> {
+    data: Vec<T>,
+    offset: isize,
+    rs: isize,
+    cs: isize,
+}
+
+impl<T: Gemm> Operand<T> {
+    fn new(r: usize, c: usize, layout: Layout, rng: &mut Rng64) -> Self {
+        let (ri, ci) = (r as isize, c as isize);
+        let (offset, rs, cs, len) = match layout {
+            Layout::RowMajor => (0, ci, 1, r * c),
+            Layout::Transposed => (0, 1, ri, r * c),
+            Layout::BroadcastRows => (0, 0, 1, c),
+            Layout::BroadcastCols => (0, 1, 0, r),
+            Layout::Scalar => (0, 0, 0, 1),
+            Layout::FlippedRows => ((ri - 1) * ci, -ci, 1, r * c),
+            Layout::FlippedCols => ((ci - 1) * ri, 1, -ri, r * c),
+            Layout::Gapped => (3, 2 * ci + 5, 2, 3 + (r - 1) * (2 * c + 5) + 2 * (c - 1) + 4),
+        };
+        let data = (0..len).map(|_| T::from(rng.range(-2.0, 2.0)).unwrap()).collect();
+        Operand { data, offset, rs, cs }
+    }
+
+    fn view(&self) -> MatRef<'_, T> {
+        MatRef { data: &self.data, offset: self.offset, rs: self.rs, cs: self.cs }
+    }
+
+    fn at(&self, i: usize, j: usize) -> f64 {
+        self.data[(self.offset + i as isize * self.rs + j as isize * self.cs) as usize].to_f64()
+    }
+}
+
+/// One product: `c = alpha·a·b + beta·c` with `c` `m × n` at row stride `ldc ≥ n`.
+struct Case<T> {
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    beta: f64,
+    a: Operand<T>,
+    b: Operand<T>,
+    c: Vec<T>,
+    ldc: usize,
+}
+
+/// Fills the gap between `c`'s rows, which the product must leave alone.
+const GAP: f64 = 12345.0;
+
+impl<T: Gemm> Case<T> {
+    fn new(m: usize, k: usize, n: usize, la: Layout, lb: Layout, alpha: f64, beta: f64, rng: &mut Rng64) -> Self {
+        let ldc = n + rng.below(3);
+        let c = (0..m * ldc)
+            .map(|i| {
+                if i % ldc >= n {
+                    T::from(GAP).unwrap()
+                } else if beta == 0.0 {
+                    T::nan()
+                } else {
+                    T::from(rng.range(-2.0, 2.0)).unwrap()
+                }
+            })
+            .collect();
+        Case { m, k, n, alpha, beta, a: Operand::new(m, k, la, rng), b: Operand::new(k, n, lb, rng), c, ldc }
+    }
+
+    /// A random case: layouts of both operands, alpha and beta drawn.
+    fn random(m: usize, k: usize, n: usize, rng: &mut Rng64) -> Self {
+        let la = LAYOUTS[rng.below(LAYOUTS.len())];
+        let lb = LAYOUTS[rng.below(LAYOUTS.len())];
+        let alpha = [1.0, 1.0, 0.5, -2.0][rng.below(4)];
+        let beta = [0.0, 0.0, 1.0, -0.75][rng.below(4)];
+        Case::new(m, k, n, la, lb, alpha, beta, rng)
+    }
+
+    fn run(&self, isa: GemmIsa) -> Vec<T> {
+        let mut c = self.c.clone();
+        let (alpha, beta) = (T::from(self.alpha).unwrap(), T::from(self.beta).unwrap());
+        T::gemm_with(isa, self.m, self.k, self.n, alpha, self.a.view(), self.b.view(), beta, &mut c, self.ldc);
+        c
+    }
+
+    /// Runs the product under `isa` and checks it against the f64 reference.
+    fn check(&self, isa: GemmIsa) {
+        let got = self.run(isa);
+        let eps = T::epsilon().to_f64();
+        let what = || {
+            format!(
+                "{isa:?} {}: m={} k={} n={} ldc={} alpha={} beta={} a(rs={}, cs={}) b(rs={}, cs={})",
+                std::any::type_name::<T>(),
+                self.m,
+                self.k,
+                self.n,
+                self.ldc,
+                self.alpha,
+                self.beta,
+                self.a.rs,
+                self.a.cs,
+                self.b.rs,
+                self.b.cs
+            )
+        };
+        for i in 0..self.m {
+            for j in 0..self.ldc {
+                let g = got[i * self.ldc + j].to_f64();
+                if j >= self.n {
+                    assert_eq!(g, GAP, "{}: wrote c[{i}][{j}] past the row", what());
+                    continue;
+                }
+                let (mut exact, mut magnitude) = (0.0, 0.0);
+                for p in 0..self.k {
+                    let t = self.alpha * self.a.at(i, p) * self.b.at(p, j);
+                    exact += t;
+                    magnitude += t.abs();
+                }
+                let mut tol = (self.k + 2) as f64 * eps * magnitude;
+                if self.beta != 0.0 {
+                    let c0 = self.beta * self.c[i * self.ldc + j].to_f64();
+                    exact += c0;
+                    tol += 2.0 * eps * c0.abs();
+                }
+                assert!((g - exact).abs() <= tol + f64::MIN_POSITIVE, "{}: c[{i}][{j}] = {g}, expected {exact} ± {tol}", what());
+            }
+        }
+    }
+}
+
+/// Checks an f32 and an f64 case under every implementation.
+fn check_both(isas: &[GemmIsa], c32: &Case<f32>, c64: &Case<f64>) {
+    for &isa in isas {
+        c32.check(isa);
+        c64.check(isa);
+    }
+}
+
+/// Checks a random `m × k` by `k × n` product under every implementation, in f32 and f64.
+fn check_all(isas: &[GemmIsa], m: usize, k: usize, n: usize, seed: u64) {
+    let mut rng = Rng64::new(seed);
+    let c32 = Case::<f32>::random(m, k, n, &mut rng);
+    check_both(isas, &c32, &Case::<f64>::random(m, k, n, &mut rng));
+}
+
+#[test]
+fn every_size_up_to_70() {
+    let isas = isas("every_size_up_to_70");
+    let mut rng = Rng64::new(1);
+    for s in 1..=70 {
+        // s as each of m, k and n in turn, the other two drawn.
+        let mut other = || 1 + rng.below(70);
+        for (m, k, n) in [(s, other(), other()), (other(), s, other()), (other(), other(), s)] {
+            check_all(&isas, m, k, n, rng.next_u64());
+        }
+    }
+}
+
+#[test]
+fn tile_edges() {
+    let isas = isas("tile_edges");
+    let edges = [1, 8, 11, 12, 13, 16, 17, 31, 32, 33, 49];
+    let mut seed = 100;
+    for m in edges {
+        for k in [1, 2, 16, 49] {
+            for n in edges {
+                seed += 1;
+                check_all(&isas, m, k, n, seed);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_layout_pair() {
+    let isas = isas("every_layout_pair");
+    let mut rng = Rng64::new(7);
+    for la in LAYOUTS {
+        for lb in LAYOUTS {
+            let (m, k, n) = (1 + rng.below(40), 1 + rng.below(40), 1 + rng.below(70));
+            let c32 = Case::<f32>::new(m, k, n, la, lb, 1.0, 0.0, &mut rng);
+            check_both(&isas, &c32, &Case::<f64>::new(m, k, n, la, lb, -0.5, 1.0, &mut rng));
+        }
+    }
+}
+
+#[test]
+fn alpha_and_beta() {
+    let isas = isas("alpha_and_beta");
+    let mut rng = Rng64::new(11);
+    for alpha in [1.0, 0.0, -2.0, 0.375] {
+        for beta in [0.0, 1.0, -0.75, 2.0] {
+            let (m, k, n) = (1 + rng.below(30), 1 + rng.below(30), 1 + rng.below(50));
+            let case = Case::<f32>::new(m, k, n, Layout::RowMajor, Layout::RowMajor, alpha, beta, &mut rng);
+            for &isa in &isas {
+                case.check(isa);
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_depth_scales_c() {
+    for isa in isas("zero_depth_scales_c") {
+        let mut c = vec![f32::NAN, 1.0, 2.0, 3.0];
+        f32::gemm_with(isa, 2, 0, 2, 1.0, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, 0.0, &mut c, 2);
+        assert_eq!(c, [0.0; 4], "{isa:?}: beta 0 clears c, NaNs included");
+        let mut c = vec![1.0f64, 2.0];
+        f64::gemm_with(isa, 1, 0, 2, 1.0, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, 3.0, &mut c, 2);
+        assert_eq!(c, [3.0, 6.0], "{isa:?}");
+    }
+}
+
+/// Past the packing blocks (several reduction and column blocks) and the threading threshold:
+/// square-ish, few rows with many columns, many rows with few columns.
+#[test]
+fn large_products() {
+    let isas = isas("large_products");
+    for (i, (m, k, n)) in [(300, 800, 1100), (13, 1000, 1700), (1500, 5, 3), (97, 389, 770)].into_iter().enumerate() {
+        check_all(&isas, m, k, n, 1000 + i as u64);
+    }
+}
+
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+}
+
+fn same_bits_for_any_thread_count<T: Gemm>(isa: GemmIsa, case: &Case<T>) {
+    let one = in_pool(1, || case.run(isa));
+    for threads in [2, 4] {
+        let many = in_pool(threads, || case.run(isa));
+        let same = one.iter().zip(&many).all(|(x, y)| Element::to_f64(*x).to_bits() == Element::to_f64(*y).to_bits());
+        assert!(same, "{isa:?} {}: m={} k={} n={}: 1 and {threads} threads differ", std::any::type_name::<T>(), case.m, case.k, case.n);
+    }
+}
+
+#[test]
+fn bitwise_equal_across_thread_counts() {
+    let isas = isas("bitwise_equal_across_thread_counts");
+    let mut rng = Rng64::new(5);
+    // Large enough to run threaded: many rows, few rows (the columns are split too), and a
+    // reduction past one packed block with beta ≠ 0.
+    for (m, k, n) in [(257, 400, 777), (5, 1000, 1500), (64, 1200, 96), (1000, 64, 200)] {
+        let c32 = Case::<f32>::new(m, k, n, Layout::RowMajor, Layout::Transposed, 1.0, 0.5, &mut rng);
+        let c64 = Case::<f64>::new(m, k, n, Layout::Transposed, Layout::RowMajor, -1.0, 0.0, &mut rng);
+        for &isa in &isas {
+            same_bits_for_any_thread_count(isa, &c32);
+            same_bits_for_any_thread_count(isa, &c64);
+        }
+    }
+}
+
+#[test]
+fn available_ends_with_portable() {
+    let isas = GemmIsa::available();
+    assert_eq!(isas.last(), Some(&GemmIsa::Portable));
+    assert!(isas.contains(&GemmIsa::selected()));
+}
