@@ -30,7 +30,7 @@ use super::{
     cosine_momentum, moco_infonce, two_views, Backbone, BuildContext, Family, KeyQueue, Method, MethodInfo, MomentumEncoder, Preset,
     StepContext, StepOutput, TrainBatch,
 };
-use crate::nn::{join, Activation, Entry, Linear, Module, Sequential};
+use crate::nn::{join, Activation, BatchNorm, Entry, Linear, Module, Sequential};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{Result, Var};
 use tessera_engine::{Generator, Tensor};
@@ -80,6 +80,9 @@ pub struct MocoV2Options {
     /// a half cosine over the run, as MoCo v3 and BYOL do: the keys follow the queries fast
     /// early and settle late, which a run of a few epochs can use.
     pub momentum_schedule: MomentumSchedule,
+    /// Batch norm after the head's hidden layer (Linear–BN–ReLU–Linear, SimCLR's and MoCo
+    /// v3's head) instead of the paper's Linear–ReLU–Linear.
+    pub head_batch_norm: bool,
 }
 
 /// How the key encoder's momentum moves over a run.
@@ -111,6 +114,7 @@ impl Default for MocoV2Options {
             shuffle_bn_groups: 4,
             symmetric: false,
             momentum_schedule: MomentumSchedule::Constant,
+            head_batch_norm: false,
         }
     }
 }
@@ -139,9 +143,15 @@ impl MethodOptions for MocoV2Options {
     }
 }
 
-/// MoCo v2's head: Linear–ReLU–Linear (no batch norm, as in the reference code).
-fn mlp_head(dim: usize, hidden: usize, out: usize, gen: &mut Generator) -> Result<Sequential> {
-    Ok(Sequential::new().push(Linear::new(dim, hidden, true, gen)?).push(Activation::Relu).push(Linear::new(hidden, out, true, gen)?))
+/// MoCo v2's head: Linear–ReLU–Linear (no batch norm, as in the reference code), or with
+/// `batch_norm` Linear (no bias)–BN–ReLU–Linear.
+fn mlp_head(dim: usize, hidden: usize, out: usize, batch_norm: bool, gen: &mut Generator) -> Result<Sequential> {
+    let head = if batch_norm {
+        Sequential::new().push(Linear::new(dim, hidden, false, gen)?).push(BatchNorm::new_1d(hidden)?)
+    } else {
+        Sequential::new().push(Linear::new(dim, hidden, true, gen)?)
+    };
+    Ok(head.push(Activation::Relu).push(Linear::new(hidden, out, true, gen)?))
 }
 
 fn build(ctx: &BuildContext) -> std::result::Result<Box<dyn Method>, String> {
@@ -171,12 +181,12 @@ impl MocoV2 {
         let mut gen = Generator::new(ctx.seed);
         let backbone = Backbone::build(ctx.encoder, &mut gen)?;
         let dim = backbone.dim;
-        let projector = mlp_head(dim, o.proj_hidden, o.proj_out, &mut gen).map_err(e)?;
+        let projector = mlp_head(dim, o.proj_hidden, o.proj_out, o.head_batch_norm, &mut gen).map_err(e)?;
         let queue = KeyQueue::new(o.queue_size, o.proj_out, &mut gen.fork(1)).map_err(e)?;
         // The key networks start as copies: build the same architecture, then copy the weights.
         let mut scratch = gen.fork(2);
         let (key_encoder, _) = ctx.encoder.build(&mut scratch)?;
-        let key_head = mlp_head(dim, o.proj_hidden, o.proj_out, &mut scratch).map_err(e)?;
+        let key_head = mlp_head(dim, o.proj_hidden, o.proj_out, o.head_batch_norm, &mut scratch).map_err(e)?;
         let momentum_encoder = MomentumEncoder::new(key_encoder, Box::new(key_head), (backbone.net.as_ref(), &projector)).map_err(e)?;
         Ok(MocoV2 { backbone, projector, momentum_encoder, queue, options: o.clone(), seed: ctx.seed, pending_keys: RefCell::new(None) })
     }
