@@ -4,7 +4,9 @@
 //! Every fallible op returns [`Result`]; errors name the op and the shapes, dtypes or
 //! devices involved.
 
+mod backend;
 pub mod cpu;
+pub mod kinds;
 pub mod cuda;
 mod device;
 mod dtype;
@@ -21,11 +23,7 @@ pub use error::{Error, Result};
 /// The host types of the bf16 / f16 dtypes (`half::bf16`, `half::f16`).
 pub use half;
 pub use layout::Layout;
-pub use ops::binary::{BinaryOp, CmpOp};
-pub use ops::conv::Pair;
-pub use ops::reduce::ReduceOp;
-pub use ops::shape::PadMode;
-pub use ops::unary::UnaryOp;
+pub use kinds::{BinaryOp, CmpOp, Pair, PadMode, ReduceOp, UnaryOp};
 pub use random::Generator;
 pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes, CpuStorage};
 pub use tensor::Tensor;

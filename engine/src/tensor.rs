@@ -1,6 +1,7 @@
 //! The tensor: a reference-counted storage seen through a [`Layout`]. Cloning is cheap (the
 //! storage is shared); views share storage; ops return new tensors.
 
+use crate::backend::Backend;
 use crate::cpu::strided;
 use crate::cuda::CudaBuffer;
 #[allow(unused_imports)]
@@ -41,7 +42,12 @@ impl Tensor {
     /// A contiguous tensor over a device buffer a kernel has filled.
     pub(crate) fn from_cuda(buffer: CudaBuffer, shape: &[usize]) -> Tensor {
         debug_assert_eq!(buffer.len, shape.iter().product::<usize>());
-        Tensor { storage: Arc::new(TrackedStorage::new(Storage::Cuda(buffer))), layout: Layout::contiguous(shape) }
+        Tensor::from_cuda_layout(buffer, Layout::contiguous(shape))
+    }
+
+    /// A tensor over a device buffer seen through `layout` (which the kernel's output fits).
+    pub(crate) fn from_cuda_layout(buffer: CudaBuffer, layout: Layout) -> Tensor {
+        Tensor { storage: Arc::new(TrackedStorage::new(Storage::Cuda(buffer))), layout }
     }
 
     /// A contiguous tensor owning `data`. Internal: the caller guarantees the length.
@@ -98,7 +104,7 @@ impl Tensor {
             Device::Cpu => Tensor::full(shape, value, dtype),
             Device::Cuda(ordinal) => {
                 checked_numel("full", shape)?;
-                crate::cuda::ops::elementwise::full(ordinal, shape, value, dtype)
+                Ok(Tensor::from_cuda_array(crate::cuda::elementwise::full(ordinal, shape, value, dtype)?))
             }
         }
     }
@@ -225,18 +231,18 @@ impl Tensor {
     /// The elements in logical order as a `Vec<T>` (copied to the host); `T` must match the
     /// dtype.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
-        if self.is_cuda() {
-            return self.to_device(Device::Cpu)?.to_vec();
+        match self.backend() {
+            Backend::Cuda(_) => self.to_device(Device::Cpu)?.to_vec(),
+            Backend::Cpu => Ok(self.values::<T>("to_vec")?.into_owned()),
         }
-        Ok(self.values::<T>("to_vec")?.into_owned())
     }
 
     /// The elements in logical order converted to f64, whatever the dtype.
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
-        if self.is_cuda() {
-            return self.to_device(Device::Cpu)?.to_vec_f64();
+        match self.backend() {
+            Backend::Cuda(_) => self.to_device(Device::Cpu)?.to_vec_f64(),
+            Backend::Cpu => with_any!(self.dtype(), |T| Ok(self.values::<T>("to_vec_f64")?.iter().map(|x| x.to_f64()).collect())),
         }
-        with_any!(self.dtype(), |T| Ok(self.values::<T>("to_vec_f64")?.iter().map(|x| x.to_f64()).collect()))
     }
 
     /// The single value of a one-element tensor, as f64.
@@ -252,10 +258,12 @@ impl Tensor {
         if self.is_contiguous() && self.layout.offset == 0 && self.storage_len() == self.numel() {
             return Ok(self.clone());
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::elementwise::contiguous(self);
+        match self.backend() {
+            Backend::Cuda(x) => Ok(Tensor::from_cuda_array(crate::cuda::elementwise::contiguous(&x)?)),
+            Backend::Cpu => {
+                with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(self.values::<T>("contiguous")?.into_owned(), self.shape())))
+            }
         }
-        with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(self.values::<T>("contiguous")?.into_owned(), self.shape())))
     }
 
     pub(crate) fn storage_len(&self) -> usize {
@@ -268,8 +276,8 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::elementwise::cast(self, dtype);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(crate::cuda::elementwise::cast(&x, dtype)?));
         }
         with_any!(self.dtype(), |S| {
             let src = self.values::<S>("to_dtype")?;

@@ -3,6 +3,7 @@
 //! views are never copied, on the CPU or on a GPU (where f32 products follow
 //! [`cuda::set_matmul_precision`](crate::cuda::set_matmul_precision)).
 
+use crate::backend::{cuda_operands, Backend};
 use crate::cpu::gemm::{Gemm, MatRef};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
@@ -30,9 +31,10 @@ impl Tensor {
             .map_err(|_| Error::shapes_hint("matmul", self.shape(), rhs.shape(), "batch dims do not broadcast"))?;
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
-        let out = if self.is_cuda() {
+        let out = if let Backend::Cuda(_) = self.backend() {
             self.expect_float("matmul")?;
-            crate::cuda::ops::matmul::batched_matmul(&a, &b, &batch, m, k, n)?
+            let [a, b] = cuda_operands("matmul", [&a, &b])?;
+            Tensor::from_cuda_array(crate::cuda::matmul::batched_matmul(&a, &b, &batch, m, k, n)?)
         } else {
             if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
                 return Ok(out);

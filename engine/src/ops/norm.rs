@@ -2,6 +2,8 @@
 //! layer norm (statistics per row over the last dim), forward and fused backward.
 
 #[allow(unused_imports)]
+use crate::backend::{cuda_operands, Backend};
+use crate::cuda::{self, CudaView};
 use crate::dtype::prelude::*;
 use crate::ops::reduce::{sum_by, sum_slice, sum_zip2};
 use crate::ops::widen::{via_f32, via_f32_opt, RoundBack};
@@ -105,9 +107,11 @@ impl Tensor {
         if n * s == 0 {
             return Err(Error::invalid("batch_norm", format!("needs at least one value per channel, got shape {:?}", self.shape())));
         }
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float("batch_norm")?;
-            return crate::cuda::ops::norm::batch_norm_stats(self, eps);
+            let (mean, var, rstd) = cuda::norm::batch_norm_stats(&x, eps)?;
+            let t = Tensor::from_cuda_array;
+            return Ok(BatchNormStats { mean: t(mean), var: t(var), rstd: t(rstd) });
         }
         if let Some(stats) = via_f32([self], |[x]| x.batch_norm_stats(eps))? {
             return Ok(stats);
@@ -157,9 +161,9 @@ impl Tensor {
                 check_channel_vec("batch_norm", self, v, what, c)?;
             }
         }
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             self.expect_float("batch_norm")?;
-            let y = crate::cuda::ops::norm::batch_norm_apply(self, mean, rstd, weight, bias)?;
+            let y = gpu_batch_norm_apply(self, mean, rstd, weight, bias)?;
             return if RELU { y.relu() } else { Ok(y) };
         }
         let inputs = [Some(self), Some(mean), Some(rstd), weight, bias];
@@ -225,15 +229,15 @@ impl Tensor {
                 check_channel_vec("batch_norm_backward", self, v, what, c)?;
             }
         }
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             self.expect_float("batch_norm_backward")?;
             if RELU {
                 // Composed from the kernels the GPU has: recompute the pre-activation, mask.
-                let pre = crate::cuda::ops::norm::batch_norm_apply(self, mean, rstd, weight, bias)?;
+                let pre = gpu_batch_norm_apply(self, mean, rstd, weight, bias)?;
                 let grad = pre.unary_backward(crate::UnaryOp::Relu, &pre, grad)?;
-                return crate::cuda::ops::norm::batch_norm_backward(self, &grad, mean, rstd, weight);
+                return gpu_batch_norm_backward(self, &grad, mean, rstd, weight);
             }
-            return crate::cuda::ops::norm::batch_norm_backward(self, grad, mean, rstd, weight);
+            return gpu_batch_norm_backward(self, grad, mean, rstd, weight);
         }
         let inputs = [Some(self), Some(grad), Some(mean), Some(rstd), weight, bias];
         if let Some(grads) = via_f32_opt(inputs, |[x, g, m, r, w, b]| {
@@ -302,9 +306,11 @@ impl Tensor {
         if d == 0 {
             return Err(Error::invalid("layer_norm", "cannot normalize an empty last dim"));
         }
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float("layer_norm")?;
-            return crate::cuda::ops::norm::layer_norm(self, weight, bias, eps);
+            let (weight, bias) = (cuda_optional(weight, "layer_norm")?, cuda_optional(bias, "layer_norm")?);
+            let (y, mean, rstd) = cuda::norm::layer_norm(&x, weight.as_ref(), bias.as_ref(), eps)?;
+            return Ok((Tensor::from_cuda_array(y), Tensor::from_cuda_array(mean), Tensor::from_cuda_array(rstd)));
         }
         if let Some(out) = via_f32_opt([Some(self), weight, bias], |[x, w, b]| x.unwrap().layer_norm(w.as_ref(), b.as_ref(), eps))? {
             return Ok(out);
@@ -348,9 +354,9 @@ impl Tensor {
         if grad.shape() != self.shape() {
             return Err(Error::shapes("layer_norm_backward", self.shape(), grad.shape()));
         }
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             self.expect_float("layer_norm_backward")?;
-            return crate::cuda::ops::norm::layer_norm_backward(self, grad, mean, rstd, weight);
+            return gpu_layer_norm_backward(self, grad, mean, rstd, weight);
         }
         let inputs = [Some(self), Some(grad), Some(mean), Some(rstd), weight];
         if let Some(grads) =
@@ -388,4 +394,49 @@ impl Tensor {
             Ok((Tensor::from_vec_unchecked(dx, self.shape()), Tensor::from_vec_unchecked(xhat, self.shape())))
         })
     }
+}
+
+// ---- the CUDA arms: operands as device views, results back as tensors -------------------
+
+fn cuda_optional<'a>(t: Option<&'a Tensor>, op: &'static str) -> Result<Option<CudaView<'a>>> {
+    t.map(|t| t.cuda_operand(op)).transpose()
+}
+
+fn gpu_batch_norm_apply(x: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<Tensor> {
+    let op = "batch_norm";
+    let [xv, mv, rv] = [x.cuda_operand(op)?, mean.cuda_operand(op)?, rstd.cuda_operand(op)?];
+    let (wv, bv) = (cuda_optional(weight, op)?, cuda_optional(bias, op)?);
+    Ok(Tensor::from_cuda_array(cuda::norm::batch_norm_apply(&xv, &mv, &rv, wv.as_ref(), bv.as_ref())?))
+}
+
+/// The channel vectors are checked `[C]` and of x's kind by the caller.
+fn gpu_batch_norm_backward(x: &Tensor, grad: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "batch_norm_backward";
+    x.same_kind(op, grad)?;
+    let [xv, gv, mv, rv] = cuda_operands(op, [x, grad, mean, rstd])?;
+    let wv = cuda_optional(weight, op)?;
+    let (dx, dw, db) = cuda::norm::batch_norm_backward(&xv, &gv, &mv, &rv, wv.as_ref())?;
+    Ok((Tensor::from_cuda_array(dx), Tensor::from_cuda_array(dw), Tensor::from_cuda_array(db)))
+}
+
+/// The kernels index the per-row and per-column vectors by row (or column): a wrong length
+/// would read out of bounds, so it is an error on a GPU even where the CPU code does not
+/// check it.
+fn gpu_layer_norm_backward(x: &Tensor, grad: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+    let op = "layer_norm_backward";
+    let d = x.shape()[x.rank() - 1];
+    let rows = x.numel().checked_div(d).unwrap_or(0);
+    x.same_kind(op, grad)?;
+    for (v, what, len) in [(Some(mean), "mean", rows), (Some(rstd), "rstd", rows), (weight, "weight", d)] {
+        if let Some(v) = v {
+            if v.numel() != len {
+                return Err(Error::shapes_hint(op, x.shape(), v.shape(), format!("{what} must have {len} elements")));
+            }
+            x.same_kind(op, v)?;
+        }
+    }
+    let [xv, gv, mv, rv] = cuda_operands(op, [x, grad, mean, rstd])?;
+    let wv = cuda_optional(weight, op)?;
+    let (dx, xhat) = cuda::norm::layer_norm_backward(&xv, &gv, &mv, &rv, wv.as_ref())?;
+    Ok((Tensor::from_cuda_array(dx), Tensor::from_cuda_array(xhat)))
 }

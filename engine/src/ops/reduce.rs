@@ -2,41 +2,17 @@
 //! ones to the back, so every output element reduces one contiguous row, in order: results
 //! do not depend on the thread count.
 
+use crate::backend::Backend;
+use crate::cuda;
 use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axes;
 use crate::ops::widen::via_f32;
+pub use crate::kinds::ReduceOp;
 use crate::{with_any, with_float, Element, FloatElem, Result, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
-
-/// What a reduction computes per row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ReduceOp {
-    Sum,
-    Mean,
-    Max,
-    Min,
-    /// Variance; `unbiased` divides by `n - 1` instead of `n`.
-    Var {
-        unbiased: bool,
-    },
-    LogSumExp,
-}
-
-impl ReduceOp {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Mean => "mean",
-            ReduceOp::Max => "max",
-            ReduceOp::Min => "min",
-            ReduceOp::Var { .. } => "var",
-            ReduceOp::LogSumExp => "logsumexp",
-        }
-    }
-}
 
 /// Sum of a slice with eight independent accumulators, so it vectorizes and loses less
 /// precision than a running sum.
@@ -167,8 +143,8 @@ impl Tensor {
         if !matches!(op, ReduceOp::Sum) && normalized.iter().any(|&a| self.shape()[a] == 0) {
             return Err(crate::Error::invalid(name, format!("cannot reduce an empty axis (shape {:?}, axes {axes:?})", self.shape())));
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::reduce::reduce(self, op, &normalized, keepdim);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(cuda::reduce::reduce(&x, op, &normalized, keepdim)?));
         }
         if let Some(out) = via_f32([self], |[x]| x.reduce(op, axes, keepdim))? {
             return Ok(out);
@@ -224,8 +200,8 @@ impl Tensor {
         if self.shape()[a] == 0 {
             return Err(crate::Error::invalid(op, format!("axis {axis} is empty (shape {:?})", self.shape())));
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::reduce::arg_extreme(self, op, a, keepdim, is_max);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(cuda::reduce::arg_extreme(&x, op, a, keepdim, is_max)?));
         }
         let better = |a: f64, b: f64| if is_max { b > a } else { b < a };
         with_any!(self.dtype(), |T| {
@@ -275,10 +251,10 @@ impl Tensor {
     /// (in row-major order) holding the maximum (`is_max`) or minimum: where the gradient of
     /// max/min goes, so ties resolve deterministically.
     pub fn extreme_mask(&self, axes: &[isize], is_max: bool) -> Result<Tensor> {
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float("extreme_mask")?;
             let axes_n = normalize_axes("extreme_mask", axes, self.shape())?;
-            return crate::cuda::ops::reduce::extreme_mask(self, &axes_n, is_max);
+            return Ok(Tensor::from_cuda_array(cuda::reduce::extreme_mask(&x, &axes_n, is_max)?));
         }
         if let Some(out) = via_f32([self], |[x]| x.extreme_mask(axes, is_max))? {
             return Ok(out);

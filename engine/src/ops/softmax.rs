@@ -2,7 +2,8 @@
 //! shifted by their maximum, so inputs of 1e4 do not overflow.
 
 use crate::cpu::vmath;
-use crate::cuda::ops::softmax::SoftmaxOp;
+use crate::backend::{cuda_operands, Backend};
+use crate::cuda::softmax::SoftmaxOp;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;
@@ -28,10 +29,11 @@ fn checked_axis(inputs: &[&Tensor], axis: isize, op: &'static str) -> Result<usi
 
 /// The op on a GPU, if `inputs` live on one (after the shared checks).
 fn on_gpu(inputs: &[&Tensor], axis: isize, op: &'static str, code: SoftmaxOp) -> Option<Result<Tensor>> {
-    if !inputs[0].is_cuda() {
-        return None;
-    }
-    Some(checked_axis(inputs, axis, op).and_then(|a| crate::cuda::ops::softmax::along_axis(op, code, inputs[0], inputs.get(1).copied(), a)))
+    let Backend::Cuda(x) = inputs[0].backend() else { return None };
+    Some(checked_axis(inputs, axis, op).and_then(|a| {
+        let grad = inputs.get(1).map(|g| cuda_operands(op, [inputs[0], g]).map(|[_, g]| g)).transpose()?;
+        Ok(Tensor::from_cuda_array(crate::cuda::softmax::along_axis(op, code, &x, grad.as_ref(), a)?))
+    }))
 }
 
 /// Runs `f(input_row, output_row)` over every row along `axis` of same-shaped tensors, with

@@ -16,7 +16,8 @@
 
 use crate::cpu::direct_conv::ConvElem;
 use crate::cpu::gemm::{Gemm, MatRef};
-use crate::cpu::im2col::{im2col, ConvGeom};
+use crate::cpu::im2col::im2col;
+use crate::kinds::ConvGeom;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use rayon::prelude::*;

@@ -4,7 +4,8 @@
 
 use super::{out_dim, Pair};
 use crate::cpu::PAR_MIN_ELEMS;
-use crate::cuda::ops::pool::PoolGeom;
+use crate::backend::{cuda_operands, Backend};
+use crate::cuda::pool::PoolGeom;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::checked_numel;
@@ -124,10 +125,11 @@ impl Tensor {
     pub fn max_pool2d(&self, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Result<(Tensor, Tensor)> {
         const OP: &str = "max_pool2d";
         let p = pool_problem(OP, self.shape(), kernel, stride, padding, dilation)?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float(OP)?;
             let g = PoolGeom::new(self.shape(), (p.oh, p.ow), kernel, stride, padding, dilation);
-            return crate::cuda::ops::pool::max_pool2d(self, &g, &p.out_shape());
+            let (vals, idx) = crate::cuda::pool::max_pool2d(&x, &g, &p.out_shape())?;
+            return Ok((Tensor::from_cuda_array(vals), Tensor::from_cuda_array(idx)));
         }
         let (plane, per) = (p.h * p.w, p.oh * p.ow);
         let (dh, dw) = dilation;
@@ -215,8 +217,9 @@ impl Tensor {
                 "the output gradient and the input must share their leading (N, C) dims",
             ));
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::pool::max_pool2d_backward(self, indices, input_shape);
+        if let Backend::Cuda(_) = self.backend() {
+            let [grad, indices] = cuda_operands(OP, [self, indices])?;
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::max_pool2d_backward(&grad, &indices, input_shape)?));
         }
         let per: usize = self.shape()[lead.len()..].iter().product();
         let plane = h * w;
@@ -247,10 +250,10 @@ impl Tensor {
     pub fn avg_pool2d(&self, kernel: Pair, stride: Pair, padding: Pair, count_include_pad: bool) -> Result<Tensor> {
         const OP: &str = "avg_pool2d";
         let p = pool_problem(OP, self.shape(), kernel, stride, padding, (1, 1))?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float(OP)?;
             let g = PoolGeom::new(self.shape(), (p.oh, p.ow), kernel, stride, padding, (1, 1));
-            return crate::cuda::ops::pool::avg_pool2d(self, &g, count_include_pad, &p.out_shape());
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::avg_pool2d(&x, &g, count_include_pad, &p.out_shape())?));
         }
         let (plane, per) = (p.h * p.w, p.oh * p.ow);
         let area = kernel.0 * kernel.1;
@@ -291,9 +294,9 @@ impl Tensor {
         self.expect_float(OP)?;
         let p = pool_problem(OP, input_shape, kernel, stride, padding, (1, 1))?;
         check_grad(OP, self.shape(), &p.out_shape())?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             let g = PoolGeom::new(input_shape, (p.oh, p.ow), kernel, stride, padding, (1, 1));
-            return crate::cuda::ops::pool::avg_pool2d_backward(self, &g, count_include_pad, input_shape);
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::avg_pool2d_backward(&x, &g, count_include_pad, input_shape)?));
         }
         let (plane, per) = (p.h * p.w, p.oh * p.ow);
         let area = kernel.0 * kernel.1;
@@ -326,10 +329,10 @@ impl Tensor {
     pub fn adaptive_avg_pool2d(&self, output: Pair) -> Result<Tensor> {
         const OP: &str = "adaptive_avg_pool2d";
         let (p, shape) = adaptive_problem(OP, self.shape(), output)?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float(OP)?;
             let g = PoolGeom::new(self.shape(), output, (1, 1), (1, 1), (0, 0), (1, 1));
-            return crate::cuda::ops::pool::adaptive_avg_pool2d(self, &g, &shape);
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::adaptive_avg_pool2d(&x, &g, &shape)?));
         }
         let plane = p.h * p.w;
         let per = p.oh * p.ow;
@@ -366,9 +369,9 @@ impl Tensor {
         let output = (self.shape()[self.rank() - 2], self.shape()[self.rank() - 1]);
         let (p, shape) = adaptive_problem(OP, input_shape, output)?;
         check_grad(OP, self.shape(), &shape)?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             let g = PoolGeom::new(input_shape, output, (1, 1), (1, 1), (0, 0), (1, 1));
-            return crate::cuda::ops::pool::adaptive_avg_pool2d_backward(self, &g, input_shape);
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::adaptive_avg_pool2d_backward(&x, &g, input_shape)?));
         }
         let plane = p.h * p.w;
         let per = p.oh * p.ow;
