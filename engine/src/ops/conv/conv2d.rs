@@ -1,7 +1,7 @@
 //! `conv2d` and its backward kernels (direct, channel-vectorized kernels; see `kernels`).
 
 use crate::backend::Backend;
-use super::kernels::{conv_backward_input, conv_backward_weight, conv_forward};
+use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{conv_problem, Pair};
 use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};

@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use super::conv2d::check_grad_out;
-use super::kernels::{conv_backward_input, conv_backward_weight, conv_forward};
+use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{convt_problem, Pair};
 use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};

@@ -12,7 +12,6 @@
 mod conv2d;
 mod conv_transpose2d;
 mod gpu_gemm;
-pub(crate) mod kernels;
 mod pool;
 mod unfold;
 

@@ -1,4 +1,4 @@
-//! The three convolution kernels on contiguous slices, with `x` an input batch
+//! The host's three convolution kernels on contiguous slices, with `x` an input batch
 //! `[n, C, h, w]` and `w` a weight `[m, C/groups · kh · kw]`:
 //!
 //! * forward: `y = conv(x, w) (+ bias)`, `[n, m, oh·ow]`;
