@@ -4,7 +4,7 @@
 //! ([`cuda_operands`]) and wraps what they return with [`Tensor::from_cuda_array`]. Neither
 //! backend sees a `Tensor`.
 
-use crate::cuda::{CudaArray, CudaView};
+use crate::cuda::CudaView;
 use crate::{Device, Error, Result, Tensor};
 
 /// Which backend runs an op on a tensor: where its storage lives.
@@ -29,11 +29,6 @@ impl Tensor {
             Backend::Cuda(v) => Ok(v),
             Backend::Cpu => Err(Error::DeviceMismatch { op, lhs: self.device(), rhs: Device::Cuda(0) }),
         }
-    }
-
-    /// A tensor over a CUDA launch's result.
-    pub(crate) fn from_cuda_array(a: CudaArray) -> Tensor {
-        Tensor::from_cuda_layout(a.buf, a.layout)
     }
 }
 

@@ -18,12 +18,12 @@ mod storage;
 mod tensor;
 
 pub use device::Device;
-pub use dtype::{DType, Element, FloatElem};
+pub use dtype::{CpuStorage, DType, Element, FloatElem};
 pub use error::{Error, Result};
 /// The host types of the bf16 / f16 dtypes (`half::bf16`, `half::f16`).
 pub use half;
 pub use layout::Layout;
 pub use kinds::{BinaryOp, CmpOp, Pair, PadMode, ReduceOp, UnaryOp};
 pub use random::Generator;
-pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes, CpuStorage};
+pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes};
 pub use tensor::Tensor;
