@@ -1,5 +1,12 @@
-//! tessera's tensor engine: shapes, strided views, dtypes, devices, seeded random tensors
-//! and the CPU kernels (rayon threads, vectorized loops, `matrixmultiply` GEMM).
+//! tessera's tensor engine: shapes, strided views, dtypes, devices, seeded random tensors,
+//! the CPU kernels (rayon threads, vectorized loops, `matrixmultiply` GEMM) and the CUDA
+//! backend.
+//!
+//! Layers, each importing only those below it: the ground floor (`dtype`, `device`, `error`,
+//! `layout`, [`kinds`]), the backends ([`cpu`], [`cuda`]: kernels on buffers and layouts),
+//! `storage` and `tensor`, `backend` (where a tensor's storage picks the backend, once per
+//! op) and [`ops`] (the `Tensor` methods). engine/README.md maps each op family to its files
+//! in every layer and says how to add an op.
 //!
 //! Every fallible op returns [`Result`]; errors name the op and the shapes, dtypes or
 //! devices involved.

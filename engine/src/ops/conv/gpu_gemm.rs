@@ -15,7 +15,7 @@
 
 use crate::backend::cuda_operands;
 use crate::cuda::conv::ColumnOrder;
-use crate::cuda::{output, CudaBuffer, CudaDevice};
+use crate::cuda::{self, output, CudaDevice};
 use crate::kinds::ConvGeom;
 use crate::{Result, Tensor};
 use std::sync::Arc;
@@ -25,37 +25,7 @@ const COLUMN_BUDGET_BYTES: usize = 1 << 28;
 
 /// The column matrix of `x` (see `cuda::conv::im2col`) as a new contiguous tensor.
 fn im2col(dev: &Arc<CudaDevice>, op: &'static str, x: &Tensor, n: usize, g: &ConvGeom, order: ColumnOrder) -> Result<Tensor> {
-    Ok(Tensor::from_cuda_array(crate::cuda::conv::im2col(dev, op, &x.cuda_operand(op)?, n, g, order)?))
-}
-
-/// `col2im(cols) (+ bias)` into `dst` from element `dst_start` on (see `cuda::conv::col2im_into`).
-#[allow(clippy::too_many_arguments)]
-fn col2im_into(
-    dev: &Arc<CudaDevice>,
-    op: &'static str,
-    cols: &Tensor,
-    n: usize,
-    g: &ConvGeom,
-    bias: Option<&Tensor>,
-    dst: &CudaBuffer,
-    dst_start: usize,
-) -> Result<()> {
-    let bias = bias.map(|b| b.cuda_operand(op)).transpose()?;
-    crate::cuda::conv::col2im_into(dev, op, &cols.cuda_operand(op)?, n, g, bias.as_ref(), dst, dst_start)
-}
-
-/// `src (+ bias)` into `dst` from element `dst_start` on (see `cuda::conv::store_into`).
-fn store_into(
-    op: &'static str,
-    src: &Tensor,
-    channels: usize,
-    len: usize,
-    bias: Option<&Tensor>,
-    dst: &CudaBuffer,
-    dst_start: usize,
-) -> Result<()> {
-    let bias = bias.map(|b| b.cuda_operand(op)).transpose()?;
-    crate::cuda::conv::store_into(op, &src.cuda_operand(op)?, channels, len, bias.as_ref(), dst, dst_start)
+    Ok(Tensor::from_cuda_array(cuda::conv::im2col(dev, op, &x.cuda_operand(op)?, n, g, order)?))
 }
 
 /// `y` (`[n, channels, len]`, any layout) plus the bias, shaped `shape`: `y` itself when there
@@ -64,7 +34,7 @@ fn with_bias(op: &'static str, y: Tensor, channels: usize, len: usize, bias: Opt
     let Some(bias) = bias else { return y.reshape_to(shape) };
     let dev = y.cuda_operand(op)?.dev().clone();
     let out = output(&dev, op, y.dtype(), shape)?;
-    store_into(op, &y, channels, len, Some(bias), &out, 0)?;
+    cuda::conv::store_into(op, &y.cuda_operand(op)?, channels, len, Some(&bias.cuda_operand(op)?), &out, 0)?;
     Ok(Tensor::from_cuda(out, shape))
 }
 
@@ -128,10 +98,11 @@ pub(crate) fn conv_forward(
         return with_bias(op, y, m, len, bias, &shape);
     }
     let out = output(&dev, op, x.dtype(), &shape)?;
+    let bias_v = bias.map(|b| b.cuda_operand(op)).transpose()?;
     for (start, count) in parts {
         let cols = im2col(&dev, op, &x.narrow(0, start, count)?, count, g, ColumnOrder::SampleMajor)?;
         let y = wg.matmul(&cols.reshape_to(&[count, groups, kg, len])?)?.reshape_to(&[count, m, len])?;
-        store_into(op, &y, m, len, bias, &out, start * m * len)?;
+        cuda::conv::store_into(op, &y.cuda_operand(op)?, m, len, bias_v.as_ref(), &out, start * m * len)?;
     }
     Ok(Tensor::from_cuda(out, &shape))
 }
@@ -166,10 +137,11 @@ pub(crate) fn conv_backward_input(
         return with_bias(op, dx, g.channels, plane, bias, &shape);
     }
     let out = output(&dev, op, dy.dtype(), &shape)?;
+    let bias_v = bias.map(|b| b.cuda_operand(op)).transpose()?;
     for (start, count) in chunks(n, rows * len, dy.dtype().size_in_bytes()) {
         let dys = dy.narrow(0, start, count)?.reshape_to(&[count, groups, mg, len])?;
         let cols = wt.matmul(&dys)?.reshape_to(&[count, rows, len])?;
-        col2im_into(&dev, op, &cols, count, g, bias, &out, start * g.image_len())?;
+        cuda::conv::col2im_into(&dev, op, &cols.cuda_operand(op)?, count, g, bias_v.as_ref(), &out, start * g.image_len())?;
     }
     Ok(Tensor::from_cuda(out, &shape))
 }
