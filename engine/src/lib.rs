@@ -13,11 +13,11 @@
 
 mod backend;
 pub mod cpu;
-pub mod kinds;
 pub mod cuda;
 mod device;
 mod dtype;
 mod error;
+pub mod kinds;
 pub mod layout;
 pub mod ops;
 mod random;
@@ -29,8 +29,8 @@ pub use dtype::{CpuStorage, DType, Element, FloatElem};
 pub use error::{Error, Result};
 /// The host types of the bf16 / f16 dtypes (`half::bf16`, `half::f16`).
 pub use half;
+pub use kinds::{BinaryOp, CmpOp, PadMode, Pair, ReduceOp, UnaryOp};
 pub use layout::Layout;
-pub use kinds::{BinaryOp, CmpOp, Pair, PadMode, ReduceOp, UnaryOp};
 pub use random::Generator;
 pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes};
 pub use tensor::Tensor;

@@ -1,8 +1,8 @@
 //! Device storage behind one enum: host memory or a CUDA buffer; no op signature depends on
 //! which.
 
-pub use crate::dtype::CpuStorage;
 use crate::cuda::CudaBuffer;
+pub use crate::dtype::CpuStorage;
 use crate::{DType, Device};
 
 /// A tensor's memory, wherever it lives.

@@ -17,9 +17,9 @@
 use crate::cpu::direct_conv::ConvElem;
 use crate::cpu::gemm::{Gemm, MatRef};
 use crate::cpu::im2col::im2col;
-use crate::kinds::ConvGeom;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+use crate::kinds::ConvGeom;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a batch runs on the calling thread.

@@ -4,8 +4,8 @@
 //! plane, in a fixed order. The windows come precomputed per output row and column
 //! ([`PlaneWindows`]), validated by the engine ops (engine/src/ops/conv/pool.rs).
 
-use crate::cpu::PAR_MIN_ELEMS;
 use crate::cpu::reduce::sum_slice;
+use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::dtype::FloatElem;
@@ -73,7 +73,14 @@ pub(crate) fn per_plane<U: Send>(out: &mut [U], per: usize, work: usize, f: impl
 
 /// The maxima of each window and their flat positions `h·W + w` within the plane. Ties keep
 /// the first position in scan order; a NaN wins (the last one, as in PyTorch).
-pub(crate) fn max_pool2d<T: FloatElem>(x: &[T], p: &PlaneWindows, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> (Vec<T>, Vec<i64>) {
+pub(crate) fn max_pool2d<T: FloatElem>(
+    x: &[T],
+    p: &PlaneWindows,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+) -> (Vec<T>, Vec<i64>) {
     let (plane, per) = (p.h * p.w, p.oh * p.ow);
     let (dh, dw) = dilation;
     let mut vals = vec![T::zero(); p.planes * per];

@@ -4,9 +4,9 @@
 //! engine/src/ops/conv/gpu_gemm.rs; `unfold` and `fold` are one kernel each and live here.
 
 use super::{kernel, output};
-use crate::kinds::ConvGeom;
 use crate::cuda::launch::{grid_stride, run, StridedArg};
 use crate::cuda::{CudaArray, CudaBuffer, CudaDevice, CudaView};
+use crate::kinds::ConvGeom;
 use crate::Result;
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 use std::sync::Arc;
@@ -98,7 +98,14 @@ fn bias_arg(bias: Option<&CudaView>) -> (u64, i64) {
 
 /// The column matrix of `x` (`[n, C, H, W]` or `[C, H, W]` with `n = 1`, any strides), as a
 /// new contiguous tensor `[n, R, L]` or `[R, n, L]`.
-pub(crate) fn im2col(dev: &Arc<CudaDevice>, op: &'static str, x: &CudaView, n: usize, g: &ConvGeom, order: ColumnOrder) -> Result<CudaArray> {
+pub(crate) fn im2col(
+    dev: &Arc<CudaDevice>,
+    op: &'static str,
+    x: &CudaView,
+    n: usize,
+    g: &ConvGeom,
+    order: ColumnOrder,
+) -> Result<CudaArray> {
     let (rows, len) = (g.col_rows(), g.col_len());
     let shape = match order {
         ColumnOrder::SampleMajor => [n, rows, len],

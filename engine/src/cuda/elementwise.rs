@@ -152,7 +152,15 @@ pub(crate) fn unary_backward(x: &CudaView, op: UnaryOp, y: &CudaView, grad: &Cud
 }
 
 /// `kernel(code, a, b) → out` over the broadcast `shape`, for binary ops and comparisons.
-fn two_operand(base: &str, name: &'static str, code: i32, a: &CudaView, b: &CudaView, shape: &[usize], out_dtype: DType) -> Result<CudaArray> {
+fn two_operand(
+    base: &str,
+    name: &'static str,
+    code: i32,
+    a: &CudaView,
+    b: &CudaView,
+    shape: &[usize],
+    out_dtype: DType,
+) -> Result<CudaArray> {
     let dev = common_device(name, &[a, b])?;
     let out = output(&dev, name, out_dtype, shape)?;
     let n: usize = shape.iter().product();

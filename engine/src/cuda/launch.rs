@@ -5,8 +5,8 @@
 use super::{CudaBuffer, CudaDevice};
 use crate::layout::{collapse_dims, Layout};
 use crate::{DType, Error, Result};
-use std::sync::Arc;
 use cudarc::driver::{DeviceRepr, LaunchArgs, LaunchConfig};
+use std::sync::Arc;
 
 /// The most dims a kernel's index math handles; more (after collapsing) is an error.
 pub(crate) const MAX_RANK: usize = 8;

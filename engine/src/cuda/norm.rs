@@ -7,10 +7,10 @@
 //! input's dtype, except that the batch-norm backward's per-channel sums stay f32 between its
 //! two launches and are rounded once for the weight / bias gradients.
 
+use super::elementwise::cast;
 use super::rows::{contiguous, Contiguous, RowGroup, BLOCK_THREADS};
 use super::{acc_dtype, common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run};
-use super::elementwise::cast;
 use crate::cuda::{CudaArray, CudaDevice, CudaView};
 use crate::Result;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
@@ -54,7 +54,13 @@ pub(crate) fn batch_norm_stats(x: &CudaView, eps: f64) -> Result<(CudaArray, Cud
 }
 
 /// `(x - mean) · rstd · weight + bias` per channel (vectors checked `[C]` by the caller).
-pub(crate) fn batch_norm_apply(x: &CudaView, mean: &CudaView, rstd: &CudaView, weight: Option<&CudaView>, bias: Option<&CudaView>) -> Result<CudaArray> {
+pub(crate) fn batch_norm_apply(
+    x: &CudaView,
+    mean: &CudaView,
+    rstd: &CudaView,
+    weight: Option<&CudaView>,
+    bias: Option<&CudaView>,
+) -> Result<CudaArray> {
     let op = "batch_norm";
     let dev = x.buf.dev.clone();
     let (_, c, s) = ncs(x);
@@ -115,7 +121,12 @@ pub(crate) fn batch_norm_backward(
 }
 
 /// Layer norm over the last dim `d > 0`: `(y, mean, rstd)` (weight and bias checked `[D]`).
-pub(crate) fn layer_norm(x: &CudaView, weight: Option<&CudaView>, bias: Option<&CudaView>, eps: f64) -> Result<(CudaArray, CudaArray, CudaArray)> {
+pub(crate) fn layer_norm(
+    x: &CudaView,
+    weight: Option<&CudaView>,
+    bias: Option<&CudaView>,
+    eps: f64,
+) -> Result<(CudaArray, CudaArray, CudaArray)> {
     let op = "layer_norm";
     let dev = x.buf.dev.clone();
     let d = x.shape()[x.rank() - 1];

@@ -35,12 +35,28 @@ fn fill<A: cudarc::driver::DeviceRepr, B: cudarc::driver::DeviceRepr>(
 }
 
 /// `low + (high − low) · u` per element, counters `start + i`.
-pub(crate) fn uniform(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, low: f64, high: f64, dtype: DType) -> Result<CudaArray> {
+pub(crate) fn uniform(
+    dev: &Arc<CudaDevice>,
+    shape: &[usize],
+    seed: u64,
+    start: u64,
+    low: f64,
+    high: f64,
+    dtype: DType,
+) -> Result<CudaArray> {
     fill(dev, "uniform", &kernel("uniform", dtype), shape, dtype, (seed, start), low, high)
 }
 
 /// `mean + std · z` per element, counters `start + 2i` and `start + 2i + 1`.
-pub(crate) fn normal(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, mean: f64, std: f64, dtype: DType) -> Result<CudaArray> {
+pub(crate) fn normal(
+    dev: &Arc<CudaDevice>,
+    shape: &[usize],
+    seed: u64,
+    start: u64,
+    mean: f64,
+    std: f64,
+    dtype: DType,
+) -> Result<CudaArray> {
     fill(dev, "normal", &kernel("normal", dtype), shape, dtype, (seed, start), mean, std)
 }
 

@@ -2,11 +2,11 @@
 //! block with a bitonic network over (value, index) pairs ordered by value and then index,
 //! which is the CPU backend's stable order; topk keeps the first `k` of each row.
 
-use super::rows::{contiguous, swap_last};
 use super::kernel;
+use super::rows::{contiguous, swap_last};
 use crate::cuda::launch::run;
-use crate::cuda::{CudaArray, CudaView};
 use crate::cuda::CudaBuffer;
+use crate::cuda::{CudaArray, CudaView};
 use crate::{DType, Error, Result};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use tessera_ptx::SORT;

@@ -5,9 +5,9 @@ use crate::cpu::strided;
 use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+pub use crate::kinds::{BinaryOp, CmpOp};
 use crate::layout::broadcast_shapes;
 use crate::ops::widen::via_f32;
-pub use crate::kinds::{BinaryOp, CmpOp};
 use crate::{with_any, with_float, DType, Element, Error, Result, Tensor};
 
 impl Tensor {

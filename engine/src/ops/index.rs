@@ -5,8 +5,8 @@
 //! so results do not depend on the thread count.
 
 use crate::backend::{cuda_operands, Backend};
-use crate::cuda;
 use crate::cpu::{strided, PAR_MIN_ELEMS};
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::{broadcast_shapes, checked_numel, contiguous_strides, for_each_row, normalize_axis};

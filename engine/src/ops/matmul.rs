@@ -40,7 +40,10 @@ impl Tensor {
             }
             with_float!(self.dtype(), "matmul", |T| {
                 let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
-                Ok::<_, Error>(Tensor::from_vec_unchecked(cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n), &out_shape))
+                Ok::<_, Error>(Tensor::from_vec_unchecked(
+                    cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n),
+                    &out_shape,
+                ))
             })?
         };
         // Drop the dims a 1-D operand contributed.

@@ -410,7 +410,13 @@ fn gpu_batch_norm_apply(x: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option
 }
 
 /// The channel vectors are checked `[C]` and of x's kind by the caller.
-fn gpu_batch_norm_backward(x: &Tensor, grad: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>) -> Result<(Tensor, Tensor, Tensor)> {
+fn gpu_batch_norm_backward(
+    x: &Tensor,
+    grad: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
+    weight: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let op = "batch_norm_backward";
     x.same_kind(op, grad)?;
     let [xv, gv, mv, rv] = cuda_operands(op, [x, grad, mean, rstd])?;

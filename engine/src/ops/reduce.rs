@@ -3,14 +3,14 @@
 //! do not depend on the thread count.
 
 use crate::backend::Backend;
+use crate::cpu::reduce::{map_rows, reduce_row};
+pub use crate::cpu::reduce::{sum_by, sum_slice, sum_zip2};
 use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+pub use crate::kinds::ReduceOp;
 use crate::layout::normalize_axes;
 use crate::ops::widen::via_f32;
-pub use crate::cpu::reduce::{sum_by, sum_slice, sum_zip2};
-use crate::cpu::reduce::{map_rows, reduce_row};
-pub use crate::kinds::ReduceOp;
 use crate::{with_any, with_float, Element, Result, Tensor};
 use std::borrow::Cow;
 

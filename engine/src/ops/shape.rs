@@ -2,14 +2,14 @@
 //! (constant or reflect) with its backward, `rot90` (a view), `repeat` with its backward.
 
 use crate::backend::{cuda_views, Backend};
-use crate::cuda;
 use crate::cpu::PAR_MIN_ELEMS;
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+pub use crate::kinds::PadMode;
 use crate::layout::{checked_numel, normalize_axis, Layout};
 use crate::ops::index::drive_rows;
 use crate::ops::widen::via_f32;
-pub use crate::kinds::PadMode;
 use crate::{with_any, with_float, Error, Result, Tensor};
 use rayon::prelude::*;
 

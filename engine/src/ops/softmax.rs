@@ -1,8 +1,8 @@
 //! softmax and log_softmax along one axis, and their fused backward kernels. Rows are
 //! shifted by their maximum, so inputs of 1e4 do not overflow.
 
-use crate::cpu::vmath;
 use crate::backend::{cuda_operands, Backend};
+use crate::cpu::vmath;
 use crate::cuda::softmax::SoftmaxOp;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;

@@ -2,8 +2,8 @@
 //! NaN orders above every number, as in PyTorch. Rows run in parallel when large.
 
 use crate::backend::Backend;
-use crate::cuda;
 use crate::cpu::PAR_MIN_ELEMS;
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;

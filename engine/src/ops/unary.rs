@@ -6,8 +6,8 @@ use crate::cpu::{strided, vmath};
 use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::ops::widen::via_f32;
 pub use crate::kinds::UnaryOp;
+use crate::ops::widen::via_f32;
 use crate::{with_float, DType, FloatElem, Result, Tensor};
 
 impl Tensor {

@@ -1,8 +1,8 @@
 //! `conv2d` and its backward kernels (direct, channel-vectorized kernels; see `kernels`).
 
+use super::{conv_problem, Pair};
 use crate::backend::Backend;
 use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
-use super::{conv_problem, Pair};
 use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};
 

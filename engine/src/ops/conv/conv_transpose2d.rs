@@ -2,10 +2,10 @@
 //! is the input gradient of the conv2d that shares its weight, so the three kernels are the
 //! conv2d ones with the roles of input and output swapped.
 
-use crate::backend::Backend;
 use super::conv2d::check_grad_out;
-use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{convt_problem, Pair};
+use crate::backend::Backend;
+use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
 use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};
 

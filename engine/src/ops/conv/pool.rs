@@ -3,9 +3,9 @@
 //! tensor's backend (cpu/pool.rs, cuda/pool.rs).
 
 use super::{out_dim, Pair};
+use crate::backend::{cuda_operands, Backend};
 use crate::cpu;
 use crate::cpu::pool::{adaptive_windows, axis_windows, PlaneWindows};
-use crate::backend::{cuda_operands, Backend};
 use crate::cuda::pool::PoolGeom;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;

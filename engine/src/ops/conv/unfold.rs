@@ -1,8 +1,8 @@
 //! `unfold` (im2col) and `fold` (col2im), PyTorch's `F.unfold` / `F.fold`. Each is the
 //! other's adjoint, so each is the other's backward.
 
-use crate::backend::Backend;
 use super::{window_geom, Pair};
+use crate::backend::Backend;
 use crate::cpu::im2col::{col2im, im2col};
 use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
