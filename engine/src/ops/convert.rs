@@ -64,7 +64,7 @@ impl Tensor {
     }
 
     /// A copy on `device` (this tensor itself if it is there already). A GPU that is not
-    /// there is a clear [`Error::DeviceUnavailable`].
+    /// there is a clear [`Error::DeviceUnavailable`](crate::Error::DeviceUnavailable).
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
         if device == self.device() {
             return Ok(self.clone());
