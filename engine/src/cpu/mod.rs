@@ -10,6 +10,7 @@ pub mod direct_conv;
 pub mod gemm;
 pub mod im2col;
 pub mod matmul;
+pub(crate) mod norm;
 pub(crate) mod pool;
 pub mod reduce;
 pub mod strided;
