@@ -13,6 +13,7 @@ pub mod matmul;
 pub(crate) mod norm;
 pub(crate) mod pool;
 pub mod reduce;
+pub(crate) mod softmax;
 pub mod strided;
 pub mod vmath;
 
