@@ -2,7 +2,7 @@
 //! (strided gathers and the elementwise map in `strided`, vectorized f32 transcendentals in
 //! `vmath`, the GEMM in `gemm`, the allocator settings in `allocator`) and one file per op
 //! family named as in `ops/` and `cuda/` (`conv` with `direct_conv` and `im2col`, `matmul`,
-//! `pool`, `reduce`).
+//! `norm`, `pool`, `reduce`, `softmax`).
 
 pub mod allocator;
 pub(crate) mod conv;
