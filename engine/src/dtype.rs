@@ -1,10 +1,9 @@
-//! Element types. f32 is the training dtype, f64 is what gradient checks run in, i64 holds
+//! Element types and the host buffer of each ([`CpuStorage`]). f32 is the training dtype, f64 is what gradient checks run in, i64 holds
 //! labels and indices, u8 holds boolean masks (0 or 1). bf16 and f16 (`half::bf16` /
 //! `half::f16` on the host) are 16-bit storage: every op loads them into f32, computes and
 //! accumulates there, and rounds its result once, on the GPU in the kernels and on the CPU
 //! by widening to the f32 kernels (`ops::widen`).
 
-use crate::storage::CpuStorage;
 use std::fmt::Debug;
 
 /// The element type of a tensor.
@@ -200,4 +199,43 @@ macro_rules! with_any {
 pub(crate) mod prelude {
     pub use super::{Element as _, FloatElem as _};
     pub use num_traits::{Float as _, One as _, Zero as _};
+}
+
+/// Host memory: one typed buffer.
+#[derive(Debug, Clone)]
+pub enum CpuStorage {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    U8(Vec<u8>),
+    BF16(Vec<half::bf16>),
+    F16(Vec<half::f16>),
+}
+
+impl CpuStorage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            CpuStorage::F32(_) => DType::F32,
+            CpuStorage::F64(_) => DType::F64,
+            CpuStorage::I64(_) => DType::I64,
+            CpuStorage::U8(_) => DType::U8,
+            CpuStorage::BF16(_) => DType::BF16,
+            CpuStorage::F16(_) => DType::F16,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            CpuStorage::F32(v) => v.len(),
+            CpuStorage::F64(v) => v.len(),
+            CpuStorage::I64(v) => v.len(),
+            CpuStorage::U8(v) => v.len(),
+            CpuStorage::BF16(v) => v.len(),
+            CpuStorage::F16(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }

@@ -1,15 +1,23 @@
-//! tessera's tensor engine: shapes, strided views, dtypes, devices, seeded random tensors
-//! and the CPU kernels (rayon threads, vectorized loops, an AVX-512 GEMM of our own with
-//! `matrixmultiply` as the portable fallback).
+//! tessera's tensor engine: shapes, strided views, dtypes, devices, seeded random tensors,
+//! the CPU kernels (rayon threads, vectorized loops, an AVX-512 GEMM of our own with
+//! `matrixmultiply` as the portable fallback) and the CUDA backend.
+//!
+//! Layers, each importing only those below it: the ground floor (`dtype`, `device`, `error`,
+//! `layout`, [`kinds`]), the backends ([`cpu`], [`cuda`]: kernels on buffers and layouts),
+//! `storage` and `tensor`, `backend` (where a tensor's storage picks the backend, once per
+//! op) and [`ops`] (the `Tensor` methods). engine/README.md maps each op family to its files
+//! in every layer and says how to add an op.
 //!
 //! Every fallible op returns [`Result`]; errors name the op and the shapes, dtypes or
 //! devices involved.
 
+mod backend;
 pub mod cpu;
 pub mod cuda;
 mod device;
 mod dtype;
 mod error;
+pub mod kinds;
 pub mod layout;
 pub mod ops;
 mod random;
@@ -17,16 +25,12 @@ mod storage;
 mod tensor;
 
 pub use device::Device;
-pub use dtype::{DType, Element, FloatElem};
+pub use dtype::{CpuStorage, DType, Element, FloatElem};
 pub use error::{Error, Result};
 /// The host types of the bf16 / f16 dtypes (`half::bf16`, `half::f16`).
 pub use half;
+pub use kinds::{BinaryOp, CmpOp, PadMode, Pair, ReduceOp, UnaryOp};
 pub use layout::Layout;
-pub use ops::binary::{BinaryOp, CmpOp};
-pub use ops::conv::Pair;
-pub use ops::reduce::ReduceOp;
-pub use ops::shape::PadMode;
-pub use ops::unary::UnaryOp;
 pub use random::Generator;
-pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes, CpuStorage};
+pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes};
 pub use tensor::Tensor;

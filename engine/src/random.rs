@@ -90,7 +90,7 @@ impl Generator {
         if let Device::Cuda(ordinal) = device {
             let dev = crate::cuda::device("uniform", ordinal)?;
             let (seed, start) = (self.seed, self.take(n));
-            return crate::cuda::ops::random::uniform(&dev, shape, seed, start, low, high, dtype);
+            return Ok(Tensor::from_cuda_array(crate::cuda::random::uniform(&dev, shape, seed, start, low, high, dtype)?));
         }
         let u = self.uniform_f64s(n);
         Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(u.iter().map(|&x| T::from_f64(low + (high - low) * x)).collect(), shape)))
@@ -111,7 +111,7 @@ impl Generator {
         if let Device::Cuda(ordinal) = device {
             let dev = crate::cuda::device("normal", ordinal)?;
             let (seed, start) = (self.seed, self.take(2 * n));
-            return crate::cuda::ops::random::normal(&dev, shape, seed, start, mean, std, dtype);
+            return Ok(Tensor::from_cuda_array(crate::cuda::random::normal(&dev, shape, seed, start, mean, std, dtype)?));
         }
         let (seed, start) = (self.seed, self.take(2 * n));
         let idx: Vec<u64> = (0..n as u64).collect();
@@ -169,7 +169,7 @@ impl Generator {
         if let Device::Cuda(ordinal) = device {
             let dev = crate::cuda::device("bernoulli", ordinal)?;
             let (seed, start) = (self.seed, self.take(n));
-            return crate::cuda::ops::random::bernoulli(&dev, shape, seed, start, p);
+            return Ok(Tensor::from_cuda_array(crate::cuda::random::bernoulli(&dev, shape, seed, start, p)?));
         }
         let u = self.uniform_f64s(n);
         Ok(Tensor::from_vec_unchecked(u.iter().map(|&x| (x < p) as u8).collect(), shape))
@@ -190,7 +190,7 @@ impl Generator {
         if let Device::Cuda(ordinal) = device {
             let dev = crate::cuda::device("randint", ordinal)?;
             let (seed, start) = (self.seed, self.take(n));
-            return crate::cuda::ops::random::randint(&dev, shape, seed, start, low, range);
+            return Ok(Tensor::from_cuda_array(crate::cuda::random::randint(&dev, shape, seed, start, low, range)?));
         }
         let (seed, start) = (self.seed, self.take(n));
         let idx: Vec<u64> = (0..n as u64).collect();

@@ -2,46 +2,8 @@
 //! which.
 
 use crate::cuda::CudaBuffer;
+pub use crate::dtype::CpuStorage;
 use crate::{DType, Device};
-
-/// Host memory: one typed buffer.
-#[derive(Debug, Clone)]
-pub enum CpuStorage {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    I64(Vec<i64>),
-    U8(Vec<u8>),
-    BF16(Vec<half::bf16>),
-    F16(Vec<half::f16>),
-}
-
-impl CpuStorage {
-    pub fn dtype(&self) -> DType {
-        match self {
-            CpuStorage::F32(_) => DType::F32,
-            CpuStorage::F64(_) => DType::F64,
-            CpuStorage::I64(_) => DType::I64,
-            CpuStorage::U8(_) => DType::U8,
-            CpuStorage::BF16(_) => DType::BF16,
-            CpuStorage::F16(_) => DType::F16,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            CpuStorage::F32(v) => v.len(),
-            CpuStorage::F64(v) => v.len(),
-            CpuStorage::I64(v) => v.len(),
-            CpuStorage::U8(v) => v.len(),
-            CpuStorage::BF16(v) => v.len(),
-            CpuStorage::F16(v) => v.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// A tensor's memory, wherever it lives.
 #[derive(Debug)]

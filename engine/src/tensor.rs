@@ -2,7 +2,7 @@
 //! storage is shared); views share storage; ops return new tensors.
 
 use crate::cpu::strided;
-use crate::cuda::CudaBuffer;
+use crate::cuda::{CudaArray, CudaBuffer};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::{checked_numel, Layout};
@@ -41,7 +41,12 @@ impl Tensor {
     /// A contiguous tensor over a device buffer a kernel has filled.
     pub(crate) fn from_cuda(buffer: CudaBuffer, shape: &[usize]) -> Tensor {
         debug_assert_eq!(buffer.len, shape.iter().product::<usize>());
-        Tensor { storage: Arc::new(TrackedStorage::new(Storage::Cuda(buffer))), layout: Layout::contiguous(shape) }
+        Tensor::from_cuda_array(CudaArray::new(buffer, shape))
+    }
+
+    /// A tensor over a CUDA launch's result.
+    pub(crate) fn from_cuda_array(a: CudaArray) -> Tensor {
+        Tensor { storage: Arc::new(TrackedStorage::new(Storage::Cuda(a.buf))), layout: a.layout }
     }
 
     /// A contiguous tensor owning `data`. Internal: the caller guarantees the length.
@@ -98,7 +103,7 @@ impl Tensor {
             Device::Cpu => Tensor::full(shape, value, dtype),
             Device::Cuda(ordinal) => {
                 checked_numel("full", shape)?;
-                crate::cuda::ops::elementwise::full(ordinal, shape, value, dtype)
+                Ok(Tensor::from_cuda_array(crate::cuda::elementwise::full(ordinal, shape, value, dtype)?))
             }
         }
     }
@@ -222,23 +227,6 @@ impl Tensor {
         }
     }
 
-    /// The elements in logical order as a `Vec<T>` (copied to the host); `T` must match the
-    /// dtype.
-    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
-        if self.is_cuda() {
-            return self.to_device(Device::Cpu)?.to_vec();
-        }
-        Ok(self.values::<T>("to_vec")?.into_owned())
-    }
-
-    /// The elements in logical order converted to f64, whatever the dtype.
-    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
-        if self.is_cuda() {
-            return self.to_device(Device::Cpu)?.to_vec_f64();
-        }
-        with_any!(self.dtype(), |T| Ok(self.values::<T>("to_vec_f64")?.iter().map(|x| x.to_f64()).collect()))
-    }
-
     /// The single value of a one-element tensor, as f64.
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {
@@ -247,68 +235,8 @@ impl Tensor {
         Ok(self.to_vec_f64()?[0])
     }
 
-    /// A contiguous tensor with the same values: `self` (shared) if already contiguous.
-    pub fn contiguous(&self) -> Result<Tensor> {
-        if self.is_contiguous() && self.layout.offset == 0 && self.storage_len() == self.numel() {
-            return Ok(self.clone());
-        }
-        if self.is_cuda() {
-            return crate::cuda::ops::elementwise::contiguous(self);
-        }
-        with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(self.values::<T>("contiguous")?.into_owned(), self.shape())))
-    }
-
     pub(crate) fn storage_len(&self) -> usize {
         self.storage.0.len()
-    }
-
-    /// The values converted to another dtype (float→int truncates toward zero, like `as`;
-    /// anything→u8 is `x != 0`).
-    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        if dtype == self.dtype() {
-            return Ok(self.clone());
-        }
-        if self.is_cuda() {
-            return crate::cuda::ops::elementwise::cast(self, dtype);
-        }
-        with_any!(self.dtype(), |S| {
-            let src = self.values::<S>("to_dtype")?;
-            Ok(with_any!(dtype, |D| {
-                let to_mask = D::DTYPE == DType::U8;
-                Tensor::from_vec_unchecked(
-                    strided::map(
-                        &src,
-                        |x: S| if to_mask { D::from_f64((x.to_f64() != 0.0) as u8 as f64) } else { D::from_f64(x.to_f64()) },
-                    ),
-                    self.shape(),
-                )
-            }))
-        })
-    }
-
-    /// A copy on `device` (this tensor itself if it is there already). A GPU that is not
-    /// there is a clear [`Error::DeviceUnavailable`].
-    pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        if device == self.device() {
-            return Ok(self.clone());
-        }
-        match (&self.storage.0, device) {
-            (Storage::Cuda(_), Device::Cpu) => {
-                let t = self.contiguous()?;
-                let b = t.cuda_buffer().expect("contiguous keeps the device");
-                let host = b.download("to_device", t.layout.offset, t.numel())?;
-                Ok(Tensor::from_parts(host, Layout::contiguous(self.shape())))
-            }
-            (Storage::Cpu(_), Device::Cuda(ordinal)) => {
-                let dev = crate::cuda::device("to_device", ordinal)?;
-                // contiguous() leaves exactly the view's elements, from offset 0.
-                let t = self.contiguous()?;
-                Ok(Tensor::from_cuda(crate::cuda::CudaBuffer::upload(&dev, "to_device", t.cpu_storage("to_device")?)?, self.shape()))
-            }
-            // GPU to GPU goes through the host: simple, and rare in single-GPU training.
-            (Storage::Cuda(_), Device::Cuda(_)) => self.to_device(Device::Cpu)?.to_device(device),
-            (Storage::Cpu(_), Device::Cpu) => unreachable!("same device handled above"),
-        }
     }
 
     /// Errors unless both tensors share dtype and device.

@@ -1,10 +1,19 @@
-//! CPU kernels shared by many ops: strided gathers, the elementwise map machinery, vectorized
-//! f32 transcendentals and GEMM.
+//! The CPU backend: host kernels on slices and layouts, never on tensors. Shared machinery
+//! (strided gathers and the elementwise map in `strided`, vectorized f32 transcendentals in
+//! `vmath`, the GEMM in `gemm`, the allocator settings in `allocator`) and one file per op
+//! family named as in `ops/` and `cuda/` (`conv` with `direct_conv` and `im2col`, `matmul`,
+//! `norm`, `pool`, `reduce`, `softmax`).
 
 pub mod allocator;
+pub(crate) mod conv;
 pub mod direct_conv;
 pub mod gemm;
 pub mod im2col;
+pub mod matmul;
+pub(crate) mod norm;
+pub(crate) mod pool;
+pub mod reduce;
+pub(crate) mod softmax;
 pub mod strided;
 pub mod vmath;
 

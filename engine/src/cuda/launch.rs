@@ -2,10 +2,11 @@
 //! expect (`Strided` in ptx/kernels/common.cuh), grid sizes, and a launch that turns driver
 //! failures into engine errors.
 
-use super::CudaDevice;
+use super::{CudaBuffer, CudaDevice};
 use crate::layout::{collapse_dims, Layout};
-use crate::{Error, Result};
+use crate::{DType, Error, Result};
 use cudarc::driver::{DeviceRepr, LaunchArgs, LaunchConfig};
+use std::sync::Arc;
 
 /// The most dims a kernel's index math handles; more (after collapsing) is an error.
 pub(crate) const MAX_RANK: usize = 8;
@@ -84,4 +85,25 @@ pub(crate) fn run(dev: &CudaDevice, op: &'static str, mut args: LaunchArgs<'_>, 
     dev.stream.synchronize().map_err(|e| dev.driver_error(op, e))?;
     super::profile::record(op, start);
     Ok(())
+}
+
+/// `base_f32`-style kernel name for a dtype.
+pub(crate) fn kernel(base: &str, dtype: DType) -> String {
+    format!("{base}_{}", dtype.name())
+}
+
+/// The dtype kernels compute and accumulate `dtype` in (`acc_t` in ptx/kernels/half.cuh): f32
+/// for the 16-bit storage dtypes, the dtype itself otherwise. Intermediate buffers that cross
+/// launches (reduction partials, shifts, scattered sums) use it, so a half is rounded once.
+pub(crate) fn acc_dtype(dtype: DType) -> DType {
+    if dtype.is_half() {
+        DType::F32
+    } else {
+        dtype
+    }
+}
+
+/// An output buffer for `shape`.
+pub(crate) fn output(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, shape: &[usize]) -> Result<CudaBuffer> {
+    CudaBuffer::alloc(dev, op, dtype, shape.iter().product())
 }

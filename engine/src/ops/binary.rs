@@ -1,99 +1,14 @@
 //! Elementwise binary ops with NumPy broadcasting, comparisons and `where`.
 
+use crate::backend::{cuda_operands, Backend};
 use crate::cpu::strided;
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+pub use crate::kinds::{BinaryOp, CmpOp};
 use crate::layout::broadcast_shapes;
 use crate::ops::widen::via_f32;
-use crate::{with_any, with_float, DType, Element, Error, FloatElem, Result, Tensor};
-
-/// An elementwise function of two float tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Maximum,
-    Minimum,
-}
-
-impl BinaryOp {
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Pow => "pow",
-            BinaryOp::Maximum => "maximum",
-            BinaryOp::Minimum => "minimum",
-        }
-    }
-
-    #[inline(always)]
-    pub fn apply<T: FloatElem>(self, a: T, b: T) -> T {
-        match self {
-            BinaryOp::Add => a + b,
-            BinaryOp::Sub => a - b,
-            BinaryOp::Mul => a * b,
-            BinaryOp::Div => a / b,
-            BinaryOp::Pow => a.powf(b),
-            // Ties go to the left operand (its gradient takes them, deterministically).
-            BinaryOp::Maximum => {
-                if b > a {
-                    b
-                } else {
-                    a
-                }
-            }
-            BinaryOp::Minimum => {
-                if b < a {
-                    b
-                } else {
-                    a
-                }
-            }
-        }
-    }
-}
-
-/// An elementwise comparison; the result is a u8 mask.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl CmpOp {
-    fn name(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "eq",
-            CmpOp::Ne => "ne",
-            CmpOp::Lt => "lt",
-            CmpOp::Le => "le",
-            CmpOp::Gt => "gt",
-            CmpOp::Ge => "ge",
-        }
-    }
-
-    #[inline(always)]
-    fn apply<T: PartialOrd>(self, a: T, b: T) -> u8 {
-        (match self {
-            CmpOp::Eq => a == b,
-            CmpOp::Ne => a != b,
-            CmpOp::Lt => a < b,
-            CmpOp::Le => a <= b,
-            CmpOp::Gt => a > b,
-            CmpOp::Ge => a >= b,
-        }) as u8
-    }
-}
+use crate::{with_any, with_float, DType, Element, Error, Result, Tensor};
 
 impl Tensor {
     /// `op(self, rhs)` with broadcasting; both operands share dtype (float) and device.
@@ -101,9 +16,10 @@ impl Tensor {
         let name = op.name();
         self.same_kind(name, rhs)?;
         let shape = broadcast_shapes(name, self.shape(), rhs.shape())?;
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             self.expect_float(name)?;
-            return crate::cuda::ops::elementwise::binary(self, rhs, op, &shape);
+            let [a, b] = cuda_operands(name, [self, rhs])?;
+            return Ok(Tensor::from_cuda_array(cuda::elementwise::binary(&a, &b, op, &shape)?));
         }
         if let Some(out) = via_f32([self, rhs], |[a, b]| a.binary(&b, op))? {
             return Ok(out);
@@ -157,8 +73,9 @@ impl Tensor {
         let name = op.name();
         self.same_kind(name, rhs)?;
         let shape = broadcast_shapes(name, self.shape(), rhs.shape())?;
-        if self.is_cuda() {
-            return crate::cuda::ops::elementwise::compare(self, rhs, op, name, &shape);
+        if let Backend::Cuda(_) = self.backend() {
+            let [a, b] = cuda_operands(name, [self, rhs])?;
+            return Ok(Tensor::from_cuda_array(cuda::elementwise::compare(&a, &b, op, name, &shape)?));
         }
         with_any!(self.dtype(), |T| {
             let (a, b) = (self.buffer::<T>(name)?, rhs.buffer::<T>(name)?);
@@ -169,10 +86,9 @@ impl Tensor {
 
     /// Comparison against a scalar (converted to this tensor's dtype).
     pub fn compare_scalar(&self, c: f64, op: CmpOp) -> Result<Tensor> {
-        let rhs = if self.is_cuda() {
-            crate::cuda::ops::elementwise::scalar_like(self, c)?
-        } else {
-            with_any!(self.dtype(), |T| Tensor::scalar(T::from_f64(c)))
+        let rhs = match self.backend() {
+            Backend::Cuda(x) => Tensor::from_cuda_array(cuda::elementwise::scalar_like(&x, c)?),
+            Backend::Cpu => with_any!(self.dtype(), |T| Tensor::scalar(T::from_f64(c))),
         };
         self.compare(&rhs, op)
     }
@@ -206,8 +122,9 @@ impl Tensor {
         }
         let shape = broadcast_shapes("where", cond.shape(), on_true.shape())?;
         let shape = broadcast_shapes("where", &shape, on_false.shape())?;
-        if cond.is_cuda() {
-            return crate::cuda::ops::elementwise::where_(cond, on_true, on_false, &shape);
+        if let Backend::Cuda(_) = cond.backend() {
+            let [c, a, b] = cuda_operands("where", [cond, on_true, on_false])?;
+            return Ok(Tensor::from_cuda_array(cuda::elementwise::where_(&c, &a, &b, &shape)?));
         }
         let c = cond.buffer::<u8>("where")?;
         with_any!(on_true.dtype(), |T| {

@@ -4,7 +4,9 @@
 //! the offending index, the axis size and the shapes. Scatters accumulate in a fixed order,
 //! so results do not depend on the thread count.
 
+use crate::backend::{cuda_operands, Backend};
 use crate::cpu::{strided, PAR_MIN_ELEMS};
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::{broadcast_shapes, checked_numel, contiguous_strides, for_each_row, normalize_axis};
@@ -48,7 +50,7 @@ fn checked_host_indices(op: &'static str, index: &Tensor, size: usize, what: imp
 /// gather and scatter_add); the error names the same index.
 fn check_device_indices(op: &'static str, index: &Tensor, size: usize, what: impl FnOnce() -> String) -> Result<()> {
     index.expect_dtype(op, DType::I64)?;
-    match crate::cuda::ops::index::first_out_of_range(op, index, size)? {
+    match cuda::index::first_out_of_range(op, &index.cuda_operand(op)?, size)? {
         Some(bad) => Err(out_of_range(op, bad, size, what())),
         None => Ok(()),
     }
@@ -74,11 +76,12 @@ impl Tensor {
         }
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?}", self.shape());
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             let k = checked_host_indices(OP, index, n, what)?.len();
             let mut shape = self.shape().to_vec();
             shape[a] = k;
-            return crate::cuda::ops::index::index_select(self, a, index, &shape);
+            let [x, index] = cuda_operands(OP, [self, index])?;
+            return Ok(Tensor::from_cuda_array(cuda::index::index_select(&x, a, &index, &shape)?));
         }
         let idx = checked_indices(OP, index, n, what)?;
         let k = idx.len();
@@ -111,7 +114,10 @@ impl Tensor {
         }
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?}", self.shape());
-        let idx = if self.is_cuda() { Cow::Owned(checked_host_indices(OP, index, n, what)?) } else { checked_indices(OP, index, n, what)? };
+        let idx = match self.backend() {
+            Backend::Cuda(_) => Cow::Owned(checked_host_indices(OP, index, n, what)?),
+            Backend::Cpu => checked_indices(OP, index, n, what)?,
+        };
         let k = idx.len();
         let mut expected = self.shape().to_vec();
         expected[a] = k;
@@ -123,9 +129,10 @@ impl Tensor {
                 format!("the source must be {expected:?} for an index of length {k}"),
             ));
         }
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             self.expect_float(OP)?;
-            return crate::cuda::ops::index::index_add(self, a, index, &idx, src);
+            let [x, index, src] = cuda_operands(OP, [self, index, src])?;
+            return Ok(Tensor::from_cuda_array(cuda::index::index_add(&x, a, &index, &idx, &src)?));
         }
         let (outer, inner) = outer_inner(self.shape(), a);
         if let Some(out) = via_f32([self, index, src], |[x, i, s]| x.index_add(axis, &i, &s))? {
@@ -176,9 +183,10 @@ impl Tensor {
         check_index_shape(OP, self.shape(), index.shape(), a, None)?;
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape());
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             check_device_indices(OP, index, n, what)?;
-            return crate::cuda::ops::index::gather(self, a, index);
+            let [x, index] = cuda_operands(OP, [self, index])?;
+            return Ok(Tensor::from_cuda_array(cuda::index::gather(&x, a, &index)?));
         }
         let idx = checked_indices(OP, index, n, what)?;
         let ishape = index.shape().to_vec();
@@ -218,10 +226,11 @@ impl Tensor {
         check_index_shape(OP, self.shape(), index.shape(), a, Some(src.shape()))?;
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape());
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             check_device_indices(OP, index, n, what)?;
             self.expect_float(OP)?;
-            return crate::cuda::ops::index::scatter_add(self, a, index, src);
+            let [x, index, src] = cuda_operands(OP, [self, index, src])?;
+            return Ok(Tensor::from_cuda_array(cuda::index::scatter_add(&x, a, &index, &src)?));
         }
         let idx = checked_indices(OP, index, n, what)?;
         let ishape = index.shape().to_vec();
@@ -282,8 +291,9 @@ impl Tensor {
         if shape != self.shape() {
             return Err(Error::shapes_hint(OP, self.shape(), mask.shape(), "the mask must broadcast to the tensor's shape"));
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::index::masked_fill(self, mask, value);
+        if let Backend::Cuda(_) = self.backend() {
+            let [x, mask] = cuda_operands(OP, [self, mask])?;
+            return Ok(Tensor::from_cuda_array(cuda::index::masked_fill(&x, &mask, value)?));
         }
         let m = mask.buffer::<u8>(OP)?;
         with_any!(self.dtype(), |T| {
@@ -310,12 +320,12 @@ impl Tensor {
         };
         let mut shape = self.shape().to_vec();
         shape.push(num_classes);
-        if self.is_cuda() {
-            if let Some(bad) = crate::cuda::ops::index::first_out_of_range(OP, self, num_classes)? {
+        if let Backend::Cuda(labels) = self.backend() {
+            if let Some(bad) = cuda::index::first_out_of_range(OP, &labels, num_classes)? {
                 return Err(bad_label(bad));
             }
             checked_numel(OP, &shape)?;
-            return crate::cuda::ops::index::one_hot(self, num_classes, &shape);
+            return Ok(Tensor::from_cuda_array(cuda::index::one_hot(&labels, num_classes, &shape)?));
         }
         let labels = self.values::<i64>(OP)?;
         if let Some(&bad) = labels.iter().find(|&&i| i < 0 || i as u64 >= num_classes as u64) {

@@ -3,13 +3,13 @@
 //! views are never copied, on the CPU or on a GPU (where f32 products follow
 //! [`cuda::set_matmul_precision`](crate::cuda::set_matmul_precision)).
 
-use crate::cpu::gemm::{Gemm, MatRef};
+use crate::backend::{cuda_operands, Backend};
+use crate::cpu;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::broadcast_shapes;
 use crate::ops::widen::via_f32;
-use crate::{with_float, Error, Layout, Result, Tensor};
-use rayon::prelude::*;
+use crate::{with_float, Error, Result, Tensor};
 
 impl Tensor {
     /// `self @ rhs` with NumPy semantics: a 1-D lhs is a row vector and a 1-D rhs a column
@@ -30,15 +30,21 @@ impl Tensor {
             .map_err(|_| Error::shapes_hint("matmul", self.shape(), rhs.shape(), "batch dims do not broadcast"))?;
         let mut out_shape = batch.clone();
         out_shape.extend([m, n]);
-        let out = if self.is_cuda() {
+        let out = if let Backend::Cuda(_) = self.backend() {
             self.expect_float("matmul")?;
-            crate::cuda::ops::matmul::batched_matmul(&a, &b, &batch, m, k, n)?
+            let [a, b] = cuda_operands("matmul", [&a, &b])?;
+            Tensor::from_cuda_array(crate::cuda::matmul::batched_matmul(&a, &b, &batch, m, k, n)?)
         } else {
             if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
                 return Ok(out);
             }
-            with_float!(self.dtype(), "matmul", |T| batched_gemm::<T>(&a, &b, &batch, m, k, n)
-                .map(|v| Tensor::from_vec_unchecked(v, &out_shape)))?
+            with_float!(self.dtype(), "matmul", |T| {
+                let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
+                Ok::<_, Error>(Tensor::from_vec_unchecked(
+                    cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n),
+                    &out_shape,
+                ))
+            })?
         };
         // Drop the dims a 1-D operand contributed.
         match (self.rank(), rhs.rank()) {
@@ -48,51 +54,4 @@ impl Tensor {
             _ => Ok(out),
         }
     }
-}
-
-fn batched_gemm<T: Gemm>(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, k: usize, n: usize) -> Result<Vec<T>> {
-    let nb: usize = batch.iter().product();
-    let mut out = vec![T::zero(); nb * m * n];
-    let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
-    let (la, lb) = (a.layout(), b.layout());
-    let a_batch = batch_offsets(la, batch);
-    let b_batch = batch_offsets(lb, batch);
-    let (ra, ca) = (la.strides[la.rank() - 2], la.strides[la.rank() - 1]);
-    let (rb, cb) = (lb.strides[lb.rank() - 2], lb.strides[lb.rank() - 1]);
-    let one = |i: usize, c: &mut [T]| {
-        let am = MatRef { data: ab, offset: a_batch[i], rs: ra, cs: ca };
-        let bm = MatRef { data: bb, offset: b_batch[i], rs: rb, cs: cb };
-        T::gemm(m, k, n, T::one(), am, bm, T::zero(), c, n);
-    };
-    if m * n == 0 {
-        return Ok(out);
-    }
-    // Small matrices in a batch: parallelize over the batch. A single or large product
-    // relies on the GEMM's own threading inside one call.
-    if nb > 1 && m * n * k < (1 << 21) {
-        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
-    } else {
-        out.chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
-    }
-    Ok(out)
-}
-
-/// Storage offset of each batch matrix of `l` (rank ≥ 2) broadcast over `batch`.
-fn batch_offsets(l: &Layout, batch: &[usize]) -> Vec<isize> {
-    let lead = Layout { shape: l.shape[..l.rank() - 2].to_vec(), strides: l.strides[..l.rank() - 2].to_vec(), offset: l.offset };
-    let strides = lead.broadcast_strides(batch);
-    let nb: usize = batch.iter().product();
-    let mut offs = Vec::with_capacity(nb);
-    let mut idx = vec![0usize; batch.len()];
-    for _ in 0..nb {
-        offs.push(l.offset as isize + idx.iter().zip(&strides).map(|(&i, &s)| i as isize * s).sum::<isize>());
-        for d in (0..batch.len()).rev() {
-            idx[d] += 1;
-            if idx[d] < batch[d] {
-                break;
-            }
-            idx[d] = 0;
-        }
-    }
-    offs
 }

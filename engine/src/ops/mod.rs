@@ -3,6 +3,7 @@
 
 pub mod binary;
 pub mod conv;
+mod convert;
 pub mod index;
 pub mod matmul;
 pub mod norm;

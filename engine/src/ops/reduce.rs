@@ -2,113 +2,17 @@
 //! ones to the back, so every output element reduces one contiguous row, in order: results
 //! do not depend on the thread count.
 
-use crate::cpu::PAR_MIN_ELEMS;
+use crate::backend::Backend;
+use crate::cpu::reduce::{map_rows, reduce_row};
+pub use crate::cpu::reduce::{sum_by, sum_slice, sum_zip2};
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+pub use crate::kinds::ReduceOp;
 use crate::layout::normalize_axes;
 use crate::ops::widen::via_f32;
-use crate::{with_any, with_float, Element, FloatElem, Result, Tensor};
-use rayon::prelude::*;
+use crate::{with_any, with_float, Element, Result, Tensor};
 use std::borrow::Cow;
-
-/// What a reduction computes per row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ReduceOp {
-    Sum,
-    Mean,
-    Max,
-    Min,
-    /// Variance; `unbiased` divides by `n - 1` instead of `n`.
-    Var {
-        unbiased: bool,
-    },
-    LogSumExp,
-}
-
-impl ReduceOp {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Mean => "mean",
-            ReduceOp::Max => "max",
-            ReduceOp::Min => "min",
-            ReduceOp::Var { .. } => "var",
-            ReduceOp::LogSumExp => "logsumexp",
-        }
-    }
-}
-
-/// Sum of a slice with eight independent accumulators, so it vectorizes and loses less
-/// precision than a running sum.
-pub fn sum_slice<T: FloatElem>(s: &[T]) -> T {
-    sum_by(s, |v| v)
-}
-
-/// `Σ f(s[i])`, summed like [`sum_slice`]: eight lanes, then a fixed pairwise combine, so
-/// the order (and the result) depends only on the length.
-#[inline]
-pub fn sum_by<T: FloatElem>(s: &[T], f: impl Fn(T) -> T) -> T {
-    let mut acc = [T::zero(); 8];
-    let mut chunks = s.chunks_exact(8);
-    for c in &mut chunks {
-        for l in 0..8 {
-            acc[l] += f(c[l]);
-        }
-    }
-    let tail: T = chunks.remainder().iter().fold(T::zero(), |a, &b| a + f(b));
-    combine_lanes(acc, tail)
-}
-
-/// `(Σ f(a, b).0, Σ f(a, b).1)` over two slices of equal length in one pass, each sum in the
-/// lane order of [`sum_by`] (batch norm's backward: Σ g and Σ g·x̂ together).
-#[inline]
-pub fn sum_zip2<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (T, T) {
-    debug_assert_eq!(a.len(), b.len());
-    let (mut p, mut q) = ([T::zero(); 8], [T::zero(); 8]);
-    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for l in 0..8 {
-            let (u, v) = f(x[l], y[l]);
-            p[l] += u;
-            q[l] += v;
-        }
-    }
-    let (mut tp, mut tq) = (T::zero(), T::zero());
-    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
-        let (u, v) = f(x, y);
-        tp += u;
-        tq += v;
-    }
-    (combine_lanes(p, tp), combine_lanes(q, tq))
-}
-
-/// The fixed pairwise combine of eight lane sums and a tail that every sum here ends with.
-#[inline(always)]
-fn combine_lanes<T: FloatElem>(acc: [T; 8], tail: T) -> T {
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
-fn reduce_row<T: FloatElem>(op: ReduceOp, row: &[T]) -> T {
-    let n = T::c(row.len() as f64);
-    match op {
-        ReduceOp::Sum => sum_slice(row),
-        ReduceOp::Mean => sum_slice(row) / n,
-        ReduceOp::Max => row.iter().copied().fold(T::neg_infinity(), |a, b| if b > a || b.is_nan() { b } else { a }),
-        ReduceOp::Min => row.iter().copied().fold(T::infinity(), |a, b| if b < a || b.is_nan() { b } else { a }),
-        ReduceOp::Var { unbiased } => {
-            let mean = sum_slice(row) / n;
-            let ss = sum_by(row, |x| (x - mean) * (x - mean));
-            ss / (n - if unbiased { T::one() } else { T::zero() })
-        }
-        ReduceOp::LogSumExp => {
-            let m = reduce_row(ReduceOp::Max, row);
-            if m.is_infinite() {
-                return m;
-            }
-            m + row.iter().fold(T::zero(), |a, &x| a + (x - m).exp()).ln()
-        }
-    }
-}
 
 /// A tensor rearranged for a reduction: `outer` rows of `inner` contiguous elements.
 pub(crate) struct Rows<'a, T: Clone> {
@@ -138,25 +42,6 @@ pub(crate) fn rows<'a, T: Element>(x: &'a Tensor, op: &'static str, axes: &[isiz
     Ok(Rows { data, inner, keep_shape, drop_shape })
 }
 
-/// Applies `f` to each row in parallel (above a size threshold) and collects one value each.
-pub(crate) fn map_rows<T: Sync, U: Send + Default + Copy>(data: &[T], inner: usize, outer: usize, f: impl Fn(&[T]) -> U + Sync) -> Vec<U> {
-    let mut out = vec![U::default(); outer];
-    if inner == 0 {
-        for o in out.iter_mut() {
-            *o = f(&[]);
-        }
-        return out;
-    }
-    if data.len() < PAR_MIN_ELEMS || outer == 1 {
-        for (o, row) in out.iter_mut().zip(data.chunks(inner)) {
-            *o = f(row);
-        }
-    } else {
-        out.par_iter_mut().zip(data.par_chunks(inner)).for_each(|(o, row)| *o = f(row));
-    }
-    out
-}
-
 impl Tensor {
     /// Reduces `axes` (all axes when empty) with `op`; `keepdim` keeps them as size 1.
     pub fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Tensor> {
@@ -167,8 +52,8 @@ impl Tensor {
         if !matches!(op, ReduceOp::Sum) && normalized.iter().any(|&a| self.shape()[a] == 0) {
             return Err(crate::Error::invalid(name, format!("cannot reduce an empty axis (shape {:?}, axes {axes:?})", self.shape())));
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::reduce::reduce(self, op, &normalized, keepdim);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(cuda::reduce::reduce(&x, op, &normalized, keepdim)?));
         }
         if let Some(out) = via_f32([self], |[x]| x.reduce(op, axes, keepdim))? {
             return Ok(out);
@@ -224,8 +109,8 @@ impl Tensor {
         if self.shape()[a] == 0 {
             return Err(crate::Error::invalid(op, format!("axis {axis} is empty (shape {:?})", self.shape())));
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::reduce::arg_extreme(self, op, a, keepdim, is_max);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(cuda::reduce::arg_extreme(&x, op, a, keepdim, is_max)?));
         }
         let better = |a: f64, b: f64| if is_max { b > a } else { b < a };
         with_any!(self.dtype(), |T| {
@@ -275,10 +160,10 @@ impl Tensor {
     /// (in row-major order) holding the maximum (`is_max`) or minimum: where the gradient of
     /// max/min goes, so ties resolve deterministically.
     pub fn extreme_mask(&self, axes: &[isize], is_max: bool) -> Result<Tensor> {
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float("extreme_mask")?;
             let axes_n = normalize_axes("extreme_mask", axes, self.shape())?;
-            return crate::cuda::ops::reduce::extreme_mask(self, &axes_n, is_max);
+            return Ok(Tensor::from_cuda_array(cuda::reduce::extreme_mask(&x, &axes_n, is_max)?));
         }
         if let Some(out) = via_f32([self], |[x]| x.extreme_mask(axes, is_max))? {
             return Ok(out);

@@ -1,24 +1,17 @@
 //! Layout ops that build or split tensors: `cat`, `stack`, `split`, `chunk` (views), `pad`
 //! (constant or reflect) with its backward, `rot90` (a view), `repeat` with its backward.
 
+use crate::backend::{cuda_views, Backend};
 use crate::cpu::PAR_MIN_ELEMS;
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+pub use crate::kinds::PadMode;
 use crate::layout::{checked_numel, normalize_axis, Layout};
 use crate::ops::index::drive_rows;
 use crate::ops::widen::via_f32;
 use crate::{with_any, with_float, Error, Result, Tensor};
 use rayon::prelude::*;
-
-/// How [`Tensor::pad`] fills the new border.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PadMode {
-    /// A constant (converted to the tensor's dtype).
-    Constant(f64),
-    /// The mirror image without repeating the edge (`[a b c]` padded by 2 on the left gives
-    /// `[c b a b c]`); each padding must be smaller than its axis.
-    Reflect,
-}
 
 impl Tensor {
     /// Concatenates along `axis`. All tensors share dtype, device and rank, and their shapes
@@ -44,8 +37,9 @@ impl Tensor {
         let mut shape = first.shape().to_vec();
         shape[a] = total;
         let n = checked_numel(OP, &shape)?;
-        if first.is_cuda() {
-            return crate::cuda::ops::shape::cat(tensors, a, &shape);
+        if let Backend::Cuda(_) = first.backend() {
+            let views = cuda_views(OP, tensors)?;
+            return Ok(Tensor::from_cuda_array(cuda::shape::cat(&views.iter().collect::<Vec<_>>(), a, &shape)?));
         }
         let outer: usize = shape[..a].iter().product();
         let inner: usize = shape[a + 1..].iter().product();
@@ -139,8 +133,8 @@ impl Tensor {
         const OP: &str = "pad";
         let (shape, full) = pad_shape(OP, self.shape(), pads, mode)?;
         let total = checked_numel(OP, &shape)?;
-        if self.is_cuda() {
-            return crate::cuda::ops::shape::pad(self, &shape, &full, mode);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(cuda::shape::pad(&x, &shape, &full, mode)?));
         }
         let rank = shape.len();
         if rank == 0 || total == 0 {
@@ -221,7 +215,18 @@ impl Tensor {
                 }
                 g.contiguous()
             }
-            PadMode::Reflect if self.is_cuda() => crate::cuda::ops::shape::pad_backward_reflect(self, pads, lead, &in_shape),
+            PadMode::Reflect if matches!(self.backend(), Backend::Cuda(_)) => {
+                // One kernel per padded axis, folding the border back into the interior.
+                let mut cur = self.contiguous()?;
+                for (i, &(before, _)) in pads.iter().enumerate() {
+                    let d = lead + i;
+                    if in_shape[d] != cur.shape()[d] {
+                        let g = cur.cuda_operand(OP)?;
+                        cur = Tensor::from_cuda_array(cuda::shape::pad_backward_reflect_axis(&g, d, before, in_shape[d])?);
+                    }
+                }
+                Ok(cur)
+            }
             PadMode::Reflect => with_float!(self.dtype(), OP, |T| {
                 let mut cur = self.values::<T>(OP)?.into_owned();
                 let mut shape = self.shape().to_vec();
@@ -301,8 +306,8 @@ impl Tensor {
             vstrides.extend([0, st]);
         }
         checked_numel(OP, &shape)?;
-        if self.is_cuda() {
-            return crate::cuda::ops::shape::tile(self, lead, &shape);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(cuda::shape::tile(&x, lead, &shape)?));
         }
         let view = self.with_layout(Layout { shape: vshape, strides: vstrides, offset: l.offset });
         with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(view.values::<T>(OP)?.into_owned(), &shape)))

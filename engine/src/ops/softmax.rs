@@ -1,15 +1,14 @@
 //! softmax and log_softmax along one axis, and their fused backward kernels. Rows are
 //! shifted by their maximum, so inputs of 1e4 do not overflow.
 
-use crate::cpu::vmath;
-use crate::cuda::ops::softmax::SoftmaxOp;
+use crate::backend::{cuda_operands, Backend};
+use crate::cpu::softmax;
+use crate::cuda::softmax::SoftmaxOp;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;
-use crate::ops::reduce::sum_slice;
 use crate::ops::widen::via_f32;
 use crate::{with_float, DType, FloatElem, Result, Tensor};
-use rayon::prelude::*;
 
 /// The normalized axis, after the checks both devices share: a float dtype, the axis in
 /// range, and any second input of the first's shape, dtype and device.
@@ -28,10 +27,11 @@ fn checked_axis(inputs: &[&Tensor], axis: isize, op: &'static str) -> Result<usi
 
 /// The op on a GPU, if `inputs` live on one (after the shared checks).
 fn on_gpu(inputs: &[&Tensor], axis: isize, op: &'static str, code: SoftmaxOp) -> Option<Result<Tensor>> {
-    if !inputs[0].is_cuda() {
-        return None;
-    }
-    Some(checked_axis(inputs, axis, op).and_then(|a| crate::cuda::ops::softmax::along_axis(op, code, inputs[0], inputs.get(1).copied(), a)))
+    let Backend::Cuda(x) = inputs[0].backend() else { return None };
+    Some(checked_axis(inputs, axis, op).and_then(|a| {
+        let grad = inputs.get(1).map(|g| cuda_operands(op, [inputs[0], g]).map(|[_, g]| g)).transpose()?;
+        Ok(Tensor::from_cuda_array(crate::cuda::softmax::along_axis(op, code, &x, grad.as_ref(), a)?))
+    }))
 }
 
 /// Runs `f(input_row, output_row)` over every row along `axis` of same-shaped tensors, with
@@ -46,30 +46,10 @@ fn along_axis<T: FloatElem>(inputs: &[&Tensor], axis: isize, op: &'static str, f
     // last-axis case) and copies only otherwise.
     let permuted: Vec<Tensor> = inputs.iter().map(|t| t.permute(&perm)).collect::<Result<_>>()?;
     let moved: Vec<std::borrow::Cow<'_, [T]>> = permuted.iter().map(|t| t.values::<T>(op)).collect::<Result<_>>()?;
-    debug_assert!(moved.len() <= 2, "along_axis serves one or two inputs");
-    let n = x.shape()[a];
-    let mut out = vec![T::zero(); x.numel()];
-    if n > 0 {
-        let body = |(r, o): (usize, &mut [T])| {
-            // A fixed array, not a Vec: no allocation per row.
-            let mut rows: [&[T]; 2] = [&[], &[]];
-            for (slot, m) in rows.iter_mut().zip(&moved) {
-                *slot = &m[r * n..(r + 1) * n];
-            }
-            f(&rows[..moved.len()], o);
-        };
-        if out.len() >= crate::cpu::PAR_MIN_ELEMS {
-            out.par_chunks_mut(n).enumerate().for_each(body);
-        } else {
-            out.chunks_mut(n).enumerate().for_each(body);
-        }
-    }
+    let rows: Vec<&[T]> = moved.iter().map(|m| &m[..]).collect();
+    let out = softmax::map_rows(&rows, x.shape()[a], x.numel(), f);
     let moved_shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
     Tensor::from_vec_unchecked(out, &moved_shape).permute(&perm)
-}
-
-fn row_max<T: FloatElem>(row: &[T]) -> T {
-    row.iter().copied().fold(T::neg_infinity(), T::max)
 }
 
 impl Tensor {
@@ -84,22 +64,9 @@ impl Tensor {
         if self.dtype() == DType::F32 {
             // f32: vmath's exp vectorizes where `f32::exp` is a call per element; the row sum
             // then goes eight lanes wide too (its order depends only on the row length).
-            return along_axis::<f32>(&[self], axis, "softmax", |r, o| {
-                vmath::exp_shifted_slice(r[0], row_max(r[0]), o);
-                let inv = sum_slice(o).recip();
-                o.iter_mut().for_each(|v| *v *= inv);
-            });
+            return along_axis::<f32>(&[self], axis, "softmax", |r, o| softmax::softmax_row_f32(r[0], o));
         }
-        with_float!(self.dtype(), "softmax", |T| along_axis::<T>(&[self], axis, "softmax", |r, o| {
-            let m = row_max(r[0]);
-            let mut s = T::zero();
-            for (o, &x) in o.iter_mut().zip(r[0]) {
-                *o = (x - m).exp();
-                s += *o;
-            }
-            let inv = s.recip();
-            o.iter_mut().for_each(|v| *v *= inv);
-        }))
+        with_float!(self.dtype(), "softmax", |T| along_axis::<T>(&[self], axis, "softmax", |r, o| softmax::softmax_row(r[0], o)))
     }
 
     /// `x - max - log Σ exp(x - max)` along `axis`.
@@ -113,24 +80,11 @@ impl Tensor {
         if self.dtype() == DType::F32 {
             // As in softmax: the exponentials (into the output row, overwritten below) and
             // their sum vectorize.
-            return along_axis::<f32>(&[self], axis, "log_softmax", |r, o| {
-                let m = row_max(r[0]);
-                vmath::exp_shifted_slice(r[0], m, o);
-                let log_sum = sum_slice(o).ln();
-                for (o, &x) in o.iter_mut().zip(r[0]) {
-                    *o = (x - m) - log_sum;
-                }
-            });
+            return along_axis::<f32>(&[self], axis, "log_softmax", |r, o| softmax::log_softmax_row_f32(r[0], o));
         }
-        with_float!(self.dtype(), "log_softmax", |T| along_axis::<T>(&[self], axis, "log_softmax", |r, o| {
-            let m = row_max(r[0]);
-            // `(x - m) - log Σ` rather than `x - (m + log Σ)`: the latter rounds `m + log Σ`
-            // to the precision of `m`, losing digits when inputs are large (1e4 in f32).
-            let log_sum = r[0].iter().fold(T::zero(), |a, &x| a + (x - m).exp()).ln();
-            for (o, &x) in o.iter_mut().zip(r[0]) {
-                *o = (x - m) - log_sum;
-            }
-        }))
+        with_float!(self.dtype(), "log_softmax", |T| along_axis::<T>(&[self], axis, "log_softmax", |r, o| softmax::log_softmax_row(
+            r[0], o
+        )))
     }
 
     /// Backward of softmax: `y · (g - Σ g·y)` along `axis`, where `self` is the softmax output.
@@ -142,10 +96,7 @@ impl Tensor {
             return Ok(out);
         }
         with_float!(self.dtype(), "softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "softmax_backward", |r, o| {
-            let dot = T::dot(r[0], r[1]);
-            for ((o, &y), &g) in o.iter_mut().zip(r[0]).zip(r[1]) {
-                *o = y * (g - dot);
-            }
+            softmax::softmax_backward_row(r[0], r[1], o)
         }))
     }
 
@@ -158,10 +109,7 @@ impl Tensor {
             return Ok(out);
         }
         with_float!(self.dtype(), "log_softmax_backward", |T| along_axis::<T>(&[self, grad], axis, "log_softmax_backward", |r, o| {
-            let s = crate::ops::reduce::sum_slice(r[1]);
-            for ((o, &y), &g) in o.iter_mut().zip(r[0]).zip(r[1]) {
-                *o = g - y.exp() * s;
-            }
+            softmax::log_softmax_backward_row(r[0], r[1], o)
         }))
     }
 }

@@ -1,7 +1,9 @@
 //! Sorting along one axis: `argsort` (stable) and `topk` (sorted, ties to the lower index).
 //! NaN orders above every number, as in PyTorch. Rows run in parallel when large.
 
+use crate::backend::Backend;
 use crate::cpu::PAR_MIN_ELEMS;
+use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::normalize_axis;
@@ -59,9 +61,9 @@ impl Tensor {
     /// values keep their order (the lower index first) either way.
     pub fn argsort(&self, axis: isize, descending: bool) -> Result<Tensor> {
         const OP: &str = "argsort";
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             let a = normalize_axis(OP, axis, self.shape())?;
-            return Ok(crate::cuda::ops::sort::sorted_along(self, OP, a, self.shape()[a], descending, false)?.1);
+            return Ok(Tensor::from_cuda_array(cuda::sort::sorted_along(&x, OP, a, self.shape()[a], descending, false)?.1));
         }
         with_any!(self.dtype(), |T| {
             let (out, shape, perm) = along_axis::<T, i64>(self, OP, axis, Ok, |row, o| {
@@ -91,11 +93,11 @@ impl Tensor {
                 Ok(k)
             }
         };
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             let a = normalize_axis(OP, axis, self.shape())?;
             check(self.shape()[a])?;
-            let (vals, idx) = crate::cuda::ops::sort::sorted_along(self, OP, a, k, largest, true)?;
-            return Ok((vals.expect("asked for values"), idx));
+            let (vals, idx) = cuda::sort::sorted_along(&x, OP, a, k, largest, true)?;
+            return Ok((Tensor::from_cuda_array(vals.expect("asked for values")), Tensor::from_cuda_array(idx)));
         }
         with_any!(self.dtype(), |T| {
             let (out, shape, perm) = along_axis::<T, (T, i64)>(self, OP, axis, check, |row, o| {

@@ -1,6 +1,7 @@
 //! Views: ops that only change the layout and share the storage (reshape copies only when
 //! the layout cannot express the new shape).
 
+use crate::backend::Backend;
 use crate::layout::{checked_numel, normalize_axis, Layout};
 use crate::{Error, Result, Tensor};
 
@@ -205,8 +206,8 @@ impl Tensor {
             if target.shape() != self.shape() {
                 return Err(Error::shapes("scatter_into_zeros", target.shape(), self.shape()));
             }
-            if self.is_cuda() {
-                return crate::cuda::ops::shape::scatter_into_zeros(self, full_shape, target.layout());
+            if let Backend::Cuda(x) = self.backend() {
+                return Ok(Tensor::from_cuda_array(crate::cuda::shape::scatter_into_zeros(&x, full_shape, target.layout())?));
             }
             let mut out = vec![T::default(); n];
             let src = self.values::<T>("scatter_into_zeros")?;

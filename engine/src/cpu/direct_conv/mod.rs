@@ -49,7 +49,7 @@
 //! CPU cannot run falls back to the best ISA below it.
 
 use super::gemm::Gemm;
-use super::im2col::ConvGeom;
+use crate::kinds::ConvGeom;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::ops::Range;

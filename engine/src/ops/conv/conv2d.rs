@@ -1,7 +1,8 @@
 //! `conv2d` and its backward kernels (direct, channel-vectorized kernels; see `kernels`).
 
-use super::kernels::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{conv_problem, Pair};
+use crate::backend::Backend;
+use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
 use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};
 
@@ -32,8 +33,8 @@ impl Tensor {
                 ));
             }
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::conv::conv_forward(OP, self, weight, bias, p.cout, p.groups, &p.geom, p.n);
+        if let Backend::Cuda(_) = self.backend() {
+            return super::gpu_gemm::conv_forward(OP, self, weight, bias, p.cout, p.groups, &p.geom, p.n);
         }
         if let Some(out) = via_f32_opt([Some(self), Some(weight), bias], |[x, w, b]| {
             x.unwrap().conv2d(&w.unwrap(), b.as_ref(), stride, padding, dilation, groups)
@@ -65,8 +66,8 @@ impl Tensor {
         self.expect_float(OP)?;
         let p = conv_problem(OP, input_shape, weight.shape(), stride, padding, dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.oh, p.geom.ow])?;
-        if self.is_cuda() {
-            return crate::cuda::ops::conv::conv_backward_input(OP, self, weight, None, p.cout, p.groups, &p.geom, p.n);
+        if let Backend::Cuda(_) = self.backend() {
+            return super::gpu_gemm::conv_backward_input(OP, self, weight, None, p.cout, p.groups, &p.geom, p.n);
         }
         if let Some(out) = via_f32([self, weight], |[g, w]| g.conv2d_backward_input(&w, input_shape, stride, padding, dilation, groups))? {
             return Ok(out);
@@ -96,8 +97,8 @@ impl Tensor {
         self.expect_float(OP)?;
         let p = conv_problem(OP, input.shape(), weight_shape, stride, padding, dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.oh, p.geom.ow])?;
-        if self.is_cuda() {
-            return crate::cuda::ops::conv::conv_backward_weight(OP, self, input, p.cout, p.groups, &p.geom, p.n, weight_shape);
+        if let Backend::Cuda(_) = self.backend() {
+            return super::gpu_gemm::conv_backward_weight(OP, self, input, p.cout, p.groups, &p.geom, p.n, weight_shape);
         }
         if let Some(out) = via_f32([self, input], |[g, x]| g.conv2d_backward_weight(&x, weight_shape, stride, padding, dilation, groups))? {
             return Ok(out);

@@ -3,8 +3,9 @@
 //! conv2d ones with the roles of input and output swapped.
 
 use super::conv2d::check_grad_out;
-use super::kernels::{conv_backward_input, conv_backward_weight, conv_forward};
 use super::{convt_problem, Pair};
+use crate::backend::Backend;
+use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
 use crate::ops::widen::{via_f32, via_f32_opt};
 use crate::{with_float, Error, Result, Tensor};
 
@@ -39,9 +40,9 @@ impl Tensor {
                 ));
             }
         }
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             // The conv2d input gradient of the adjoint conv, plus the bias.
-            return crate::cuda::ops::conv::conv_backward_input(OP, self, weight, bias, p.cin, p.groups, &p.geom, p.n);
+            return super::gpu_gemm::conv_backward_input(OP, self, weight, bias, p.cin, p.groups, &p.geom, p.n);
         }
         let (h, w) = (p.geom.h, p.geom.w);
         if let Some(out) = via_f32_opt([Some(self), Some(weight), bias], |[x, w, b]| {
@@ -85,8 +86,8 @@ impl Tensor {
         let out_hw = output_hw(OP, self.shape())?;
         let p = convt_problem(OP, input_shape, weight.shape(), stride, padding, Err(out_hw), dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.h, p.geom.w])?;
-        if self.is_cuda() {
-            return crate::cuda::ops::conv::conv_forward(OP, self, weight, None, p.cin, p.groups, &p.geom, p.n);
+        if let Backend::Cuda(_) = self.backend() {
+            return super::gpu_gemm::conv_forward(OP, self, weight, None, p.cin, p.groups, &p.geom, p.n);
         }
         if let Some(out) =
             via_f32([self, weight], |[g, w]| g.conv_transpose2d_backward_input(&w, input_shape, stride, padding, dilation, groups))?
@@ -119,9 +120,9 @@ impl Tensor {
         let out_hw = output_hw(OP, self.shape())?;
         let p = convt_problem(OP, input.shape(), weight_shape, stride, padding, Err(out_hw), dilation, groups)?;
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.h, p.geom.w])?;
-        if self.is_cuda() {
+        if let Backend::Cuda(_) = self.backend() {
             // The forward input plays the conv2d's output gradient, dY the conv2d's input.
-            return crate::cuda::ops::conv::conv_backward_weight(OP, input, self, p.cin, p.groups, &p.geom, p.n, weight_shape);
+            return super::gpu_gemm::conv_backward_weight(OP, input, self, p.cin, p.groups, &p.geom, p.n, weight_shape);
         }
         if let Some(out) =
             via_f32([self, input], |[g, x]| g.conv_transpose2d_backward_weight(&x, weight_shape, stride, padding, dilation, groups))?

@@ -11,16 +11,15 @@
 
 mod conv2d;
 mod conv_transpose2d;
-pub(crate) mod kernels;
+mod gpu_gemm;
 mod pool;
 mod unfold;
 
-use crate::cpu::im2col::ConvGeom;
+use crate::kinds::ConvGeom;
 use crate::layout::checked_numel;
 use crate::{Error, Result};
 
-/// A `(height, width)` pair of window parameters.
-pub type Pair = (usize, usize);
+pub use crate::kinds::Pair;
 
 /// The number of windows along one axis, or why none fit.
 pub(crate) fn out_dim(n: usize, k: usize, s: usize, p: usize, d: usize) -> std::result::Result<usize, String> {

@@ -1,56 +1,28 @@
 //! 2-D pooling over the last two dims of `[N, C, H, W]` (or `[C, H, W]`) tensors, with the
-//! backward kernels. Every `(n, c)` plane is independent: planes run in parallel and each
-//! backward kernel accumulates within its own plane, in a fixed order.
+//! backward ops: the windows are validated here (PyTorch's rules), then each op runs on its
+//! tensor's backend (cpu/pool.rs, cuda/pool.rs).
 
 use super::{out_dim, Pair};
-use crate::cpu::PAR_MIN_ELEMS;
-use crate::cuda::ops::pool::PoolGeom;
+use crate::backend::{cuda_operands, Backend};
+use crate::cpu;
+use crate::cpu::pool::{adaptive_windows, axis_windows, PlaneWindows};
+use crate::cuda::pool::PoolGeom;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::checked_numel;
 use crate::ops::widen::via_f32;
 use crate::{with_float, DType, Error, Result, Tensor};
-use rayon::prelude::*;
-
-/// One output position's window along one axis: the input position of its first in-bounds
-/// tap and how many taps (spaced by the dilation) are in bounds.
-#[derive(Clone, Copy, Debug)]
-struct AxisWin {
-    start: usize,
-    taps: usize,
-}
-
-fn axis_windows(n: usize, out: usize, k: usize, s: usize, p: usize, d: usize) -> Vec<AxisWin> {
-    (0..out)
-        .map(|o| {
-            let base = o * s;
-            let i0 = if p > base { (p - base).div_ceil(d) } else { 0 };
-            let i1 = if n + p > base { ((n + p - 1 - base) / d + 1).min(k) } else { 0 };
-            if i0 >= i1 {
-                AxisWin { start: 0, taps: 0 }
-            } else {
-                AxisWin { start: base + i0 * d - p, taps: i1 - i0 }
-            }
-        })
-        .collect()
-}
 
 /// A validated pooling problem: `planes` planes of `h × w` pooled to `oh × ow`.
 struct PoolProblem {
     lead: Vec<usize>,
-    planes: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    ys: Vec<AxisWin>,
-    xs: Vec<AxisWin>,
+    win: PlaneWindows,
 }
 
 impl PoolProblem {
     fn out_shape(&self) -> Vec<usize> {
         let mut s = self.lead.clone();
-        s.extend([self.oh, self.ow]);
+        s.extend([self.win.oh, self.win.ow]);
         s
     }
 }
@@ -91,21 +63,9 @@ fn pool_problem(op: &'static str, shape: &[usize], kernel: Pair, stride: Pair, p
         wins[ax] = win;
     }
     let [ys, xs] = wins;
-    let p = PoolProblem { lead, planes, h, w, oh: dims[0], ow: dims[1], ys, xs };
+    let p = PoolProblem { lead, win: PlaneWindows { planes, h, w, oh: dims[0], ow: dims[1], ys, xs } };
     checked_numel(op, &p.out_shape())?;
     Ok(p)
-}
-
-/// Runs `f(plane, out_plane)` over `per`-sized chunks of `out`, in parallel when large.
-fn per_plane<U: Send>(out: &mut [U], per: usize, work: usize, f: impl Fn(usize, &mut [U]) + Sync) {
-    if per == 0 || out.is_empty() {
-        return;
-    }
-    if work >= PAR_MIN_ELEMS && out.len() > per {
-        out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
-    } else {
-        out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
-    }
 }
 
 /// Errors unless `grad` is `[..lead, oh, ow]` for the problem.
@@ -124,74 +84,18 @@ impl Tensor {
     pub fn max_pool2d(&self, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> Result<(Tensor, Tensor)> {
         const OP: &str = "max_pool2d";
         let p = pool_problem(OP, self.shape(), kernel, stride, padding, dilation)?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float(OP)?;
-            let g = PoolGeom::new(self.shape(), (p.oh, p.ow), kernel, stride, padding, dilation);
-            return crate::cuda::ops::pool::max_pool2d(self, &g, &p.out_shape());
+            let g = PoolGeom::new(self.shape(), (p.win.oh, p.win.ow), kernel, stride, padding, dilation);
+            let (vals, idx) = crate::cuda::pool::max_pool2d(&x, &g, &p.out_shape())?;
+            return Ok((Tensor::from_cuda_array(vals), Tensor::from_cuda_array(idx)));
         }
-        let (plane, per) = (p.h * p.w, p.oh * p.ow);
-        let (dh, dw) = dilation;
         let shape = p.out_shape();
         if let Some(out) = via_f32([self], |[x]| x.max_pool2d(kernel, stride, padding, dilation))? {
             return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
-            let x = self.values::<T>(OP)?;
-            let mut vals = vec![T::zero(); p.planes * per];
-            let mut idx = vec![0i64; p.planes * per];
-            // Output columns whose windows lie wholly inside the input: for those every
-            // tap is in bounds, so each tap is one pass over the whole run of them (no
-            // dependency between columns, strided loads). The border columns go one by one.
-            let (kw, sw, pw) = (kernel.1, stride.1, padding.1);
-            let x_lo = p.xs.iter().position(|a| a.taps == kw).unwrap_or(p.ow);
-            let x_hi = p.xs.iter().rposition(|a| a.taps == kw).map_or(x_lo, |i| i + 1);
-            let body = |pl: usize, (ov, oi): (&mut [T], &mut [i64])| {
-                let src = &x[pl * plane..(pl + 1) * plane];
-                for (oy, wy) in p.ys.iter().enumerate() {
-                    let (ov, oi) = (&mut ov[oy * p.ow..(oy + 1) * p.ow], &mut oi[oy * p.ow..(oy + 1) * p.ow]);
-                    // Start from each window's first in-bounds tap (every window has one).
-                    for (ox, wx) in p.xs.iter().enumerate() {
-                        let at = wy.start * p.w + wx.start;
-                        ov[ox] = src[at];
-                        oi[ox] = at as i64;
-                    }
-                    // Taps in scan order (row, then column) per output: ties keep the first.
-                    for ty in 0..wy.taps {
-                        let iy = wy.start + ty * dh;
-                        let line = &src[iy * p.w..(iy + 1) * p.w];
-                        let base = (iy * p.w) as i64;
-                        if x_lo < x_hi {
-                            for tx in 0..kw {
-                                let first = x_lo * sw + tx * dw - pw;
-                                let run = ov[x_lo..x_hi].iter_mut().zip(oi[x_lo..x_hi].iter_mut());
-                                for (t, (&v, (b, a))) in line[first..].iter().step_by(sw).zip(run).enumerate() {
-                                    let take = v > *b || v.is_nan();
-                                    *b = if take { v } else { *b };
-                                    *a = if take { base + (first + t * sw) as i64 } else { *a };
-                                }
-                            }
-                        }
-                        for ox in (0..x_lo).chain(x_hi..p.ow) {
-                            let wx = p.xs[ox];
-                            for tx in 0..wx.taps {
-                                let j = wx.start + tx * dw;
-                                let v = line[j];
-                                if v > ov[ox] || v.is_nan() {
-                                    ov[ox] = v;
-                                    oi[ox] = base + j as i64;
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            if per > 0 {
-                if x.len() >= PAR_MIN_ELEMS && p.planes > 1 {
-                    vals.par_chunks_mut(per).zip(idx.par_chunks_mut(per)).enumerate().for_each(|(pl, o)| body(pl, o));
-                } else {
-                    vals.chunks_mut(per).zip(idx.chunks_mut(per)).enumerate().for_each(|(pl, o)| body(pl, o));
-                }
-            }
+            let (vals, idx) = cpu::pool::max_pool2d(&self.values::<T>(OP)?, &p.win, kernel, stride, padding, dilation);
             Ok((Tensor::from_vec_unchecked(vals, &shape), Tensor::from_vec_unchecked(idx, &shape)))
         })
     }
@@ -215,8 +119,9 @@ impl Tensor {
                 "the output gradient and the input must share their leading (N, C) dims",
             ));
         }
-        if self.is_cuda() {
-            return crate::cuda::ops::pool::max_pool2d_backward(self, indices, input_shape);
+        if let Backend::Cuda(_) = self.backend() {
+            let [grad, indices] = cuda_operands(OP, [self, indices])?;
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::max_pool2d_backward(&grad, &indices, input_shape)?));
         }
         let per: usize = self.shape()[lead.len()..].iter().product();
         let plane = h * w;
@@ -232,13 +137,7 @@ impl Tensor {
                     format!("index {bad} is out of range for an input plane of {h}x{w} = {plane} elements (input shape {input_shape:?})"),
                 ));
             }
-            let mut out = vec![T::zero(); planes * plane];
-            per_plane(&mut out, plane, g.len(), |pl, o| {
-                for (&gv, &i) in g[pl * per..(pl + 1) * per].iter().zip(&idx[pl * per..(pl + 1) * per]) {
-                    o[i as usize] += gv;
-                }
-            });
-            Ok(Tensor::from_vec_unchecked(out, input_shape))
+            Ok(Tensor::from_vec_unchecked(cpu::pool::max_pool2d_backward(&g, &idx, planes, per, plane), input_shape))
         })
     }
 
@@ -247,32 +146,17 @@ impl Tensor {
     pub fn avg_pool2d(&self, kernel: Pair, stride: Pair, padding: Pair, count_include_pad: bool) -> Result<Tensor> {
         const OP: &str = "avg_pool2d";
         let p = pool_problem(OP, self.shape(), kernel, stride, padding, (1, 1))?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float(OP)?;
-            let g = PoolGeom::new(self.shape(), (p.oh, p.ow), kernel, stride, padding, (1, 1));
-            return crate::cuda::ops::pool::avg_pool2d(self, &g, count_include_pad, &p.out_shape());
+            let g = PoolGeom::new(self.shape(), (p.win.oh, p.win.ow), kernel, stride, padding, (1, 1));
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::avg_pool2d(&x, &g, count_include_pad, &p.out_shape())?));
         }
-        let (plane, per) = (p.h * p.w, p.oh * p.ow);
-        let area = kernel.0 * kernel.1;
+        let area = count_include_pad.then_some(kernel.0 * kernel.1);
         if let Some(out) = via_f32([self], |[x]| x.avg_pool2d(kernel, stride, padding, count_include_pad))? {
             return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
-            let x = self.values::<T>(OP)?;
-            let mut out = vec![T::zero(); p.planes * per];
-            per_plane(&mut out, per, x.len(), |pl, o| {
-                let src = &x[pl * plane..(pl + 1) * plane];
-                for (oy, wy) in p.ys.iter().enumerate() {
-                    for (ox, wx) in p.xs.iter().enumerate() {
-                        let mut s = T::zero();
-                        for y in wy.start..wy.start + wy.taps {
-                            s += crate::ops::reduce::sum_slice(&src[y * p.w + wx.start..y * p.w + wx.start + wx.taps]);
-                        }
-                        let div = if count_include_pad { area } else { wy.taps * wx.taps };
-                        o[oy * p.ow + ox] = s / T::c(div as f64);
-                    }
-                }
-            });
+            let out = cpu::pool::avg_pool2d(&self.values::<T>(OP)?, &p.win, area);
             Ok(Tensor::from_vec_unchecked(out, &p.out_shape()))
         })
     }
@@ -291,31 +175,16 @@ impl Tensor {
         self.expect_float(OP)?;
         let p = pool_problem(OP, input_shape, kernel, stride, padding, (1, 1))?;
         check_grad(OP, self.shape(), &p.out_shape())?;
-        if self.is_cuda() {
-            let g = PoolGeom::new(input_shape, (p.oh, p.ow), kernel, stride, padding, (1, 1));
-            return crate::cuda::ops::pool::avg_pool2d_backward(self, &g, count_include_pad, input_shape);
+        if let Backend::Cuda(x) = self.backend() {
+            let g = PoolGeom::new(input_shape, (p.win.oh, p.win.ow), kernel, stride, padding, (1, 1));
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::avg_pool2d_backward(&x, &g, count_include_pad, input_shape)?));
         }
-        let (plane, per) = (p.h * p.w, p.oh * p.ow);
-        let area = kernel.0 * kernel.1;
+        let area = count_include_pad.then_some(kernel.0 * kernel.1);
         if let Some(out) = via_f32([self], |[g]| g.avg_pool2d_backward(input_shape, kernel, stride, padding, count_include_pad))? {
             return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
-            let g = self.values::<T>(OP)?;
-            let planes_len = p.planes * plane;
-            let mut out = vec![T::zero(); planes_len];
-            per_plane(&mut out, plane, g.len().max(planes_len), |pl, o| {
-                let gp = &g[pl * per..(pl + 1) * per];
-                for (oy, wy) in p.ys.iter().enumerate() {
-                    for (ox, wx) in p.xs.iter().enumerate() {
-                        let div = if count_include_pad { area } else { wy.taps * wx.taps };
-                        let v = gp[oy * p.ow + ox] / T::c(div as f64);
-                        for y in wy.start..wy.start + wy.taps {
-                            o[y * p.w + wx.start..y * p.w + wx.start + wx.taps].iter_mut().for_each(|t| *t += v);
-                        }
-                    }
-                }
-            });
+            let out = cpu::pool::avg_pool2d_backward(&self.values::<T>(OP)?, &p.win, area);
             Ok(Tensor::from_vec_unchecked(out, input_shape))
         })
     }
@@ -326,31 +195,16 @@ impl Tensor {
     pub fn adaptive_avg_pool2d(&self, output: Pair) -> Result<Tensor> {
         const OP: &str = "adaptive_avg_pool2d";
         let (p, shape) = adaptive_problem(OP, self.shape(), output)?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             self.expect_float(OP)?;
             let g = PoolGeom::new(self.shape(), output, (1, 1), (1, 1), (0, 0), (1, 1));
-            return crate::cuda::ops::pool::adaptive_avg_pool2d(self, &g, &shape);
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::adaptive_avg_pool2d(&x, &g, &shape)?));
         }
-        let plane = p.h * p.w;
-        let per = p.oh * p.ow;
         if let Some(out) = via_f32([self], |[x]| x.adaptive_avg_pool2d(output))? {
             return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
-            let x = self.values::<T>(OP)?;
-            let mut out = vec![T::zero(); p.planes * per];
-            per_plane(&mut out, per, x.len(), |pl, o| {
-                let src = &x[pl * plane..(pl + 1) * plane];
-                for (oy, wy) in p.ys.iter().enumerate() {
-                    for (ox, wx) in p.xs.iter().enumerate() {
-                        let mut s = T::zero();
-                        for y in wy.start..wy.start + wy.taps {
-                            s += crate::ops::reduce::sum_slice(&src[y * p.w + wx.start..y * p.w + wx.start + wx.taps]);
-                        }
-                        o[oy * p.ow + ox] = s / T::c((wy.taps * wx.taps) as f64);
-                    }
-                }
-            });
+            let out = cpu::pool::avg_pool2d(&self.values::<T>(OP)?, &p.win, None);
             Ok(Tensor::from_vec_unchecked(out, &shape))
         })
     }
@@ -366,45 +220,18 @@ impl Tensor {
         let output = (self.shape()[self.rank() - 2], self.shape()[self.rank() - 1]);
         let (p, shape) = adaptive_problem(OP, input_shape, output)?;
         check_grad(OP, self.shape(), &shape)?;
-        if self.is_cuda() {
+        if let Backend::Cuda(x) = self.backend() {
             let g = PoolGeom::new(input_shape, output, (1, 1), (1, 1), (0, 0), (1, 1));
-            return crate::cuda::ops::pool::adaptive_avg_pool2d_backward(self, &g, input_shape);
+            return Ok(Tensor::from_cuda_array(crate::cuda::pool::adaptive_avg_pool2d_backward(&x, &g, input_shape)?));
         }
-        let plane = p.h * p.w;
-        let per = p.oh * p.ow;
         if let Some(out) = via_f32([self], |[g]| g.adaptive_avg_pool2d_backward(input_shape))? {
             return Ok(out);
         }
         with_float!(self.dtype(), OP, |T| {
-            let g = self.values::<T>(OP)?;
-            let planes_len = p.planes * plane;
-            let mut out = vec![T::zero(); planes_len];
-            per_plane(&mut out, plane, g.len().max(planes_len), |pl, o| {
-                let gp = &g[pl * per..(pl + 1) * per];
-                for (oy, wy) in p.ys.iter().enumerate() {
-                    for (ox, wx) in p.xs.iter().enumerate() {
-                        let v = gp[oy * p.ow + ox] / T::c((wy.taps * wx.taps) as f64);
-                        for y in wy.start..wy.start + wy.taps {
-                            o[y * p.w + wx.start..y * p.w + wx.start + wx.taps].iter_mut().for_each(|t| *t += v);
-                        }
-                    }
-                }
-            });
+            let out = cpu::pool::avg_pool2d_backward(&self.values::<T>(OP)?, &p.win, None);
             Ok(Tensor::from_vec_unchecked(out, input_shape))
         })
     }
-}
-
-/// Adaptive bins along one axis: `⌊i·n/out⌋ .. ⌈(i+1)·n/out⌉` (in u128, so no overflow).
-fn adaptive_windows(n: usize, out: usize) -> Vec<AxisWin> {
-    let (n128, o128) = (n as u128, out as u128);
-    (0..out as u128)
-        .map(|i| {
-            let start = (i * n128 / o128) as usize;
-            let end = ((i + 1) * n128).div_ceil(o128) as usize;
-            AxisWin { start, taps: end - start }
-        })
-        .collect()
 }
 
 fn adaptive_problem(op: &'static str, shape: &[usize], (oh, ow): Pair) -> Result<(PoolProblem, Vec<usize>)> {
@@ -415,6 +242,6 @@ fn adaptive_problem(op: &'static str, shape: &[usize], (oh, ow): Pair) -> Result
     let mut out_shape = lead.clone();
     out_shape.extend([oh, ow]);
     checked_numel(op, &out_shape)?;
-    let p = PoolProblem { lead, planes, h, w, oh, ow, ys: adaptive_windows(h, oh), xs: adaptive_windows(w, ow) };
+    let p = PoolProblem { lead, win: PlaneWindows { planes, h, w, oh, ow, ys: adaptive_windows(h, oh), xs: adaptive_windows(w, ow) } };
     Ok((p, out_shape))
 }

@@ -2,6 +2,7 @@
 //! other's adjoint, so each is the other's backward.
 
 use super::{window_geom, Pair};
+use crate::backend::Backend;
 use crate::cpu::im2col::{col2im, im2col};
 use crate::cpu::PAR_MIN_ELEMS;
 #[allow(unused_imports)]
@@ -51,8 +52,8 @@ impl Tensor {
         let (rows, l) = (g.col_rows(), g.col_len());
         let shape: Vec<usize> = if batched { vec![n, rows, l] } else { vec![rows, l] };
         crate::layout::checked_numel(OP, &shape)?;
-        if self.is_cuda() {
-            return crate::cuda::ops::conv::unfold(self, &g, n, &shape);
+        if let Backend::Cuda(x) = self.backend() {
+            return Ok(Tensor::from_cuda_array(crate::cuda::conv::unfold(&x, &g, n, &shape)?));
         }
         if let Some(out) = via_f32([self], |[x]| x.unfold(kernel, stride, padding, dilation))? {
             return Ok(out);
@@ -104,8 +105,8 @@ impl Tensor {
         let (oh, ow) = output_size;
         let shape: Vec<usize> = if batched { vec![n, c, oh, ow] } else { vec![c, oh, ow] };
         crate::layout::checked_numel(OP, &shape)?;
-        if self.is_cuda() {
-            return crate::cuda::ops::conv::fold(self, &g, n, &shape);
+        if let Backend::Cuda(cols) = self.backend() {
+            return Ok(Tensor::from_cuda_array(crate::cuda::conv::fold(&cols, &g, n, &shape)?));
         }
         if let Some(out) = via_f32([self], |[x]| x.fold(output_size, kernel, stride, padding, dilation))? {
             return Ok(out);

@@ -2,11 +2,12 @@
 //! block with a bitonic network over (value, index) pairs ordered by value and then index,
 //! which is the CPU backend's stable order; topk keeps the first `k` of each row.
 
+use super::kernel;
 use super::rows::{contiguous, swap_last};
-use super::{buffer, kernel};
 use crate::cuda::launch::run;
 use crate::cuda::CudaBuffer;
-use crate::{DType, Error, Result, Tensor};
+use crate::cuda::{CudaArray, CudaView};
+use crate::{DType, Error, Result};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use tessera_ptx::SORT;
 
@@ -18,14 +19,14 @@ const SCRATCH_BUDGET: usize = 256 << 20;
 /// The first `k` entries of each row along `axis` (normalized) sorted ascending or
 /// `descending`: their i64 indices, and their values when `with_values`.
 pub(crate) fn sorted_along(
-    x: &Tensor,
+    x: &CudaView,
     op: &'static str,
     axis: usize,
     k: usize,
     descending: bool,
     with_values: bool,
-) -> Result<(Option<Tensor>, Tensor)> {
-    let dev = buffer(x, op)?.dev.clone();
+) -> Result<(Option<CudaArray>, CudaArray)> {
+    let dev = x.buf.dev.clone();
     let dtype = x.dtype();
     let perm = swap_last(x.rank(), axis);
     let n = x.shape()[axis];
@@ -61,7 +62,7 @@ pub(crate) fn sorted_along(
         let cfg = LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: shared };
         run(&dev, op, b, cfg)?;
     }
-    let idx = Tensor::from_cuda(idx, &shape).permute(&perm)?;
-    let vals = vals.map(|v| Tensor::from_cuda(v, &shape).permute(&perm)).transpose()?;
+    let idx = CudaArray::new(idx, &shape).permute(&perm)?;
+    let vals = vals.map(|v| CudaArray::new(v, &shape).permute(&perm)).transpose()?;
     Ok((vals, idx))
 }

@@ -13,10 +13,10 @@
 
 use super::elementwise::filled;
 use super::rows::{contiguous, Contiguous, RowGroup};
-use super::{acc_dtype, buffer, kernel};
+use super::{acc_dtype, kernel};
 use crate::cuda::launch::{grid_stride, run};
-use crate::cuda::{CudaBuffer, CudaDevice};
-use crate::{DType, ReduceOp, Result, Tensor};
+use crate::cuda::{CudaArray, CudaBuffer, CudaDevice, CudaView};
+use crate::{DType, ReduceOp, Result};
 use cudarc::driver::PushKernelArg;
 use std::sync::Arc;
 use tessera_ptx::REDUCE;
@@ -64,7 +64,7 @@ struct Lines {
 
 impl Lines {
     /// `axes`: normalized, sorted, distinct.
-    fn new(x: &Tensor, axes: &[usize], op: &'static str) -> Result<Lines> {
+    fn new(x: &CudaView, axes: &[usize], op: &'static str) -> Result<Lines> {
         let shape = x.shape();
         // Size-1 dims change neither the element order nor which axes are adjacent.
         let dims: Vec<(usize, bool)> = (0..x.rank()).filter(|&d| shape[d] != 1).map(|d| (shape[d], axes.contains(&d))).collect();
@@ -176,9 +176,9 @@ fn mean_var(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, x: &Lines, un
 }
 
 /// `op` over `axes` (normalized, sorted; the caller has checked dtype and empty axes).
-pub(crate) fn reduce(x: &Tensor, op: ReduceOp, axes: &[usize], keepdim: bool) -> Result<Tensor> {
+pub(crate) fn reduce(x: &CudaView, op: ReduceOp, axes: &[usize], keepdim: bool) -> Result<CudaArray> {
     let name = op.name();
-    let dev = buffer(x, name)?.dev.clone();
+    let dev = x.buf.dev.clone();
     let dtype = x.dtype();
     let out_shape: Vec<usize> = if keepdim {
         (0..x.rank()).map(|d| if axes.contains(&d) { 1 } else { x.shape()[d] }).collect()
@@ -188,7 +188,7 @@ pub(crate) fn reduce(x: &Tensor, op: ReduceOp, axes: &[usize], keepdim: bool) ->
     let lines = Lines::new(x, axes, name)?;
     if lines.len == 0 {
         // Only a sum gets here with an empty axis: all zeros.
-        return Ok(Tensor::from_cuda(filled(&dev, name, dtype, lines.outer * lines.inner, 0.0)?, &out_shape));
+        return Ok(CudaArray::new(filled(&dev, name, dtype, lines.outer * lines.inner, 0.0)?, &out_shape));
     }
     let n = lines.len as f64;
     let same = (dtype, dtype);
@@ -206,7 +206,7 @@ pub(crate) fn reduce(x: &Tensor, op: ReduceOp, axes: &[usize], keepdim: bool) ->
             reduce_pass(&dev, name, same, &lines, p)?
         }
     };
-    Ok(Tensor::from_cuda(out, &out_shape))
+    Ok(CudaArray::new(out, &out_shape))
 }
 
 /// Launches `arg_extreme_rows` over a contiguous `[rows, len]` array (`len > 0`), writing
@@ -236,8 +236,8 @@ fn arg_extreme_rows(
 
 /// argmax / argmin along `axis` (normalized; the caller has checked it is not empty), as
 /// i64, with the CPU backend's rule for ties and NaN.
-pub(crate) fn arg_extreme(x: &Tensor, op: &'static str, axis: usize, keepdim: bool, is_max: bool) -> Result<Tensor> {
-    let dev = buffer(x, op)?.dev.clone();
+pub(crate) fn arg_extreme(x: &CudaView, op: &'static str, axis: usize, keepdim: bool, is_max: bool) -> Result<CudaArray> {
+    let dev = x.buf.dev.clone();
     let kept: Vec<usize> = (0..x.rank()).filter(|&d| d != axis).collect();
     let perm: Vec<usize> = kept.iter().copied().chain([axis]).collect();
     let src = contiguous(&x.permute(&perm)?, op)?;
@@ -250,14 +250,14 @@ pub(crate) fn arg_extreme(x: &Tensor, op: &'static str, axis: usize, keepdim: bo
     } else {
         kept.iter().map(|&d| x.shape()[d]).collect()
     };
-    Ok(Tensor::from_cuda(out, &shape))
+    Ok(CudaArray::new(out, &shape))
 }
 
 /// The u8 mask of the first maximum (or minimum) of each line over `axes` (normalized,
 /// sorted), in `x`'s shape; returned as a permuted view, like the CPU backend's.
-pub(crate) fn extreme_mask(x: &Tensor, axes: &[usize], is_max: bool) -> Result<Tensor> {
+pub(crate) fn extreme_mask(x: &CudaView, axes: &[usize], is_max: bool) -> Result<CudaArray> {
     let op = "extreme_mask";
-    let dev = buffer(x, op)?.dev.clone();
+    let dev = x.buf.dev.clone();
     let kept: Vec<usize> = (0..x.rank()).filter(|d| !axes.contains(d)).collect();
     let perm: Vec<usize> = kept.iter().chain(axes).copied().collect();
     let permuted = x.permute(&perm)?;
@@ -271,5 +271,5 @@ pub(crate) fn extreme_mask(x: &Tensor, axes: &[usize], is_max: bool) -> Result<T
     for (i, &p) in perm.iter().enumerate() {
         inverse[p] = i;
     }
-    Tensor::from_cuda(mask, permuted.shape()).permute(&inverse)
+    CudaArray::new(mask, permuted.shape()).permute(&inverse)
 }

@@ -2,10 +2,10 @@
 //! and their fused backward, broadcasting binary ops, comparisons and `where`. The op codes
 //! here and in the .cu file are one table: keep them in step.
 
-use super::{buffer, common_device, kernel, output};
+use super::{common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run, StridedArg, StridedArgs};
-use crate::cuda::{CudaBuffer, CudaDevice};
-use crate::{BinaryOp, CmpOp, DType, Device, Result, Tensor, UnaryOp};
+use crate::cuda::{CudaArray, CudaBuffer, CudaDevice, CudaView};
+use crate::{BinaryOp, CmpOp, DType, Device, Result, UnaryOp};
 use cudarc::driver::PushKernelArg;
 use std::sync::Arc;
 use tessera_ptx::ELEMENTWISE;
@@ -64,9 +64,9 @@ fn cmp_code(op: CmpOp) -> i32 {
 }
 
 /// A contiguous copy of a strided view.
-pub(crate) fn contiguous(t: &Tensor) -> Result<Tensor> {
+pub(crate) fn contiguous(t: &CudaView) -> Result<CudaArray> {
     let op = "contiguous";
-    let src = buffer(t, op)?;
+    let src = t.buf;
     let dev = src.dev.clone();
     let out = output(&dev, op, t.dtype(), t.shape())?;
     let n = t.numel() as i64;
@@ -77,13 +77,13 @@ pub(crate) fn contiguous(t: &Tensor) -> Result<Tensor> {
         b.arg(&n).arg(&s).arg(&src.ptr).arg(&out.ptr);
         run(&dev, op, b, grid_stride(&dev, n as usize))?;
     }
-    Ok(Tensor::from_cuda(out, t.shape()))
+    Ok(CudaArray::new(out, t.shape()))
 }
 
 /// The values converted to `dtype`, with the CPU backend's rules.
-pub(crate) fn cast(t: &Tensor, dtype: DType) -> Result<Tensor> {
+pub(crate) fn cast(t: &CudaView, dtype: DType) -> Result<CudaArray> {
     let op = "to_dtype";
-    let src = buffer(t, op)?;
+    let src = t.buf;
     let dev = src.dev.clone();
     let out = output(&dev, op, dtype, t.shape())?;
     let n = t.numel() as i64;
@@ -94,7 +94,7 @@ pub(crate) fn cast(t: &Tensor, dtype: DType) -> Result<Tensor> {
         b.arg(&n).arg(&s).arg(&src.ptr).arg(&out.ptr);
         run(&dev, op, b, grid_stride(&dev, n as usize))?;
     }
-    Ok(Tensor::from_cuda(out, t.shape()))
+    Ok(CudaArray::new(out, t.shape()))
 }
 
 /// A new buffer of `len` elements all equal to `value`.
@@ -111,14 +111,14 @@ pub(crate) fn filled(dev: &Arc<CudaDevice>, op: &'static str, dtype: DType, len:
 }
 
 /// A tensor of `shape` filled with `value` on a GPU.
-pub(crate) fn full(ordinal: usize, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+pub(crate) fn full(ordinal: usize, shape: &[usize], value: f64, dtype: DType) -> Result<CudaArray> {
     let dev = crate::cuda::device("full", ordinal)?;
-    Ok(Tensor::from_cuda(filled(&dev, "full", dtype, shape.iter().product(), value)?, shape))
+    Ok(CudaArray::new(filled(&dev, "full", dtype, shape.iter().product(), value)?, shape))
 }
 
-pub(crate) fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+pub(crate) fn unary(x: &CudaView, op: UnaryOp) -> Result<CudaArray> {
     let name = op.name();
-    let src = buffer(x, name)?;
+    let src = x.buf;
     let dev = src.dev.clone();
     let out = output(&dev, name, x.dtype(), x.shape())?;
     let n = x.numel() as i64;
@@ -130,11 +130,11 @@ pub(crate) fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
         b.arg(&n).arg(&code).arg(&p0).arg(&p1).arg(&s).arg(&src.ptr).arg(&out.ptr);
         run(&dev, name, b, grid_stride(&dev, n as usize))?;
     }
-    Ok(Tensor::from_cuda(out, x.shape()))
+    Ok(CudaArray::new(out, x.shape()))
 }
 
 /// `grad · f'(x)` given `y = f(x)`; all three share a shape.
-pub(crate) fn unary_backward(x: &Tensor, op: UnaryOp, y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+pub(crate) fn unary_backward(x: &CudaView, op: UnaryOp, y: &CudaView, grad: &CudaView) -> Result<CudaArray> {
     let name = op.name();
     let dev = common_device(name, &[x, y, grad])?;
     let out = output(&dev, name, x.dtype(), x.shape())?;
@@ -143,40 +143,48 @@ pub(crate) fn unary_backward(x: &Tensor, op: UnaryOp, y: &Tensor, grad: &Tensor)
         let (code, p0, p1) = unary_code(op);
         let a = StridedArgs::broadcast(name, x.shape(), &[x.layout(), y.layout(), grad.layout()])?.args;
         let f = dev.function(name, ELEMENTWISE, &kernel("unary_backward", x.dtype()))?;
-        let (px, py, pg) = (buffer(x, name)?.ptr, buffer(y, name)?.ptr, buffer(grad, name)?.ptr);
+        let (px, py, pg) = (x.buf.ptr, y.buf.ptr, grad.buf.ptr);
         let mut b = dev.stream.launch_builder(&f);
         b.arg(&n).arg(&code).arg(&p0).arg(&p1).arg(&a[0]).arg(&px).arg(&a[1]).arg(&py).arg(&a[2]).arg(&pg).arg(&out.ptr);
         run(&dev, name, b, grid_stride(&dev, n as usize))?;
     }
-    Ok(Tensor::from_cuda(out, x.shape()))
+    Ok(CudaArray::new(out, x.shape()))
 }
 
 /// `kernel(code, a, b) → out` over the broadcast `shape`, for binary ops and comparisons.
-fn two_operand(base: &str, name: &'static str, code: i32, a: &Tensor, b: &Tensor, shape: &[usize], out_dtype: DType) -> Result<Tensor> {
+fn two_operand(
+    base: &str,
+    name: &'static str,
+    code: i32,
+    a: &CudaView,
+    b: &CudaView,
+    shape: &[usize],
+    out_dtype: DType,
+) -> Result<CudaArray> {
     let dev = common_device(name, &[a, b])?;
     let out = output(&dev, name, out_dtype, shape)?;
     let n: usize = shape.iter().product();
     if n > 0 {
         let s = StridedArgs::broadcast(name, shape, &[a.layout(), b.layout()])?.args;
         let f = dev.function(name, ELEMENTWISE, &kernel(base, a.dtype()))?;
-        let (pa, pb) = (buffer(a, name)?.ptr, buffer(b, name)?.ptr);
+        let (pa, pb) = (a.buf.ptr, b.buf.ptr);
         let n64 = n as i64;
         let mut l = dev.stream.launch_builder(&f);
         l.arg(&n64).arg(&code).arg(&s[0]).arg(&pa).arg(&s[1]).arg(&pb).arg(&out.ptr);
         run(&dev, name, l, grid_stride(&dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, shape))
+    Ok(CudaArray::new(out, shape))
 }
 
-pub(crate) fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn binary(a: &CudaView, b: &CudaView, op: BinaryOp, shape: &[usize]) -> Result<CudaArray> {
     two_operand("binary", op.name(), binary_code(op), a, b, shape, a.dtype())
 }
 
-pub(crate) fn compare(a: &Tensor, b: &Tensor, op: CmpOp, name: &'static str, shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn compare(a: &CudaView, b: &CudaView, op: CmpOp, name: &'static str, shape: &[usize]) -> Result<CudaArray> {
     two_operand("compare", name, cmp_code(op), a, b, shape, DType::U8)
 }
 
-pub(crate) fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor, shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn where_(cond: &CudaView, on_true: &CudaView, on_false: &CudaView, shape: &[usize]) -> Result<CudaArray> {
     let name = "where";
     let dev = common_device(name, &[cond, on_true, on_false])?;
     let out = output(&dev, name, on_true.dtype(), shape)?;
@@ -184,17 +192,17 @@ pub(crate) fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor, shape: 
     if n > 0 {
         let s = StridedArgs::broadcast(name, shape, &[cond.layout(), on_true.layout(), on_false.layout()])?.args;
         let f = dev.function(name, ELEMENTWISE, &kernel("where", on_true.dtype()))?;
-        let (pc, pa, pb) = (buffer(cond, name)?.ptr, buffer(on_true, name)?.ptr, buffer(on_false, name)?.ptr);
+        let (pc, pa, pb) = (cond.buf.ptr, on_true.buf.ptr, on_false.buf.ptr);
         let n64 = n as i64;
         let mut l = dev.stream.launch_builder(&f);
         l.arg(&n64).arg(&s[0]).arg(&pc).arg(&s[1]).arg(&pa).arg(&s[2]).arg(&pb).arg(&out.ptr);
         run(&dev, name, l, grid_stride(&dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, shape))
+    Ok(CudaArray::new(out, shape))
 }
 
 /// A scalar operand on the GPU of `like`, for ops that take a host constant.
-pub(crate) fn scalar_like(like: &Tensor, value: f64) -> Result<Tensor> {
+pub(crate) fn scalar_like(like: &CudaView, value: f64) -> Result<CudaArray> {
     let Device::Cuda(ordinal) = like.device() else { unreachable!("called for GPU tensors only") };
     full(ordinal, &[], value, like.dtype())
 }

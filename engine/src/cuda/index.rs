@@ -5,11 +5,11 @@
 //! Accumulations are deterministic and in the CPU's order (each output element is summed by
 //! one thread), so GPU results have the CPU's bits.
 
-use super::{buffer, common_device, kernel, output};
+use super::{common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run, StridedArg, StridedArgs, MAX_RANK};
-use crate::cuda::{CudaBuffer, CudaDevice};
+use crate::cuda::{CudaArray, CudaBuffer, CudaDevice, CudaView};
 use crate::layout::Layout;
-use crate::{CpuStorage, DType, Error, Result, Tensor};
+use crate::{CpuStorage, DType, Error, Result};
 use cudarc::driver::{LaunchArgs, PushKernelArg};
 use std::sync::Arc;
 use tessera_ptx::INDEX;
@@ -66,7 +66,7 @@ impl Scalar {
 }
 
 /// One i64 element of a device buffer, copied to the host.
-fn read_i64(buf: &CudaBuffer, op: &'static str, at: usize) -> Result<i64> {
+pub(crate) fn read_i64(buf: &CudaBuffer, op: &'static str, at: usize) -> Result<i64> {
     match buf.download(op, at, 1)? {
         CpuStorage::I64(v) => Ok(v[0]),
         other => unreachable!("an i64 buffer downloaded as {:?}", other.dtype()),
@@ -74,7 +74,7 @@ fn read_i64(buf: &CudaBuffer, op: &'static str, at: usize) -> Result<i64> {
 }
 
 /// Storage position of logical (row-major) element `i` of a layout.
-fn storage_position(l: &Layout, mut i: usize) -> usize {
+pub(crate) fn storage_position(l: &Layout, mut i: usize) -> usize {
     let mut at = l.offset as isize;
     for d in (0..l.shape.len()).rev() {
         at += (i % l.shape[d]) as isize * l.strides[d];
@@ -85,8 +85,8 @@ fn storage_position(l: &Layout, mut i: usize) -> usize {
 
 /// The first index (in logical order) outside `0..size`, if any, found on the device: the
 /// CPU backend names that same one. Costs one small device→host copy (a synchronization).
-pub(crate) fn first_out_of_range(op: &'static str, index: &Tensor, size: usize) -> Result<Option<i64>> {
-    let buf = buffer(index, op)?;
+pub(crate) fn first_out_of_range(op: &'static str, index: &CudaView, size: usize) -> Result<Option<i64>> {
+    let buf = index.buf;
     let dev = buf.dev.clone();
     let n = index.numel();
     if n == 0 {
@@ -113,25 +113,25 @@ pub(crate) fn first_out_of_range(op: &'static str, index: &Tensor, size: usize) 
 fn gather_with(
     op: &'static str,
     dev: &Arc<CudaDevice>,
-    x: &Tensor,
-    index: &Tensor,
+    x: &CudaView,
+    index: &CudaView,
     out_shape: &[usize],
     xz: &Layout,
     axis_stride: isize,
     iz: &Layout,
-) -> Result<Tensor> {
+) -> Result<CudaArray> {
     let out = output(dev, op, x.dtype(), out_shape)?;
     let n: usize = out_shape.iter().product();
     if n > 0 {
         let s = StridedArgs::broadcast(op, out_shape, &[xz, iz])?.args;
         let f = dev.function(op, INDEX, &kernel("gather", x.dtype()))?;
-        let (px, pi) = (buffer(x, op)?.ptr, buffer(index, op)?.ptr);
+        let (px, pi) = (x.buf.ptr, index.buf.ptr);
         let (n64, sa) = (n as i64, axis_stride as i64);
         let mut l = dev.stream.launch_builder(&f);
         l.arg(&n64).arg(&s[0]).arg(&sa).arg(&px).arg(&s[1]).arg(&pi).arg(&out.ptr);
         run(dev, op, l, grid_stride(dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, out_shape))
+    Ok(CudaArray::new(out, out_shape))
 }
 
 /// x's layout over `shape` with axis `a`'s stride zeroed, and that stride.
@@ -142,7 +142,7 @@ fn without_axis(l: &Layout, shape: &[usize], a: usize) -> (Layout, isize) {
 }
 
 /// `x.index_select(a, index)` of shape `out_shape` (indices already checked).
-pub(crate) fn index_select(x: &Tensor, a: usize, index: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn index_select(x: &CudaView, a: usize, index: &CudaView, out_shape: &[usize]) -> Result<CudaArray> {
     let op = "index_select";
     let dev = common_device(op, &[x, index])?;
     let (xz, sa) = without_axis(x.layout(), out_shape, a);
@@ -155,7 +155,7 @@ pub(crate) fn index_select(x: &Tensor, a: usize, index: &Tensor, out_shape: &[us
 }
 
 /// `x.gather(a, index)` (indices and shapes already checked).
-pub(crate) fn gather(x: &Tensor, a: usize, index: &Tensor) -> Result<Tensor> {
+pub(crate) fn gather(x: &CudaView, a: usize, index: &CudaView) -> Result<CudaArray> {
     let op = "gather";
     let dev = common_device(op, &[x, index])?;
     let (xz, sa) = without_axis(x.layout(), index.shape(), a);
@@ -165,14 +165,14 @@ pub(crate) fn gather(x: &Tensor, a: usize, index: &Tensor) -> Result<Tensor> {
 /// `x.index_add(a, index, src)`; `host_index` holds the checked index values. Each output
 /// slice adds, in index order, the source slices whose index names it: the positions are
 /// grouped per target on the host (a stable counting sort) and uploaded.
-pub(crate) fn index_add(x: &Tensor, a: usize, index: &Tensor, host_index: &[i64], src: &Tensor) -> Result<Tensor> {
+pub(crate) fn index_add(x: &CudaView, a: usize, index: &CudaView, host_index: &[i64], src: &CudaView) -> Result<CudaArray> {
     let op = "index_add";
     let dev = common_device(op, &[x, index, src])?;
     let shape = x.shape();
     let out = output(&dev, op, x.dtype(), shape)?;
     let n = x.numel();
     if n == 0 {
-        return Ok(Tensor::from_cuda(out, shape));
+        return Ok(CudaArray::new(out, shape));
     }
     let axis_len = shape[a];
     let inner: usize = shape[a + 1..].iter().product();
@@ -194,18 +194,18 @@ pub(crate) fn index_add(x: &Tensor, a: usize, index: &Tensor, host_index: &[i64]
     let (srz, src_axis_stride) = without_axis(src.layout(), shape, a);
     let s = StridedArgs::broadcast(op, shape, &[x.layout(), &srz])?.args;
     let f = dev.function(op, INDEX, &kernel("index_add", x.dtype()))?;
-    let (px, ps) = (buffer(x, op)?.ptr, buffer(src, op)?.ptr);
+    let (px, ps) = (x.buf.ptr, src.buf.ptr);
     let (n64, inner64, len64, ssa) = (n as i64, inner as i64, axis_len as i64, src_axis_stride as i64);
     let mut l = dev.stream.launch_builder(&f);
     l.arg(&n64).arg(&inner64).arg(&len64).arg(&s[0]).arg(&px).arg(&s[1]).arg(&ssa).arg(&ps);
     l.arg(&starts.ptr).arg(&order.ptr).arg(&out.ptr);
     run(&dev, op, l, grid_stride(&dev, n))?;
-    Ok(Tensor::from_cuda(out, shape))
+    Ok(CudaArray::new(out, shape))
 }
 
 /// `x.scatter_add(a, index, src)` (indices and shapes already checked). Each output element
 /// scans the index entries along `a` that can reach it: work is `numel(x) · index.shape[a]`.
-pub(crate) fn scatter_add(x: &Tensor, a: usize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
+pub(crate) fn scatter_add(x: &CudaView, a: usize, index: &CudaView, src: &CudaView) -> Result<CudaArray> {
     let op = "scatter_add";
     let dev = common_device(op, &[x, index, src])?;
     let out = output(&dev, op, x.dtype(), x.shape())?;
@@ -217,17 +217,17 @@ pub(crate) fn scatter_add(x: &Tensor, a: usize, index: &Tensor, src: &Tensor) ->
             StridedArg::uncollapsed(op, src.layout())?,
         );
         let f = dev.function(op, INDEX, &kernel("scatter_add", x.dtype()))?;
-        let (px, pi, ps) = (buffer(x, op)?.ptr, buffer(index, op)?.ptr, buffer(src, op)?.ptr);
+        let (px, pi, ps) = (x.buf.ptr, index.buf.ptr, src.buf.ptr);
         let (n64, axis) = (n as i64, a as i32);
         let mut l = dev.stream.launch_builder(&f);
         l.arg(&n64).arg(&axis).arg(&so).arg(&px).arg(&si).arg(&pi).arg(&ss).arg(&ps).arg(&out.ptr);
         run(&dev, op, l, grid_stride(&dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, x.shape()))
+    Ok(CudaArray::new(out, x.shape()))
 }
 
 /// `value` (converted to x's dtype) where the broadcast mask is non-zero, x elsewhere.
-pub(crate) fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Result<Tensor> {
+pub(crate) fn masked_fill(x: &CudaView, mask: &CudaView, value: f64) -> Result<CudaArray> {
     let op = "masked_fill";
     let dev = common_device(op, &[x, mask])?;
     let shape = x.shape();
@@ -236,7 +236,7 @@ pub(crate) fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Result<Tenso
     if n > 0 {
         let s = StridedArgs::broadcast(op, shape, &[x.layout(), mask.layout()])?.args;
         let f = dev.function(op, INDEX, &kernel("masked_fill", x.dtype()))?;
-        let (px, pm) = (buffer(x, op)?.ptr, buffer(mask, op)?.ptr);
+        let (px, pm) = (x.buf.ptr, mask.buf.ptr);
         let (n64, v) = (n as i64, Scalar::new(x.dtype(), value));
         let mut l = dev.stream.launch_builder(&f);
         l.arg(&n64).arg(&s[0]).arg(&px).arg(&s[1]).arg(&pm);
@@ -244,11 +244,11 @@ pub(crate) fn masked_fill(x: &Tensor, mask: &Tensor, value: f64) -> Result<Tenso
         l.arg(&out.ptr);
         run(&dev, op, l, grid_stride(&dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, shape))
+    Ok(CudaArray::new(out, shape))
 }
 
 /// f32 one-hot rows of `classes` entries for checked i64 labels.
-pub(crate) fn one_hot(labels: &Tensor, classes: usize, shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn one_hot(labels: &CudaView, classes: usize, shape: &[usize]) -> Result<CudaArray> {
     let op = "one_hot";
     let dev = common_device(op, &[labels])?;
     let out = output(&dev, op, DType::F32, shape)?;
@@ -256,10 +256,10 @@ pub(crate) fn one_hot(labels: &Tensor, classes: usize, shape: &[usize]) -> Resul
     if n > 0 {
         let s = StridedArg::of(op, labels.layout())?;
         let f = dev.function(op, INDEX, "one_hot")?;
-        let (n64, c64, pl) = (n as i64, classes as i64, buffer(labels, op)?.ptr);
+        let (n64, c64, pl) = (n as i64, classes as i64, labels.buf.ptr);
         let mut l = dev.stream.launch_builder(&f);
         l.arg(&n64).arg(&c64).arg(&s).arg(&pl).arg(&out.ptr);
         run(&dev, op, l, grid_stride(&dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, shape))
+    Ok(CudaArray::new(out, shape))
 }

@@ -4,9 +4,10 @@
 //! CPU backend's.
 
 use super::rows::{contiguous, swap_last, RowGroup};
-use super::{buffer, kernel, output};
+use super::{kernel, output};
 use crate::cuda::launch::run;
-use crate::{Result, Tensor};
+use crate::cuda::{CudaArray, CudaView};
+use crate::Result;
 use cudarc::driver::PushKernelArg;
 use tessera_ptx::SOFTMAX;
 
@@ -22,8 +23,8 @@ pub(crate) enum SoftmaxOp {
 }
 
 /// `op` along `axis` (normalized); `grad` has `x`'s shape, dtype and device (checked by the caller).
-pub(crate) fn along_axis(name: &'static str, op: SoftmaxOp, x: &Tensor, grad: Option<&Tensor>, axis: usize) -> Result<Tensor> {
-    let dev = buffer(x, name)?.dev.clone();
+pub(crate) fn along_axis(name: &'static str, op: SoftmaxOp, x: &CudaView, grad: Option<&CudaView>, axis: usize) -> Result<CudaArray> {
+    let dev = x.buf.dev.clone();
     let perm = swap_last(x.rank(), axis);
     let moved_shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
     let out = output(&dev, name, x.dtype(), &moved_shape)?;
@@ -41,5 +42,5 @@ pub(crate) fn along_axis(name: &'static str, op: SoftmaxOp, x: &Tensor, grad: Op
         b.arg(&r).arg(&n64).arg(&code).arg(&xs.ptr).arg(&g_ptr).arg(&out.ptr);
         run(&dev, name, b, group.launch(&dev, rows))?;
     }
-    Tensor::from_cuda(out, &moved_shape).permute(&perm)
+    CudaArray::new(out, &moved_shape).permute(&perm)
 }

@@ -7,31 +7,22 @@
 //! input's dtype, except that the batch-norm backward's per-channel sums stay f32 between its
 //! two launches and are rounded once for the weight / bias gradients.
 
+use super::elementwise::cast;
 use super::rows::{contiguous, Contiguous, RowGroup, BLOCK_THREADS};
-use super::{acc_dtype, buffer, common_device, kernel, output};
+use super::{acc_dtype, common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run};
-use crate::cuda::CudaDevice;
-use crate::ops::norm::BatchNormStats;
-use crate::{Error, Result, Tensor};
+use crate::cuda::{CudaArray, CudaDevice, CudaView};
+use crate::Result;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use std::sync::Arc;
 use tessera_ptx::NORM;
 
 /// `(N, C, S)` of an `[N, C, ...]` input (rank checked by the caller).
-fn ncs(x: &Tensor) -> (usize, usize, usize) {
+fn ncs(x: &CudaView) -> (usize, usize, usize) {
     (x.shape()[0], x.shape()[1], x.shape()[2..].iter().product())
 }
 
-/// The kernels index these vectors by channel (or row): a wrong length would read out of
-/// bounds, so it is an error here even where the CPU code does not check it.
-fn check_len(op: &'static str, x: &Tensor, v: &Tensor, what: &str, len: usize) -> Result<()> {
-    if v.numel() != len {
-        return Err(Error::shapes_hint(op, x.shape(), v.shape(), format!("{what} must have {len} elements")));
-    }
-    x.same_kind(op, v)
-}
-
-fn optional(t: Option<&Tensor>, op: &'static str) -> Result<Option<Contiguous>> {
+fn optional(t: Option<&CudaView>, op: &'static str) -> Result<Option<Contiguous>> {
     t.map(|t| contiguous(t, op)).transpose()
 }
 
@@ -45,10 +36,10 @@ fn per_channel(dev: &CudaDevice, c: usize) -> LaunchConfig {
     LaunchConfig { grid_dim: (blocks as u32, 1, 1), block_dim: (BLOCK_THREADS, 1, 1), shared_mem_bytes: 0 }
 }
 
-/// Per-channel batch mean, biased variance and `1 / sqrt(var + eps)`; `N · S > 0`.
-pub(crate) fn batch_norm_stats(x: &Tensor, eps: f64) -> Result<BatchNormStats> {
+/// Per-channel batch mean, biased variance and `1 / sqrt(var + eps)`, each `[C]`; `N · S > 0`.
+pub(crate) fn batch_norm_stats(x: &CudaView, eps: f64) -> Result<(CudaArray, CudaArray, CudaArray)> {
     let op = "batch_norm";
-    let dev = buffer(x, op)?.dev.clone();
+    let dev = x.buf.dev.clone();
     let (n, c, s) = ncs(x);
     let (mean, var, rstd) = (output(&dev, op, x.dtype(), &[c])?, output(&dev, op, x.dtype(), &[c])?, output(&dev, op, x.dtype(), &[c])?);
     if c > 0 {
@@ -59,13 +50,19 @@ pub(crate) fn batch_norm_stats(x: &Tensor, eps: f64) -> Result<BatchNormStats> {
         b.arg(&n64).arg(&c64).arg(&s64).arg(&eps).arg(&xs.ptr).arg(&mean.ptr).arg(&var.ptr).arg(&rstd.ptr);
         run(&dev, op, b, per_channel(&dev, c))?;
     }
-    Ok(BatchNormStats { mean: Tensor::from_cuda(mean, &[c]), var: Tensor::from_cuda(var, &[c]), rstd: Tensor::from_cuda(rstd, &[c]) })
+    Ok((CudaArray::new(mean, &[c]), CudaArray::new(var, &[c]), CudaArray::new(rstd, &[c])))
 }
 
 /// `(x - mean) · rstd · weight + bias` per channel (vectors checked `[C]` by the caller).
-pub(crate) fn batch_norm_apply(x: &Tensor, mean: &Tensor, rstd: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<Tensor> {
+pub(crate) fn batch_norm_apply(
+    x: &CudaView,
+    mean: &CudaView,
+    rstd: &CudaView,
+    weight: Option<&CudaView>,
+    bias: Option<&CudaView>,
+) -> Result<CudaArray> {
     let op = "batch_norm";
-    let dev = buffer(x, op)?.dev.clone();
+    let dev = x.buf.dev.clone();
     let (_, c, s) = ncs(x);
     let out = output(&dev, op, x.dtype(), x.shape())?;
     let total = x.numel();
@@ -79,26 +76,21 @@ pub(crate) fn batch_norm_apply(x: &Tensor, mean: &Tensor, rstd: &Tensor, weight:
         b.arg(&t64).arg(&c64).arg(&s64).arg(&xs.ptr).arg(&ms.ptr).arg(&rs.ptr).arg(&wp).arg(&bp).arg(&out.ptr);
         run(&dev, op, b, grid_stride(&dev, total))?;
     }
-    Ok(Tensor::from_cuda(out, x.shape()))
+    Ok(CudaArray::new(out, x.shape()))
 }
 
-/// Backward of training-mode batch norm: `(dx, dweight, dbias)` (shapes checked by the caller
-/// except the per-channel vectors, checked here).
+/// Backward of training-mode batch norm: `(dx, dweight, dbias)` (shapes, dtypes and devices,
+/// the per-channel vectors' included, checked by the caller: the kernels index them by
+/// channel).
 pub(crate) fn batch_norm_backward(
-    x: &Tensor,
-    grad: &Tensor,
-    mean: &Tensor,
-    rstd: &Tensor,
-    weight: Option<&Tensor>,
-) -> Result<(Tensor, Tensor, Tensor)> {
+    x: &CudaView,
+    grad: &CudaView,
+    mean: &CudaView,
+    rstd: &CudaView,
+    weight: Option<&CudaView>,
+) -> Result<(CudaArray, CudaArray, CudaArray)> {
     let op = "batch_norm_backward";
     let (n, c, s) = ncs(x);
-    x.same_kind(op, grad)?;
-    for (v, what) in [(Some(mean), "mean"), (Some(rstd), "rstd"), (weight, "weight")] {
-        if let Some(v) = v {
-            check_len(op, x, v, what, c)?;
-        }
-    }
     let dev = common_device(op, &[x, grad])?;
     let dtype = x.dtype();
     // The sums feed the dx launch: kept in the accumulator dtype (f32 for the halves).
@@ -123,14 +115,20 @@ pub(crate) fn batch_norm_backward(
         }
     }
     // Rounded to the input's dtype (a no-op unless it is bf16 / f16).
-    let (dw, db) = (Tensor::from_cuda(sum_gxhat, &[c]).to_dtype(dtype)?, Tensor::from_cuda(sum_g, &[c]).to_dtype(dtype)?);
-    Ok((Tensor::from_cuda(dx, x.shape()), dw, db))
+    let round = |sums: CudaArray| if acc == dtype { Ok(sums) } else { cast(&sums.view(), dtype) };
+    let (dw, db) = (round(CudaArray::new(sum_gxhat, &[c]))?, round(CudaArray::new(sum_g, &[c]))?);
+    Ok((CudaArray::new(dx, x.shape()), dw, db))
 }
 
 /// Layer norm over the last dim `d > 0`: `(y, mean, rstd)` (weight and bias checked `[D]`).
-pub(crate) fn layer_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<(Tensor, Tensor, Tensor)> {
+pub(crate) fn layer_norm(
+    x: &CudaView,
+    weight: Option<&CudaView>,
+    bias: Option<&CudaView>,
+    eps: f64,
+) -> Result<(CudaArray, CudaArray, CudaArray)> {
     let op = "layer_norm";
-    let dev = buffer(x, op)?.dev.clone();
+    let dev = x.buf.dev.clone();
     let d = x.shape()[x.rank() - 1];
     let lead = &x.shape()[..x.rank() - 1];
     let rows = x.numel() / d;
@@ -147,27 +145,21 @@ pub(crate) fn layer_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tens
         b.arg(&r64).arg(&d64).arg(&eps).arg(&xs.ptr).arg(&wp).arg(&bp).arg(&y.ptr).arg(&mean.ptr).arg(&rstd.ptr);
         run(&dev, op, b, group.launch(&dev, rows))?;
     }
-    Ok((Tensor::from_cuda(y, x.shape()), Tensor::from_cuda(mean, lead), Tensor::from_cuda(rstd, lead)))
+    Ok((CudaArray::new(y, x.shape()), CudaArray::new(mean, lead), CudaArray::new(rstd, lead)))
 }
 
-/// Backward of layer norm: `(dx, x̂)` (grad's shape checked by the caller; the per-row and
-/// per-column vectors here).
+/// Backward of layer norm: `(dx, x̂)` (shapes, dtypes and devices checked by the caller, the
+/// per-row and per-column vectors' lengths included: the kernels index them by row / column).
 pub(crate) fn layer_norm_backward(
-    x: &Tensor,
-    grad: &Tensor,
-    mean: &Tensor,
-    rstd: &Tensor,
-    weight: Option<&Tensor>,
-) -> Result<(Tensor, Tensor)> {
+    x: &CudaView,
+    grad: &CudaView,
+    mean: &CudaView,
+    rstd: &CudaView,
+    weight: Option<&CudaView>,
+) -> Result<(CudaArray, CudaArray)> {
     let op = "layer_norm_backward";
     let d = x.shape()[x.rank() - 1];
     let rows = x.numel().checked_div(d).unwrap_or(0);
-    x.same_kind(op, grad)?;
-    check_len(op, x, mean, "mean", rows)?;
-    check_len(op, x, rstd, "rstd", rows)?;
-    if let Some(w) = weight {
-        check_len(op, x, w, "weight", d)?;
-    }
     let dev: Arc<CudaDevice> = common_device(op, &[x, grad])?;
     let dtype = x.dtype();
     let (dx, xhat) = (output(&dev, op, dtype, x.shape())?, output(&dev, op, dtype, x.shape())?);
@@ -182,5 +174,5 @@ pub(crate) fn layer_norm_backward(
         b.arg(&r64).arg(&d64).arg(&xs.ptr).arg(&gs.ptr).arg(&ms.ptr).arg(&rs.ptr).arg(&wp).arg(&dx.ptr).arg(&xhat.ptr);
         run(&dev, op, b, group.launch(&dev, rows))?;
     }
-    Ok((Tensor::from_cuda(dx, x.shape()), Tensor::from_cuda(xhat, x.shape())))
+    Ok((CudaArray::new(dx, x.shape()), CudaArray::new(xhat, x.shape())))
 }

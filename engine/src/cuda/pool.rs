@@ -3,11 +3,13 @@
 //! the windows and call these with the geometry; the kernels recompute each window from it.
 
 use super::conv::View4;
-use super::elementwise::filled;
-use super::{acc_dtype, buffer, common_device, kernel, output};
+use super::elementwise::{cast, filled};
+use super::index::{read_i64, storage_position};
+use super::{acc_dtype, common_device, kernel, output};
 use crate::cuda::launch::{grid_stride, run};
-use crate::ops::conv::Pair;
-use crate::{CpuStorage, DType, Error, Result, Tensor};
+use crate::cuda::{CudaArray, CudaView};
+use crate::kinds::Pair;
+use crate::{CpuStorage, DType, Error, Result};
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 use tessera_ptx::POOL;
 
@@ -68,25 +70,25 @@ impl PoolGeom {
 }
 
 /// The maxima and their i64 plane indices, each of `out_shape`.
-pub(crate) fn max_pool2d(x: &Tensor, g: &PoolGeom, out_shape: &[usize]) -> Result<(Tensor, Tensor)> {
+pub(crate) fn max_pool2d(x: &CudaView, g: &PoolGeom, out_shape: &[usize]) -> Result<(CudaArray, CudaArray)> {
     let op = "max_pool2d";
-    let dev = buffer(x, op)?.dev.clone();
+    let dev = x.buf.dev.clone();
     let vals = output(&dev, op, x.dtype(), out_shape)?;
     let idx = output(&dev, op, DType::I64, out_shape)?;
     let total = g.outputs();
     if total > 0 {
-        let (total64, xv, px) = (total as i64, View4::of(x), buffer(x, op)?.ptr);
+        let (total64, xv, px) = (total as i64, View4::of(x), x.buf.ptr);
         let f = dev.function(op, POOL, &kernel("max_pool2d", x.dtype()))?;
         let mut b = dev.stream.launch_builder(&f);
         b.arg(&total64).arg(g).arg(&xv).arg(&px).arg(&vals.ptr).arg(&idx.ptr);
         run(&dev, op, b, grid_stride(&dev, total))?;
     }
-    Ok((Tensor::from_cuda(vals, out_shape), Tensor::from_cuda(idx, out_shape)))
+    Ok((CudaArray::new(vals, out_shape), CudaArray::new(idx, out_shape)))
 }
 
 /// Each gradient added at its index of a zero `input_shape` tensor. Errors, as the CPU does,
 /// on the first index outside its plane (the check costs one 8-byte download).
-pub(crate) fn max_pool2d_backward(grad: &Tensor, indices: &Tensor, input_shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn max_pool2d_backward(grad: &CudaView, indices: &CudaView, input_shape: &[usize]) -> Result<CudaArray> {
     let op = "max_pool2d_backward";
     let dev = common_device(op, &[grad, indices])?;
     let r = input_shape.len();
@@ -103,7 +105,7 @@ pub(crate) fn max_pool2d_backward(grad: &Tensor, indices: &Tensor, input_shape: 
         let bad = filled(&dev, op, DType::I64, 1, -1.0)?;
         let dims = [planes as i64, input_shape[r - 3] as i64, oh as i64, ow as i64, plane as i64];
         let (gv, iv) = (View4::of(grad), View4::of(indices));
-        let (pg, pi) = (buffer(grad, op)?.ptr, buffer(indices, op)?.ptr);
+        let (pg, pi) = (grad.buf.ptr, indices.buf.ptr);
         let f = dev.function(op, POOL, &kernel("max_pool2d_backward", grad.dtype()))?;
         let mut b = dev.stream.launch_builder(&f);
         b.arg(&dims[0]).arg(&dims[1]).arg(&dims[2]).arg(&dims[3]).arg(&dims[4]);
@@ -112,43 +114,48 @@ pub(crate) fn max_pool2d_backward(grad: &Tensor, indices: &Tensor, input_shape: 
         let CpuStorage::I64(first_bad) = bad.download(op, 0, 1)? else { unreachable!("an i64 buffer") };
         if first_bad[0] >= 0 {
             let at = first_bad[0] as usize;
-            let value = indices.reshape(&[-1])?.narrow(0, at, 1)?.to_vec::<i64>()?[0];
+            let value = read_i64(indices.buf, op, storage_position(indices.layout(), at))?;
             return Err(Error::invalid(
                 op,
                 format!("index {value} is out of range for an input plane of {h}x{w} = {plane} elements (input shape {input_shape:?})"),
             ));
         }
     }
-    Tensor::from_cuda(out, input_shape).to_dtype(grad.dtype())
+    let out = CudaArray::new(out, input_shape);
+    if acc == grad.dtype() {
+        Ok(out)
+    } else {
+        cast(&out.view(), grad.dtype())
+    }
 }
 
 /// Average pooling to `out_shape`.
-pub(crate) fn avg_pool2d(x: &Tensor, g: &PoolGeom, count_include_pad: bool, out_shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn avg_pool2d(x: &CudaView, g: &PoolGeom, count_include_pad: bool, out_shape: &[usize]) -> Result<CudaArray> {
     forward("avg_pool2d", x, g, Some(count_include_pad), out_shape)
 }
 
 /// Adaptive average pooling to `out_shape`.
-pub(crate) fn adaptive_avg_pool2d(x: &Tensor, g: &PoolGeom, out_shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn adaptive_avg_pool2d(x: &CudaView, g: &PoolGeom, out_shape: &[usize]) -> Result<CudaArray> {
     forward("adaptive_avg_pool2d", x, g, None, out_shape)
 }
 
 /// The gradient of [`avg_pool2d`] for an input of `input_shape`.
-pub(crate) fn avg_pool2d_backward(grad: &Tensor, g: &PoolGeom, count_include_pad: bool, input_shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn avg_pool2d_backward(grad: &CudaView, g: &PoolGeom, count_include_pad: bool, input_shape: &[usize]) -> Result<CudaArray> {
     backward("avg_pool2d_backward", grad, g, Some(count_include_pad), input_shape)
 }
 
 /// The gradient of [`adaptive_avg_pool2d`] for an input of `input_shape`.
-pub(crate) fn adaptive_avg_pool2d_backward(grad: &Tensor, g: &PoolGeom, input_shape: &[usize]) -> Result<Tensor> {
+pub(crate) fn adaptive_avg_pool2d_backward(grad: &CudaView, g: &PoolGeom, input_shape: &[usize]) -> Result<CudaArray> {
     backward("adaptive_avg_pool2d_backward", grad, g, None, input_shape)
 }
 
 /// One thread per output: `avg_pool2d` when `count_include_pad` is given, else adaptive.
-fn forward(op: &'static str, x: &Tensor, g: &PoolGeom, count_include_pad: Option<bool>, out_shape: &[usize]) -> Result<Tensor> {
-    let dev = buffer(x, op)?.dev.clone();
+fn forward(op: &'static str, x: &CudaView, g: &PoolGeom, count_include_pad: Option<bool>, out_shape: &[usize]) -> Result<CudaArray> {
+    let dev = x.buf.dev.clone();
     let out = output(&dev, op, x.dtype(), out_shape)?;
     let total = g.outputs();
     if total > 0 {
-        let (total64, xv, px) = (total as i64, View4::of(x), buffer(x, op)?.ptr);
+        let (total64, xv, px) = (total as i64, View4::of(x), x.buf.ptr);
         let f = dev.function(op, POOL, &kernel(op, x.dtype()))?;
         let cip = count_include_pad.map(i32::from);
         let mut b = dev.stream.launch_builder(&f);
@@ -159,16 +166,16 @@ fn forward(op: &'static str, x: &Tensor, g: &PoolGeom, count_include_pad: Option
         b.arg(&xv).arg(&px).arg(&out.ptr);
         run(&dev, op, b, grid_stride(&dev, total))?;
     }
-    Ok(Tensor::from_cuda(out, out_shape))
+    Ok(CudaArray::new(out, out_shape))
 }
 
 /// One thread per input pixel, gathering the windows that cover it.
-fn backward(op: &'static str, grad: &Tensor, g: &PoolGeom, count_include_pad: Option<bool>, input_shape: &[usize]) -> Result<Tensor> {
-    let dev = buffer(grad, op)?.dev.clone();
+fn backward(op: &'static str, grad: &CudaView, g: &PoolGeom, count_include_pad: Option<bool>, input_shape: &[usize]) -> Result<CudaArray> {
+    let dev = grad.buf.dev.clone();
     let out = output(&dev, op, grad.dtype(), input_shape)?;
     let total = g.inputs();
     if total > 0 {
-        let (total64, gv, pg) = (total as i64, View4::of(grad), buffer(grad, op)?.ptr);
+        let (total64, gv, pg) = (total as i64, View4::of(grad), grad.buf.ptr);
         let f = dev.function(op, POOL, &kernel(op, grad.dtype()))?;
         let cip = count_include_pad.map(i32::from);
         let mut b = dev.stream.launch_builder(&f);
@@ -179,5 +186,5 @@ fn backward(op: &'static str, grad: &Tensor, g: &PoolGeom, count_include_pad: Op
         b.arg(&gv).arg(&pg).arg(&out.ptr);
         run(&dev, op, b, grid_stride(&dev, total))?;
     }
-    Ok(Tensor::from_cuda(out, input_shape))
+    Ok(CudaArray::new(out, input_shape))
 }

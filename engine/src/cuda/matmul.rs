@@ -19,9 +19,8 @@
 
 use super::{common_device, output};
 use crate::cuda::launch::{run, StridedArg, StridedArgs};
-use crate::cuda::CudaBuffer;
-use crate::cuda::CudaDevice;
-use crate::{DType, Error, Layout, Result, Tensor};
+use crate::cuda::{CudaArray, CudaBuffer, CudaDevice, CudaView};
+use crate::{DType, Error, Layout, Result};
 use cudarc::driver::{sys, CudaFunction, LaunchConfig, PushKernelArg};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,7 +68,7 @@ fn batch_part(l: &Layout) -> Layout {
 
 /// `a @ b` for float operands of rank ≥ 2 (`[.., m, k]` and `[.., k, n]`) whose batch dims
 /// broadcast to `batch` (checked by the caller): a contiguous `[batch.., m, n]` result.
-pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, k: usize, n: usize) -> Result<Tensor> {
+pub(crate) fn batched_matmul(a: &CudaView, b: &CudaView, batch: &[usize], m: usize, k: usize, n: usize) -> Result<CudaArray> {
     let op = "matmul";
     let dev = common_device(op, &[a, b])?;
     let mut out_shape = batch.to_vec();
@@ -77,7 +76,7 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, 
     let out = output(&dev, op, a.dtype(), &out_shape)?;
     let count: usize = batch.iter().product();
     if count * m * n == 0 {
-        return Ok(Tensor::from_cuda(out, &out_shape));
+        return Ok(CudaArray::new(out, &out_shape));
     }
     let (la, lb) = (a.layout(), b.layout());
     let batches = StridedArgs::broadcast(op, batch, &[&batch_part(la), &batch_part(lb)])?.args;
@@ -85,7 +84,7 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, 
     let (a_rs, a_cs) = (la.strides[ra - 2] as i64, la.strides[ra - 1] as i64);
     let (b_rs, b_cs) = (lb.strides[rb - 2] as i64, lb.strides[rb - 1] as i64);
     let (count, m, n, k) = (count as i64, m as i64, n as i64, k as i64);
-    let (pa, pb) = (super::buffer(a, op)?.ptr, super::buffer(b, op)?.ptr);
+    let (pa, pb) = (a.buf.ptr, b.buf.ptr);
     if !matches!(a.dtype(), DType::F32 | DType::F64 | DType::BF16 | DType::F16) {
         return Err(Error::UnsupportedDType { op, dtype: a.dtype(), expected: "f32, f64, bf16 or f16" });
     }
@@ -93,7 +92,7 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, 
         let a_op = Operand::new(batches[0], la, batch, pa, m, a_rs, a_cs);
         let b_op = Operand::new(batches[1], lb, batch, pb, n, b_cs, b_rs);
         tensor_core_matmul(&dev, route, count, k, &a_op, &b_op, out.ptr)?;
-        return Ok(Tensor::from_cuda(out, &out_shape));
+        return Ok(CudaArray::new(out, &out_shape));
     }
     if a.dtype() == DType::F32 {
         let a_op = KMajor { layout: la, ptr: pa, width: m, rs: a_rs, ks: a_cs };
@@ -101,7 +100,7 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, 
         let in_place = reads_in_place(&a_op, batch, k) && reads_in_place(&b_op, batch, k);
         if in_place || count * m * n * k >= PACKING_PAYS {
             exact_f32_matmul(&dev, batch, count, k, &a_op, &b_op, out.ptr)?;
-            return Ok(Tensor::from_cuda(out, &out_shape));
+            return Ok(CudaArray::new(out, &out_shape));
         }
     }
     // The register-staged kernels read any strides in place, in one launch: f64, and f32
@@ -122,7 +121,7 @@ pub(crate) fn batched_matmul(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, 
     builder.arg(&batches[1]).arg(&pb).arg(&b_rs).arg(&b_cs);
     builder.arg(&out.ptr);
     run(&dev, op, builder, cfg)?;
-    Ok(Tensor::from_cuda(out, &out_shape))
+    Ok(CudaArray::new(out, &out_shape))
 }
 
 /// One f32 operand of the exact product seen as K rows of `width`: element (k, j) of batch

@@ -2,22 +2,25 @@
 //! contiguous run of device memory, and the launch shape of kernels that give each row a
 //! warp (short rows) or a whole block (long rows).
 
-use super::buffer;
-use crate::cuda::CudaDevice;
-use crate::{Result, Tensor};
+use super::elementwise;
+use crate::cuda::{CudaArray, CudaDevice, CudaView};
+use crate::Result;
 use cudarc::driver::LaunchConfig;
 
-/// A tensor whose elements lie contiguously in row-major order from `ptr`: the tensor itself
+/// An operand whose elements lie contiguously in row-major order from `ptr`: the view itself
 /// when it already does, else a contiguous copy (kept here so the memory outlives the launch).
 pub(crate) struct Contiguous {
-    _tensor: Tensor,
+    _copy: Option<CudaArray>,
     pub ptr: u64,
 }
 
-pub(crate) fn contiguous(t: &Tensor, op: &'static str) -> Result<Contiguous> {
-    let t = if t.is_contiguous() { t.clone() } else { t.contiguous()? };
-    let ptr = buffer(&t, op)?.ptr_at(t.layout().offset);
-    Ok(Contiguous { _tensor: t, ptr })
+pub(crate) fn contiguous(t: &CudaView, _op: &'static str) -> Result<Contiguous> {
+    if t.is_contiguous() {
+        return Ok(Contiguous { _copy: None, ptr: t.buf.ptr_at(t.layout().offset) });
+    }
+    let copy = elementwise::contiguous(t)?;
+    let ptr = copy.buf.ptr_at(copy.layout.offset);
+    Ok(Contiguous { _copy: Some(copy), ptr })
 }
 
 /// Threads per block of the row kernels (a multiple of 32).

@@ -1,4 +1,4 @@
-//! The three convolution kernels on contiguous slices, with `x` an input batch
+//! The host's three convolution kernels on contiguous slices, with `x` an input batch
 //! `[n, C, h, w]` and `w` a weight `[m, C/groups · kh · kw]`:
 //!
 //! * forward: `y = conv(x, w) (+ bias)`, `[n, m, oh·ow]`;
@@ -16,9 +16,10 @@
 
 use crate::cpu::direct_conv::ConvElem;
 use crate::cpu::gemm::{Gemm, MatRef};
-use crate::cpu::im2col::{im2col, ConvGeom};
+use crate::cpu::im2col::im2col;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+use crate::kinds::ConvGeom;
 use rayon::prelude::*;
 
 /// Below this many multiply-adds a batch runs on the calling thread.

@@ -1,7 +1,7 @@
-//! Convolutions on GPUs (ptx/kernels/conv.cu): the im2col / col2im kernels move the data and
-//! the engine's own `matmul` does the GEMMs, batched over samples and groups. With `W` the
-//! weight as `[groups, m/groups, kg]` (`kg = C/groups · kh · kw`) and `cols(x)` the column
-//! matrix of `x`:
+//! Convolutions on GPUs, composed from the CUDA backend's conv kernels (cuda/conv.rs:
+//! im2col / col2im / store with bias) and the engine's own `matmul`, batched over samples and
+//! groups. With `W` the weight as `[groups, m/groups, kg]` (`kg = C/groups · kh · kw`) and
+//! `cols(x)` the column matrix of `x`:
 //!
 //! * forward: `y[s] = W · cols(x[s])` (a batched matmul, `W` broadcast over samples);
 //! * input gradient: `dx[s] = col2im(Wᵀ · dy[s])`;
@@ -10,187 +10,31 @@
 //! `conv_transpose2d` and its backward are the same three with input and output swapped
 //! (the engine ops pick the roles). Column matrices are built for a chunk of the batch at a
 //! time, so their memory stays bounded; the chunking depends only on the shapes, so results
-//! are deterministic.
+//! are deterministic. Composed here, above the backends, so the CUDA backend never calls back
+//! up into `Tensor`.
 
-use super::{buffer, common_device, kernel, output};
-use crate::cpu::im2col::ConvGeom;
-use crate::cuda::launch::{grid_stride, run, StridedArg};
-use crate::cuda::{CudaBuffer, CudaDevice};
+use crate::backend::cuda_operands;
+use crate::cuda::conv::ColumnOrder;
+use crate::cuda::{self, output, CudaDevice};
+use crate::kinds::ConvGeom;
 use crate::{Result, Tensor};
-use cudarc::driver::{DeviceRepr, PushKernelArg};
 use std::sync::Arc;
-use tessera_ptx::CONV;
 
 /// The most bytes one chunk's column matrix may take.
 const COLUMN_BUDGET_BYTES: usize = 1 << 28;
 
-/// Mirrors `struct View4` in ptx/kernels/nchw.cuh: a tensor of rank ≤ 4 addressed by four
-/// coordinates, left-padded with stride-0 dims.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct View4 {
-    offset: i64,
-    strides: [i64; 4],
-}
-
-unsafe impl DeviceRepr for View4 {}
-
-impl View4 {
-    /// `t` (rank ≤ 4) as a 4-D view.
-    pub fn of(t: &Tensor) -> View4 {
-        let l = t.layout();
-        debug_assert!(l.rank() <= 4, "View4 of rank {}", l.rank());
-        let mut strides = [0i64; 4];
-        for (d, &s) in l.strides.iter().rev().enumerate() {
-            strides[3 - d] = s as i64;
-        }
-        View4 { offset: l.offset as i64, strides }
-    }
-}
-
-/// Mirrors `struct ConvGeom` in ptx/kernels/conv.cu.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct GeomArg {
-    channels: i64,
-    h: i64,
-    w: i64,
-    kh: i64,
-    kw: i64,
-    sh: i64,
-    sw: i64,
-    ph: i64,
-    pw: i64,
-    dh: i64,
-    dw: i64,
-    oh: i64,
-    ow: i64,
-}
-
-unsafe impl DeviceRepr for GeomArg {}
-
-impl GeomArg {
-    fn of(g: &ConvGeom) -> GeomArg {
-        let i = |v: usize| v as i64;
-        GeomArg {
-            channels: i(g.channels),
-            h: i(g.h),
-            w: i(g.w),
-            kh: i(g.kh),
-            kw: i(g.kw),
-            sh: i(g.sh),
-            sw: i(g.sw),
-            ph: i(g.ph),
-            pw: i(g.pw),
-            dh: i(g.dh),
-            dw: i(g.dw),
-            oh: i(g.oh),
-            ow: i(g.ow),
-        }
-    }
-}
-
-/// How a column matrix of `n` samples is laid out.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ColumnOrder {
-    /// `[n, R, L]`: one `R × L` matrix per sample (forward, unfold).
-    SampleMajor,
-    /// `[R, n, L]`: one `R × (n·L)` matrix, the batch folded into the columns (weight gradient).
-    RowMajor,
-}
-
-/// A bias operand for the kernels: device address of its first element and its stride, or a
-/// null address for none.
-fn bias_arg(bias: Option<&Tensor>, op: &'static str) -> Result<(u64, i64)> {
-    match bias {
-        None => Ok((0, 0)),
-        Some(b) => Ok((buffer(b, op)?.ptr_at(b.layout().offset), b.layout().strides[0] as i64)),
-    }
-}
-
-/// The column matrix of `x` (`[n, C, H, W]` or `[C, H, W]` with `n = 1`, any strides), as a
-/// new contiguous tensor `[n, R, L]` or `[R, n, L]`.
+/// The column matrix of `x` (see `cuda::conv::im2col`) as a new contiguous tensor.
 fn im2col(dev: &Arc<CudaDevice>, op: &'static str, x: &Tensor, n: usize, g: &ConvGeom, order: ColumnOrder) -> Result<Tensor> {
-    let (rows, len) = (g.col_rows(), g.col_len());
-    let shape = match order {
-        ColumnOrder::SampleMajor => [n, rows, len],
-        ColumnOrder::RowMajor => [rows, n, len],
-    };
-    let out = output(dev, op, x.dtype(), &shape)?;
-    let total = n * rows * len;
-    if total > 0 {
-        let (col_sample, col_row) = match order {
-            ColumnOrder::SampleMajor => ((rows * len) as i64, len as i64),
-            ColumnOrder::RowMajor => (len as i64, (n * len) as i64),
-        };
-        let (total64, geom, xv, px) = (total as i64, GeomArg::of(g), View4::of(x), buffer(x, op)?.ptr);
-        let f = dev.function(op, CONV, &kernel("im2col", x.dtype()))?;
-        let mut b = dev.stream.launch_builder(&f);
-        b.arg(&total64).arg(&geom).arg(&xv).arg(&px).arg(&col_sample).arg(&col_row).arg(&out.ptr);
-        run(dev, op, b, grid_stride(dev, total))?;
-    }
-    Ok(Tensor::from_cuda(out, &shape))
-}
-
-/// Writes `col2im(cols) (+ bias)` for `n` samples into `dst` from element `dst_start` on:
-/// `cols` is `[n, R, L]` (or `[R, L]` with `n = 1`) with any strides.
-#[allow(clippy::too_many_arguments)]
-fn col2im_into(
-    dev: &Arc<CudaDevice>,
-    op: &'static str,
-    cols: &Tensor,
-    n: usize,
-    g: &ConvGeom,
-    bias: Option<&Tensor>,
-    dst: &CudaBuffer,
-    dst_start: usize,
-) -> Result<()> {
-    let total = n * g.image_len();
-    if total == 0 {
-        return Ok(());
-    }
-    let (total64, geom, cv, pc) = (total as i64, GeomArg::of(g), View4::of(cols), buffer(cols, op)?.ptr);
-    let (pb, bias_stride) = bias_arg(bias, op)?;
-    let pd = dst.ptr_at(dst_start);
-    let f = dev.function(op, CONV, &kernel("col2im", cols.dtype()))?;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&total64).arg(&geom).arg(&cv).arg(&pc).arg(&pb).arg(&bias_stride).arg(&pd);
-    run(dev, op, b, grid_stride(dev, total))
-}
-
-/// Writes `src (+ bias)` into `dst` from element `dst_start` on, contiguous; `src` is
-/// `[.., channels, len]` with any strides, the bias indexed by `channels`.
-fn store_into(
-    op: &'static str,
-    src: &Tensor,
-    channels: usize,
-    len: usize,
-    bias: Option<&Tensor>,
-    dst: &CudaBuffer,
-    dst_start: usize,
-) -> Result<()> {
-    let total = src.numel();
-    if total == 0 {
-        return Ok(());
-    }
-    let dev = &dst.dev;
-    let ss = StridedArg::of(op, src.layout())?;
-    let (total64, len64, ch64, ps) = (total as i64, len as i64, channels as i64, buffer(src, op)?.ptr);
-    let (pb, bias_stride) = bias_arg(bias, op)?;
-    let pd = dst.ptr_at(dst_start);
-    let f = dev.function(op, CONV, &kernel("store_with_bias", src.dtype()))?;
-    let mut b = dev.stream.launch_builder(&f);
-    b.arg(&total64).arg(&len64).arg(&ch64).arg(&ss).arg(&ps).arg(&pb).arg(&bias_stride).arg(&pd);
-    run(dev, op, b, grid_stride(dev, total))
+    Ok(Tensor::from_cuda_array(cuda::conv::im2col(dev, op, &x.cuda_operand(op)?, n, g, order)?))
 }
 
 /// `y` (`[n, channels, len]`, any layout) plus the bias, shaped `shape`: `y` itself when there
 /// is no bias.
 fn with_bias(op: &'static str, y: Tensor, channels: usize, len: usize, bias: Option<&Tensor>, shape: &[usize]) -> Result<Tensor> {
     let Some(bias) = bias else { return y.reshape_to(shape) };
-    let dev = buffer(&y, op)?.dev.clone();
+    let dev = y.cuda_operand(op)?.dev().clone();
     let out = output(&dev, op, y.dtype(), shape)?;
-    store_into(op, &y, channels, len, Some(bias), &out, 0)?;
+    cuda::conv::store_into(op, &y.cuda_operand(op)?, channels, len, Some(&bias.cuda_operand(op)?), &out, 0)?;
     Ok(Tensor::from_cuda(out, shape))
 }
 
@@ -229,7 +73,7 @@ pub(crate) fn conv_forward(
     g: &ConvGeom,
     n: usize,
 ) -> Result<Tensor> {
-    let dev = common_device(op, &[x, w])?;
+    let dev = cuda_operands(op, [x, w])?[0].dev().clone();
     let (rows, len) = (g.col_rows(), g.col_len());
     let (mg, kg) = (m / groups, rows / groups);
     let shape = [n, m, g.oh, g.ow];
@@ -254,10 +98,11 @@ pub(crate) fn conv_forward(
         return with_bias(op, y, m, len, bias, &shape);
     }
     let out = output(&dev, op, x.dtype(), &shape)?;
+    let bias_v = bias.map(|b| b.cuda_operand(op)).transpose()?;
     for (start, count) in parts {
         let cols = im2col(&dev, op, &x.narrow(0, start, count)?, count, g, ColumnOrder::SampleMajor)?;
         let y = wg.matmul(&cols.reshape_to(&[count, groups, kg, len])?)?.reshape_to(&[count, m, len])?;
-        store_into(op, &y, m, len, bias, &out, start * m * len)?;
+        cuda::conv::store_into(op, &y.cuda_operand(op)?, m, len, bias_v.as_ref(), &out, start * m * len)?;
     }
     Ok(Tensor::from_cuda(out, &shape))
 }
@@ -275,7 +120,7 @@ pub(crate) fn conv_backward_input(
     g: &ConvGeom,
     n: usize,
 ) -> Result<Tensor> {
-    let dev = common_device(op, &[dy, w])?;
+    let dev = cuda_operands(op, [dy, w])?[0].dev().clone();
     let (rows, len, plane) = (g.col_rows(), g.col_len(), g.h * g.w);
     let (mg, kg) = (m / groups, rows / groups);
     let shape = [n, g.channels, g.h, g.w];
@@ -292,10 +137,11 @@ pub(crate) fn conv_backward_input(
         return with_bias(op, dx, g.channels, plane, bias, &shape);
     }
     let out = output(&dev, op, dy.dtype(), &shape)?;
+    let bias_v = bias.map(|b| b.cuda_operand(op)).transpose()?;
     for (start, count) in chunks(n, rows * len, dy.dtype().size_in_bytes()) {
         let dys = dy.narrow(0, start, count)?.reshape_to(&[count, groups, mg, len])?;
         let cols = wt.matmul(&dys)?.reshape_to(&[count, rows, len])?;
-        col2im_into(&dev, op, &cols, count, g, bias, &out, start * g.image_len())?;
+        cuda::conv::col2im_into(&dev, op, &cols.cuda_operand(op)?, count, g, bias_v.as_ref(), &out, start * g.image_len())?;
     }
     Ok(Tensor::from_cuda(out, &shape))
 }
@@ -314,7 +160,7 @@ pub(crate) fn conv_backward_weight(
     n: usize,
     weight_shape: &[usize],
 ) -> Result<Tensor> {
-    let dev = common_device(op, &[dy, x])?;
+    let dev = cuda_operands(op, [dy, x])?[0].dev().clone();
     let (rows, len) = (g.col_rows(), g.col_len());
     let (mg, kg) = (m / groups, rows / groups);
     let wlen = m * kg;
@@ -344,20 +190,4 @@ pub(crate) fn conv_backward_weight(
         });
     }
     sum.expect("n > 0 gives a chunk").reshape_to(weight_shape)
-}
-
-/// `unfold` (im2col) of `x` (`[n, C, H, W]`, or `[C, H, W]` with `n = 1`) into `shape`.
-pub(crate) fn unfold(x: &Tensor, g: &ConvGeom, n: usize, shape: &[usize]) -> Result<Tensor> {
-    let op = "unfold";
-    let dev = buffer(x, op)?.dev.clone();
-    im2col(&dev, op, x, n, g, ColumnOrder::SampleMajor)?.reshape_to(shape)
-}
-
-/// `fold` (col2im) of `cols` (`[n, R, L]`, or `[R, L]` with `n = 1`) into `shape`.
-pub(crate) fn fold(cols: &Tensor, g: &ConvGeom, n: usize, shape: &[usize]) -> Result<Tensor> {
-    let op = "fold";
-    let dev = buffer(cols, op)?.dev.clone();
-    let out = output(&dev, op, cols.dtype(), shape)?;
-    col2im_into(&dev, op, cols, n, g, None, &out, 0)?;
-    Ok(Tensor::from_cuda(out, shape))
 }

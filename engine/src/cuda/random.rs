@@ -4,8 +4,8 @@
 
 use super::kernel;
 use crate::cuda::launch::{grid_stride, run};
-use crate::cuda::{CudaBuffer, CudaDevice};
-use crate::{DType, Result, Tensor};
+use crate::cuda::{CudaArray, CudaBuffer, CudaDevice};
+use crate::{DType, Result};
 use cudarc::driver::PushKernelArg;
 use std::sync::Arc;
 use tessera_ptx::RANDOM;
@@ -21,7 +21,7 @@ fn fill<A: cudarc::driver::DeviceRepr, B: cudarc::driver::DeviceRepr>(
     (seed, start): (u64, u64),
     a: A,
     b: B,
-) -> Result<Tensor> {
+) -> Result<CudaArray> {
     let n: usize = shape.iter().product();
     let out = CudaBuffer::alloc(dev, op, dtype, n)?;
     if n > 0 {
@@ -31,21 +31,37 @@ fn fill<A: cudarc::driver::DeviceRepr, B: cudarc::driver::DeviceRepr>(
         l.arg(&n64).arg(&seed).arg(&start).arg(&a).arg(&b).arg(&out.ptr);
         run(dev, op, l, grid_stride(dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, shape))
+    Ok(CudaArray::new(out, shape))
 }
 
 /// `low + (high − low) · u` per element, counters `start + i`.
-pub(crate) fn uniform(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, low: f64, high: f64, dtype: DType) -> Result<Tensor> {
+pub(crate) fn uniform(
+    dev: &Arc<CudaDevice>,
+    shape: &[usize],
+    seed: u64,
+    start: u64,
+    low: f64,
+    high: f64,
+    dtype: DType,
+) -> Result<CudaArray> {
     fill(dev, "uniform", &kernel("uniform", dtype), shape, dtype, (seed, start), low, high)
 }
 
 /// `mean + std · z` per element, counters `start + 2i` and `start + 2i + 1`.
-pub(crate) fn normal(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, mean: f64, std: f64, dtype: DType) -> Result<Tensor> {
+pub(crate) fn normal(
+    dev: &Arc<CudaDevice>,
+    shape: &[usize],
+    seed: u64,
+    start: u64,
+    mean: f64,
+    std: f64,
+    dtype: DType,
+) -> Result<CudaArray> {
     fill(dev, "normal", &kernel("normal", dtype), shape, dtype, (seed, start), mean, std)
 }
 
 /// A u8 mask, `u < p` per element.
-pub(crate) fn bernoulli(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, p: f64) -> Result<Tensor> {
+pub(crate) fn bernoulli(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, p: f64) -> Result<CudaArray> {
     // One parameter fewer than `fill`'s kernels take.
     let n: usize = shape.iter().product();
     let op = "bernoulli";
@@ -57,10 +73,10 @@ pub(crate) fn bernoulli(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start
         l.arg(&n64).arg(&seed).arg(&start).arg(&p).arg(&out.ptr);
         run(dev, op, l, grid_stride(dev, n))?;
     }
-    Ok(Tensor::from_cuda(out, shape))
+    Ok(CudaArray::new(out, shape))
 }
 
 /// i64 values `low + ⌊bits · range / 2⁶⁴⌋`.
-pub(crate) fn randint(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, low: i64, range: u64) -> Result<Tensor> {
+pub(crate) fn randint(dev: &Arc<CudaDevice>, shape: &[usize], seed: u64, start: u64, low: i64, range: u64) -> Result<CudaArray> {
     fill(dev, "randint", "randint", shape, DType::I64, (seed, start), low, range)
 }

@@ -1,0 +1,57 @@
+//! Batched matrix products on the host: each batch's product handed to the GEMM
+//! (`cpu/gemm.rs`) with the operands' own strides, so transposed or expanded views are never
+//! copied.
+
+use crate::cpu::gemm::{Gemm, MatRef};
+use crate::layout::Layout;
+use rayon::prelude::*;
+
+/// `a @ b` for every batch index: `a` (`[.., m, k]`) and `b` (`[.., k, n]`) are whole storage
+/// buffers seen through their layouts, whose batch dims broadcast to `batch`; the result is a
+/// contiguous `[batch.., m, n]`.
+#[allow(clippy::too_many_arguments)]
+pub fn batched_gemm<T: Gemm>(ab: &[T], la: &Layout, bb: &[T], lb: &Layout, batch: &[usize], m: usize, k: usize, n: usize) -> Vec<T> {
+    let nb: usize = batch.iter().product();
+    let mut out = vec![T::zero(); nb * m * n];
+    let a_batch = batch_offsets(la, batch);
+    let b_batch = batch_offsets(lb, batch);
+    let (ra, ca) = (la.strides[la.rank() - 2], la.strides[la.rank() - 1]);
+    let (rb, cb) = (lb.strides[lb.rank() - 2], lb.strides[lb.rank() - 1]);
+    let one = |i: usize, c: &mut [T]| {
+        let am = MatRef { data: ab, offset: a_batch[i], rs: ra, cs: ca };
+        let bm = MatRef { data: bb, offset: b_batch[i], rs: rb, cs: cb };
+        T::gemm(m, k, n, T::one(), am, bm, T::zero(), c, n);
+    };
+    if m * n == 0 {
+        return out;
+    }
+    // Small matrices in a batch: parallelize over the batch. A single or large product
+    // relies on the GEMM's own threading inside one call.
+    if nb > 1 && m * n * k < (1 << 21) {
+        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
+    } else {
+        out.chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
+    }
+    out
+}
+
+/// Storage offset of each batch matrix of `l` (rank ≥ 2) broadcast over `batch`.
+/// The storage offset of each batch's matrix, row-major over `batch`.
+fn batch_offsets(l: &Layout, batch: &[usize]) -> Vec<isize> {
+    let lead = Layout { shape: l.shape[..l.rank() - 2].to_vec(), strides: l.strides[..l.rank() - 2].to_vec(), offset: l.offset };
+    let strides = lead.broadcast_strides(batch);
+    let nb: usize = batch.iter().product();
+    let mut offs = Vec::with_capacity(nb);
+    let mut idx = vec![0usize; batch.len()];
+    for _ in 0..nb {
+        offs.push(l.offset as isize + idx.iter().zip(&strides).map(|(&i, &s)| i as isize * s).sum::<isize>());
+        for d in (0..batch.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < batch[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    offs
+}

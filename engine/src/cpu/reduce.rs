@@ -1,0 +1,102 @@
+//! Row reductions on the host: the deterministic sums every CPU kernel uses (eight lanes,
+//! then a fixed combine, so a result depends only on the length) and each [`ReduceOp`] over
+//! one contiguous row.
+
+use crate::cpu::PAR_MIN_ELEMS;
+#[allow(unused_imports)]
+use crate::dtype::prelude::*;
+use crate::dtype::FloatElem;
+use crate::kinds::ReduceOp;
+use rayon::prelude::*;
+
+/// Sum of a slice with eight independent accumulators, so it vectorizes and loses less
+/// precision than a running sum.
+pub fn sum_slice<T: FloatElem>(s: &[T]) -> T {
+    sum_by(s, |v| v)
+}
+
+/// `Σ f(s[i])`, summed like [`sum_slice`]: eight lanes, then a fixed pairwise combine, so
+/// the order (and the result) depends only on the length.
+#[inline]
+pub fn sum_by<T: FloatElem>(s: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); 8];
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += f(c[l]);
+        }
+    }
+    let tail: T = chunks.remainder().iter().fold(T::zero(), |a, &b| a + f(b));
+    combine_lanes(acc, tail)
+}
+
+/// `(Σ f(a, b).0, Σ f(a, b).1)` over two slices of equal length in one pass, each sum in the
+/// lane order of [`sum_by`] (batch norm's backward: Σ g and Σ g·x̂ together).
+#[inline]
+pub fn sum_zip2<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (T, T) {
+    debug_assert_eq!(a.len(), b.len());
+    let (mut p, mut q) = ([T::zero(); 8], [T::zero(); 8]);
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..8 {
+            let (u, v) = f(x[l], y[l]);
+            p[l] += u;
+            q[l] += v;
+        }
+    }
+    let (mut tp, mut tq) = (T::zero(), T::zero());
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        let (u, v) = f(x, y);
+        tp += u;
+        tq += v;
+    }
+    (combine_lanes(p, tp), combine_lanes(q, tq))
+}
+
+/// The fixed pairwise combine of eight lane sums and a tail that every sum here ends with.
+#[inline(always)]
+fn combine_lanes<T: FloatElem>(acc: [T; 8], tail: T) -> T {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// `op` over one row.
+pub(crate) fn reduce_row<T: FloatElem>(op: ReduceOp, row: &[T]) -> T {
+    let n = T::c(row.len() as f64);
+    match op {
+        ReduceOp::Sum => sum_slice(row),
+        ReduceOp::Mean => sum_slice(row) / n,
+        ReduceOp::Max => row.iter().copied().fold(T::neg_infinity(), |a, b| if b > a || b.is_nan() { b } else { a }),
+        ReduceOp::Min => row.iter().copied().fold(T::infinity(), |a, b| if b < a || b.is_nan() { b } else { a }),
+        ReduceOp::Var { unbiased } => {
+            let mean = sum_slice(row) / n;
+            let ss = sum_by(row, |x| (x - mean) * (x - mean));
+            ss / (n - if unbiased { T::one() } else { T::zero() })
+        }
+        ReduceOp::LogSumExp => {
+            let m = reduce_row(ReduceOp::Max, row);
+            if m.is_infinite() {
+                return m;
+            }
+            m + row.iter().fold(T::zero(), |a, &x| a + (x - m).exp()).ln()
+        }
+    }
+}
+
+/// Applies `f` to each row in parallel (above a size threshold) and collects one value each.
+pub(crate) fn map_rows<T: Sync, U: Send + Default + Copy>(data: &[T], inner: usize, outer: usize, f: impl Fn(&[T]) -> U + Sync) -> Vec<U> {
+    let mut out = vec![U::default(); outer];
+    if inner == 0 {
+        for o in out.iter_mut() {
+            *o = f(&[]);
+        }
+        return out;
+    }
+    if data.len() < PAR_MIN_ELEMS || outer == 1 {
+        for (o, row) in out.iter_mut().zip(data.chunks(inner)) {
+            *o = f(row);
+        }
+    } else {
+        out.par_iter_mut().zip(data.par_chunks(inner)).for_each(|(o, row)| *o = f(row));
+    }
+    out
+}
