@@ -263,10 +263,32 @@ fn alpha_and_beta() {
 fn zero_depth_scales_c() {
     for isa in isas("zero_depth_scales_c") {
         let mut c = vec![f32::NAN, 1.0, 2.0, 3.0];
-        f32::gemm_with(isa, 2, 0, 2, 1.0, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, 0.0, &mut c, 2);
+        f32::gemm_with(
+            isa,
+            2,
+            0,
+            2,
+            1.0,
+            MatRef { data: &[], offset: 0, rs: 0, cs: 0 },
+            MatRef { data: &[], offset: 0, rs: 0, cs: 0 },
+            0.0,
+            &mut c,
+            2,
+        );
         assert_eq!(c, [0.0; 4], "{isa:?}: beta 0 clears c, NaNs included");
         let mut c = vec![1.0f64, 2.0];
-        f64::gemm_with(isa, 1, 0, 2, 1.0, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, MatRef { data: &[], offset: 0, rs: 0, cs: 0 }, 3.0, &mut c, 2);
+        f64::gemm_with(
+            isa,
+            1,
+            0,
+            2,
+            1.0,
+            MatRef { data: &[], offset: 0, rs: 0, cs: 0 },
+            MatRef { data: &[], offset: 0, rs: 0, cs: 0 },
+            3.0,
+            &mut c,
+            2,
+        );
         assert_eq!(c, [3.0, 6.0], "{isa:?}");
     }
 }

@@ -102,10 +102,36 @@ macro_rules! impl_avx512_elem {
         }
     };
 }
-impl_avx512_elem!(f32, __m512, 16, 384, 768, __mmask16,
-    _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_fmadd_ps, _mm512_maskz_loadu_ps, _mm512_mask_storeu_ps);
-impl_avx512_elem!(f64, __m512d, 8, 192, 384, __mmask8,
-    _mm512_setzero_pd, _mm512_set1_pd, _mm512_loadu_pd, _mm512_mul_pd, _mm512_fmadd_pd, _mm512_maskz_loadu_pd, _mm512_mask_storeu_pd);
+impl_avx512_elem!(
+    f32,
+    __m512,
+    16,
+    384,
+    768,
+    __mmask16,
+    _mm512_setzero_ps,
+    _mm512_set1_ps,
+    _mm512_loadu_ps,
+    _mm512_mul_ps,
+    _mm512_fmadd_ps,
+    _mm512_maskz_loadu_ps,
+    _mm512_mask_storeu_ps
+);
+impl_avx512_elem!(
+    f64,
+    __m512d,
+    8,
+    192,
+    384,
+    __mmask8,
+    _mm512_setzero_pd,
+    _mm512_set1_pd,
+    _mm512_loadu_pd,
+    _mm512_mul_pd,
+    _mm512_fmadd_pd,
+    _mm512_maskz_loadu_pd,
+    _mm512_mask_storeu_pd
+);
 
 /// A mask of the low `n` bits (`n ≤ 16`).
 #[inline(always)]
@@ -124,7 +150,18 @@ fn lane_mask(n: usize) -> u16 {
 /// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements and `b` `kc·NR`; `c`
 /// is valid for `rows` rows of `cols` elements with row stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile<T: Avx512Elem>(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, alpha: T, beta: T) {
+pub(super) unsafe fn tile<T: Avx512Elem>(
+    kc: usize,
+    ch: usize,
+    a: *const T,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    alpha: T,
+    beta: T,
+) {
     macro_rules! sized {
         ($($r:literal, $v:literal if $when:expr;)*) => {
             $(if $when { return sized!($r, $v); })*

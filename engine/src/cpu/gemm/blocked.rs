@@ -122,9 +122,10 @@ pub(super) unsafe fn gemm<T: Avx512Elem>(
                 let packed_b = &mut b_block[..b_panels * kc * nr];
                 let b_src = b.from(p0, j0);
                 if parallel {
-                    packed_b.par_chunks_mut(kc * nr).enumerate().for_each(|(q, panel)| {
-                        T::pack_b(b_src.from(0, q * nr), kc, nr.min(nc - q * nr), panel)
-                    });
+                    packed_b
+                        .par_chunks_mut(kc * nr)
+                        .enumerate()
+                        .for_each(|(q, panel)| T::pack_b(b_src.from(0, q * nr), kc, nr.min(nc - q * nr), panel));
                 } else {
                     T::pack_b(b_src, kc, nc, packed_b);
                 }

@@ -86,7 +86,18 @@ pub trait Gemm: FloatElem {
     /// [`Gemm::gemm`] with the implementation `isa` (or the best one below it that this CPU
     /// runs): for tests and benchmarks that compare them in one process.
     #[allow(clippy::too_many_arguments)]
-    fn gemm_with(isa: GemmIsa, m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, beta: Self, c: &mut [Self], ldc: usize);
+    fn gemm_with(
+        isa: GemmIsa,
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: MatRef<Self>,
+        b: MatRef<Self>,
+        beta: Self,
+        c: &mut [Self],
+        ldc: usize,
+    );
 }
 
 fn check_span<T>(what: &str, r: &MatRef<T>, rows: usize, cols: usize) {
@@ -131,7 +142,18 @@ fn needs_product<T: FloatElem>(m: usize, k: usize, n: usize, a: &MatRef<T>, b: &
 macro_rules! impl_gemm {
     ($t:ty, $portable:path) => {
         impl Gemm for $t {
-            fn gemm_with(isa: GemmIsa, m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, beta: Self, c: &mut [Self], ldc: usize) {
+            fn gemm_with(
+                isa: GemmIsa,
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: MatRef<Self>,
+                b: MatRef<Self>,
+                beta: Self,
+                c: &mut [Self],
+                ldc: usize,
+            ) {
                 if !needs_product(m, k, n, &a, &b, beta, c, ldc) {
                     return;
                 }

@@ -88,7 +88,12 @@ pub(super) fn a_panel_len(mr: usize, depth: usize, ch: usize) -> usize {
 ///
 /// # Safety
 /// Every element (i, p), i < rows, p < depth, of `src` is readable.
-pub(super) unsafe fn pack_a<T: Copy + Default, const MR: usize, const CH: usize>(src: Strided<T>, rows: usize, depth: usize, dst: &mut [T]) {
+pub(super) unsafe fn pack_a<T: Copy + Default, const MR: usize, const CH: usize>(
+    src: Strided<T>,
+    rows: usize,
+    depth: usize,
+    dst: &mut [T],
+) {
     let panel_len = a_panel_len(MR, depth, CH);
     let (panels, chunks) = (rows.div_ceil(MR), depth / CH);
     assert!(dst.len() >= panels * panel_len, "gemm: packing buffer too small");
