@@ -359,6 +359,8 @@ fn clip_trains_on_pairs_and_evaluates_zero_shot() {
     assert!(std::fs::read_to_string(out.join("tokenizer.json")).unwrap().contains("<|endoftext|>"));
     let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert!(text.contains("\"zero_shot_acc\"") && text.contains("\"logit_scale\""), "{text}");
+    // The joint space (the image embedding zero-shot classifies in) is scored beside the representation.
+    assert!(text.contains("\"joint_knn_acc\"") && String::from_utf8_lossy(&o.stdout).contains("joint space"), "{text}");
 
     let templates = dir.join("templates.txt");
     std::fs::write(&templates, "a {} square\n\nsomething {class}\n").unwrap();

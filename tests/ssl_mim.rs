@@ -176,3 +176,28 @@ fn both_methods_train_a_step_and_draw_their_reconstructions() {
     let err = build_default("mae", &cnn, 4, 0).err().unwrap();
     assert!(err.contains("mae needs a Vision Transformer") && err.contains("resnet-narrow"), "{err}");
 }
+
+/// SimMIM's `init` option: `xavier` (the default, MAE's init) draws the encoder's matrices
+/// about 2.5× wider than `timm` (std 0.02); anything else is refused by name.
+#[test]
+fn simmim_init_option_picks_the_encoder_init() {
+    let info = tessera::ssl::methods::find("simmim").unwrap();
+    let ctx = tessera::ssl::methods::OptionsContext { encoder: "vit-tiny", batch_size: 4 };
+    let qkv_std = |init: &str| {
+        let table: toml::Table = toml::from_str(&format!("init = \"{init}\"")).unwrap();
+        let options = (info.resolve)(&table, &ctx).unwrap();
+        let build =
+            tessera::ssl::methods::BuildContext { options: &options, encoder: &tiny_vit(), train: None, seed: 0, batch_size: 4, run: None };
+        let method = (info.build)(&build).unwrap();
+        let w = method.state_dict().into_iter().find(|(n, _)| n.ends_with("blocks.0.attn.qkv.weight")).unwrap().1;
+        let v = w.to_vec_f64().unwrap();
+        (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt()
+    };
+    let (xavier, timm) = (qkv_std("xavier"), qkv_std("timm"));
+    // Xavier-uniform on the fused [576, 192] matrix: std √(6 / 768) / √3 ≈ 0.051.
+    assert!((xavier - 0.051).abs() < 0.003, "xavier std {xavier}");
+    assert!((timm - 0.02).abs() < 0.002, "timm std {timm}");
+    let bad: toml::Table = toml::from_str("init = \"he\"").unwrap();
+    let err = (info.resolve)(&bad, &ctx).unwrap_err();
+    assert!(err.contains("init") && err.contains("he"), "{err}");
+}

@@ -143,7 +143,7 @@ impl Diagnostics {
 
 /// The projector's output `[N, E]` on the host for encoder `features` `[N, D]` on the host,
 /// in eval mode without a graph; `None` for methods without a projector.
-fn projector_output(method: &dyn Method, features: &Tensor) -> crate::Result<Option<Tensor>> {
+pub(crate) fn projector_output(method: &dyn Method, features: &Tensor) -> crate::Result<Option<Tensor>> {
     let projected = in_eval_mode(method, || method.projector_embedding(&features.to_device(method.device())?));
     projected.and_then(|z| Ok(z.map(|z| z.to_device(Device::Cpu)).transpose()?)).map_err(crate::Error::msg)
 }

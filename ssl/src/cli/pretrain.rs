@@ -4,7 +4,7 @@
 use super::assemble::{build_loader, build_method, device_of, load_splits};
 use super::attention_pictures::{write_attention_picture, ATTENTION_PICTURE};
 use super::config::{preset, table_has_key, Config, KeyError};
-use super::diagnose::Diagnostics;
+use super::diagnose::{self, Diagnostics};
 use super::diagnostic_pictures::write_diagnostic_pictures;
 use super::layer_norm_picture::{write_update_ratio_picture, UPDATE_RATIO_PICTURE};
 use super::{pictures, plots, progress::Progress, PretrainArgs};
@@ -269,14 +269,20 @@ fn final_report(
     t0: Instant,
 ) -> crate::Result<()> {
     let e = |e: tessera_autograd::Error| e.to_string();
-    let trained = score(
-        &encode_dataset(method.encoder(), tr, 512, Some(norm)).map_err(e)?,
-        &encode_dataset(method.encoder(), te, 512, Some(norm)).map_err(e)?,
-        tr,
-        te,
-        cfg,
-    )?;
-    let mut rows = vec![(format!("{} {} (trained)", cfg.method, cfg.encoder), trained)];
+    let features_tr = encode_dataset(method.encoder(), tr, 512, Some(norm)).map_err(e)?;
+    let features_te = encode_dataset(method.encoder(), te, 512, Some(norm)).map_err(e)?;
+    let trained = score(&features_tr, &features_te, tr, te, cfg)?;
+    // (label, metrics key prefix, scores)
+    let mut rows = vec![(format!("{} {} (trained)", cfg.method, cfg.encoder), "", trained)];
+    if method.dual_encoder().is_some() {
+        // An image–text model's own output is the joint space (open_clip's `encode_image`,
+        // where zero-shot classifies); the representation row above is the CLIP paper's
+        // linear-probe feature (before the projection). Both, so neither protocol is guessed.
+        let joint = (diagnose::projector_output(method, &features_tr)?, diagnose::projector_output(method, &features_te)?);
+        if let (Some(jtr), Some(jte)) = joint {
+            rows.push((format!("{} {} joint space (image embedding)", cfg.method, cfg.encoder), "joint_", score(&jtr, &jte, tr, te, cfg)?));
+        }
+    }
     if cfg.eval.baselines {
         // The method's own encoder before any step (same seed, same init: MAE's and CLIP's
         // are not timm's), so the row says what pretraining added.
@@ -285,6 +291,7 @@ fn final_report(
         random.to_device(method.encoder().device())?;
         rows.push((
             format!("{} random weights", cfg.encoder),
+            "random_",
             score(
                 &encode_dataset(random, tr, 512, Some(norm)).map_err(e)?,
                 &encode_dataset(random, te, 512, Some(norm)).map_err(e)?,
@@ -293,14 +300,17 @@ fn final_report(
                 cfg,
             )?,
         ));
-        rows.push(("raw pixels".into(), score(&pixel_features(tr, Some(norm))?, &pixel_features(te, Some(norm))?, tr, te, cfg)?));
+        rows.push((
+            "raw pixels".into(),
+            "pixels_",
+            score(&pixel_features(tr, Some(norm))?, &pixel_features(te, Some(norm))?, tr, te, cfg)?,
+        ));
     }
     let mut record = json!({"eval": "final", "knn_k": cfg.eval.knn_k, "train_seconds": train_seconds});
-    let keys = ["", "random_", "pixels_"];
-    for (i, (_, s)) in rows.iter().enumerate() {
-        record[format!("{}knn_acc", keys[i])] = json!(s.knn);
-        record[format!("{}knn_weighted_acc", keys[i])] = json!(s.knn_weighted);
-        record[format!("{}linear_acc", keys[i])] = json!(s.linear);
+    for (_, key, s) in &rows {
+        record[format!("{key}knn_acc")] = json!(s.knn);
+        record[format!("{key}knn_weighted_acc")] = json!(s.knn_weighted);
+        record[format!("{key}linear_acc")] = json!(s.linear);
     }
     let zero_shot = super::zero_shot::zero_shot_score(method, te, norm, &super::zero_shot::templates(None)?)?;
     if let Some(acc) = zero_shot {
@@ -310,7 +320,7 @@ fn final_report(
     println!();
     println!("| features | kNN acc (k={}) | kNN weighted | linear acc |", cfg.eval.knn_k);
     println!("|---|---|---|---|");
-    for (name, s) in &rows {
+    for (name, _, s) in &rows {
         println!("| {name} | {:.3} | {:.3} | {:.3} |", s.knn, s.knn_weighted, s.linear);
     }
     if let Some(acc) = zero_shot {

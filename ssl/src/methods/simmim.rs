@@ -58,17 +58,25 @@ pub struct SimMimOptions {
     /// 0 picks twice the patch when that divides the image (32 px blocks for 16 px patches
     /// in the paper), else the patch itself (28 × 28 images with patch 4).
     pub mask_patch: usize,
+    /// The encoder's initialization: `timm` (the reference's: matrices normal with std 0.02)
+    /// or `xavier` (MAE's: Xavier-uniform matrices, about 2.5× larger on ViT-Tiny). At a few
+    /// hundred steps timm's init leaves the features nearly constant (BENCHMARKS.md, "SimMIM").
+    pub init: String,
 }
 
 impl Default for SimMimOptions {
     fn default() -> Self {
-        SimMimOptions { mask_ratio: 0.6, mask_patch: 0 }
+        SimMimOptions { mask_ratio: 0.6, mask_patch: 0, init: "xavier".into() }
     }
 }
 
 impl MethodOptions for SimMimOptions {
     fn validate(&self, _: &OptionsContext) -> std::result::Result<(), String> {
-        check_mask_ratio(self.mask_ratio)
+        check_mask_ratio(self.mask_ratio)?;
+        match self.init.as_str() {
+            "timm" | "xavier" => Ok(()),
+            other => Err(format!("init must be timm or xavier (got '{other}')")),
+        }
     }
 }
 
@@ -101,6 +109,9 @@ impl SimMim {
         let e = |e: tessera_autograd::Error| e.to_string();
         let mut gen = Generator::new(ctx.seed);
         let (vit, backbone) = vit_backbone(ctx.encoder, PosEmbed::Learned, "simmim", &mut gen)?;
+        if options.init == "xavier" {
+            vit.init_as_mae(&mut gen).map_err(e)?;
+        }
         let c = vit.config().clone();
         let block = mask_patch(options.mask_patch, c.img_size, c.patch_size);
         let masker = SimMimMasker::new((c.img_size, c.img_size), block, c.patch_size, options.mask_ratio).map_err(|_| {

@@ -33,9 +33,13 @@ pub fn kaiming_normal_fan_out(gen: &mut Generator, shape: &[usize], dtype: DType
     Ok(gen.normal(shape, 0.0, std, dtype)?)
 }
 
-/// ViT's init: a normal of this std truncated at ±2 std (resampled).
+/// ViT's init, timm's `trunc_normal_(w, std=std)`: a normal of this std cut at ±2 in
+/// absolute units (timm's defaults `a=-2, b=2` are values, not multiples of std), so with
+/// std 0.02 the cut sits at ±100 std and the draw keeps its full std. Cutting at ±2 std
+/// instead would shrink every ViT weight by 12% against timm's.
 pub fn trunc_normal(gen: &mut Generator, shape: &[usize], std: f64, dtype: DType) -> Result<Tensor> {
-    Ok(gen.trunc_normal(shape, 0.0, std, -2.0, 2.0, dtype)?)
+    const CUTOFF: f64 = 2.0;
+    Ok(gen.trunc_normal(shape, 0.0, std, -CUTOFF / std, CUTOFF / std, dtype)?)
 }
 
 /// Xavier/Glorot uniform: `±√(6/(fan_in + fan_out))` (MAE's patch embedding and linears).
@@ -108,5 +112,16 @@ mod tests {
             }
             assert!(block.attn.qkv.bias.as_ref().unwrap().value().to_vec_f64().unwrap().iter().all(|&b| b == 0.0), "biases keep zeros");
         }
+    }
+
+    /// timm's `trunc_normal_(std=0.02)` cuts at ±2 (absolute): the draw's std is 0.02, not
+    /// the 0.0176 of a cut at ±2 std, and values beyond 2 std occur (about 4.6% of them).
+    #[test]
+    fn trunc_normal_matches_timms_absolute_cutoff() {
+        let w = trunc_normal(&mut Generator::new(3), &[200_000], 0.02, DType::F64).unwrap().to_vec_f64().unwrap();
+        let std = (w.iter().map(|x| x * x).sum::<f64>() / w.len() as f64).sqrt();
+        assert!((std - 0.02).abs() < 2e-4, "std {std}");
+        let beyond = w.iter().filter(|x| x.abs() > 0.04).count() as f64 / w.len() as f64;
+        assert!((beyond - 0.0455).abs() < 0.003, "share beyond 2 std: {beyond}");
     }
 }
