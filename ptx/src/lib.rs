@@ -44,7 +44,7 @@ modules! {
     /// Index checks, gather / index_select, index_add, scatter_add, masked_fill, one_hot,
     /// strided-into-strided copies (cat), pad and its reflect backward, tile (repeat).
     INDEX = "index",
-    /// The counter-based random fills of engine/src/random.rs, bit for bit.
+    /// The counter-based random fills of engine/src/cpu/random.rs, bit for bit.
     RANDOM = "random",
 }
 
