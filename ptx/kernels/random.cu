@@ -1,6 +1,6 @@
 // Random fills, bit-identical to engine/src/cpu/random.rs: element i of a draw is a pure function
 // of (seed, counter + i) there, so each thread computes that same function for its i. Rust
-// side: engine/src/cuda/ops/random.rs.
+// side: engine/src/cuda/random.rs.
 //
 // Every float operation is an explicitly rounded intrinsic (__dmul_rn, __dadd_rn, ...): NVRTC
 // otherwise contracts a*b+c into an FMA, which rounds once instead of twice and would change
