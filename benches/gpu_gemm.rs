@@ -81,7 +81,7 @@ fn main() {
         let (err, scale) = max_error(&c, &exact);
         eprintln!("{label}: max |{label} - fp32| = {err:.3e} (max |fp32| = {scale:.3e})");
     }
-    // Other tensor-core kernel shapes (engine/src/cuda/ops/matmul.rs, TcKernel), for tuning:
+    // Other tensor-core kernel shapes (engine/src/cuda/matmul.rs, TcKernel), for tuning:
     // GEMM_VARIANTS=_s4,_w8 adds a line per shape and precision.
     if let Ok(variants) = std::env::var("GEMM_VARIANTS") {
         for v in variants.split(',') {

@@ -7,7 +7,7 @@ sure the committed PTX is what the sources give.
 
     python3 scripts/gen-ptx.py            # regenerate
     python3 scripts/gen-ptx.py --check    # exit 1 if any committed .ptx differs
-    python3 scripts/gen-ptx.py gemm index # only these modules (while editing them)
+    python3 scripts/gen-ptx.py matmul index # only these modules (while editing them)
 """
 import ctypes
 import pathlib

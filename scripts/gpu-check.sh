@@ -14,7 +14,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bundle="$root/gpu-bundle"
 # The test files with GPU checks (each file's CPU tests run too: they are quick).
-tests=(engine_half engine_elementwise engine_reduce engine_softmax engine_matmul engine_conv engine_index engine_views engine_random engine_errors autograd_composite autograd_gpu_memory nn_optim)
+tests=(engine_half engine_elementwise engine_reduce engine_softmax engine_matmul engine_conv engine_pool engine_index engine_shape engine_views engine_random engine_errors autograd_composite autograd_gpu_memory nn_optim)
 
 build() {
     cd "$root"

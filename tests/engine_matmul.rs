@@ -243,7 +243,7 @@ fn gpu_matmul_cases(dtype: DType, p: MatmulPrecision, tol: Option<f64>) {
 /// pipelines cycle through their stages), with the tile edges inside; batched with a
 /// broadcast B (A's batches folded into M) and with both operands batched. Each is over the
 /// 2^24 multiply-adds from which exact f32 products whose operands need packing take the
-/// cp.async kernel (engine/src/cuda/ops/matmul.rs, PACKING_PAYS).
+/// cp.async kernel (engine/src/cuda/matmul.rs, PACKING_PAYS).
 const GPU_LARGE_CASES: &[(&[usize], &[usize])] =
     &[(&[300, 260], &[260, 300]), (&[3, 200, 160], &[160, 240]), (&[3, 200, 136], &[3, 136, 210]), (&[256, 256], &[256, 288])];
 

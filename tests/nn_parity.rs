@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use tessera::autograd::Var;
 use tessera::engine::{DType, Generator, Tensor};
-use tessera::ssl::nn::checkpoint::{load_tensors, save_tensors};
+use tessera::ssl::nn::checkpoint::{load_tensors, save_tensors, with_prefix_stripped};
 use tessera::ssl::nn::{
-    load_model_prefixed, load_state_dict, sincos_2d, AdamW, Attention, BatchNorm, BlockKind, Lars, Module, Optim, Optimizer, Pool,
-    PosEmbed, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig,
+    load_model, load_model_prefixed, load_state_dict, save_model, sincos_2d, AdamW, Attention, BatchNorm, BlockKind, Lars, Module, Optim,
+    Optimizer, Pool, PosEmbed, ResNet, ResNetConfig, Sgd, Stem, VisionTransformer, VitConfig,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -64,10 +64,13 @@ fn resnet_parity(file: &str, cfg: ResNetConfig) {
     }
 }
 
+fn narrow_resnet18() -> ResNetConfig {
+    ResNetConfig { widths: vec![8, 16, 32, 64], stem_width: 8, num_classes: Some(10), ..ResNetConfig::resnet18() }
+}
+
 #[test]
 fn resnet18_topology_matches_torchvision() {
-    let cfg = ResNetConfig { widths: vec![8, 16, 32, 64], stem_width: 8, num_classes: Some(10), ..ResNetConfig::resnet18() };
-    resnet_parity("resnet18_narrow.safetensors", cfg);
+    resnet_parity("resnet18_narrow.safetensors", narrow_resnet18());
 }
 
 #[test]
@@ -167,9 +170,63 @@ fn sincos_positions_match_mae() {
     assert_close("sin-cos table", &ours, &f.get("table"), 1e-12);
 }
 
+/// `(name, dtype, shape)` of each tensor, sorted by name.
+fn signature(tensors: &[(String, Tensor)]) -> Vec<(String, DType, Vec<usize>)> {
+    let mut sig: Vec<_> = tensors.iter().map(|(n, t)| (n.clone(), t.dtype(), t.shape().to_vec())).collect();
+    sig.sort_by(|a, b| a.0.cmp(&b.0));
+    sig
+}
+
+fn f32_bits(t: &Tensor) -> Vec<u32> {
+    t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
+/// The export direction without Python: a tessera checkpoint must carry exactly the state
+/// dict torchvision / timm build for the same narrow models (the `model.*` tensors of the
+/// import fixtures are those state dicts, written by `scripts/make-fixtures.py`), and reading
+/// it back by those names must reproduce the model bit for bit. The numeric PyTorch-side
+/// check stays with `export_for_torch` below.
+#[test]
+fn export_uses_torch_names_and_round_trips_bitwise() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nn-export-roundtrip");
+    std::fs::create_dir_all(&dir).unwrap();
+    type Build = fn(u64) -> Box<dyn Module>;
+    let cases: [(&str, Build); 2] = [
+        ("resnet18_narrow", |seed| Box::new(ResNet::new(&narrow_resnet18(), &mut Generator::new(seed)).unwrap())),
+        ("vit_narrow", |seed| Box::new(VisionTransformer::new(&narrow_vit(), &mut Generator::new(seed)).unwrap())),
+    ];
+    for (name, build) in cases {
+        let model = build(2024);
+        let x = Generator::new(5).normal(&[2, 3, 32, 32], 0.0, 1.0, DType::F32).unwrap();
+        run(model.as_ref(), &x); // a training-mode batch: the saved BN statistics are not the defaults
+        model.set_training(false);
+        let want = run(model.as_ref(), &x);
+        let path = dir.join(format!("{name}.safetensors"));
+        save_model(&path, model.as_ref()).unwrap();
+
+        let saved = load_tensors(&path).unwrap().0;
+        for (n, t) in saved.iter().filter(|(n, _)| n.ends_with("num_batches_tracked")) {
+            assert_eq!(t.to_vec::<i64>().unwrap(), vec![1], "{name}: {n} after one training batch");
+        }
+        let torch = with_prefix_stripped(&Fixture::open(&format!("{name}.safetensors")).0, "model.");
+        assert_eq!(signature(&saved), signature(&torch), "{name}: saved names, dtypes and shapes against the torch state dict");
+
+        let fresh = build(7);
+        fresh.set_training(false);
+        assert_ne!(f32_bits(&run(fresh.as_ref(), &x)), f32_bits(&want), "{name}: a fresh model must start out different");
+        load_model(&path, fresh.as_ref()).unwrap();
+        assert_eq!(f32_bits(&run(fresh.as_ref(), &x)), f32_bits(&want), "{name}: reloaded eval output is not bitwise equal");
+        for ((n, a), (_, b)) in model.state_dict().iter().zip(fresh.state_dict().iter()) {
+            assert_eq!(a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap(), "{name}: {n} after reload");
+        }
+    }
+}
+
 /// Writes tessera-initialized checkpoints and outputs for `scripts/make-fixtures.py
 /// --check-export DIR` (DIR from `TESSERA_EXPORT_DIR`, default `target/nn-export`), which
-/// loads them into torchvision/timm with `strict=True` and compares the outputs.
+/// loads them into torchvision/timm with `strict=True` and compares the outputs: the numeric
+/// half of the export check, which needs PyTorch (the names and shapes are checked in CI by
+/// `export_uses_torch_names_and_round_trips_bitwise`).
 #[test]
 #[ignore = "writes files for the PyTorch-side check"]
 fn export_for_torch() {
@@ -178,8 +235,7 @@ fn export_for_torch() {
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nn-export"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut g = Generator::new(2024);
-    let resnet_cfg = ResNetConfig { widths: vec![8, 16, 32, 64], stem_width: 8, num_classes: Some(10), ..ResNetConfig::resnet18() };
-    let resnet = ResNet::new(&resnet_cfg, &mut g).unwrap();
+    let resnet = ResNet::new(&narrow_resnet18(), &mut g).unwrap();
     let vit = VisionTransformer::new(&narrow_vit(), &mut g).unwrap();
     let models: [(&str, &dyn Module); 2] = [("resnet18_narrow", &resnet), ("vit_narrow", &vit)];
     for (name, model) in models {
@@ -187,7 +243,7 @@ fn export_for_torch() {
         run(model, &x); // a training-mode batch moves the BN statistics off their defaults
         model.set_training(false);
         let y = run(model, &x);
-        tessera::ssl::nn::save_model(dir.join(format!("{name}.model.safetensors")), model).unwrap();
+        save_model(dir.join(format!("{name}.model.safetensors")), model).unwrap();
         save_tensors(dir.join(format!("{name}.io.safetensors")), &[("input".into(), x), ("output".into(), y)], None).unwrap();
     }
     eprintln!("wrote {}", dir.display());

@@ -2,10 +2,11 @@
 //! function of `(seed, counter + i)`, so results are the same whatever the thread count, and
 //! the GPU kernels (ptx/kernels/random.cu) compute the same function: a draw made on a GPU
 //! with the `*_on` methods has the same bits as on the CPU and advances the generator alike.
+//! The generator hands out counters; the draws themselves are `cpu::random`'s and
+//! `cuda::random`'s.
 
-mod portable_math;
-
-use crate::cpu::strided;
+use crate::cpu::random as host;
+use crate::cpu::random::{below, box_muller, mix, unit};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::{with_any, DType, Device, Error, Result, Tensor};
@@ -16,21 +17,6 @@ use crate::{with_any, DType, Device, Error, Result, Tensor};
 pub struct Generator {
     seed: u64,
     counter: u64,
-}
-
-/// A strong 64-bit mix (SplitMix64's finalizer) of a counter under a key.
-#[inline(always)]
-fn mix(key: u64, counter: u64) -> u64 {
-    let mut z = key ^ counter.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A uniform f64 in [0, 1) from 53 random bits.
-#[inline(always)]
-fn unit(bits: u64) -> f64 {
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 impl Generator {
@@ -59,20 +45,13 @@ impl Generator {
     /// One uniform integer in [0, n). `n` must be positive.
     pub fn next_below(&mut self, n: u64) -> u64 {
         let c = self.take(1);
-        ((mix(self.seed, c) as u128 * n as u128) >> 64) as u64
+        below(mix(self.seed, c), n)
     }
 
     /// One standard normal value.
     pub fn next_normal(&mut self) -> f64 {
         let c = self.take(2);
         box_muller(self.seed, c)
-    }
-
-    /// `n` uniform values in [0, 1), as f64, generated in parallel.
-    fn uniform_f64s(&mut self, n: usize) -> Vec<f64> {
-        let (seed, start) = (self.seed, self.take(n));
-        let idx: Vec<u64> = (0..n as u64).collect();
-        strided::map(&idx, move |i| unit(mix(seed, start.wrapping_add(i))))
     }
 
     /// A tensor of uniform values in `[low, high)`.
@@ -87,13 +66,17 @@ impl Generator {
             return Err(Error::invalid("uniform", format!("low {low} must not exceed high {high}")));
         }
         let n = crate::layout::checked_numel("uniform", shape)?;
-        if let Device::Cuda(ordinal) = device {
-            let dev = crate::cuda::device("uniform", ordinal)?;
-            let (seed, start) = (self.seed, self.take(n));
-            return Ok(Tensor::from_cuda_array(crate::cuda::random::uniform(&dev, shape, seed, start, low, high, dtype)?));
+        match device {
+            Device::Cuda(ordinal) => {
+                let dev = crate::cuda::device("uniform", ordinal)?;
+                let (seed, start) = (self.seed, self.take(n));
+                Ok(Tensor::from_cuda_array(crate::cuda::random::uniform(&dev, shape, seed, start, low, high, dtype)?))
+            }
+            Device::Cpu => {
+                let (seed, start) = (self.seed, self.take(n));
+                Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(host::uniform::<T>(seed, start, n, low, high), shape)))
+            }
         }
-        let u = self.uniform_f64s(n);
-        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(u.iter().map(|&x| T::from_f64(low + (high - low) * x)).collect(), shape)))
     }
 
     /// A tensor of normal values with this mean and standard deviation.
@@ -108,15 +91,17 @@ impl Generator {
             return Err(Error::invalid("normal", format!("std must be non-negative, got {std}")));
         }
         let n = crate::layout::checked_numel("normal", shape)?;
-        if let Device::Cuda(ordinal) = device {
-            let dev = crate::cuda::device("normal", ordinal)?;
-            let (seed, start) = (self.seed, self.take(2 * n));
-            return Ok(Tensor::from_cuda_array(crate::cuda::random::normal(&dev, shape, seed, start, mean, std, dtype)?));
+        match device {
+            Device::Cuda(ordinal) => {
+                let dev = crate::cuda::device("normal", ordinal)?;
+                let (seed, start) = (self.seed, self.take(2 * n));
+                Ok(Tensor::from_cuda_array(crate::cuda::random::normal(&dev, shape, seed, start, mean, std, dtype)?))
+            }
+            Device::Cpu => {
+                let (seed, start) = (self.seed, self.take(2 * n));
+                Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(host::normal::<T>(seed, start, n, mean, std), shape)))
+            }
         }
-        let (seed, start) = (self.seed, self.take(2 * n));
-        let idx: Vec<u64> = (0..n as u64).collect();
-        let z = strided::map(&idx, move |i| box_muller(seed, start.wrapping_add(2 * i)));
-        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(z.iter().map(|&x| T::from_f64(mean + std * x)).collect(), shape)))
     }
 
     /// [`trunc_normal`](Self::trunc_normal) on `device`. Resampling is sequential, so the
@@ -145,14 +130,12 @@ impl Generator {
             return Err(Error::invalid("trunc_normal", format!("needs a < b, got a {a}, b {b}")));
         }
         let n = crate::layout::checked_numel("trunc_normal", shape)?;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let z = self.next_normal();
-            if z >= a && z <= b {
-                out.push(mean + std * z);
-            }
-        }
-        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(out.iter().map(|&x| T::from_f64(x)).collect(), shape)))
+        let (seed, start) = (self.seed, self.counter);
+        with_any!(dtype, |T| {
+            let (out, used) = host::trunc_normal::<T>(seed, start, n, mean, std, a, b);
+            self.counter = self.counter.wrapping_add(used);
+            Ok(Tensor::from_vec_unchecked(out, shape))
+        })
     }
 
     /// A u8 mask whose elements are 1 with probability `p`.
@@ -166,13 +149,17 @@ impl Generator {
             return Err(Error::invalid("bernoulli", format!("probability must lie in [0, 1], got {p}")));
         }
         let n = crate::layout::checked_numel("bernoulli", shape)?;
-        if let Device::Cuda(ordinal) = device {
-            let dev = crate::cuda::device("bernoulli", ordinal)?;
-            let (seed, start) = (self.seed, self.take(n));
-            return Ok(Tensor::from_cuda_array(crate::cuda::random::bernoulli(&dev, shape, seed, start, p)?));
+        match device {
+            Device::Cuda(ordinal) => {
+                let dev = crate::cuda::device("bernoulli", ordinal)?;
+                let (seed, start) = (self.seed, self.take(n));
+                Ok(Tensor::from_cuda_array(crate::cuda::random::bernoulli(&dev, shape, seed, start, p)?))
+            }
+            Device::Cpu => {
+                let (seed, start) = (self.seed, self.take(n));
+                Ok(Tensor::from_vec_unchecked(host::bernoulli(seed, start, n, p), shape))
+            }
         }
-        let u = self.uniform_f64s(n);
-        Ok(Tensor::from_vec_unchecked(u.iter().map(|&x| (x < p) as u8).collect(), shape))
     }
 
     /// Uniform integers in `[low, high)` as i64.
@@ -187,15 +174,17 @@ impl Generator {
         }
         let n = crate::layout::checked_numel("randint", shape)?;
         let range = (high - low) as u64;
-        if let Device::Cuda(ordinal) = device {
-            let dev = crate::cuda::device("randint", ordinal)?;
-            let (seed, start) = (self.seed, self.take(n));
-            return Ok(Tensor::from_cuda_array(crate::cuda::random::randint(&dev, shape, seed, start, low, range)?));
+        match device {
+            Device::Cuda(ordinal) => {
+                let dev = crate::cuda::device("randint", ordinal)?;
+                let (seed, start) = (self.seed, self.take(n));
+                Ok(Tensor::from_cuda_array(crate::cuda::random::randint(&dev, shape, seed, start, low, range)?))
+            }
+            Device::Cpu => {
+                let (seed, start) = (self.seed, self.take(n));
+                Ok(Tensor::from_vec_unchecked(host::randint(seed, start, n, low, range), shape))
+            }
         }
-        let (seed, start) = (self.seed, self.take(n));
-        let idx: Vec<u64> = (0..n as u64).collect();
-        let v = strided::map(&idx, move |i| low + ((mix(seed, start.wrapping_add(i)) as u128 * range as u128) >> 64) as i64);
-        Ok(Tensor::from_vec_unchecked(v, shape))
     }
 
     /// A random permutation of `0..n` as i64 (Fisher–Yates).
@@ -212,15 +201,6 @@ impl Generator {
         }
         p
     }
-}
-
-/// A standard normal from counters `c` and `c + 1`. `ln` and `cos` are our own (see
-/// `portable_math`): the GPU kernel repeats them operation for operation.
-#[inline(always)]
-fn box_muller(seed: u64, c: u64) -> f64 {
-    let u1 = unit(mix(seed, c));
-    let u2 = unit(mix(seed, c.wrapping_add(1)));
-    (-2.0 * portable_math::ln(1.0 - u1)).sqrt() * portable_math::cos(std::f64::consts::TAU * u2)
 }
 
 fn check_float(op: &'static str, dtype: DType) -> Result<()> {

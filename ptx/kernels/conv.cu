@@ -1,7 +1,7 @@
 // Convolution kernels on NCHW images: im2col and col2im (the engine's unfold / fold, and the
 // data movement around the matmul-based conv2d / conv_transpose2d), plus a store that adds a
 // per-channel bias. The GEMMs themselves are the engine's matmul. `View4` and `ConvGeom`
-// mirror engine/src/cuda/ops/conv.rs field for field. bf16 / f16: sums and bias adds run in
+// mirror engine/src/cuda/conv.rs field for field. bf16 / f16: sums and bias adds run in
 // f32 (acc_t), rounded once per output; im2col only moves values.
 #include "half.cuh"
 #include "nchw.cuh"

@@ -1,5 +1,5 @@
 // Elementwise kernels: strided copy, unary ops and their fused backward, broadcasting binary
-// ops, comparisons, where, casts and fill. Op codes mirror engine/src/cuda/ops/elementwise.rs.
+// ops, comparisons, where, casts and fill. Op codes mirror engine/src/cuda/elementwise.rs.
 // bf16 / f16 are storage only (half.cuh): the math below runs in acc_t<T>, f32 for them.
 #include "common.cuh"
 #include "half.cuh"

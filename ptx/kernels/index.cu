@@ -1,7 +1,7 @@
 // Indexing and layout kernels: index checks, gather (serves index_select too), index_add,
 // scatter_add, masked_fill, one_hot, a strided-into-strided copy (cat, scatter_into_zeros),
-// pad and its reflect backward, and tile (repeat). Rust side: engine/src/cuda/ops/index.rs and
-// engine/src/cuda/ops/shape.rs.
+// pad and its reflect backward, and tile (repeat). Rust side: engine/src/cuda/index.rs and
+// engine/src/cuda/shape.rs.
 //
 // Accumulating kernels (index_add, scatter_add, the pad backward) give each output element to
 // one thread, which adds its contributions in the CPU backend's order: results are

@@ -1,6 +1,6 @@
 // Shared by the convolution and pooling modules: a strided operand addressed by up to four
 // coordinates (an NCHW image batch, a column matrix). Mirrored by `View4` in
-// engine/src/cuda/ops/conv.rs.
+// engine/src/cuda/conv.rs.
 #pragma once
 #include "common.cuh"
 

@@ -1,7 +1,7 @@
 // 2-D pooling over the planes of [N, C, H, W] (or [C, H, W]) tensors: max pooling with
 // indices, average pooling and adaptive average pooling, and their backward. Every result
 // follows engine/src/ops/conv/pool.rs: the same windows, tie rules and summation order.
-// `PoolGeom` mirrors engine/src/cuda/ops/pool.rs field for field.
+// `PoolGeom` mirrors engine/src/cuda/pool.rs field for field.
 //
 // bf16 / f16 are read into f32 (acc_t) and every sum, division and comparison runs there,
 // each output rounded once. The max-pool backward scatters into its output, so for them it

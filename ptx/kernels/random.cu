@@ -1,10 +1,10 @@
-// Random fills, bit-identical to engine/src/random.rs: element i of a draw is a pure function
+// Random fills, bit-identical to engine/src/cpu/random.rs: element i of a draw is a pure function
 // of (seed, counter + i) there, so each thread computes that same function for its i. Rust
-// side: engine/src/cuda/ops/random.rs.
+// side: engine/src/cuda/random.rs.
 //
 // Every float operation is an explicitly rounded intrinsic (__dmul_rn, __dadd_rn, ...): NVRTC
 // otherwise contracts a*b+c into an FMA, which rounds once instead of twice and would change
-// bits. ln and cos are engine/src/random/portable_math.rs's, operation for operation.
+// bits. ln and cos are engine/src/cpu/random/portable_math.rs's, operation for operation.
 //
 // bf16 / f16 draws are the same f64 values, rounded to f32 and then to the half (from_acc),
 // as the host's `from_f64` does.
@@ -13,7 +13,7 @@
 
 typedef unsigned long long u64;
 
-// SplitMix64's finalizer of a counter under a key (random.rs `mix`).
+// SplitMix64's finalizer of a counter under a key (cpu/random.rs `mix`).
 __device__ __forceinline__ u64 mix(u64 key, u64 counter) {
     u64 z = key ^ (counter * 0x9E3779B97F4A7C15ULL);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -108,7 +108,7 @@ __device__ double portable_cos(double x) {
     }
 }
 
-// A standard normal from counters c and c + 1 (random.rs `box_muller`).
+// A standard normal from counters c and c + 1 (cpu/random.rs `box_muller`).
 __device__ double box_muller(u64 seed, u64 c) {
     double u1 = unit(mix(seed, c));
     double u2 = unit(mix(seed, c + 1));

@@ -3,7 +3,7 @@
 // (a thread per output column, reading coalesced across columns). Either can split the
 // reduced dim into `segs` segments, giving partials [outer, segs, inner] that a second launch
 // with segs = 1 combines: long reductions then use the whole GPU, in a fixed order.
-// Codes mirror engine/src/cuda/ops/reduce.rs.
+// Codes mirror engine/src/cuda/reduce.rs.
 //
 // bf16 / f16 inputs are combined in f32 (acc_t) and rounded once into the output. Anything
 // that crosses launches stays f32 for them: the per-segment partials, and the `shift` (a mean

@@ -1,7 +1,7 @@
 // softmax / log_softmax along the last dim of a contiguous [rows, n] array, and their fused
 // backward; a warp per row for short rows, a block per row for long ones. The formulas are
 // the CPU backend's (engine/src/ops/softmax.rs), term for term. Op codes mirror
-// engine/src/cuda/ops/softmax.rs. bf16 / f16 rows are read into f32 (A = acc_t<T>), reduced
+// engine/src/cuda/softmax.rs. bf16 / f16 rows are read into f32 (A = acc_t<T>), reduced
 // and computed in f32, and each output rounded once.
 #include "row_reduce.cuh"
 

@@ -26,9 +26,9 @@ modules! {
     /// where, casts, fill.
     ELEMENTWISE = "elementwise",
     /// Batched strided matrix products: exact f32 / f64, TF32 and bf16 tensor cores.
-    GEMM = "gemm",
+    MATMUL = "matmul",
     /// Tensor-core GEMM shapes that are tuning candidates (loaded only when asked for).
-    GEMM_TUNE = "gemm_tune",
+    MATMUL_TUNE = "matmul_tune",
     /// im2col / col2im for unfold, fold and the matmul-based convolutions; bias store.
     CONV = "conv",
     /// Max (with indices), average and adaptive average 2-D pooling and their backward.
@@ -44,7 +44,7 @@ modules! {
     /// Index checks, gather / index_select, index_add, scatter_add, masked_fill, one_hot,
     /// strided-into-strided copies (cat), pad and its reflect backward, tile (repeat).
     INDEX = "index",
-    /// The counter-based random fills of engine/src/random.rs, bit for bit.
+    /// The counter-based random fills of engine/src/cpu/random.rs, bit for bit.
     RANDOM = "random",
 }
 

@@ -70,3 +70,8 @@ pub fn to_device_keeping_layout(t: &Tensor, dev: Device) -> Tensor {
     let (base, layout) = t.storage_view();
     base.to_device(dev).unwrap().as_strided(&layout.shape, &layout.strides, layout.offset).unwrap()
 }
+
+/// Operands with random layouts (transposed, flipped, sliced, expanded), one per shape.
+pub fn operands(dtype: DType, seed: u64, shapes: &[&[usize]]) -> Vec<Tensor> {
+    shapes.iter().enumerate().map(|(i, s)| super::operand(s, dtype, seed * 16 + i as u64).t).collect()
+}

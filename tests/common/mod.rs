@@ -7,7 +7,9 @@
 use proptest::prelude::*;
 use tessera::engine::{DType, Tensor};
 
+pub mod adjoint;
 pub mod gpu;
+pub mod window;
 
 /// Case count for the property tests: modest, so the suite stays fast on two cores.
 /// `PROPTEST_CASES=1000` runs a deeper search.

@@ -73,7 +73,7 @@ pub(crate) fn grid_stride(dev: &CudaDevice, n: usize) -> LaunchConfig {
 /// Queues a launch built with `dev.stream.launch_builder(&f)` and `.arg(..)` calls.
 pub(crate) fn run(dev: &CudaDevice, op: &'static str, mut args: LaunchArgs<'_>, cfg: LaunchConfig) -> Result<()> {
     dev.bind(op)?;
-    // Safety: each caller in cuda/ops mirrors its kernel's parameter list, and passes device
+    // Safety: each launcher in cuda/ mirrors its kernel's parameter list, and passes device
     // pointers of buffers alive until the launch is queued; stream order keeps them valid
     // until it runs (a freed buffer is only reused by later work on the same stream).
     if !super::profile::enabled() {

@@ -1,4 +1,4 @@
-//! Batched matrix products on a GPU (ptx/kernels/gemm.cu), and the f32 precision setting
+//! Batched matrix products on a GPU (ptx/kernels/matmul.cu), and the f32 precision setting
 //! that picks between its exact, TF32 and bf16 kernels.
 //!
 //! By dtype: f64 is always exact; f32 follows [`matmul_precision`]; bf16 and f16 tensors
@@ -24,7 +24,7 @@ use crate::{DType, Error, Layout, Result};
 use cudarc::driver::{sys, CudaFunction, LaunchConfig, PushKernelArg};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use tessera_ptx::{GEMM, GEMM_TUNE};
+use tessera_ptx::{MATMUL, MATMUL_TUNE};
 
 /// How f32 matrix products on a GPU trade precision for speed, like PyTorch's
 /// `torch.set_float32_matmul_precision`. f64 products are always exact, bf16 / f16 ones
@@ -114,7 +114,7 @@ pub(crate) fn batched_matmul(a: &CudaView, b: &CudaView, batch: &[usize], m: usi
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    let f = dev.function(op, GEMM, name)?;
+    let f = dev.function(op, MATMUL, name)?;
     let mut builder = dev.stream.launch_builder(&f);
     builder.arg(&count).arg(&m).arg(&n).arg(&k);
     builder.arg(&batches[0]).arg(&pa).arg(&a_rs).arg(&a_cs);
@@ -151,7 +151,7 @@ fn exact_f32_matmul(dev: &Arc<CudaDevice>, batch: &[usize], count: i64, k: i64, 
     let op = "matmul";
     let (a_desc, a_ptr, lda, _a_scratch) = k_major(dev, batch, count, k, a)?;
     let (b_desc, b_ptr, ldb, _b_scratch) = k_major(dev, batch, count, k, b)?;
-    let f = dev.function(op, GEMM, "gemm_f32_packed")?;
+    let f = dev.function(op, MATMUL, "gemm_f32_packed")?;
     raise_smem(dev, &f, "gemm_f32_packed", PACKED_F32_SMEM)?;
     let tiles = ceil_div(a.width, 128) * ceil_div(b.width, 128);
     let cfg = LaunchConfig {
@@ -323,7 +323,7 @@ fn tc_in_place(x: &Operand, k: i64, elem: i64) -> Option<(u64, i64, i64)> {
     ((x.ks == 1 || k <= 1) && ptr.is_multiple_of(16) && ld % per16 == 0 && bs % per16 == 0).then_some((ptr, ld, bs))
 }
 
-/// A tensor-core product kernel of ptx/kernels/gemm_tc.cuh: its output tile, threads and
+/// A tensor-core product kernel of ptx/kernels/matmul_tc.cuh: its output tile, threads and
 /// shared memory (`stages` slices of 128 bytes per row of A and of B).
 struct TcKernel {
     module: tessera_ptx::Module,
@@ -337,7 +337,7 @@ struct TcKernel {
 impl TcKernel {
     /// 128×128 tiles on 4 warps with 3 stages (96 KiB: two blocks per SM on Hopper, and it
     /// fits every sm_80+ GPU). For tuning on a GPU, `TESSERA_GEMM_VARIANT` picks a shape of
-    /// ptx/kernels/gemm_tune.cu: `_s4` (4 stages, 128 KiB) or `_w8` (128×256 tiles on 8
+    /// ptx/kernels/matmul_tune.cu: `_s4` (4 stages, 128 KiB) or `_w8` (128×256 tiles on 8
     /// warps, 144 KiB; neither fits the 99 KiB of sm_86 / sm_89). On an H100 at 4096³ both
     /// lost to the default (TF32 139 and 155 against 165 TFLOP/s; BF16 244 and 260 against
     /// 277), so the default stays; other cards may rank them differently. Only the
@@ -346,9 +346,9 @@ impl TcKernel {
     fn new(base: &str, tunable: bool) -> TcKernel {
         let variant = if tunable { std::env::var("TESSERA_GEMM_VARIANT").unwrap_or_default() } else { String::new() };
         let (module, suffix, warps_n, stages) = match variant.as_str() {
-            "_s4" => (GEMM_TUNE, "_s4", 2, 4),
-            "_w8" => (GEMM_TUNE, "_w8", 4, 3),
-            _ => (GEMM, "", 2, 3),
+            "_s4" => (MATMUL_TUNE, "_s4", 2, 4),
+            "_w8" => (MATMUL_TUNE, "_w8", 4, 3),
+            _ => (MATMUL, "", 2, 3),
         };
         let (bm, bn) = (128, 64 * warps_n);
         TcKernel { module, name: format!("{base}{suffix}"), bm, bn, threads: 64 * warps_n as u32, smem: stages * (bm + bn) as u32 * 128 }
@@ -435,7 +435,7 @@ fn pack_operand(dev: &Arc<CudaDevice>, pack: &str, elem: i64, copies: i64, kp: i
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
-    let f = dev.function(op, GEMM, pack)?;
+    let f = dev.function(op, MATMUL, pack)?;
     let mut builder = dev.stream.launch_builder(&f);
     builder.arg(&copies).arg(&x.rows).arg(&k).arg(&kp);
     builder.arg(&x.batch).arg(&x.ptr).arg(&x.rs).arg(&x.ks);

@@ -1,4 +1,4 @@
-//! Random fills (ptx/kernels/random.cu): the counter-based functions of engine/src/random.rs,
+//! Random fills (ptx/kernels/random.cu): the counter-based functions of engine/src/cpu/random.rs,
 //! element for element, so a GPU draw has the CPU draw's bits. The generator hands over its
 //! seed and the first counter of the draw; it has already advanced past it.
 

@@ -5,29 +5,14 @@
 //! so results do not depend on the thread count.
 
 use crate::backend::{cuda_operands, Backend};
-use crate::cpu::{strided, PAR_MIN_ELEMS};
+use crate::cpu;
 use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
-use crate::layout::{broadcast_shapes, checked_numel, contiguous_strides, for_each_row, normalize_axis};
+use crate::layout::{broadcast_shapes, checked_numel, normalize_axis};
 use crate::ops::widen::via_f32;
 use crate::{with_any, with_float, DType, Error, Result, Tensor};
-use rayon::prelude::*;
 use std::borrow::Cow;
-
-/// Runs `f(first_row, chunk)` over chunks of whole `inner`-long rows of `out`, in parallel
-/// when `out` is large.
-pub(crate) fn drive_rows<U: Send>(out: &mut [U], inner: usize, f: impl Fn(usize, &mut [U]) + Sync) {
-    if inner == 0 || out.is_empty() {
-        return;
-    }
-    if out.len() < PAR_MIN_ELEMS {
-        f(0, out);
-    } else {
-        let per = ((PAR_MIN_ELEMS / 4) / inner).max(1);
-        out.par_chunks_mut(per * inner).enumerate().for_each(|(t, c)| f(t * per, c));
-    }
-}
 
 /// The values of an i64 index tensor, checked to lie in `0..size`.
 fn checked_indices<'a>(op: &'static str, index: &'a Tensor, size: usize, what: impl FnOnce() -> String) -> Result<Cow<'a, [i64]>> {
@@ -60,11 +45,6 @@ fn out_of_range(op: &'static str, bad: i64, size: usize, what: String) -> Error 
     Error::invalid(op, format!("index {bad} is out of range for {what} of size {size}"))
 }
 
-/// `(outer, inner)`: the products of the dims before and after `a`.
-fn outer_inner(shape: &[usize], a: usize) -> (usize, usize) {
-    (shape[..a].iter().product(), shape[a + 1..].iter().product())
-}
-
 impl Tensor {
     /// The entries `index[0], index[1], ...` of `axis`, in that order (repeats allowed):
     /// `axis` takes the length of `index`, a 1-D i64 tensor (a 0-d one counts as length 1).
@@ -76,30 +56,22 @@ impl Tensor {
         }
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?}", self.shape());
-        if let Backend::Cuda(_) = self.backend() {
-            let k = checked_host_indices(OP, index, n, what)?.len();
-            let mut shape = self.shape().to_vec();
-            shape[a] = k;
-            let [x, index] = cuda_operands(OP, [self, index])?;
-            return Ok(Tensor::from_cuda_array(cuda::index::index_select(&x, a, &index, &shape)?));
-        }
-        let idx = checked_indices(OP, index, n, what)?;
-        let k = idx.len();
-        let (outer, inner) = outer_inner(self.shape(), a);
         let mut shape = self.shape().to_vec();
-        shape[a] = k;
-        with_any!(self.dtype(), |T| {
-            let x = self.values::<T>(OP)?;
-            let mut out = vec![T::default(); outer * k * inner];
-            drive_rows(&mut out, inner, |start, chunk| {
-                for (t, row) in chunk.chunks_mut(inner).enumerate() {
-                    let (o, j) = ((start + t) / k, (start + t) % k);
-                    let s = (o * n + idx[j] as usize) * inner;
-                    row.copy_from_slice(&x[s..s + inner]);
-                }
-            });
-            Ok(Tensor::from_vec_unchecked(out, &shape))
-        })
+        match self.backend() {
+            Backend::Cuda(_) => {
+                shape[a] = checked_host_indices(OP, index, n, what)?.len();
+                let [x, index] = cuda_operands(OP, [self, index])?;
+                Ok(Tensor::from_cuda_array(cuda::index::index_select(&x, a, &index, &shape)?))
+            }
+            Backend::Cpu => {
+                let idx = checked_indices(OP, index, n, what)?;
+                shape[a] = idx.len();
+                with_any!(self.dtype(), |T| {
+                    let out = cpu::index::index_select(&self.values::<T>(OP)?, self.shape(), a, &idx);
+                    Ok(Tensor::from_vec_unchecked(out, &shape))
+                })
+            }
+        }
     }
 
     /// `self` with `src`'s slices along `axis` added at positions `index` (PyTorch's
@@ -114,51 +86,36 @@ impl Tensor {
         }
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?}", self.shape());
-        let idx = match self.backend() {
-            Backend::Cuda(_) => Cow::Owned(checked_host_indices(OP, index, n, what)?),
-            Backend::Cpu => checked_indices(OP, index, n, what)?,
-        };
-        let k = idx.len();
-        let mut expected = self.shape().to_vec();
-        expected[a] = k;
-        if src.shape() != expected {
-            return Err(Error::shapes_hint(
-                OP,
-                self.shape(),
-                src.shape(),
-                format!("the source must be {expected:?} for an index of length {k}"),
-            ));
-        }
-        if let Backend::Cuda(_) = self.backend() {
-            self.expect_float(OP)?;
-            let [x, index, src] = cuda_operands(OP, [self, index, src])?;
-            return Ok(Tensor::from_cuda_array(cuda::index::index_add(&x, a, &index, &idx, &src)?));
-        }
-        let (outer, inner) = outer_inner(self.shape(), a);
-        if let Some(out) = via_f32([self, index, src], |[x, i, s]| x.index_add(axis, &i, &s))? {
-            return Ok(out);
-        }
-        with_float!(self.dtype(), OP, |T| {
-            let mut out = self.values::<T>(OP)?.into_owned();
-            let s = src.values::<T>(OP)?;
-            let block = n * inner;
-            let body = |o: usize, dst: &mut [T]| {
-                for (j, &i) in idx.iter().enumerate() {
-                    let from = &s[(o * k + j) * inner..(o * k + j + 1) * inner];
-                    for (d, &v) in dst[i as usize * inner..(i as usize + 1) * inner].iter_mut().zip(from) {
-                        *d += v;
-                    }
-                }
-            };
-            if block > 0 {
-                if outer > 1 && s.len() >= PAR_MIN_ELEMS {
-                    out.par_chunks_mut(block).enumerate().for_each(|(o, d)| body(o, d));
-                } else {
-                    out.chunks_mut(block).enumerate().for_each(|(o, d)| body(o, d));
-                }
+        let check_src = |k: usize| {
+            let mut expected = self.shape().to_vec();
+            expected[a] = k;
+            if src.shape() == expected {
+                return Ok(());
             }
-            Ok(Tensor::from_vec_unchecked(out, self.shape()))
-        })
+            let hint = format!("the source must be {expected:?} for an index of length {k}");
+            Err(Error::shapes_hint(OP, self.shape(), src.shape(), hint))
+        };
+        match self.backend() {
+            Backend::Cuda(_) => {
+                let idx = checked_host_indices(OP, index, n, what)?;
+                check_src(idx.len())?;
+                self.expect_float(OP)?;
+                let [x, index, src] = cuda_operands(OP, [self, index, src])?;
+                Ok(Tensor::from_cuda_array(cuda::index::index_add(&x, a, &index, &idx, &src)?))
+            }
+            Backend::Cpu => {
+                let idx = checked_indices(OP, index, n, what)?;
+                check_src(idx.len())?;
+                if let Some(out) = via_f32([self, index, src], |[x, i, s]| x.index_add(axis, &i, &s))? {
+                    return Ok(out);
+                }
+                with_float!(self.dtype(), OP, |T| {
+                    let mut out = self.values::<T>(OP)?.into_owned();
+                    cpu::index::index_add(&mut out, self.shape(), a, &idx, &src.values::<T>(OP)?);
+                    Ok(Tensor::from_vec_unchecked(out, self.shape()))
+                })
+            }
+        }
     }
 
     /// The backward of [`index_select`](Self::index_select): `self` is the gradient of the
@@ -183,35 +140,20 @@ impl Tensor {
         check_index_shape(OP, self.shape(), index.shape(), a, None)?;
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape());
-        if let Backend::Cuda(_) = self.backend() {
-            check_device_indices(OP, index, n, what)?;
-            let [x, index] = cuda_operands(OP, [self, index])?;
-            return Ok(Tensor::from_cuda_array(cuda::index::gather(&x, a, &index)?));
+        match self.backend() {
+            Backend::Cuda(_) => {
+                check_device_indices(OP, index, n, what)?;
+                let [x, index] = cuda_operands(OP, [self, index])?;
+                Ok(Tensor::from_cuda_array(cuda::index::gather(&x, a, &index)?))
+            }
+            Backend::Cpu => {
+                let idx = checked_indices(OP, index, n, what)?;
+                with_any!(self.dtype(), |T| {
+                    let out = cpu::index::gather(self.buffer::<T>(OP)?, self.layout(), a, &idx, index.shape());
+                    Ok(Tensor::from_vec_unchecked(out, index.shape()))
+                })
+            }
         }
-        let idx = checked_indices(OP, index, n, what)?;
-        let ishape = index.shape().to_vec();
-        let inner = *ishape.last().unwrap_or(&1);
-        let l = self.layout();
-        let mut zs = l.strides.clone();
-        let sa = zs[a];
-        zs[a] = 0;
-        let zlast = *zs.last().unwrap_or(&0);
-        let zs = [zs];
-        with_any!(self.dtype(), |T| {
-            let buf = self.buffer::<T>(OP)?;
-            let mut out = vec![T::default(); idx.len()];
-            drive_rows(&mut out, inner, |start, chunk| {
-                let rows = chunk.len() / inner;
-                for_each_row(&ishape, &zs, &[l.offset as isize], start, start + rows, |r, offs| {
-                    let row = &mut chunk[(r - start) * inner..(r - start + 1) * inner];
-                    let ir = &idx[r * inner..(r + 1) * inner];
-                    for (j, (o, &i)) in row.iter_mut().zip(ir).enumerate() {
-                        *o = buf[(offs[0] + j as isize * zlast + i as isize * sa) as usize];
-                    }
-                });
-            });
-            Ok(Tensor::from_vec_unchecked(out, &ishape))
-        })
     }
 
     /// `self` with `out[i][index[i][j][k]][k] += src[i][j][k]` for `axis = 1` (PyTorch's
@@ -226,57 +168,25 @@ impl Tensor {
         check_index_shape(OP, self.shape(), index.shape(), a, Some(src.shape()))?;
         let n = self.shape()[a];
         let what = || format!("axis {axis} of shape {:?} (index shape {:?})", self.shape(), index.shape());
-        if let Backend::Cuda(_) = self.backend() {
-            check_device_indices(OP, index, n, what)?;
-            self.expect_float(OP)?;
-            let [x, index, src] = cuda_operands(OP, [self, index, src])?;
-            return Ok(Tensor::from_cuda_array(cuda::index::scatter_add(&x, a, &index, &src)?));
-        }
-        let idx = checked_indices(OP, index, n, what)?;
-        let ishape = index.shape().to_vec();
-        let rank = ishape.len();
-        let inner = *ishape.last().unwrap_or(&1);
-        let cs = contiguous_strides(self.shape());
-        let mut zs = cs.clone();
-        let sa = zs[a];
-        zs[a] = 0;
-        let ls = src.layout();
-        let strides = [zs, ls.strides.clone()];
-        let (zlast, slast) = (strides[0][rank - 1], strides[1][rank - 1]);
-        if let Some(out) = via_f32([self, index, src], |[x, i, s]| x.scatter_add(axis, &i, &s))? {
-            return Ok(out);
-        }
-        with_float!(self.dtype(), OP, |T| {
-            let mut out = self.values::<T>(OP)?.into_owned();
-            let sbuf = src.buffer::<T>(OP)?;
-            if idx.is_empty() {
-                return Ok(Tensor::from_vec_unchecked(out, self.shape()));
+        match self.backend() {
+            Backend::Cuda(_) => {
+                check_device_indices(OP, index, n, what)?;
+                self.expect_float(OP)?;
+                let [x, index, src] = cuda_operands(OP, [self, index, src])?;
+                Ok(Tensor::from_cuda_array(cuda::index::scatter_add(&x, a, &index, &src)?))
             }
-            // Rows `start..end` of the index, writing into `dst`, which begins at storage
-            // position `dst_base` of the output.
-            let run = |dst: &mut [T], dst_base: isize, start: usize, end: usize| {
-                for_each_row(&ishape, &strides, &[-dst_base, ls.offset as isize], start, end, |r, offs| {
-                    let ir = &idx[r * inner..(r + 1) * inner];
-                    for (j, &i) in ir.iter().enumerate() {
-                        let j = j as isize;
-                        dst[(offs[0] + j * zlast + i as isize * sa) as usize] += sbuf[(offs[1] + j * slast) as usize];
-                    }
-                });
-            };
-            let rows = idx.len() / inner;
-            if a != 0 && rank >= 2 && idx.len() >= PAR_MIN_ELEMS && ishape[0] > 1 {
-                // Targets of different first-axis entries are disjoint: split the output there.
-                let per = rows / ishape[0];
-                let block = cs[0] as usize;
-                out.par_chunks_mut(block)
-                    .take(ishape[0])
-                    .enumerate()
-                    .for_each(|(i0, dst)| run(dst, (i0 * block) as isize, i0 * per, (i0 + 1) * per));
-            } else {
-                run(&mut out, 0, 0, rows);
+            Backend::Cpu => {
+                let idx = checked_indices(OP, index, n, what)?;
+                if let Some(out) = via_f32([self, index, src], |[x, i, s]| x.scatter_add(axis, &i, &s))? {
+                    return Ok(out);
+                }
+                with_float!(self.dtype(), OP, |T| {
+                    let mut out = self.values::<T>(OP)?.into_owned();
+                    cpu::index::scatter_add(&mut out, self.shape(), a, &idx, index.shape(), src.buffer::<T>(OP)?, src.layout());
+                    Ok(Tensor::from_vec_unchecked(out, self.shape()))
+                })
             }
-            Ok(Tensor::from_vec_unchecked(out, self.shape()))
-        })
+        }
     }
 
     /// `value` where the u8 `mask` is non-zero, `self` elsewhere; the mask broadcasts to
@@ -291,23 +201,19 @@ impl Tensor {
         if shape != self.shape() {
             return Err(Error::shapes_hint(OP, self.shape(), mask.shape(), "the mask must broadcast to the tensor's shape"));
         }
-        if let Backend::Cuda(_) = self.backend() {
-            let [x, mask] = cuda_operands(OP, [self, mask])?;
-            return Ok(Tensor::from_cuda_array(cuda::index::masked_fill(&x, &mask, value)?));
+        match self.backend() {
+            Backend::Cuda(_) => {
+                let [x, mask] = cuda_operands(OP, [self, mask])?;
+                Ok(Tensor::from_cuda_array(cuda::index::masked_fill(&x, &mask, value)?))
+            }
+            Backend::Cpu => {
+                let m = mask.buffer::<u8>(OP)?;
+                with_any!(self.dtype(), |T| {
+                    let out = cpu::index::masked_fill(self.buffer::<T>(OP)?, self.layout(), m, mask.layout(), &shape, T::from_f64(value));
+                    Ok(Tensor::from_vec_unchecked(out, &shape))
+                })
+            }
         }
-        let m = mask.buffer::<u8>(OP)?;
-        with_any!(self.dtype(), |T| {
-            let v = T::from_f64(value);
-            let out = strided::zip_map(
-                self.buffer::<T>(OP)?,
-                self.layout(),
-                m,
-                mask.layout(),
-                &shape,
-                move |x: T, c: u8| if c != 0 { v } else { x },
-            );
-            Ok(Tensor::from_vec_unchecked(out, &shape))
-        })
     }
 
     /// One-hot encoding of i64 labels: shape `[..., num_classes]`, f32, 1 at each label.
@@ -320,28 +226,25 @@ impl Tensor {
         };
         let mut shape = self.shape().to_vec();
         shape.push(num_classes);
-        if let Backend::Cuda(labels) = self.backend() {
-            if let Some(bad) = cuda::index::first_out_of_range(OP, &labels, num_classes)? {
-                return Err(bad_label(bad));
+        match self.backend() {
+            Backend::Cuda(labels) => {
+                if let Some(bad) = cuda::index::first_out_of_range(OP, &labels, num_classes)? {
+                    return Err(bad_label(bad));
+                }
+                checked_numel(OP, &shape)?;
+                Ok(Tensor::from_cuda_array(cuda::index::one_hot(&labels, num_classes, &shape)?))
             }
-            checked_numel(OP, &shape)?;
-            return Ok(Tensor::from_cuda_array(cuda::index::one_hot(&labels, num_classes, &shape)?));
-        }
-        let labels = self.values::<i64>(OP)?;
-        if let Some(&bad) = labels.iter().find(|&&i| i < 0 || i as u64 >= num_classes as u64) {
-            return Err(bad_label(bad));
-        }
-        let total = checked_numel(OP, &shape)?;
-        let mut out = vec![0f32; total];
-        drive_rows(&mut out, num_classes, |start, chunk| {
-            for (t, row) in chunk.chunks_mut(num_classes).enumerate() {
-                row[labels[start + t] as usize] = 1.0;
+            Backend::Cpu => {
+                let labels = self.values::<i64>(OP)?;
+                if let Some(&bad) = labels.iter().find(|&&i| i < 0 || i as u64 >= num_classes as u64) {
+                    return Err(bad_label(bad));
+                }
+                checked_numel(OP, &shape)?;
+                Ok(Tensor::from_vec_unchecked(cpu::index::one_hot(&labels, num_classes), &shape))
             }
-        });
-        Ok(Tensor::from_vec_unchecked(out, &shape))
+        }
     }
 }
-
 /// Checks the shape rules of `gather` / `scatter_add`.
 fn check_index_shape(op: &'static str, shape: &[usize], ishape: &[usize], a: usize, src: Option<&[usize]>) -> Result<()> {
     if ishape.len() != shape.len() {

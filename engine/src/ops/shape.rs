@@ -2,16 +2,14 @@
 //! (constant or reflect) with its backward, `rot90` (a view), `repeat` with its backward.
 
 use crate::backend::{cuda_views, Backend};
-use crate::cpu::PAR_MIN_ELEMS;
+use crate::cpu;
 use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 pub use crate::kinds::PadMode;
 use crate::layout::{checked_numel, normalize_axis, Layout};
-use crate::ops::index::drive_rows;
 use crate::ops::widen::via_f32;
 use crate::{with_any, with_float, Error, Result, Tensor};
-use rayon::prelude::*;
 
 impl Tensor {
     /// Concatenates along `axis`. All tensors share dtype, device and rank, and their shapes
@@ -36,34 +34,19 @@ impl Tensor {
         }
         let mut shape = first.shape().to_vec();
         shape[a] = total;
-        let n = checked_numel(OP, &shape)?;
-        if let Backend::Cuda(_) = first.backend() {
-            let views = cuda_views(OP, tensors)?;
-            return Ok(Tensor::from_cuda_array(cuda::shape::cat(&views.iter().collect::<Vec<_>>(), a, &shape)?));
-        }
-        let outer: usize = shape[..a].iter().product();
-        let inner: usize = shape[a + 1..].iter().product();
-        with_any!(first.dtype(), |T| {
-            let parts: Vec<_> = tensors.iter().map(|t| t.values::<T>(OP)).collect::<Result<_>>()?;
-            let blocks: Vec<usize> = tensors.iter().map(|t| t.shape()[a] * inner).collect();
-            let row = total * inner;
-            let mut out = vec![T::default(); n];
-            let fill = |o: usize, dst: &mut [T]| {
-                let mut at = 0;
-                for (p, &b) in parts.iter().zip(&blocks) {
-                    dst[at..at + b].copy_from_slice(&p[o * b..(o + 1) * b]);
-                    at += b;
-                }
-            };
-            if row > 0 {
-                if outer > 1 && n >= PAR_MIN_ELEMS {
-                    out.par_chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
-                } else {
-                    out.chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
-                }
+        checked_numel(OP, &shape)?;
+        match first.backend() {
+            Backend::Cuda(_) => {
+                let views = cuda_views(OP, tensors)?;
+                Ok(Tensor::from_cuda_array(cuda::shape::cat(&views.iter().collect::<Vec<_>>(), a, &shape)?))
             }
-            Ok(Tensor::from_vec_unchecked(out, &shape))
-        })
+            Backend::Cpu => with_any!(first.dtype(), |T| {
+                let parts: Vec<_> = tensors.iter().map(|t| t.values::<T>(OP)).collect::<Result<_>>()?;
+                let parts: Vec<&[T]> = parts.iter().map(|p| &p[..]).collect();
+                let lens: Vec<usize> = tensors.iter().map(|t| t.shape()[a]).collect();
+                Ok(Tensor::from_vec_unchecked(cpu::shape::cat(&parts, &lens, &shape, a), &shape))
+            }),
+        }
     }
 
     /// Stacks equal-shaped tensors along a new `axis` (in `0..=rank`, negative counts from
@@ -132,53 +115,14 @@ impl Tensor {
     pub fn pad(&self, pads: &[(usize, usize)], mode: PadMode) -> Result<Tensor> {
         const OP: &str = "pad";
         let (shape, full) = pad_shape(OP, self.shape(), pads, mode)?;
-        let total = checked_numel(OP, &shape)?;
-        if let Backend::Cuda(x) = self.backend() {
-            return Ok(Tensor::from_cuda_array(cuda::shape::pad(&x, &shape, &full, mode)?));
+        checked_numel(OP, &shape)?;
+        match self.backend() {
+            Backend::Cuda(x) => Ok(Tensor::from_cuda_array(cuda::shape::pad(&x, &shape, &full, mode)?)),
+            Backend::Cpu => with_any!(self.dtype(), |T| {
+                let out = cpu::shape::pad(&self.values::<T>(OP)?, self.shape(), &shape, &full, mode);
+                Ok(Tensor::from_vec_unchecked(out, &shape))
+            }),
         }
-        let rank = shape.len();
-        if rank == 0 || total == 0 {
-            return with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(
-                if rank == 0 { self.values::<T>(OP)?.into_owned() } else { Vec::new() },
-                &shape
-            )));
-        }
-        let fill_value = if let PadMode::Constant(v) = mode { v } else { 0.0 };
-        let src_strides = crate::layout::contiguous_strides(self.shape());
-        let inner = shape[rank - 1];
-        let n_last = self.shape()[rank - 1];
-        let (b_last, _) = full[rank - 1];
-        // The last axis' map is at most as long as the output, which is allocated anyway.
-        let last_map: Vec<Option<usize>> = (0..inner).map(|o| pad_src(o, b_last, n_last, mode)).collect();
-        let last_plain = inner == n_last;
-        with_any!(self.dtype(), |T| {
-            let x = self.values::<T>(OP)?;
-            let v = T::from_f64(fill_value);
-            let mut out = vec![v; total];
-            drive_rows(&mut out, inner, |start, chunk| {
-                for (t, row) in chunk.chunks_mut(inner).enumerate() {
-                    // Decompose the row number over the leading output axes.
-                    let mut r = start + t;
-                    let mut base = Some(0usize);
-                    for d in (0..rank - 1).rev() {
-                        let o = r % shape[d];
-                        r /= shape[d];
-                        base = base.and_then(|b| pad_src(o, full[d].0, self.shape()[d], mode).map(|s| b + s * src_strides[d] as usize));
-                    }
-                    let Some(base) = base else { continue }; // a border row: the constant
-                    if last_plain {
-                        row.copy_from_slice(&x[base..base + inner]);
-                    } else {
-                        for (o, m) in row.iter_mut().zip(&last_map) {
-                            if let Some(s) = m {
-                                *o = x[base + s];
-                            }
-                        }
-                    }
-                }
-            });
-            Ok(Tensor::from_vec_unchecked(out, &shape))
-        })
     }
 
     /// The backward of [`pad`](Self::pad): `self` is the gradient of the padded tensor;
@@ -215,51 +159,25 @@ impl Tensor {
                 }
                 g.contiguous()
             }
-            PadMode::Reflect if matches!(self.backend(), Backend::Cuda(_)) => {
-                // One kernel per padded axis, folding the border back into the interior.
-                let mut cur = self.contiguous()?;
-                for (i, &(before, _)) in pads.iter().enumerate() {
-                    let d = lead + i;
-                    if in_shape[d] != cur.shape()[d] {
-                        let g = cur.cuda_operand(OP)?;
-                        cur = Tensor::from_cuda_array(cuda::shape::pad_backward_reflect_axis(&g, d, before, in_shape[d])?);
-                    }
-                }
-                Ok(cur)
-            }
-            PadMode::Reflect => with_float!(self.dtype(), OP, |T| {
-                let mut cur = self.values::<T>(OP)?.into_owned();
-                let mut shape = self.shape().to_vec();
-                for (i, &(b, _)) in pads.iter().enumerate() {
-                    let d = lead + i;
-                    let (n_in, n_out) = (in_shape[d], shape[d]);
-                    if n_in == n_out {
-                        continue;
-                    }
-                    let outer: usize = shape[..d].iter().product();
-                    let inner: usize = shape[d + 1..].iter().product();
-                    let map: Vec<usize> = (0..n_out).map(|o| reflect(o, b, n_in)).collect();
-                    let mut next = vec![T::zero(); outer * n_in * inner];
-                    if inner > 0 && n_in > 0 {
-                        let body = |o: usize, dst: &mut [T]| {
-                            let src = &cur[o * n_out * inner..(o + 1) * n_out * inner];
-                            for (j, &m) in map.iter().enumerate() {
-                                for (t, &v) in dst[m * inner..(m + 1) * inner].iter_mut().zip(&src[j * inner..(j + 1) * inner]) {
-                                    *t += v;
-                                }
-                            }
-                        };
-                        if outer > 1 && cur.len() >= PAR_MIN_ELEMS {
-                            next.par_chunks_mut(n_in * inner).enumerate().for_each(|(o, dst)| body(o, dst));
-                        } else {
-                            next.chunks_mut(n_in * inner).enumerate().for_each(|(o, dst)| body(o, dst));
+            PadMode::Reflect => match self.backend() {
+                Backend::Cuda(_) => {
+                    // One kernel per padded axis, folding the border back into the interior.
+                    let mut cur = self.contiguous()?;
+                    for (i, &(before, _)) in pads.iter().enumerate() {
+                        let d = lead + i;
+                        if in_shape[d] != cur.shape()[d] {
+                            let g = cur.cuda_operand(OP)?;
+                            cur = Tensor::from_cuda_array(cuda::shape::pad_backward_reflect_axis(&g, d, before, in_shape[d])?);
                         }
                     }
-                    cur = next;
-                    shape[d] = n_in;
+                    Ok(cur)
                 }
-                Ok(Tensor::from_vec_unchecked(cur, &shape))
-            }),
+                Backend::Cpu => with_float!(self.dtype(), OP, |T| {
+                    let g = self.values::<T>(OP)?.into_owned();
+                    let out = cpu::shape::pad_backward_reflect(g, self.shape(), &in_shape, pads, lead);
+                    Ok(Tensor::from_vec_unchecked(out, &in_shape))
+                }),
+            },
         }
     }
 
@@ -306,11 +224,14 @@ impl Tensor {
             vstrides.extend([0, st]);
         }
         checked_numel(OP, &shape)?;
-        if let Backend::Cuda(x) = self.backend() {
-            return Ok(Tensor::from_cuda_array(cuda::shape::tile(&x, lead, &shape)?));
+        match self.backend() {
+            Backend::Cuda(x) => Ok(Tensor::from_cuda_array(cuda::shape::tile(&x, lead, &shape)?)),
+            Backend::Cpu => {
+                // Reading the stride-0 view in order is the tiling.
+                let view = self.with_layout(Layout { shape: vshape, strides: vstrides, offset: l.offset });
+                with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(view.values::<T>(OP)?.into_owned(), &shape)))
+            }
         }
-        let view = self.with_layout(Layout { shape: vshape, strides: vstrides, offset: l.offset });
-        with_any!(self.dtype(), |T| Ok(Tensor::from_vec_unchecked(view.values::<T>(OP)?.into_owned(), &shape)))
     }
 
     /// The backward of [`repeat`](Self::repeat): `self` is the gradient of the tiled tensor;
@@ -343,24 +264,6 @@ impl Tensor {
         }
         let tiles = self.reshape_to(&split)?;
         tiles.sum(&axes, false)?.reshape_to(input_shape)
-    }
-}
-
-/// `o − before` mirrored into `0..n` (valid for `before < n` and `o − before < 2n − 1`).
-fn reflect(o: usize, before: usize, n: usize) -> usize {
-    let i = o as isize - before as isize;
-    let n = n as isize;
-    let i = if i < 0 { -i } else { i };
-    (if i >= n { 2 * (n - 1) - i } else { i }) as usize
-}
-
-/// The source position of output position `o` along an axis of length `n` padded by
-/// `before` (`None`: the constant).
-#[inline]
-fn pad_src(o: usize, before: usize, n: usize, mode: PadMode) -> Option<usize> {
-    match mode {
-        PadMode::Constant(_) => (o >= before && o - before < n).then(|| o - before),
-        PadMode::Reflect => Some(reflect(o, before, n)),
     }
 }
 

@@ -206,13 +206,13 @@ impl Tensor {
             if target.shape() != self.shape() {
                 return Err(Error::shapes("scatter_into_zeros", target.shape(), self.shape()));
             }
-            if let Backend::Cuda(x) = self.backend() {
-                return Ok(Tensor::from_cuda_array(crate::cuda::shape::scatter_into_zeros(&x, full_shape, target.layout())?));
+            match self.backend() {
+                Backend::Cuda(x) => Ok(Tensor::from_cuda_array(crate::cuda::shape::scatter_into_zeros(&x, full_shape, target.layout())?)),
+                Backend::Cpu => {
+                    let src = self.values::<T>("scatter_into_zeros")?;
+                    Ok(Tensor::from_vec_unchecked(crate::cpu::shape::scatter_into_zeros(&src, n, target.layout()), full_shape))
+                }
             }
-            let mut out = vec![T::default(); n];
-            let src = self.values::<T>("scatter_into_zeros")?;
-            crate::cpu::strided::scatter_into(&mut out, target.layout(), &src);
-            Ok(Tensor::from_vec_unchecked(out, full_shape))
         })
     }
 }

@@ -1,4 +1,4 @@
-// The tensor-core (TF32 and bf16) matrix products of gemm.cu, in two steps:
+// The tensor-core (TF32 and bf16) matrix products of matmul.cu, in two steps:
 //
 // 1. pack: each f32 operand is rounded (tf32: cvt.rna; bf16: nearest even) once and written
 //    (a bf16 / f16 operand is copied unchanged: it already is in the format the mma takes)
@@ -19,7 +19,7 @@
 // land on 8 distinct 16-byte bank groups, so neither conflicts.
 #pragma once
 #include "common.cuh"
-#include "gemm_order.cuh"
+#include "matmul_order.cuh"
 #include "half.cuh"
 #include "mma.cuh"
 

@@ -7,7 +7,7 @@
 //   gemm_f32_packed     exact f32 with a cp.async pipeline, from operands stored as K rows of
 //                       M (A) and of N (B) with 16-byte aligned rows: in place where they are,
 //                       else packed first by pack_f32. For larger products.
-//   gemm_tf32 / _bf16   tensor cores (mma.sync, ldmatrix, cp.async pipeline; gemm_tc.cuh) on
+//   gemm_tf32 / _bf16   tensor cores (mma.sync, ldmatrix, cp.async pipeline; matmul_tc.cuh) on
 //                       operands packed by pack_tf32 / pack_bf16: f32 tensors rounded once to
 //                       TF32 / bf16 and stored K-contiguous; f32 accumulators, f32 out.
 //   gemm_bf16_bf16out   the same product for bf16 / f16 tensors (m16n8k16 bf16 / f16 mma),
@@ -15,13 +15,13 @@
 //                       the way out. Operands that are K-contiguous with 16-byte aligned rows
 //                       are read in place; others are first copied K-contiguous, unchanged,
 //                       by pack_b16 (any strides, 16-bit values moved as they are).
-// Parameter lists mirror engine/src/cuda/ops/matmul.rs, which picks the kernel and packs.
+// Parameter lists mirror engine/src/cuda/matmul.rs, which picks the kernel and packs.
 //
 // Every kernel loops over its tiles (blockIdx.x) and batches (blockIdx.z) with grid strides,
 // so any grid size is correct. GEMM_THREADS threads per block except the tensor-core
 // kernels (TcShape::THREADS) and the packs (PACK_THREADS).
 #include "common.cuh"
-#include "gemm_order.cuh"
+#include "matmul_order.cuh"
 #include "mma.cuh"
 
 #define GEMM_THREADS 256
@@ -160,7 +160,7 @@ template <typename T, int BM, int BN, int TM, int TN> struct SimtAcc {
     }
 };
 
-#include "gemm_tc.cuh"
+#include "matmul_tc.cuh"
 
 // ---- exact f32 from packed operands: cp.async pipeline ------------------------------------------
 // A as K rows of M (M contiguous, row pitch lda) and B as K rows of N (pitch ldb), both with
@@ -252,7 +252,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_f64(GEMM_PARAMS(
 }
 
 
-// ---- packs and pipelined products (gemm_tc.cuh) -----------------------------------------------
+// ---- packs and pipelined products (matmul_tc.cuh) -----------------------------------------------
 __device__ __forceinline__ unsigned round_tf32(float x) { return f32_to_tf32(x); }
 
 #define PACK_PARAMS(Src, Out) \
@@ -289,7 +289,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
 }
 
 // 128×128 tiles on 4 warps, 3 stages: 96 KiB of shared memory, which fits every sm_80+ GPU
-// (two blocks per SM on A100 and H100). Other shapes to tune against: gemm_tune.cu.
+// (two blocks per SM on A100 and H100). Other shapes to tune against: matmul_tune.cu.
 TC_KERNEL(gemm_tf32, unsigned, 4, MmaTf32, 2, 2, 3)
 TC_KERNEL(gemm_bf16, unsigned short, 2, MmaBf16, 2, 2, 3)
 // The same shape on bf16 / f16 tensors, the result rounded to their dtype.

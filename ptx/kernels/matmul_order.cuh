@@ -1,4 +1,4 @@
-// The order in which GEMM blocks take their output tiles (gemm.cu, gemm_tc.cuh).
+// The order in which GEMM blocks take their output tiles (matmul.cu, matmul_tc.cuh).
 #pragma once
 #include "common.cuh"
 

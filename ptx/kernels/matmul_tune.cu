@@ -1,9 +1,9 @@
-// Tuning candidates for the tensor-core products of gemm.cu (same parameters, same packed
+// Tuning candidates for the tensor-core products of matmul.cu (same parameters, same packed
 // operands), not yet measured against its defaults; a module of their own so that the
-// GEMM module the engine loads stays small to JIT. engine/src/cuda/ops/matmul.rs loads them
+// GEMM module the engine loads stays small to JIT. engine/src/cuda/matmul.rs loads them
 // when TESSERA_GEMM_VARIANT names one (_s4, _w8); benches/gpu_gemm.rs times them with
 // GEMM_VARIANTS=_s4,_w8.
-#include "gemm_tc.cuh"
+#include "matmul_tc.cuh"
 
 // 4 stages of 128×128 tiles: 128 KiB of shared memory, one block per SM.
 TC_KERNEL(gemm_tf32_s4, unsigned, 4, MmaTf32, 2, 2, 4)
