@@ -46,7 +46,7 @@ pub use options::{resolve_options, MethodOptions, OptionsContext};
 pub use queue::KeyQueue;
 pub use rotation::{Rotation, RotationOptions, ROTATION_METRICS};
 pub use simclr::{SimClr, SimClrOptions};
-pub use simmim::{SimMim, SimMimOptions};
+pub use simmim::{EncoderInit, SimMim, SimMimOptions};
 
 use crate::data::Dataset;
 pub use crate::data::{DataRecipe, ImageGrid, TrainBatch, ViewAugment};

@@ -61,22 +61,28 @@ pub struct SimMimOptions {
     /// The encoder's initialization: `timm` (the reference's: matrices normal with std 0.02)
     /// or `xavier` (MAE's: Xavier-uniform matrices, about 2.5× larger on ViT-Tiny). At a few
     /// hundred steps timm's init leaves the features nearly constant (BENCHMARKS.md, "SimMIM").
-    pub init: String,
+    pub init: EncoderInit,
+}
+
+/// How SimMIM initializes its ViT encoder (`[simmim] init`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderInit {
+    /// The reference's: matrices truncated normal with std 0.02.
+    Timm,
+    /// MAE's: Xavier-uniform matrices.
+    Xavier,
 }
 
 impl Default for SimMimOptions {
     fn default() -> Self {
-        SimMimOptions { mask_ratio: 0.6, mask_patch: 0, init: "xavier".into() }
+        SimMimOptions { mask_ratio: 0.6, mask_patch: 0, init: EncoderInit::Xavier }
     }
 }
 
 impl MethodOptions for SimMimOptions {
     fn validate(&self, _: &OptionsContext) -> std::result::Result<(), String> {
-        check_mask_ratio(self.mask_ratio)?;
-        match self.init.as_str() {
-            "timm" | "xavier" => Ok(()),
-            other => Err(format!("init must be timm or xavier (got '{other}')")),
-        }
+        check_mask_ratio(self.mask_ratio)
     }
 }
 
@@ -109,7 +115,7 @@ impl SimMim {
         let e = |e: tessera_autograd::Error| e.to_string();
         let mut gen = Generator::new(ctx.seed);
         let (vit, backbone) = vit_backbone(ctx.encoder, PosEmbed::Learned, "simmim", &mut gen)?;
-        if options.init == "xavier" {
+        if options.init == EncoderInit::Xavier {
             vit.init_as_mae(&mut gen).map_err(e)?;
         }
         let c = vit.config().clone();
