@@ -181,13 +181,13 @@ fn time_clip_steps(batch: usize) {
     let raw = TrainBatch { views, targets: None, mask: None, tokens: None, labels, indices: (0..batch).collect() };
     let tb = method.data_recipe().task.unwrap().apply(raw, &Generator::new(2)).unwrap();
     reset_peak_cpu_bytes();
-    peak_rss(true);
+    let rss_before = peak_rss(true);
     let step = median_step_time(method.as_ref(), &mut opt, &tb, steps);
     println!(
-        "clip step, vit-tiny + 2-layer text 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS {:.0} MiB",
+        "clip step, vit-tiny + 2-layer text 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
         batch as f64 / step,
         peak_cpu_bytes() as f64 / (1 << 20) as f64,
-        peak_rss(false) as f64 / (1 << 20) as f64
+        peak_rss(false).saturating_sub(rss_before) as f64 / (1 << 20) as f64
     );
 }
 

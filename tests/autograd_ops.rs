@@ -277,6 +277,51 @@ grad_check!(grad_dropout, (shape_strategy(3), any::<u64>()), |(sh, s)| check(
     move |v| fused::dropout(&v[0], 0.3, &mut Generator::new(s)),
     &[noncontig(&sh, s)]
 ));
+grad_check!(grad_linear, (1usize..5, 1usize..5, 1usize..5, any::<bool>(), any::<u64>()), |(rows, din, dout, with_bias, s)| {
+    let inputs = vec![noncontig(&[rows, din], s), noncontig(&[dout, din], s + 1), rand(&[dout], s + 2, -1.0, 1.0)];
+    let n = if with_bias { 3 } else { 2 };
+    check(move |v| fused::linear(&v[0], &v[1], v.get(2)), &inputs[..n])
+});
+
+/// The fused linear is `x @ wᵀ + b`: the same values and gradients as the two ops (the bias
+/// enters the GEMM before the products, so they agree to rounding, not bit for bit).
+#[test]
+fn linear_equals_matmul_then_add() {
+    for (rows, din, dout, seed) in [(7usize, 5usize, 3usize, 1u64), (1, 40, 33, 2), (64, 48, 130, 3)] {
+        let vals = [rand(&[rows, din], seed, -2.0, 2.0), rand(&[dout, din], seed + 1, -1.0, 1.0), rand(&[dout], seed + 2, -1.0, 1.0)];
+        let head = rand(&[rows, dout], seed + 3, -1.0, 1.0);
+        let run = |fused_op: bool| {
+            let v: Vec<Var> = vals.iter().map(|t| Var::param(t.clone()).unwrap()).collect();
+            let y = if fused_op {
+                fused::linear(&v[0], &v[1], Some(&v[2])).unwrap()
+            } else {
+                v[0].matmul(&v[1].t().unwrap()).unwrap().add(&v[2]).unwrap()
+            };
+            y.mul(&Var::constant(head.clone())).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut out = vec![y.value().to_vec::<f64>().unwrap()];
+            out.extend(v.iter().map(|p| p.grad().unwrap().to_vec::<f64>().unwrap()));
+            out
+        };
+        for (i, (a, b)) in run(true).iter().zip(run(false)).enumerate() {
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{rows}x{din}->{dout} output/grad {i}: fused {x} vs composed {y}");
+            }
+        }
+    }
+}
+
+/// A linear layer's shapes are checked, naming both.
+#[test]
+fn linear_rejects_mismatched_shapes() {
+    let x = Var::param(rand(&[4, 3], 1, -1.0, 1.0)).unwrap();
+    let w = Var::param(rand(&[2, 5], 2, -1.0, 1.0)).unwrap();
+    let err = fused::linear(&x, &w, None).unwrap_err().to_string();
+    assert!(err.contains("linear") && err.contains("[4, 3]") && err.contains("[2, 5]"), "{err}");
+    let w = Var::param(rand(&[2, 3], 2, -1.0, 1.0)).unwrap();
+    let b = Var::param(rand(&[3], 3, -1.0, 1.0)).unwrap();
+    let err = fused::linear(&x, &w, Some(&b)).unwrap_err().to_string();
+    assert!(err.contains("bias") && err.contains("[2]"), "{err}");
+}
 grad_check!(grad_embedding, (2usize..6, 1usize..4, 1usize..5, any::<u64>()), |(vocab, d, n, s)| {
     let idx = Generator::new(s).randint(&[n, 2], 0, vocab as i64).unwrap();
     check(move |v| fused::embedding(&idx, &v[0]), &[rand(&[vocab, d], s, -1.0, 1.0)])

@@ -102,5 +102,6 @@ pub const DIFFERENTIABLE_OPS: &[&str] = &[
     "batch_norm_relu",
     "dropout",
     "embedding",
+    "linear",
     "scaled_dot_product_attention",
 ];

@@ -4,17 +4,19 @@ method as tessera's Method API runs it with its default options (views -> loss -
 AdamW -> momentum/queue update), one warm-up step then the median of STEPS steps, on the CPU,
 printed in the Rust bench's line format so scripts/compare-ssl-steps can pair them.
 
-    THREADS=2 STEPS=3 .venv/bin/python scripts/torch/ssl_steps.py [simclr|moco-v2|rotation|mae|simmim]
+    THREADS=2 STEPS=3 .venv/bin/python scripts/torch/ssl_steps.py [simclr|moco-v2|rotation|mae|simmim|clip]
 
 The models match tessera's shapes: the narrow ResNet (3x3 stem of 16, no max-pool, one
 BasicBlock per stage, widths 16/32/64/128), SimCLR's 128->512->128 BN head with NT-Xent
 (tau 0.5), MoCo v2 as in the paper (asymmetric, 512->128 head, queue 4096, tau 0.2, m 0.99,
 key batch normalized in 4 shuffled groups), RotNet (4 x 64 rotated images, 128->256->4 BN
-head), and ViT-Tiny/4 MAE (models.py's TinyMae) and SimMIM (all tokens, mask token, linear
-pixel head, L1 on the masked pixels) at batch 256.
+head), ViT-Tiny/4 MAE (models.py's TinyMae) and SimMIM (all tokens, mask token, linear
+pixel head, L1 on the masked pixels) at batch 256, and CLIP (ViT-Tiny/4 + 2-layer text
+transformer) at batch 256.
 """
 
 import copy
+import math
 import os
 import statistics
 import sys
@@ -169,6 +171,53 @@ class Mae(nn.Module):
         pass
 
 
+class Clip(nn.Module):
+    """CLIP as tessera's `clip` bench case builds it with the default options: a ViT-Tiny/4
+    image tower (class token) with a bias-free projection to 128, a text transformer (vocab
+    1024, context 24, width 128, 4 heads, 2 pre-norm causal blocks with MLP ratio 4, final
+    LayerNorm, features at the end-of-text token) with its projection, and the symmetric
+    contrastive loss with a learnable log logit scale (ln(1/0.07)). Captions are random
+    token rows with the end-of-text token (the largest id) at a random position, since a
+    step's cost does not depend on what they say."""
+
+    def __init__(self, batch=256, vocab=1024, ctx=24, width=128, heads=4, layers=2, embed=128):
+        super().__init__()
+        from timm.models.vision_transformer import VisionTransformer
+
+        self.visual = VisionTransformer(img_size=28, patch_size=4, in_chans=1, num_classes=0, embed_dim=192, depth=12, num_heads=3, global_pool="token")
+        self.visual_proj = nn.Parameter(torch.randn(192, embed) * 192**-0.5)
+        self.token_embedding = nn.Embedding(vocab, width)
+        self.positional_embedding = nn.Parameter(torch.randn(ctx, width) * 0.01)
+        block = lambda: nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.transformer = nn.ModuleList([block() for _ in range(layers)])
+        self.ln_final = nn.LayerNorm(width)
+        self.text_projection = nn.Parameter(torch.randn(width, embed) * width**-0.5)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.register_buffer("causal", torch.triu(torch.full((ctx, ctx), float("-inf")), 1))
+        g = torch.Generator().manual_seed(0)
+        tokens = torch.randint(1, vocab - 1, (batch, ctx), generator=g)
+        tokens[torch.arange(batch), torch.randint(2, ctx, (batch,), generator=g)] = vocab - 1
+        self.register_buffer("tokens", tokens)
+
+    def encode_text(self, tokens):
+        x = self.token_embedding(tokens) + self.positional_embedding
+        for b in self.transformer:
+            x = b(x, src_mask=self.causal, is_causal=True)
+        x = self.ln_final(x)
+        return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ self.text_projection
+
+    def loss(self, x, _):
+        img = F.normalize(self.visual(x) @ self.visual_proj, dim=-1)
+        txt = F.normalize(self.encode_text(self.tokens[: x.shape[0]]), dim=-1)
+        logits = self.logit_scale.exp() * img @ txt.t()
+        target = torch.arange(x.shape[0])
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+    @torch.no_grad()
+    def after_step(self):
+        self.logit_scale.clamp_(max=math.log(100))
+
+
 # name: (tessera bench line prefix, model, batch, views, lr, weight decay)
 CASES = {
     "simclr": ("simclr step, resnet-narrow 1x28x28 batch 64", SimClr, 64, 2),
@@ -176,6 +225,7 @@ CASES = {
     "rotation": ("rotation step, resnet-narrow 1x28x28 batch 64", Rotation, 64, 1),
     "mae": ("mae step, vit-tiny 1x28x28 batch 256", Mae, 256, 1),
     "simmim": ("simmim step, vit-tiny 1x28x28 batch 256", SimMim, 256, 1),
+    "clip": ("clip step, vit-tiny + 2-layer text 1x28x28 batch 256", Clip, 256, 1),
 }
 
 

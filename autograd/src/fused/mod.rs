@@ -4,11 +4,13 @@
 mod attention;
 mod dropout;
 mod embedding;
+mod linear;
 mod loss;
 mod norm;
 
 pub use attention::{attention_probabilities, scaled_dot_product_attention};
 pub use dropout::dropout;
 pub use embedding::embedding;
+pub use linear::linear;
 pub use loss::{cross_entropy, cross_entropy_soft, l1_loss, mse_loss};
 pub use norm::{batch_norm, batch_norm_relu, layer_norm, BatchNormOutput};

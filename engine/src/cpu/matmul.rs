@@ -35,6 +35,24 @@ pub fn batched_gemm<T: Gemm>(ab: &[T], la: &Layout, bb: &[T], lb: &Layout, batch
     out
 }
 
+/// `a @ b + bias` for one `m×k` by `k×n` product, `bias` (`n` contiguous values) added to
+/// every row: the output starts as the bias rows and the GEMM accumulates onto it
+/// (`beta = 1`), so the bias costs no pass of its own and no second buffer (PyTorch's
+/// `addmm`). The bias enters before the products rather than after, so the result rounds
+/// differently from `matmul` then `add` (within a few ulp of either).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_add_rows<T: Gemm>(ab: &[T], la: &Layout, bb: &[T], lb: &Layout, bias: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
+    debug_assert_eq!(bias.len(), n);
+    let mut out = Vec::with_capacity(m * n);
+    for _ in 0..m {
+        out.extend_from_slice(bias);
+    }
+    let am = MatRef { data: ab, offset: la.offset as isize, rs: la.strides[0], cs: la.strides[1] };
+    let bm = MatRef { data: bb, offset: lb.offset as isize, rs: lb.strides[0], cs: lb.strides[1] };
+    T::gemm(m, k, n, T::one(), am, bm, T::one(), &mut out, n);
+    out
+}
+
 /// Storage offset of each batch matrix of `l` (rank ≥ 2) broadcast over `batch`.
 /// The storage offset of each batch's matrix, row-major over `batch`.
 fn batch_offsets(l: &Layout, batch: &[usize]) -> Vec<isize> {

@@ -3,10 +3,12 @@
 //!
 //! `f32::exp` and `libm::erf` are scalar library calls, so a loop that calls them per element
 //! cannot vectorize; these are plain arithmetic, integer bit tricks and selects (no calls, no
-//! branches), which LLVM vectorizes. The slice kernels at the bottom are compiled twice on
-//! x86-64, once for the baseline target and once with AVX2 + FMA (8 lanes) chosen at run time.
-//! Rust never contracts `a * b + c` into a fused multiply-add, so both copies do the same
-//! roundings and agree bit for bit: results depend neither on the CPU nor on the thread count.
+//! branches), which LLVM vectorizes. The slice kernels at the bottom are compiled three times
+//! on x86-64, for the baseline target, with AVX2 + FMA (8 lanes) and with AVX-512F (16 lanes),
+//! the widest the CPU runs chosen at run time (`TESSERA_VMATH_ISA=avx2|portable` caps it).
+//! Rust never contracts `a * b + c` into a fused multiply-add, so every copy does the same
+//! roundings and they agree bit for bit: results depend neither on the CPU nor on the thread
+//! count.
 //!
 //! Accuracy (measured by the tests at the bottom over a dense sweep, against f64 references):
 //! `exp` within 1 ulp for normal results (the tests allow 2), correctly flushed in the
@@ -160,41 +162,101 @@ pub fn gelu_grad(x: f32) -> f32 {
     cdf + x * pdf
 }
 
-/// Whether the AVX2 + FMA copies can run here (detected once, then a cached load).
-#[inline(always)]
-fn use_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+/// The copy of the slice kernels that runs, widest first (the order is what `<` compares).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum VmathIsa {
+    /// 16 lanes (x86-64 with AVX-512F).
+    Avx512,
+    /// 8 lanes with FMA available (x86-64 with AVX2 and FMA).
+    Avx2,
+    /// The baseline target.
+    Portable,
+}
+
+impl VmathIsa {
+    /// The copies this CPU runs, widest first (always ending with [`VmathIsa::Portable`]).
+    pub fn available() -> Vec<VmathIsa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(VmathIsa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                v.push(VmathIsa::Avx2);
+            }
+        }
+        v.push(VmathIsa::Portable);
+        v
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// The copy the kernels use: the widest available, capped by `TESSERA_VMATH_ISA`
+    /// (`avx512`, `avx2` or `portable`, read once per process; an unknown value is ignored).
+    pub fn selected() -> VmathIsa {
+        static CHOICE: std::sync::OnceLock<VmathIsa> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let cap = match std::env::var("TESSERA_VMATH_ISA").as_deref() {
+                Ok("avx2") => VmathIsa::Avx2,
+                Ok("portable") => VmathIsa::Portable,
+                _ => VmathIsa::Avx512,
+            };
+            cap.or_below()
+        })
+    }
+
+    /// This copy if the CPU runs it, else the best one below it.
+    pub fn or_below(self) -> VmathIsa {
+        VmathIsa::available().into_iter().find(|&i| i >= self).unwrap_or(VmathIsa::Portable)
     }
 }
 
-/// Defines a slice kernel `$name(inputs…, out)` running `$body` per element, with an x86-64
-/// copy compiled for AVX2 + FMA and chosen at run time. The element functions above are
-/// `#[inline(always)]`, so each copy gets its own vectorized loop.
+/// Runs `$call` compiled for `$isa` (or the best copy below it this CPU runs): the same loop
+/// with AVX-512F or AVX2 + FMA enabled.
+macro_rules! dispatch {
+    ($isa:expr, || $call:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            match $isa.or_below() {
+                // SAFETY: or_below() only returns an ISA this CPU was detected to run.
+                VmathIsa::Avx512 => unsafe { avx512(|| $call) },
+                VmathIsa::Avx2 => unsafe { avx2(|| $call) },
+                VmathIsa::Portable => $call,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $call
+        }
+    }};
+}
+
+/// Defines a slice kernel `$name(inputs…, out)` running `$body` per element in the copy
+/// [`VmathIsa::selected`] names, and `$with(isa, inputs…, out)` in a given one (for tests
+/// and benchmarks that compare them). The element functions above are `#[inline(always)]`,
+/// so each copy gets its own vectorized loop.
 macro_rules! slice_kernel {
-    ($(#[$doc:meta])* $name:ident, $portable:ident, |$($x:ident),+| $body:expr) => {
+    ($(#[$doc:meta])* $name:ident, $with:ident, $portable:ident, |$($x:ident),+| $body:expr) => {
         $(#[$doc])*
         pub fn $name($($x: &[f32],)+ out: &mut [MaybeUninit<f32>]) {
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2($($x: &[f32],)+ out: &mut [MaybeUninit<f32>]) {
-                $portable($($x,)+ out)
-            }
-            if use_avx2() {
-                // SAFETY: use_avx2() checked that this CPU has AVX2 and FMA.
-                #[cfg(target_arch = "x86_64")]
-                return unsafe { avx2($($x,)+ out) };
-            }
-            $portable($($x,)+ out)
+            $with(VmathIsa::selected(), $($x,)+ out)
+        }
+
+        /// The kernel of the same name without the `_with` suffix, in the copy `isa` (or the
+        /// best one below it that this CPU runs).
+        pub fn $with(isa: VmathIsa, $($x: &[f32],)+ out: &mut [MaybeUninit<f32>]) {
+            dispatch!(isa, || $portable($($x,)+ out))
         }
 
         /// The loop of the kernel of the same name without the `_portable` suffix, for the
-        /// baseline target (and inlined into its AVX2 copy).
+        /// baseline target (and inlined into its wider copies).
         #[inline(always)]
         pub fn $portable($($x: &[f32],)+ out: &mut [MaybeUninit<f32>]) {
             let n = out.len();
@@ -209,16 +271,16 @@ macro_rules! slice_kernel {
 
 slice_kernel!(
     /// `out[i] = GELU(x[i])` (exact, erf form).
-    gelu_slice, gelu_slice_portable, |x| gelu(x)
+    gelu_slice, gelu_slice_with, gelu_slice_portable, |x| gelu(x)
 );
 slice_kernel!(
     /// `out[i] = g[i] · GELU'(x[i])`: the backward of [`gelu_slice`].
-    gelu_backward_slice, gelu_backward_slice_portable, |x, g| g * gelu_grad(x)
+    gelu_backward_slice, gelu_backward_slice_with, gelu_backward_slice_portable, |x, g| g * gelu_grad(x)
 );
 
 slice_kernel!(
     /// `out[i] = e^x[i]`.
-    exp_slice, exp_slice_portable, |x| exp(x)
+    exp_slice, exp_slice_with, exp_slice_portable, |x| exp(x)
 );
 
 /// `out[i] = e^(x[i] - shift)`: softmax's numerators, shifted by the row maximum (into an
@@ -230,17 +292,7 @@ pub fn exp_shifted_slice(x: &[f32], shift: f32, out: &mut [f32]) {
             *o = exp(v - shift);
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(x: &[f32], shift: f32, out: &mut [f32]) {
-        portable(x, shift, out)
-    }
-    if use_avx2() {
-        // SAFETY: use_avx2() checked that this CPU has AVX2 and FMA.
-        #[cfg(target_arch = "x86_64")]
-        return unsafe { avx2(x, shift, out) };
-    }
-    portable(x, shift, out)
+    dispatch!(VmathIsa::selected(), || portable(x, shift, out))
 }
 
 #[cfg(test)]
@@ -393,7 +445,8 @@ mod tests {
         assert_eq!(gelu_grad(-1e4), 0.0);
     }
 
-    /// The run-time-chosen AVX2 copy and the portable loop agree bit for bit.
+    /// Every copy this CPU runs (AVX-512, AVX2, baseline) and the portable loop agree bit
+    /// for bit.
     #[test]
     fn slice_kernels_match_the_portable_loop_bitwise() {
         let x = sweep();
@@ -403,10 +456,16 @@ mod tests {
             f(&mut out);
             out.into_iter().map(|v| unsafe { v.assume_init() }.to_bits()).collect::<Vec<_>>()
         };
-        assert_eq!(run(&|o| gelu_slice(&x, o)), run(&|o| gelu_slice_portable(&x, o)));
-        assert_eq!(run(&|o| gelu_backward_slice(&x, &g, o)), run(&|o| gelu_backward_slice_portable(&x, &g, o)));
-        assert_eq!(run(&|o| gelu_slice(&x, o)), x.iter().map(|&v| gelu(v).to_bits()).collect::<Vec<_>>());
-        assert_eq!(run(&|o| exp_slice(&x, o)), run(&|o| exp_slice_portable(&x, o)));
+        let gelu_want = run(&|o| gelu_slice_portable(&x, o));
+        assert_eq!(gelu_want, x.iter().map(|&v| gelu(v).to_bits()).collect::<Vec<_>>());
+        let back_want = run(&|o| gelu_backward_slice_portable(&x, &g, o));
+        let exp_want = run(&|o| exp_slice_portable(&x, o));
+        for isa in VmathIsa::available() {
+            assert_eq!(run(&|o| gelu_slice_with(isa, &x, o)), gelu_want, "{isa:?}");
+            assert_eq!(run(&|o| gelu_backward_slice_with(isa, &x, &g, o)), back_want, "{isa:?}");
+            assert_eq!(run(&|o| exp_slice_with(isa, &x, o)), exp_want, "{isa:?}");
+        }
+        assert_eq!(run(&|o| gelu_slice(&x, o)), gelu_want);
         let mut shifted = vec![0.0; x.len()];
         exp_shifted_slice(&x, 0.5, &mut shifted);
         assert!(shifted.iter().zip(&x).all(|(s, &v)| s.to_bits() == exp(v - 0.5).to_bits()));

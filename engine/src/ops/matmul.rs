@@ -9,7 +9,7 @@ use crate::cpu;
 use crate::dtype::prelude::*;
 use crate::layout::broadcast_shapes;
 use crate::ops::widen::via_f32;
-use crate::{with_float, Error, Result, Tensor};
+use crate::{with_float, DType, Error, Result, Tensor};
 
 impl Tensor {
     /// `self @ rhs` with NumPy semantics: a 1-D lhs is a row vector and a 1-D rhs a column
@@ -52,6 +52,44 @@ impl Tensor {
             (1, _) => out.squeeze_axis(-2),
             (_, 1) => out.squeeze_axis(-1),
             _ => Ok(out),
+        }
+    }
+}
+
+impl Tensor {
+    /// `self @ weightᵀ + bias`, a linear layer's forward: `self` `[rows, in]`, `weight`
+    /// `[out, in]` (PyTorch's layout, used transposed in place), `bias` `[out]` or none.
+    /// On the CPU in f32 and f64 the bias joins the GEMM's output before it accumulates (one
+    /// pass, one buffer, as PyTorch's `addmm`); elsewhere it is `matmul` then `add`.
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        self.same_kind("linear", weight)?;
+        let (xs, ws) = (self.shape(), weight.shape());
+        if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[1] {
+            return Err(Error::shapes_hint("linear", xs, ws, "expects input [rows, in] and weight [out, in]"));
+        }
+        let (m, k, n) = (xs[0], xs[1], ws[0]);
+        if let Some(b) = bias {
+            self.same_kind("linear", b)?;
+            if b.shape() != [n] {
+                return Err(Error::shapes_hint("linear", ws, b.shape(), format!("the bias must have shape [{n}]")));
+            }
+        }
+        let wt = weight.t()?;
+        let plain_cpu = !matches!(self.backend(), Backend::Cuda(_)) && matches!(self.dtype(), DType::F32 | DType::F64);
+        match bias {
+            Some(b) if plain_cpu && m * n > 0 => {
+                let b = b.contiguous()?;
+                with_float!(self.dtype(), "linear", |T| {
+                    let (xb, wb, bb) = (self.buffer::<T>("linear")?, wt.buffer::<T>("linear")?, b.buffer::<T>("linear")?);
+                    let bias = &bb[b.layout().offset..b.layout().offset + n];
+                    Ok(Tensor::from_vec_unchecked(
+                        cpu::matmul::gemm_add_rows(xb, self.layout(), wb, wt.layout(), bias, m, k, n),
+                        &[m, n],
+                    ))
+                })
+            }
+            Some(b) => self.matmul(&wt)?.add(b),
+            None => self.matmul(&wt),
         }
     }
 }

@@ -1,0 +1,22 @@
+//! A linear layer's product and bias as one op: `x @ wᵀ + b`, recorded once, with the bias
+//! added inside the GEMM on the CPU (`Tensor::linear`).
+
+use crate::{Result, Var};
+
+/// `x @ weightᵀ + bias` for `x` `[rows, in]`, `weight` `[out, in]` and `bias` `[out]`.
+/// Backward: `dx = g·w`, `dw = gᵀ·x`, `db = Σ_rows g`, each computed only when needed.
+pub fn linear(x: &Var, weight: &Var, bias: Option<&Var>) -> Result<Var> {
+    let (xv, wv) = (x.value(), weight.value());
+    let y = xv.linear(&wv, bias.map(|b| b.value()).as_ref())?;
+    let mut inputs = vec![x, weight];
+    inputs.extend(bias);
+    Ok(Var::from_op("linear", y, &inputs, move |g, needs| {
+        let gx = needs[0].then(|| g.matmul(&wv)).transpose()?;
+        let gw = needs[1].then(|| g.t()?.matmul(&xv)).transpose()?;
+        let mut grads = vec![gx, gw];
+        if needs.len() > 2 {
+            grads.push(needs[2].then(|| g.sum_to_shape(&[g.shape()[1]])).transpose()?);
+        }
+        Ok(grads)
+    }))
+}
