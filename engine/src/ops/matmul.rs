@@ -82,10 +82,7 @@ impl Tensor {
                 with_float!(self.dtype(), "linear", |T| {
                     let (xb, wb, bb) = (self.buffer::<T>("linear")?, wt.buffer::<T>("linear")?, b.buffer::<T>("linear")?);
                     let bias = &bb[b.layout().offset..b.layout().offset + n];
-                    Ok(Tensor::from_vec_unchecked(
-                        cpu::matmul::gemm_add_rows(xb, self.layout(), wb, wt.layout(), bias, m, k, n),
-                        &[m, n],
-                    ))
+                    Ok(Tensor::from_vec_unchecked(cpu::matmul::gemm_add_rows(xb, self.layout(), wb, wt.layout(), bias, m, k, n), &[m, n]))
                 })
             }
             Some(b) => self.matmul(&wt)?.add(b),
