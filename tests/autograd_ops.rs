@@ -254,22 +254,30 @@ fn batch_norm_relu_equals_batch_norm_then_relu() {
         let c = shape[1];
         let vals = [rand(&shape, seed, -2.0, 2.0), rand(&[c], seed + 1, 0.5, 1.5), rand(&[c], seed + 2, -1.0, 1.0)];
         let head = rand(&shape, seed + 3, -1.0, 1.0);
-        let run = |fused_op: bool| {
-            let v: Vec<Var> = vals.iter().map(|t| Var::param(t.clone()).unwrap()).collect();
-            let y = if fused_op {
+        assert_fused_matches_composed(&format!("{shape:?}"), &vals, &head, |v, fused_op| {
+            if fused_op {
                 fused::batch_norm_relu(&v[0], Some(&v[1]), Some(&v[2]), 1e-5).unwrap().output
             } else {
                 fused::batch_norm(&v[0], Some(&v[1]), Some(&v[2]), 1e-5).unwrap().output.relu().unwrap()
-            };
-            y.mul(&Var::constant(head.clone())).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut out = vec![y.value().to_vec::<f64>().unwrap()];
-            out.extend(v.iter().map(|p| p.grad().unwrap().to_vec::<f64>().unwrap()));
-            out
-        };
-        for (i, (a, b)) in run(true).iter().zip(run(false)).enumerate() {
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{shape:?} output/grad {i}: fused {x} vs composed {y}");
             }
+        });
+    }
+}
+
+/// Runs `op(params, fused)` with the fused op and with the composed ops it replaces, each
+/// weighted by `head` and summed, and checks that the outputs and every gradient agree.
+fn assert_fused_matches_composed(case: &str, vals: &[Tensor], head: &Tensor, op: impl Fn(&[Var], bool) -> Var) {
+    let run = |fused_op: bool| {
+        let v: Vec<Var> = vals.iter().map(|t| Var::param(t.clone()).unwrap()).collect();
+        let y = op(&v, fused_op);
+        y.mul(&Var::constant(head.clone())).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut out = vec![y.value().to_vec::<f64>().unwrap()];
+        out.extend(v.iter().map(|p| p.grad().unwrap().to_vec::<f64>().unwrap()));
+        out
+    };
+    for (i, (a, b)) in run(true).iter().zip(run(false)).enumerate() {
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{case} output/grad {i}: fused {x} vs composed {y}");
         }
     }
 }
@@ -290,23 +298,13 @@ fn linear_equals_matmul_then_add() {
     for (rows, din, dout, seed) in [(7usize, 5usize, 3usize, 1u64), (1, 40, 33, 2), (64, 48, 130, 3)] {
         let vals = [rand(&[rows, din], seed, -2.0, 2.0), rand(&[dout, din], seed + 1, -1.0, 1.0), rand(&[dout], seed + 2, -1.0, 1.0)];
         let head = rand(&[rows, dout], seed + 3, -1.0, 1.0);
-        let run = |fused_op: bool| {
-            let v: Vec<Var> = vals.iter().map(|t| Var::param(t.clone()).unwrap()).collect();
-            let y = if fused_op {
+        assert_fused_matches_composed(&format!("{rows}x{din}->{dout}"), &vals, &head, |v, fused_op| {
+            if fused_op {
                 fused::linear(&v[0], &v[1], Some(&v[2])).unwrap()
             } else {
                 v[0].matmul(&v[1].t().unwrap()).unwrap().add(&v[2]).unwrap()
-            };
-            y.mul(&Var::constant(head.clone())).unwrap().sum_all().unwrap().backward().unwrap();
-            let mut out = vec![y.value().to_vec::<f64>().unwrap()];
-            out.extend(v.iter().map(|p| p.grad().unwrap().to_vec::<f64>().unwrap()));
-            out
-        };
-        for (i, (a, b)) in run(true).iter().zip(run(false)).enumerate() {
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{rows}x{din}->{dout} output/grad {i}: fused {x} vs composed {y}");
             }
-        }
+        });
     }
 }
 
