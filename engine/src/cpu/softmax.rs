@@ -32,8 +32,21 @@ pub(crate) fn map_rows<T: FloatElem>(inputs: &[&[T]], n: usize, len: usize, f: i
     out
 }
 
+/// The row's largest value (NaNs skipped, as `f32::max` skips them; -inf for an empty or
+/// all-NaN row). Sixteen running maxima written as compare-and-select, which vectorizes,
+/// where one `max` fold is a chain of dependent instructions as long as the row. The maximum
+/// is exact, so the lanes do not change the result.
 fn row_max<T: FloatElem>(row: &[T]) -> T {
-    row.iter().copied().fold(T::neg_infinity(), T::max)
+    let larger = |a: T, b: T| if b > a { b } else { a };
+    let mut acc = [T::neg_infinity(); 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = larger(*a, v);
+        }
+    }
+    let tail = chunks.remainder().iter().copied().fold(T::neg_infinity(), larger);
+    acc.into_iter().fold(tail, larger)
 }
 
 /// softmax of an f32 row: vmath's exp vectorizes where `f32::exp` is a call per element; the
@@ -91,5 +104,25 @@ pub(crate) fn log_softmax_backward_row<T: FloatElem>(y: &[T], g: &[T], o: &mut [
     let s = sum_slice(g);
     for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
         *o = g - y.exp() * s;
+    }
+}
+
+#[cfg(test)]
+mod row_max_tests {
+    use super::row_max;
+
+    /// The laned maximum equals the plain `f32::max` fold for every length around the lane
+    /// count, with NaNs (skipped by both) and an all-NaN row (-inf for both).
+    #[test]
+    fn laned_max_equals_the_fold() {
+        for n in 0..50usize {
+            let mut row: Vec<f32> = (0..n).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+            if n > 3 {
+                row[n / 2] = f32::NAN;
+            }
+            let want = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(row_max(&row).to_bits(), want.to_bits(), "length {n}");
+        }
+        assert_eq!(row_max(&[f32::NAN; 20]), f32::NEG_INFINITY);
     }
 }
