@@ -2,7 +2,7 @@
 
 use super::init;
 use super::module::{join, Entry, Module, Param};
-use tessera_autograd::{autocast_dtype, fused, Result, Var};
+use tessera_autograd::{fused, Result, Var};
 use tessera_engine::{DType, Generator, Tensor};
 
 /// `y = x·Wᵀ + b` with `weight [out, in]` and `bias [out]`; input `[..., in]`, output `[..., out]`.
@@ -53,20 +53,9 @@ impl Module for Linear {
         // One GEMM over all leading dims instead of a batched product.
         let rows: usize = shape[..shape.len() - 1].iter().product();
         let x2 = if shape.len() == 2 { x.clone() } else { x.reshape_to(&[rows, in_f])? };
-        let y = match autocast_dtype() {
-            // Under autocast the product is bf16 / f16: the bias joins it in that dtype, as
-            // in PyTorch's autocast linear, rather than promoting the product back to f32.
-            Some(low) => {
-                let y = x2.matmul(&self.weight.get().t()?)?;
-                match &self.bias {
-                    Some(b) if y.value().dtype() == low => y.add(&b.get().to_dtype(low)?)?,
-                    Some(b) => y.add(&b.get())?,
-                    None => y,
-                }
-            }
-            // One op: the bias is added inside the GEMM (PyTorch's addmm).
-            None => fused::linear(&x2, &self.weight.get(), self.bias.as_ref().map(|b| b.get()).as_ref())?,
-        };
+        // One op: the bias is added inside the GEMM (PyTorch's addmm); under autocast the
+        // op casts its f32 operands, the bias included, to the autocast dtype.
+        let y = fused::linear(&x2, &self.weight.get(), self.bias.as_ref().map(|b| b.get()).as_ref())?;
         if shape.len() == 2 {
             return Ok(y);
         }
