@@ -203,6 +203,8 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
     std::fs::write(&mae_ratio, "[mae]\nmask_ratio = 1.0\n").unwrap();
     let simmim_block = dir.join("simmim_block.toml");
     std::fs::write(&simmim_block, "[simmim]\nmask_patch = 8\n").unwrap();
+    let simmim_scale = dir.join("simmim_scale.toml");
+    std::fs::write(&simmim_scale, "[simmim]\nlayer_scale = -0.1\n").unwrap();
     let out = dir.join("never");
     let o_ = out.to_str().unwrap();
     let mut cases: Vec<(Vec<&str>, &str)> = vec![
@@ -234,6 +236,10 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
         (
             vec!["pretrain", "--method", "simmim", "--config", simmim_block.to_str().unwrap(), "--out", o_],
             "mask_patch 8 must be a multiple of the ViT patch 4 that divides the image side 28",
+        ),
+        (
+            vec!["pretrain", "--method", "simmim", "--config", simmim_scale.to_str().unwrap(), "--out", o_],
+            "simmim.layer_scale must be a finite number ≥ 0 (0 turns it off), got -0.1",
         ),
         (
             vec!["pretrain", "--method", "simclr", "--config", wrong_section.to_str().unwrap(), "--out", o_],

@@ -217,6 +217,37 @@ mod transformer {
         check_module(&attn, randn(&mut g, &[2, 3, 4]));
         let block = TransformerBlock::new(4, 2, 2.0, true, &mut g).unwrap();
         check_module(&block, randn(&mut g, &[2, 3, 4]));
+        // Layer scale: gains drawn away from their init so a wrong gradient cannot hide.
+        let block = TransformerBlock::new(4, 2, 2.0, true, &mut g).unwrap().with_layer_scale(0.1).unwrap();
+        for gain in block.layer_scale.as_ref().unwrap() {
+            gain.var().set_value(g.uniform(&[4], 0.2, 1.5, DType::F32).unwrap()).unwrap();
+        }
+        check_module(&block, randn(&mut g, &[2, 3, 4]));
+    }
+
+    /// Layer scale multiplies each branch by its gains: gains of 1 give the plain block's
+    /// output exactly, gains of 0 the identity; the gains are saved as timm names them.
+    #[test]
+    fn layer_scale_scales_each_branch() {
+        let block = |scale: Option<f64>| {
+            let b = TransformerBlock::new(4, 2, 2.0, true, &mut Generator::new(14)).unwrap();
+            match scale {
+                Some(s) => b.with_layer_scale(s).unwrap(),
+                None => b,
+            }
+        };
+        let x = Var::constant(Generator::new(15).normal(&[2, 3, 4], 0.0, 1.0, DType::F32).unwrap());
+        let out = |b: &TransformerBlock| b.forward(&x).unwrap().value().to_vec::<f32>().unwrap();
+        assert_eq!(out(&block(Some(1.0))), out(&block(None)));
+        assert_eq!(out(&block(Some(0.0))), x.value().to_vec::<f32>().unwrap());
+        let cfg = VitConfig { layer_scale: Some(0.1), ..tiny_vit(PosEmbed::Learned, Pool::Mean) };
+        let vit = VisionTransformer::new(&cfg, &mut Generator::new(16)).unwrap();
+        let state = vit.state_dict();
+        let gain = state.iter().find(|(n, _)| n == "blocks.0.ls2.gamma").expect("blocks.0.ls2.gamma saved");
+        assert_eq!(gain.1.to_vec::<f32>().unwrap(), vec![0.1; 4]);
+        assert!(state.iter().any(|(n, _)| n == "blocks.0.ls1.gamma"));
+        let bad = VitConfig { layer_scale: Some(f64::NAN), ..cfg };
+        assert!(VisionTransformer::new(&bad, &mut Generator::new(16)).err().unwrap().to_string().contains("finite layer scale"));
     }
 
     fn tiny_vit(pos: PosEmbed, pool: Pool) -> VitConfig {
@@ -231,6 +262,7 @@ mod transformer {
             qkv_bias: true,
             pos_embed: pos,
             pool,
+            layer_scale: None,
             num_classes: Some(2),
         }
     }

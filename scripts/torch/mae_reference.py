@@ -3,6 +3,9 @@ evaluates (kNN k=20 on L2-normalized features, mean-pooled and class token), to 
 tessera's MAE preset against the reference recipe on the same data and budget.
 
     THREADS=2 STEPS=78 .venv/bin/python scripts/torch/mae_reference.py [--lr 1.5e-3] [--init mae|timm]
+        [--batch 256] [--epochs 2] [--mask-ratio 0.75] [--decoder-depth 2] [--raw-pixels]
+
+tessera's Fashion-MNIST preset is `--lr 1e-3 --batch 128 --epochs 5 --steps 390 --raw-pixels`.
 
 The model is the reference code's (facebookresearch/mae `models_mae.py`) at tessera's preset
 sizes: ViT-Tiny/4 on 1×28×28, fixed 2-D sin-cos positions, decoder 128 wide × 2 blocks ×
@@ -45,8 +48,8 @@ class Mae(TinyMae):
     fixed sin-cos tables and its initialization (`init="mae"`: Xavier matrices, class token
     std 0.02) or timm's (`init="timm"`)."""
 
-    def __init__(self, init):
-        super().__init__()
+    def __init__(self, init, **sizes):
+        super().__init__(**sizes)
         dim, ddim, grid = self.norm.normalized_shape[0], self.dec_embed.out_features, int(self.L ** 0.5)
         self.pos.copy_(sincos(dim, grid))
         self.dec_pos.copy_(sincos(ddim, grid))
@@ -103,6 +106,38 @@ def knn(train, ytr, test, yte, k=20, t=0.07):
     return (plain == yte).float().mean().item(), (weighted == yte).float().mean().item()
 
 
+def linear_probe(train, ytr, test, yte, epochs=30, lr=0.01, batch=256, wd=1e-4):
+    """tessera's probe: standardized features, a linear layer, AdamW with cosine decay."""
+    mean, std = train.mean(0), train.var(0, unbiased=False).add(1e-6).sqrt()
+    train, test = (train - mean) / std, (test - mean) / std
+    head = nn.Linear(train.shape[1], 10)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=wd)
+    steps = epochs * math.ceil(len(train) / batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps)))
+    for _ in range(epochs):
+        perm = torch.randperm(len(train))
+        for b in range(0, len(train), batch):
+            i = perm[b:b + batch]
+            loss = F.cross_entropy(head(train[i]), ytr[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return (head(test).argmax(1) == yte).float().mean().item()
+
+
+def load_embedded():
+    """The embedded subset as tessera normalizes it: [N, 1, 28, 28] standardized by the
+    training set's pixel mean and std, with labels."""
+    xtr = torch.tensor(idx("train-images-idx3-ubyte.gz"), dtype=torch.float32)[:, None] / 255
+    xte = torch.tensor(idx("t10k-images-idx3-ubyte.gz"), dtype=torch.float32)[:, None] / 255
+    ytr = torch.tensor(idx("train-labels-idx1-ubyte.gz")).long()
+    yte = torch.tensor(idx("t10k-labels-idx1-ubyte.gz")).long()
+    mean, std = xtr.mean().item(), xtr.std().item()
+    return (xtr - mean) / std, ytr, (xte - mean) / std, yte
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lr", type=float, default=1.5e-3)
@@ -111,20 +146,19 @@ def main():
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--warmup", type=float, default=0.2)
     ap.add_argument("--beta2", type=float, default=0.95)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--mask-ratio", type=float, default=0.75)
+    ap.add_argument("--decoder-depth", type=int, default=2)
+    ap.add_argument("--raw-pixels", action="store_true", help="norm_pix_loss off: raw-pixel targets")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     torch.manual_seed(0), np.random.seed(0)
-    xtr = torch.tensor(idx("train-images-idx3-ubyte.gz"), dtype=torch.float32)[:, None] / 255
-    xte = torch.tensor(idx("t10k-images-idx3-ubyte.gz"), dtype=torch.float32)[:, None] / 255
-    ytr = torch.tensor(idx("train-labels-idx1-ubyte.gz")).long()
-    yte = torch.tensor(idx("t10k-labels-idx1-ubyte.gz")).long()
-    mean, std = xtr.mean().item(), xtr.std().item()
-    xtr, xte = (xtr - mean) / std, (xte - mean) / std
-    model = Mae(a.init)
+    xtr, ytr, xte, yte = load_embedded()
+    model = Mae(a.init, ratio=a.mask_ratio, ddepth=a.decoder_depth, norm_pix=not a.raw_pixels)
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, a.beta2))
-    per_epoch = len(xtr) // 256
+    per_epoch = len(xtr) // a.batch
     total = per_epoch * a.epochs
     warm = a.warmup * per_epoch
 
@@ -134,7 +168,8 @@ def main():
         fte = [model.features(xte[i:i + 500]) for i in range(0, len(xte), 500)]
         for key in ("mean", "mean-of-normed", "cls"):
             a_, b_ = torch.cat([f[key] for f in ftr]), torch.cat([f[key] for f in fte])
-            print(f"{tag} {key}: kNN {knn(a_, ytr, b_, yte)[0]:.4f} / weighted {knn(a_, ytr, b_, yte)[1]:.4f}", flush=True)
+            plain, weighted = knn(a_, ytr, b_, yte)
+            print(f"{tag} {key}: kNN {plain:.4f} / weighted {weighted:.4f} / linear {linear_probe(a_, ytr, b_, yte):.4f}", flush=True)
         model.train()
 
     evaluate("random")
@@ -147,7 +182,7 @@ def main():
             lr = a.lr * (step + 1) / warm if step < warm else a.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = model.loss(crop_flip(xtr[perm[b * 256:(b + 1) * 256]]))
+            loss = model.loss(crop_flip(xtr[perm[b * a.batch:(b + 1) * a.batch]]))
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -77,11 +77,11 @@ class TinyMae(nn.Module):
     masked patches), at tessera's preset sizes: ViT-Tiny/4 on 1x28x28, decoder 128 wide, 2
     blocks, 4 heads, mask ratio 0.75. Sin-cos tables are left at zero: they cost nothing."""
 
-    def __init__(self, img=28, patch=4, chans=1, dim=192, depth=12, heads=3, ddim=128, ddepth=2, dheads=4, ratio=0.75):
+    def __init__(self, img=28, patch=4, chans=1, dim=192, depth=12, heads=3, ddim=128, ddepth=2, dheads=4, ratio=0.75, norm_pix=True):
         super().__init__()
         from timm.models.vision_transformer import Block
 
-        self.p, self.ratio, self.L = patch, ratio, (img // patch) ** 2
+        self.p, self.ratio, self.L, self.norm_pix = patch, ratio, (img // patch) ** 2, norm_pix
         self.patch_embed = nn.Conv2d(chans, dim, patch, patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.register_buffer("pos", torch.zeros(1, self.L + 1, dim))
@@ -116,7 +116,8 @@ class TinyMae(nn.Module):
         pred = self.pred(self.dec_norm(x))[:, 1:]
         p = self.p
         t = imgs.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(n, self.L, p * p * c)
-        t = (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + 1e-6) ** 0.5
+        if self.norm_pix:
+            t = (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + 1e-6) ** 0.5
         loss = ((pred - t) ** 2).mean(-1)
         return (loss * mask).sum() / mask.sum()
 

@@ -142,6 +142,7 @@ mod tests {
             qkv_bias: true,
             pos_embed: PosEmbed::Learned,
             pool: Pool::Token,
+            layer_scale: None,
             num_classes: None,
         };
         let vit = VisionTransformer::new(&cfg, &mut tessera_engine::Generator::new(3)).unwrap();

@@ -21,7 +21,7 @@ use super::{
     Backbone, BuildContext, DataRecipe, Family, ImageGrid, Method, MethodInfo, Preset, StepContext, StepOutput, TrainBatch, ViewAugment,
 };
 use crate::data::tasks::{mae_mask_batch, MaeMasking};
-use crate::nn::{patchify, unpatchify, Entry, MaeDecoder, MaeDecoderConfig, Module, PosEmbed, VisionTransformer};
+use crate::nn::{patchify, unpatchify, Entry, MaeDecoder, MaeDecoderConfig, Module, PosEmbed, VisionTransformer, VitConfig};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{Result, Var};
 use tessera_engine::{DType, Generator, Tensor};
@@ -95,7 +95,7 @@ pub struct Mae {
 impl Mae {
     pub fn new(ctx: &BuildContext, options: MaeOptions) -> std::result::Result<Mae, String> {
         let mut gen = Generator::new(ctx.seed);
-        let (vit, backbone) = vit_backbone(ctx.encoder, PosEmbed::SinCos, "mae", &mut gen)?;
+        let (vit, backbone) = vit_backbone(ctx.encoder, |c| VitConfig { pos_embed: PosEmbed::SinCos, ..c }, "mae", &mut gen)?;
         vit.init_as_mae(&mut gen).map_err(|e| e.to_string())?;
         let c = vit.config();
         let cfg = MaeDecoderConfig {

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use super::Backbone;
 use crate::data::ImageGrid;
-use crate::nn::{patch_mask_to_pixels, EncoderSpec, PosEmbed, VisionTransformer};
+use crate::nn::{patch_mask_to_pixels, EncoderSpec, VisionTransformer, VitConfig};
 use tessera_autograd::Result;
 use tessera_engine::{DType, Device, Generator, Tensor};
 
@@ -19,17 +19,18 @@ const MASK_GREY: f64 = 0.5;
 /// pictures of successive epochs compare.
 pub const PICTURE_MASK_SEED: u64 = 0x5EE;
 
-/// The ViT `spec` names, with `positions`, as the method's backbone; the error says that
-/// `method` needs a ViT when `spec` names a ResNet.
+/// The ViT `spec` names, its config changed by `adjust` (a method's positions, layer scale),
+/// as the method's backbone; the error says that `method` needs a ViT when `spec` names a
+/// ResNet.
 pub fn vit_backbone(
     spec: &EncoderSpec,
-    positions: PosEmbed,
+    adjust: impl FnOnce(VitConfig) -> VitConfig,
     method: &str,
     gen: &mut Generator,
 ) -> std::result::Result<(Rc<VisionTransformer>, Backbone), String> {
     spec.validate()?;
     let cfg = spec.vit_config().ok_or_else(|| needs_vit(method, &spec.name))?;
-    let vit = Rc::new(VisionTransformer::new(&crate::nn::VitConfig { pos_embed: positions, ..cfg }, gen).map_err(|e| e.to_string())?);
+    let vit = Rc::new(VisionTransformer::new(&adjust(cfg), gen).map_err(|e| e.to_string())?);
     let dim = vit.feature_dim();
     Ok((vit.clone(), Backbone { net: Box::new(vit), dim }))
 }

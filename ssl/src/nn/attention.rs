@@ -5,7 +5,7 @@ use super::container::Activation;
 use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
-use super::module::{join, Entry, Module};
+use super::module::{join, Entry, Module, Param};
 use tessera_autograd::{fused, no_grad, Result, Var};
 use tessera_engine::{DType, Generator, Tensor};
 
@@ -102,11 +102,14 @@ impl Module for Mlp {
 }
 
 /// The pre-norm block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`; `[B, L, D] → [B, L, D]`.
+/// With layer scale, each branch's output is first multiplied by its own learned per-channel
+/// gain (`x + γ₁ ⊙ attn(…)`, CaiT's LayerScale, timm's `ls1` / `ls2`).
 pub struct TransformerBlock {
     pub norm1: LayerNorm,
     pub attn: Attention,
     pub norm2: LayerNorm,
     pub mlp: Mlp,
+    pub layer_scale: Option<[Param; 2]>,
 }
 
 impl TransformerBlock {
@@ -118,7 +121,26 @@ impl TransformerBlock {
             attn: Attention::new(dim, num_heads, qkv_bias, gen)?,
             norm2: LayerNorm::new(dim, 1e-6)?,
             mlp: Mlp::new(dim, hidden, gen)?,
+            layer_scale: None,
         })
+    }
+
+    /// The same block with layer scale: both branch gains start at `init` in every channel
+    /// (timm's `init_values`; SimMIM's ViT uses 0.1, so each block starts close to the
+    /// identity).
+    pub fn with_layer_scale(mut self, init: f64) -> Result<TransformerBlock> {
+        let dim = self.norm1.weight.get().shape()[0];
+        let gain = || Param::new(Tensor::full(&[dim], init, DType::F32)?);
+        self.layer_scale = Some([gain()?, gain()?]);
+        Ok(self)
+    }
+
+    /// A branch's output, scaled by gain `i` when the block has layer scale.
+    fn scaled(&self, branch: Var, i: usize) -> Result<Var> {
+        match &self.layer_scale {
+            Some(gains) => branch.mul(&gains[i].get()),
+            None => Ok(branch),
+        }
     }
 }
 
@@ -142,8 +164,8 @@ impl TransformerBlock {
 
 impl Module for TransformerBlock {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let x = x.add(&self.attn.forward(&self.norm1.forward(x)?)?)?;
-        x.add(&self.mlp.forward(&self.norm2.forward(&x)?)?)
+        let x = x.add(&self.scaled(self.attn.forward(&self.norm1.forward(x)?)?, 0)?)?;
+        x.add(&self.scaled(self.mlp.forward(&self.norm2.forward(&x)?)?, 1)?)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
@@ -151,5 +173,9 @@ impl Module for TransformerBlock {
         self.attn.visit(&join(prefix, "attn"), f);
         self.norm2.visit(&join(prefix, "norm2"), f);
         self.mlp.visit(&join(prefix, "mlp"), f);
+        if let Some([g1, g2]) = &self.layer_scale {
+            f(&join(prefix, "ls1.gamma"), Entry::Param(g1));
+            f(&join(prefix, "ls2.gamma"), Entry::Param(g2));
+        }
     }
 }

@@ -46,6 +46,9 @@ pub struct VitConfig {
     pub qkv_bias: bool,
     pub pos_embed: PosEmbed,
     pub pool: Pool,
+    /// `Some(g)`: every block scales its two branches by learned per-channel gains that start
+    /// at `g` (timm's `init_values`, SimMIM's 0.1); `None`: plain residuals (timm's default).
+    pub layer_scale: Option<f64>,
     /// `Some(n)`: a classifier `head: Linear(D, n)`; `None`: the pooled features.
     pub num_classes: Option<usize>,
 }
@@ -63,6 +66,7 @@ impl VitConfig {
             qkv_bias: true,
             pos_embed: PosEmbed::Learned,
             pool: Pool::Token,
+            layer_scale: None,
             num_classes: None,
         }
     }
@@ -138,10 +142,14 @@ impl VisionTransformer {
     /// truncated normal (std 0.02); seeded by `gen`, f32.
     pub fn new(config: &VitConfig, gen: &mut Generator) -> Result<VisionTransformer> {
         let c = config;
-        let bad =
-            c.patch_size == 0 || !c.img_size.is_multiple_of(c.patch_size) || c.img_size == 0 || c.embed_dim == 0 || c.in_channels == 0;
+        let bad = c.patch_size == 0
+            || !c.img_size.is_multiple_of(c.patch_size)
+            || c.img_size == 0
+            || c.embed_dim == 0
+            || c.in_channels == 0
+            || c.layer_scale.is_some_and(|g| !g.is_finite());
         if bad || (c.pos_embed == PosEmbed::SinCos && !c.embed_dim.is_multiple_of(4)) {
-            let msg = format!("needs img_size a positive multiple of patch_size, positive sizes, and embed_dim divisible by 4 for sin-cos positions; got {c:?}");
+            let msg = format!("needs img_size a positive multiple of patch_size, positive sizes, a finite layer scale, and embed_dim divisible by 4 for sin-cos positions; got {c:?}");
             return Err(tessera_engine::Error::invalid("VisionTransformer", msg).into());
         }
         let (d, n) = (c.embed_dim, c.num_patches());
@@ -156,7 +164,14 @@ impl VisionTransformer {
                 Positions::Fixed(Buffer::new(Tensor::from_vec(table, &[1, n + 1, d])?.to_dtype(DType::F32)?))
             }
         };
-        let blocks = (0..c.depth).map(|_| TransformerBlock::new(d, c.num_heads, c.mlp_ratio, c.qkv_bias, gen)).collect::<Result<_>>()?;
+        let block = |gen: &mut Generator| -> Result<TransformerBlock> {
+            let b = TransformerBlock::new(d, c.num_heads, c.mlp_ratio, c.qkv_bias, gen)?;
+            match c.layer_scale {
+                Some(g) => b.with_layer_scale(g),
+                None => Ok(b),
+            }
+        };
+        let blocks = (0..c.depth).map(|_| block(gen)).collect::<Result<_>>()?;
         let head = c.num_classes.map(|k| vit_linear(d, k, true, gen)).transpose()?;
         Ok(VisionTransformer { patch_embed, cls_token, pos_embed, blocks, norm: LayerNorm::new(d, 1e-6)?, head, config: c.clone() })
     }
