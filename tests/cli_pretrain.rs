@@ -180,11 +180,17 @@ fn a_vit_encoder_trains_and_evaluates_with_either_pool() {
     assert!(o.status.success(), "{}", stderr(&o));
     let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(saved.contains("pool = \"mean\"") && saved.contains("patch_size = 7"), "{saved}");
-    for pool in ["cls", "mean"] {
+    // The report scores the other pool too, as `eval --pool` does.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(trained), class token"), "{}", String::from_utf8_lossy(&o.stdout));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let report: serde_json::Value =
+        metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|r| r.get("knn_acc").is_some()).unwrap();
+    for (pool, key) in [("cls", "cls_knn_acc"), ("mean", "knn_acc")] {
         let o = tessera(&["eval", "--run", out.to_str().unwrap(), "--pool", pool]);
         assert!(o.status.success(), "{}", stderr(&o));
         let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(line["pool"], pool);
+        assert_eq!(line["acc"], report[key], "{pool}: eval against the report's {key}");
     }
 }
 

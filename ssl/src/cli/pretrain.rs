@@ -11,6 +11,7 @@ use super::{pictures, plots, progress::Progress, PretrainArgs};
 use crate::data::Dataset;
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
 use crate::methods::Method;
+use crate::nn::{Pool, WithPool};
 use crate::train::{self, load_checkpoint, make_optimizer, OnlineProbe, OpenMode, RunDir, Stop, TrainConfig, TrainState};
 use serde_json::json;
 use std::path::PathBuf;
@@ -274,6 +275,17 @@ fn final_report(
     let trained = score(&features_tr, &features_te, tr, te, cfg)?;
     // (label, metrics key prefix, scores)
     let mut rows = vec![(format!("{} {} (trained)", cfg.method, cfg.encoder), "", trained)];
+    if let Some(vit) = method.encoder().as_vision_transformer() {
+        // A ViT's other pool too (class token beside the mean of the patch tokens, or the
+        // reverse): which one probes better differs between methods.
+        let (pool, name, key) = match vit.config().pool {
+            Pool::Mean => (Pool::Token, "class token", "cls_"),
+            Pool::Token => (Pool::Mean, "mean of patch tokens", "mean_"),
+        };
+        let view = WithPool { vit, pool };
+        let (otr, ote) = (encode_dataset(&view, tr, 512, Some(norm)).map_err(e)?, encode_dataset(&view, te, 512, Some(norm)).map_err(e)?);
+        rows.push((format!("{} {} (trained), {name}", cfg.method, cfg.encoder), key, score(&otr, &ote, tr, te, cfg)?));
+    }
     if method.dual_encoder().is_some() {
         // An image–text model's own output is the joint space (open_clip's `encode_image`,
         // where zero-shot classifies); the representation row above is the CLIP paper's

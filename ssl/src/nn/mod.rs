@@ -46,4 +46,4 @@ pub use optim::{AdamW, Lars, Optim, Optimizer, ParamGroup, Schedule, Sgd};
 pub use patches::{patch_mask_to_pixels, patchify, unpatchify};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, Stem};
 pub use text::{TextConfig, TextTransformer};
-pub use vit::{sincos_2d, Pool, PosEmbed, VisionTransformer, VitConfig};
+pub use vit::{sincos_2d, Pool, PosEmbed, VisionTransformer, VitConfig, WithPool};

@@ -294,10 +294,33 @@ impl VisionTransformer {
 
     /// Pooled features `[B, D]` before the head.
     pub fn forward_features(&self, x: &Var) -> Result<Var> {
-        match self.config.pool {
+        self.pooled_features(x, self.config.pool)
+    }
+
+    /// Features `[B, D]` before the head under `pool`, whatever the config's pool.
+    pub fn pooled_features(&self, x: &Var, pool: Pool) -> Result<Var> {
+        match pool {
             Pool::Token => self.forward_tokens(x, None)?.select(1, 0),
             Pool::Mean => self.mean_pool(&self.blocks_forward(&self.embed_patches(x)?)?),
         }
+    }
+}
+
+/// A ViT's features read through another pool than its config's (the same weights): what a
+/// run's report scores beside the configured pool, so the class token and the mean of the
+/// patch tokens are both on record. Its `forward` is the pooled features, without a head.
+pub struct WithPool<'a> {
+    pub vit: &'a VisionTransformer,
+    pub pool: Pool,
+}
+
+impl Module for WithPool<'_> {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.vit.pooled_features(x, self.pool)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
+        self.vit.visit(prefix, f)
     }
 }
 
