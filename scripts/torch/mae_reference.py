@@ -138,6 +138,44 @@ def load_embedded():
     return (xtr - mean) / std, ytr, (xte - mean) / std, yte
 
 
+def evaluate(model, tag, keys, data):
+    """kNN and linear probe of `model.features(x)[key]` for each key, printed."""
+    xtr, ytr, xte, yte = data
+    model.eval()
+    ftr = [model.features(xtr[i:i + 500]) for i in range(0, len(xtr), 500)]
+    fte = [model.features(xte[i:i + 500]) for i in range(0, len(xte), 500)]
+    for key in keys:
+        a_, b_ = torch.cat([f[key] for f in ftr]), torch.cat([f[key] for f in fte])
+        plain, weighted = knn(a_, ytr, b_, yte)
+        print(f"{tag} {key}: kNN {plain:.4f} / weighted {weighted:.4f} / linear {linear_probe(a_, ytr, b_, yte):.4f}", flush=True)
+    model.train()
+
+
+def pretrain(model, opt, xtr, lr, batch, epochs, warmup, max_steps=None):
+    """tessera's schedule: linear warm-up over `warmup` epochs, then cosine to 0; batches of
+    cropped and flipped images; `model.loss(images)` per step."""
+    per_epoch = len(xtr) // batch
+    total, warm = per_epoch * epochs, warmup * per_epoch
+    max_steps = total if max_steps is None else max_steps
+    start, step = time.time(), 0
+    for epoch in range(epochs):
+        perm = torch.randperm(len(xtr))
+        for b in range(per_epoch):
+            if step >= max_steps:
+                break
+            rate = lr * (step + 1) / warm if step < warm else lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
+            for g in opt.param_groups:
+                g["lr"] = rate
+            loss = model.loss(crop_flip(xtr[perm[b * batch:(b + 1) * batch]]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 13 == 0:
+                print(f"step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
+    print(f"{step} steps in {time.time() - start:.0f} s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lr", type=float, default=1.5e-3)
@@ -158,39 +196,11 @@ def main():
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, a.beta2))
-    per_epoch = len(xtr) // a.batch
-    total = per_epoch * a.epochs
-    warm = a.warmup * per_epoch
 
-    def evaluate(tag):
-        model.eval()
-        ftr = [model.features(xtr[i:i + 500]) for i in range(0, len(xtr), 500)]
-        fte = [model.features(xte[i:i + 500]) for i in range(0, len(xte), 500)]
-        for key in ("mean", "mean-of-normed", "cls"):
-            a_, b_ = torch.cat([f[key] for f in ftr]), torch.cat([f[key] for f in fte])
-            plain, weighted = knn(a_, ytr, b_, yte)
-            print(f"{tag} {key}: kNN {plain:.4f} / weighted {weighted:.4f} / linear {linear_probe(a_, ytr, b_, yte):.4f}", flush=True)
-        model.train()
-
-    evaluate("random")
-    start, step = time.time(), 0
-    for epoch in range(a.epochs):
-        perm = torch.randperm(len(xtr))
-        for b in range(per_epoch):
-            if step >= a.steps:
-                break
-            lr = a.lr * (step + 1) / warm if step < warm else a.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss = model.loss(crop_flip(xtr[perm[b * a.batch:(b + 1) * a.batch]]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % 13 == 0:
-                print(f"step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
-    print(f"{step} steps in {time.time() - start:.0f} s")
-    evaluate("trained")
+    data = (xtr, ytr, xte, yte)
+    evaluate(model, "random", ("mean", "mean-of-normed", "cls"), data)
+    pretrain(model, opt, xtr, a.lr, a.batch, a.epochs, a.warmup, a.steps)
+    evaluate(model, "trained", ("mean", "mean-of-normed", "cls"), data)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ Xavier-uniform matrices, class token std 0.02), `timm` the reference's (std 0.02
 `--layer-scale` adds the reference ViT's per-channel residual scales (its INIT_VALUES, 0.1).
 AdamW (0.9, 0.95), wd 0.05 on matrices, warm-up 0.2 epoch then cosine; crop (0.2, 1) and flip.
 """
-import argparse, math, os, time
+import argparse, os
 import numpy as np
 import torch
 import torch.nn as nn
-from mae_reference import crop_flip, knn, linear_probe, load_embedded
+from mae_reference import evaluate, load_embedded, pretrain
 from timm.models.vision_transformer import Block
 
 
@@ -93,36 +93,10 @@ def main():
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.95))
-    per_epoch = len(xtr) // a.batch
-    total, warm = per_epoch * a.epochs, 0.2 * per_epoch
-
-    def evaluate(tag):
-        model.eval()
-        ftr = [model.features(xtr[i:i + 500]) for i in range(0, len(xtr), 500)]
-        fte = [model.features(xte[i:i + 500]) for i in range(0, len(xte), 500)]
-        for key in ("mean", "cls"):
-            f_tr, f_te = torch.cat([f[key] for f in ftr]), torch.cat([f[key] for f in fte])
-            plain, weighted = knn(f_tr, ytr, f_te, yte)
-            print(f"{tag} {key}: kNN {plain:.4f} / weighted {weighted:.4f} / linear {linear_probe(f_tr, ytr, f_te, yte):.4f}", flush=True)
-        model.train()
-
-    evaluate("random")
-    start, step = time.time(), 0
-    for epoch in range(a.epochs):
-        perm = torch.randperm(len(xtr))
-        for b in range(per_epoch):
-            lr = a.lr * (step + 1) / warm if step < warm else a.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss = model.loss(crop_flip(xtr[perm[b * a.batch:(b + 1) * a.batch]]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % 13 == 0:
-                print(f"step {step} loss {loss.item():.4f} {time.time() - start:.0f}s", flush=True)
-    print(f"{step} steps in {time.time() - start:.0f} s")
-    evaluate("trained")
+    data = (xtr, ytr, xte, yte)
+    evaluate(model, "random", ("mean", "cls"), data)
+    pretrain(model, opt, xtr, a.lr, a.batch, a.epochs, 0.2)
+    evaluate(model, "trained", ("mean", "cls"), data)
 
 
 if __name__ == "__main__":
