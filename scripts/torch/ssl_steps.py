@@ -221,6 +221,7 @@ class Clip(nn.Module):
 # name: (tessera bench line prefix, model, batch, views, lr, weight decay)
 CASES = {
     "simclr": ("simclr step, resnet-narrow 1x28x28 batch 64", SimClr, 64, 2),
+    "simclr-b256": ("simclr step, resnet-narrow 1x28x28 batch 256", SimClr, 256, 2),
     "moco-v2": ("moco-v2 step, resnet-narrow 1x28x28 batch 64", MocoV2, 64, 2),
     "rotation": ("rotation step, resnet-narrow 1x28x28 batch 64", Rotation, 64, 1),
     "mae": ("mae step, vit-tiny 1x28x28 batch 256", Mae, 256, 1),
