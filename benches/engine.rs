@@ -15,7 +15,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
-use tessera::engine::cpu::gemm::{Gemm, GemmIsa, MatRef};
+use tessera::engine::cpu::gemm::{self, Gemm, GemmIsa, MatRef};
+use tessera::engine::half;
 use tessera::engine::{DType, Generator, Tensor};
 
 fn randn(g: &mut Generator, shape: &[usize]) -> Tensor {
@@ -46,7 +47,7 @@ enum Stored {
 
 impl Stored {
     /// The `rows × cols` matrix stored in `data` this way.
-    fn view(self, data: &[f32], rows: usize, cols: usize) -> MatRef<'_, f32> {
+    fn view<T>(self, data: &[T], rows: usize, cols: usize) -> MatRef<'_, T> {
         match self {
             Stored::Rows => MatRef { data, offset: 0, rs: cols as isize, cs: 1 },
             Stored::Transposed => MatRef { data, offset: 0, rs: 1, cs: rows as isize },
@@ -55,7 +56,9 @@ impl Stored {
 }
 
 /// `[m, k] × [k, n]` in f32 through `Gemm::gemm_with` for each implementation, so the
-/// figures of one run compare them directly (`gemm_f32/<shape>/<isa>`). Shapes: 1024³; ViT-Tiny
+/// figures of one run compare them directly (`gemm_f32/<shape>/<isa>`), and beside them the
+/// same product of the operands rounded to bf16 on the bf16 dot-product kernel
+/// (`…/bf16dot`, f32 output; where the CPU has AVX-512 BF16). Shapes: 1024³; ViT-Tiny
 /// at batch 64 (3136 = 64·49 tokens; 768 = 64·12, the quarter MAE's encoder sees) in its
 /// linear layers forward (`x·Wᵀ`) and weight gradient (`dyᵀ·x`); one attention head (49
 /// tokens, head dim 16: `q·kᵀ` and `p·v`); the narrow ResNet's 3×3 convolutions as im2col
@@ -88,6 +91,13 @@ fn gemm_isas(c: &mut Criterion) {
             let id = BenchmarkId::new(format!("{name}_{m}x{k}x{n}"), format!("{isa:?}").to_lowercase());
             group.bench_function(id, |bch| {
                 bch.iter(|| f32::gemm_with(isa, m, k, n, 1.0, sa.view(&a, m, k), sb.view(&b, k, n), 0.0, black_box(&mut out), n))
+            });
+        }
+        if gemm::bf16_gemm_available() {
+            let half = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+            let (ah, bh) = (half(&a), half(&b));
+            group.bench_function(BenchmarkId::new(format!("{name}_{m}x{k}x{n}"), "bf16dot"), |bch| {
+                bch.iter(|| gemm::gemm_bf16(m, k, n, sa.view(&ah, m, k), sb.view(&bh, k, n), black_box(&mut out), n))
             });
         }
     }

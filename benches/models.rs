@@ -119,13 +119,20 @@ fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn
 
 /// One warm-up step through the Method API (views -> loss -> backward -> optimizer ->
 /// `after_step`), then the median time of `steps` more.
+/// The median time of `steps` training steps (after one untimed), the forward under
+/// autocast when `DTYPE` names a mixed precision (`bf16-mixed`, `f16-mixed`; the model stays
+/// f32, as `tessera pretrain --precision` runs it).
 fn median_step_time(method: &dyn Method, opt: &mut dyn Optim, tb: &TrainBatch, steps: usize) -> f64 {
+    let (_, amp, _) = bench_precision();
     let mut times = Vec::new();
     for i in 0..=steps {
         let t = Instant::now();
         let ctx = StepContext { step: i as u64, total_steps: 1000 };
         opt.zero_grad();
-        let out = method.training_step(tb, &ctx).unwrap();
+        let out = {
+            let _amp = amp.map(|d| autocast(d).unwrap());
+            method.training_step(tb, &ctx).unwrap()
+        };
         out.loss.backward().unwrap();
         opt.step().unwrap();
         method.after_step(&StepContext { step: ctx.step + 1, ..ctx }).unwrap();
@@ -157,7 +164,8 @@ fn time_method_steps(name: &str, encoder: &str, batch: usize) {
     let rss_before = peak_rss(true);
     let step = median_step_time(method.as_ref(), &mut opt, &tb, steps);
     println!(
-        "{name} step, {encoder} 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
+        "{name} step, {encoder} 1x28x28 batch {batch}{} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
+        bench_precision().2,
         batch as f64 / step,
         peak_cpu_bytes() as f64 / (1 << 20) as f64,
         peak_rss(false).saturating_sub(rss_before) as f64 / (1 << 20) as f64
@@ -184,7 +192,8 @@ fn time_clip_steps(batch: usize) {
     let rss_before = peak_rss(true);
     let step = median_step_time(method.as_ref(), &mut opt, &tb, steps);
     println!(
-        "clip step, vit-tiny + 2-layer text 1x28x28 batch {batch} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
+        "clip step, vit-tiny + 2-layer text 1x28x28 batch {batch}{} [cpu]: {step:.4} s (median of {steps}), {:.1} images/s, peak tensors {:.1} MiB, peak RSS growth {:.1} MiB",
+        bench_precision().2,
         batch as f64 / step,
         peak_cpu_bytes() as f64 / (1 << 20) as f64,
         peak_rss(false).saturating_sub(rss_before) as f64 / (1 << 20) as f64

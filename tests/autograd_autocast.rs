@@ -82,6 +82,29 @@ fn mixed_operands_meet_at_the_wider_dtype_only_under_autocast() {
     assert_eq!(h.mul(&g).unwrap().value().dtype(), DType::F32, "bf16 and f16 meet at f32");
 }
 
+/// `cat`, `stack` and `where_` promote like the binary ops (a ViT prepends an f32 class
+/// token to bf16 patch tokens; SimMIM puts an f32 mask token among them), and their
+/// gradients come back in each operand's own dtype.
+#[test]
+fn joins_and_selects_promote_under_autocast() {
+    let h = Var::param(Tensor::full(&[1, 2], 1.5, DType::BF16).unwrap()).unwrap();
+    let f = Var::param(Tensor::full(&[1, 2], 0.25, DType::F32).unwrap()).unwrap();
+    assert!(Var::cat(&[&h, &f], 0).is_err(), "outside autocast mixing is an error");
+    let mask = Tensor::from_vec(vec![1u8, 0], &[1, 2]).unwrap();
+    let (cat, stack, select) = {
+        let _amp = autocast(DType::BF16).unwrap();
+        (Var::cat(&[&h, &f], 0).unwrap(), Var::stack(&[&f, &h], 0).unwrap(), Var::where_(&mask, &h, &f).unwrap())
+    };
+    assert_eq!(cat.value().dtype(), DType::F32);
+    assert_eq!(cat.value().to_vec_f64().unwrap(), vec![1.5, 1.5, 0.25, 0.25]);
+    assert_eq!(stack.value().shape(), &[2, 1, 2]);
+    assert_eq!(select.value().to_vec_f64().unwrap(), vec![1.5, 0.25]);
+    cat.sum_all().unwrap().add(&select.sum_all().unwrap()).unwrap().backward().unwrap();
+    assert_eq!(h.grad().unwrap().dtype(), DType::BF16);
+    assert_eq!(h.grad().unwrap().to_vec_f64().unwrap(), vec![2.0, 1.0]);
+    assert_eq!(f.grad().unwrap().to_vec_f64().unwrap(), vec![1.0, 2.0]);
+}
+
 #[test]
 fn autocast_refuses_a_dtype_that_is_not_16_bit() {
     let err = autocast(DType::F32).err().expect("f32 is not a lower precision").to_string();

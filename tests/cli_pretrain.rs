@@ -266,15 +266,18 @@ fn bad_input_is_one_line_and_a_non_zero_exit() {
 }
 
 /// `--precision bf16-mixed` trains under autocast (recorded in the run's config) and lands
-/// near the f32 run: the same steps give almost the same loss.
+/// near the f32 run: the same steps give almost the same loss. Every family's step runs
+/// under it (MAE and SimMIM once failed there: f32 mask and class tokens met bf16 ones).
 #[test]
 fn mixed_precision_runs_and_is_recorded() {
     let dir = temp_dir("amp");
     let cfg = tiny_config(&dir, false);
-    let loss = |precision: &str| {
-        let out = dir.join(precision);
+    let loss = |method: &str, precision: &str| {
+        let out = dir.join(format!("{method}-{precision}"));
         let o = tessera(&[
             "pretrain",
+            "--method",
+            method,
             "--config",
             cfg.to_str().unwrap(),
             "--max-steps",
@@ -285,7 +288,7 @@ fn mixed_precision_runs_and_is_recorded() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert!(o.status.success(), "{precision}: {}", stderr(&o));
+        assert!(o.status.success(), "{method} {precision}: {}", stderr(&o));
         let saved = std::fs::read_to_string(out.join("config.toml")).unwrap();
         assert!(saved.contains(&format!("precision = \"{precision}\"")), "{saved}");
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -293,8 +296,10 @@ fn mixed_precision_runs_and_is_recorded() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         v["loss"].as_f64().unwrap()
     };
-    let (mixed, full) = (loss("bf16-mixed"), loss("f32"));
-    assert!((mixed - full).abs() < 0.01 * full.abs(), "bf16-mixed loss {mixed} vs f32 {full}");
+    for method in ["simclr", "mae", "simmim", "clip"] {
+        let (mixed, full) = (loss(method, "bf16-mixed"), loss(method, "f32"));
+        assert!((mixed - full).abs() < 0.02 * full.abs(), "{method}: bf16-mixed loss {mixed} vs f32 {full}");
+    }
 }
 
 /// MAE and SimMIM write a reconstruction grid every epoch; `tessera reconstruct` draws one

@@ -18,7 +18,7 @@
 mod common;
 
 use common::Rng64;
-use tessera::engine::cpu::gemm::{Gemm, GemmIsa, MatRef};
+use tessera::engine::cpu::gemm::{self, Gemm, GemmIsa, MatRef};
 use tessera::engine::Element;
 
 /// The implementations under test, announcing a skipped AVX-512 once per test.
@@ -337,4 +337,92 @@ fn available_ends_with_portable() {
     let isas = GemmIsa::available();
     assert_eq!(isas.last(), Some(&GemmIsa::Portable));
     assert!(isas.contains(&GemmIsa::selected()));
+}
+
+/// A bf16 product through the dot-product kernel (`gemm_bf16`): the operands are drawn as
+/// f32 and rounded to bf16, and the reference sums the same bf16 values in f64. Products of
+/// bf16 are exact in f32, so the only error is the f32 accumulation: within
+/// `(k + 1)·ε_f32·Σ|aᵢₚ·bₚⱼ|`. Returns the output (`ldc = n + 1`, the gap checked untouched).
+fn check_bf16(m: usize, k: usize, n: usize, la: Layout, lb: Layout, rng: &mut Rng64) -> Vec<f32> {
+    use tessera::engine::half::bf16;
+    let (a, b) = (Operand::<f32>::new(m, k, la, rng), Operand::<f32>::new(k, n, lb, rng));
+    let half = |o: &Operand<f32>| o.data.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
+    let (ah, bh) = (half(&a), half(&b));
+    let at = |o: &Operand<f32>, d: &[bf16], i: usize, j: usize| d[(o.offset + i as isize * o.rs + j as isize * o.cs) as usize].to_f64();
+    let ldc = n + 1;
+    let mut c = vec![f32::NAN; m * ldc];
+    for row in c.chunks_mut(ldc) {
+        row[n] = GAP as f32;
+    }
+    let (va, vb) =
+        (MatRef { data: &ah[..], offset: a.offset, rs: a.rs, cs: a.cs }, MatRef { data: &bh[..], offset: b.offset, rs: b.rs, cs: b.cs });
+    assert!(gemm::gemm_bf16(m, k, n, va, vb, &mut c, ldc));
+    for i in 0..m {
+        assert_eq!(c[i * ldc + n], GAP as f32, "bf16 m={m} k={k} n={n}: wrote past row {i}");
+        for j in 0..n {
+            let (mut exact, mut magnitude) = (0.0, 0.0);
+            for p in 0..k {
+                let t = at(&a, &ah, i, p) * at(&b, &bh, p, j);
+                exact += t;
+                magnitude += t.abs();
+            }
+            let tol = (k + 1) as f64 * f32::EPSILON as f64 * magnitude;
+            let g = c[i * ldc + j] as f64;
+            assert!(
+                (g - exact).abs() <= tol + f64::MIN_POSITIVE,
+                "bf16 {la:?}×{lb:?} m={m} k={k} n={n}: c[{i}][{j}] = {g}, expected {exact} ± {tol}"
+            );
+        }
+    }
+    c
+}
+
+/// Whether this CPU runs the bf16 kernel, announcing the skip otherwise.
+fn bf16_kernel(test: &str) -> bool {
+    let has = gemm::bf16_gemm_available();
+    if !has {
+        println!("{test}: skipping (no AVX-512 BF16 on this CPU, or TESSERA_GEMM_ISA=portable): bf16 matmuls widen to f32 here");
+    }
+    has
+}
+
+#[test]
+fn bf16_every_size_layout_and_edge() {
+    if !bf16_kernel("bf16_every_size_layout_and_edge") {
+        return;
+    }
+    let mut rng = Rng64::new(21);
+    // Odd and even depths (a half pair at the end), tile edges, and every layout pair.
+    for s in 1..=40 {
+        let mut other = || 1 + rng.below(40);
+        for (m, k, n) in [(s, other(), other()), (other(), s, other()), (other(), other(), s)] {
+            check_bf16(m, k, n, Layout::RowMajor, Layout::Transposed, &mut rng);
+        }
+    }
+    for la in LAYOUTS {
+        for lb in LAYOUTS {
+            let (m, k, n) = (1 + rng.below(30), 1 + rng.below(30), 1 + rng.below(50));
+            check_bf16(m, k, n, la, lb, &mut rng);
+        }
+    }
+    // Past the packing blocks (k > 512, n > 512) with an odd depth.
+    check_bf16(29, 1031, 533, Layout::RowMajor, Layout::RowMajor, &mut rng);
+}
+
+#[test]
+fn bf16_bitwise_equal_across_thread_counts() {
+    if !bf16_kernel("bf16_bitwise_equal_across_thread_counts") {
+        return;
+    }
+    for (m, k, n) in [(300, 200, 150), (5, 700, 1300)] {
+        let run = |threads| in_pool(threads, || check_bf16(m, k, n, Layout::RowMajor, Layout::Transposed, &mut Rng64::new(3)));
+        let one = run(1);
+        for threads in [2, 4] {
+            let many = run(threads);
+            assert!(
+                one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "bf16 m={m} k={k} n={n}: 1 and {threads} threads differ"
+            );
+        }
+    }
 }

@@ -82,6 +82,31 @@ fn every_half_value_survives_widening_and_rounding_back() {
     }
 }
 
+/// The f32 ↔ bf16 casts have a vectorized path of their own (`engine::cpu::bf16_cast`): it
+/// must give `half`'s bits for every bf16 (widening) and for f32 patterns around every
+/// rounding boundary, the specials and a sweep of random ones (narrowing), NaN payloads
+/// included.
+#[test]
+fn fast_bf16_casts_match_half_bit_for_bit() {
+    let all: Vec<bf16> = (0..=u16::MAX).map(bf16::from_bits).collect();
+    let wide = Tensor::from_vec(all.clone(), &[all.len()]).unwrap().to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+    for (h, w) in all.iter().zip(&wide) {
+        assert_eq!(h.to_f32().to_bits(), w.to_bits(), "bf16 {:#06x} widened", h.to_bits());
+    }
+    let mut rng = common::Rng64::new(17);
+    let mut bits: Vec<u32> = (0..200_000).map(|_| rng.next_u64() as u32).collect();
+    for hi in (0..=u16::MAX as u32).step_by(7) {
+        // Below, at and above the halfway point of each kept pattern, and the ends.
+        bits.extend([0x0000, 0x7fff, 0x8000, 0x8001, 0xffff].map(|lo| hi << 16 | lo));
+    }
+    bits.extend([0x7f80_0000, 0xff80_0000, 0x7f7f_ffff, 0x7fc0_0001, 0x7f80_0001, 0xffff_ffff, 0x0000_0001, 0x8000_0000]);
+    let xs: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+    let fast = bf16_bits(&xs);
+    for (x, got) in xs.iter().zip(fast) {
+        assert_eq!(got, bf16::from_f32(*x).to_bits(), "f32 {:#010x} narrowed", x.to_bits());
+    }
+}
+
 #[test]
 fn f64_and_i64_reach_the_halves_through_f32() {
     // 1 + 2^-8 + 2^-40 is above the bf16 halfway point, but it is 1 + 2^-8 once in f32 (a

@@ -5,7 +5,7 @@
 
 use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
-use tessera::ssl::nn::functional::{batch_norm_eval, cat};
+use tessera::ssl::nn::functional::batch_norm_eval;
 use tessera::ssl::nn::{
     Activation, BatchNorm, Conv2d, Conv2dConfig, Encoder, Entry, Linear, Module, ProjectionHead, ResNet, ResNetConfig, Sequential, Stem,
 };
@@ -68,7 +68,7 @@ fn batchnorm_gradcheck_train_and_eval() {
 fn functional_ops_gradcheck() {
     let mut g = Generator::new(4);
     let (a, b) = (randn(&mut g, &[2, 1, 3]), randn(&mut g, &[2, 4, 3]));
-    gradcheck(|v| cat(&[&v[0], &v[1]], 1), &[a, b], 1e-6, 1e-6, 1e-4).unwrap();
+    gradcheck(|v| Var::cat(&[&v[0], &v[1]], 1), &[a, b], 1e-6, 1e-6, 1e-4).unwrap();
     let (mean, var) = (randn(&mut g, &[3]), g.uniform(&[3], 0.5, 2.0, DType::F64).unwrap());
     let inputs = [randn(&mut g, &[2, 3, 2, 2]), randn(&mut g, &[3]), randn(&mut g, &[3])];
     gradcheck(|v| batch_norm_eval(&v[0], &mean, &var, Some(&v[1]), Some(&v[2]), 1e-5), &inputs, 1e-6, 1e-6, 1e-4).unwrap();

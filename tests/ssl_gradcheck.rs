@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
 use tessera::ssl::methods::{clip_loss, colorization_loss, contrastive_loss, mae_loss, moco_infonce, nt_xent, simmim_loss};
-use tessera::ssl::nn::functional::{batch_norm_eval, cat};
+use tessera::ssl::nn::functional::batch_norm_eval;
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
     Generator::new(seed).normal(shape, 0.0, 1.0, DType::F64).unwrap()
@@ -32,11 +32,6 @@ macro_rules! grad_check {
         }
     };
 }
-
-grad_check!(grad_cat, (1usize..4, 1usize..4, 1usize..4, 0isize..2, any::<u64>()), |(a, b, c, axis, s)| {
-    let (sa, sb) = if axis == 0 { ([a, c], [b, c]) } else { ([c, a], [c, b]) };
-    check(|v| cat(&[&v[0], &v[1]], axis), &[normal(&sa, s), normal(&sb, s + 1)])
-});
 
 grad_check!(grad_batch_norm_eval, (1usize..4, 1usize..4, any::<u64>()), |(n, c, s)| {
     let mean = normal(&[c], s + 3);

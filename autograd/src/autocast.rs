@@ -69,20 +69,23 @@ pub(crate) fn widened<const N: usize>(vars: [Option<&Var>; N]) -> Result<Option<
 /// The operands of a binary op at their common float dtype, when autocast is on and they
 /// differ: f64 over f32 over the halves, and bf16 with f16 meet at f32.
 pub(crate) fn promoted(a: &Var, b: &Var) -> Result<Option<(Var, Var)>> {
-    let (da, db) = (a.value().dtype(), b.value().dtype());
-    if autocast_dtype().is_none() || da == db || !da.is_float() || !db.is_float() {
+    Ok(promoted_all(&[a, b])?.map(|mut v| {
+        let b = v.pop().expect("two operands");
+        (v.pop().expect("two operands"), b)
+    }))
+}
+
+/// [`promoted`] for any number of operands (PyTorch's autocast "promote" ops, `cat` and
+/// `stack`): all of them at their common float dtype when autocast is on and their float
+/// dtypes differ; `None` otherwise.
+pub(crate) fn promoted_all(vars: &[&Var]) -> Result<Option<Vec<Var>>> {
+    let dtypes: Vec<DType> = vars.iter().map(|v| v.value().dtype()).collect();
+    let mixed = dtypes.iter().any(|&d| d != dtypes[0]);
+    if autocast_dtype().is_none() || !mixed || !dtypes.iter().all(|d| d.is_float()) {
         return Ok(None);
     }
-    let rank = |d: DType| match d {
-        DType::F64 => 2,
-        DType::F32 => 1,
-        _ => 0,
-    };
-    let common = match rank(da).max(rank(db)) {
-        2 => DType::F64,
-        _ => DType::F32,
-    };
-    Ok(Some((a.to_dtype(common)?, b.to_dtype(common)?)))
+    let common = if dtypes.contains(&DType::F64) { DType::F64 } else { DType::F32 };
+    vars.iter().map(|v| v.to_dtype(common)).collect::<Result<Vec<_>>>().map(Some)
 }
 
 /// Each var whose dtype `target` maps to a new dtype, cast to it; `None` when none was.

@@ -173,8 +173,12 @@ impl Var {
         self.unary(UnaryOp::Round)
     }
 
-    /// `cond ? self : other`; `cond` is a u8 mask broadcast with both.
+    /// `cond ? self : other`; `cond` is a u8 mask broadcast with both. Under autocast the
+    /// two branches meet at their common dtype, as for binary ops.
     pub fn where_(cond: &Tensor, on_true: &Var, on_false: &Var) -> Result<Var> {
+        if let Some((a, b)) = autocast::promoted(on_true, on_false)? {
+            return Var::where_(cond, &a, &b);
+        }
         let (a, b) = (on_true.value(), on_false.value());
         let out = Tensor::where_(cond, &a, &b)?;
         let cond = cond.clone();

@@ -1,14 +1,18 @@
 //! Joining, padding, rotating and tiling: cat's gradient is split back by size; pad's is the
 //! engine's fused pad_backward; rot90's is the opposite rotation; repeat's sums the tiles.
 
-use crate::{Result, Var};
+use crate::{autocast, Result, Var};
 use tessera_engine::layout::normalize_axis;
 use tessera_engine::ops::shape::PadMode;
 use tessera_engine::Tensor;
 
 impl Var {
-    /// Joins vars along an existing axis.
+    /// Joins vars along an existing axis. Under autocast, operands of different float
+    /// dtypes meet at the widest (as PyTorch's autocast promotes `cat`).
     pub fn cat(vars: &[&Var], axis: isize) -> Result<Var> {
+        if let Some(vars) = autocast::promoted_all(vars)? {
+            return Var::cat(&vars.iter().collect::<Vec<_>>(), axis);
+        }
         let values: Vec<Tensor> = vars.iter().map(|v| v.value()).collect();
         let refs: Vec<&Tensor> = values.iter().collect();
         let out = Tensor::cat(&refs, axis)?;
@@ -20,8 +24,11 @@ impl Var {
         }))
     }
 
-    /// Joins vars along a new axis.
+    /// Joins vars along a new axis (promoted under autocast as [`Var::cat`]).
     pub fn stack(vars: &[&Var], axis: isize) -> Result<Var> {
+        if let Some(vars) = autocast::promoted_all(vars)? {
+            return Var::stack(&vars.iter().collect::<Vec<_>>(), axis);
+        }
         let values: Vec<Tensor> = vars.iter().map(|v| v.value()).collect();
         let refs: Vec<&Tensor> = values.iter().collect();
         let out = Tensor::stack(&refs, axis)?;

@@ -2,8 +2,9 @@
 //! (`cpu/gemm.rs`) with the operands' own strides, so transposed or expanded views are never
 //! copied.
 
-use crate::cpu::gemm::{Gemm, MatRef};
+use crate::cpu::gemm::{self, Gemm, MatRef};
 use crate::layout::Layout;
+use half::bf16;
 use rayon::prelude::*;
 
 /// `a @ b` for every batch index: `a` (`[.., m, k]`) and `b` (`[.., k, n]`) are whole storage
@@ -11,16 +12,54 @@ use rayon::prelude::*;
 /// contiguous `[batch.., m, n]`.
 #[allow(clippy::too_many_arguments)]
 pub fn batched_gemm<T: Gemm>(ab: &[T], la: &Layout, bb: &[T], lb: &Layout, batch: &[usize], m: usize, k: usize, n: usize) -> Vec<T> {
+    batched(ab, la, bb, lb, batch, m, k, n, |am, bm, c| T::gemm(m, k, n, T::one(), am, bm, T::zero(), c, n))
+}
+
+/// [`batched_gemm`] of bf16 operands on the bf16 dot-product kernel, the f32 accumulators
+/// returned (the caller rounds them once); `None` where this CPU has no such kernel
+/// ([`gemm::bf16_gemm_available`]).
+#[allow(clippy::too_many_arguments)]
+pub fn batched_gemm_bf16(
+    ab: &[bf16],
+    la: &Layout,
+    bb: &[bf16],
+    lb: &Layout,
+    batch: &[usize],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Option<Vec<f32>> {
+    gemm::bf16_gemm_available().then(|| {
+        batched(ab, la, bb, lb, batch, m, k, n, |am, bm, c| {
+            gemm::gemm_bf16(m, k, n, am, bm, c, n);
+        })
+    })
+}
+
+/// Runs `product(a_i, b_i, c_i)` for every batch index `i` (`c_i` the `m × n` block of the
+/// contiguous result).
+#[allow(clippy::too_many_arguments)]
+fn batched<A: Sync, C: Copy + Default + Send>(
+    ab: &[A],
+    la: &Layout,
+    bb: &[A],
+    lb: &Layout,
+    batch: &[usize],
+    m: usize,
+    k: usize,
+    n: usize,
+    product: impl Fn(MatRef<A>, MatRef<A>, &mut [C]) + Sync,
+) -> Vec<C> {
     let nb: usize = batch.iter().product();
-    let mut out = vec![T::zero(); nb * m * n];
+    let mut out = vec![C::default(); nb * m * n];
     let a_batch = batch_offsets(la, batch);
     let b_batch = batch_offsets(lb, batch);
     let (ra, ca) = (la.strides[la.rank() - 2], la.strides[la.rank() - 1]);
     let (rb, cb) = (lb.strides[lb.rank() - 2], lb.strides[lb.rank() - 1]);
-    let one = |i: usize, c: &mut [T]| {
+    let one = |i: usize, c: &mut [C]| {
         let am = MatRef { data: ab, offset: a_batch[i], rs: ra, cs: ca };
         let bm = MatRef { data: bb, offset: b_batch[i], rs: rb, cs: cb };
-        T::gemm(m, k, n, T::one(), am, bm, T::zero(), c, n);
+        product(am, bm, c);
     };
     if m * n == 0 {
         return out;

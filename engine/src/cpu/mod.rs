@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 pub mod allocator;
+pub mod bf16_cast;
 pub(crate) mod conv;
 pub mod direct_conv;
 pub mod gemm;

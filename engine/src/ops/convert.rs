@@ -2,7 +2,7 @@
 //! host reads `to_vec` / `to_vec_f64`, each run by the backend its tensor lives on.
 
 use crate::backend::Backend;
-use crate::cpu::strided;
+use crate::cpu::{bf16_cast, strided};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::layout::Layout;
@@ -47,6 +47,17 @@ impl Tensor {
         }
         if let Backend::Cuda(x) = self.backend() {
             return Ok(Tensor::from_cuda_array(crate::cuda::elementwise::cast(&x, dtype)?));
+        }
+        match (self.dtype(), dtype) {
+            (DType::F32, DType::BF16) => {
+                let src = self.values::<f32>("to_dtype")?;
+                return Ok(Tensor::from_vec_unchecked(strided::map_slices(&src, bf16_cast::narrow_slice), self.shape()));
+            }
+            (DType::BF16, DType::F32) => {
+                let src = self.values::<half::bf16>("to_dtype")?;
+                return Ok(Tensor::from_vec_unchecked(strided::map_slices(&src, bf16_cast::widen_slice), self.shape()));
+            }
+            _ => {}
         }
         with_any!(self.dtype(), |S| {
             let src = self.values::<S>("to_dtype")?;

@@ -35,16 +35,21 @@ impl Tensor {
             let [a, b] = cuda_operands("matmul", [&a, &b])?;
             Tensor::from_cuda_array(crate::cuda::matmul::batched_matmul(&a, &b, &batch, m, k, n)?)
         } else {
-            if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
-                return Ok(out);
+            match bf16_on_dot_kernel(&a, &b, &batch, m, k, n, &out_shape)? {
+                Some(out) => out,
+                None => {
+                    if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
+                        return Ok(out);
+                    }
+                    with_float!(self.dtype(), "matmul", |T| {
+                        let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
+                        Ok::<_, Error>(Tensor::from_vec_unchecked(
+                            cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n),
+                            &out_shape,
+                        ))
+                    })?
+                }
             }
-            with_float!(self.dtype(), "matmul", |T| {
-                let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
-                Ok::<_, Error>(Tensor::from_vec_unchecked(
-                    cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n),
-                    &out_shape,
-                ))
-            })?
         };
         // Drop the dims a 1-D operand contributed.
         match (self.rank(), rhs.rank()) {
@@ -54,6 +59,27 @@ impl Tensor {
             _ => Ok(out),
         }
     }
+}
+
+/// bf16 `a @ b` on the CPU's bf16 dot-product kernel where it has one: the products
+/// accumulate in f32 and the result rounds to bf16 once, as the widened path and the GPU do
+/// (up to summation order). `None` for other dtypes or CPUs.
+#[allow(clippy::too_many_arguments)]
+fn bf16_on_dot_kernel(
+    a: &Tensor,
+    b: &Tensor,
+    batch: &[usize],
+    m: usize,
+    k: usize,
+    n: usize,
+    out_shape: &[usize],
+) -> Result<Option<Tensor>> {
+    if a.dtype() != DType::BF16 {
+        return Ok(None);
+    }
+    let (ab, bb) = (a.buffer::<half::bf16>("matmul")?, b.buffer::<half::bf16>("matmul")?);
+    Ok(cpu::matmul::batched_gemm_bf16(ab, a.layout(), bb, b.layout(), batch, m, k, n)
+        .map(|c| Tensor::from_vec_unchecked(cpu::strided::map_slices(&c, cpu::bf16_cast::narrow_slice), out_shape)))
 }
 
 impl Tensor {

@@ -182,10 +182,11 @@ pub(super) fn masked_view(batch: &TrainBatch) -> Result<(&Tensor, &Tensor)> {
 /// Mean squared error on the visible patches (which the loss ignores), without a graph.
 fn visible_error(x: &Var, pred: &Var, mask: &Tensor, patch: usize, norm_pix: bool) -> Result<f64> {
     let target = mae_targets(x, patch, norm_pix)?.value();
-    let err = pred.value().sub(&target)?.square()?.mean(&[-1], false)?;
+    // In f32 whatever the prediction's dtype (bf16 under autocast).
+    let err = pred.value().to_dtype(DType::F32)?.sub(&target.to_dtype(DType::F32)?)?.square()?.mean(&[-1], false)?;
     let visible = mask.to_dtype(DType::F32)?.mul_scalar(-1.0)?.add_scalar(1.0)?;
     let total = visible.sum_all()?.item()?;
-    Ok(err.to_dtype(DType::F32)?.mul(&visible)?.sum_all()?.item()? / total.max(1.0))
+    Ok(err.mul(&visible)?.sum_all()?.item()? / total.max(1.0))
 }
 
 impl Module for Mae {

@@ -4,24 +4,6 @@
 use tessera_autograd::{Result, Var};
 use tessera_engine::Tensor;
 
-/// Concatenation along `axis` (ViT prepends the class token to the patch tokens). The
-/// gradient of each input is its slice of the output gradient.
-pub fn cat(vars: &[&Var], axis: isize) -> Result<Var> {
-    let values: Vec<Tensor> = vars.iter().map(|v| v.value()).collect();
-    let refs: Vec<&Tensor> = values.iter().collect();
-    let out = Tensor::cat(&refs, axis)?;
-    let sizes: Vec<usize> = values.iter().map(|t| t.dim(axis)).collect::<tessera_engine::Result<_>>()?;
-    Ok(Var::from_op("cat", out, vars, move |g, needs| {
-        let mut start = 0;
-        let mut grads = Vec::with_capacity(sizes.len());
-        for (&len, &need) in sizes.iter().zip(needs) {
-            grads.push(need.then(|| g.narrow(axis, start, len)?.contiguous()).transpose()?);
-            start += len;
-        }
-        Ok(grads)
-    }))
-}
-
 /// Eval-mode batch norm of `x [N, C, ...]` with fixed statistics `mean`, `var` `[C]`:
 /// `(x - mean) / √(var + eps) · weight + bias` in one pass. Gradients flow to `x`, `weight`
 /// and `bias` (the statistics are constants).

@@ -6,7 +6,6 @@
 //! `decoder_pred`).
 
 use super::attention::{vit_linear, TransformerBlock};
-use super::functional::cat;
 use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
@@ -90,10 +89,10 @@ impl MaeDecoder {
         let (b, kept) = (s[0], s[1] - 1);
         let x = self.embed.forward(latent)?;
         let masks = self.mask_token.get().expand(&[b, l - kept, dd])?;
-        let shuffled = cat(&[&x.narrow(1, 1, kept)?, &masks], 1)?;
+        let shuffled = Var::cat(&[&x.narrow(1, 1, kept)?, &masks], 1)?;
         let index = ids_restore.reshape(&[b as isize, l as isize, 1])?.broadcast_to(&[b, l, dd])?.contiguous()?;
         let patches = shuffled.gather(1, &index)?;
-        let mut h = cat(&[&x.narrow(1, 0, 1)?, &patches], 1)?.add(&Var::constant(self.pos_embed.get()))?;
+        let mut h = Var::cat(&[&x.narrow(1, 0, 1)?, &patches], 1)?.add(&Var::constant(self.pos_embed.get()))?;
         for block in &self.blocks {
             h = block.forward(&h)?;
         }

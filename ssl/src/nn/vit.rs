@@ -3,7 +3,6 @@
 
 use super::attention::{vit_linear, TransformerBlock};
 use super::conv::{Conv2d, Conv2dConfig};
-use super::functional::cat;
 use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
@@ -266,7 +265,7 @@ impl VisionTransformer {
     fn with_class_token(&self, tokens: &Var) -> Result<Var> {
         let (b, d) = (tokens.shape()[0], self.config.embed_dim);
         let cls = self.cls_token.get().add(&self.positions().narrow(1, 0, 1)?)?.expand(&[b, 1, d])?;
-        cat(&[&cls, tokens], 1)
+        Var::cat(&[&cls, tokens], 1)
     }
 
     /// Every block's attention probabilities on images `x [B, C, H, W]`, first block first,

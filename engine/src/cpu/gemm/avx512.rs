@@ -8,8 +8,10 @@
 //! reduction, one FMA per step, so a tile's results do not depend on where it sits in the
 //! output or on which thread computes it.
 
-use super::pack::{pack, Strided};
+use super::blocked::Kernel;
+use super::pack::{a_panel_len, pack, pack_a, Strided};
 use core::arch::x86_64::*;
+use std::marker::PhantomData;
 
 /// Rows of a tile (scalars of `a` broadcast per step).
 pub(super) const MR: usize = 12;
@@ -133,6 +135,53 @@ impl_avx512_elem!(
     _mm512_mask_storeu_pd
 );
 
+/// The FMA tile of `T` as a [`Kernel`] of the blocked loop nest.
+pub(super) struct Fma<T>(PhantomData<T>);
+
+impl<T: Avx512Elem> Kernel for Fma<T> {
+    type In = T;
+    type Out = T;
+    const MR: usize = MR;
+    const NR: usize = T::NR;
+    const KC: usize = T::KC;
+    const NC: usize = T::NC;
+    const K_UNIT: usize = 1;
+    const ONE: T = T::ONE;
+
+    /// The chunk of [`pack_a`]: a row-major `a` packs in runs along its rows.
+    fn a_layout(a: &Strided<T>) -> usize {
+        if a.cs == 1 {
+            CHUNK
+        } else {
+            1
+        }
+    }
+
+    fn a_panel_len(kc: usize, ch: usize) -> usize {
+        a_panel_len(MR, kc, ch)
+    }
+
+    fn b_panel_len(kc: usize) -> usize {
+        kc * T::NR
+    }
+
+    unsafe fn pack_a(src: Strided<T>, rows: usize, depth: usize, ch: usize, dst: &mut [T]) {
+        if ch == 1 {
+            pack_a::<T, MR, 1>(src, rows, depth, dst)
+        } else {
+            pack_a::<T, MR, CHUNK>(src, rows, depth, dst)
+        }
+    }
+
+    unsafe fn pack_b(src: Strided<T>, depth: usize, width: usize, dst: &mut [T]) {
+        T::pack_b(src, depth, width, dst)
+    }
+
+    unsafe fn tile(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, alpha: T, beta: T) {
+        tile(kc, ch, a, b, c, ldc, rows, cols, alpha, beta)
+    }
+}
+
 /// A mask of the low `n` bits (`n ≤ 16`).
 #[inline(always)]
 fn lane_mask(n: usize) -> u16 {
@@ -143,14 +192,14 @@ fn lane_mask(n: usize) -> u16 {
 /// `j < cols ≤ NR`, with `a` a packed panel of `MR` rows (cut in chunks of `ch` steps,
 /// 1 or [`CHUNK`], see [`super::pack::pack_a`]) and `b` one `kc × NR` (both zero padded past
 /// `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
-/// ignored otherwise, as BLAS does). Edge tiles run a smaller register tile (4 or 8 rows,
-/// one vector) rather than multiplying padding.
+/// ignored otherwise, as BLAS does). Edge tiles run a smaller register tile
+/// ([`with_tile_size`]).
 ///
 /// # Safety
 /// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements and `b` `kc·NR`; `c`
 /// is valid for `rows` rows of `cols` elements with row stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile<T: Avx512Elem>(
+unsafe fn tile<T: Avx512Elem>(
     kc: usize,
     ch: usize,
     a: *const T,
@@ -162,12 +211,8 @@ pub(super) unsafe fn tile<T: Avx512Elem>(
     alpha: T,
     beta: T,
 ) {
-    macro_rules! sized {
-        ($($r:literal, $v:literal if $when:expr;)*) => {
-            $(if $when { return sized!($r, $v); })*
-            sized!(MR, VECS)
-        };
-        ($r:expr, $v:expr) => {
+    macro_rules! run {
+        ($r:literal, $v:literal) => {
             if ch == 1 {
                 tile_of::<T, $r, $v, 1>(kc, a, b, c, ldc, rows, cols, alpha, beta)
             } else {
@@ -175,15 +220,31 @@ pub(super) unsafe fn tile<T: Avx512Elem>(
             }
         };
     }
-    let one_vector = cols <= T::LANES;
-    sized! {
-        4, 1 if rows <= 4 && one_vector;
-        8, 1 if rows <= 8 && one_vector;
-        12, 1 if one_vector;
-        4, 2 if rows <= 4;
-        8, 2 if rows <= 8;
-    }
+    with_tile_size!(rows, cols, T::LANES, run)
 }
+
+/// Runs `$run!(ROWS, VECTORS)` with the smallest register tile (4, 8 or [`MR`] rows × 1 or
+/// 2 vectors of `$lanes`) that covers `$rows` rows and `$cols` columns: edge tiles run a
+/// smaller tile rather than multiplying padding. Shared by every tile kernel.
+macro_rules! with_tile_size {
+    ($rows:expr, $cols:expr, $lanes:expr, $run:ident) => {{
+        let (rows, one_vector) = ($rows, $cols <= $lanes);
+        if rows <= 4 && one_vector {
+            $run!(4, 1)
+        } else if rows <= 8 && one_vector {
+            $run!(8, 1)
+        } else if one_vector {
+            $run!(12, 1)
+        } else if rows <= 4 {
+            $run!(4, 2)
+        } else if rows <= 8 {
+            $run!(8, 2)
+        } else {
+            $run!(12, 2)
+        }
+    }};
+}
+pub(super) use with_tile_size;
 
 /// [`tile`] with a register tile of `ROWS ≤ MR` rows × `V ≤ VECS` vectors, for an `a`
 /// panel in chunks of `CH` steps.
@@ -231,6 +292,26 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
     for q in 0..kc % CH {
         step!(ac.add(q), bc.add(q * T::NR));
     }
+    store_tile(&acc, c, ldc, rows, cols, alpha, beta)
+}
+
+/// Writes a tile's accumulators: `c = alpha·acc + beta·c` for the first `rows` rows and
+/// `cols` columns (`c` read only when `beta ≠ 0`).
+///
+/// # Safety
+/// The CPU has AVX-512F; `c` is valid for `rows` rows of `cols` elements with row stride
+/// `ldc`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn store_tile<T: Avx512Elem, const ROWS: usize, const V: usize>(
+    acc: &[[T::V; V]; ROWS],
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    alpha: T,
+    beta: T,
+) {
     let (alpha, beta_v) = (T::splat(alpha), T::splat(beta));
     for (i, row) in acc.iter().enumerate().take(rows) {
         let ci = c.add(i * ldc);

@@ -1,5 +1,6 @@
-//! The blocked GEMM around the AVX-512 micro-kernel: BLIS's loop nest, threaded with rayon
-//! over blocks of the output.
+//! The blocked GEMM around a micro-kernel ([`Kernel`]: the f32 / f64 FMA tile of
+//! `avx512.rs`, the bf16 dot-product tile of `bf16.rs`): BLIS's loop nest, threaded with
+//! rayon over blocks of the output.
 //!
 //! For each block of `NC` columns and each block of `KC` reduction steps, the `b` block is
 //! packed once (it stays in L2 while it is used), then tasks take `MC`-row slices of `a`
@@ -11,11 +12,66 @@
 //! block when there are few rows); the reduction is blocked by `k` alone. So each element of
 //! `c` sees the same sequence of FMAs and stores whatever the thread count.
 
-use super::avx512::{tile, Avx512Elem, CHUNK, MR};
-use super::pack::{a_panel_len, pack_a, Strided};
+use super::pack::Strided;
 use rayon::prelude::*;
 use std::cell::Cell;
 use std::thread::LocalKey;
+
+/// A micro-kernel and the packed layouts it reads: what the loop nest below needs to know.
+pub(super) trait Kernel {
+    /// The operands' element (packed as it is).
+    type In: bytemuck::Pod + Send + Sync;
+    /// The output's element (the accumulator's).
+    type Out: Copy + PartialEq + Send + Sync;
+    /// Rows of a tile (and of a packed `a` panel).
+    const MR: usize;
+    /// Columns of a tile (and of a packed `b` panel).
+    const NR: usize;
+    /// Reduction depth of one packed block: an `a` panel stays in L1 while the kernel walks
+    /// the `b` panels.
+    const KC: usize;
+    /// Columns of one packed `b` block, which stays in L2.
+    const NC: usize;
+    /// Every reduction block but the last is a multiple of this many steps.
+    const K_UNIT: usize;
+    const ONE: Self::Out;
+    /// How `a` is packed for this view (a kernel-specific layout tag passed back to
+    /// [`Kernel::pack_a`] and [`Kernel::tile`]).
+    fn a_layout(a: &Strided<Self::In>) -> usize;
+    /// Elements of one packed `a` panel of depth `kc`.
+    fn a_panel_len(kc: usize, layout: usize) -> usize;
+    /// Elements of one packed `b` panel of depth `kc`.
+    fn b_panel_len(kc: usize) -> usize;
+    /// Packs `rows × depth` of `a` into `rows.div_ceil(MR)` panels.
+    ///
+    /// # Safety
+    /// Every element (i, p), i < rows, p < depth, of `src` is readable.
+    unsafe fn pack_a(src: Strided<Self::In>, rows: usize, depth: usize, layout: usize, dst: &mut [Self::In]);
+    /// Packs `depth × width` of `b` into `width.div_ceil(NR)` panels.
+    ///
+    /// # Safety
+    /// Every element (p, j), p < depth, j < width, of `src` is readable.
+    unsafe fn pack_b(src: Strided<Self::In>, depth: usize, width: usize, dst: &mut [Self::In]);
+    /// One tile, `c = alpha·a·b + beta·c` for `rows ≤ MR`, `cols ≤ NR` (`c` read only when
+    /// `beta ≠ 0`).
+    ///
+    /// # Safety
+    /// The CPU has the kernel's features; `a` and `b` are packed panels of depth `kc`; `c`
+    /// is valid for `rows` rows of `cols` elements with row stride `ldc`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        kc: usize,
+        layout: usize,
+        a: *const Self::In,
+        b: *const Self::In,
+        c: *mut Self::Out,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        alpha: Self::Out,
+        beta: Self::Out,
+    );
+}
 
 /// Below this many multiply-adds a product runs on the calling thread. A product is two
 /// rayon fork-joins per packed block, and waking the other thread costs tens of
@@ -62,14 +118,14 @@ thread_local! {
 /// Runs `f` on a buffer of `len` elements of this thread's `cell`, grown when too small and
 /// kept for the next product. A nested product on the same thread (rayon may run another
 /// task here while this one waits) finds the cell empty and allocates its own.
-fn with_buffer<T: Avx512Elem, R>(cell: &'static LocalKey<Cell<Vec<Line>>>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+fn with_buffer<T: bytemuck::Pod, R>(cell: &'static LocalKey<Cell<Vec<Line>>>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let mut buf = cell.take();
     let lines = (len * size_of::<T>()).div_ceil(size_of::<Line>());
     if buf.len() < lines {
         buf = vec![Line::default(); lines];
     }
     // SAFETY: the lines hold at least `len` elements' bytes, aligned for `T` (64 bytes), and
-    // every bit pattern is a valid f32 / f64.
+    // every bit pattern is a valid `T` (it is `Pod`).
     let r = f(unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), len) });
     cell.set(buf);
     r
@@ -86,30 +142,30 @@ fn block_size(n: usize, max: usize, unit: usize) -> usize {
 /// `ldc`; `m, n, k ≥ 1`.
 ///
 /// # Safety
-/// The CPU has AVX-512F; every element of the `m × k` view `a` and `k × n` view `b` is
+/// The CPU has the kernel's features; every element of the `m × k` view `a` and `k × n` view `b` is
 /// readable, and `c` is valid for `m` rows of `n` elements with row stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn gemm<T: Avx512Elem>(
+pub(super) unsafe fn gemm<K: Kernel>(
     m: usize,
     k: usize,
     n: usize,
-    alpha: T,
-    a: Strided<T>,
-    b: Strided<T>,
-    beta: T,
-    c: *mut T,
+    alpha: K::Out,
+    a: Strided<K::In>,
+    b: Strided<K::In>,
+    beta: K::Out,
+    c: *mut K::Out,
     ldc: usize,
 ) {
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_MACS;
-    let (nr, mc) = (T::NR, MC_PANELS * MR);
-    let nc_max = block_size(n, T::NC, nr);
-    let kc_max = block_size(k, T::KC, 1);
+    let (mr, nr) = (K::MR, K::NR);
+    let mc = MC_PANELS * mr;
+    let nc_max = block_size(n, K::NC, nr);
+    let kc_max = block_size(k, K::KC, K::K_UNIT);
     let out = Out { ptr: c, ldc };
     let m_slices = m.div_ceil(mc);
-    // A row-major `a` packs in runs along its rows (see `pack_a`).
-    let ch = if a.cs == 1 { CHUNK } else { 1 };
-    with_buffer(&B_BLOCK, kc_max * nc_max, |b_block: &mut [T]| {
+    let a_layout = K::a_layout(&a);
+    with_buffer(&B_BLOCK, K::b_panel_len(kc_max) * nc_max.div_ceil(nr), |b_block: &mut [K::In]| {
         for j0 in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - j0);
             let b_panels = nc.div_ceil(nr);
@@ -118,16 +174,17 @@ pub(super) unsafe fn gemm<T: Avx512Elem>(
             let panels_per_split = b_panels.div_ceil(n_split);
             for p0 in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - p0);
-                let beta = if p0 == 0 { beta } else { T::ONE };
-                let packed_b = &mut b_block[..b_panels * kc * nr];
+                let beta = if p0 == 0 { beta } else { K::ONE };
+                let b_panel_len = K::b_panel_len(kc);
+                let packed_b = &mut b_block[..b_panels * b_panel_len];
                 let b_src = b.from(p0, j0);
                 if parallel {
                     packed_b
-                        .par_chunks_mut(kc * nr)
+                        .par_chunks_mut(b_panel_len)
                         .enumerate()
-                        .for_each(|(q, panel)| T::pack_b(b_src.from(0, q * nr), kc, nr.min(nc - q * nr), panel));
+                        .for_each(|(q, panel)| K::pack_b(b_src.from(0, q * nr), kc, nr.min(nc - q * nr), panel));
                 } else {
-                    T::pack_b(b_src, kc, nc, packed_b);
+                    K::pack_b(b_src, kc, nc, packed_b);
                 }
                 let packed_b = &*packed_b;
                 let task = |t: usize| {
@@ -135,20 +192,17 @@ pub(super) unsafe fn gemm<T: Avx512Elem>(
                     let mc = mc.min(m - rows);
                     let cols = cols..(cols + panels_per_split).min(b_panels);
                     let a_src = a.from(rows, p0);
-                    let panel_len = a_panel_len(MR, kc, ch);
-                    with_buffer(&A_PANELS, mc.div_ceil(MR) * panel_len, |packed_a: &mut [T]| {
-                        if ch == 1 {
-                            pack_a::<T, MR, 1>(a_src, mc, kc, packed_a);
-                        } else {
-                            pack_a::<T, MR, CHUNK>(a_src, mc, kc, packed_a);
-                        }
+                    let panel_len = K::a_panel_len(kc, a_layout);
+                    with_buffer(&A_PANELS, mc.div_ceil(mr) * panel_len, |packed_a: &mut [K::In]| {
+                        K::pack_a(a_src, mc, kc, a_layout, packed_a);
                         for (ip, a_panel) in packed_a.chunks_exact(panel_len).enumerate() {
-                            let i = rows + ip * MR;
+                            let i = rows + ip * mr;
                             for q in cols.clone() {
                                 let j = j0 + q * nr;
                                 let c_tile = out.at(i, j);
-                                let b_panel = packed_b[q * kc * nr..].as_ptr();
-                                tile(kc, ch, a_panel.as_ptr(), b_panel, c_tile, out.ldc, MR.min(m - i), nr.min(n - j), alpha, beta);
+                                let b_panel = packed_b[q * b_panel_len..].as_ptr();
+                                let (h, w) = (mr.min(m - i), nr.min(n - j));
+                                K::tile(kc, a_layout, a_panel.as_ptr(), b_panel, c_tile, out.ldc, h, w, alpha, beta);
                             }
                         }
                     });

@@ -13,9 +13,15 @@
 //!
 //! The two round differently (their reductions are blocked differently), so they agree to a
 //! tolerance, not bit for bit.
+//!
+//! bf16 operands ([`gemm_bf16`], f32 output) run the same loop nest around a bf16
+//! dot-product tile (`bf16.rs`) where the CPU has AVX-512 BF16; elsewhere the caller widens
+//! them to f32.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod bf16;
 #[cfg(target_arch = "x86_64")]
 mod blocked;
 #[cfg(target_arch = "x86_64")]
@@ -165,7 +171,7 @@ macro_rules! impl_gemm {
                     #[cfg(target_arch = "x86_64")]
                     GemmIsa::Avx512 => unsafe {
                         let (sa, sb) = (pack::Strided { ptr: pa, rs: a.rs, cs: a.cs }, pack::Strided { ptr: pb, rs: b.rs, cs: b.cs });
-                        blocked::gemm(m, k, n, alpha, sa, sb, beta, c.as_mut_ptr(), ldc)
+                        blocked::gemm::<avx512::Fma<$t>>(m, k, n, alpha, sa, sb, beta, c.as_mut_ptr(), ldc)
                     },
                     _ => unsafe { $portable(m, k, n, alpha, pa, a.rs, a.cs, pb, b.rs, b.cs, beta, c.as_mut_ptr(), ldc as isize, 1) },
                 }
@@ -175,3 +181,48 @@ macro_rules! impl_gemm {
 }
 impl_gemm!(f32, matrixmultiply::sgemm);
 impl_gemm!(f64, matrixmultiply::dgemm);
+
+/// Whether [`gemm_bf16`] runs on this CPU: it has AVX-512F and AVX-512 BF16, and
+/// `TESSERA_GEMM_ISA` does not pin the portable GEMM.
+pub fn bf16_gemm_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| GemmIsa::selected() == GemmIsa::Avx512 && std::arch::is_x86_feature_detected!("avx512bf16"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `c = a·b` for bf16 `a` (`m×k`) and `b` (`k×n`), the products accumulated in f32 by the
+/// CPU's bf16 dot-product instructions (twice the products per instruction of an f32 FMA);
+/// `c` is f32, contiguous row-major with row stride `ldc`, and only written. Returns false,
+/// leaving `c` alone, where [`bf16_gemm_available`] is false: the caller then widens the
+/// operands to f32. Bitwise the same for any thread count; against the widened f32 product
+/// it differs by summation order and by reading denormals as zero (see `bf16.rs`).
+pub fn gemm_bf16(m: usize, k: usize, n: usize, a: MatRef<half::bf16>, b: MatRef<half::bf16>, c: &mut [f32], ldc: usize) -> bool {
+    if !bf16_gemm_available() {
+        return false;
+    }
+    if m == 0 || n == 0 {
+        return true;
+    }
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+    if k == 0 {
+        for i in 0..m {
+            c[i * ldc..i * ldc + n].fill(0.0);
+        }
+        return true;
+    }
+    check_span("lhs", &a, m, k);
+    check_span("rhs", &b, k, n);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: both views were checked to lie inside their slices, `c` holds the m×n output
+    // with row stride ldc, and bf16_gemm_available checked the CPU's features.
+    unsafe {
+        let (pa, pb) = (a.data.as_ptr().offset(a.offset), b.data.as_ptr().offset(b.offset));
+        let (sa, sb) = (pack::Strided { ptr: pa, rs: a.rs, cs: a.cs }, pack::Strided { ptr: pb, rs: b.rs, cs: b.cs });
+        blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, sa, sb, 0.0, c.as_mut_ptr(), ldc);
+    }
+    true
+}

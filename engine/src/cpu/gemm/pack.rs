@@ -29,6 +29,11 @@ impl<T> Strided<T> {
     pub unsafe fn from(self, i: usize, j: usize) -> Self {
         Strided { ptr: self.ptr.offset(i as isize * self.rs + j as isize * self.cs), ..self }
     }
+
+    /// The same elements seen transposed: (j, i) here is (i, j) there.
+    pub fn transposed(self) -> Self {
+        Strided { ptr: self.ptr, rs: self.cs, cs: self.rs }
+    }
 }
 
 /// Packs the `depth × width` block at `src` into `width.div_ceil(W)` panels of `depth × W`
