@@ -6,6 +6,9 @@ printed in the Rust bench's line format so scripts/compare-ssl-steps can pair th
 
     THREADS=2 STEPS=3 .venv/bin/python scripts/torch/ssl_steps.py [simclr|moco-v2|rotation|mae|simmim|clip]
 
+DTYPE=bf16-mixed runs each forward and loss under torch.autocast("cpu", dtype=torch.bfloat16)
+(the model stays f32), as the Rust bench does with the same variable.
+
 The models match tessera's shapes: the narrow ResNet (3x3 stem of 16, no max-pool, one
 BasicBlock per stage, widths 16/32/64/128), SimCLR's 128->512->128 BN head with NT-Xent
 (tau 0.5), MoCo v2 as in the paper (asymmetric, 512->128 head, queue 4096, tau 0.2, m 0.99,
@@ -231,6 +234,9 @@ CASES = {
 
 
 def time_case(label, make, batch, views, steps):
+    mixed = os.environ.get("DTYPE", "f32") == "bf16-mixed"
+    if mixed:
+        label += " bf16-mixed"
     torch.manual_seed(0)
     method = make().train()
     opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-6)
@@ -241,7 +247,9 @@ def time_case(label, make, batch, views, steps):
     for i in range(steps + 1):
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        method.loss(x1, x2).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            loss = method.loss(x1, x2)
+        loss.backward()
         opt.step()
         method.after_step()
         if i > 0:

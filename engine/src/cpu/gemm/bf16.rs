@@ -103,20 +103,32 @@ unsafe fn pack_pairs<const W: usize>(src: Strided<bf16>, depth: usize, width: us
             panel.fill(bf16::ZERO);
         }
         let src = src.from(0, j0);
-        let out = panel.as_mut_ptr();
-        // Walk the source along its shorter stride, so the reads run through memory.
-        if src.rs.unsigned_abs() <= src.cs.unsigned_abs() {
+        // One 32-bit word per (pair, column): the even step in its low half.
+        let words = panel.as_mut_ptr().cast::<u32>();
+        let bits = |p: *const bf16| (*p).to_bits() as u32;
+        let full_pairs = depth / 2;
+        if src.rs == 1 {
+            // A column's steps are contiguous (a row-major `a`, a `b` stored transposed as in
+            // `x·Wᵀ`): each pair is one unaligned 32-bit read.
             for j in 0..cols {
                 let col = src.ptr.offset(j as isize * src.cs);
-                for p in 0..depth {
-                    *out.add(p / 2 * W * 2 + j * 2 + p % 2) = *col.offset(p as isize * src.rs);
+                for q in 0..full_pairs {
+                    *words.add(q * W + j) = col.add(2 * q).cast::<u32>().read_unaligned();
+                }
+                if depth % 2 == 1 {
+                    *words.add(full_pairs * W + j) = bits(col.add(depth - 1));
                 }
             }
         } else {
-            for p in 0..depth {
-                let row = src.ptr.offset(p as isize * src.rs);
+            // Otherwise walk two source rows (steps) side by side, which reads a row-major
+            // `b` in runs.
+            for q in 0..depth.div_ceil(2) {
+                let even = src.ptr.offset(2 * q as isize * src.rs);
+                let odd = (2 * q + 1 < depth).then(|| even.offset(src.rs));
                 for j in 0..cols {
-                    *out.add(p / 2 * W * 2 + j * 2 + p % 2) = *row.offset(j as isize * src.cs);
+                    let lo = bits(even.offset(j as isize * src.cs));
+                    let hi = odd.map_or(0, |o| bits(o.offset(j as isize * src.cs)));
+                    *words.add(q * W + j) = lo | hi << 16;
                 }
             }
         }
