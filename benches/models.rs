@@ -118,10 +118,9 @@ fn time_steps(name: &str, device: Device, model: &dyn Module, build_opt: &dyn Fn
 }
 
 /// One warm-up step through the Method API (views -> loss -> backward -> optimizer ->
-/// `after_step`), then the median time of `steps` more.
-/// The median time of `steps` training steps (after one untimed), the forward under
-/// autocast when `DTYPE` names a mixed precision (`bf16-mixed`, `f16-mixed`; the model stays
-/// f32, as `tessera pretrain --precision` runs it).
+/// `after_step`), then the median time of `steps` more; the forward runs under autocast when
+/// `DTYPE` names a mixed precision (`bf16-mixed`, `f16-mixed`: the model stays f32, as
+/// `tessera pretrain --precision` runs it).
 fn median_step_time(method: &dyn Method, opt: &mut dyn Optim, tb: &TrainBatch, steps: usize) -> f64 {
     let (_, amp, _) = bench_precision();
     let mut times = Vec::new();

@@ -69,9 +69,9 @@ pub(crate) fn widened<const N: usize>(vars: [Option<&Var>; N]) -> Result<Option<
 /// The operands of a binary op at their common float dtype, when autocast is on and they
 /// differ: f64 over f32 over the halves, and bf16 with f16 meet at f32.
 pub(crate) fn promoted(a: &Var, b: &Var) -> Result<Option<(Var, Var)>> {
-    Ok(promoted_all(&[a, b])?.map(|mut v| {
-        let b = v.pop().expect("two operands");
-        (v.pop().expect("two operands"), b)
+    Ok(promoted_all(&[a, b])?.map(|v| {
+        let [a, b]: [Var; 2] = v.try_into().unwrap_or_else(|_| unreachable!("two operands give two results"));
+        (a, b)
     }))
 }
 

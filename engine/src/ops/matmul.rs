@@ -34,22 +34,19 @@ impl Tensor {
             self.expect_float("matmul")?;
             let [a, b] = cuda_operands("matmul", [&a, &b])?;
             Tensor::from_cuda_array(crate::cuda::matmul::batched_matmul(&a, &b, &batch, m, k, n)?)
+        } else if let Some(out) = bf16_on_dot_kernel(&a, &b, &batch, m, k, n, &out_shape)? {
+            out
         } else {
-            match bf16_on_dot_kernel(&a, &b, &batch, m, k, n, &out_shape)? {
-                Some(out) => out,
-                None => {
-                    if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
-                        return Ok(out);
-                    }
-                    with_float!(self.dtype(), "matmul", |T| {
-                        let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
-                        Ok::<_, Error>(Tensor::from_vec_unchecked(
-                            cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n),
-                            &out_shape,
-                        ))
-                    })?
-                }
+            if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
+                return Ok(out);
             }
+            with_float!(self.dtype(), "matmul", |T| {
+                let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
+                Ok::<_, Error>(Tensor::from_vec_unchecked(
+                    cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n),
+                    &out_shape,
+                ))
+            })?
         };
         // Drop the dims a 1-D operand contributed.
         match (self.rank(), rhs.rank()) {

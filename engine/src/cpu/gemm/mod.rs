@@ -38,6 +38,17 @@ pub struct MatRef<'a, T> {
     pub cs: isize,
 }
 
+#[cfg(target_arch = "x86_64")]
+impl<T> MatRef<'_, T> {
+    /// The view as the blocked GEMM's packing reads it.
+    ///
+    /// # Safety
+    /// `offset` lies inside `data` (the GEMM front checks the whole view first).
+    unsafe fn strided(&self) -> pack::Strided<T> {
+        pack::Strided { ptr: self.data.as_ptr().offset(self.offset), rs: self.rs, cs: self.cs }
+    }
+}
+
 /// The GEMM implementation, best first (the order is what `<` compares).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum GemmIsa {
@@ -127,7 +138,7 @@ fn check_span<T>(what: &str, r: &MatRef<T>, rows: usize, cols: usize) {
 /// The checks and trivial cases every implementation shares: returns false when nothing is
 /// left to multiply (an empty output, or `k = 0`, where `c = beta·c`).
 #[allow(clippy::too_many_arguments)]
-fn needs_product<T: FloatElem>(m: usize, k: usize, n: usize, a: &MatRef<T>, b: &MatRef<T>, beta: T, c: &mut [T], ldc: usize) -> bool {
+fn needs_product<A, T: FloatElem>(m: usize, k: usize, n: usize, a: &MatRef<A>, b: &MatRef<A>, beta: T, c: &mut [T], ldc: usize) -> bool {
     if m == 0 || n == 0 {
         return false;
     }
@@ -165,15 +176,16 @@ macro_rules! impl_gemm {
                 }
                 // SAFETY (both arms): both views were checked to lie inside their slices, and
                 // `c` holds the m×n output with row stride ldc.
-                let (pa, pb) = unsafe { (a.data.as_ptr().offset(a.offset), b.data.as_ptr().offset(b.offset)) };
                 match isa.or_below() {
                     // SAFETY: or_below only returns Avx512 on CPUs with AVX-512F.
                     #[cfg(target_arch = "x86_64")]
                     GemmIsa::Avx512 => unsafe {
-                        let (sa, sb) = (pack::Strided { ptr: pa, rs: a.rs, cs: a.cs }, pack::Strided { ptr: pb, rs: b.rs, cs: b.cs });
-                        blocked::gemm::<avx512::Fma<$t>>(m, k, n, alpha, sa, sb, beta, c.as_mut_ptr(), ldc)
+                        blocked::gemm::<avx512::Fma<$t>>(m, k, n, alpha, a.strided(), b.strided(), beta, c.as_mut_ptr(), ldc)
                     },
-                    _ => unsafe { $portable(m, k, n, alpha, pa, a.rs, a.cs, pb, b.rs, b.cs, beta, c.as_mut_ptr(), ldc as isize, 1) },
+                    _ => unsafe {
+                        let (pa, pb) = (a.data.as_ptr().offset(a.offset), b.data.as_ptr().offset(b.offset));
+                        $portable(m, k, n, alpha, pa, a.rs, a.cs, pb, b.rs, b.cs, beta, c.as_mut_ptr(), ldc as isize, 1)
+                    },
                 }
             }
         }
@@ -204,25 +216,14 @@ pub fn gemm_bf16(m: usize, k: usize, n: usize, a: MatRef<half::bf16>, b: MatRef<
     if !bf16_gemm_available() {
         return false;
     }
-    if m == 0 || n == 0 {
+    if !needs_product(m, k, n, &a, &b, 0.0f32, c, ldc) {
         return true;
     }
-    assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
-    if k == 0 {
-        for i in 0..m {
-            c[i * ldc..i * ldc + n].fill(0.0);
-        }
-        return true;
-    }
-    check_span("lhs", &a, m, k);
-    check_span("rhs", &b, k, n);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: both views were checked to lie inside their slices, `c` holds the m×n output
     // with row stride ldc, and bf16_gemm_available checked the CPU's features.
     unsafe {
-        let (pa, pb) = (a.data.as_ptr().offset(a.offset), b.data.as_ptr().offset(b.offset));
-        let (sa, sb) = (pack::Strided { ptr: pa, rs: a.rs, cs: a.cs }, pack::Strided { ptr: pb, rs: b.rs, cs: b.cs });
-        blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, sa, sb, 0.0, c.as_mut_ptr(), ldc);
+        blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c.as_mut_ptr(), ldc);
     }
     true
 }
