@@ -178,5 +178,48 @@ fn broadcast_add(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matmul, gemm_isas, conv2d, conv2d_resnet_narrow, softmax, broadcast_add);
+/// Training-mode batch norm (+ ReLU) at the narrow ResNet's shapes (two views of 64 images):
+/// statistics and the normalized output, and the fused backward (dx, dweight, dbias).
+fn batch_norm(c: &mut Criterion) {
+    let mut g = Generator::new(4);
+    let mut group = c.benchmark_group("batch_norm_relu_f32");
+    group.sample_size(20);
+    for shape in [[128, 16, 28, 28], [128, 64, 7, 7]] {
+        let (x, grad) = (randn(&mut g, &shape), randn(&mut g, &shape));
+        let (w, b) = (randn(&mut g, &shape[1..2]), randn(&mut g, &shape[1..2]));
+        let label = format!("{}x{}x{}x{}", shape[0], shape[1], shape[2], shape[3]);
+        group.throughput(Throughput::Bytes((x.numel() * 4) as u64));
+        group.bench_function(format!("forward/{label}"), |bch| {
+            bch.iter(|| {
+                let st = x.batch_norm_stats(1e-5).expect("stats");
+                black_box(x.batch_norm_relu_apply(&st.mean, &st.rstd, Some(&w), Some(&b)).expect("apply"))
+            })
+        });
+        let st = x.batch_norm_stats(1e-5).expect("stats");
+        group.bench_function(format!("backward/{label}"), |bch| {
+            bch.iter(|| black_box(x.batch_norm_relu_backward(&grad, &st.mean, &st.rstd, Some(&w), Some(&b)).expect("backward")))
+        });
+    }
+    group.finish();
+}
+
+/// Layer norm over ViT-Tiny's width at its token count (256 images × 50 tokens × 192),
+/// forward and backward (dx and x̂).
+fn layer_norm(c: &mut Criterion) {
+    let mut g = Generator::new(5);
+    let shape = [256 * 50, 192];
+    let (x, grad) = (randn(&mut g, &shape), randn(&mut g, &shape));
+    let (w, b) = (randn(&mut g, &shape[1..]), randn(&mut g, &shape[1..]));
+    let mut group = c.benchmark_group("layer_norm_f32");
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes((x.numel() * 4) as u64));
+    group.bench_function("forward/12800x192", |bch| bch.iter(|| black_box(x.layer_norm(Some(&w), Some(&b), 1e-6).expect("layer_norm"))));
+    let (_, mean, rstd) = x.layer_norm(Some(&w), Some(&b), 1e-6).expect("layer_norm");
+    group.bench_function("backward/12800x192", |bch| {
+        bch.iter(|| black_box(x.layer_norm_backward(&grad, &mean, &rstd, Some(&w)).expect("layer_norm_backward")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, matmul, gemm_isas, conv2d, conv2d_resnet_narrow, softmax, broadcast_add, batch_norm, layer_norm);
 criterion_main!(benches);

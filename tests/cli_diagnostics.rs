@@ -8,7 +8,7 @@ mod cli;
 use cli::{stderr, tessera};
 use std::path::{Path, PathBuf};
 
-fn temp_dir(name: &str) -> PathBuf {
+fn temp_dir(name: &str) -> cli::ScratchDir {
     cli::temp_dir("diag", name)
 }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use tessera::ssl::cli::config::{preset, Config};
 
-fn temp_dir(name: &str) -> PathBuf {
+fn temp_dir(name: &str) -> cli::ScratchDir {
     cli::temp_dir("hostile-cli", name)
 }
 

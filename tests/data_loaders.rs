@@ -6,33 +6,12 @@ use std::path::{Path, PathBuf};
 use tessera_engine::Generator;
 use tessera_ssl::data::*;
 
-/// A fresh, empty directory for one test, removed when dropped.
-struct TempDir(PathBuf);
+#[path = "common/scratch.rs"]
+mod scratch;
+use scratch::ScratchDir;
 
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for TempDir {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(name: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!("tessera-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
+fn temp_dir(name: &str) -> ScratchDir {
+    ScratchDir::new("data", name)
 }
 
 /// An IDX file: magic, dims, then the body.

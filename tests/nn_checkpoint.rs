@@ -1,17 +1,17 @@
 //! Model checkpoints: bitwise round trips through safetensors, atomic saves, and errors that
 //! name the file and list every missing, unexpected or misshapen tensor.
 
-use std::path::PathBuf;
 use tessera::autograd::Var;
 use tessera::engine::{DType, Generator, Tensor};
 use tessera::ssl::nn::checkpoint::{load_tensors, save_tensors, temp_path};
 use tessera::ssl::nn::{load_model, load_model_prefixed, save_model, Module, NnError, ResNet, ResNetConfig};
 
-fn scratch(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tessera-nn-ckpt-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "common/scratch.rs"]
+mod scratch_dir;
+use scratch_dir::ScratchDir;
+
+fn scratch(tag: &str) -> ScratchDir {
+    ScratchDir::new("nn-ckpt", tag)
 }
 
 fn tiny(widths: Vec<usize>, seed: u64) -> ResNet {

@@ -8,6 +8,7 @@ use tessera::engine::{DType, Device, Element, FloatElem, Generator, Tensor};
 use tessera::ssl::nn::checkpoint::{load_optimizer, save_optimizer};
 use tessera::ssl::nn::optim::{clip_grad_norm, ema_update, ema_update_modules, step_decay, warmup_cosine, Hyper, UpdateRule};
 use tessera::ssl::nn::{load_model, save_model, AdamW, Lars, Linear, Module, Optim, Optimizer, ParamGroup, Schedule, Sgd};
+use common::scratch::ScratchDir;
 
 fn param(v: &[f32], shape: &[usize]) -> Var {
     Var::param(Tensor::from_slice(v, shape).unwrap()).unwrap()
@@ -143,8 +144,7 @@ fn train_steps(model: &Linear, opt: &mut dyn Optim, data: &(Tensor, Tensor), fro
 }
 
 fn resume_is_bitwise<R: UpdateRule + Clone>(rule: R, tag: &str) {
-    let dir = std::env::temp_dir().join(format!("tessera-nn-optim-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("nn-optim", tag);
     let mut g = Generator::new(42);
     let data = (g.normal(&[8, 3], 0.0, 1.0, DType::F32).unwrap(), g.normal(&[8, 2], 0.0, 1.0, DType::F32).unwrap());
     let make = |groups_of: &Linear| ParamGroup::split_decay(groups_of.named_parameters(), 0.1, 0.05);

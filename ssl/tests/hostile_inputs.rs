@@ -113,6 +113,8 @@ fn run_case(target: &Target, dir: &Path, input: &[u8]) -> Result<(Cost, Option<S
     if cost.bytes > CASE_BYTES {
         return Err(format!("held {} MiB at once ({error:?})", cost.bytes >> 20));
     }
+    // A case that passed leaves nothing behind; a failing one keeps its folder to be read.
+    let _ = std::fs::remove_dir_all(dir);
     Ok((cost, error))
 }
 

@@ -2,7 +2,10 @@
 //! fresh scratch folder per test.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+#[path = "scratch.rs"]
+mod scratch;
+pub use scratch::ScratchDir;
+
 use std::process::{Command, Output};
 
 /// Runs the `tessera` binary with `args` on two worker threads.
@@ -10,12 +13,10 @@ pub fn tessera(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).env("RAYON_NUM_THREADS", "2").output().expect("the tessera binary runs")
 }
 
-/// An empty folder `tessera-<prefix>-<pid>-<name>` under the system's temporary folder.
-pub fn temp_dir(prefix: &str, name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tessera-{prefix}-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// An empty folder `tessera-<prefix>-<pid>-<name>` under the system's temporary folder,
+/// removed when the test passes.
+pub fn temp_dir(prefix: &str, name: &str) -> ScratchDir {
+    ScratchDir::new(prefix, name)
 }
 
 /// The process's stderr as text.

@@ -9,6 +9,7 @@ use tessera::engine::{DType, Tensor};
 
 pub mod adjoint;
 pub mod gpu;
+pub mod scratch;
 pub mod window;
 
 /// Case count for the property tests: modest, so the suite stays fast on two cores.

@@ -11,13 +11,14 @@ use rayon::prelude::*;
 
 /// Sum of a slice with eight independent accumulators, so it vectorizes and loses less
 /// precision than a running sum.
+#[inline(always)]
 pub fn sum_slice<T: FloatElem>(s: &[T]) -> T {
     sum_by(s, |v| v)
 }
 
 /// `Σ f(s[i])`, summed like [`sum_slice`]: eight lanes, then a fixed pairwise combine, so
 /// the order (and the result) depends only on the length.
-#[inline]
+#[inline(always)]
 pub fn sum_by<T: FloatElem>(s: &[T], f: impl Fn(T) -> T) -> T {
     let mut acc = [T::zero(); 8];
     let mut chunks = s.chunks_exact(8);
@@ -32,7 +33,9 @@ pub fn sum_by<T: FloatElem>(s: &[T], f: impl Fn(T) -> T) -> T {
 
 /// `(Σ f(a, b).0, Σ f(a, b).1)` over two slices of equal length in one pass, each sum in the
 /// lane order of [`sum_by`] (batch norm's backward: Σ g and Σ g·x̂ together).
-#[inline]
+// Always inlined, so that each vector copy of a caller (cpu/vmath.rs's `dispatch!`) gets a
+// vector copy of the sum too.
+#[inline(always)]
 pub fn sum_zip2<T: FloatElem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (T, T)) -> (T, T) {
     debug_assert_eq!(a.len(), b.len());
     let (mut p, mut q) = ([T::zero(); 8], [T::zero(); 8]);

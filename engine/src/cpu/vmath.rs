@@ -238,6 +238,8 @@ macro_rules! dispatch {
     }};
 }
 
+pub(crate) use dispatch;
+
 /// Defines a slice kernel `$name(inputs…, out)` running `$body` per element in the copy
 /// [`VmathIsa::selected`] names, and `$with(isa, inputs…, out)` in a given one (for tests
 /// and benchmarks that compare them). The element functions above are `#[inline(always)]`,

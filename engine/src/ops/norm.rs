@@ -4,6 +4,7 @@
 use crate::backend::{cuda_operands, Backend};
 use crate::cpu;
 use crate::cpu::norm::Affine;
+use crate::cpu::vmath::VmathIsa;
 use crate::cuda::{self, CudaView};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
@@ -69,7 +70,7 @@ impl Tensor {
         }
         with_float!(self.dtype(), "batch_norm", |T| {
             let x = self.values::<T>("batch_norm")?;
-            let (mean, var, rstd) = cpu::norm::batch_norm_stats(&x, n, c, s, eps);
+            let (mean, var, rstd) = cpu::norm::batch_norm_stats(VmathIsa::selected(), &x, n, c, s, eps);
             Ok(BatchNormStats {
                 mean: Tensor::from_vec_unchecked(mean, &[c]),
                 var: Tensor::from_vec_unchecked(var, &[c]),
@@ -116,7 +117,7 @@ impl Tensor {
         }
         with_float!(self.dtype(), "batch_norm", |T| {
             let x = self.values::<T>("batch_norm")?;
-            let out = cpu::norm::batch_norm_apply::<T, RELU>(&x, c, s, &affine::<T>(mean, rstd, weight, bias)?);
+            let out = cpu::norm::batch_norm_apply::<T, RELU>(VmathIsa::selected(), &x, c, s, &affine::<T>(mean, rstd, weight, bias)?);
             Ok(Tensor::from_vec_unchecked(out, self.shape()))
         })
     }
@@ -183,7 +184,7 @@ impl Tensor {
         with_float!(self.dtype(), "batch_norm_backward", |T| {
             let x = self.values::<T>("batch_norm_backward")?;
             let g = grad.values::<T>("batch_norm_backward")?;
-            let (dx, dw, db) = cpu::norm::batch_norm_backward::<T, RELU>(&x, &g, n, c, s, &affine::<T>(mean, rstd, weight, bias)?);
+            let (dx, dw, db) = cpu::norm::batch_norm_backward::<T, RELU>(VmathIsa::selected(), &x, &g, n, c, s, &affine::<T>(mean, rstd, weight, bias)?);
             Ok((Tensor::from_vec_unchecked(dx, self.shape()), Tensor::from_vec_unchecked(dw, &[c]), Tensor::from_vec_unchecked(db, &[c])))
         })
     }
@@ -214,7 +215,7 @@ impl Tensor {
             let x = self.values::<T>("layer_norm")?;
             let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
             let b = bias.map(|b| b.to_vec::<T>()).transpose()?;
-            let (y, stats) = cpu::norm::layer_norm(&x, d, w.as_deref(), b.as_deref(), eps);
+            let (y, stats) = cpu::norm::layer_norm(VmathIsa::selected(), &x, d, w.as_deref(), b.as_deref(), eps);
             let lead = &self.shape()[..self.rank() - 1];
             Ok((
                 Tensor::from_vec_unchecked(y, self.shape()),
@@ -247,7 +248,7 @@ impl Tensor {
             let g = grad.values::<T>("layer_norm_backward")?;
             let (mean, rstd) = (mean.values::<T>("layer_norm_backward")?, rstd.values::<T>("layer_norm_backward")?);
             let w = weight.map(|w| w.to_vec::<T>()).transpose()?;
-            let (dx, xhat) = cpu::norm::layer_norm_backward(&x, &g, d, &mean, &rstd, w.as_deref());
+            let (dx, xhat) = cpu::norm::layer_norm_backward(VmathIsa::selected(), &x, &g, d, &mean, &rstd, w.as_deref());
             Ok((Tensor::from_vec_unchecked(dx, self.shape()), Tensor::from_vec_unchecked(xhat, self.shape())))
         })
     }
