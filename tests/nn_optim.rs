@@ -3,12 +3,12 @@
 
 mod common;
 
+use common::scratch::ScratchDir;
 use tessera::autograd::Var;
 use tessera::engine::{DType, Device, Element, FloatElem, Generator, Tensor};
 use tessera::ssl::nn::checkpoint::{load_optimizer, save_optimizer};
 use tessera::ssl::nn::optim::{clip_grad_norm, ema_update, ema_update_modules, step_decay, warmup_cosine, Hyper, UpdateRule};
 use tessera::ssl::nn::{load_model, save_model, AdamW, Lars, Linear, Module, Optim, Optimizer, ParamGroup, Schedule, Sgd};
-use common::scratch::ScratchDir;
 
 fn param(v: &[f32], shape: &[usize]) -> Var {
     Var::param(Tensor::from_slice(v, shape).unwrap()).unwrap()

@@ -173,7 +173,14 @@ fn channel_sums<T: FloatElem>(
 }
 
 /// Layer norm of each `d`-long row of `x`: the output and each row's `(mean, rstd)`.
-pub(crate) fn layer_norm<T: FloatElem>(isa: VmathIsa, x: &[T], d: usize, w: Option<&[T]>, b: Option<&[T]>, eps: f64) -> (Vec<T>, Vec<(T, T)>) {
+pub(crate) fn layer_norm<T: FloatElem>(
+    isa: VmathIsa,
+    x: &[T],
+    d: usize,
+    w: Option<&[T]>,
+    b: Option<&[T]>,
+    eps: f64,
+) -> (Vec<T>, Vec<(T, T)>) {
     let rows = x.len() / d;
     let mut y = vec![T::zero(); x.len()];
     let mut stats = vec![(T::zero(), T::zero()); rows];

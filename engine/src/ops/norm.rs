@@ -184,7 +184,8 @@ impl Tensor {
         with_float!(self.dtype(), "batch_norm_backward", |T| {
             let x = self.values::<T>("batch_norm_backward")?;
             let g = grad.values::<T>("batch_norm_backward")?;
-            let (dx, dw, db) = cpu::norm::batch_norm_backward::<T, RELU>(VmathIsa::selected(), &x, &g, n, c, s, &affine::<T>(mean, rstd, weight, bias)?);
+            let (dx, dw, db) =
+                cpu::norm::batch_norm_backward::<T, RELU>(VmathIsa::selected(), &x, &g, n, c, s, &affine::<T>(mean, rstd, weight, bias)?);
             Ok((Tensor::from_vec_unchecked(dx, self.shape()), Tensor::from_vec_unchecked(dw, &[c]), Tensor::from_vec_unchecked(db, &[c])))
         })
     }
