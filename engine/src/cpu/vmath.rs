@@ -204,9 +204,11 @@ impl VmathIsa {
         })
     }
 
-    /// This copy if the CPU runs it, else the best one below it.
+    /// This copy if the CPU runs it, else the best one below it. Cheap: every `dispatch!`
+    /// asks, per row or channel, so the CPU is probed once per process.
     pub fn or_below(self) -> VmathIsa {
-        VmathIsa::available().into_iter().find(|&i| i >= self).unwrap_or(VmathIsa::Portable)
+        static AVAILABLE: std::sync::OnceLock<Vec<VmathIsa>> = std::sync::OnceLock::new();
+        AVAILABLE.get_or_init(VmathIsa::available).iter().copied().find(|&i| i >= self).unwrap_or(VmathIsa::Portable)
     }
 }
 
