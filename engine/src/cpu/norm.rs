@@ -144,7 +144,7 @@ pub(crate) fn batch_norm_backward<T: FloatElem, const RELU: bool>(
 /// in [`sum_by`]'s lane order, then the rows in order. Inlined into each vector copy.
 #[inline(always)]
 fn channel_mean_var<T: FloatElem>(rows: &[&[T]], m: T) -> (T, T) {
-    let mean = rows.iter().map(|r| sum_by(r, |v| v)).fold(T::zero(), |a, b| a + b) / m;
+    let mean = rows.iter().map(|r| sum_slice(r)).fold(T::zero(), |a, b| a + b) / m;
     let var = rows.iter().map(|r| sum_by(r, |v| (v - mean) * (v - mean))).fold(T::zero(), |a, b| a + b) / m;
     (mean, var)
 }
@@ -226,17 +226,8 @@ fn layer_norm_row<T: FloatElem>(xr: &[T], o: &mut [T], w: Option<&[T]>, b: Optio
     let mean = sum_slice(xr) / d;
     let var = sum_by(xr, |v| (v - mean) * (v - mean)) / d;
     let rstd = (var + T::c(eps)).sqrt().recip();
-    match (w, b) {
-        (Some(w), Some(b)) => {
-            for (((o, &v), &w), &b) in o.iter_mut().zip(xr).zip(w).zip(b) {
-                *o = (v - mean) * rstd * w + b;
-            }
-        }
-        _ => {
-            for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
-                *o = (v - mean) * rstd * w.map_or(T::one(), |w| w[j]) + b.map_or(T::zero(), |b| b[j]);
-            }
-        }
+    for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
+        *o = (v - mean) * rstd * w.map_or(T::one(), |w| w[j]) + b.map_or(T::zero(), |b| b[j]);
     }
     (mean, rstd)
 }
