@@ -200,8 +200,14 @@ fn time_clip_steps(batch: usize) {
 }
 
 fn main() {
-    // As the CLI does: a step's buffers are reused instead of page-faulted back in.
+    // As the CLI does: a step's buffers are reused instead of page-faulted back in, and the
+    // steps run on one of the pool's workers (`on_pool_worker`; PyTorch's main thread is
+    // likewise one of its OpenMP team).
     assert!(tessera::engine::cpu::allocator::retain_freed_memory() || !cfg!(target_env = "gnu"), "glibc refused the malloc settings");
+    tessera::engine::cpu::on_pool_worker(run_cases);
+}
+
+fn run_cases() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wanted = |n: &str| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()));
     let device: Device = std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()).parse().unwrap();

@@ -1,9 +1,10 @@
 //! Results do not depend on the thread count: random tensors, elementwise ops, reductions,
 //! softmax and matmul are bitwise equal under rayon pools of 1 and 2 threads, on sizes above
-//! `PAR_MIN_ELEMS`. (matrixmultiply's own threads are set once per process by
+//! `PAR_MIN_ELEMS`, and called from a pool's worker (`on_pool_worker`, as the CLI runs its
+//! steps) or from an outside thread. (matrixmultiply's own threads are set once per process by
 //! `MATMUL_NUM_THREADS`; its split does not change the summation order either.)
 
-use tessera::engine::cpu::PAR_MIN_ELEMS;
+use tessera::engine::cpu::{on_pool_worker, PAR_MIN_ELEMS};
 use tessera::engine::{DType, Generator, Tensor};
 
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
@@ -14,17 +15,19 @@ fn bits(t: &Tensor) -> Vec<u64> {
     t.to_vec_f64().unwrap().iter().map(|x| x.to_bits()).collect()
 }
 
-/// Runs `f` under 1 and 2 threads (and the global pool) and asserts the outputs are bitwise
-/// equal, tensor by tensor.
+/// Runs `f` under 1 and 2 threads (and the global pool, from this thread and from one of its
+/// workers) and asserts the outputs are bitwise equal, tensor by tensor.
 fn same_under_any_pool(what: &str, f: impl Fn() -> Vec<Tensor> + Send + Sync) {
     let one = in_pool(1, &f);
     let two = in_pool(2, &f);
     let global = f();
+    let on_worker = on_pool_worker(&f);
     assert_eq!(one.len(), two.len());
-    for (i, ((a, b), c)) in one.iter().zip(&two).zip(&global).enumerate() {
+    for (i, (((a, b), c), d)) in one.iter().zip(&two).zip(&global).zip(&on_worker).enumerate() {
         assert_eq!(a.shape(), b.shape(), "{what} #{i}");
-        let (ba, bb, bc) = (bits(a), bits(b), bits(c));
+        let (ba, bb, bc, bd) = (bits(a), bits(b), bits(c), bits(d));
         assert!(ba == bb && ba == bc, "{what} #{i}: results differ between 1 and 2 threads");
+        assert!(ba == bd, "{what} #{i}: results differ when called from a pool worker");
     }
 }
 
@@ -150,4 +153,14 @@ fn matmul_under_matmul_num_threads() {
         digest.unwrap_or_else(|| panic!("child printed no digest: {stdout}"))
     };
     assert_eq!(run("1"), run("2"), "matmul differs between MATMUL_NUM_THREADS=1 and 2");
+}
+
+#[test]
+fn on_pool_worker_runs_on_a_worker_and_returns_its_value() {
+    assert_eq!(rayon::current_thread_index(), None, "the test harness's thread is not a pool worker");
+    let (index, value) = on_pool_worker(|| (rayon::current_thread_index(), 42));
+    assert!(index.is_some(), "on_pool_worker ran its closure outside the pool");
+    assert_eq!(value, 42);
+    // Nested: already on a worker, it runs in place.
+    assert!(on_pool_worker(|| on_pool_worker(rayon::current_thread_index).is_some()));
 }

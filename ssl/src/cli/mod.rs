@@ -244,6 +244,24 @@ pub fn main() -> i32 {
         }
     };
     let result = match cli.command {
+        // Sizes the thread pool from its configuration first, then runs on a worker.
+        Command::Pretrain(a) => pretrain::run(&a).map(|_| ()),
+        // On one of the pool's workers, as pretraining (see `on_pool_worker`).
+        other => tessera_engine::cpu::on_pool_worker(|| run_on_saved_run(other)),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("error: {}", crate::one_line(msg.message()));
+            1
+        }
+    }
+}
+
+/// Every command but `pretrain`: they read a saved run (or print the method table).
+fn run_on_saved_run(command: Command) -> crate::Result<()> {
+    match command {
+        // `main` runs pretraining itself; this arm only completes the match.
         Command::Pretrain(a) => pretrain::run(&a).map(|_| ()),
         Command::Eval(a) if a.protocol == "zero-shot" => {
             zero_shot::zero_shot_command(&a.run, a.dataset.as_deref(), None).map(|line| println!("{line}"))
@@ -264,13 +282,6 @@ pub fn main() -> i32 {
         Command::Methods => {
             print!("{}", methods_table());
             Ok(())
-        }
-    };
-    match result {
-        Ok(()) => 0,
-        Err(msg) => {
-            eprintln!("error: {}", crate::one_line(msg.message()));
-            1
         }
     }
 }

@@ -127,6 +127,13 @@ pub fn run(a: &PretrainArgs) -> crate::Result<PathBuf> {
     let cfg = resolve_config(a)?;
     configure_threads(cfg.threads)?;
     super::configure_matmul_threads(&cfg.encoder);
+    // The whole run on one of the pool's workers: each op then shares its work with the
+    // other workers instead of waking them and parking this thread (see `on_pool_worker`).
+    tessera_engine::cpu::on_pool_worker(|| train_and_evaluate(a, cfg, t0))
+}
+
+/// Pretraining and its evaluation for a resolved configuration: returns the run folder.
+fn train_and_evaluate(a: &PretrainArgs, cfg: Config, t0: Instant) -> crate::Result<PathBuf> {
     let (train_ds, test_ds) = load_splits(&cfg)?;
     let train_ds = Arc::new(train_ds);
     if cfg.batch_size > train_ds.len() {
