@@ -92,6 +92,12 @@ impl Observer for PrintEpochs {
 }
 
 fn main() -> tessera::ssl::Result<()> {
+    // The loop runs on one of rayon's workers, as the CLI's does: each op then shares its
+    // work with the other workers instead of parking this thread.
+    tessera::engine::cpu::on_pool_worker(train_and_evaluate)
+}
+
+fn train_and_evaluate() -> tessera::ssl::Result<()> {
     let train_ds = Arc::new(fashion_mnist_subset(Split::Train)?.take(2048));
     let test_ds = fashion_mnist_subset(Split::Test)?.take(512);
     let [c, side, _] = train_ds.image_shape();

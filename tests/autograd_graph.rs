@@ -1,4 +1,5 @@
-//! Graph semantics: accumulation, no_grad, detach, diamonds, freeing, and that gradcheck
+//! Graph semantics: accumulation, no_grad, detach, diamonds, freeing (after backward; during
+//! the forward pass: `autograd_memory.rs`), and that gradcheck
 //! really fails on a wrong rule.
 
 use tessera::autograd::{gradcheck, no_grad, Error, Var};

@@ -1,7 +1,7 @@
 //! The reverse pass: topological order from the output, then one loop that hands each
 //! node's gradient to its op's rule and accumulates the results into the inputs.
 
-use crate::var::Var;
+use crate::var::{Edge, Var};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use tessera_engine::Tensor;
@@ -19,7 +19,7 @@ fn topological_order(root: &Var) -> Result<Vec<Var>> {
             if op.is_none() && node.0.freed.get() {
                 return Err(Error::GraphFreed);
             }
-            op.as_ref().and_then(|r| r.inputs.get(next_child).cloned())
+            op.as_ref().and_then(|r| r.inputs.get(next_child).map(Edge::var))
         };
         match child {
             Some(c) => {
@@ -52,10 +52,13 @@ pub(crate) fn backward(root: &Var, grad: Tensor, retain_graph: bool) -> Result<(
     if !root.requires_grad() {
         return Err(Error::NoGradient);
     }
-    let order = topological_order(root)?;
+    let mut order = topological_order(root)?;
     let mut grads: HashMap<usize, Tensor> = HashMap::new();
     grads.insert(root.id(), grad);
-    for node in order.iter().rev() {
+    // Consumers before producers. Each node leaves `order` as it is processed: once its
+    // consumers' records are gone too, nothing but the caller can hold its value, so an
+    // intermediate the caller dropped is freed here and not at the end of the pass.
+    while let Some(node) = order.pop() {
         let Some(g) = grads.remove(&node.id()) else { continue };
         let rec = if retain_graph { None } else { node.0.op.borrow_mut().take() };
         let op_ref = node.0.op.borrow();
@@ -70,13 +73,13 @@ pub(crate) fn backward(root: &Var, grad: Tensor, retain_graph: bool) -> Result<(
         for ((input, ig), need) in r.inputs.iter().zip(input_grads).zip(&needs) {
             let (Some(ig), true) = (ig, *need) else { continue };
             let want = input.shape();
-            if ig.shape() != want.as_slice() {
+            if ig.shape() != want {
                 return Err(Error::Backward {
                     op: r.name,
                     source: tessera_engine::Error::shapes_hint(
                         r.name,
                         ig.shape(),
-                        &want,
+                        want,
                         "a backward rule returned a gradient of the wrong shape",
                     ),
                 });

@@ -13,12 +13,45 @@ pub type BackwardFn = Box<dyn Fn(&Tensor, &[bool]) -> tessera_engine::Result<Vec
 
 pub(crate) struct Recorded {
     pub name: &'static str,
-    pub inputs: Vec<Var>,
+    pub inputs: Vec<Edge>,
     pub backward: BackwardFn,
 }
 
+/// The graph's reference to an op's input: it routes the gradient but does not keep the
+/// input's value alive. What a backward rule needs of its inputs it captures as tensors when
+/// the op runs; an intermediate value nobody else holds is then freed as soon as its last
+/// [`Var`] handle is dropped, during the forward pass, as PyTorch frees what autograd did not
+/// save. (Before, every intermediate value lived until backward reached it.)
+pub(crate) struct Edge(pub(crate) Rc<Node>);
+
+impl Edge {
+    /// A handle on the input's node (its value may already be released).
+    pub(crate) fn var(&self) -> Var {
+        self.0.handles.set(self.0.handles.get() + 1);
+        Var(self.0.clone())
+    }
+
+    pub(crate) fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+
+    pub(crate) fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+
+    /// The node's identity, as [`Var::id`].
+    pub(crate) fn id(&self) -> usize {
+        Rc::as_ptr(&self.0) as usize
+    }
+}
+
 pub(crate) struct Node {
+    /// Released (an empty tensor) once an op's result has no handle left, see [`Edge`].
     pub value: RefCell<Tensor>,
+    /// The value's shape, kept when the value is released (backward checks gradients with it).
+    pub shape: Vec<usize>,
+    /// Live [`Var`] handles on this node (graph edges do not count).
+    pub handles: Cell<usize>,
     pub grad: RefCell<Option<Tensor>>,
     pub requires_grad: bool,
     /// The op that made this value; taken (and its saved tensors freed) by backward.
@@ -29,8 +62,29 @@ pub(crate) struct Node {
 }
 
 /// A tensor that takes part in reverse-mode differentiation. Cloning shares the node.
-#[derive(Clone)]
 pub struct Var(pub(crate) Rc<Node>);
+
+impl Clone for Var {
+    fn clone(&self) -> Var {
+        self.0.handles.set(self.0.handles.get() + 1);
+        Var(self.0.clone())
+    }
+}
+
+impl Drop for Var {
+    /// The last handle on an op's result releases its value: the graph only routes
+    /// gradients through the node (see [`Edge`]). Leaves keep theirs.
+    fn drop(&mut self) {
+        let left = self.0.handles.get() - 1;
+        self.0.handles.set(left);
+        if left == 0 && self.0.op.borrow().is_some() {
+            let dtype = self.0.value.borrow().dtype();
+            if let Ok(empty) = Tensor::zeros(&[0], dtype) {
+                *self.0.value.borrow_mut() = empty;
+            }
+        }
+    }
+}
 
 impl std::fmt::Debug for Var {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -69,6 +123,8 @@ impl Drop for NoGradGuard {
 impl Var {
     fn make(value: Tensor, requires_grad: bool, op: Option<Recorded>) -> Var {
         Var(Rc::new(Node {
+            shape: value.shape().to_vec(),
+            handles: Cell::new(1),
             value: RefCell::new(value),
             grad: RefCell::new(None),
             requires_grad,
@@ -106,7 +162,7 @@ impl Var {
         if !is_grad_enabled() || !inputs.iter().any(|v| v.requires_grad()) {
             return Var::constant(value);
         }
-        let rec = Recorded { name, inputs: inputs.iter().map(|v| (*v).clone()).collect(), backward: Box::new(backward) };
+        let rec = Recorded { name, inputs: inputs.iter().map(|v| Edge(v.0.clone())).collect(), backward: Box::new(backward) };
         Var::make(value, true, Some(rec))
     }
 
@@ -133,7 +189,7 @@ impl Var {
     }
 
     pub fn shape(&self) -> Vec<usize> {
-        self.0.value.borrow().shape().to_vec()
+        self.0.shape.clone()
     }
 
     pub fn requires_grad(&self) -> bool {

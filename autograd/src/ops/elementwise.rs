@@ -13,9 +13,19 @@ impl Var {
         }
         let (a, b) = (self.value(), rhs.value());
         let out = a.binary(&b, op)?;
+        // A sum or difference needs only its operands' shapes: saving the operands would keep
+        // them alive until backward (every residual connection's two inputs).
+        if matches!(op, BinaryOp::Add | BinaryOp::Sub) {
+            let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+            return Ok(Var::from_op(op.name(), out, &[self, rhs], move |g, needs| {
+                let gb = if op == BinaryOp::Sub { needs[1].then(|| g.neg()).transpose()? } else { needs[1].then(|| g.clone()) };
+                Ok(vec![needs[0].then(|| g.sum_to_shape(&sa)).transpose()?, gb.map(|t| t.sum_to_shape(&sb)).transpose()?])
+            }));
+        }
         let y = out.clone();
         Ok(Var::from_op(op.name(), out, &[self, rhs], move |g, needs| {
             let (ga, gb) = match op {
+                // (Sums and differences return above; these arms keep the match whole.)
                 BinaryOp::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
                 BinaryOp::Sub => (needs[0].then(|| g.clone()), needs[1].then(|| g.neg()).transpose()?),
                 BinaryOp::Mul => (needs[0].then(|| g.mul(&b)).transpose()?, needs[1].then(|| g.mul(&a)).transpose()?),
@@ -82,10 +92,15 @@ impl Var {
     pub fn unary(&self, op: UnaryOp) -> Result<Var> {
         let x = self.value();
         let y = x.unary(op)?;
-        let saved_y = y.clone();
         if !op.is_differentiable() {
             return Ok(Var::constant(y));
         }
+        if matches!(op, UnaryOp::AddScalar(_) | UnaryOp::MulScalar(_) | UnaryOp::Neg) {
+            // A constant derivative: nothing to save (the kernel reads x and y but these
+            // rules ignore them, so the gradient stands in for both).
+            return Ok(Var::from_op(op.name(), y, &[self], move |g, _| Ok(vec![Some(g.unary_backward(op, g, g)?)])));
+        }
+        let saved_y = y.clone();
         Ok(Var::from_op(op.name(), y, &[self], move |g, _| Ok(vec![Some(x.unary_backward(op, &saved_y, g)?)])))
     }
 

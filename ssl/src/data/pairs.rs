@@ -146,8 +146,12 @@ mod tests {
         assert_eq!(ds.labels(), &[0, 1]);
         assert_eq!(ds.captions().unwrap().as_slice(), &[vec!["a cat".to_string(), "my cat".into()], vec!["a dog".into()]]);
         let jsonl = "{\"image\": \"x.png\", \"caption\": \"a red square\"}\n";
-        let ds = load_pairs(folder("jsonl", ("captions.jsonl", jsonl), &["x.png"])).unwrap();
+        let j = folder("jsonl", ("captions.jsonl", jsonl), &["x.png"]);
+        let ds = load_pairs(&j).unwrap();
         assert_eq!((ds.classes(), ds.captions().unwrap()[0][0].as_str()), (&[UNLABELLED.to_string()][..], "a red square"));
+        for dir in [d, j] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
     }
 
     #[test]
@@ -160,8 +164,10 @@ mod tests {
             ("nofile", ("notes.txt", ""), "no captions.tsv or captions.jsonl"),
         ];
         for (name, file, needle) in cases {
-            let err = load_pairs(folder(name, file, &["a.png"])).unwrap_err().to_string();
+            let d = folder(name, file, &["a.png"]);
+            let err = load_pairs(&d).unwrap_err().to_string();
             assert!(err.contains(needle), "{name}: expected '{needle}' in: {err}");
+            std::fs::remove_dir_all(d).unwrap();
         }
     }
 }
