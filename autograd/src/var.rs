@@ -27,8 +27,7 @@ pub(crate) struct Edge(pub(crate) Rc<Node>);
 impl Edge {
     /// A handle on the input's node (its value may already be released).
     pub(crate) fn var(&self) -> Var {
-        self.0.handles.set(self.0.handles.get() + 1);
-        Var(self.0.clone())
+        Var::handle(&self.0)
     }
 
     pub(crate) fn requires_grad(&self) -> bool {
@@ -66,8 +65,7 @@ pub struct Var(pub(crate) Rc<Node>);
 
 impl Clone for Var {
     fn clone(&self) -> Var {
-        self.0.handles.set(self.0.handles.get() + 1);
-        Var(self.0.clone())
+        Var::handle(&self.0)
     }
 }
 
@@ -121,6 +119,12 @@ impl Drop for NoGradGuard {
 }
 
 impl Var {
+    /// One more handle on `node`, counted (see [`Node::handles`]).
+    fn handle(node: &Rc<Node>) -> Var {
+        node.handles.set(node.handles.get() + 1);
+        Var(node.clone())
+    }
+
     fn make(value: Tensor, requires_grad: bool, op: Option<Recorded>) -> Var {
         Var(Rc::new(Node {
             shape: value.shape().to_vec(),

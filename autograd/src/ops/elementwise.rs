@@ -13,31 +13,28 @@ impl Var {
         }
         let (a, b) = (self.value(), rhs.value());
         let out = a.binary(&b, op)?;
-        // A sum or difference needs only its operands' shapes: saving the operands would keep
-        // them alive until backward (every residual connection's two inputs).
-        if matches!(op, BinaryOp::Add | BinaryOp::Sub) {
-            let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
-            return Ok(Var::from_op(op.name(), out, &[self, rhs], move |g, needs| {
-                let gb = if op == BinaryOp::Sub { needs[1].then(|| g.neg()).transpose()? } else { needs[1].then(|| g.clone()) };
-                Ok(vec![needs[0].then(|| g.sum_to_shape(&sa)).transpose()?, gb.map(|t| t.sum_to_shape(&sb)).transpose()?])
-            }));
-        }
-        let y = out.clone();
+        let (sa, sb) = (a.shape().to_vec(), b.shape().to_vec());
+        // A sum or difference needs only the shapes: saving its operands would keep them alive
+        // until backward (every residual connection's two inputs). The others keep operands
+        // and output.
+        let saved = (!matches!(op, BinaryOp::Add | BinaryOp::Sub)).then(|| (a, b, out.clone()));
         Ok(Var::from_op(op.name(), out, &[self, rhs], move |g, needs| {
-            let (ga, gb) = match op {
-                // (Sums and differences return above; these arms keep the match whole.)
-                BinaryOp::Add => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
-                BinaryOp::Sub => (needs[0].then(|| g.clone()), needs[1].then(|| g.neg()).transpose()?),
-                BinaryOp::Mul => (needs[0].then(|| g.mul(&b)).transpose()?, needs[1].then(|| g.mul(&a)).transpose()?),
-                BinaryOp::Div => (needs[0].then(|| g.div(&b)).transpose()?, needs[1].then(|| g.mul(&y)?.div(&b)?.neg()).transpose()?),
+            let (ga, gb) = match (op, &saved) {
+                (BinaryOp::Add, _) => (needs[0].then(|| g.clone()), needs[1].then(|| g.clone())),
+                (BinaryOp::Sub, _) => (needs[0].then(|| g.clone()), needs[1].then(|| g.neg()).transpose()?),
+                (_, None) => return Err(tessera_engine::Error::invalid(op.name(), "backward: the operands were not saved")),
+                (BinaryOp::Mul, Some((a, b, _))) => (needs[0].then(|| g.mul(b)).transpose()?, needs[1].then(|| g.mul(a)).transpose()?),
+                (BinaryOp::Div, Some((_, b, y))) => {
+                    (needs[0].then(|| g.div(b)).transpose()?, needs[1].then(|| g.mul(y)?.div(b)?.neg()).transpose()?)
+                }
                 // d(a^b)/da = b·a^(b-1); d(a^b)/db = a^b·ln a
-                BinaryOp::Pow => (
-                    needs[0].then(|| g.mul(&b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)).transpose()?,
-                    needs[1].then(|| g.mul(&y)?.mul(&a.log()?)).transpose()?,
+                (BinaryOp::Pow, Some((a, b, y))) => (
+                    needs[0].then(|| g.mul(b)?.mul(&a.pow(&b.sub_scalar(1.0)?)?)).transpose()?,
+                    needs[1].then(|| g.mul(y)?.mul(&a.log()?)).transpose()?,
                 ),
                 // Ties go to the left operand, matching the forward's choice.
-                BinaryOp::Maximum | BinaryOp::Minimum => {
-                    let left = if op == BinaryOp::Maximum { a.ge(&b)? } else { a.le(&b)? };
+                (BinaryOp::Maximum | BinaryOp::Minimum, Some((a, b, _))) => {
+                    let left = if op == BinaryOp::Maximum { a.ge(b)? } else { a.le(b)? };
                     let zero = Tensor::full_on(&[], 0.0, g.dtype(), g.device())?;
                     (
                         needs[0].then(|| Tensor::where_(&left, g, &zero)).transpose()?,
@@ -45,7 +42,7 @@ impl Var {
                     )
                 }
             };
-            Ok(vec![ga.map(|t| t.sum_to_shape(a.shape())).transpose()?, gb.map(|t| t.sum_to_shape(b.shape())).transpose()?])
+            Ok(vec![ga.map(|t| t.sum_to_shape(&sa)).transpose()?, gb.map(|t| t.sum_to_shape(&sb)).transpose()?])
         }))
     }
 
