@@ -183,6 +183,36 @@ fn reductions_of_large_tensors_match_naive() {
     }
 }
 
+#[test]
+fn sums_down_columns_equal_sums_of_the_transposed_rows_bit_for_bit() {
+    // A sum whose reduced axes come before contiguous kept ones (a bias gradient, a mean over
+    // tokens) runs down the columns in memory order; it must give exactly the bits of the
+    // rows path, which reduces the transposed copy row by row. Sizes straddle the eight-lane
+    // chunks (red mod 8), the 256-column blocks and the parallel threshold.
+    for (outer, red, inner) in [(1, 5, 3), (1, 8, 2), (2, 13, 7), (3, 64, 300), (1, 777, 257), (4, 1001, 40), (1, 3, 70_000)] {
+        let mut rng = Rng64::new((outer * 1_000_003 + red * 1_009 + inner) as u64);
+        let data: Vec<f64> = (0..outer * red * inner).map(|_| rng.range(-1.0, 1.0)).collect();
+        for dtype in [DType::F32, DType::F64] {
+            let x = Tensor::from_vec(data.clone(), &[outer, red, inner]).unwrap().to_dtype(dtype).unwrap();
+            let transposed = x.permute(&[0, 2, 1]).unwrap().contiguous().unwrap();
+            for op in [ReduceOp::Sum, ReduceOp::Mean] {
+                let by_columns = x.reduce(op, &[1], false).unwrap();
+                let by_rows = transposed.reduce(op, &[2], false).unwrap();
+                assert_eq!(by_columns.shape(), by_rows.shape());
+                let (c, r) = (by_columns.to_vec_f64().unwrap(), by_rows.to_vec_f64().unwrap());
+                let same = c.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{op:?} {dtype:?} over [{outer}, {red}, {inner}]: the column sums differ from the row sums");
+            }
+        }
+    }
+    // Leading axes together ([a, b, c] over (0, 1)) and with keepdim.
+    let x = Tensor::from_vec((0..6 * 5 * 33).map(|i| ((i * 37) % 101) as f32 / 7.0).collect::<Vec<f32>>(), &[6, 5, 33]).unwrap();
+    let rows = x.reshape(&[30, 33]).unwrap().t().unwrap().contiguous().unwrap().sum(&[1], false).unwrap();
+    let cols = x.sum(&[0, 1], true).unwrap();
+    assert_eq!(cols.shape(), &[1, 1, 33]);
+    assert_eq!(cols.to_vec::<f32>().unwrap(), rows.to_vec::<f32>().unwrap());
+}
+
 // ---- GPU parity: the same ops on CUDA tensors (skipped where there is no GPU) ---------------
 
 /// Reductions of f32 lines this long get a looser tolerance: the GPU sums in another order.

@@ -62,6 +62,56 @@ fn combine_lanes<T: FloatElem>(acc: [T; 8], tail: T) -> T {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
+/// Columns summed together by one task of [`sum_middle_axis`]: its eight lane accumulators
+/// and tail (9 × 256 elements) stay in L1 while the rows stream past.
+const COLUMN_BLOCK: usize = 256;
+
+/// `out[o, j] = Σ_r x[o, r, j]` over a contiguous `[outer, red, inner]` buffer: a reduction
+/// whose reduced axes sit in front of contiguous kept ones (a bias gradient summing
+/// `[rows, features]` over its rows, a mean over the tokens of `[N, L, D]`). Each sum runs in
+/// [`sum_slice`]'s order over `r` (lane `r mod 8` for the first `red − red mod 8` rows, a
+/// running tail for the rest, the fixed combine), so the result is bitwise what summing the
+/// transposed rows gives, without building the transpose: rows are read in memory order,
+/// `COLUMN_BLOCK` columns at a time.
+pub(crate) fn sum_middle_axis<T: FloatElem>(x: &[T], outer: usize, red: usize, inner: usize) -> Vec<T> {
+    assert_eq!(x.len(), outer * red * inner, "sum_middle_axis: buffer length");
+    let mut out = vec![T::zero(); outer * inner];
+    if inner == 0 {
+        return out;
+    }
+    let block_sums = |o: usize, j0: usize, dst: &mut [T]| {
+        let w = dst.len();
+        let mut lanes = [[T::zero(); COLUMN_BLOCK]; 8];
+        let mut tail = [T::zero(); COLUMN_BLOCK];
+        let full = red - red % 8;
+        for r in 0..red {
+            let row = &x[(o * red + r) * inner + j0..][..w];
+            let acc = if r < full { &mut lanes[r % 8][..w] } else { &mut tail[..w] };
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = combine_lanes(std::array::from_fn(|l| lanes[l][j]), tail[j]);
+        }
+    };
+    let per_output = |(o, dst): (usize, &mut [T])| {
+        for (b, chunk) in dst.chunks_mut(COLUMN_BLOCK).enumerate() {
+            block_sums(o, b * COLUMN_BLOCK, chunk);
+        }
+    };
+    if x.len() < PAR_MIN_ELEMS {
+        out.chunks_mut(inner).enumerate().for_each(per_output);
+    } else {
+        // One task per (outer index, column block): every column's sum is the same whichever
+        // task computes it, so the split does not change the result.
+        out.par_chunks_mut(inner).enumerate().for_each(|(o, dst)| {
+            dst.par_chunks_mut(COLUMN_BLOCK).enumerate().for_each(|(b, chunk)| block_sums(o, b * COLUMN_BLOCK, chunk));
+        });
+    }
+    out
+}
+
 /// `op` over one row.
 pub(crate) fn reduce_row<T: FloatElem>(op: ReduceOp, row: &[T]) -> T {
     let n = T::c(row.len() as f64);

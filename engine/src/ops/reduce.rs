@@ -1,9 +1,13 @@
 //! Reductions over any set of axes. The kept axes are moved to the front and the reduced
 //! ones to the back, so every output element reduces one contiguous row, in order: results
-//! do not depend on the thread count.
+//! do not depend on the thread count. A sum or mean whose reduced axes come before
+//! contiguous kept ones (a bias gradient, a mean over tokens) instead runs down the columns
+//! in memory order, summing each column in the same order as the row would be (see
+//! `cpu::reduce::sum_middle_axis`), so it gives the same bits without the transposed copy.
 
 use crate::backend::Backend;
-use crate::cpu::reduce::{map_rows, reduce_row};
+use crate::cpu::reduce::{map_rows, reduce_row, sum_middle_axis};
+use crate::dtype::FloatElem;
 pub use crate::cpu::reduce::{sum_by, sum_slice, sum_zip2};
 use crate::cuda;
 #[allow(unused_imports)]
@@ -42,6 +46,21 @@ pub(crate) fn rows<'a, T: Element>(x: &'a Tensor, op: &'static str, axes: &[isiz
     Ok(Rows { data, inner, keep_shape, drop_shape })
 }
 
+/// `(outer, red, inner)` when `x` is contiguous and its reduced `axes` (sorted) are
+/// consecutive dims followed by at least one kept dim of more than one element: the sums then
+/// run down the columns of `[outer, red, inner]` in memory order ([`sum_middle_axis`]) rather
+/// than over a transposed copy. `None` where the rows path already reads contiguous rows (the
+/// reduced axes last) or the axes are not one block.
+fn middle_block(x: &Tensor, axes: &[usize]) -> Option<(usize, usize, usize)> {
+    let (&first, &last) = (axes.first()?, axes.last()?);
+    if !x.is_contiguous() || last - first + 1 != axes.len() {
+        return None;
+    }
+    let shape = x.shape();
+    let (outer, red, inner) = (shape[..first].iter().product(), shape[first..=last].iter().product::<usize>(), shape[last + 1..].iter().product::<usize>());
+    (inner > 1 && red > 0).then_some((outer, red, inner))
+}
+
 impl Tensor {
     /// Reduces `axes` (all axes when empty) with `op`; `keepdim` keeps them as size 1.
     pub fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Tensor> {
@@ -59,6 +78,17 @@ impl Tensor {
             return Ok(out);
         }
         with_float!(self.dtype(), name, |T| {
+            if let Some((outer, red, inner)) = middle_block(self, &normalized).filter(|_| matches!(op, ReduceOp::Sum | ReduceOp::Mean)) {
+                let x = &self.buffer::<T>(name)?[self.layout().offset..][..self.numel()];
+                let mut out = sum_middle_axis(x, outer, red, inner);
+                if matches!(op, ReduceOp::Mean) {
+                    let n = <T as FloatElem>::c(red as f64);
+                    out.iter_mut().for_each(|v| *v = *v / n);
+                }
+                let keep_shape: Vec<usize> = self.shape().iter().enumerate().map(|(d, &s)| if normalized.contains(&d) { 1 } else { s }).collect();
+                let drop_shape: Vec<usize> = self.shape().iter().enumerate().filter(|(d, _)| !normalized.contains(d)).map(|(_, &s)| s).collect();
+                return Ok(Tensor::from_vec_unchecked(out, if keepdim { &keep_shape } else { &drop_shape }));
+            }
             let r = rows::<T>(self, name, axes)?;
             let outer = if r.inner == 0 { r.keep_shape.iter().product() } else { r.data.len() / r.inner };
             let out = map_rows(&r.data, r.inner, outer, |row| reduce_row(op, row));
