@@ -221,5 +221,20 @@ fn layer_norm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, matmul, gemm_isas, conv2d, conv2d_resnet_narrow, softmax, broadcast_add, batch_norm, layer_norm);
+/// A linear layer's bias gradient at the MAE decoder's MLP (256 images × 49 tokens, 1,024
+/// features): the sum over the rows, which runs down the columns in memory order, against the
+/// same sum over the last axis of the transposed matrix (contiguous rows).
+fn sum_rows(c: &mut Criterion) {
+    let mut g = Generator::new(6);
+    let x = randn(&mut g, &[256 * 49, 1024]);
+    let xt = x.t().expect("t").contiguous().expect("contiguous");
+    let mut group = c.benchmark_group("sum_f32");
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes((x.numel() * 4) as u64));
+    group.bench_function("12544x1024_over_rows", |b| b.iter(|| black_box(x.sum(&[0], false).expect("sum"))));
+    group.bench_function("1024x12544_over_last_axis", |b| b.iter(|| black_box(xt.sum(&[1], false).expect("sum"))));
+    group.finish();
+}
+
+criterion_group!(benches, matmul, gemm_isas, conv2d, conv2d_resnet_narrow, softmax, broadcast_add, batch_norm, layer_norm, sum_rows);
 criterion_main!(benches);
