@@ -83,7 +83,9 @@ pub(crate) fn sum_middle_axis<T: FloatElem>(x: &[T], outer: usize, red: usize, i
     }
     let full = red - red % 8;
     let isa = VmathIsa::selected();
-    let lane_sums = |o: usize, lanes: Range<usize>, acc: &mut [T]| dispatch!(isa, || add_lane_rows(&x[o * red * inner..][..full * inner], inner, lanes, acc));
+    let lane_sums = |o: usize, lanes: Range<usize>, acc: &mut [T]| {
+        dispatch!(isa, || add_lane_rows(&x[o * red * inner..][..full * inner], inner, lanes, acc))
+    };
     // The tail rows and the fixed combine of the eight lane rows (`lanes`: 8 × inner).
     let finish = |o: usize, lanes: &[T], dst: &mut [T]| {
         for (j, d) in dst.iter_mut().enumerate() {
@@ -106,7 +108,10 @@ pub(crate) fn sum_middle_axis<T: FloatElem>(x: &[T], outer: usize, red: usize, i
         let groups = (threads / outer).next_power_of_two().min(8);
         let per = 8 / groups;
         let mut partial = vec![T::zero(); outer * 8 * inner];
-        partial.par_chunks_mut(per * inner).enumerate().for_each(|(t, acc)| lane_sums(t / groups, t % groups * per..(t % groups + 1) * per, acc));
+        partial
+            .par_chunks_mut(per * inner)
+            .enumerate()
+            .for_each(|(t, acc)| lane_sums(t / groups, t % groups * per..(t % groups + 1) * per, acc));
         out.par_chunks_mut(inner).zip(partial.par_chunks(8 * inner)).enumerate().for_each(|(o, (dst, lanes))| finish(o, lanes, dst));
     }
     out

@@ -7,11 +7,11 @@
 
 use crate::backend::Backend;
 use crate::cpu::reduce::{map_rows, reduce_row, sum_middle_axis};
-use crate::dtype::FloatElem;
 pub use crate::cpu::reduce::{sum_by, sum_slice, sum_zip2};
 use crate::cuda;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
+use crate::dtype::FloatElem;
 pub use crate::kinds::ReduceOp;
 use crate::layout::normalize_axes;
 use crate::ops::widen::via_f32;
@@ -57,7 +57,8 @@ fn middle_block(x: &Tensor, axes: &[usize]) -> Option<(usize, usize, usize)> {
         return None;
     }
     let shape = x.shape();
-    let (outer, red, inner) = (shape[..first].iter().product(), shape[first..=last].iter().product::<usize>(), shape[last + 1..].iter().product::<usize>());
+    let (outer, red, inner) =
+        (shape[..first].iter().product(), shape[first..=last].iter().product::<usize>(), shape[last + 1..].iter().product::<usize>());
     (inner > 1 && red > 0).then_some((outer, red, inner))
 }
 
@@ -85,8 +86,10 @@ impl Tensor {
                     let n = <T as FloatElem>::c(red as f64);
                     out.iter_mut().for_each(|v| *v = *v / n);
                 }
-                let keep_shape: Vec<usize> = self.shape().iter().enumerate().map(|(d, &s)| if normalized.contains(&d) { 1 } else { s }).collect();
-                let drop_shape: Vec<usize> = self.shape().iter().enumerate().filter(|(d, _)| !normalized.contains(d)).map(|(_, &s)| s).collect();
+                let keep_shape: Vec<usize> =
+                    self.shape().iter().enumerate().map(|(d, &s)| if normalized.contains(&d) { 1 } else { s }).collect();
+                let drop_shape: Vec<usize> =
+                    self.shape().iter().enumerate().filter(|(d, _)| !normalized.contains(d)).map(|(_, &s)| s).collect();
                 return Ok(Tensor::from_vec_unchecked(out, if keepdim { &keep_shape } else { &drop_shape }));
             }
             let r = rows::<T>(self, name, axes)?;
