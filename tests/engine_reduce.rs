@@ -188,7 +188,8 @@ fn sums_down_columns_equal_sums_of_the_transposed_rows_bit_for_bit() {
     // A sum whose reduced axes come before contiguous kept ones (a bias gradient, a mean over
     // tokens) runs down the columns in memory order; it must give exactly the bits of the
     // rows path, which reduces the transposed copy row by row. Sizes straddle the eight-lane
-    // chunks (red mod 8), the 256-column blocks and the parallel threshold.
+    // chunks (red mod 8) and the parallel threshold, with fewer outer indices than threads
+    // (the eight lanes split between them) and more.
     for (outer, red, inner) in [(1, 5, 3), (1, 8, 2), (2, 13, 7), (3, 64, 300), (1, 777, 257), (4, 1001, 40), (1, 3, 70_000)] {
         let mut rng = Rng64::new((outer * 1_000_003 + red * 1_009 + inner) as u64);
         let data: Vec<f64> = (0..outer * red * inner).map(|_| rng.range(-1.0, 1.0)).collect();

@@ -95,7 +95,7 @@ pub(crate) fn sum_middle_axis<T: FloatElem>(x: &[T], outer: usize, red: usize, i
     };
     let threads = rayon::current_num_threads();
     let whole = |acc: &mut Vec<T>, (o, dst): (usize, &mut [T])| {
-        acc.iter_mut().for_each(|a| *a = T::zero());
+        acc.fill(T::zero());
         lane_sums(o, 0..8, acc);
         finish(o, acc, dst);
     };

@@ -28,13 +28,20 @@ pub(crate) struct Rows<'a, T: Clone> {
     pub drop_shape: Vec<usize>,
 }
 
+/// The output shapes of reducing `axes` (normalized) of `shape`: with the reduced axes kept
+/// as size 1, and with them removed.
+fn output_shapes(shape: &[usize], axes: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let keep = shape.iter().enumerate().map(|(d, &s)| if axes.contains(&d) { 1 } else { s }).collect();
+    let drop = shape.iter().enumerate().filter(|(d, _)| !axes.contains(d)).map(|(_, &s)| s).collect();
+    (keep, drop)
+}
+
 pub(crate) fn rows<'a, T: Element>(x: &'a Tensor, op: &'static str, axes: &[isize]) -> Result<Rows<'a, T>> {
     let axes = normalize_axes(op, axes, x.shape())?;
     let kept: Vec<usize> = (0..x.rank()).filter(|d| !axes.contains(d)).collect();
     let perm: Vec<usize> = kept.iter().chain(axes.iter()).copied().collect();
     let inner: usize = axes.iter().map(|&a| x.shape()[a]).product();
-    let keep_shape: Vec<usize> = (0..x.rank()).map(|d| if axes.contains(&d) { 1 } else { x.shape()[d] }).collect();
-    let drop_shape: Vec<usize> = kept.iter().map(|&d| x.shape()[d]).collect();
+    let (keep_shape, drop_shape) = output_shapes(x.shape(), &axes);
     let permuted = x.permute(&perm)?;
     let data = if permuted.is_contiguous() {
         // Borrow straight from `x`'s storage: same elements in the same order.
@@ -86,10 +93,7 @@ impl Tensor {
                     let n = <T as FloatElem>::c(red as f64);
                     out.iter_mut().for_each(|v| *v = *v / n);
                 }
-                let keep_shape: Vec<usize> =
-                    self.shape().iter().enumerate().map(|(d, &s)| if normalized.contains(&d) { 1 } else { s }).collect();
-                let drop_shape: Vec<usize> =
-                    self.shape().iter().enumerate().filter(|(d, _)| !normalized.contains(d)).map(|(_, &s)| s).collect();
+                let (keep_shape, drop_shape) = output_shapes(self.shape(), &normalized);
                 return Ok(Tensor::from_vec_unchecked(out, if keepdim { &keep_shape } else { &drop_shape }));
             }
             let r = rows::<T>(self, name, axes)?;
