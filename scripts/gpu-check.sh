@@ -66,6 +66,11 @@ run() {
     (DEVICE=cuda DTYPE=bf16-mixed STEPS=5 timeout 60 python3 scripts/torch/models.py >> "$logs/models.torch" 2>&1) || true
     # The main job's pipeline on the GPU, end to end, on a short budget.
     (timeout 150 "$bin/tessera" pretrain --method simclr --device cuda --max-steps 20 --out "$bin/run" > "$logs/pretrain.cuda" 2>&1) || true
+    # The other methods' steps on the GPU (ViT encoders, packed attention, the MAE decoder,
+    # CLIP's text tower): a few steps each, no evaluation, the last lines of each log kept.
+    for m in moco-v2 mae simmim clip rotation; do
+        (timeout 60 "$bin/tessera" pretrain --method "$m" --device cuda --max-steps 8 --no-eval --out "$bin/run-$m" > "$logs/pretrain-$m.cuda" 2>&1) || echo "exit $?" >> "$logs/pretrain-$m.cuda"
+    done
     # Per-op times on the GPU, tessera beside PyTorch (the compare-torch cases).
     (DEVICE=cuda timeout 90 "$bin/bench_ops" > "$logs/ops.tessera.jsonl" 2>&1) || true
     (DEVICE=cuda timeout 90 python3 scripts/torch/bench_ops.py > "$logs/ops.torch.jsonl" 2>&1) || true
@@ -74,6 +79,7 @@ run() {
         case "$(basename "$f")" in
         test.*) grep -q "test result: ok" "$f" || { echo "==== $(basename "$f")"; sed -n '/^failures:/,$p' "$f" | head -n 60; tail -n 5 "$f"; } ;;
         ops.*) ;;
+        pretrain-*) echo "==== $(basename "$f")"; tail -n 3 "$f" ;;
         *) echo "==== $(basename "$f")"; tail -n 40 "$f" ;;
         esac
     done

@@ -116,3 +116,34 @@ fn nt_xent_rejects_bad_shapes() {
     let err = nt_xent(&Var::constant(rand(&[3, 4], 1, 1.0)), 0.5).unwrap_err().to_string();
     assert!(err.contains("nt_xent") && err.contains("[3, 4]"), "{err}");
 }
+
+/// Attention on a stacked `[3, ...]` q/k/v (what `nn::Attention` runs) gives the bits of
+/// attention on the three `select`s, forward and backward, in f32: the packed backward only
+/// writes the three gradients side by side where the selects scattered them into zeros.
+#[test]
+fn packed_attention_gives_the_bits_of_three_selects() {
+    for causal in [false, true] {
+        let x = Generator::new(11).normal(&[2, 7, 3, 2, 5], 0.0, 1.0, DType::F32).unwrap();
+        let run = |packed: bool| {
+            let xv = Var::param(x.clone()).unwrap();
+            let qkv = xv.permute(&[2, 0, 3, 1, 4]).unwrap();
+            let out = if packed {
+                fused::scaled_dot_product_attention_packed(&qkv, causal, None).unwrap()
+            } else {
+                let [q, k, v] = [0, 1, 2].map(|i| qkv.select(0, i).unwrap());
+                fused::scaled_dot_product_attention(&q, &k, &v, causal, None).unwrap()
+            };
+            // A loss that weighs every output differently, so every gradient entry differs.
+            let w = Generator::new(12).normal(&out.shape(), 0.0, 1.0, DType::F32).unwrap();
+            out.mul(&Var::constant(w)).unwrap().sum_all().unwrap().backward().unwrap();
+            (out.value().to_vec::<f32>().unwrap(), xv.grad().unwrap().to_vec::<f32>().unwrap())
+        };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let ((o1, g1), (o2, g2)) = (run(true), run(false));
+        assert_eq!(bits(&o1), bits(&o2), "outputs, causal {causal}");
+        assert_eq!(bits(&g1), bits(&g2), "gradients, causal {causal}");
+    }
+    let not_stacked = Var::param(Tensor::zeros(&[2, 4, 5], DType::F32).unwrap()).unwrap();
+    let err = fused::scaled_dot_product_attention_packed(&not_stacked, false, None).unwrap_err().to_string();
+    assert!(err.contains("[3, ..., L, D]") && err.contains("[2, 4, 5]"), "{err}");
+}

@@ -345,6 +345,19 @@ grad_check!(grad_scaled_dot_product_attention, (1usize..3, 1usize..4, 1usize..4,
     )
 });
 
+grad_check!(grad_scaled_dot_product_attention_packed, (1usize..3, 1usize..4, 1usize..4, any::<bool>(), any::<u64>()), |(
+    b,
+    l,
+    d,
+    causal,
+    s,
+)| {
+    // q, k and v stacked on axis 0 as a permuted view, the layout timm's attention splits.
+    check(
+        move |v| fused::scaled_dot_product_attention_packed(&v[0].permute(&[2, 0, 3, 1, 4])?, causal, None),
+        &[rand(&[b, l, 3, 2, d], s, -1.0, 1.0)],
+    )
+});
 // ---- convolution and pooling ---------------------------------------------------------------
 /// (N, Cin, H, W, Cout, k, stride, pad, dilation, groups) small enough for gradcheck.
 fn conv_case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, usize, usize, usize)> {

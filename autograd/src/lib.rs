@@ -104,4 +104,5 @@ pub const DIFFERENTIABLE_OPS: &[&str] = &[
     "embedding",
     "linear",
     "scaled_dot_product_attention",
+    "scaled_dot_product_attention_packed",
 ];

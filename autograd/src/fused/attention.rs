@@ -14,6 +14,68 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
         return scaled_dot_product_attention(&q, &k, &v, causal, key_padding_mask);
     }
     let (qv, kv, vv) = (q.value(), k.value(), v.value());
+    let (out, grads) = attend(&qv, &kv, &vv, causal, key_padding_mask)?;
+    Ok(Var::from_op("scaled_dot_product_attention", out, &[q, k, v], move |g, needs| {
+        let [dq, dk, dv] = grads.of(g, [needs[0], needs[1], needs[2]])?;
+        Ok(vec![
+            dq.map(|d| d.sum_to_shape(qv.shape())).transpose()?,
+            dk.map(|d| d.sum_to_shape(kv.shape())).transpose()?,
+            dv.map(|d| d.sum_to_shape(vv.shape())).transpose()?,
+        ])
+    }))
+}
+
+/// [`scaled_dot_product_attention`] of `q`, `k` and `v` stacked on the first axis of `qkv`
+/// (`[3, ..., L, D]`: one projection split into heads, as timm's attention computes them).
+/// The same values as attending to `qkv.select(0, i)`; the difference is the backward, which
+/// writes the three gradients side by side into one `[3, ...]` tensor, where three `select`s
+/// would each scatter theirs into a zeroed copy of the whole stack and add the three (zero
+/// fills were 2% of a ViT-Tiny MAE step).
+pub fn scaled_dot_product_attention_packed(qkv: &Var, causal: bool, key_padding_mask: Option<&Tensor>) -> Result<Var> {
+    if let Some([Some(qkv)]) = autocast::lowered([Some(qkv)])? {
+        return scaled_dot_product_attention_packed(&qkv, causal, key_padding_mask);
+    }
+    let packed = qkv.value();
+    if packed.rank() < 3 || packed.shape()[0] != 3 {
+        return Err(tessera_engine::Error::invalid(
+            "scaled_dot_product_attention_packed",
+            format!("expects q, k and v stacked as [3, ..., L, D], got {:?}", packed.shape()),
+        )
+        .into());
+    }
+    let (qv, kv, vv) = (packed.select(0, 0)?, packed.select(0, 1)?, packed.select(0, 2)?);
+    let (out, grads) = attend(&qv, &kv, &vv, causal, key_padding_mask)?;
+    Ok(Var::from_op("scaled_dot_product_attention_packed", out, &[qkv], move |g, _| {
+        let [Some(dq), Some(dk), Some(dv)] = grads.of(g, [true; 3])? else { unreachable!("every gradient was asked for") };
+        Ok(vec![Some(Tensor::stack(&[&dq, &dk, &dv], 0)?)])
+    }))
+}
+
+/// What the backward of attention keeps: the probabilities and the three inputs.
+struct AttentionGrads {
+    p: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    scale: f64,
+}
+
+impl AttentionGrads {
+    /// The gradients of q, k and v (before any broadcast is summed back) for the output
+    /// gradient `g`, each only where `needs` asks.
+    fn of(&self, g: &Tensor, needs: [bool; 3]) -> tessera_engine::Result<[Option<Tensor>; 3]> {
+        let dp = g.matmul(&self.v.t()?)?;
+        let ds = self.p.softmax_backward(&dp, -1)?.mul_scalar(self.scale)?;
+        Ok([
+            needs[0].then(|| ds.matmul(&self.k)).transpose()?,
+            needs[1].then(|| ds.t()?.matmul(&self.q)).transpose()?,
+            needs[2].then(|| self.p.t()?.matmul(g)).transpose()?,
+        ])
+    }
+}
+
+/// The forward both entry points share: the output and what its backward needs.
+fn attend(qv: &Tensor, kv: &Tensor, vv: &Tensor, causal: bool, key_padding_mask: Option<&Tensor>) -> Result<(Tensor, AttentionGrads)> {
     if vv.rank() < 2 {
         return Err(tessera_engine::Error::shapes_hint(
             "scaled_dot_product_attention",
@@ -23,18 +85,10 @@ pub fn scaled_dot_product_attention(q: &Var, k: &Var, v: &Var, causal: bool, key
         )
         .into());
     }
-    let p = attention_probabilities(&qv, &kv, causal, key_padding_mask)?;
+    let p = attention_probabilities(qv, kv, causal, key_padding_mask)?;
     let scale = 1.0 / (qv.shape()[qv.rank() - 1] as f64).sqrt();
-    let out = p.matmul(&vv)?;
-    Ok(Var::from_op("scaled_dot_product_attention", out, &[q, k, v], move |g, needs| {
-        let dp = g.matmul(&vv.t()?)?;
-        let ds = p.softmax_backward(&dp, -1)?.mul_scalar(scale)?;
-        Ok(vec![
-            needs[0].then(|| ds.matmul(&kv)?.sum_to_shape(qv.shape())).transpose()?,
-            needs[1].then(|| ds.t()?.matmul(&qv)?.sum_to_shape(kv.shape())).transpose()?,
-            needs[2].then(|| p.t()?.matmul(g)?.sum_to_shape(vv.shape())).transpose()?,
-        ])
-    }))
+    let out = p.matmul(vv)?;
+    Ok((out, AttentionGrads { p, q: qv.clone(), k: kv.clone(), v: vv.clone(), scale }))
 }
 
 /// The attention probabilities `softmax(q·kᵀ / √d + mask)`, `[..., Lq, Lk]`, of

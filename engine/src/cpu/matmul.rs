@@ -6,13 +6,14 @@ use crate::cpu::gemm::{self, Gemm, MatRef};
 use crate::layout::Layout;
 use half::bf16;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// `a @ b` for every batch index: `a` (`[.., m, k]`) and `b` (`[.., k, n]`) are whole storage
 /// buffers seen through their layouts, whose batch dims broadcast to `batch`; the result is a
 /// contiguous `[batch.., m, n]`.
 #[allow(clippy::too_many_arguments)]
 pub fn batched_gemm<T: Gemm>(ab: &[T], la: &Layout, bb: &[T], lb: &Layout, batch: &[usize], m: usize, k: usize, n: usize) -> Vec<T> {
-    batched(ab, la, bb, lb, batch, m, k, n, |am, bm, c| T::gemm(m, k, n, T::one(), am, bm, T::zero(), c, n))
+    batched(ab, la, bb, lb, batch, m, k, n, |am, bm, c| T::gemm_uninit(m, k, n, T::one(), am, bm, c, n))
 }
 
 /// [`batched_gemm`] of bf16 operands on the bf16 dot-product kernel, the f32 accumulators
@@ -31,15 +32,17 @@ pub fn batched_gemm_bf16(
 ) -> Option<Vec<f32>> {
     gemm::bf16_gemm_available().then(|| {
         batched(ab, la, bb, lb, batch, m, k, n, |am, bm, c| {
-            gemm::gemm_bf16(m, k, n, am, bm, c, n);
+            // Cannot fail: availability is decided once per process, and was true above.
+            assert!(gemm::gemm_bf16_uninit(m, k, n, am, bm, c, n), "bf16 GEMM unavailable");
         })
     })
 }
 
 /// Runs `product(a_i, b_i, c_i)` for every batch index `i` (`c_i` the `m × n` block of the
-/// contiguous result).
+/// contiguous result, not yet initialized: `product` must write every element of it, as a
+/// GEMM with beta zero does).
 #[allow(clippy::too_many_arguments)]
-fn batched<A: Sync, C: Copy + Default + Send>(
+fn batched<A: Sync, C: Copy + Send>(
     ab: &[A],
     la: &Layout,
     bb: &[A],
@@ -48,29 +51,33 @@ fn batched<A: Sync, C: Copy + Default + Send>(
     m: usize,
     k: usize,
     n: usize,
-    product: impl Fn(MatRef<A>, MatRef<A>, &mut [C]) + Sync,
+    product: impl Fn(MatRef<A>, MatRef<A>, &mut [MaybeUninit<C>]) + Sync,
 ) -> Vec<C> {
     let nb: usize = batch.iter().product();
-    let mut out = vec![C::default(); nb * m * n];
+    let total = nb * m * n;
+    let mut out = Vec::with_capacity(total);
     let a_batch = batch_offsets(la, batch);
     let b_batch = batch_offsets(lb, batch);
     let (ra, ca) = (la.strides[la.rank() - 2], la.strides[la.rank() - 1]);
     let (rb, cb) = (lb.strides[lb.rank() - 2], lb.strides[lb.rank() - 1]);
-    let one = |i: usize, c: &mut [C]| {
+    let one = |i: usize, c: &mut [MaybeUninit<C>]| {
         let am = MatRef { data: ab, offset: a_batch[i], rs: ra, cs: ca };
         let bm = MatRef { data: bb, offset: b_batch[i], rs: rb, cs: cb };
         product(am, bm, c);
     };
-    if m * n == 0 {
+    if total == 0 {
         return out;
     }
+    let blocks = &mut out.spare_capacity_mut()[..total];
     // Small matrices in a batch: parallelize over the batch. A single or large product
     // relies on the GEMM's own threading inside one call.
     if nb > 1 && m * n * k < (1 << 21) {
-        out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
+        blocks.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
     } else {
-        out.chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
+        blocks.chunks_mut(m * n).enumerate().for_each(|(i, c)| one(i, c));
     }
+    // SAFETY: every block was written whole by `product` (its contract).
+    unsafe { out.set_len(total) };
     out
 }
 

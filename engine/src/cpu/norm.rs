@@ -182,14 +182,17 @@ pub(crate) fn layer_norm<T: FloatElem>(
     eps: f64,
 ) -> (Vec<T>, Vec<(T, T)>) {
     let rows = x.len() / d;
-    let mut y = vec![T::zero(); x.len()];
+    let mut y = Vec::with_capacity(x.len());
     let mut stats = vec![(T::zero(), T::zero()); rows];
-    let body = |((o, st), xr): ((&mut [T], &mut (T, T)), &[T])| *st = dispatch!(isa, || layer_norm_row(xr, o, w, b, eps));
+    let body = |((o, st), xr): ((&mut [MaybeUninit<T>], &mut (T, T)), &[T])| *st = dispatch!(isa, || layer_norm_row(xr, o, w, b, eps));
+    let ys = &mut y.spare_capacity_mut()[..x.len()];
     if x.len() >= PAR_MIN_ELEMS {
-        y.par_chunks_mut(d).zip(stats.par_iter_mut()).zip(x.par_chunks(d)).for_each(body);
+        ys.par_chunks_mut(d).zip(stats.par_iter_mut()).zip(x.par_chunks(d)).for_each(body);
     } else {
-        y.chunks_mut(d).zip(stats.iter_mut()).zip(x.chunks(d)).for_each(body);
+        ys.chunks_mut(d).zip(stats.iter_mut()).zip(x.chunks(d)).for_each(body);
     }
+    // SAFETY: `layer_norm_row` wrote every element of every row.
+    unsafe { y.set_len(x.len()) };
     (y, stats)
 }
 
@@ -204,51 +207,67 @@ pub(crate) fn layer_norm_backward<T: FloatElem>(
     rstd: &[T],
     w: Option<&[T]>,
 ) -> (Vec<T>, Vec<T>) {
-    let mut dx = vec![T::zero(); x.len()];
-    let mut xhat = vec![T::zero(); x.len()];
-    let body = |(r, (o, xh)): (usize, (&mut [T], &mut [T]))| {
+    let (mut dx, mut xhat) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
+    let body = |(r, (o, xh)): (usize, (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]))| {
         let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
         dispatch!(isa, || layer_norm_backward_row(xr, gr, w, mean[r], rstd[r], o, xh))
     };
+    let (dxs, xhs) = (&mut dx.spare_capacity_mut()[..x.len()], &mut xhat.spare_capacity_mut()[..x.len()]);
     if x.len() >= PAR_MIN_ELEMS {
-        dx.par_chunks_mut(d).zip(xhat.par_chunks_mut(d)).enumerate().for_each(body);
+        dxs.par_chunks_mut(d).zip(xhs.par_chunks_mut(d)).enumerate().for_each(body);
     } else {
-        dx.chunks_mut(d).zip(xhat.chunks_mut(d)).enumerate().for_each(body);
+        dxs.chunks_mut(d).zip(xhs.chunks_mut(d)).enumerate().for_each(body);
+    }
+    // SAFETY: `layer_norm_backward_row` wrote every element of every row of both.
+    unsafe {
+        dx.set_len(x.len());
+        xhat.set_len(x.len());
     }
     (dx, xhat)
 }
 
-/// One row of [`layer_norm`]: writes `x̂ · w + b` into `o`, returns `(mean, rstd)`. Inlined
-/// into each vector copy.
+/// One row of [`layer_norm`]: writes `x̂ · w + b` into every element of `o` (fresh memory:
+/// nothing is read from it), returns `(mean, rstd)`. Inlined into each vector copy.
 #[inline(always)]
-fn layer_norm_row<T: FloatElem>(xr: &[T], o: &mut [T], w: Option<&[T]>, b: Option<&[T]>, eps: f64) -> (T, T) {
+fn layer_norm_row<T: FloatElem>(xr: &[T], o: &mut [MaybeUninit<T>], w: Option<&[T]>, b: Option<&[T]>, eps: f64) -> (T, T) {
     let d = T::c(xr.len() as f64);
     let mean = sum_slice(xr) / d;
     let var = sum_by(xr, |v| (v - mean) * (v - mean)) / d;
     let rstd = (var + T::c(eps)).sqrt().recip();
     for (j, (o, &v)) in o.iter_mut().zip(xr).enumerate() {
-        *o = (v - mean) * rstd * w.map_or(T::one(), |w| w[j]) + b.map_or(T::zero(), |b| b[j]);
+        o.write((v - mean) * rstd * w.map_or(T::one(), |w| w[j]) + b.map_or(T::zero(), |b| b[j]));
     }
     (mean, rstd)
 }
 
-/// One row of [`layer_norm_backward`]: `x̂` into `xh`, `dx` into `o`. The two row sums run
-/// element by element, in the order they always have (the ViT presets' figures were measured
-/// with it); the rest vectorizes. Inlined into each vector copy.
+/// One row of [`layer_norm_backward`]: `x̂` into every element of `xh`, `dx` into every
+/// element of `o` (both fresh memory). The two row sums run element by element, in the order
+/// they always have (the ViT presets' figures were measured with it); the rest vectorizes.
+/// Inlined into each vector copy.
 #[inline(always)]
-fn layer_norm_backward_row<T: FloatElem>(xr: &[T], gr: &[T], w: Option<&[T]>, mean: T, rstd: T, o: &mut [T], xh: &mut [T]) {
+fn layer_norm_backward_row<T: FloatElem>(
+    xr: &[T],
+    gr: &[T],
+    w: Option<&[T]>,
+    mean: T,
+    rstd: T,
+    o: &mut [MaybeUninit<T>],
+    xh: &mut [MaybeUninit<T>],
+) {
     let dn = T::c(xr.len() as f64);
     let weight = |j: usize| w.map_or(T::one(), |w| w[j]);
     let (mut s1, mut s2) = (T::zero(), T::zero());
     for j in 0..xr.len() {
-        xh[j] = (xr[j] - mean) * rstd;
+        let xhat = *xh[j].write((xr[j] - mean) * rstd);
         let gw = gr[j] * weight(j);
         s1 += gw;
-        s2 += gw * xh[j];
+        s2 += gw * xhat;
     }
     for j in 0..xr.len() {
         let gw = gr[j] * weight(j);
-        o[j] = rstd * (gw - s1 / dn - xh[j] * s2 / dn);
+        // SAFETY: the loop above wrote every element of `xh`.
+        let xhat = unsafe { xh[j].assume_init() };
+        o[j].write(rstd * (gw - s1 / dn - xhat * s2 / dn));
     }
 }
 

@@ -41,17 +41,16 @@ impl Attention {
 }
 
 impl Attention {
-    /// q, k and v of `x [B, L, D]`, each `[B, H, L, D/H]`: one fused projection split into
-    /// heads, as in timm.
-    fn heads(&self, x: &Var) -> Result<[Var; 3]> {
+    /// q, k and v of `x [B, L, D]` stacked as `[3, B, H, L, D/H]`: one fused projection split
+    /// into heads, as in timm.
+    fn heads(&self, x: &Var) -> Result<Var> {
         let s = x.shape();
         if s.len() != 3 {
             return Err(tessera_engine::Error::invalid("Attention", format!("expects [B, L, D], got {s:?}")).into());
         }
         let (b, l, d, h) = (s[0], s[1], s[2], self.num_heads);
         // [B, L, 3D] → [3, B, H, L, D/H].
-        let qkv = self.qkv.forward(x)?.reshape_to(&[b, l, 3, h, d / h])?.permute(&[2, 0, 3, 1, 4])?;
-        Ok([qkv.select(0, 0)?, qkv.select(0, 1)?, qkv.select(0, 2)?])
+        Ok(self.qkv.forward(x)?.reshape_to(&[b, l, 3, h, d / h])?.permute(&[2, 0, 3, 1, 4])?)
     }
 
     /// Where each token of `x [B, L, D]` looks: the attention probabilities `[B, H, L, L]`
@@ -59,16 +58,16 @@ impl Attention {
     /// forward keeps its fused kernel and pays nothing for it.
     pub fn probabilities(&self, x: &Var) -> Result<Tensor> {
         let _g = no_grad();
-        let [q, k, _] = self.heads(x)?;
-        fused::attention_probabilities(&q.value(), &k.value(), self.causal, None)
+        let qkv = self.heads(x)?.value();
+        fused::attention_probabilities(&qkv.select(0, 0)?, &qkv.select(0, 1)?, self.causal, None)
     }
 }
 
 impl Module for Attention {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let [q, k, v] = self.heads(x)?;
+        let qkv = self.heads(x)?;
         let (b, l, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-        let o = fused::scaled_dot_product_attention(&q, &k, &v, self.causal, None)?;
+        let o = fused::scaled_dot_product_attention_packed(&qkv, self.causal, None)?;
         self.proj.forward(&o.permute(&[0, 2, 1, 3])?.reshape_to(&[b, l, d])?)
     }
 

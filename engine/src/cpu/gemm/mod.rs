@@ -28,6 +28,7 @@ mod blocked;
 mod pack;
 
 use crate::FloatElem;
+use std::mem::MaybeUninit;
 
 /// A strided matrix view into a slice: element (i, j) is `data[offset + i·rs + j·cs]`.
 #[derive(Clone, Copy)]
@@ -114,6 +115,39 @@ pub trait Gemm: FloatElem {
         beta: Self,
         c: &mut [Self],
         ldc: usize,
+    ) {
+        // SAFETY: `c` is an initialized slice of its own length.
+        unsafe { Self::gemm_raw(isa, m, k, n, alpha, a, b, beta, c.as_mut_ptr(), c.len(), ldc) }
+    }
+
+    /// `c = alpha · a·b` into memory that need not be initialized: every element of the
+    /// `m×n` output (row stride `ldc`) is written, nothing in `c` is read, so a fresh
+    /// buffer costs no zero-filling pass (a matmul's output was 4% of a ViT step in
+    /// `memset`). Elements between rows (`ldc > n`) are left as they are.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_uninit(m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, c: &mut [MaybeUninit<Self>], ldc: usize) {
+        // SAFETY: with beta zero no implementation reads `c` (matrixmultiply documents it;
+        // ours stores without loading), and `c` is a slice of its own length.
+        unsafe { Self::gemm_raw(GemmIsa::selected(), m, k, n, alpha, a, b, Self::zero(), c.as_mut_ptr().cast(), c.len(), ldc) }
+    }
+
+    /// The shared body of the entry points above.
+    ///
+    /// # Safety
+    /// `c` is valid for writes of `c_len` elements, and initialized unless `beta` is zero.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        isa: GemmIsa,
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: MatRef<Self>,
+        b: MatRef<Self>,
+        beta: Self,
+        c: *mut Self,
+        c_len: usize,
+        ldc: usize,
     );
 }
 
@@ -138,15 +172,30 @@ fn check_span<T>(what: &str, r: &MatRef<T>, rows: usize, cols: usize) {
 /// The checks and trivial cases every implementation shares: returns false when nothing is
 /// left to multiply (an empty output, or `k = 0`, where `c = beta·c`).
 #[allow(clippy::too_many_arguments)]
-fn needs_product<A, T: FloatElem>(m: usize, k: usize, n: usize, a: &MatRef<A>, b: &MatRef<A>, beta: T, c: &mut [T], ldc: usize) -> bool {
+///
+/// # Safety
+/// `c` is valid for writes of `c_len` elements, and initialized unless `beta` is zero.
+#[allow(clippy::too_many_arguments)]
+unsafe fn needs_product<A, T: FloatElem>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &MatRef<A>,
+    b: &MatRef<A>,
+    beta: T,
+    c: *mut T,
+    c_len: usize,
+    ldc: usize,
+) -> bool {
     if m == 0 || n == 0 {
         return false;
     }
-    assert!(c.len() >= (m - 1) * ldc + n, "gemm: output too small");
+    assert!(c_len >= (m - 1) * ldc + n, "gemm: output too small");
     if k == 0 {
         for i in 0..m {
-            for v in &mut c[i * ldc..i * ldc + n] {
-                *v = if beta == T::zero() { T::zero() } else { *v * beta };
+            for j in 0..n {
+                let v = c.add(i * ldc + j);
+                v.write(if beta == T::zero() { T::zero() } else { v.read() * beta });
             }
         }
         return false;
@@ -159,7 +208,7 @@ fn needs_product<A, T: FloatElem>(m: usize, k: usize, n: usize, a: &MatRef<A>, b
 macro_rules! impl_gemm {
     ($t:ty, $portable:path) => {
         impl Gemm for $t {
-            fn gemm_with(
+            unsafe fn gemm_raw(
                 isa: GemmIsa,
                 m: usize,
                 k: usize,
@@ -168,10 +217,11 @@ macro_rules! impl_gemm {
                 a: MatRef<Self>,
                 b: MatRef<Self>,
                 beta: Self,
-                c: &mut [Self],
+                c: *mut Self,
+                c_len: usize,
                 ldc: usize,
             ) {
-                if !needs_product(m, k, n, &a, &b, beta, c, ldc) {
+                if !needs_product(m, k, n, &a, &b, beta, c, c_len, ldc) {
                     return;
                 }
                 // SAFETY (both arms): both views were checked to lie inside their slices, and
@@ -179,13 +229,11 @@ macro_rules! impl_gemm {
                 match isa.or_below() {
                     // SAFETY: or_below only returns Avx512 on CPUs with AVX-512F.
                     #[cfg(target_arch = "x86_64")]
-                    GemmIsa::Avx512 => unsafe {
-                        blocked::gemm::<avx512::Fma<$t>>(m, k, n, alpha, a.strided(), b.strided(), beta, c.as_mut_ptr(), ldc)
-                    },
-                    _ => unsafe {
+                    GemmIsa::Avx512 => blocked::gemm::<avx512::Fma<$t>>(m, k, n, alpha, a.strided(), b.strided(), beta, c, ldc),
+                    _ => {
                         let (pa, pb) = (a.data.as_ptr().offset(a.offset), b.data.as_ptr().offset(b.offset));
-                        $portable(m, k, n, alpha, pa, a.rs, a.cs, pb, b.rs, b.cs, beta, c.as_mut_ptr(), ldc as isize, 1)
-                    },
+                        $portable(m, k, n, alpha, pa, a.rs, a.cs, pb, b.rs, b.cs, beta, c, ldc as isize, 1)
+                    }
                 }
             }
         }
@@ -213,17 +261,34 @@ pub fn bf16_gemm_available() -> bool {
 /// operands to f32. Bitwise the same for any thread count; against the widened f32 product
 /// it differs by summation order and by reading denormals as zero (see `bf16.rs`).
 pub fn gemm_bf16(m: usize, k: usize, n: usize, a: MatRef<half::bf16>, b: MatRef<half::bf16>, c: &mut [f32], ldc: usize) -> bool {
+    // SAFETY: f32 and MaybeUninit<f32> have the same layout; every value written is an f32.
+    gemm_bf16_uninit(m, k, n, a, b, unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) }, ldc)
+}
+
+/// [`gemm_bf16`] into memory that need not be initialized (it is only written): when it
+/// returns true, every element of the `m×n` output is.
+pub fn gemm_bf16_uninit(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<half::bf16>,
+    b: MatRef<half::bf16>,
+    c: &mut [MaybeUninit<f32>],
+    ldc: usize,
+) -> bool {
     if !bf16_gemm_available() {
         return false;
     }
-    if !needs_product(m, k, n, &a, &b, 0.0f32, c, ldc) {
+    let (c, c_len) = (c.as_mut_ptr().cast::<f32>(), c.len());
+    // SAFETY: `c` is valid for writes of its length, and beta is zero.
+    if !unsafe { needs_product(m, k, n, &a, &b, 0.0f32, c, c_len, ldc) } {
         return true;
     }
     #[cfg(target_arch = "x86_64")]
     // SAFETY: both views were checked to lie inside their slices, `c` holds the m×n output
     // with row stride ldc, and bf16_gemm_available checked the CPU's features.
     unsafe {
-        blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c.as_mut_ptr(), ldc);
+        blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c, ldc);
     }
     true
 }
