@@ -4,6 +4,8 @@
 #
 #   bash scripts/gpu-check.sh build   # here: stripped test + bench binaries into gpu-bundle/
 #   bash scripts/gpu-check.sh run     # there, from a copy of the repo with gpu-bundle/ beside
+#   GPU_CHECK_TESTS="engine_conv engine_half" bash scripts/gpu-check.sh build|run   # a re-check:
+#                                     # only these test binaries, no benches or pretraining runs
 #
 # `run` executes every test binary that holds GPU parity checks (CPU vs CUDA on the same
 # inputs), times 4096³ GEMMs (FP32 SIMT, TF32, BF16) against cuBLAS through PyTorch, and the
@@ -15,15 +17,19 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 bundle="$root/gpu-bundle"
 # The test files with GPU checks (each file's CPU tests run too: they are quick).
 tests=(engine_half engine_elementwise engine_reduce engine_softmax engine_matmul engine_conv engine_pool engine_index engine_shape engine_views engine_random engine_errors autograd_composite autograd_gpu_memory nn_optim)
+only="${GPU_CHECK_TESTS:-}"
 
 build() {
     cd "$root"
     rm -rf "$bundle" && mkdir -p "$bundle/bin"
     local args=()
-    for t in "${tests[@]}"; do args+=(--test "$t"); done
+    for t in ${only:-"${tests[@]}"}; do args+=(--test "$t"); done
     # Cargo prints each built executable as JSON; keep the ones we asked for.
-    { cargo test --no-run --message-format=json "${args[@]}"; cargo bench --no-run --message-format=json --bench gpu_gemm --bench models;
-      cargo build --release --message-format=json --example bench_ops --bin tessera; } \
+    { cargo test --no-run --message-format=json "${args[@]}"
+      if [[ -z "$only" ]]; then
+          cargo bench --no-run --message-format=json --bench gpu_gemm --bench models
+          cargo build --release --message-format=json --example bench_ops --bin tessera
+      fi; } \
         | python3 -c '
 import json, sys, shutil, subprocess
 for line in sys.stdin:
@@ -50,10 +56,16 @@ run() {
     bin="$(mktemp -d)"
     python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$bundle/bundle.tar.xz" "$bin"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$logs/gpu" 2>&1 || echo "nvidia-smi failed" > "$logs/gpu"
-    for t in "${tests[@]}"; do
+    for t in ${only:-"${tests[@]}"}; do
         [[ -x "$bin/$t" ]] || { echo "missing $t" > "$logs/test.$t"; continue; }
         (cd "$bin" && timeout 120 "./$t" --test-threads 2 > "$logs/test.$t" 2>&1) || true
     done
+    if [[ -n "$only" ]]; then
+        for f in "$logs"/test.*; do
+            echo "==== $(basename "$f")"; grep -E "^test .*(FAILED|ok)$|^test result|panicked|GPU .* vs" "$f" | tail -n 40
+        done
+        return
+    fi
     (GEMM_VARIANTS=_s4,_w8 timeout 90 "$bin/gpu_gemm" > "$logs/gemm.tessera" 2>&1) || true
     (timeout 60 python3 scripts/torch/gemm.py > "$logs/gemm.torch" 2>&1) || true
     (DEVICE=cuda STEPS=5 PROFILE=1 timeout 120 "$bin/models" > "$logs/models.tessera" 2>&1) || true

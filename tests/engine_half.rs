@@ -298,3 +298,24 @@ fn an_f32_parameter_used_in_bf16_gets_an_f32_gradient() {
     assert_eq!(g.dtype(), DType::F32);
     assert_eq!(g.to_vec::<f32>().unwrap(), vec![2.0, 4.0, -1.0]);
 }
+
+/// f64 narrows to a half through f32 on every host path (`to_dtype`, `full`), as the `Element`
+/// conversion, the GPU kernels and PyTorch do. `half`'s own `bf16::from_f64` rounds some
+/// subnormals differently (0x002a_8001 as f32, just above a tie, gives 0x2a, not 0x2b), and a
+/// `with_any!` body that named it through the concrete type got that method instead of ours.
+#[test]
+fn f64_narrows_to_halves_through_f32_on_every_host_path() {
+    let probes = rounding_probes();
+    let x32 = Tensor::from_vec(probes.clone(), &[probes.len()]).unwrap();
+    let x64 = x32.to_dtype(DType::F64).unwrap();
+    for to in [DType::BF16, DType::F16] {
+        let via_f32 = x32.to_dtype(to).unwrap().to_vec_f64().unwrap();
+        let direct = x64.to_dtype(to).unwrap().to_vec_f64().unwrap();
+        for (i, (a, b)) in via_f32.iter().zip(&direct).enumerate() {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{to:?} element {i} ({}): {b} vs {a}", probes[i]);
+        }
+    }
+    let v = f32::from_bits(0x002a_8001);
+    let full = Tensor::full(&[1], v as f64, DType::BF16).unwrap().to_vec::<bf16>().unwrap()[0];
+    assert_eq!(full.to_bits(), 0x2b);
+}

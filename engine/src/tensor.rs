@@ -77,7 +77,7 @@ impl Tensor {
     /// A tensor of `shape` filled with `value` (converted to `dtype`).
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = checked_numel("full", shape)?;
-        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(vec![T::from_f64(value); n], shape)))
+        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(vec![<T as crate::Element>::from_f64(value); n], shape)))
     }
 
     pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor> {
@@ -117,14 +117,17 @@ impl Tensor {
             ));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked((0..n).map(|i| T::from_f64(start + i as f64 * step)).collect(), &[n])))
+        Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(
+            (0..n).map(|i| <T as crate::Element>::from_f64(start + i as f64 * step)).collect(),
+            &[n]
+        )))
     }
 
     /// `n` evenly spaced values from `start` to `end`, both included.
     pub fn linspace(start: f64, end: f64, n: usize, dtype: DType) -> Result<Tensor> {
         let step = if n > 1 { (end - start) / (n - 1) as f64 } else { 0.0 };
         Ok(with_any!(dtype, |T| Tensor::from_vec_unchecked(
-            (0..n).map(|i| T::from_f64(if i + 1 == n && n > 1 { end } else { start + i as f64 * step })).collect(),
+            (0..n).map(|i| <T as crate::Element>::from_f64(if i + 1 == n && n > 1 { end } else { start + i as f64 * step })).collect(),
             &[n]
         )))
     }
@@ -133,9 +136,9 @@ impl Tensor {
     pub fn eye(n: usize, dtype: DType) -> Result<Tensor> {
         checked_numel("eye", &[n, n])?;
         Ok(with_any!(dtype, |T| {
-            let mut v = vec![T::from_f64(0.0); n * n];
+            let mut v = vec![<T as crate::Element>::from_f64(0.0); n * n];
             for i in 0..n {
-                v[i * n + i] = T::from_f64(1.0);
+                v[i * n + i] = <T as crate::Element>::from_f64(1.0);
             }
             Tensor::from_vec_unchecked(v, &[n, n])
         }))

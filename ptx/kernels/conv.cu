@@ -2,7 +2,10 @@
 // data movement around the matmul-based conv2d / conv_transpose2d), plus a store that adds a
 // per-channel bias. The GEMMs themselves are the engine's matmul. `View4` and `ConvGeom`
 // mirror engine/src/cuda/conv.rs field for field. bf16 / f16: sums and bias adds run in
-// f32 (acc_t), rounded once per output; im2col only moves values.
+// f32 (acc_t), rounded once per output; im2col only moves values. The `_wide` entries of
+// col2im and store_with_bias read f32 columns / products (the GEMM's f32 accumulators, kept
+// for half tensors) and write the half output, so a half conv rounds once per output, as the
+// CPU's widened convolution does.
 #include "half.cuh"
 #include "nchw.cuh"
 
@@ -40,8 +43,8 @@ __device__ void im2col(i64 total, ConvGeom g, View4 xv, const T* x, i64 col_samp
 // gather: each pixel sums its own contributions, in tap order as the CPU's col2im adds them,
 // so there are no atomics and the result is deterministic. cols is read as [_, n, R, L]
 // through `cv`; out is contiguous [n, C, H, W].
-template <typename T>
-__device__ void col2im(i64 total, ConvGeom g, View4 cv, const T* cols, const T* bias, i64 bias_stride, T* out) {
+template <typename C, typename T>
+__device__ void col2im(i64 total, ConvGeom g, View4 cv, const C* cols, const T* bias, i64 bias_stride, T* out) {
     TS_GRID_STRIDE(e, total) {
         i64 x = e % g.w, t = e / g.w;
         i64 y = t % g.h;
@@ -71,8 +74,8 @@ __device__ void col2im(i64 total, ConvGeom g, View4 cv, const T* cols, const T* 
 // dst[k] = src[k] + bias[(k / len) % channels] over the logical elements of `src`, a
 // `[.., channels, len]` tensor read through `ss`; dst is contiguous. Used to add a conv bias
 // to a matmul result, and to place a batch chunk's result in the full output.
-template <typename T>
-__device__ void store_with_bias(i64 total, i64 len, i64 channels, Strided ss, const T* src, const T* bias,
+template <typename S, typename T>
+__device__ void store_with_bias(i64 total, i64 len, i64 channels, Strided ss, const S* src, const T* bias,
                                 i64 bias_stride, T* dst) {
     TS_GRID_STRIDE(k, total) {
         acc_t<T> v = to_acc(src[strided_offset(ss, k)]);
@@ -82,20 +85,25 @@ __device__ void store_with_bias(i64 total, i64 len, i64 channels, Strided ss, co
 }
 
 // ---- extern "C" entry points ----------------------------------------------------------------
+// C: the columns' / products' type (T, or f32 for the `_wide` half entries).
+#define COL2IM_STORE(name, C, T)                                                                                  \
+    extern "C" __global__ void col2im_##name(i64 total, ConvGeom g, View4 cv, const C* cols, const T* bias,     \
+                                             i64 bias_stride, T* out) {                                           \
+        col2im<C, T>(total, g, cv, cols, bias, bias_stride, out);                                                 \
+    }                                                                                                             \
+    extern "C" __global__ void store_with_bias_##name(i64 total, i64 len, i64 channels, Strided ss,             \
+                                                      const C* src, const T* bias, i64 bias_stride, T* dst) {     \
+        store_with_bias<C, T>(total, len, channels, ss, src, bias, bias_stride, dst);                             \
+    }
 #define CONV(s, T)                                                                                                \
     extern "C" __global__ void im2col_##s(i64 total, ConvGeom g, View4 xv, const T* x, i64 col_sample,          \
                                           i64 col_row, T* cols) {                                                 \
         im2col<T>(total, g, xv, x, col_sample, col_row, cols);                                                    \
     }                                                                                                             \
-    extern "C" __global__ void col2im_##s(i64 total, ConvGeom g, View4 cv, const T* cols, const T* bias,        \
-                                          i64 bias_stride, T* out) {                                              \
-        col2im<T>(total, g, cv, cols, bias, bias_stride, out);                                                    \
-    }                                                                                                             \
-    extern "C" __global__ void store_with_bias_##s(i64 total, i64 len, i64 channels, Strided ss, const T* src,  \
-                                                   const T* bias, i64 bias_stride, T* dst) {                      \
-        store_with_bias<T>(total, len, channels, ss, src, bias, bias_stride, dst);                                \
-    }
+    COL2IM_STORE(s, T, T)
 CONV(f32, float)
 CONV(f64, double)
 CONV(bf16, bf16)
 CONV(f16, f16)
+COL2IM_STORE(wide_bf16, float, bf16)
+COL2IM_STORE(wide_f16, float, f16)

@@ -10,6 +10,8 @@
 //   gemm_tf32 / _bf16   tensor cores (mma.sync, ldmatrix, cp.async pipeline; matmul_tc.cuh) on
 //                       operands packed by pack_tf32 / pack_bf16: f32 tensors rounded once to
 //                       TF32 / bf16 and stored K-contiguous; f32 accumulators, f32 out.
+//   gemm_f16            the f32-output product on f16 operands (gemm_bf16 serves bf16 ones):
+//                       half tensors whose f32 accumulators are kept (convolutions).
 //   gemm_bf16_bf16out   the same product for bf16 / f16 tensors (m16n8k16 bf16 / f16 mma),
 //   gemm_f16_f16out     f32 accumulators rounded once (nearest even) to the tensors' dtype on
 //                       the way out. Operands that are K-contiguous with 16-byte aligned rows
@@ -292,6 +294,7 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS, 2)
 // (two blocks per SM on A100 and H100). Other shapes to tune against: matmul_tune.cu.
 TC_KERNEL(gemm_tf32, unsigned, 4, MmaTf32, 2, 2, 3)
 TC_KERNEL(gemm_bf16, unsigned short, 2, MmaBf16, 2, 2, 3)
+TC_KERNEL(gemm_f16, unsigned short, 2, MmaF16, 2, 2, 3)
 // The same shape on bf16 / f16 tensors, the result rounded to their dtype.
 TC_KERNEL_OUT(gemm_bf16_bf16out, unsigned short, 2, MmaBf16, 2, 2, 3, bf16)
 TC_KERNEL_OUT(gemm_f16_f16out, unsigned short, 2, MmaF16, 2, 2, 3, f16)

@@ -184,7 +184,8 @@ pub(crate) fn layer_norm<T: FloatElem>(
     let rows = x.len() / d;
     let mut y = Vec::with_capacity(x.len());
     let mut stats = vec![(T::zero(), T::zero()); rows];
-    let body = |((o, st), xr): ((&mut [MaybeUninit<T>], &mut (T, T)), &[T])| *st = dispatch!(isa, || layer_norm_row(xr, o, w, b, eps));
+    type RowJob<'a, T> = ((&'a mut [MaybeUninit<T>], &'a mut (T, T)), &'a [T]);
+    let body = |((o, st), xr): RowJob<T>| *st = dispatch!(isa, || layer_norm_row(xr, o, w, b, eps));
     let ys = &mut y.spare_capacity_mut()[..x.len()];
     if x.len() >= PAR_MIN_ELEMS {
         ys.par_chunks_mut(d).zip(stats.par_iter_mut()).zip(x.par_chunks(d)).for_each(body);
@@ -208,7 +209,8 @@ pub(crate) fn layer_norm_backward<T: FloatElem>(
     w: Option<&[T]>,
 ) -> (Vec<T>, Vec<T>) {
     let (mut dx, mut xhat) = (Vec::with_capacity(x.len()), Vec::with_capacity(x.len()));
-    let body = |(r, (o, xh)): (usize, (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>]))| {
+    type RowJob<'a, T> = (usize, (&'a mut [MaybeUninit<T>], &'a mut [MaybeUninit<T>]));
+    let body = |(r, (o, xh)): RowJob<T>| {
         let (xr, gr) = (&x[r * d..(r + 1) * d], &g[r * d..(r + 1) * d]);
         dispatch!(isa, || layer_norm_backward_row(xr, gr, w, mean[r], rstd[r], o, xh))
     };

@@ -7,7 +7,7 @@ use super::{kernel, output};
 use crate::cuda::launch::{grid_stride, run, StridedArg};
 use crate::cuda::{CudaArray, CudaBuffer, CudaDevice, CudaView};
 use crate::kinds::ConvGeom;
-use crate::Result;
+use crate::{DType, Result};
 use cudarc::driver::{DeviceRepr, PushKernelArg};
 use std::sync::Arc;
 use tessera_ptx::CONV;
@@ -127,8 +127,19 @@ pub(crate) fn im2col(
     Ok(CudaArray::new(out, &shape))
 }
 
+/// The col2im / store kernel reading `src` and writing `dst`: `base_f32` for f32 into f32,
+/// `base_wide_bf16` for f32 columns (a half GEMM's kept accumulators) into a bf16 output.
+fn from_columns(base: &str, src: DType, dst: DType) -> String {
+    if src == DType::F32 && dst.is_half() {
+        kernel(&format!("{base}_wide"), dst)
+    } else {
+        kernel(base, src)
+    }
+}
+
 /// Writes `col2im(cols) (+ bias)` for `n` samples into `dst` from element `dst_start` on:
-/// `cols` is `[n, R, L]` (or `[R, L]` with `n = 1`) with any strides.
+/// `cols` is `[n, R, L]` (or `[R, L]` with `n = 1`) with any strides, of `dst`'s dtype or f32
+/// for a half `dst` (the bias, if any, is of `dst`'s dtype).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn col2im_into(
     dev: &Arc<CudaDevice>,
@@ -147,14 +158,15 @@ pub(crate) fn col2im_into(
     let (total64, geom, cv, pc) = (total as i64, GeomArg::of(g), View4::of(cols), cols.buf.ptr);
     let (pb, bias_stride) = bias_arg(bias);
     let pd = dst.ptr_at(dst_start);
-    let f = dev.function(op, CONV, &kernel("col2im", cols.dtype()))?;
+    let f = dev.function(op, CONV, &from_columns("col2im", cols.dtype(), dst.dtype))?;
     let mut b = dev.stream.launch_builder(&f);
     b.arg(&total64).arg(&geom).arg(&cv).arg(&pc).arg(&pb).arg(&bias_stride).arg(&pd);
     run(dev, op, b, grid_stride(dev, total))
 }
 
 /// Writes `src (+ bias)` into `dst` from element `dst_start` on, contiguous; `src` is
-/// `[.., channels, len]` with any strides, the bias indexed by `channels`.
+/// `[.., channels, len]` with any strides (f32 for a half `dst` allowed, as in
+/// [`col2im_into`]), the bias indexed by `channels`.
 pub(crate) fn store_into(
     op: &'static str,
     src: &CudaView,
@@ -173,7 +185,7 @@ pub(crate) fn store_into(
     let (total64, len64, ch64, ps) = (total as i64, len as i64, channels as i64, src.buf.ptr);
     let (pb, bias_stride) = bias_arg(bias);
     let pd = dst.ptr_at(dst_start);
-    let f = dev.function(op, CONV, &kernel("store_with_bias", src.dtype()))?;
+    let f = dev.function(op, CONV, &from_columns("store_with_bias", src.dtype(), dst.dtype))?;
     let mut b = dev.stream.launch_builder(&f);
     b.arg(&total64).arg(&len64).arg(&ch64).arg(&ss).arg(&ps).arg(&pb).arg(&bias_stride).arg(&pd);
     run(dev, op, b, grid_stride(dev, total))

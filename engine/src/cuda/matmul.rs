@@ -69,11 +69,23 @@ fn batch_part(l: &Layout) -> Layout {
 /// `a @ b` for float operands of rank ≥ 2 (`[.., m, k]` and `[.., k, n]`) whose batch dims
 /// broadcast to `batch` (checked by the caller): a contiguous `[batch.., m, n]` result.
 pub(crate) fn batched_matmul(a: &CudaView, b: &CudaView, batch: &[usize], m: usize, k: usize, n: usize) -> Result<CudaArray> {
+    batched_matmul_into(a, b, batch, m, k, n, a.dtype())
+}
+
+/// [`batched_matmul`] of bf16 / f16 operands with the f32 accumulators as the result, not
+/// rounded to the operands' dtype: for compositions (convolutions' column sums and bias
+/// adds) that round once at their end. Other dtypes: the plain product.
+pub(crate) fn batched_matmul_f32_result(a: &CudaView, b: &CudaView, batch: &[usize], m: usize, k: usize, n: usize) -> Result<CudaArray> {
+    let out = if a.dtype().is_half() { DType::F32 } else { a.dtype() };
+    batched_matmul_into(a, b, batch, m, k, n, out)
+}
+
+fn batched_matmul_into(a: &CudaView, b: &CudaView, batch: &[usize], m: usize, k: usize, n: usize, out_dtype: DType) -> Result<CudaArray> {
     let op = "matmul";
     let dev = common_device(op, &[a, b])?;
     let mut out_shape = batch.to_vec();
     out_shape.extend([m, n]);
-    let out = output(&dev, op, a.dtype(), &out_shape)?;
+    let out = output(&dev, op, out_dtype, &out_shape)?;
     let count: usize = batch.iter().product();
     if count * m * n == 0 {
         return Ok(CudaArray::new(out, &out_shape));
@@ -88,7 +100,7 @@ pub(crate) fn batched_matmul(a: &CudaView, b: &CudaView, batch: &[usize], m: usi
     if !matches!(a.dtype(), DType::F32 | DType::F64 | DType::BF16 | DType::F16) {
         return Err(Error::UnsupportedDType { op, dtype: a.dtype(), expected: "f32, f64, bf16 or f16" });
     }
-    if let Some(route) = TensorCore::pick(a.dtype(), matmul_precision()) {
+    if let Some(route) = TensorCore::pick(a.dtype(), matmul_precision(), out_dtype) {
         let a_op = Operand::new(batches[0], la, batch, pa, m, a_rs, a_cs);
         let b_op = Operand::new(batches[1], lb, batch, pb, n, b_cs, b_rs);
         tensor_core_matmul(&dev, route, count, k, &a_op, &b_op, out.ptr)?;
@@ -276,13 +288,22 @@ enum TensorCore {
     Bf16Native,
     /// f16 tensors, f16 result.
     F16Native,
+    /// bf16 tensors, f32 result (the accumulators kept).
+    Bf16Wide,
+    /// f16 tensors, f32 result.
+    F16Wide,
 }
 
 impl TensorCore {
     /// The route of a product of `dtype` tensors under `precision`: None for the exact
     /// kernels. bf16 and f16 take their tensor cores whatever the precision, as in PyTorch.
-    fn pick(dtype: DType, precision: MatmulPrecision) -> Option<TensorCore> {
+    /// `out` is the result's dtype: the operands' own, or f32 for halves whose accumulators
+    /// are kept.
+    fn pick(dtype: DType, precision: MatmulPrecision, out: DType) -> Option<TensorCore> {
+        let wide = out == DType::F32;
         match (dtype, precision) {
+            (DType::BF16, _) if wide => Some(TensorCore::Bf16Wide),
+            (DType::F16, _) if wide => Some(TensorCore::F16Wide),
             (DType::BF16, _) => Some(TensorCore::Bf16Native),
             (DType::F16, _) => Some(TensorCore::F16Native),
             (DType::F32, MatmulPrecision::High) => Some(TensorCore::Tf32),
@@ -298,13 +319,15 @@ impl TensorCore {
             TensorCore::Bf16 => ("pack_bf16", "gemm_bf16", 2),
             TensorCore::Bf16Native => ("pack_b16", "gemm_bf16_bf16out", 2),
             TensorCore::F16Native => ("pack_b16", "gemm_f16_f16out", 2),
+            TensorCore::Bf16Wide => ("pack_b16", "gemm_bf16", 2),
+            TensorCore::F16Wide => ("pack_b16", "gemm_f16", 2),
         }
     }
 
     /// Whether the tensors already hold what the mma takes, so that operands laid out as
     /// the kernel reads them need no pack (f32 ones always need rounding).
     fn native(self) -> bool {
-        matches!(self, TensorCore::Bf16Native | TensorCore::F16Native)
+        matches!(self, TensorCore::Bf16Native | TensorCore::F16Native | TensorCore::Bf16Wide | TensorCore::F16Wide)
     }
 }
 
@@ -358,8 +381,8 @@ impl TcKernel {
 /// Devices and kernels whose dynamic shared-memory limit was raised past the default 48 KiB.
 static SMEM_RAISED: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
 
-/// `a @ b` on tensor cores into the contiguous `[count, m, n]` at `c` (f32 for f32 tensors,
-/// else their dtype): each operand is read in place where it can be (bf16 / f16 ones laid
+/// `a @ b` on tensor cores into the contiguous `[count, m, n]` at `c` (f32 for f32 tensors
+/// and the wide routes, else their dtype): each operand is read in place where it can be (bf16 / f16 ones laid
 /// out K-contiguous, see [`tc_in_place`]), else first packed into a K-contiguous scratch
 /// copy, rounded to TF32 / bf16 from f32 (one copy of a fully broadcast operand; A's batches
 /// folded into M when B is broadcast), then multiplied.

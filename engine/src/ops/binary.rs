@@ -88,7 +88,7 @@ impl Tensor {
     pub fn compare_scalar(&self, c: f64, op: CmpOp) -> Result<Tensor> {
         let rhs = match self.backend() {
             Backend::Cuda(x) => Tensor::from_cuda_array(cuda::elementwise::scalar_like(&x, c)?),
-            Backend::Cpu => with_any!(self.dtype(), |T| Tensor::scalar(T::from_f64(c))),
+            Backend::Cpu => with_any!(self.dtype(), |T| Tensor::scalar(<T as Element>::from_f64(c))),
         };
         self.compare(&rhs, op)
     }

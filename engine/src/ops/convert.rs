@@ -64,10 +64,13 @@ impl Tensor {
             Ok(with_any!(dtype, |D| {
                 let to_mask = D::DTYPE == DType::U8;
                 Tensor::from_vec_unchecked(
-                    strided::map(
-                        &src,
-                        |x: S| if to_mask { D::from_f64((x.to_f64() != 0.0) as u8 as f64) } else { D::from_f64(x.to_f64()) },
-                    ),
+                    strided::map(&src, |x: S| {
+                        if to_mask {
+                            <D as crate::Element>::from_f64((x.to_f64() != 0.0) as u8 as f64)
+                        } else {
+                            <D as crate::Element>::from_f64(x.to_f64())
+                        }
+                    }),
                     self.shape(),
                 )
             }))

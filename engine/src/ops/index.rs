@@ -209,7 +209,14 @@ impl Tensor {
             Backend::Cpu => {
                 let m = mask.buffer::<u8>(OP)?;
                 with_any!(self.dtype(), |T| {
-                    let out = cpu::index::masked_fill(self.buffer::<T>(OP)?, self.layout(), m, mask.layout(), &shape, T::from_f64(value));
+                    let out = cpu::index::masked_fill(
+                        self.buffer::<T>(OP)?,
+                        self.layout(),
+                        m,
+                        mask.layout(),
+                        &shape,
+                        <T as crate::Element>::from_f64(value),
+                    );
                     Ok(Tensor::from_vec_unchecked(out, &shape))
                 })
             }

@@ -15,41 +15,84 @@ impl Tensor {
     /// `self @ rhs` with NumPy semantics: a 1-D lhs is a row vector and a 1-D rhs a column
     /// vector (that dim is removed from the result); leading dims broadcast.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        self.same_kind("matmul", rhs)?;
-        if self.rank() == 0 || rhs.rank() == 0 {
-            return Err(Error::shapes_hint("matmul", self.shape(), rhs.shape(), "both operands need at least one dim"));
-        }
-        let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
-        let b = if rhs.rank() == 1 { rhs.unsqueeze(1)? } else { rhs.clone() };
-        let (m, k) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
-        let (k2, n) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
-        if k != k2 {
-            return Err(Error::shapes_hint("matmul", self.shape(), rhs.shape(), format!("inner dims differ ({k} vs {k2})")));
-        }
-        let batch = broadcast_shapes("matmul", &a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2])
-            .map_err(|_| Error::shapes_hint("matmul", self.shape(), rhs.shape(), "batch dims do not broadcast"))?;
-        let mut out_shape = batch.clone();
-        out_shape.extend([m, n]);
+        let p = Product::of(self, rhs)?;
         let out = if let Backend::Cuda(_) = self.backend() {
             self.expect_float("matmul")?;
-            let [a, b] = cuda_operands("matmul", [&a, &b])?;
-            Tensor::from_cuda_array(crate::cuda::matmul::batched_matmul(&a, &b, &batch, m, k, n)?)
-        } else if let Some(out) = bf16_on_dot_kernel(&a, &b, &batch, m, k, n, &out_shape)? {
+            let [a, b] = cuda_operands("matmul", [&p.a, &p.b])?;
+            Tensor::from_cuda_array(crate::cuda::matmul::batched_matmul(&a, &b, &p.batch, p.m, p.k, p.n)?)
+        } else if let Some(out) = bf16_on_dot_kernel(&p.a, &p.b, &p.batch, p.m, p.k, p.n, &p.out_shape)? {
             out
         } else {
             if let Some(out) = via_f32([self, rhs], |[a, b]| a.matmul(&b))? {
                 return Ok(out);
             }
+            let (a, b) = (&p.a, &p.b);
             with_float!(self.dtype(), "matmul", |T| {
                 let (ab, bb) = (a.buffer::<T>("matmul")?, b.buffer::<T>("matmul")?);
                 Ok::<_, Error>(Tensor::from_vec_unchecked(
-                    cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &batch, m, k, n),
-                    &out_shape,
+                    cpu::matmul::batched_gemm(ab, a.layout(), bb, b.layout(), &p.batch, p.m, p.k, p.n),
+                    &p.out_shape,
                 ))
             })?
         };
-        // Drop the dims a 1-D operand contributed.
-        match (self.rank(), rhs.rank()) {
+        p.drop_vector_dims(out)
+    }
+
+    /// [`matmul`](Self::matmul) whose result keeps the product's f32 accumulators for bf16 /
+    /// f16 operands (an f32 tensor, not rounded to the operands' dtype); other dtypes: the
+    /// plain product. For compositions that round once at their end, as a convolution's
+    /// column sums and bias add do on a GPU.
+    pub(crate) fn matmul_f32_result(&self, rhs: &Tensor) -> Result<Tensor> {
+        if !self.dtype().is_half() {
+            return self.matmul(rhs);
+        }
+        if let Backend::Cuda(_) = self.backend() {
+            let p = Product::of(self, rhs)?;
+            let [a, b] = cuda_operands("matmul", [&p.a, &p.b])?;
+            let out = Tensor::from_cuda_array(crate::cuda::matmul::batched_matmul_f32_result(&a, &b, &p.batch, p.m, p.k, p.n)?);
+            return p.drop_vector_dims(out);
+        }
+        // The host's half products already run in f32: widening first is exact.
+        self.to_dtype(DType::F32)?.matmul(&rhs.to_dtype(DType::F32)?)
+    }
+}
+
+/// A checked `a @ b`: the operands as matrices (a 1-D one given its unit dim), the broadcast
+/// batch dims and the product's sizes.
+struct Product {
+    a: Tensor,
+    b: Tensor,
+    batch: Vec<usize>,
+    m: usize,
+    k: usize,
+    n: usize,
+    out_shape: Vec<usize>,
+    ranks: (usize, usize),
+}
+
+impl Product {
+    fn of(lhs: &Tensor, rhs: &Tensor) -> Result<Product> {
+        lhs.same_kind("matmul", rhs)?;
+        if lhs.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::shapes_hint("matmul", lhs.shape(), rhs.shape(), "both operands need at least one dim"));
+        }
+        let a = if lhs.rank() == 1 { lhs.unsqueeze(0)? } else { lhs.clone() };
+        let b = if rhs.rank() == 1 { rhs.unsqueeze(1)? } else { rhs.clone() };
+        let (m, k) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
+        let (k2, n) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
+        if k != k2 {
+            return Err(Error::shapes_hint("matmul", lhs.shape(), rhs.shape(), format!("inner dims differ ({k} vs {k2})")));
+        }
+        let batch = broadcast_shapes("matmul", &a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2])
+            .map_err(|_| Error::shapes_hint("matmul", lhs.shape(), rhs.shape(), "batch dims do not broadcast"))?;
+        let mut out_shape = batch.clone();
+        out_shape.extend([m, n]);
+        Ok(Product { a, b, batch, m, k, n, out_shape, ranks: (lhs.rank(), rhs.rank()) })
+    }
+
+    /// The result without the dims a 1-D operand contributed.
+    fn drop_vector_dims(&self, out: Tensor) -> Result<Tensor> {
+        match self.ranks {
             (1, 1) => out.reshape(&[]),
             (1, _) => out.squeeze_axis(-2),
             (_, 1) => out.squeeze_axis(-1),

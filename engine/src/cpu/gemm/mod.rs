@@ -171,7 +171,6 @@ fn check_span<T>(what: &str, r: &MatRef<T>, rows: usize, cols: usize) {
 
 /// The checks and trivial cases every implementation shares: returns false when nothing is
 /// left to multiply (an empty output, or `k = 0`, where `c = beta·c`).
-#[allow(clippy::too_many_arguments)]
 ///
 /// # Safety
 /// `c` is valid for writes of `c_len` elements, and initialized unless `beta` is zero.

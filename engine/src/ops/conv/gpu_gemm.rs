@@ -17,7 +17,7 @@ use crate::backend::cuda_operands;
 use crate::cuda::conv::ColumnOrder;
 use crate::cuda::{self, output, CudaDevice};
 use crate::kinds::ConvGeom;
-use crate::{Result, Tensor};
+use crate::{DType, Result, Tensor};
 use std::sync::Arc;
 
 /// The most bytes one chunk's column matrix may take.
@@ -28,14 +28,39 @@ fn im2col(dev: &Arc<CudaDevice>, op: &'static str, x: &Tensor, n: usize, g: &Con
     Ok(Tensor::from_cuda_array(cuda::conv::im2col(dev, op, &x.cuda_operand(op)?, n, g, order)?))
 }
 
-/// `y` (`[n, channels, len]`, any layout) plus the bias, shaped `shape`: `y` itself when there
-/// is no bias.
-fn with_bias(op: &'static str, y: Tensor, channels: usize, len: usize, bias: Option<&Tensor>, shape: &[usize]) -> Result<Tensor> {
-    let Some(bias) = bias else { return y.reshape_to(shape) };
+/// `y` (`[n, channels, len]`, any layout) plus the bias, shaped `shape`, as `dtype`: `y`
+/// itself when there is no bias and it already is of `dtype`. `y` may be f32 for a half
+/// `dtype` (a product's kept accumulators): the sum is then rounded once.
+fn with_bias(
+    op: &'static str,
+    y: Tensor,
+    dtype: DType,
+    channels: usize,
+    len: usize,
+    bias: Option<&Tensor>,
+    shape: &[usize],
+) -> Result<Tensor> {
+    let Some(bias) = bias else { return y.to_dtype(dtype)?.reshape_to(shape) };
     let dev = y.cuda_operand(op)?.dev().clone();
-    let out = output(&dev, op, y.dtype(), shape)?;
+    let out = output(&dev, op, dtype, shape)?;
     cuda::conv::store_into(op, &y.cuda_operand(op)?, channels, len, Some(&bias.cuda_operand(op)?), &out, 0)?;
     Ok(Tensor::from_cuda(out, shape))
+}
+
+/// `a @ b` for a convolution that adds to the product afterwards (a bias, a column sum):
+/// with half operands the product keeps its f32 accumulators, so the half result is rounded
+/// once, after the adds, as the CPU's widened convolution rounds it.
+fn product_to_add_to(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.matmul_f32_result(b)
+}
+
+/// `a @ b`, kept in f32 for halves only when `adds` (a bias follows).
+fn product(a: &Tensor, b: &Tensor, adds: bool) -> Result<Tensor> {
+    if adds {
+        product_to_add_to(a, b)
+    } else {
+        a.matmul(b)
+    }
 }
 
 /// The output tile edge the matmul kernels use, for estimating how many blocks a GEMM gets.
@@ -83,25 +108,25 @@ pub(crate) fn conv_forward(
     if kg == 0 {
         // No input channels: the bias alone (an empty GEMM is not the matmul's problem).
         let zeros = Tensor::full_on(&[n, m, len], 0.0, x.dtype(), x.device())?;
-        return with_bias(op, zeros, m, len, bias, &shape);
+        return with_bias(op, zeros, x.dtype(), m, len, bias, &shape);
     }
     let wg = w.reshape_to(&[groups, mg, kg])?;
     if g.is_identity() {
         // 1×1, stride 1, unpadded: the image already is its column matrix.
-        let y = wg.matmul(&x.reshape_to(&[n, groups, kg, len])?)?.reshape_to(&[n, m, len])?;
-        return with_bias(op, y, m, len, bias, &shape);
+        let y = product(&wg, &x.reshape_to(&[n, groups, kg, len])?, bias.is_some())?.reshape_to(&[n, m, len])?;
+        return with_bias(op, y, x.dtype(), m, len, bias, &shape);
     }
     let parts: Vec<(usize, usize)> = chunks(n, rows * len, x.dtype().size_in_bytes()).collect();
     if parts.len() == 1 {
         let cols = im2col(&dev, op, x, n, g, ColumnOrder::SampleMajor)?;
-        let y = wg.matmul(&cols.reshape_to(&[n, groups, kg, len])?)?.reshape_to(&[n, m, len])?;
-        return with_bias(op, y, m, len, bias, &shape);
+        let y = product(&wg, &cols.reshape_to(&[n, groups, kg, len])?, bias.is_some())?.reshape_to(&[n, m, len])?;
+        return with_bias(op, y, x.dtype(), m, len, bias, &shape);
     }
     let out = output(&dev, op, x.dtype(), &shape)?;
     let bias_v = bias.map(|b| b.cuda_operand(op)).transpose()?;
     for (start, count) in parts {
         let cols = im2col(&dev, op, &x.narrow(0, start, count)?, count, g, ColumnOrder::SampleMajor)?;
-        let y = wg.matmul(&cols.reshape_to(&[count, groups, kg, len])?)?.reshape_to(&[count, m, len])?;
+        let y = product(&wg, &cols.reshape_to(&[count, groups, kg, len])?, bias.is_some())?.reshape_to(&[count, m, len])?;
         cuda::conv::store_into(op, &y.cuda_operand(op)?, m, len, bias_v.as_ref(), &out, start * m * len)?;
     }
     Ok(Tensor::from_cuda(out, &shape))
@@ -129,18 +154,18 @@ pub(crate) fn conv_backward_input(
     }
     if mg * len == 0 {
         let zeros = Tensor::full_on(&[n, g.channels, plane], 0.0, dy.dtype(), dy.device())?;
-        return with_bias(op, zeros, g.channels, plane, bias, &shape);
+        return with_bias(op, zeros, dy.dtype(), g.channels, plane, bias, &shape);
     }
     let wt = w.reshape_to(&[groups, mg, kg])?.transpose(-2, -1)?;
     if g.is_identity() {
-        let dx = wt.matmul(&dy.reshape_to(&[n, groups, mg, len])?)?.reshape_to(&[n, g.channels, plane])?;
-        return with_bias(op, dx, g.channels, plane, bias, &shape);
+        let dx = product(&wt, &dy.reshape_to(&[n, groups, mg, len])?, bias.is_some())?.reshape_to(&[n, g.channels, plane])?;
+        return with_bias(op, dx, dy.dtype(), g.channels, plane, bias, &shape);
     }
     let out = output(&dev, op, dy.dtype(), &shape)?;
     let bias_v = bias.map(|b| b.cuda_operand(op)).transpose()?;
     for (start, count) in chunks(n, rows * len, dy.dtype().size_in_bytes()) {
         let dys = dy.narrow(0, start, count)?.reshape_to(&[count, groups, mg, len])?;
-        let cols = wt.matmul(&dys)?.reshape_to(&[count, rows, len])?;
+        let cols = product_to_add_to(&wt, &dys)?.reshape_to(&[count, rows, len])?;
         cuda::conv::col2im_into(&dev, op, &cols.cuda_operand(op)?, count, g, bias_v.as_ref(), &out, start * g.image_len())?;
     }
     Ok(Tensor::from_cuda(out, &shape))
@@ -182,12 +207,13 @@ pub(crate) fn conv_backward_weight(
         let cols_t = cols.reshape_to(&[groups, kg, splits, inner / splits])?.permute(&[2, 0, 3, 1])?;
         // [count, m, oh, ow] → [m, count·oh·ow] (a copy, made by the reshape) → [S, G, mg, K/S].
         let dyg = dy.narrow(0, start, count)?.transpose(0, 1)?.reshape_to(&[groups, mg, splits, inner / splits])?.permute(&[2, 0, 1, 3])?;
-        let part = dyg.matmul(&cols_t)?;
+        let part = product_to_add_to(&dyg, &cols_t)?;
         let part = if splits > 1 { part.sum(&[0], false)? } else { part.reshape_to(&[groups, mg, kg])? };
         sum = Some(match sum {
             None => part,
             Some(s) => s.add(&part)?,
         });
     }
-    sum.expect("n > 0 gives a chunk").reshape_to(weight_shape)
+    // Half gradients were summed in f32 and are rounded here, once.
+    sum.expect("n > 0 gives a chunk").to_dtype(dy.dtype())?.reshape_to(weight_shape)
 }
