@@ -57,8 +57,8 @@ impl Stored {
 
 /// `[m, k] × [k, n]` in f32 through `Gemm::gemm_with` for each implementation, so the
 /// figures of one run compare them directly (`gemm_f32/<shape>/<isa>`), and beside them the
-/// same product of the operands rounded to bf16 on the bf16 dot-product kernel
-/// (`…/bf16dot`, f32 output; where the CPU has AVX-512 BF16). Shapes: 1024³; ViT-Tiny
+/// same product of the operands rounded to bf16 on each bf16 kernel the CPU has (`…/bf16amx`
+/// on AMX tiles, `…/bf16dot` on AVX-512 BF16 dot products; f32 output). Shapes: 1024³; ViT-Tiny
 /// at batch 64 (3136 = 64·49 tokens; 768 = 64·12, the quarter MAE's encoder sees) in its
 /// linear layers forward (`x·Wᵀ`) and weight gradient (`dyᵀ·x`); one attention head (49
 /// tokens, head dim 16: `q·kᵀ` and `p·v`); the narrow ResNet's 3×3 convolutions as im2col
@@ -93,11 +93,14 @@ fn gemm_isas(c: &mut Criterion) {
                 bch.iter(|| f32::gemm_with(isa, m, k, n, 1.0, sa.view(&a, m, k), sb.view(&b, k, n), 0.0, black_box(&mut out), n))
             });
         }
-        if gemm::bf16_gemm_available() {
-            let half = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
-            let (ah, bh) = (half(&a), half(&b));
-            group.bench_function(BenchmarkId::new(format!("{name}_{m}x{k}x{n}"), "bf16dot"), |bch| {
-                bch.iter(|| gemm::gemm_bf16(m, k, n, sa.view(&ah, m, k), sb.view(&bh, k, n), black_box(&mut out), n))
+        let half = |v: &[f32]| v.iter().map(|&x| half::bf16::from_f32(x)).collect::<Vec<_>>();
+        let (ah, bh) = (half(&a), half(&b));
+        for &kernel in gemm::Bf16Kernel::available() {
+            let id = BenchmarkId::new(format!("{name}_{m}x{k}x{n}"), format!("bf16{kernel:?}").to_lowercase());
+            // SAFETY: f32 and MaybeUninit<f32> share their layout.
+            let out = unsafe { &mut *(&mut out[..] as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) };
+            group.bench_function(id, |bch| {
+                bch.iter(|| gemm::gemm_bf16_on(kernel, m, k, n, sa.view(&ah, m, k), sb.view(&bh, k, n), black_box(&mut *out), n))
             });
         }
     }

@@ -344,6 +344,11 @@ fn available_ends_with_portable() {
 /// bf16 are exact in f32, so the only error is the f32 accumulation: within
 /// `(k + 1)·ε_f32·Σ|aᵢₚ·bₚⱼ|`. Returns the output (`ldc = n + 1`, the gap checked untouched).
 fn check_bf16(m: usize, k: usize, n: usize, la: Layout, lb: Layout, rng: &mut Rng64) -> Vec<f32> {
+    check_bf16_on(gemm::Bf16Kernel::selected().expect("a bf16 kernel"), m, k, n, la, lb, rng)
+}
+
+/// [`check_bf16`] on one kernel.
+fn check_bf16_on(kernel: gemm::Bf16Kernel, m: usize, k: usize, n: usize, la: Layout, lb: Layout, rng: &mut Rng64) -> Vec<f32> {
     use tessera::engine::half::bf16;
     let (a, b) = (Operand::<f32>::new(m, k, la, rng), Operand::<f32>::new(k, n, lb, rng));
     let half = |o: &Operand<f32>| o.data.iter().map(|&x| bf16::from_f32(x)).collect::<Vec<_>>();
@@ -356,7 +361,9 @@ fn check_bf16(m: usize, k: usize, n: usize, la: Layout, lb: Layout, rng: &mut Rn
     }
     let (va, vb) =
         (MatRef { data: &ah[..], offset: a.offset, rs: a.rs, cs: a.cs }, MatRef { data: &bh[..], offset: b.offset, rs: b.rs, cs: b.cs });
-    assert!(gemm::gemm_bf16(m, k, n, va, vb, &mut c, ldc));
+    // SAFETY: f32 and MaybeUninit<f32> share their layout.
+    let cu = unsafe { &mut *(&mut c[..] as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) };
+    assert!(gemm::gemm_bf16_on(kernel, m, k, n, va, vb, cu, ldc));
     for i in 0..m {
         assert_eq!(c[i * ldc + n], GAP as f32, "bf16 m={m} k={k} n={n}: wrote past row {i}");
         for j in 0..n {
@@ -407,6 +414,32 @@ fn bf16_every_size_layout_and_edge() {
     }
     // Past the packing blocks (k > 512, n > 512) with an odd depth.
     check_bf16(29, 1031, 533, Layout::RowMajor, Layout::RowMajor, &mut rng);
+}
+
+/// Every bf16 kernel this CPU has (AMX and the dot-product tile on recent Intel CPUs), each
+/// against the f64 reference: the tile edges of both (12 × 32 and 32 × 32), depths around
+/// AMX's 32-step tile loads and the 512-step packing blocks, every layout pair.
+#[test]
+fn bf16_each_kernel_against_the_reference() {
+    if !bf16_kernel("bf16_each_kernel_against_the_reference") {
+        return;
+    }
+    let kernels = gemm::Bf16Kernel::available();
+    println!("bf16 kernels on this CPU: {kernels:?}");
+    let mut rng = Rng64::new(77);
+    for &kernel in kernels {
+        for (m, k, n) in
+            [(1, 1, 1), (32, 32, 32), (33, 31, 65), (64, 33, 17), (5, 63, 40), (31, 64, 1), (70, 96, 96), (3, 545, 70), (40, 1030, 33)]
+        {
+            check_bf16_on(kernel, m, k, n, Layout::RowMajor, Layout::Transposed, &mut rng);
+        }
+        for la in LAYOUTS {
+            for lb in LAYOUTS {
+                let (m, k, n) = (1 + rng.below(70), 1 + rng.below(90), 1 + rng.below(70));
+                check_bf16_on(kernel, m, k, n, la, lb, &mut rng);
+            }
+        }
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@ use crate::dtype::{Element, FloatElem};
 use crate::kinds::PadMode;
 use crate::layout::{contiguous_strides, Layout};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The contiguous `parts` laid end to end along axis `a` of the output `shape`; part `i` has
 /// `lens[i]` entries along that axis.
@@ -16,22 +17,26 @@ pub(crate) fn cat<T: Element>(parts: &[&[T]], lens: &[usize], shape: &[usize], a
     let inner: usize = shape[a + 1..].iter().product();
     let blocks: Vec<usize> = lens.iter().map(|&l| l * inner).collect();
     let row = shape[a] * inner;
-    let mut out = vec![T::default(); n];
-    let fill = |o: usize, dst: &mut [T]| {
+    // Every output row is the parts' blocks end to end (they sum to `row`), so the buffer is
+    // written once, never zeroed first.
+    let fill = |o: usize, dst: &mut [MaybeUninit<T>]| {
         let mut at = 0;
         for (p, &b) in parts.iter().zip(&blocks) {
-            dst[at..at + b].copy_from_slice(&p[o * b..(o + 1) * b]);
+            for (d, &v) in dst[at..at + b].iter_mut().zip(&p[o * b..(o + 1) * b]) {
+                d.write(v);
+            }
             at += b;
         }
     };
-    if row > 0 {
-        if outer > 1 && n >= PAR_MIN_ELEMS {
-            out.par_chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
-        } else {
-            out.chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
+    strided::build(n, |out| {
+        if row > 0 {
+            if outer > 1 && n >= PAR_MIN_ELEMS {
+                out.par_chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
+            } else {
+                out.chunks_mut(row).enumerate().for_each(|(o, d)| fill(o, d));
+            }
         }
-    }
-    out
+    })
 }
 
 /// `o − before` mirrored into `0..n` (valid for `before < n` and `o − before < 2n − 1`).

@@ -58,11 +58,11 @@ impl Kernel for Bf16Dot {
     }
 
     unsafe fn pack_a(src: Strided<bf16>, rows: usize, depth: usize, _: usize, dst: &mut [bf16]) {
-        pack_pairs::<MR>(src.transposed(), depth, rows, dst)
+        pack_pairs::<MR>(src.transposed(), depth, rows, depth.div_ceil(2), dst)
     }
 
     unsafe fn pack_b(src: Strided<bf16>, depth: usize, width: usize, dst: &mut [bf16]) {
-        pack_pairs::<NR>(src, depth, width, dst)
+        pack_pairs::<NR>(src, depth, width, depth.div_ceil(2), dst)
     }
 
     unsafe fn tile(
@@ -87,19 +87,20 @@ impl Kernel for Bf16Dot {
 }
 
 /// Packs the `depth × width` block at `src` (`depth` the reduction) into `width.div_ceil(W)`
-/// panels of `[pair][W][2]`, zero past `width` and in the odd step of a last half pair. `a`
-/// packs through its transpose, so both operands share this.
+/// panels of `[pair][W][2]`, each `pairs` pairs long (at least `depth.div_ceil(2)`; the AMX
+/// kernel pads to whole tiles), zero past `width`, in the odd step of a last half pair and in
+/// the padding pairs. `a` packs through its transpose, so both operands share this.
 ///
 /// # Safety
 /// Every element (p, j), p < depth, j < width, of `src` is readable.
-unsafe fn pack_pairs<const W: usize>(src: Strided<bf16>, depth: usize, width: usize, dst: &mut [bf16]) {
-    let pairs = depth.div_ceil(2);
+pub(super) unsafe fn pack_pairs<const W: usize>(src: Strided<bf16>, depth: usize, width: usize, pairs: usize, dst: &mut [bf16]) {
+    debug_assert!(pairs >= depth.div_ceil(2));
     let panels = width.div_ceil(W);
     assert!(dst.len() >= panels * pairs * W * 2, "gemm: packing buffer too small");
     for (q, panel) in dst.chunks_exact_mut(pairs * W * 2).take(panels).enumerate() {
         let j0 = q * W;
         let cols = W.min(width - j0);
-        if cols < W || depth % 2 == 1 {
+        if cols < W || depth % 2 == 1 || pairs > depth.div_ceil(2) {
             panel.fill(bf16::ZERO);
         }
         let src = src.from(0, j0);

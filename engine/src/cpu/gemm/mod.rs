@@ -14,10 +14,13 @@
 //! The two round differently (their reductions are blocked differently), so they agree to a
 //! tolerance, not bit for bit.
 //!
-//! bf16 operands ([`gemm_bf16`], f32 output) run the same loop nest around a bf16
-//! dot-product tile (`bf16.rs`) where the CPU has AVX-512 BF16; elsewhere the caller widens
+//! bf16 operands ([`gemm_bf16`], f32 output) run the same loop nest around the AMX tile
+//! (`amx.rs`) where the CPU has AMX and Linux grants it, else around a bf16 dot-product tile
+//! (`bf16.rs`) where the CPU has AVX-512 BF16 ([`Bf16Kernel`]); elsewhere the caller widens
 //! them to f32.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
@@ -241,16 +244,55 @@ macro_rules! impl_gemm {
 impl_gemm!(f32, matrixmultiply::sgemm);
 impl_gemm!(f64, matrixmultiply::dgemm);
 
-/// Whether [`gemm_bf16`] runs on this CPU: it has AVX-512F and AVX-512 BF16, and
+/// Whether [`gemm_bf16`] runs on this CPU: it has AVX-512F and AVX-512 BF16 or AMX, and
 /// `TESSERA_GEMM_ISA` does not pin the portable GEMM.
 pub fn bf16_gemm_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| GemmIsa::selected() == GemmIsa::Avx512 && std::arch::is_x86_feature_detected!("avx512bf16"))
+    Bf16Kernel::selected().is_some()
+}
+
+/// The tiles a bf16 product can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bf16Kernel {
+    /// AMX tiles (`tdpbf16ps`): Intel CPUs from Sapphire Rapids on, once Linux grants the
+    /// process the tile state.
+    Amx,
+    /// AVX-512 BF16 dot products (`vdpbf16ps`) in an FMA-style register tile.
+    Dot,
+}
+
+impl Bf16Kernel {
+    /// The kernels this CPU runs, best first (empty: bf16 products widen to f32).
+    pub fn available() -> &'static [Bf16Kernel] {
+        static HAVE: std::sync::OnceLock<Vec<Bf16Kernel>> = std::sync::OnceLock::new();
+        HAVE.get_or_init(|| {
+            let mut v = Vec::new();
+            #[cfg(target_arch = "x86_64")]
+            if GemmIsa::selected() == GemmIsa::Avx512 {
+                if amx::available() {
+                    v.push(Bf16Kernel::Amx);
+                }
+                if std::arch::is_x86_feature_detected!("avx512bf16") {
+                    v.push(Bf16Kernel::Dot);
+                }
+            }
+            v
+        })
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+
+    /// The best available, or what the environment variable `TESSERA_BF16_GEMM` (`amx` or
+    /// `dot`, read once per process) asks for where the CPU has it (for benchmarks).
+    pub fn selected() -> Option<Bf16Kernel> {
+        static CHOICE: std::sync::OnceLock<Option<Bf16Kernel>> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let have = Bf16Kernel::available();
+            let asked = match std::env::var("TESSERA_BF16_GEMM").as_deref() {
+                Ok("amx") => Some(Bf16Kernel::Amx),
+                Ok("dot") => Some(Bf16Kernel::Dot),
+                _ => None,
+            };
+            asked.filter(|k| have.contains(k)).or_else(|| have.first().copied())
+        })
+    }
 }
 
 /// `c = a·b` for bf16 `a` (`m×k`) and `b` (`k×n`), the products accumulated in f32 by the
@@ -275,7 +317,26 @@ pub fn gemm_bf16_uninit(
     c: &mut [MaybeUninit<f32>],
     ldc: usize,
 ) -> bool {
-    if !bf16_gemm_available() {
+    match Bf16Kernel::selected() {
+        Some(kernel) => gemm_bf16_on(kernel, m, k, n, a, b, c, ldc),
+        None => false,
+    }
+}
+
+/// [`gemm_bf16_uninit`] on a given kernel (for tests and benchmarks comparing them): false,
+/// leaving `c` alone, where this CPU does not run it ([`Bf16Kernel::available`]).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_bf16_on(
+    kernel: Bf16Kernel,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<half::bf16>,
+    b: MatRef<half::bf16>,
+    c: &mut [MaybeUninit<f32>],
+    ldc: usize,
+) -> bool {
+    if !Bf16Kernel::available().contains(&kernel) {
         return false;
     }
     let (c, c_len) = (c.as_mut_ptr().cast::<f32>(), c.len());
@@ -287,7 +348,10 @@ pub fn gemm_bf16_uninit(
     // SAFETY: both views were checked to lie inside their slices, `c` holds the m×n output
     // with row stride ldc, and bf16_gemm_available checked the CPU's features.
     unsafe {
-        blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c, ldc);
+        match kernel {
+            Bf16Kernel::Amx => blocked::gemm::<amx::AmxBf16>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c, ldc),
+            Bf16Kernel::Dot => blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c, ldc),
+        }
     }
     true
 }
