@@ -571,3 +571,60 @@ fn gpu_unfold_and_fold_match_cpu() {
         }
     }
 }
+
+// ---- bf16 on the bf16 GEMM -----------------------------------------------------------------
+
+/// bf16 convolutions on the CPU's bf16 GEMM (AMX tiles or AVX-512 BF16 dot products, see
+/// engine/src/cpu/conv_bf16.rs) against the f64 convolution of the same bf16 values: each
+/// output is the f32 sum of exact products rounded once to bf16, so it is within half a bf16
+/// ulp (2⁻⁹ relative) of the exact value plus the f32 summation's error, bounded by
+/// `(K + 1)·ε_f32` times the sum of the terms' magnitudes (the same convolution of |values|).
+/// Forward with a bias, both gradients; strides, padding, dilation and groups.
+#[test]
+fn bf16_convolutions_on_the_bf16_gemm_round_once() {
+    if !tessera::engine::cpu::gemm::bf16_gemm_available() {
+        println!("bf16_convolutions_on_the_bf16_gemm_round_once: skipping (no bf16 GEMM on this CPU): bf16 convolutions widen to f32 here");
+        return;
+    }
+    let bf = |t: &Tensor| t.to_dtype(DType::BF16).unwrap();
+    let wide = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+    let abs = |t: &Tensor| Tensor::from_vec(vals(t).iter().map(|v| v.abs()).collect::<Vec<f64>>(), t.shape()).unwrap();
+    let check = |got: &Tensor, exact: &Tensor, magnitude: &Tensor, terms: usize, what: &str| {
+        assert_eq!(got.dtype(), DType::BF16, "{what}");
+        assert_eq!(got.shape(), exact.shape(), "{what}");
+        let eps = (terms + 1) as f64 * f32::EPSILON as f64;
+        for (i, ((g, e), m)) in vals(got).iter().zip(vals(exact)).zip(vals(magnitude)).enumerate() {
+            let tol = e.abs() / 256.0 + eps * m + 1e-30;
+            assert!((g - e).abs() <= tol, "{what}: element {i}: {g} vs exact {e} ± {tol}");
+        }
+    };
+    // (n, c, h, w, m, k, stride, padding, dilation, groups)
+    let cases = [
+        (2, 3, 9, 8, 5, 3, 1, 1, 1, 1),
+        (3, 16, 12, 12, 32, 3, 1, 1, 1, 1),
+        (2, 8, 11, 10, 12, 3, 2, 1, 1, 2),
+        (2, 6, 9, 9, 4, 1, 1, 0, 1, 1),
+        (1, 4, 13, 7, 6, 3, 1, 2, 2, 1),
+        (2, 64, 8, 8, 40, 3, 2, 1, 1, 1),
+    ];
+    for (seed, (n, c, h, w, m, k, s, p, d, groups)) in cases.into_iter().enumerate() {
+        let seed = 900 + 10 * seed as u64;
+        let (x, wt, b) = (bf(&rand(seed, &[n, c, h, w])), bf(&rand(seed + 1, &[m, c / groups, k, k])), bf(&rand(seed + 2, &[m])));
+        let (s, p, d) = ((s, s), (p, p), (d, d));
+        let what = format!("n={n} c={c} {h}x{w} m={m} k={k} s={s:?} p={p:?} d={d:?} groups={groups}");
+        let y = x.conv2d(&wt, Some(&b), s, p, d, groups).unwrap();
+        let exact = wide(&x).conv2d(&wide(&wt), Some(&wide(&b)), s, p, d, groups).unwrap();
+        let magnitude = abs(&x).conv2d(&abs(&wt), Some(&abs(&b)), s, p, d, groups).unwrap();
+        let reduction = c / groups * k * k;
+        check(&y, &exact, &magnitude, reduction, &format!("forward {what}"));
+        let dy = bf(&rand(seed + 3, y.shape()));
+        let dx = dy.conv2d_backward_input(&wt, x.shape(), s, p, d, groups).unwrap();
+        let exact = wide(&dy).conv2d_backward_input(&wide(&wt), x.shape(), s, p, d, groups).unwrap();
+        let magnitude = abs(&dy).conv2d_backward_input(&abs(&wt), x.shape(), s, p, d, groups).unwrap();
+        check(&dx, &exact, &magnitude, m * k * k, &format!("input gradient {what}"));
+        let dw = dy.conv2d_backward_weight(&x, wt.shape(), s, p, d, groups).unwrap();
+        let exact = wide(&dy).conv2d_backward_weight(&wide(&x), wt.shape(), s, p, d, groups).unwrap();
+        let magnitude = abs(&dy).conv2d_backward_weight(&abs(&x), wt.shape(), s, p, d, groups).unwrap();
+        check(&dw, &exact, &magnitude, n * y.shape()[2] * y.shape()[3], &format!("weight gradient {what}"));
+    }
+}

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 pub mod allocator;
 pub mod bf16_cast;
 pub(crate) mod conv;
+pub(crate) mod conv_bf16;
 pub mod direct_conv;
 pub mod gemm;
 pub mod im2col;

@@ -104,7 +104,11 @@ unsafe fn pack_row_blocks(src: Strided<bf16>, rows: usize, depth: usize, dst: &m
                 let p0 = block * STEPS;
                 let n = STEPS.min(depth.saturating_sub(p0));
                 let out = &mut panel[block * STEPS * EDGE + r * STEPS..][..n];
-                if row.cs == 1 {
+                if row.cs == 1 && n == STEPS {
+                    // One 64-byte move, inlined (a `memcpy` call per block cost more than it).
+                    let block = row.ptr.add(p0).cast::<[bf16; STEPS]>().read_unaligned();
+                    out.as_mut_ptr().cast::<[bf16; STEPS]>().write_unaligned(block);
+                } else if row.cs == 1 {
                     std::ptr::copy_nonoverlapping(row.ptr.add(p0), out.as_mut_ptr(), n);
                 } else {
                     for (kk, o) in out.iter_mut().enumerate() {

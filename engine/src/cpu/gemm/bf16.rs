@@ -120,6 +120,23 @@ pub(super) unsafe fn pack_pairs<const W: usize>(src: Strided<bf16>, depth: usize
                     *words.add(full_pairs * W + j) = bits(col.add(depth - 1));
                 }
             }
+        } else if src.cs == 1 {
+            // A row-major `b` (im2col columns): two contiguous source rows interleaved into
+            // words, a loop that vectorizes.
+            for q in 0..depth.div_ceil(2) {
+                let even = std::slice::from_raw_parts(src.ptr.offset(2 * q as isize * src.rs), cols);
+                let row = std::slice::from_raw_parts_mut(words.add(q * W), cols);
+                if 2 * q + 1 < depth {
+                    let odd = std::slice::from_raw_parts(src.ptr.offset((2 * q + 1) as isize * src.rs), cols);
+                    for ((w, e), o) in row.iter_mut().zip(even).zip(odd) {
+                        *w = e.to_bits() as u32 | (o.to_bits() as u32) << 16;
+                    }
+                } else {
+                    for (w, e) in row.iter_mut().zip(even) {
+                        *w = e.to_bits() as u32;
+                    }
+                }
+            }
         } else {
             // Otherwise walk two source rows (steps) side by side, which reads a row-major
             // `b` in runs.

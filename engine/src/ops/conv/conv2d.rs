@@ -1,10 +1,14 @@
 //! `conv2d` and its backward kernels (direct, channel-vectorized kernels; see `kernels`).
+//! bf16 tensors run on the bf16 GEMM where the CPU has one (`cpu::conv_bf16`), other halves
+//! widen to f32.
 
 use super::{conv_problem, Pair};
 use crate::backend::Backend;
 use crate::cpu::conv::{conv_backward_input, conv_backward_weight, conv_forward};
+use crate::cpu::conv_bf16;
 use crate::ops::widen::{via_f32, via_f32_opt};
-use crate::{with_float, Error, Result, Tensor};
+use crate::{with_float, DType, Error, Result, Tensor};
+use half::bf16;
 
 impl Tensor {
     /// 2-D cross-correlation (PyTorch's `conv2d`): `self` is `[N, C_in, H, W]`, `weight` is
@@ -35,6 +39,13 @@ impl Tensor {
         }
         if let Backend::Cuda(_) = self.backend() {
             return super::gpu_gemm::conv_forward(OP, self, weight, bias, p.cout, p.groups, &p.geom, p.n);
+        }
+        if self.dtype() == DType::BF16 {
+            let (x, w) = (self.values::<bf16>(OP)?, weight.values::<bf16>(OP)?);
+            let b = bias.map(|b| b.values::<bf16>(OP)).transpose()?;
+            if let Some(out) = conv_bf16::forward(&x, p.n, &w, p.cout, p.groups, &p.geom, b.as_deref()) {
+                return Ok(Tensor::from_vec_unchecked(out, &[p.n, p.cout, p.geom.oh, p.geom.ow]));
+            }
         }
         if let Some(out) = via_f32_opt([Some(self), Some(weight), bias], |[x, w, b]| {
             x.unwrap().conv2d(&w.unwrap(), b.as_ref(), stride, padding, dilation, groups)
@@ -69,6 +80,12 @@ impl Tensor {
         if let Backend::Cuda(_) = self.backend() {
             return super::gpu_gemm::conv_backward_input(OP, self, weight, None, p.cout, p.groups, &p.geom, p.n);
         }
+        if self.dtype() == DType::BF16 {
+            let (dy, w) = (self.values::<bf16>(OP)?, weight.values::<bf16>(OP)?);
+            if let Some(out) = conv_bf16::backward_input(&dy, p.n, &w, p.cout, p.groups, &p.geom) {
+                return Ok(Tensor::from_vec_unchecked(out, input_shape));
+            }
+        }
         if let Some(out) = via_f32([self, weight], |[g, w]| g.conv2d_backward_input(&w, input_shape, stride, padding, dilation, groups))? {
             return Ok(out);
         }
@@ -99,6 +116,12 @@ impl Tensor {
         check_grad_out(OP, self.shape(), &[p.n, p.cout, p.geom.oh, p.geom.ow])?;
         if let Backend::Cuda(_) = self.backend() {
             return super::gpu_gemm::conv_backward_weight(OP, self, input, p.cout, p.groups, &p.geom, p.n, weight_shape);
+        }
+        if self.dtype() == DType::BF16 {
+            let (dy, x) = (self.values::<bf16>(OP)?, input.values::<bf16>(OP)?);
+            if let Some(out) = conv_bf16::backward_weight(&dy, &x, p.n, p.cout, p.groups, &p.geom) {
+                return Ok(Tensor::from_vec_unchecked(out, weight_shape));
+            }
         }
         if let Some(out) = via_f32([self, input], |[g, x]| g.conv2d_backward_weight(&x, weight_shape, stride, padding, dilation, groups))? {
             return Ok(out);
