@@ -13,7 +13,8 @@
 //!   batch (`dy'` is `dy` as `[m, n·L]`, `cols'` the batch's columns as `[C·kh·kw, n·L]`), so
 //!   the sum over samples is the GEMM's own, the same whatever the thread count.
 //!
-//! Every function returns `None` where this CPU has no bf16 GEMM; the caller then widens.
+//! Every function returns `None` where this CPU has no bf16 GEMM or the convolution has
+//! fewer than [`MIN_CHANNELS`] channels in or out per group; the caller then widens.
 
 use crate::cpu::bf16_cast::{f32_to_bf16, narrow_slice};
 use crate::cpu::gemm::{self, MatRef};
@@ -23,6 +24,27 @@ use crate::kinds::ConvGeom;
 use half::bf16;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
+
+/// Whether a convolution runs here: the CPU has a bf16 GEMM and `TESSERA_BF16_CONV=widen`
+/// (read once per process; for benchmarks) does not send every bf16 convolution to the
+/// widened f32 kernels instead.
+fn enabled() -> bool {
+    static WIDEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    gemm::bf16_gemm_available() && !*WIDEN.get_or_init(|| std::env::var("TESSERA_BF16_CONV").as_deref() == Ok("widen"))
+}
+
+/// Fewer input or output channels per group than this and a convolution widens to the f32
+/// direct kernels instead: im2col, packing and col2im move about (channels)⁻¹ bytes per
+/// multiply-add, and below 64 channels that traffic outweighs the tiles' speed. Measured on a
+/// 2-core Sapphire Rapids host (bf16-mixed steps, `TESSERA_BF16_CONV=widen` against this
+/// path for every conv): ResNet-18 (64–512 channels) 1.50 → 1.08 s, the narrow ResNet
+/// (16–128) 0.49 → 0.70 s.
+const MIN_CHANNELS: usize = 64;
+
+/// Whether the convolution of `m` output channels over `g` runs here.
+fn runs_here(m: usize, groups: usize, g: &ConvGeom) -> bool {
+    enabled() && m / groups >= MIN_CHANNELS && g.channels / groups >= MIN_CHANNELS
+}
 
 /// `c = a·b` on the bf16 GEMM into the uninitialized f32 `c` (row stride `ldc`).
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +90,7 @@ fn to_write(buf: &mut Vec<f32>, len: usize) -> &mut [MaybeUninit<f32>] {
 
 /// `y = conv(x, w) (+ bias)`: `[n, m, oh·ow]` in bf16.
 pub(crate) fn forward(x: &[bf16], n: usize, w: &[bf16], m: usize, groups: usize, g: &ConvGeom, bias: Option<&[bf16]>) -> Option<Vec<bf16>> {
-    if !gemm::bf16_gemm_available() {
+    if !runs_here(m, groups, g) {
         return None;
     }
     let (rows, l, img) = (g.col_rows(), g.col_len(), g.image_len());
@@ -94,7 +116,7 @@ pub(crate) fn forward(x: &[bf16], n: usize, w: &[bf16], m: usize, groups: usize,
 
 /// `dx = convᵀ(dy, w)`: `[n, C, h, w]` in bf16 from `dy` `[n, m, oh·ow]`.
 pub(crate) fn backward_input(dy: &[bf16], n: usize, w: &[bf16], m: usize, groups: usize, g: &ConvGeom) -> Option<Vec<bf16>> {
-    if !gemm::bf16_gemm_available() {
+    if !runs_here(m, groups, g) {
         return None;
     }
     let (rows, l, img) = (g.col_rows(), g.col_len(), g.image_len());
@@ -128,7 +150,7 @@ pub(crate) fn backward_input(dy: &[bf16], n: usize, w: &[bf16], m: usize, groups
 
 /// `dw = Σ_s dy[s] ⋆ x[s]`: `[m, kg]` in bf16.
 pub(crate) fn backward_weight(dy: &[bf16], x: &[bf16], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Option<Vec<bf16>> {
-    if !gemm::bf16_gemm_available() {
+    if !runs_here(m, groups, g) {
         return None;
     }
     let (rows, l, img) = (g.col_rows(), g.col_len(), g.image_len());
