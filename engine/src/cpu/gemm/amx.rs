@@ -98,6 +98,19 @@ unsafe fn pack_row_blocks(src: Strided<bf16>, rows: usize, depth: usize, dst: &m
         if height < EDGE || depth < depth_padded {
             panel.fill(bf16::ZERO);
         }
+        if src.rs == 1 && src.cs != 1 {
+            // `a` stored transposed (a weight gradient's `dyᵀ`): each step's 32 rows are
+            // contiguous, so read them in order and scatter into the rows' blocks.
+            for p in 0..depth {
+                let column = std::slice::from_raw_parts(src.from(r0, p).ptr, height);
+                let (block, kk) = (p / STEPS, p % STEPS);
+                let out = &mut panel[block * STEPS * EDGE + kk..];
+                for (r, &v) in column.iter().enumerate() {
+                    out[r * STEPS] = v;
+                }
+            }
+            continue;
+        }
         for r in 0..height {
             let row = src.from(r0 + r, 0);
             for block in 0..depth_padded / STEPS {
