@@ -157,13 +157,10 @@ pub(crate) fn backward_weight(dy: &[bf16], x: &[bf16], n: usize, m: usize, group
     let (mg, kg, nl) = (m / groups, rows / groups, n * l);
     // The batch's columns side by side, `[rows, n·L]`: each sample's im2col, then its rows
     // placed at column s·L.
-    let per: Vec<bf16> = per_sample(n, rows * l, |s, out, scratch| {
-        let cols = sized(&mut scratch.cols, rows * l);
-        im2col(&x[s * img..(s + 1) * img], g, cols);
-        for (o, &v) in out.iter_mut().zip(cols.iter()) {
-            o.write(v);
-        }
-    });
+    let mut per = vec![bf16::ZERO; n * rows * l];
+    if rows * l > 0 {
+        per.par_chunks_mut(rows * l).enumerate().for_each(|(s, cols)| im2col(&x[s * img..(s + 1) * img], g, cols));
+    }
     let all = side_by_side(&per, n, rows, l);
     // dy as `[m, n·L]`.
     let dyt = side_by_side(dy, n, m, l);

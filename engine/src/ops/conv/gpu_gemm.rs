@@ -47,17 +47,12 @@ fn with_bias(
     Ok(Tensor::from_cuda(out, shape))
 }
 
-/// `a @ b` for a convolution that adds to the product afterwards (a bias, a column sum):
-/// with half operands the product keeps its f32 accumulators, so the half result is rounded
-/// once, after the adds, as the CPU's widened convolution rounds it.
-fn product_to_add_to(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    a.matmul_f32_result(b)
-}
-
-/// `a @ b`, kept in f32 for halves only when `adds` (a bias follows).
+/// `a @ b` for a convolution: when `adds` (a bias, a column sum or partial sums follow), half
+/// operands keep the product's f32 accumulators ([`Tensor::matmul_f32_result`]), so the half
+/// result is rounded once, after the adds, as the CPU's widened convolution rounds it.
 fn product(a: &Tensor, b: &Tensor, adds: bool) -> Result<Tensor> {
     if adds {
-        product_to_add_to(a, b)
+        a.matmul_f32_result(b)
     } else {
         a.matmul(b)
     }
@@ -165,7 +160,7 @@ pub(crate) fn conv_backward_input(
     let bias_v = bias.map(|b| b.cuda_operand(op)).transpose()?;
     for (start, count) in chunks(n, rows * len, dy.dtype().size_in_bytes()) {
         let dys = dy.narrow(0, start, count)?.reshape_to(&[count, groups, mg, len])?;
-        let cols = product_to_add_to(&wt, &dys)?.reshape_to(&[count, rows, len])?;
+        let cols = product(&wt, &dys, true)?.reshape_to(&[count, rows, len])?;
         cuda::conv::col2im_into(&dev, op, &cols.cuda_operand(op)?, count, g, bias_v.as_ref(), &out, start * g.image_len())?;
     }
     Ok(Tensor::from_cuda(out, &shape))
@@ -207,7 +202,7 @@ pub(crate) fn conv_backward_weight(
         let cols_t = cols.reshape_to(&[groups, kg, splits, inner / splits])?.permute(&[2, 0, 3, 1])?;
         // [count, m, oh, ow] → [m, count·oh·ow] (a copy, made by the reshape) → [S, G, mg, K/S].
         let dyg = dy.narrow(0, start, count)?.transpose(0, 1)?.reshape_to(&[groups, mg, splits, inner / splits])?.permute(&[2, 0, 1, 3])?;
-        let part = product_to_add_to(&dyg, &cols_t)?;
+        let part = product(&dyg, &cols_t, true)?;
         let part = if splits > 1 { part.sum(&[0], false)? } else { part.reshape_to(&[groups, mg, kg])? };
         sum = Some(match sum {
             None => part,
