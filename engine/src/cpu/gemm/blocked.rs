@@ -1,16 +1,22 @@
 //! The blocked GEMM around a micro-kernel ([`Kernel`]: the f32 / f64 FMA tile of
-//! `avx512.rs`, the bf16 dot-product tile of `bf16.rs`): BLIS's loop nest, threaded with
-//! rayon over blocks of the output.
+//! `avx512.rs`, the bf16 dot-product tile of `bf16.rs`, the AMX tile of `amx.rs`): BLIS's
+//! loop nest, threaded with rayon by splitting the output once.
 //!
 //! For each block of `NC` columns and each block of `KC` reduction steps, the `b` block is
-//! packed once (it stays in L2 while it is used), then tasks take `MC`-row slices of `a`
-//! (packed per task), and run the kernel over each `MR`-row panel (which stays in L1) times
-//! each `NR`-column panel of the `b` block. Reduction blocks after the first add to `c`
+//! packed once (it stays in L2 while it is used), then `MC`-row slices of `a` are packed in
+//! turn, and the kernel runs over each `MR`-row panel (which stays in L1) times each
+//! `NR`-column panel of the `b` block. Reduction blocks after the first add to `c`
 //! (`beta = 1`).
 //!
-//! Determinism: threads only ever split the output (row slices, and column ranges of a `b`
-//! block when there are few rows); the reduction is blocked by `k` alone. So each element of
-//! `c` sees the same sequence of FMAs and stores whatever the thread count.
+//! Threads: the output is cut once into one part per thread (columns or rows, whichever
+//! repeats less packing) and each part runs the whole loop nest on its own, with its own
+//! packing buffers: one fork-join per product. The earlier design shared each packed `b`
+//! block between the threads, which took two fork-joins per block (18 for a 192 × 3136 × 192
+//! weight gradient) and measured 8–40% slower on two cores (see BENCHMARKS, "GEMM threads").
+//!
+//! Determinism: the reduction is blocked by `k` alone and a tile's result does not depend on
+//! where the tile sits, so each element of `c` sees the same sequence of FMAs and stores
+//! whatever the thread count and the cut.
 
 use super::pack::Strided;
 use rayon::prelude::*;
@@ -73,15 +79,14 @@ pub(super) trait Kernel {
     );
 }
 
-/// Below this many multiply-adds a product runs on the calling thread. A product is two
-/// rayon fork-joins per packed block, and waking the other thread costs tens of
-/// microseconds on a busy machine: at 2²⁰ (16×144×784, one ResNet im2col sample) two threads
-/// measured 1.5× slower than one, at 2²² (~50 µs on one core) they pay off.
+/// Below this many multiply-adds a product runs on the calling thread: waking the other
+/// workers costs tens of microseconds on a busy machine. At 2²⁰ (16×144×784, one ResNet
+/// im2col sample) two threads measured 1.5× slower than one, at 2²² (~50 µs on one core)
+/// they pay off.
 const PAR_MIN_MACS: usize = 1 << 22;
 
-/// Rows of `a` one task packs and multiplies (`MC = MC_PANELS · MR`): small enough that two
-/// threads split a 1024-row product evenly (the slices share no packing, so small costs
-/// nothing but the task itself).
+/// Rows of `a` packed at a time (`MC = MC_PANELS · MR`): their panels stay in L1/L2 while
+/// the kernel walks the packed `b` block.
 const MC_PANELS: usize = 4;
 
 /// The output seen by the tasks that write its disjoint tiles.
@@ -157,63 +162,120 @@ pub(super) unsafe fn gemm<K: Kernel>(
     ldc: usize,
 ) {
     let threads = rayon::current_num_threads();
-    let parallel = threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_MACS;
+    let cut = if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_MACS { Cut::choose::<K>(m, n, threads) } else { None };
+    let Some(cut) = cut else {
+        return loop_nest::<K>(m, k, n, alpha, a, b, beta, c, ldc);
+    };
+    let out = Out { ptr: c, ldc };
+    let run_parts = move || {
+        (0..cut.parts).into_par_iter().for_each(|t| {
+            let (start, len) = cut.part(t);
+            if cut.columns {
+                loop_nest::<K>(m, k, len, alpha, a, b.from(0, start), beta, out.at(0, start), out.ldc)
+            } else {
+                loop_nest::<K>(len, k, n, alpha, a.from(start, 0), b, beta, out.at(start, 0), out.ldc)
+            }
+        })
+    };
+    // From outside the pool, the parts are handed to its workers in one go (the caller
+    // parks once, not once per fork-join); on a worker, the caller takes a part itself.
+    if rayon::current_thread_index().is_some() {
+        run_parts()
+    } else {
+        crate::cpu::on_pool_worker(run_parts)
+    }
+}
+
+/// How a parallel product splits its output: `parts` ranges of whole kernel tiles along the
+/// columns or the rows.
+#[derive(Clone, Copy)]
+struct Cut {
+    columns: bool,
+    /// Length of the output along the cut.
+    len: usize,
+    /// Length of each part but the last (a multiple of the tile's side).
+    per: usize,
+    parts: usize,
+}
+
+impl Cut {
+    /// A cut into at most `threads` parts, or `None` when the output has a single tile.
+    ///
+    /// Each part packs the operand the cut does not split whole: cutting the rows repacks
+    /// `b` (`k·n` per extra part); cutting the columns repacks `a` once per part, where the
+    /// loop nest already packs it once per `NC`-column block. The cheaper one wins; between
+    /// equals, the side with more tiles, which splits more evenly.
+    fn choose<K: Kernel>(m: usize, n: usize, threads: usize) -> Option<Cut> {
+        let (row_tiles, col_tiles) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
+        let extra_b = (threads - 1) * n; // × k
+        let extra_a = threads.saturating_sub(n.div_ceil(K::NC)) * m; // × k
+        let columns = match (row_tiles > 1, col_tiles > 1) {
+            (false, false) => return None,
+            (true, false) => false,
+            (false, true) => true,
+            (true, true) => (extra_a, row_tiles) < (extra_b, col_tiles),
+        };
+        let (len, tile, tiles) = if columns { (n, K::NR, col_tiles) } else { (m, K::MR, row_tiles) };
+        let per = tiles.div_ceil(threads) * tile;
+        Some(Cut { columns, len, per, parts: len.div_ceil(per) })
+    }
+
+    /// Start and length of part `t`.
+    fn part(&self, t: usize) -> (usize, usize) {
+        let start = t * self.per;
+        (start, self.per.min(self.len - start))
+    }
+}
+
+/// The loop nest on the calling thread.
+///
+/// # Safety
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn loop_nest<K: Kernel>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: K::Out,
+    a: Strided<K::In>,
+    b: Strided<K::In>,
+    beta: K::Out,
+    c: *mut K::Out,
+    ldc: usize,
+) {
     let (mr, nr) = (K::MR, K::NR);
     let mc = MC_PANELS * mr;
     let nc_max = block_size(n, K::NC, nr);
     let kc_max = block_size(k, K::KC, K::K_UNIT);
     let out = Out { ptr: c, ldc };
-    let m_slices = m.div_ceil(mc);
     let a_layout = K::a_layout(&a);
+    let a_panel_len = |kc| K::a_panel_len(kc, a_layout);
     with_buffer(&B_BLOCK, K::b_panel_len(kc_max) * nc_max.div_ceil(nr), |b_block: &mut [K::In]| {
-        for j0 in (0..n).step_by(nc_max) {
-            let nc = nc_max.min(n - j0);
-            let b_panels = nc.div_ceil(nr);
-            // Few row slices: split the columns too, so every thread has work.
-            let n_split = if parallel { (2 * threads).div_ceil(m_slices).min(b_panels) } else { 1 };
-            let panels_per_split = b_panels.div_ceil(n_split);
-            for p0 in (0..k).step_by(kc_max) {
-                let kc = kc_max.min(k - p0);
-                let beta = if p0 == 0 { beta } else { K::ONE };
-                let b_panel_len = K::b_panel_len(kc);
-                let packed_b = &mut b_block[..b_panels * b_panel_len];
-                let b_src = b.from(p0, j0);
-                if parallel {
-                    packed_b
-                        .par_chunks_mut(b_panel_len)
-                        .enumerate()
-                        .for_each(|(q, panel)| K::pack_b(b_src.from(0, q * nr), kc, nr.min(nc - q * nr), panel));
-                } else {
-                    K::pack_b(b_src, kc, nc, packed_b);
-                }
-                let packed_b = &*packed_b;
-                let task = |t: usize| {
-                    let (rows, cols) = (t / n_split * mc, t % n_split * panels_per_split);
-                    let mc = mc.min(m - rows);
-                    let cols = cols..(cols + panels_per_split).min(b_panels);
-                    let a_src = a.from(rows, p0);
-                    let panel_len = K::a_panel_len(kc, a_layout);
-                    with_buffer(&A_PANELS, mc.div_ceil(mr) * panel_len, |packed_a: &mut [K::In]| {
-                        K::pack_a(a_src, mc, kc, a_layout, packed_a);
+        with_buffer(&A_PANELS, mc.div_ceil(mr) * a_panel_len(kc_max), |a_block: &mut [K::In]| {
+            for j0 in (0..n).step_by(nc_max) {
+                let nc = nc_max.min(n - j0);
+                for p0 in (0..k).step_by(kc_max) {
+                    let kc = kc_max.min(k - p0);
+                    let beta = if p0 == 0 { beta } else { K::ONE };
+                    let b_panel_len = K::b_panel_len(kc);
+                    let packed_b = &mut b_block[..nc.div_ceil(nr) * b_panel_len];
+                    K::pack_b(b.from(p0, j0), kc, nc, packed_b);
+                    let panel_len = a_panel_len(kc);
+                    for i0 in (0..m).step_by(mc) {
+                        let mc = mc.min(m - i0);
+                        let packed_a = &mut a_block[..mc.div_ceil(mr) * panel_len];
+                        K::pack_a(a.from(i0, p0), mc, kc, a_layout, packed_a);
                         for (ip, a_panel) in packed_a.chunks_exact(panel_len).enumerate() {
-                            let i = rows + ip * mr;
-                            for q in cols.clone() {
+                            let i = i0 + ip * mr;
+                            for (q, b_panel) in packed_b.chunks_exact(b_panel_len).enumerate() {
                                 let j = j0 + q * nr;
-                                let c_tile = out.at(i, j);
-                                let b_panel = packed_b[q * b_panel_len..].as_ptr();
                                 let (h, w) = (mr.min(m - i), nr.min(n - j));
-                                K::tile(kc, a_layout, a_panel.as_ptr(), b_panel, c_tile, out.ldc, h, w, alpha, beta);
+                                K::tile(kc, a_layout, a_panel.as_ptr(), b_panel.as_ptr(), out.at(i, j), out.ldc, h, w, alpha, beta);
                             }
                         }
-                    });
-                };
-                let tasks = m_slices * n_split;
-                if parallel {
-                    (0..tasks).into_par_iter().for_each(task);
-                } else {
-                    (0..tasks).for_each(task);
+                    }
                 }
             }
-        }
+        })
     });
 }
