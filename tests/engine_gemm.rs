@@ -303,6 +303,41 @@ fn large_products() {
     }
 }
 
+/// `c = a·b + bias` (the bias added to every row, as a linear layer's): bit for bit what
+/// filling `c` with the bias rows and accumulating the product onto it (`beta = 1`) gives,
+/// under every implementation (AVX-512 adds the bias in its store, the portable one fills
+/// first) and thread count; with `k = 0`, the bias rows. Small products, several reduction
+/// and column blocks, and threaded ones of both cut directions; the gap between rows untouched.
+#[test]
+fn bias_rows_match_filling_then_accumulating() {
+    fn case<T: Gemm>(isa: GemmIsa, m: usize, k: usize, n: usize, rng: &mut Rng64) {
+        let (a, b) = (Operand::<T>::new(m, k, Layout::RowMajor, rng), Operand::<T>::new(k, n, Layout::Transposed, rng));
+        let bias: Vec<T> = (0..n).map(|_| T::from(rng.range(-2.0, 2.0)).unwrap()).collect();
+        let ldc = n + 1;
+        let mut want = vec![T::from(GAP).unwrap(); m * ldc];
+        for row in want.chunks_mut(ldc) {
+            row[..n].copy_from_slice(&bias);
+        }
+        T::gemm_with(isa, m, k, n, T::one(), a.view(), b.view(), T::one(), &mut want, ldc);
+        for threads in [1, 2, 3] {
+            let got = in_pool(threads, || {
+                let mut c = vec![std::mem::MaybeUninit::new(T::from(GAP).unwrap()); m * ldc];
+                T::gemm_bias_with(isa, m, k, n, a.view(), b.view(), &bias, &mut c, ldc);
+                c.into_iter().map(|v| Element::to_f64(unsafe { v.assume_init() }).to_bits()).collect::<Vec<_>>()
+            });
+            let want: Vec<u64> = want.iter().map(|&v| Element::to_f64(v).to_bits()).collect();
+            assert!(got == want, "{isa:?} {}: m={m} k={k} n={n}, {threads} threads", std::any::type_name::<T>());
+        }
+    }
+    let mut rng = Rng64::new(11);
+    for &isa in &isas("bias_rows_match_filling_then_accumulating") {
+        for (m, k, n) in [(1, 1, 1), (13, 7, 33), (5, 0, 9), (30, 900, 50), (7, 300, 1700), (600, 500, 70)] {
+            case::<f32>(isa, m, k, n, &mut rng);
+            case::<f64>(isa, m, k, n, &mut rng);
+        }
+    }
+}
+
 fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
 }

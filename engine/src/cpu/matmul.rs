@@ -3,6 +3,7 @@
 //! copied.
 
 use crate::cpu::gemm::{self, Gemm, MatRef};
+use crate::cpu::strided::build;
 use crate::layout::Layout;
 use half::bf16;
 use rayon::prelude::*;
@@ -82,21 +83,16 @@ fn batched<A: Sync, C: Copy + Send>(
 }
 
 /// `a @ b + bias` for one `m×k` by `k×n` product, `bias` (`n` contiguous values) added to
-/// every row: the output starts as the bias rows and the GEMM accumulates onto it
-/// (`beta = 1`), so the bias costs no pass of its own and no second buffer (PyTorch's
-/// `addmm`). The bias enters before the products rather than after, so the result rounds
-/// differently from `matmul` then `add` (within a few ulp of either).
+/// every row, in the GEMM's store ([`Gemm::gemm_bias_uninit`]): no pass of its own and no
+/// second buffer (PyTorch's `addmm`). The bias enters with the first reduction block rather
+/// than after the last, so the result rounds differently from `matmul` then `add` (within a
+/// few ulp of either).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_add_rows<T: Gemm>(ab: &[T], la: &Layout, bb: &[T], lb: &Layout, bias: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
     debug_assert_eq!(bias.len(), n);
-    let mut out = Vec::with_capacity(m * n);
-    for _ in 0..m {
-        out.extend_from_slice(bias);
-    }
     let am = MatRef { data: ab, offset: la.offset as isize, rs: la.strides[0], cs: la.strides[1] };
     let bm = MatRef { data: bb, offset: lb.offset as isize, rs: lb.strides[0], cs: lb.strides[1] };
-    T::gemm(m, k, n, T::one(), am, bm, T::one(), &mut out, n);
-    out
+    build(m * n, |out| T::gemm_bias_uninit(m, k, n, am, bm, bias, out, n))
 }
 
 /// Storage offset of each batch matrix of `l` (rank ≥ 2) broadcast over `batch`.

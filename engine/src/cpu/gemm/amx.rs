@@ -19,7 +19,7 @@
 
 use super::avx512::store_tile;
 use super::bf16::pack_pairs;
-use super::blocked::Kernel;
+use super::blocked::{Epilogue, Kernel};
 use super::pack::Strided;
 use core::arch::asm;
 use core::arch::x86_64::*;
@@ -75,10 +75,9 @@ impl Kernel for AmxBf16 {
         ldc: usize,
         rows: usize,
         cols: usize,
-        alpha: f32,
-        beta: f32,
+        ep: Epilogue<f32>,
     ) {
-        tile_amx(kc, a, b, c, ldc, rows, cols, alpha, beta)
+        tile_amx(kc, a, b, c, ldc, rows, cols, ep)
     }
 }
 
@@ -163,7 +162,7 @@ struct Staging([f32; EDGE * EDGE]);
 /// with row stride `ldc`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_amx(kc: usize, a: *const bf16, b: *const bf16, c: *mut f32, ldc: usize, rows: usize, cols: usize, alpha: f32, beta: f32) {
+unsafe fn tile_amx(kc: usize, a: *const bf16, b: *const bf16, c: *mut f32, ldc: usize, rows: usize, cols: usize, ep: Epilogue<f32>) {
     asm!("ldtilecfg [{cfg}]", cfg = in(reg) &CONFIG, options(nostack, readonly));
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     // Byte strides between tile rows: an `a` block row is 32 steps, a `b` pair row 32 columns.
@@ -205,7 +204,7 @@ unsafe fn tile_amx(kc: usize, a: *const bf16, b: *const bf16, c: *mut f32, ldc: 
         options(nostack),
     );
     let acc: [[__m512; 2]; EDGE] = std::array::from_fn(|i| [_mm512_load_ps(s.add(i * EDGE)), _mm512_load_ps(s.add(i * EDGE + 16))]);
-    store_tile::<f32, EDGE, 2>(&acc, c, ldc, rows, cols, alpha, beta)
+    store_tile::<f32, EDGE, 2>(&acc, c, ldc, rows, cols, ep)
 }
 
 /// Whether this CPU has AMX-BF16 and the tiles are ours to use: CPUID says so and Linux

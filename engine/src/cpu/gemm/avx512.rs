@@ -8,7 +8,7 @@
 //! reduction, one FMA per step, so a tile's results do not depend on where it sits in the
 //! output or on which thread computes it.
 
-use super::blocked::Kernel;
+use super::blocked::{Epilogue, Kernel};
 use super::pack::{a_panel_len, pack, pack_a, Strided};
 use core::arch::x86_64::*;
 use std::marker::PhantomData;
@@ -177,8 +177,8 @@ impl<T: Avx512Elem> Kernel for Fma<T> {
         T::pack_b(src, depth, width, dst)
     }
 
-    unsafe fn tile(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, alpha: T, beta: T) {
-        tile(kc, ch, a, b, c, ldc, rows, cols, alpha, beta)
+    unsafe fn tile(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, ep: Epilogue<T>) {
+        tile(kc, ch, a, b, c, ldc, rows, cols, ep)
     }
 }
 
@@ -208,15 +208,14 @@ unsafe fn tile<T: Avx512Elem>(
     ldc: usize,
     rows: usize,
     cols: usize,
-    alpha: T,
-    beta: T,
+    ep: Epilogue<T>,
 ) {
     macro_rules! run {
         ($r:literal, $v:literal) => {
             if ch == 1 {
-                tile_of::<T, $r, $v, 1>(kc, a, b, c, ldc, rows, cols, alpha, beta)
+                tile_of::<T, $r, $v, 1>(kc, a, b, c, ldc, rows, cols, ep)
             } else {
-                tile_of::<T, $r, $v, CHUNK>(kc, a, b, c, ldc, rows, cols, alpha, beta)
+                tile_of::<T, $r, $v, CHUNK>(kc, a, b, c, ldc, rows, cols, ep)
             }
         };
     }
@@ -258,8 +257,7 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
     ldc: usize,
     rows: usize,
     cols: usize,
-    alpha: T,
-    beta: T,
+    ep: Epilogue<T>,
 ) {
     let mut acc = [[T::zero(); V]; ROWS];
     // One reduction step: `a`'s scalars for this step are `CH` apart, `b`'s row is at `bp`.
@@ -292,15 +290,15 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
     for q in 0..kc % CH {
         step!(ac.add(q), bc.add(q * T::NR));
     }
-    store_tile(&acc, c, ldc, rows, cols, alpha, beta)
+    store_tile(&acc, c, ldc, rows, cols, ep)
 }
 
-/// Writes a tile's accumulators: `c = alpha·acc + beta·c` for the first `rows` rows and
-/// `cols` columns (`c` read only when `beta ≠ 0`).
+/// Writes a tile's accumulators: `c = alpha·acc + beta·c + bias` for the first `rows` rows
+/// and `cols` columns (see [`Epilogue`]).
 ///
 /// # Safety
 /// The CPU has AVX-512F; `c` is valid for `rows` rows of `cols` elements with row stride
-/// `ldc`.
+/// `ldc`; a bias holds `cols` elements.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn store_tile<T: Avx512Elem, const ROWS: usize, const V: usize>(
@@ -309,10 +307,17 @@ pub(super) unsafe fn store_tile<T: Avx512Elem, const ROWS: usize, const V: usize
     ldc: usize,
     rows: usize,
     cols: usize,
-    alpha: T,
-    beta: T,
+    ep: Epilogue<T>,
 ) {
-    let (alpha, beta_v) = (T::splat(alpha), T::splat(beta));
+    let (alpha, beta, beta_v, one) = (T::splat(ep.alpha), ep.beta, T::splat(ep.beta), T::splat(T::ONE));
+    let bias: [T::V; V] = std::array::from_fn(|v| {
+        let n = cols.saturating_sub(v * T::LANES).min(T::LANES);
+        if ep.bias.is_null() || n == 0 {
+            T::zero()
+        } else {
+            T::load_first(ep.bias.add(v * T::LANES), n)
+        }
+    });
     for (i, row) in acc.iter().enumerate().take(rows) {
         let ci = c.add(i * ldc);
         for (v, &r) in row.iter().enumerate() {
@@ -324,6 +329,9 @@ pub(super) unsafe fn store_tile<T: Avx512Elem, const ROWS: usize, const V: usize
             let mut out = T::mul(alpha, r);
             if beta != T::ZERO {
                 out = T::fma(beta_v, T::load_first(cv, n), out);
+            }
+            if !ep.bias.is_null() {
+                out = T::fma(one, bias[v], out);
             }
             T::store_first(cv, out, n);
         }

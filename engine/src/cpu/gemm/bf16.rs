@@ -15,7 +15,7 @@
 //! its products in reduction order whatever the tile's position or thread.
 
 use super::avx512::{store_tile, with_tile_size, MR};
-use super::blocked::Kernel;
+use super::blocked::{Epilogue, Kernel};
 use super::pack::Strided;
 use core::arch::x86_64::*;
 use half::bf16;
@@ -74,12 +74,11 @@ impl Kernel for Bf16Dot {
         ldc: usize,
         rows: usize,
         cols: usize,
-        alpha: f32,
-        beta: f32,
+        ep: Epilogue<f32>,
     ) {
         macro_rules! run {
             ($r:literal, $v:literal) => {
-                tile_of::<$r, $v>(kc, a, b, c, ldc, rows, cols, alpha, beta)
+                tile_of::<$r, $v>(kc, a, b, c, ldc, rows, cols, ep)
             };
         }
         with_tile_size!(rows, cols, LANES, run)
@@ -169,8 +168,7 @@ unsafe fn tile_of<const ROWS: usize, const V: usize>(
     ldc: usize,
     rows: usize,
     cols: usize,
-    alpha: f32,
-    beta: f32,
+    ep: Epilogue<f32>,
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; ROWS];
     for p in 0..kc.div_ceil(2) {
@@ -188,5 +186,5 @@ unsafe fn tile_of<const ROWS: usize, const V: usize>(
             }
         }
     }
-    store_tile::<f32, ROWS, V>(&acc, c, ldc, rows, cols, alpha, beta)
+    store_tile::<f32, ROWS, V>(&acc, c, ldc, rows, cols, ep)
 }

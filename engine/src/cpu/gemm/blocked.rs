@@ -58,12 +58,13 @@ pub(super) trait Kernel {
     /// # Safety
     /// Every element (p, j), p < depth, j < width, of `src` is readable.
     unsafe fn pack_b(src: Strided<Self::In>, depth: usize, width: usize, dst: &mut [Self::In]);
-    /// One tile, `c = alpha·a·b + beta·c` for `rows ≤ MR`, `cols ≤ NR` (`c` read only when
-    /// `beta ≠ 0`).
+    /// One tile, `c = alpha·a·b + beta·c (+ bias)` for `rows ≤ MR`, `cols ≤ NR` (see
+    /// [`Epilogue`]).
     ///
     /// # Safety
     /// The CPU has the kernel's features; `a` and `b` are packed panels of depth `kc`; `c`
-    /// is valid for `rows` rows of `cols` elements with row stride `ldc`.
+    /// is valid for `rows` rows of `cols` elements with row stride `ldc`; a bias holds `cols`
+    /// elements.
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         kc: usize,
@@ -74,9 +75,36 @@ pub(super) trait Kernel {
         ldc: usize,
         rows: usize,
         cols: usize,
-        alpha: Self::Out,
-        beta: Self::Out,
+        ep: Epilogue<Self::Out>,
     );
+}
+
+/// How a product's result is stored: `c = alpha·a·b + beta·c + bias`, `c` read only when
+/// `beta ≠ 0`, `bias` (null: none) a row added to every row of the output, rounded once
+/// more. With `beta = 0` that is, bit for bit, filling `c` with the bias rows and storing
+/// with `beta = 1`, without that pass over the output (a linear layer's bias).
+#[derive(Clone, Copy)]
+pub(super) struct Epilogue<T> {
+    pub alpha: T,
+    pub beta: T,
+    pub bias: *const T,
+}
+
+// SAFETY: the bias is only read, and outlives the product that reads it.
+unsafe impl<T: Sync> Send for Epilogue<T> {}
+unsafe impl<T: Sync> Sync for Epilogue<T> {}
+
+/// `c = a·b` in f32.
+pub(super) const PLAIN: Epilogue<f32> = Epilogue { alpha: 1.0, beta: 0.0, bias: std::ptr::null() };
+
+impl<T: Copy> Epilogue<T> {
+    /// The epilogue `cols` columns further right (the bias moves with them).
+    ///
+    /// # Safety
+    /// A bias holds at least `cols` elements.
+    unsafe fn right(self, cols: usize) -> Self {
+        Epilogue { bias: if self.bias.is_null() { self.bias } else { self.bias.add(cols) }, ..self }
+    }
 }
 
 /// Below this many multiply-adds a product runs on the calling thread: waking the other
@@ -143,37 +171,37 @@ fn block_size(n: usize, max: usize, unit: usize) -> usize {
     n.div_ceil(n.div_ceil(max)).next_multiple_of(unit)
 }
 
-/// `c = alpha·a·b + beta·c` for `a` `m × k`, `b` `k × n` and `c` row-major with row stride
-/// `ldc`; `m, n, k ≥ 1`.
+/// `c = alpha·a·b + beta·c (+ bias)` ([`Epilogue`]) for `a` `m × k`, `b` `k × n` and `c`
+/// row-major with row stride `ldc`; `m, n, k ≥ 1`.
 ///
 /// # Safety
 /// The CPU has the kernel's features; every element of the `m × k` view `a` and `k × n` view `b` is
-/// readable, and `c` is valid for `m` rows of `n` elements with row stride `ldc`.
+/// readable, `c` is valid for `m` rows of `n` elements with row stride `ldc`, and a bias holds
+/// `n` elements.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemm<K: Kernel>(
     m: usize,
     k: usize,
     n: usize,
-    alpha: K::Out,
     a: Strided<K::In>,
     b: Strided<K::In>,
-    beta: K::Out,
+    ep: Epilogue<K::Out>,
     c: *mut K::Out,
     ldc: usize,
 ) {
     let threads = rayon::current_num_threads();
     let cut = if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_MACS { Cut::choose::<K>(m, n, threads) } else { None };
     let Some(cut) = cut else {
-        return loop_nest::<K>(m, k, n, alpha, a, b, beta, c, ldc);
+        return loop_nest::<K>(m, k, n, a, b, ep, c, ldc);
     };
     let out = Out { ptr: c, ldc };
     let run_parts = move || {
         (0..cut.parts).into_par_iter().for_each(|t| {
             let (start, len) = cut.part(t);
             if cut.columns {
-                loop_nest::<K>(m, k, len, alpha, a, b.from(0, start), beta, out.at(0, start), out.ldc)
+                loop_nest::<K>(m, k, len, a, b.from(0, start), ep.right(start), out.at(0, start), out.ldc)
             } else {
-                loop_nest::<K>(len, k, n, alpha, a.from(start, 0), b, beta, out.at(start, 0), out.ldc)
+                loop_nest::<K>(len, k, n, a.from(start, 0), b, ep, out.at(start, 0), out.ldc)
             }
         })
     };
@@ -236,10 +264,9 @@ unsafe fn loop_nest<K: Kernel>(
     m: usize,
     k: usize,
     n: usize,
-    alpha: K::Out,
     a: Strided<K::In>,
     b: Strided<K::In>,
-    beta: K::Out,
+    ep: Epilogue<K::Out>,
     c: *mut K::Out,
     ldc: usize,
 ) {
@@ -256,7 +283,8 @@ unsafe fn loop_nest<K: Kernel>(
                 let nc = nc_max.min(n - j0);
                 for p0 in (0..k).step_by(kc_max) {
                     let kc = kc_max.min(k - p0);
-                    let beta = if p0 == 0 { beta } else { K::ONE };
+                    // Later reduction blocks add to what the first stored (its bias included).
+                    let block_ep = if p0 == 0 { ep } else { Epilogue { beta: K::ONE, bias: std::ptr::null(), ..ep } };
                     let b_panel_len = K::b_panel_len(kc);
                     let packed_b = &mut b_block[..nc.div_ceil(nr) * b_panel_len];
                     K::pack_b(b.from(p0, j0), kc, nc, packed_b);
@@ -270,7 +298,8 @@ unsafe fn loop_nest<K: Kernel>(
                             for (q, b_panel) in packed_b.chunks_exact(b_panel_len).enumerate() {
                                 let j = j0 + q * nr;
                                 let (h, w) = (mr.min(m - i), nr.min(n - j));
-                                K::tile(kc, a_layout, a_panel.as_ptr(), b_panel.as_ptr(), out.at(i, j), out.ldc, h, w, alpha, beta);
+                                let tile_ep = block_ep.right(j);
+                                K::tile(kc, a_layout, a_panel.as_ptr(), b_panel.as_ptr(), out.at(i, j), out.ldc, h, w, tile_ep);
                             }
                         }
                     }

@@ -120,7 +120,7 @@ pub trait Gemm: FloatElem {
         ldc: usize,
     ) {
         // SAFETY: `c` is an initialized slice of its own length.
-        unsafe { Self::gemm_raw(isa, m, k, n, alpha, a, b, beta, c.as_mut_ptr(), c.len(), ldc) }
+        unsafe { Self::gemm_raw(isa, m, k, n, alpha, a, b, beta, None, c.as_mut_ptr(), c.len(), ldc) }
     }
 
     /// `c = alpha · a·b` into memory that need not be initialized: every element of the
@@ -131,13 +131,56 @@ pub trait Gemm: FloatElem {
     fn gemm_uninit(m: usize, k: usize, n: usize, alpha: Self, a: MatRef<Self>, b: MatRef<Self>, c: &mut [MaybeUninit<Self>], ldc: usize) {
         // SAFETY: with beta zero no implementation reads `c` (matrixmultiply documents it;
         // ours stores without loading), and `c` is a slice of its own length.
-        unsafe { Self::gemm_raw(GemmIsa::selected(), m, k, n, alpha, a, b, Self::zero(), c.as_mut_ptr().cast(), c.len(), ldc) }
+        unsafe { Self::gemm_raw(GemmIsa::selected(), m, k, n, alpha, a, b, Self::zero(), None, c.as_mut_ptr().cast(), c.len(), ldc) }
     }
 
-    /// The shared body of the entry points above.
+    /// `c = a·b + bias`, `bias` (`n` long) added to every row, into memory that need not be
+    /// initialized (PyTorch's `addmm` for a linear layer). The AVX-512 GEMM adds the bias as
+    /// it stores each tile, which the portable one does by filling `c` with the bias rows
+    /// first; both round as `c = bias` then `c += a·b`, bit for bit.
+    ///
+    /// # Panics
+    /// If `bias` is shorter than `n` (an internal invariant: callers check shapes first).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_bias_uninit(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<Self>,
+        b: MatRef<Self>,
+        bias: &[Self],
+        c: &mut [MaybeUninit<Self>],
+        ldc: usize,
+    ) {
+        Self::gemm_bias_with(GemmIsa::selected(), m, k, n, a, b, bias, c, ldc)
+    }
+
+    /// [`Gemm::gemm_bias_uninit`] with the implementation `isa` (or the best one below it
+    /// that this CPU runs), for tests and benchmarks.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_bias_with(
+        isa: GemmIsa,
+        m: usize,
+        k: usize,
+        n: usize,
+        a: MatRef<Self>,
+        b: MatRef<Self>,
+        bias: &[Self],
+        c: &mut [MaybeUninit<Self>],
+        ldc: usize,
+    ) {
+        assert!(bias.len() >= n, "gemm: bias of {} for {n} columns", bias.len());
+        // SAFETY: with beta zero `c` is only written (the bias fill, where there is one,
+        // writes before the product reads), and `c` is a slice of its own length.
+        unsafe { Self::gemm_raw(isa, m, k, n, Self::one(), a, b, Self::zero(), Some(bias), c.as_mut_ptr().cast(), c.len(), ldc) }
+    }
+
+    /// The shared body of the entry points above: `c = alpha·a·b + beta·c (+ bias)`, a bias
+    /// only with `beta = 0`.
     ///
     /// # Safety
-    /// `c` is valid for writes of `c_len` elements, and initialized unless `beta` is zero.
+    /// `c` is valid for writes of `c_len` elements, and initialized unless `beta` is zero; a
+    /// bias holds at least `n` elements.
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_raw(
         isa: GemmIsa,
@@ -148,6 +191,7 @@ pub trait Gemm: FloatElem {
         a: MatRef<Self>,
         b: MatRef<Self>,
         beta: Self,
+        bias: Option<&[Self]>,
         c: *mut Self,
         c_len: usize,
         ldc: usize,
@@ -219,19 +263,36 @@ macro_rules! impl_gemm {
                 a: MatRef<Self>,
                 b: MatRef<Self>,
                 beta: Self,
+                bias: Option<&[Self]>,
                 c: *mut Self,
                 c_len: usize,
                 ldc: usize,
             ) {
+                debug_assert!(bias.is_none() || beta == 0.0, "gemm: a bias only with beta = 0");
+                let isa = isa.or_below();
+                let mut beta = beta;
+                // Without the AVX-512 epilogue (or with nothing to multiply) the bias is the
+                // output's starting value.
+                if let Some(bias) = bias.filter(|_| isa != GemmIsa::Avx512 || k == 0) {
+                    assert!(m == 0 || c_len >= (m - 1) * ldc + n, "gemm: output too small");
+                    for i in 0..m {
+                        std::ptr::copy_nonoverlapping(bias.as_ptr(), c.add(i * ldc), n);
+                    }
+                    beta = 1.0;
+                }
                 if !needs_product(m, k, n, &a, &b, beta, c, c_len, ldc) {
                     return;
                 }
                 // SAFETY (both arms): both views were checked to lie inside their slices, and
                 // `c` holds the m×n output with row stride ldc.
-                match isa.or_below() {
+                match isa {
                     // SAFETY: or_below only returns Avx512 on CPUs with AVX-512F.
                     #[cfg(target_arch = "x86_64")]
-                    GemmIsa::Avx512 => blocked::gemm::<avx512::Fma<$t>>(m, k, n, alpha, a.strided(), b.strided(), beta, c, ldc),
+                    GemmIsa::Avx512 => {
+                        let bias = if beta == 0.0 { bias.map_or(std::ptr::null(), |b| b.as_ptr()) } else { std::ptr::null() };
+                        let ep = blocked::Epilogue { alpha, beta, bias };
+                        blocked::gemm::<avx512::Fma<$t>>(m, k, n, a.strided(), b.strided(), ep, c, ldc)
+                    }
                     _ => {
                         let (pa, pb) = (a.data.as_ptr().offset(a.offset), b.data.as_ptr().offset(b.offset));
                         $portable(m, k, n, alpha, pa, a.rs, a.cs, pb, b.rs, b.cs, beta, c, ldc as isize, 1)
@@ -349,8 +410,8 @@ pub fn gemm_bf16_on(
     // with row stride ldc, and bf16_gemm_available checked the CPU's features.
     unsafe {
         match kernel {
-            Bf16Kernel::Amx => blocked::gemm::<amx::AmxBf16>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c, ldc),
-            Bf16Kernel::Dot => blocked::gemm::<bf16::Bf16Dot>(m, k, n, 1.0, a.strided(), b.strided(), 0.0, c, ldc),
+            Bf16Kernel::Amx => blocked::gemm::<amx::AmxBf16>(m, k, n, a.strided(), b.strided(), blocked::PLAIN, c, ldc),
+            Bf16Kernel::Dot => blocked::gemm::<bf16::Bf16Dot>(m, k, n, a.strided(), b.strided(), blocked::PLAIN, c, ldc),
         }
     }
     true
