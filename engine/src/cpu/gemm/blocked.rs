@@ -10,9 +10,10 @@
 //!
 //! Threads: the output is cut once into one part per thread (rows, or columns where there
 //! are too few rows; see [`Cut::choose`]) and each part runs the whole loop nest on its own,
-//! with its own packing buffers: one fork-join per product. The earlier design shared each packed `b`
-//! block between the threads, which took two fork-joins per block (18 for a 192 × 3136 × 192
-//! weight gradient) and measured 8–40% slower on two cores (see BENCHMARKS, "GEMM threads").
+//! with its own packing buffers: one fork-join per product. The earlier design shared each
+//! packed `b` block between the threads, which took two fork-joins per block (18 for a
+//! 192 × 3136 × 192 weight gradient); the cut runs 1.1–1.5× faster on two cores (BENCHMARKS,
+//! thirteenth session, "GEMM threads").
 //!
 //! Determinism: the reduction is blocked by `k` alone and a tile's result does not depend on
 //! where the tile sits, so each element of `c` sees the same sequence of FMAs and stores
