@@ -30,7 +30,7 @@ enum Work {
 /// One timed case. Training cases (forward + backward) also report their peak memory
 /// (`--peak KEY`).
 struct Case {
-    key: &'static str,
+    key: String,
     op: &'static str,
     shape: String,
     work: Work,
@@ -66,7 +66,7 @@ fn training_cases(g: &mut Generator, out: &mut Vec<Case>) {
         let y = labels.clone();
         let macs = batch * (784 * 512 + 512 * 512 + 512 * 10);
         out.push(Case {
-            key: "mlp_784_512_512_10_fwd_bwd",
+            key: "mlp_784_512_512_10_fwd_bwd".into(),
             op: "MLP fwd+bwd f32",
             shape: "batch 256, 784-512-512-10".into(),
             work: Work::Flops(3.0 * 2.0 * macs as f64),
@@ -94,7 +94,7 @@ fn training_cases(g: &mut Generator, out: &mut Vec<Case>) {
         let y = labels;
         let macs = batch * (32 * 9 * 784 + 64 * 288 * 196 + 3136 * 10);
         out.push(Case {
-            key: "convnet_b256_1x28x28_fwd_bwd",
+            key: "convnet_b256_1x28x28_fwd_bwd".into(),
             op: "conv net fwd+bwd f32",
             shape: "batch 256, 1x28x28, conv32-pool-conv64-pool-fc10".into(),
             work: Work::Flops(3.0 * 2.0 * macs as f64),
@@ -138,7 +138,7 @@ fn cases() -> Vec<Case> {
     for (key, n) in [("matmul_256", 256usize), ("matmul_512", 512), ("matmul_1024", 1024)] {
         let (a, b) = (randn(&mut g, &[n, n]), randn(&mut g, &[n, n]));
         out.push(Case {
-            key,
+            key: key.into(),
             op: "matmul f32",
             shape: format!("{n}x{n} @ {n}x{n}"),
             work: Work::Flops(2.0 * (n * n * n) as f64),
@@ -151,7 +151,7 @@ fn cases() -> Vec<Case> {
         let (n, cin, h, w, cout, k) = (64usize, 64usize, 32usize, 32usize, 64usize, 3usize);
         let (x, wt, bias) = (randn(&mut g, &[n, cin, h, w]), randn(&mut g, &[cout, cin, k, k]), randn(&mut g, &[cout]));
         out.push(Case {
-            key: "conv2d_64x64x32x32_k3",
+            key: "conv2d_64x64x32x32_k3".into(),
             op: "conv2d f32 fwd",
             shape: format!("[{n},{cin},{h},{w}] * [{cout},{cin},{k},{k}], pad 1"),
             work: Work::Flops(2.0 * (n * cout * h * w * cin * k * k) as f64),
@@ -160,10 +160,11 @@ fn cases() -> Vec<Case> {
             }),
         });
     }
+    resnet18_conv_cases(&mut g, &mut out);
     {
         let x = randn(&mut g, &[4096, 1024]);
         out.push(Case {
-            key: "softmax_4096x1024",
+            key: "softmax_4096x1024".into(),
             op: "softmax f32 (last axis)",
             shape: "[4096,1024]".into(),
             work: Work::Bytes(2.0 * 4.0 * x.numel() as f64),
@@ -175,7 +176,7 @@ fn cases() -> Vec<Case> {
     {
         let (x, row) = (randn(&mut g, &[256, 1024]), randn(&mut g, &[1024]));
         out.push(Case {
-            key: "add_256x1024_1024",
+            key: "add_256x1024_1024".into(),
             op: "broadcast add f32",
             shape: "[256,1024] + [1024]".into(),
             work: Work::Bytes(4.0 * (2 * x.numel() + row.numel()) as f64),
@@ -185,6 +186,62 @@ fn cases() -> Vec<Case> {
         });
     }
     out
+}
+
+/// The convolutions of ResNet-18 with the CIFAR stem (batch 64, 3×32×32 inputs): the 3×3 conv
+/// of each stage, the stride-2 entry of stage 2 and its 1×1 downsample, each forward, input
+/// gradient (`dx`) and weight gradient (`dw`). Stages 3 and 4 have 8×8 and 4×4 images, so
+/// few output pixels per sample share each weight: how a kernel batches samples shows here.
+fn resnet18_conv_cases(g: &mut Generator, out: &mut Vec<Case>) {
+    let n = 64usize;
+    // (input channels, size, output channels, kernel, stride, padding)
+    let shapes = [
+        (64usize, 32usize, 64usize, 3usize, 1usize, 1usize),
+        (64, 32, 128, 3, 2, 1),
+        (64, 32, 128, 1, 2, 0),
+        (128, 16, 128, 3, 1, 1),
+        (256, 8, 256, 3, 1, 1),
+        (512, 4, 512, 3, 1, 1),
+    ];
+    for (cin, hw, cout, k, s, p) in shapes {
+        let x = randn(g, &[n, cin, hw, hw]);
+        let wt = randn(g, &[cout, cin, k, k]);
+        let oh = (hw + 2 * p - k) / s + 1;
+        let gy = randn(g, &[n, cout, oh, oh]);
+        let flops = 2.0 * (n * cout * oh * oh * cin * k * k) as f64;
+        let name = format!("{cin}x{hw}_k{cout}x{k}_s{s}");
+        let shape = format!("[{n},{cin},{hw},{hw}] * [{cout},{cin},{k},{k}], stride {s}, pad {p}");
+        let (xa, wa) = (x.clone(), wt.clone());
+        out.push(Case {
+            key: format!("r18conv_fwd_{name}"),
+            op: "conv2d f32 fwd",
+            shape: shape.clone(),
+            work: Work::Flops(flops),
+            run: Box::new(move || {
+                black_box(xa.conv2d(&wa, None, (s, s), (p, p), (1, 1), 1).expect("conv2d"));
+            }),
+        });
+        let (ga, wa, xs) = (gy.clone(), wt.clone(), x.shape().to_vec());
+        out.push(Case {
+            key: format!("r18conv_dx_{name}"),
+            op: "conv2d f32 input grad",
+            shape: shape.clone(),
+            work: Work::Flops(flops),
+            run: Box::new(move || {
+                black_box(ga.conv2d_backward_input(&wa, &xs, (s, s), (p, p), (1, 1), 1).expect("dx"));
+            }),
+        });
+        let ws = wt.shape().to_vec();
+        out.push(Case {
+            key: format!("r18conv_dw_{name}"),
+            op: "conv2d f32 weight grad",
+            shape,
+            work: Work::Flops(flops),
+            run: Box::new(move || {
+                black_box(gy.conv2d_backward_weight(&x, &ws, (s, s), (p, p), (1, 1), 1).expect("dw"));
+            }),
+        });
+    }
 }
 
 /// Median and minimum seconds per call, by the protocol in the file comment.

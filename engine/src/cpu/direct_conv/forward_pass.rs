@@ -5,11 +5,12 @@ use super::*;
 
 // ---- forward ----------------------------------------------------------------------------
 
-/// What every sample of a forward pass shares.
+/// What every task of a forward pass shares.
 struct FwdPlan<T> {
-    /// Padded input plane: `hp × wp`, with the image at (ph, pw).
+    /// Padded input plane: `hp × wp`, with the image at (ph, pw); a padded sample.
     hp: usize,
     wp: usize,
+    pad_len: usize,
     /// Groups, input channels and output channels per group, channel blocks per group.
     groups: usize,
     cg: usize,
@@ -17,8 +18,10 @@ struct FwdPlan<T> {
     ncb: usize,
     /// Reduction offsets of (ci, i, j) relative to a pixel's window corner, in one group.
     offs: Offsets,
-    /// Window corner of each output pixel in the padded image.
-    pix: Vec<usize>,
+    /// For the output pixels of a full task's samples in order: the window corner in the
+    /// task's padded samples (laid end to end), and the pixel's place in the task's output.
+    rows: Vec<usize>,
+    outs: Vec<usize>,
     /// Weights packed per (group, channel block) as `[k][NR]`, zero past the channels.
     wpk: Vec<T>,
 }
@@ -41,7 +44,10 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
     let (cg, mg) = (g.channels / groups, m / groups);
     let kg = cg * g.kh * g.kw;
     let (hp, wp) = padded_dims(g);
+    let pad_len = g.channels * hp * wp;
     let (offs, pix) = window_offsets(g, cg, hp, wp);
+    let per_task = samples_per_task(l, n);
+    let (rows, outs) = repeat_per_sample(&pix, &(0..l).collect::<Vec<_>>(), per_task, pad_len, m * l);
     let ncb = mg.div_ceil(NR);
     let mut wpk = vec![T::zero(); groups * ncb * kg * NR];
     for grp in 0..groups {
@@ -55,11 +61,11 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
             }
         }
     }
-    let plan = FwdPlan { hp, wp, groups, cg, mg, ncb, offs, pix, wpk };
+    let plan = FwdPlan { hp, wp, pad_len, groups, cg, mg, ncb, offs, rows, outs, wpk };
     let img = g.image_len();
-    collect_samples(n, m * l, m * kg * l, g.channels * hp * wp, |s, y, pad| {
-        let xs = &x[s * img..(s + 1) * img];
-        run_on_isa!(isa, forward_sample::<T, MR, NR>(
+    collect_samples(n, m * l, per_task, m * kg * l, pad_len, |s0, y, pad| {
+        let xs = &x[s0 * img..];
+        run_on_isa!(isa, forward_task::<T, MR, NR>(
             p: &FwdPlan<T> = &plan,
             g: &ConvGeom = g,
             xs: &[T] = xs,
@@ -70,11 +76,11 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
     })
 }
 
-/// One sample of the forward pass. Writes every element of `y` (`m × l`): each group, each
-/// channel block's `min(NR, mg − cb·NR)` channels, each pixel tile's `min(MR, l − p0)`
-/// pixels.
+/// One task of the forward pass: the samples whose outputs make up `y` (`m × l` each), the
+/// first of them at the start of `xs`. Writes every element of `y`: each group, each channel
+/// block's `min(NR, mg − cb·NR)` channels, every output pixel of every sample (the rows).
 #[inline(always)]
-fn forward_sample<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
+fn forward_task<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
     p: &FwdPlan<T>,
     g: &ConvGeom,
     xs: &[T],
@@ -82,10 +88,16 @@ fn forward_sample<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool
     y: &mut [MaybeUninit<T>],
     pad: &mut [T],
 ) {
-    let (plane, l, kg) = (p.hp * p.wp, p.pix.len(), p.offs.v.len());
-    pad_image(xs, (g.channels, g.h, g.w), pad, (p.hp, p.wp), (g.ph, g.pw));
+    let (plane, img, kg) = (p.hp * p.wp, g.image_len(), p.offs.v.len());
+    let per_sample = p.groups * p.mg * g.col_len();
+    let samples = y.len() / per_sample;
+    for b in 0..samples {
+        let dst = &mut pad[b * p.pad_len..][..p.pad_len];
+        pad_image(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
+    }
+    let rows = samples * g.col_len();
+    let (task_rows, outs) = (&p.rows[..rows], &p.outs[..rows]);
     for grp in 0..p.groups {
-        let gbase = grp * p.cg * plane;
         for cb in 0..p.ncb {
             let co0 = grp * p.mg + cb * NR;
             let cn = NR.min(p.mg - cb * NR);
@@ -94,17 +106,8 @@ fn forward_sample<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool
             if let Some(b) = bias {
                 init[..cn].copy_from_slice(&b[co0..co0 + cn]);
             }
-            for p0 in (0..l).step_by(MR) {
-                let rows: [usize; MR] = std::array::from_fn(|r| gbase + p.pix[(p0 + r).min(l - 1)]);
-                let mut acc = [init; MR];
-                tile::<T, MR, NR, FMA>(pad, &rows, &p.offs, 0..kg, wv, &mut acc);
-                let pn = MR.min(l - p0);
-                for c in 0..cn {
-                    for (r, o) in y[(co0 + c) * l + p0..][..pn].iter_mut().enumerate() {
-                        o.write(acc[r][c]);
-                    }
-                }
-            }
+            let gbase = grp * p.cg * plane;
+            tiles_to_output::<T, MR, NR, FMA>(pad, gbase, task_rows, outs, &p.offs, wv, &init, (co0, cn, g.col_len()), y);
         }
     }
 }

@@ -8,10 +8,13 @@ use super::*;
 /// One stride phase of the input gradient: the input pixels (y, x) with y ≡ ry (mod sh) and
 /// x ≡ rx (mod sw), and the taps that reach them.
 struct Phase {
-    /// Offset of each pixel's window corner in the padded output gradient, and the pixel's
-    /// position in an input plane.
+    /// For the phase's pixels of a full task's samples in order: the offset of each pixel's
+    /// window corner in the task's padded output gradients (laid end to end), and the
+    /// pixel's place in the task's input gradient (channel 0).
     rows: Vec<usize>,
     outs: Vec<usize>,
+    /// The phase's pixels per sample.
+    count: usize,
     /// (output channel, tap) offsets relative to the window corner, in one group.
     offs: Offsets,
     /// Where this phase's packed weights start in `BwdPlan::wpk`: per (group, channel
@@ -93,6 +96,9 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     let (tx, wq) = axis_padding(&ax, g.ow);
     let plane = hq * wq;
     let ncb = cg.div_ceil(NR);
+    // Tasks take several samples when a phase has few pixels (see `samples_per_task`).
+    let smallest_phase = ay.iter().flat_map(|(ny, _)| ax.iter().map(move |(nx, _)| ny * nx)).filter(|&c| c > 0).min().unwrap_or(1);
+    let per_task = samples_per_task(smallest_phase, n);
     let mut phases = Vec::with_capacity(g.sh * g.sw);
     let mut wpk = Vec::new();
     for (ry, (ny, ti)) in ay.iter().enumerate() {
@@ -135,14 +141,16 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
                     }
                 }
             }
-            phases.push(Phase { rows, outs, offs: Offsets::new(offs), wstart });
+            let count = rows.len();
+            let (rows, outs) = repeat_per_sample(&rows, &outs, per_task, m * plane, img);
+            phases.push(Phase { rows, outs, count, offs: Offsets::new(offs), wstart });
         }
     }
-    let zero_phases = phases.iter().any(|ph| !ph.rows.is_empty() && ph.offs.v.is_empty());
+    let zero_phases = phases.iter().any(|ph| ph.count > 0 && ph.offs.v.is_empty());
     let plan = BwdPlan { hq, wq, ty, tx, groups, cg, mg, ncb, phases, zero_phases, wpk };
-    collect_samples(n, img, m * kg * l, m * plane, |s, dx, pad| {
-        let dys = &dy[s * m * l..(s + 1) * m * l];
-        run_on_isa!(isa, backward_input_sample::<T, MR, NR>(
+    collect_samples(n, img, per_task, m * kg * l, m * plane, |s0, dx, pad| {
+        let dys = &dy[s0 * m * l..];
+        run_on_isa!(isa, backward_input_task::<T, MR, NR>(
             p: &BwdPlan<T> = &plan,
             g: &ConvGeom = g,
             m: usize = m,
@@ -153,12 +161,13 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     })
 }
 
-/// One sample of the input gradient. Writes every element of `dx` (`C × h × w`): the
-/// phases partition the pixels of a plane (`y mod sh`, `x mod sw`), and each group's
-/// channel blocks cover its `cg` channels; phases without taps are zero, written up front
-/// by one fill of the whole sample.
+/// One task of the input gradient: the samples whose gradients make up `dx` (`C × h × w`
+/// each), the first of their output gradients at the start of `dys`. Writes every element
+/// of `dx`: the phases partition the pixels of a plane (`y mod sh`, `x mod sw`), and each
+/// group's channel blocks cover its `cg` channels; phases without taps are zero, written up
+/// front by one fill of the whole task.
 #[inline(always)]
-fn backward_input_sample<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
+fn backward_input_task<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
     p: &BwdPlan<T>,
     g: &ConvGeom,
     m: usize,
@@ -167,46 +176,32 @@ fn backward_input_sample<T: ConvElem, const MR: usize, const NR: usize, const FM
     pad: &mut [T],
 ) {
     let plane = p.hq * p.wq;
-    let hw = g.h * g.w;
-    pad_image(dys, (m, g.oh, g.ow), pad, (p.hq, p.wq), (p.ty, p.tx));
+    let (hw, l) = (g.h * g.w, g.col_len());
+    let samples = dx.len() / g.image_len();
+    for b in 0..samples {
+        let dst = &mut pad[b * m * plane..][..m * plane];
+        pad_image(&dys[b * m * l..][..m * l], (m, g.oh, g.ow), dst, (p.hq, p.wq), (p.ty, p.tx));
+    }
     if p.zero_phases {
         for o in dx.iter_mut() {
             o.write(T::zero());
         }
     }
+    let zero = [T::zero(); NR];
     for ph in &p.phases {
-        let (np, kp) = (ph.rows.len(), ph.offs.v.len());
-        if np == 0 || (kp == 0 && p.zero_phases) {
+        let kp = ph.offs.v.len();
+        if ph.count == 0 || (kp == 0 && p.zero_phases) {
             continue;
         }
+        let rows = samples * ph.count;
+        let (task_rows, outs) = (&ph.rows[..rows], &ph.outs[..rows]);
         for grp in 0..p.groups {
             let gbase = grp * p.mg * plane;
             for cb in 0..p.ncb {
                 let ci0 = grp * p.cg + cb * NR;
                 let cn = NR.min(p.cg - cb * NR);
                 let wv = &p.wpk[ph.wstart + (grp * p.ncb + cb) * kp * NR..][..kp * NR];
-                for p0 in (0..np).step_by(MR) {
-                    let rows: [usize; MR] = std::array::from_fn(|r| gbase + ph.rows[(p0 + r).min(np - 1)]);
-                    let mut acc = [[T::zero(); NR]; MR];
-                    tile::<T, MR, NR, FMA>(pad, &rows, &ph.offs, 0..kp, wv, &mut acc);
-                    let pn = MR.min(np - p0);
-                    let outs = &ph.outs[p0..p0 + pn];
-                    if outs[pn - 1] - outs[0] == pn - 1 {
-                        // The tile's pixels are adjacent in the image (always at stride 1).
-                        for c in 0..cn {
-                            for (r, o) in dx[(ci0 + c) * hw + outs[0]..][..pn].iter_mut().enumerate() {
-                                o.write(acc[r][c]);
-                            }
-                        }
-                    } else {
-                        for c in 0..cn {
-                            let out = &mut dx[(ci0 + c) * hw..][..hw];
-                            for (r, &q) in outs.iter().enumerate() {
-                                out[q].write(acc[r][c]);
-                            }
-                        }
-                    }
-                }
+                tiles_to_output::<T, MR, NR, FMA>(pad, gbase, task_rows, outs, &ph.offs, wv, &zero, (ci0, cn, hw), dx);
             }
         }
     }

@@ -87,13 +87,13 @@ macro_rules! run_on_isa {
 
 mod forward_pass;
 mod input_grad;
-#[cfg(test)]
-mod tests;
 mod weight_grad;
 
 use forward_pass::forward;
 use input_grad::backward_input;
 use weight_grad::backward_weight;
+#[cfg(test)]
+use weight_grad::backward_weight_with;
 
 /// Element types with direct convolution kernels. With `x` a batch `[n, C, h, w]` (`C` is
 /// `g.channels`), `w` a weight `[m, C/groups · kh · kw]` and `dy` an output gradient
@@ -172,16 +172,9 @@ impl_conv_elem!(f64, f64_kernels, avx2: (6, 8), avx512: (6, 16));
 
 /// Below this many multiply-adds a batch runs on the calling thread.
 const PAR_MIN_FLOPS: usize = 1 << 18;
-/// The weight gradient sums the batch in at most this many chunks (fixed by the shapes).
-const WGRAD_MAX_CHUNKS: usize = 8;
-/// ... and keeps at most this many partial-sum elements alive.
-const WGRAD_MAX_PARTIAL: usize = 1 << 24;
-/// The weight gradient reduces over several samples at once: at least this many output
-/// pixels per microkernel call ...
-const WGRAD_MIN_PIXELS: usize = 512;
-/// ... as long as the padded inputs and gradients of those samples stay this small
-/// (elements), so that they are reused from cache across the tiles.
-const WGRAD_MAX_BATCH_ELEMS: usize = 96 * 1024;
+/// A forward or input-gradient task takes several samples when one has fewer rows than this
+/// (see [`samples_per_task`]).
+const MIN_TASK_ROWS: usize = 128;
 
 /// The instruction set the hot loops run with, best first (the order is what `<` compares).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -320,13 +313,27 @@ fn pad_image<T: ConvElem>(
     }
 }
 
-/// Runs `f(sample, out, scratch)` for every `per`-sized chunk of a new `n·per` buffer, in
-/// parallel when the batch is large, and returns the buffer. `scratch` is a buffer of
-/// `scratch_len` elements, zeroed once per worker and reused across its samples (see
-/// [`pad_image`]). `f` must write every element of its `out`.
+/// How many consecutive samples one task of a forward or input-gradient pass takes. A task
+/// streams each channel block's packed weights once over all its rows (output or input
+/// pixels), so a sample with few pixels — a 4×4 image in ResNet-18's last stage has 16 —
+/// would read the whole weight once per 16 rows; a task takes enough samples to reach
+/// [`MIN_TASK_ROWS`] rows, but no more than leaves each worker a few tasks. Each output
+/// element is still one tile's full reduction, so the count changes no result.
+fn samples_per_task(rows_per_sample: usize, n: usize) -> usize {
+    let wanted = MIN_TASK_ROWS.div_ceil(rows_per_sample.max(1));
+    let spread = n.div_ceil(4 * rayon::current_num_threads());
+    wanted.min(spread).max(1)
+}
+
+/// Runs `f(first_sample, out, scratch)` for every task of `per_task` consecutive samples
+/// (the last may have fewer) of a new `n·per` buffer, whose `out` is the tasks' samples'
+/// `per`-sized outputs, in parallel when the batch is large, and returns the buffer.
+/// `scratch` is a buffer of `per_task · scratch_len` elements, zeroed once per worker and
+/// reused across its tasks (see [`pad_image`]). `f` must write every element of its `out`.
 fn collect_samples<T: ConvElem>(
     n: usize,
     per: usize,
+    per_task: usize,
     flops_per_sample: usize,
     scratch_len: usize,
     f: impl Fn(usize, &mut [MaybeUninit<T>], &mut [T]) + Sync,
@@ -335,20 +342,70 @@ fn collect_samples<T: ConvElem>(
     let mut out: Vec<T> = Vec::with_capacity(total);
     if per > 0 {
         let spare = &mut out.spare_capacity_mut()[..total];
-        if n > 1 && n.saturating_mul(flops_per_sample) >= PAR_MIN_FLOPS {
-            spare.par_chunks_mut(per).enumerate().for_each_init(|| vec![T::zero(); scratch_len], |buf, (s, o)| f(s, o, buf));
+        let (chunk, scratch) = (per * per_task, per_task * scratch_len);
+        if n > per_task && n.saturating_mul(flops_per_sample) >= PAR_MIN_FLOPS {
+            spare.par_chunks_mut(chunk).enumerate().for_each_init(|| vec![T::zero(); scratch], |buf, (t, o)| f(t * per_task, o, buf));
         } else {
-            let mut buf = vec![T::zero(); scratch_len];
-            for (s, o) in spare.chunks_mut(per).enumerate() {
-                f(s, o, &mut buf);
+            let mut buf = vec![T::zero(); scratch];
+            for (t, o) in spare.chunks_mut(chunk).enumerate() {
+                f(t * per_task, o, &mut buf);
             }
         }
     }
-    // SAFETY: the capacity is `total`, and every `per`-chunk of the first `total` elements
-    // was handed to `f`, which writes all of its elements (each kernel below documents how
-    // its writes cover its output); with per == 0, total == 0.
+    // SAFETY: the capacity is `total`, and every chunk of the first `total` elements was
+    // handed to `f`, which writes all of its elements (each kernel below documents how its
+    // writes cover its output); with per == 0, total == 0.
     unsafe { out.set_len(total) };
     out
+}
+
+/// One channel block of a forward or input-gradient task: runs the microkernel over `rows`
+/// (`MR` at a time; each an offset into `src`, to which `base` is added) with the packed
+/// `vecs`, every accumulator starting at `init`, and writes row `i`'s result for channel
+/// `c < cn` to `out[outs[i] + (ch0 + c)·stride]`. `outs` must increase.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tiles_to_output<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
+    src: &[T],
+    base: usize,
+    rows: &[usize],
+    outs: &[usize],
+    offs: &Offsets,
+    vecs: &[T],
+    init: &[T; NR],
+    (ch0, cn, stride): (usize, usize, usize),
+    out: &mut [MaybeUninit<T>],
+) {
+    let np = rows.len();
+    for p0 in (0..np).step_by(MR) {
+        let tile_rows: [usize; MR] = std::array::from_fn(|r| base + rows[(p0 + r).min(np - 1)]);
+        let mut acc = [*init; MR];
+        tile::<T, MR, NR, FMA>(src, &tile_rows, offs, 0..offs.v.len(), vecs, &mut acc);
+        let pn = MR.min(np - p0);
+        let outs = &outs[p0..p0 + pn];
+        if outs[pn - 1] - outs[0] == pn - 1 {
+            // The tile's rows are adjacent in the output (always within a sample at stride 1).
+            for c in 0..cn {
+                for (r, o) in out[outs[0] + (ch0 + c) * stride..][..pn].iter_mut().enumerate() {
+                    o.write(acc[r][c]);
+                }
+            }
+        } else {
+            for c in 0..cn {
+                for (r, &q) in outs.iter().enumerate() {
+                    out[q + (ch0 + c) * stride].write(acc[r][c]);
+                }
+            }
+        }
+    }
+}
+
+/// `(rows, outs)` of [`tiles_to_output`] for `samples` consecutive samples: the per-sample
+/// `rows` and `outs` repeated, sample `b`'s shifted by `b·row_step` and `b·out_step`.
+fn repeat_per_sample(rows: &[usize], outs: &[usize], samples: usize, row_step: usize, out_step: usize) -> (Vec<usize>, Vec<usize>) {
+    let rows = (0..samples).flat_map(|b| rows.iter().map(move |&r| b * row_step + r)).collect();
+    let outs = (0..samples).flat_map(|b| outs.iter().map(move |&o| b * out_step + o)).collect();
+    (rows, outs)
 }
 
 /// The window-corner offsets of the output pixels and the (channel, tap) offsets, for a
@@ -375,3 +432,7 @@ fn window_offsets(g: &ConvGeom, cg: usize, hp: usize, wp: usize) -> (Offsets, Ve
 fn padded_dims(g: &ConvGeom) -> (usize, usize) {
     ((g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1)
 }
+
+// After the macros, which the tests use.
+#[cfg(test)]
+mod tests;

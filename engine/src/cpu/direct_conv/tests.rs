@@ -170,3 +170,73 @@ fn narrow_resnet_shapes_match_naive_convolution() {
         close(&f64s(&f32::conv_backward_weight(&dy32, &x32, n, m, 1, &g)), &dwt, 1e-3, &what);
     }
 }
+
+#[test]
+fn tasks_of_several_samples_match_one_sample_at_a_time() {
+    // 4×4 and 3×3 images (ResNet-18's last stage, a stride-2 input gradient with 2×2 phases)
+    // make tasks of several samples; one sample at a time must give the same bits.
+    let mut rng = Rng(11);
+    for (c, hw, m, k, s, p) in [(40, 4, 36, 3, 1, 1), (20, 6, 24, 3, 2, 1), (8, 3, 40, 1, 1, 0)] {
+        let o = (hw + 2 * p - k) / s + 1;
+        let g = ConvGeom { channels: c, h: hw, w: hw, kh: k, kw: k, sh: s, sw: s, ph: p, pw: p, dh: 1, dw: 1, oh: o, ow: o };
+        let n = 27;
+        let x: Vec<f32> = rng.vec(n * g.image_len()).iter().map(|&v| v as f32).collect();
+        let wt: Vec<f32> = rng.vec(m * c * k * k).iter().map(|&v| v as f32).collect();
+        let dy: Vec<f32> = rng.vec(n * m * o * o).iter().map(|&v| v as f32).collect();
+        let bias: Vec<f32> = rng.vec(m).iter().map(|&v| v as f32).collect();
+        // One worker: several samples per task (6 here, the last task 3).
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        assert!(pool.install(|| samples_per_task(o * o / (s * s), n)) > 1, "the shape must make multi-sample tasks");
+        for isa in Isa::available() {
+            let (y, dx) = pool.install(|| {
+                (f32_kernels::forward(isa, &x, n, &wt, m, 1, &g, Some(&bias)), f32_kernels::backward_input(isa, &dy, n, &wt, m, 1, &g))
+            });
+            for b in 0..n {
+                let xs = &x[b * g.image_len()..][..g.image_len()];
+                let dys = &dy[b * m * o * o..][..m * o * o];
+                let y1 = f32_kernels::forward(isa, xs, 1, &wt, m, 1, &g, Some(&bias));
+                let dx1 = f32_kernels::backward_input(isa, dys, 1, &wt, m, 1, &g);
+                assert!(y[b * y1.len()..][..y1.len()] == y1[..], "{isa:?} {g:?}: forward of sample {b}");
+                assert!(dx[b * dx1.len()..][..dx1.len()] == dx1[..], "{isa:?} {g:?}: input gradient of sample {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn both_weight_gradient_paths_match_naive_convolution() {
+    // The large-weight path (one gradient, workers sharing its channel blocks) and the
+    // chunked one, each in batches of one sample, several, and all: within rounding of the
+    // naive sums, the FMA ISAs bit for bit alike, and the large path alike on 1 and 3 workers.
+    let mut rng = Rng(23);
+    let (c, hw, m, n) = (12, 5, 40, 17);
+    let g = ConvGeom { channels: c, h: hw, w: hw, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, oh: hw, ow: hw };
+    let x = rng.vec(n * g.image_len());
+    let dy = rng.vec(n * m * hw * hw);
+    let (_, _, want) = reference(&x, &vec![0.0; m * c * 9], &dy, n, m, 1, &g);
+    let (x32, dy32): (Vec<f32>, Vec<f32>) = (x.iter().map(|&v| v as f32).collect(), dy.iter().map(|&v| v as f32).collect());
+    let pools: Vec<_> = [1, 3].map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().expect("pool")).into();
+    for large in [false, true] {
+        for batch in [1, 4, n] {
+            let mut fused: Option<Vec<f32>> = None;
+            for isa in Isa::available() {
+                let what = format!("large {large}, batch {batch}, {isa:?}");
+                let got64 =
+                    with_tile!(isa, m, backward_weight_with::<f64>(&dy, &x, n, m, 1, &g, large, batch), avx2: (6, 8), avx512: (6, 16));
+                close(&got64, &want, 1e-12, &what);
+                let runs: Vec<Vec<f32>> = pools
+                    .iter()
+                    .map(|pool| pool.install(|| with_tile!(isa, m, backward_weight_with::<f32>(&dy32, &x32, n, m, 1, &g, large, batch), avx2: (6, 16), avx512: (6, 32))))
+                    .collect();
+                close(&runs[0].iter().map(|&v| v as f64).collect::<Vec<_>>(), &want, 1e-4, &what);
+                assert!(runs[0] == runs[1], "{what}: 1 and 3 workers differ");
+                if isa != Isa::Portable {
+                    match &fused {
+                        Some(first) => assert!(*first == runs[0], "{what}: differs from the other FMA ISA"),
+                        None => fused = Some(runs[0].clone()),
+                    }
+                }
+            }
+        }
+    }
+}

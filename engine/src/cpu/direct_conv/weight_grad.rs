@@ -1,9 +1,39 @@
-//! The weight gradient: rows are taps, the reduction runs over the output pixels of a few
-//! samples at a time, summed in fixed chunks (see the parent module).
+//! The weight gradient: rows are taps, the reduction runs over the output pixels of a batch
+//! of samples at a time (see the parent module).
+//!
+//! The gradient is accumulated in blocks, one per (group, channel block): `[kg][NR]`, the
+//! `NR` output channels of the block side by side, so that a tile's accumulators are whole
+//! rows of its block. Two ways to share the work between threads, chosen by the shapes only
+//! (so the result never depends on the thread count):
+//!
+//! * small weights (most layers): the batch is cut into at most [`MAX_CHUNKS`] chunks,
+//!   each summed by one worker into its own partial gradient, and the partials are added in
+//!   order;
+//! * large weights (at least [`LARGE`] elements, such as ResNet-18's 512 × 512 × 3 × 3 on 4 × 4
+//!   images): a partial gradient no longer stays in cache, and each batch of samples reads
+//!   and writes it whole, so the samples are summed into one gradient, in batches of many
+//!   samples, and the workers share each batch's channel blocks instead.
 
 use super::*;
 
-// ---- weight gradient --------------------------------------------------------------------
+/// Small weights: the batch is summed in at most this many chunks ...
+const MAX_CHUNKS: usize = 8;
+/// ... keeping at most this many partial-sum elements alive.
+const MAX_PARTIAL: usize = 1 << 24;
+/// Small weights: at least this many output pixels per microkernel call (several samples),
+/// to amortize loading the accumulators ...
+const MIN_PIXELS: usize = 512;
+/// ... as long as the padded inputs and gradients of those samples stay this small
+/// (elements), so that they are reused from cache across the tiles.
+const MAX_BATCH_ELEMS: usize = 96 * 1024;
+/// Weights with at least this many elements (in blocks, padded to `NR` channels) are
+/// large: summed into one gradient whose channel blocks the workers share ...
+const LARGE: usize = 1 << 19;
+/// ... in batches of at least this many output pixels, since each batch reads and writes the
+/// whole gradient ...
+const LARGE_MIN_PIXELS: usize = 2048;
+/// ... as long as the batch's padded inputs and gradients stay this small (elements).
+const LARGE_MAX_BATCH_ELEMS: usize = 1 << 22;
 
 pub(super) fn backward_weight<T: ConvElem, const MR: usize, const NR: usize>(
     isa: Isa,
@@ -14,7 +44,7 @@ pub(super) fn backward_weight<T: ConvElem, const MR: usize, const NR: usize>(
     groups: usize,
     g: &ConvGeom,
 ) -> Vec<T> {
-    let (l, img) = (g.col_len(), g.image_len());
+    let l = g.col_len();
     let (cg, mg) = (g.channels / groups, m / groups);
     let kg = cg * g.kh * g.kw;
     let wlen = m * kg;
@@ -22,63 +52,115 @@ pub(super) fn backward_weight<T: ConvElem, const MR: usize, const NR: usize>(
         return vec![T::zero(); wlen];
     }
     let (hp, wp) = padded_dims(g);
+    let blocks = groups * mg.div_ceil(NR);
+    let large = blocks > 1 && blocks * kg * NR >= LARGE;
+    let (min_pixels, max_elems) = if large { (LARGE_MIN_PIXELS, LARGE_MAX_BATCH_ELEMS) } else { (MIN_PIXELS, MAX_BATCH_ELEMS) };
+    let per_sample = g.channels * hp * wp + blocks * NR * l;
+    let batch = min_pixels.div_ceil(l).min(max_elems / per_sample.max(1)).clamp(1, n);
+    backward_weight_with::<T, MR, NR>(isa, dy, x, n, m, groups, g, large, batch)
+}
+
+/// [`backward_weight`] on the large-weight path or not, with `batch` samples per microkernel
+/// call (both fixed by the shapes there; tests choose them).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize>(
+    isa: Isa,
+    dy: &[T],
+    x: &[T],
+    n: usize,
+    m: usize,
+    groups: usize,
+    g: &ConvGeom,
+    large: bool,
+    batch: usize,
+) -> Vec<T> {
+    let (l, img) = (g.col_len(), g.image_len());
+    let (cg, mg) = (g.channels / groups, m / groups);
+    let kg = cg * g.kh * g.kw;
+    let wlen = m * kg;
+    if n == 0 || wlen == 0 || l == 0 {
+        return vec![T::zero(); wlen];
+    }
+    let batch = batch.clamp(1, n);
+    let (hp, wp) = padded_dims(g);
     let (taps, pix) = window_offsets(g, cg, hp, wp);
     let pad_len = g.channels * hp * wp;
     let ncb = mg.div_ceil(NR);
-    // Samples per microkernel call: enough pixels to amortize loading the accumulators,
-    // few enough that the batch stays in cache.
-    let per_sample = pad_len + ncb * groups * NR * l;
-    let batch = WGRAD_MIN_PIXELS.div_ceil(l).min(WGRAD_MAX_BATCH_ELEMS / per_sample.max(1)).clamp(1, n);
+    let blocks = groups * ncb;
+    let block_len = kg * NR;
     let red: Vec<usize> = (0..batch).flat_map(|b| pix.iter().map(move |&q| b * pad_len + q)).collect();
-    let red = Offsets::new(red);
-    let chunks = n.min(WGRAD_MAX_CHUNKS).min((WGRAD_MAX_PARTIAL / wlen).max(1));
-    let per = n.div_ceil(chunks);
-    let chunks = n.div_ceil(per);
-    let plan = WgradPlan { groups, cg, mg, ncb, l, pad_len, hp, wp, batch, taps, red };
-    let partial = |c: usize| -> Vec<T> {
-        let mut acc = vec![T::zero(); wlen];
-        let mut pads = vec![T::zero(); batch * pad_len];
-        let mut dyt = vec![T::zero(); groups * ncb * batch * l * NR];
-        let (s0, s1) = (c * per, ((c + 1) * per).min(n));
-        for b0 in (s0..s1).step_by(batch) {
-            let bn = batch.min(s1 - b0);
-            let xs = &x[b0 * img..(b0 + bn) * img];
-            let dys = &dy[b0 * m * l..(b0 + bn) * m * l];
-            run_on_isa!(isa, backward_weight_batch::<T, MR, NR>(
-                p: &WgradPlan = &plan,
-                g: &ConvGeom = g,
-                m: usize = m,
-                bn: usize = bn,
-                xs: &[T] = xs,
-                dys: &[T] = dys,
-                acc: &mut [T] = &mut acc,
-                pads: &mut [T] = &mut pads,
-                dyt: &mut [T] = &mut dyt,
-            ));
-        }
-        acc
-    };
-    let work = n.saturating_mul(wlen).saturating_mul(l);
-    let parts: Vec<Vec<T>> = if chunks > 1 && work >= PAR_MIN_FLOPS {
-        (0..chunks).into_par_iter().map(partial).collect()
+    let plan = WgradPlan { groups, cg, mg, ncb, l, pad_len, hp, wp, batch, taps, red: Offsets::new(red) };
+    let sum = if large {
+        large_weight_gradient::<T, MR, NR>(isa, &plan, g, dy, x, n, m)
     } else {
-        (0..chunks).map(partial).collect()
-    };
-    let mut parts = parts.into_iter();
-    let mut sum = parts.next().unwrap_or_else(|| vec![T::zero(); wlen]);
-    for p in parts {
-        for (o, &v) in sum.iter_mut().zip(&p) {
-            *o += v;
+        let chunks = n.min(MAX_CHUNKS).min((MAX_PARTIAL / (blocks * block_len)).max(1));
+        let per = n.div_ceil(chunks);
+        let chunks = n.div_ceil(per);
+        let partial = |c: usize| -> Vec<T> {
+            let mut acc = vec![T::zero(); blocks * block_len];
+            let mut batch_bufs = BatchBuffers::new::<NR>(&plan);
+            let (s0, s1) = (c * per, ((c + 1) * per).min(n));
+            for b0 in (s0..s1).step_by(batch) {
+                let bn = batch.min(s1 - b0);
+                batch_bufs.fill::<NR>(&plan, g, m, &x[b0 * img..], &dy[b0 * m * l..], bn, false);
+                for (blk, acc) in acc.chunks_mut(block_len).enumerate() {
+                    accumulate_block_on::<T, MR, NR>(isa, &plan, &batch_bufs, blk, bn, acc);
+                }
+            }
+            acc
+        };
+        let work = n.saturating_mul(wlen).saturating_mul(l);
+        let parts: Vec<Vec<T>> = if chunks > 1 && work >= PAR_MIN_FLOPS {
+            (0..chunks).into_par_iter().map(partial).collect()
+        } else {
+            (0..chunks).map(partial).collect()
+        };
+        let mut parts = parts.into_iter();
+        let mut sum = parts.next().unwrap_or_else(|| vec![T::zero(); blocks * block_len]);
+        for p in parts {
+            for (o, &v) in sum.iter_mut().zip(&p) {
+                *o += v;
+            }
         }
-    }
-    // [kg, m] → [m, kg].
+        sum
+    };
+    // Blocks [group][channel block][kg][NR] → [m, kg].
     let mut out = vec![T::zero(); wlen];
-    for (k, row) in sum.chunks_exact(m).enumerate() {
-        for (co, &v) in row.iter().enumerate() {
-            out[co * kg + k] = v;
+    for (blk, block) in sum.chunks_exact(block_len).enumerate() {
+        let (grp, cb) = (blk / ncb, blk % ncb);
+        for c in 0..NR.min(mg - cb * NR) {
+            let row = &mut out[(grp * mg + cb * NR + c) * kg..][..kg];
+            for (k, o) in row.iter_mut().enumerate() {
+                *o = block[k * NR + c];
+            }
         }
     }
     out
+}
+
+/// The large-weight path: every batch of samples is summed into one gradient, the workers
+/// sharing its channel blocks (each block sums its batches in order).
+#[allow(clippy::too_many_arguments)]
+fn large_weight_gradient<T: ConvElem, const MR: usize, const NR: usize>(
+    isa: Isa,
+    p: &WgradPlan,
+    g: &ConvGeom,
+    dy: &[T],
+    x: &[T],
+    n: usize,
+    m: usize,
+) -> Vec<T> {
+    let (l, img) = (p.l, g.image_len());
+    let block_len = p.taps.v.len() * NR;
+    let mut acc = vec![T::zero(); p.groups * p.ncb * block_len];
+    let mut batch_bufs = BatchBuffers::new::<NR>(p);
+    for b0 in (0..n).step_by(p.batch) {
+        let bn = p.batch.min(n - b0);
+        batch_bufs.fill::<NR>(p, g, m, &x[b0 * img..], &dy[b0 * m * l..], bn, true);
+        let bufs = &batch_bufs;
+        acc.par_chunks_mut(block_len).enumerate().for_each(|(blk, acc)| accumulate_block_on::<T, MR, NR>(isa, p, bufs, blk, bn, acc));
+    }
+    acc
 }
 
 struct WgradPlan {
@@ -99,37 +181,32 @@ struct WgradPlan {
     red: Offsets,
 }
 
-/// Adds the weight gradient of `bn` consecutive samples to `acc`, transposed (`[kg, m]`):
-/// pads their
-/// inputs end to end, transposes their output gradients to `[pixel][NR]` per channel block,
-/// then runs the microkernel over every (tap tile, channel block), each accumulating in
-/// sample-then-pixel order.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn backward_weight_batch<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
-    p: &WgradPlan,
-    g: &ConvGeom,
-    m: usize,
-    bn: usize,
-    xs: &[T],
-    dys: &[T],
-    acc: &mut [T],
-    pads: &mut [T],
-    dyt: &mut [T],
-) {
-    let (l, img, kg) = (p.l, g.image_len(), p.taps.v.len());
-    let blk = p.batch * l * NR;
-    for b in 0..bn {
-        pad_image(
-            &xs[b * img..(b + 1) * img],
-            (g.channels, g.h, g.w),
-            &mut pads[b * p.pad_len..(b + 1) * p.pad_len],
-            (p.hp, p.wp),
-            (g.ph, g.pw),
-        );
-        for grp in 0..p.groups {
-            for cb in 0..p.ncb {
-                let out = &mut dyt[(grp * p.ncb + cb) * blk + b * l * NR..][..l * NR];
+/// One batch of samples as the microkernel reads it: the inputs padded end to end, and the
+/// output gradients transposed to `[pixel][NR]` per (group, channel block), zero past the
+/// channels.
+struct BatchBuffers<T> {
+    pads: Vec<T>,
+    dyt: Vec<T>,
+    /// Elements of `dyt` per block: `batch · l · NR`.
+    dyt_block: usize,
+}
+
+impl<T: ConvElem> BatchBuffers<T> {
+    fn new<const NR: usize>(p: &WgradPlan) -> Self {
+        let dyt_block = p.batch * p.l * NR;
+        BatchBuffers { pads: vec![T::zero(); p.batch * p.pad_len], dyt: vec![T::zero(); p.groups * p.ncb * dyt_block], dyt_block }
+    }
+
+    /// Pads the `bn` inputs at the start of `xs` and transposes their output gradients (at
+    /// the start of `dys`): by sample and by block across the pool when `parallel`.
+    #[allow(clippy::too_many_arguments)]
+    fn fill<const NR: usize>(&mut self, p: &WgradPlan, g: &ConvGeom, m: usize, xs: &[T], dys: &[T], bn: usize, parallel: bool) {
+        let (img, l) = (g.image_len(), p.l);
+        let pad_one = |b: usize, dst: &mut [T]| pad_image(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
+        let transpose_block = |blk: usize, out: &mut [T]| {
+            let (grp, cb) = (blk / p.ncb, blk % p.ncb);
+            for b in 0..bn {
+                let out = &mut out[b * l * NR..][..l * NR];
                 for c in 0..NR {
                     let co = cb * NR + c;
                     if co < p.mg {
@@ -144,28 +221,64 @@ fn backward_weight_batch<T: ConvElem, const MR: usize, const NR: usize, const FM
                     }
                 }
             }
+        };
+        let pads = &mut self.pads[..bn * p.pad_len];
+        if parallel {
+            pads.par_chunks_mut(p.pad_len).enumerate().for_each(|(b, dst)| pad_one(b, dst));
+            self.dyt.par_chunks_mut(self.dyt_block).enumerate().for_each(|(blk, out)| transpose_block(blk, out));
+        } else {
+            pads.chunks_mut(p.pad_len).enumerate().for_each(|(b, dst)| pad_one(b, dst));
+            self.dyt.chunks_mut(self.dyt_block).enumerate().for_each(|(blk, out)| transpose_block(blk, out));
         }
     }
+}
+
+/// [`accumulate_block`] on the ISA `isa`, with block `blk`'s transposed gradients.
+fn accumulate_block_on<T: ConvElem, const MR: usize, const NR: usize>(
+    isa: Isa,
+    p: &WgradPlan,
+    bufs: &BatchBuffers<T>,
+    blk: usize,
+    bn: usize,
+    acc: &mut [T],
+) {
+    let vecs = &bufs.dyt[blk * bufs.dyt_block..][..bufs.dyt_block];
+    run_on_isa!(isa, accumulate_block::<T, MR, NR>(
+        p: &WgradPlan = p,
+        pads: &[T] = &bufs.pads,
+        vecs: &[T] = vecs,
+        blk: usize = blk,
+        bn: usize = bn,
+        acc: &mut [T] = acc,
+    ))
+}
+
+/// Adds one batch's contribution to one block of the gradient: `acc` is block `blk`'s
+/// `[kg][NR]`; each tile of `MR` taps runs the microkernel over the batch's pixels in
+/// sample-then-pixel order, starting from the block's running sums.
+#[inline(always)]
+fn accumulate_block<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
+    p: &WgradPlan,
+    pads: &[T],
+    vecs: &[T],
+    blk: usize,
+    bn: usize,
+    acc: &mut [T],
+) {
     let plane = p.hp * p.wp;
-    let len = bn * l;
-    for grp in 0..p.groups {
-        let gbase = grp * p.cg * plane;
-        for cb in 0..p.ncb {
-            let co0 = grp * p.mg + cb * NR;
-            let cn = NR.min(p.mg - cb * NR);
-            let vecs = &dyt[(grp * p.ncb + cb) * blk..][..len * NR];
-            for k0 in (0..kg).step_by(MR) {
-                let kn = MR.min(kg - k0);
-                let rows: [usize; MR] = std::array::from_fn(|r| gbase + p.taps.v[(k0 + r).min(kg - 1)]);
-                let mut t = [[T::zero(); NR]; MR];
-                for (r, tr) in t.iter_mut().enumerate().take(kn) {
-                    tr[..cn].copy_from_slice(&acc[(k0 + r) * m + co0..][..cn]);
-                }
-                tile::<T, MR, NR, FMA>(pads, &rows, &p.red, 0..len, vecs, &mut t);
-                for (r, tr) in t.iter().enumerate().take(kn) {
-                    acc[(k0 + r) * m + co0..][..cn].copy_from_slice(&tr[..cn]);
-                }
-            }
+    let kg = p.taps.v.len();
+    let gbase = (blk / p.ncb) * p.cg * plane;
+    let len = bn * p.l;
+    for k0 in (0..kg).step_by(MR) {
+        let kn = MR.min(kg - k0);
+        let rows: [usize; MR] = std::array::from_fn(|r| gbase + p.taps.v[(k0 + r).min(kg - 1)]);
+        let mut t = [[T::zero(); NR]; MR];
+        for (r, tr) in t.iter_mut().enumerate().take(kn) {
+            tr.copy_from_slice(&acc[(k0 + r) * NR..][..NR]);
+        }
+        tile::<T, MR, NR, FMA>(pads, &rows, &p.red, 0..len, &vecs[..len * NR], &mut t);
+        for (r, tr) in t.iter().enumerate().take(kn) {
+            acc[(k0 + r) * NR..][..NR].copy_from_slice(tr);
         }
     }
 }
