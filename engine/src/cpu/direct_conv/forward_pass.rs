@@ -7,22 +7,25 @@ use super::*;
 
 /// What every task of a forward pass shares.
 struct FwdPlan<T> {
-    /// Padded input plane: `hp × wp`, with the image at (ph, pw); a padded sample.
+    /// Padded input plane: `hp × wp`, with the image at (ph, pw); a padded sample and its
+    /// layout.
     hp: usize,
     wp: usize,
     pad_len: usize,
+    layout: Layout,
     /// Groups, input channels and output channels per group, channel blocks per group.
     groups: usize,
     cg: usize,
     mg: usize,
     ncb: usize,
-    /// Reduction offsets of (ci, i, j) relative to a pixel's window corner, in one group.
+    /// Reduction offsets of (ci, tap) in the layout's order, relative to a pixel's window
+    /// corner in a padded sample, in one group.
     offs: Offsets,
-    /// For the output pixels of a full task's samples in order: the window corner in the
-    /// task's padded samples (laid end to end), and the pixel's place in the task's output.
-    rows: Vec<usize>,
-    outs: Vec<usize>,
-    /// Weights packed per (group, channel block) as `[k][NR]`, zero past the channels.
+    /// The output pixels of a task's samples: window corners in the task's padded samples
+    /// (laid end to end), places in the task's output, taps inside the image.
+    rows: TasksRows,
+    /// Weights packed per (group, channel block) as `[k][NR]`, `k` in the order of `offs`,
+    /// zero past the channels.
     wpk: Vec<T>,
 }
 
@@ -45,9 +48,22 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
     let kg = cg * g.kh * g.kw;
     let (hp, wp) = padded_dims(g);
     let pad_len = g.channels * hp * wp;
-    let (offs, pix) = window_offsets(g, cg, hp, wp);
+    let layout = Layout::for_rows(l, g.channels, hp * wp);
+    let kk = g.kh * g.kw;
+    let order = layout.reduction_order(cg, kk);
+    let offs: Vec<usize> = order.iter().map(|&(ci, t)| layout.at(ci, (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw)).collect();
+    let axis =
+        |k: usize, size: usize, s: usize, p: usize, d: usize, o: usize| TapRect::axis(k, size, |t| (o * s + t * d) as isize - p as isize);
+    let mut per_sample = Vec::with_capacity(l);
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let inside = TapRect::new(axis(g.kh, g.h, g.sh, g.ph, g.dh, oy), axis(g.kw, g.w, g.sw, g.pw, g.dw, ox));
+            let rect = layout.taps_read(inside, (g.kh, g.kw));
+            per_sample.push((layout.at(0, oy * g.sh * wp + ox * g.sw), oy * g.ow + ox, rect));
+        }
+    }
     let per_task = samples_per_task(l, n);
-    let (rows, outs) = repeat_per_sample(&pix, &(0..l).collect::<Vec<_>>(), per_task, pad_len, m * l);
+    let rows = TasksRows::new(&per_sample, n, per_task, pad_len, m * l);
     let ncb = mg.div_ceil(NR);
     let mut wpk = vec![T::zero(); groups * ncb * kg * NR];
     for grp in 0..groups {
@@ -55,13 +71,14 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
             let blk = &mut wpk[(grp * ncb + cb) * kg * NR..][..kg * NR];
             for c in 0..NR.min(mg - cb * NR) {
                 let co = grp * mg + cb * NR + c;
-                for (k, &v) in w[co * kg..(co + 1) * kg].iter().enumerate() {
-                    blk[k * NR + c] = v;
+                let wrow = &w[co * kg..(co + 1) * kg];
+                for (k, &(ci, t)) in order.iter().enumerate() {
+                    blk[k * NR + c] = wrow[ci * kk + t];
                 }
             }
         }
     }
-    let plan = FwdPlan { hp, wp, pad_len, groups, cg, mg, ncb, offs, rows, outs, wpk };
+    let plan = FwdPlan { hp, wp, pad_len, layout, groups, cg, mg, ncb, offs: Offsets::new(offs), rows, wpk };
     let img = g.image_len();
     collect_samples(n, m * l, per_task, m * kg * l, pad_len, |s0, y, pad| {
         let xs = &x[s0 * img..];
@@ -78,7 +95,8 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
 
 /// One task of the forward pass: the samples whose outputs make up `y` (`m × l` each), the
 /// first of them at the start of `xs`. Writes every element of `y`: each group, each channel
-/// block's `min(NR, mg − cb·NR)` channels, every output pixel of every sample (the rows).
+/// block's `min(NR, mg − cb·NR)` channels, every output pixel of every sample (the rows; a
+/// pixel whose window lies wholly in the padding gets the bias).
 #[inline(always)]
 fn forward_task<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
     p: &FwdPlan<T>,
@@ -88,15 +106,14 @@ fn forward_task<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
     y: &mut [MaybeUninit<T>],
     pad: &mut [T],
 ) {
-    let (plane, img, kg) = (p.hp * p.wp, g.image_len(), p.offs.v.len());
+    let (img, kg) = (g.image_len(), p.offs.v.len());
     let per_sample = p.groups * p.mg * g.col_len();
     let samples = y.len() / per_sample;
     for b in 0..samples {
         let dst = &mut pad[b * p.pad_len..][..p.pad_len];
-        pad_image(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
+        p.layout.pad(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
     }
-    let rows = samples * g.col_len();
-    let (task_rows, outs) = (&p.rows[..rows], &p.outs[..rows]);
+    let task = p.rows.of(samples);
     for grp in 0..p.groups {
         for cb in 0..p.ncb {
             let co0 = grp * p.mg + cb * NR;
@@ -106,8 +123,9 @@ fn forward_task<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
             if let Some(b) = bias {
                 init[..cn].copy_from_slice(&b[co0..co0 + cn]);
             }
-            let gbase = grp * p.cg * plane;
-            tiles_to_output::<T, MR, NR, FMA>(pad, gbase, task_rows, outs, &p.offs, wv, &init, (co0, cn, g.col_len()), y);
+            let gbase = p.layout.at(grp * p.cg, 0);
+            let grid = (g.kw, p.cg);
+            tiles_to_output::<T, MR, NR, FMA>(pad, gbase, task, &p.offs, grid, wv, &init, (co0, cn, g.col_len()), y);
         }
     }
 }

@@ -8,14 +8,15 @@ use super::*;
 /// One stride phase of the input gradient: the input pixels (y, x) with y ≡ ry (mod sh) and
 /// x ≡ rx (mod sw), and the taps that reach them.
 struct Phase {
-    /// For the phase's pixels of a full task's samples in order: the offset of each pixel's
-    /// window corner in the task's padded output gradients (laid end to end), and the
-    /// pixel's place in the task's input gradient (channel 0).
-    rows: Vec<usize>,
-    outs: Vec<usize>,
-    /// The phase's pixels per sample.
+    /// The phase's pixels of a task's samples: window corners in the task's padded output
+    /// gradients (laid end to end), places in the task's input gradient, taps inside the
+    /// output gradient.
+    rows: TasksRows,
+    /// The phase's pixels per sample, and its taps per tap row.
     count: usize,
-    /// (output channel, tap) offsets relative to the window corner, in one group.
+    cols: usize,
+    /// (output channel, tap) offsets relative to the window corner, in one group, in the
+    /// layout's order: the taps (a, b) of the phase's tap rows and columns.
     offs: Offsets,
     /// Where this phase's packed weights start in `BwdPlan::wpk`: per (group, channel
     /// block) a `[k][NR]` block.
@@ -23,11 +24,13 @@ struct Phase {
 }
 
 struct BwdPlan<T> {
-    /// Padded output-gradient plane `hq × wq`, with the gradient at (ty, tx).
+    /// Padded output-gradient plane `hq × wq`, with the gradient at (ty, tx), and the padded
+    /// samples' layout.
     hq: usize,
     wq: usize,
     ty: usize,
     tx: usize,
+    layout: Layout,
     groups: usize,
     cg: usize,
     mg: usize,
@@ -99,55 +102,55 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     // Tasks take several samples when a phase has few pixels (see `samples_per_task`).
     let smallest_phase = ay.iter().flat_map(|(ny, _)| ax.iter().map(move |(nx, _)| ny * nx)).filter(|&c| c > 0).min().unwrap_or(1);
     let per_task = samples_per_task(smallest_phase, n);
+    let layout = Layout::for_rows(smallest_phase, m, plane);
     let mut phases = Vec::with_capacity(g.sh * g.sw);
     let mut wpk = Vec::new();
     for (ry, (ny, ti)) in ay.iter().enumerate() {
         for (rx, (nx, tj)) in ax.iter().enumerate() {
-            let mut rows = Vec::with_capacity(ny * nx);
-            let mut outs = Vec::with_capacity(ny * nx);
+            let mut per_sample = Vec::with_capacity(ny * nx);
             for py in 0..*ny {
                 for px in 0..*nx {
-                    rows.push(py * wq + px);
-                    outs.push((ry + g.sh * py) * g.w + rx + g.sw * px);
+                    let inside = TapRect::new(
+                        TapRect::axis(ti.len(), g.oh, |a| py as isize + ti[a].1),
+                        TapRect::axis(tj.len(), g.ow, |b| px as isize + tj[b].1),
+                    );
+                    let rect = layout.taps_read(inside, (ti.len(), tj.len()));
+                    per_sample.push((layout.at(0, py * wq + px), (ry + g.sh * py) * g.w + rx + g.sw * px, rect));
                 }
             }
             // A phase without pixels gets no taps: its offsets may lie outside the padding.
             let used = ny * nx > 0;
-            let mut offs = Vec::with_capacity(mg * ti.len() * tj.len());
-            for co in (0..mg).filter(|_| used) {
-                for &(_, ey) in ti {
-                    for &(_, ex) in tj {
-                        offs.push(co * plane + (ey + ty as isize) as usize * wq + (ex + tx as isize) as usize);
-                    }
-                }
-            }
+            // (output channel, phase tap) in the layout's order; tap t is (ti[t / cols], tj[t % cols]).
+            let cols = tj.len();
+            let order = if used { layout.reduction_order(mg, ti.len() * cols) } else { Vec::new() };
+            let offs: Vec<usize> = order
+                .iter()
+                .map(|&(co, t)| {
+                    let (ey, ex) = (ti[t / cols].1, tj[t % cols].1);
+                    layout.at(co, (ey + ty as isize) as usize * wq + (ex + tx as isize) as usize)
+                })
+                .collect();
             let kp = offs.len();
             let wstart = wpk.len();
             wpk.resize(wstart + groups * ncb * kp * NR, T::zero());
             for grp in 0..groups {
                 for cb in 0..ncb {
                     let blk = &mut wpk[wstart + (grp * ncb + cb) * kp * NR..][..kp * NR];
-                    let mut k = 0;
-                    for co in (0..mg).filter(|_| used) {
+                    for (k, &(co, t)) in order.iter().enumerate() {
                         let wrow = &w[(grp * mg + co) * kg..(grp * mg + co + 1) * kg];
-                        for &(i, _) in ti {
-                            for &(j, _) in tj {
-                                for c in 0..NR.min(cg - cb * NR) {
-                                    blk[k * NR + c] = wrow[(cb * NR + c) * kk + i * g.kw + j];
-                                }
-                                k += 1;
-                            }
+                        let tap = ti[t / cols].0 * g.kw + tj[t % cols].0;
+                        for c in 0..NR.min(cg - cb * NR) {
+                            blk[k * NR + c] = wrow[(cb * NR + c) * kk + tap];
                         }
                     }
                 }
             }
-            let count = rows.len();
-            let (rows, outs) = repeat_per_sample(&rows, &outs, per_task, m * plane, img);
-            phases.push(Phase { rows, outs, count, offs: Offsets::new(offs), wstart });
+            let rows = TasksRows::new(&per_sample, n, per_task, m * plane, img);
+            phases.push(Phase { rows, count: ny * nx, cols, offs: Offsets::new(offs), wstart });
         }
     }
     let zero_phases = phases.iter().any(|ph| ph.count > 0 && ph.offs.v.is_empty());
-    let plan = BwdPlan { hq, wq, ty, tx, groups, cg, mg, ncb, phases, zero_phases, wpk };
+    let plan = BwdPlan { hq, wq, ty, tx, layout, groups, cg, mg, ncb, phases, zero_phases, wpk };
     collect_samples(n, img, per_task, m * kg * l, m * plane, |s0, dx, pad| {
         let dys = &dy[s0 * m * l..];
         run_on_isa!(isa, backward_input_task::<T, MR, NR>(
@@ -180,7 +183,7 @@ fn backward_input_task<T: ConvElem, const MR: usize, const NR: usize, const FMA:
     let samples = dx.len() / g.image_len();
     for b in 0..samples {
         let dst = &mut pad[b * m * plane..][..m * plane];
-        pad_image(&dys[b * m * l..][..m * l], (m, g.oh, g.ow), dst, (p.hq, p.wq), (p.ty, p.tx));
+        p.layout.pad(&dys[b * m * l..][..m * l], (m, g.oh, g.ow), dst, (p.hq, p.wq), (p.ty, p.tx));
     }
     if p.zero_phases {
         for o in dx.iter_mut() {
@@ -193,15 +196,14 @@ fn backward_input_task<T: ConvElem, const MR: usize, const NR: usize, const FMA:
         if ph.count == 0 || (kp == 0 && p.zero_phases) {
             continue;
         }
-        let rows = samples * ph.count;
-        let (task_rows, outs) = (&ph.rows[..rows], &ph.outs[..rows]);
+        let task = ph.rows.of(samples);
         for grp in 0..p.groups {
-            let gbase = grp * p.mg * plane;
+            let gbase = p.layout.at(grp * p.mg, 0);
             for cb in 0..p.ncb {
                 let ci0 = grp * p.cg + cb * NR;
                 let cn = NR.min(p.cg - cb * NR);
                 let wv = &p.wpk[ph.wstart + (grp * p.ncb + cb) * kp * NR..][..kp * NR];
-                tiles_to_output::<T, MR, NR, FMA>(pad, gbase, task_rows, outs, &ph.offs, wv, &zero, (ci0, cn, hw), dx);
+                tiles_to_output::<T, MR, NR, FMA>(pad, gbase, task, &ph.offs, (ph.cols, p.mg), wv, &zero, (ci0, cn, hw), dx);
             }
         }
     }
