@@ -208,8 +208,14 @@ fn both_weight_gradient_paths_match_naive_convolution() {
     // The large-weight path (one gradient, workers sharing its channel blocks) and the
     // chunked one, each in batches of one sample, several, and all: within rounding of the
     // naive sums, the FMA ISAs bit for bit alike, and the large path alike on 1 and 3 workers.
+    // 5×5 images skip the padding taps, 12×12 ones do not (see `MIN_TASK_ROWS`).
     let mut rng = Rng(23);
-    let (c, hw, m, n) = (12, 5, 40, 17);
+    for (c, hw, m, n) in [(12, 5, 40, 17), (3, 12, 36, 5)] {
+        check_weight_gradient_paths(&mut rng, c, hw, m, n);
+    }
+}
+
+fn check_weight_gradient_paths(rng: &mut Rng, c: usize, hw: usize, m: usize, n: usize) {
     let g = ConvGeom { channels: c, h: hw, w: hw, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, oh: hw, ow: hw };
     let x = rng.vec(n * g.image_len());
     let dy = rng.vec(n * m * hw * hw);
@@ -220,7 +226,7 @@ fn both_weight_gradient_paths_match_naive_convolution() {
         for batch in [1, 4, n] {
             let mut fused: Option<Vec<f32>> = None;
             for isa in Isa::available() {
-                let what = format!("large {large}, batch {batch}, {isa:?}");
+                let what = format!("{hw}x{hw}: large {large}, batch {batch}, {isa:?}");
                 let got64 =
                     with_tile!(isa, m, backward_weight_with::<f64>(&dy, &x, n, m, 1, &g, large, batch), avx2: (6, 8), avx512: (6, 16));
                 close(&got64, &want, 1e-12, &what);

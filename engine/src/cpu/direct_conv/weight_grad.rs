@@ -83,13 +83,33 @@ pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize
     }
     let batch = batch.clamp(1, n);
     let (hp, wp) = padded_dims(g);
-    let (taps, pix) = window_offsets(g, cg, hp, wp);
+    let (_, pix) = window_offsets(g, cg, hp, wp);
     let pad_len = g.channels * hp * wp;
     let ncb = mg.div_ceil(NR);
     let blocks = groups * ncb;
     let block_len = kg * NR;
-    let red: Vec<usize> = (0..batch).flat_map(|b| pix.iter().map(move |&q| b * pad_len + q)).collect();
-    let plan = WgradPlan { groups, cg, mg, ncb, l, pad_len, hp, wp, batch, taps, red: Offsets::new(red) };
+    // Small images skip the padding: the taps run tap by tap (channels innermost), so that a
+    // tile's rows share a tap, and the pixels are grouped by the taps they read inside the
+    // image, so that a tap's pixels form a few runs (see `BatchOrder`).
+    let skip_padding = l < MIN_TASK_ROWS;
+    let kk = g.kh * g.kw;
+    let order: Vec<(usize, usize)> = if skip_padding {
+        (0..kk).flat_map(|t| (0..cg).map(move |ci| (ci, t))).collect()
+    } else {
+        (0..cg).flat_map(|ci| (0..kk).map(move |t| (ci, t))).collect()
+    };
+    let taps = Offsets::new(order.iter().map(|&(ci, t)| ci * hp * wp + (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw).collect());
+    let axis =
+        |k: usize, size: usize, s: usize, p: usize, d: usize, o: usize| TapRect::axis(k, size, |t| (o * s + t * d) as isize - p as isize);
+    let full = TapRect::new((0, g.kh as u32), (0, g.kw as u32));
+    let pixels: Vec<(usize, TapRect)> = (0..l)
+        .map(|q| {
+            let (oy, ox) = (q / g.ow, q % g.ow);
+            let inside = TapRect::new(axis(g.kh, g.h, g.sh, g.ph, g.dh, oy), axis(g.kw, g.w, g.sw, g.pw, g.dw, ox));
+            (pix[q], if skip_padding { inside } else { full })
+        })
+        .collect();
+    let plan = WgradPlan { groups, cg, mg, ncb, l, pad_len, hp, wp, batch, order, taps, pixels };
     let sum = if large {
         large_weight_gradient::<T, MR, NR>(isa, &plan, g, dy, x, n, m)
     } else {
@@ -124,14 +144,14 @@ pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize
         }
         sum
     };
-    // Blocks [group][channel block][kg][NR] → [m, kg].
+    // Blocks [group][channel block][k][NR] → [m, kg], k in the plan's order.
     let mut out = vec![T::zero(); wlen];
     for (blk, block) in sum.chunks_exact(block_len).enumerate() {
         let (grp, cb) = (blk / ncb, blk % ncb);
         for c in 0..NR.min(mg - cb * NR) {
             let row = &mut out[(grp * mg + cb * NR + c) * kg..][..kg];
-            for (k, o) in row.iter_mut().enumerate() {
-                *o = block[k * NR + c];
+            for (k, &(ci, t)) in plan.order.iter().enumerate() {
+                row[ci * kk + t] = block[k * NR + c];
             }
         }
     }
@@ -175,10 +195,58 @@ struct WgradPlan {
     wp: usize,
     /// Samples per microkernel call.
     batch: usize,
-    /// (ci, i, j) offsets in one group of a padded sample: the tile rows.
+    /// The tile rows: (input channel, tap) pairs of one group, in order, and their offsets
+    /// in a padded sample.
+    order: Vec<(usize, usize)>,
     taps: Offsets,
-    /// Window corners of every output pixel of `batch` padded samples laid end to end.
+    /// Each output pixel's window corner in a padded sample, and the taps it reads inside
+    /// the image (all of them when the padding is not skipped).
+    pixels: Vec<(usize, TapRect)>,
+}
+
+/// The reduction of one batch of `bn` samples: its pixels grouped by the taps they read
+/// inside the image (then by sample, then in order), their window corners in the batch's
+/// padded samples, and for each tap the runs of that order whose pixels read it.
+struct BatchOrder {
+    /// (sample, pixel) at each reduction step.
+    steps: Vec<(usize, usize)>,
     red: Offsets,
+    tap_runs: Vec<Vec<Range<usize>>>,
+}
+
+impl BatchOrder {
+    fn new(p: &WgradPlan, bn: usize, taps: (usize, usize)) -> Self {
+        let mut by_taps: Vec<usize> = (0..p.l).collect();
+        by_taps.sort_by_key(|&q| p.pixels[q].1);
+        let mut steps = Vec::with_capacity(bn * p.l);
+        let mut classes = Vec::new();
+        for class in by_taps.chunk_by(|&a, &b| p.pixels[a].1 == p.pixels[b].1) {
+            let start = steps.len();
+            for b in 0..bn {
+                steps.extend(class.iter().map(|&q| (b, q)));
+            }
+            classes.push((p.pixels[class[0]].1, start..steps.len()));
+        }
+        let red = Offsets::new(steps.iter().map(|&(b, q)| b * p.pad_len + p.pixels[q].0).collect());
+        let (rows, cols) = taps;
+        let tap_runs = (0..rows * cols)
+            .map(|t| {
+                let (a, b) = ((t / cols) as u32, (t % cols) as u32);
+                let mut runs: Vec<Range<usize>> = Vec::new();
+                for (rect, range) in &classes {
+                    if !((rect.a0..rect.a1).contains(&a) && (rect.b0..rect.b1).contains(&b)) {
+                        continue;
+                    }
+                    match runs.last_mut() {
+                        Some(last) if last.end == range.start => last.end = range.end,
+                        _ => runs.push(range.clone()),
+                    }
+                }
+                runs
+            })
+            .collect();
+        BatchOrder { steps, red, tap_runs }
+    }
 }
 
 /// One batch of samples as the microkernel reads it: the inputs padded end to end, and the
@@ -187,6 +255,8 @@ struct WgradPlan {
 struct BatchBuffers<T> {
     pads: Vec<T>,
     dyt: Vec<T>,
+    /// The order of the batch's pixels in `dyt` (and in the reduction).
+    order: Option<BatchOrder>,
     /// Elements of `dyt` per block: `batch · l · NR`.
     dyt_block: usize,
 }
@@ -194,7 +264,12 @@ struct BatchBuffers<T> {
 impl<T: ConvElem> BatchBuffers<T> {
     fn new<const NR: usize>(p: &WgradPlan) -> Self {
         let dyt_block = p.batch * p.l * NR;
-        BatchBuffers { pads: vec![T::zero(); p.batch * p.pad_len], dyt: vec![T::zero(); p.groups * p.ncb * dyt_block], dyt_block }
+        BatchBuffers {
+            pads: vec![T::zero(); p.batch * p.pad_len],
+            dyt: vec![T::zero(); p.groups * p.ncb * dyt_block],
+            order: None,
+            dyt_block,
+        }
     }
 
     /// Pads the `bn` inputs at the start of `xs` and transposes their output gradients (at
@@ -202,22 +277,30 @@ impl<T: ConvElem> BatchBuffers<T> {
     #[allow(clippy::too_many_arguments)]
     fn fill<const NR: usize>(&mut self, p: &WgradPlan, g: &ConvGeom, m: usize, xs: &[T], dys: &[T], bn: usize, parallel: bool) {
         let (img, l) = (g.image_len(), p.l);
+        if self.order.as_ref().is_none_or(|o| o.steps.len() != bn * l) {
+            self.order = Some(BatchOrder::new(p, bn, (g.kh, g.kw)));
+        }
+        let steps = &self.order.as_ref().expect("set above").steps;
+        let natural = steps.iter().enumerate().all(|(i, &(b, q))| i == b * l + q);
         let pad_one = |b: usize, dst: &mut [T]| pad_image(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
         let transpose_block = |blk: usize, out: &mut [T]| {
             let (grp, cb) = (blk / p.ncb, blk % p.ncb);
-            for b in 0..bn {
-                let out = &mut out[b * l * NR..][..l * NR];
-                for c in 0..NR {
-                    let co = cb * NR + c;
-                    if co < p.mg {
+            for c in 0..NR {
+                let co = cb * NR + c;
+                if co >= p.mg {
+                    out[..steps.len() * NR].iter_mut().skip(c).step_by(NR).for_each(|o| *o = T::zero());
+                } else if natural {
+                    // Sample by sample, pixel by pixel: whole rows of each sample's gradient.
+                    for b in 0..bn {
                         let src = &dys[(b * m + grp * p.mg + co) * l..][..l];
                         for (q, &v) in src.iter().enumerate() {
-                            out[q * NR + c] = v;
+                            out[(b * l + q) * NR + c] = v;
                         }
-                    } else {
-                        for q in 0..l {
-                            out[q * NR + c] = T::zero();
-                        }
+                    }
+                } else {
+                    let src = &dys[(grp * p.mg + co) * l..];
+                    for (step, &(b, q)) in steps.iter().enumerate() {
+                        out[step * NR + c] = src[b * m * l + q];
                     }
                 }
             }
@@ -243,8 +326,10 @@ fn accumulate_block_on<T: ConvElem, const MR: usize, const NR: usize>(
     acc: &mut [T],
 ) {
     let vecs = &bufs.dyt[blk * bufs.dyt_block..][..bufs.dyt_block];
+    let order = bufs.order.as_ref().expect("the batch was filled");
     run_on_isa!(isa, accumulate_block::<T, MR, NR>(
         p: &WgradPlan = p,
+        order: &BatchOrder = order,
         pads: &[T] = &bufs.pads,
         vecs: &[T] = vecs,
         blk: usize = blk,
@@ -254,11 +339,14 @@ fn accumulate_block_on<T: ConvElem, const MR: usize, const NR: usize>(
 }
 
 /// Adds one batch's contribution to one block of the gradient: `acc` is block `blk`'s
-/// `[kg][NR]`; each tile of `MR` taps runs the microkernel over the batch's pixels in
-/// sample-then-pixel order, starting from the block's running sums.
+/// `[kg][NR]`; each tile of `MR` rows runs the microkernel over the batch's pixels in the
+/// batch's order, starting from the block's running sums: over the runs of pixels that read
+/// its tap inside the image when all its rows share one, over all pixels otherwise (the
+/// others read zeros from the padding).
 #[inline(always)]
 fn accumulate_block<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
     p: &WgradPlan,
+    order: &BatchOrder,
     pads: &[T],
     vecs: &[T],
     blk: usize,
@@ -276,7 +364,14 @@ fn accumulate_block<T: ConvElem, const MR: usize, const NR: usize, const FMA: bo
         for (r, tr) in t.iter_mut().enumerate().take(kn) {
             tr.copy_from_slice(&acc[(k0 + r) * NR..][..NR]);
         }
-        tile::<T, MR, NR, FMA>(pads, &rows, &p.red, 0..len, &vecs[..len * NR], &mut t);
+        let tap = p.order[k0].1;
+        if p.order[k0..k0 + kn].iter().all(|&(_, t)| t == tap) {
+            for run in &order.tap_runs[tap] {
+                tile::<T, MR, NR, FMA>(pads, &rows, &order.red, run.clone(), &vecs[run.start * NR..], &mut t);
+            }
+        } else {
+            tile::<T, MR, NR, FMA>(pads, &rows, &order.red, 0..len, &vecs[..len * NR], &mut t);
+        }
         for (r, tr) in t.iter().enumerate().take(kn) {
             acc[(k0 + r) * NR..][..NR].copy_from_slice(tr);
         }
