@@ -50,18 +50,16 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
     let pad_len = g.channels * hp * wp;
     let layout = Layout::for_rows(l, g.channels, hp * wp);
     let kk = g.kh * g.kw;
-    let order = layout.reduction_order(cg, kk);
+    let order = reduction_order(layout.skips_padding(), cg, kk);
     let offs: Vec<usize> = order.iter().map(|&(ci, t)| layout.at(ci, (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw)).collect();
-    let axis =
-        |k: usize, size: usize, s: usize, p: usize, d: usize, o: usize| TapRect::axis(k, size, |t| (o * s + t * d) as isize - p as isize);
-    let mut per_sample = Vec::with_capacity(l);
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let inside = TapRect::new(axis(g.kh, g.h, g.sh, g.ph, g.dh, oy), axis(g.kw, g.w, g.sw, g.pw, g.dw, ox));
-            let rect = layout.taps_read(inside, (g.kh, g.kw));
-            per_sample.push((layout.at(0, oy * g.sh * wp + ox * g.sw), oy * g.ow + ox, rect));
-        }
-    }
+    let per_sample: Vec<_> = window_corners(g, wp)
+        .into_iter()
+        .enumerate()
+        .map(|(q, corner)| {
+            let rect = TapRect::inside_output(g, q / g.ow, q % g.ow).read(layout.skips_padding(), (g.kh, g.kw));
+            (layout.at(0, corner), q, rect)
+        })
+        .collect();
     let per_task = samples_per_task(l, n);
     let rows = TasksRows::new(&per_sample, n, per_task, pad_len, m * l);
     let ncb = mg.div_ceil(NR);

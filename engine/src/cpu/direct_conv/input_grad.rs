@@ -114,7 +114,7 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
                         TapRect::axis(ti.len(), g.oh, |a| py as isize + ti[a].1),
                         TapRect::axis(tj.len(), g.ow, |b| px as isize + tj[b].1),
                     );
-                    let rect = layout.taps_read(inside, (ti.len(), tj.len()));
+                    let rect = inside.read(layout.skips_padding(), (ti.len(), tj.len()));
                     per_sample.push((layout.at(0, py * wq + px), (ry + g.sh * py) * g.w + rx + g.sw * px, rect));
                 }
             }
@@ -122,7 +122,7 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
             let used = ny * nx > 0;
             // (output channel, phase tap) in the layout's order; tap t is (ti[t / cols], tj[t % cols]).
             let cols = tj.len();
-            let order = if used { layout.reduction_order(mg, ti.len() * cols) } else { Vec::new() };
+            let order = if used { reduction_order(layout.skips_padding(), mg, ti.len() * cols) } else { Vec::new() };
             let offs: Vec<usize> = order
                 .iter()
                 .map(|&(co, t)| {

@@ -227,12 +227,11 @@ fn check_weight_gradient_paths(rng: &mut Rng, c: usize, hw: usize, m: usize, n: 
             let mut fused: Option<Vec<f32>> = None;
             for isa in Isa::available() {
                 let what = format!("{hw}x{hw}: large {large}, batch {batch}, {isa:?}");
-                let got64 =
-                    with_tile!(isa, m, backward_weight_with::<f64>(&dy, &x, n, m, 1, &g, large, batch), avx2: (6, 8), avx512: (6, 16));
+                let got64 = with_tile!(isa, m, backward_weight_with::<f64>(&dy, &x, n, m, 1, &g, Some((large, batch))), avx2: (6, 8), avx512: (6, 16));
                 close(&got64, &want, 1e-12, &what);
                 let runs: Vec<Vec<f32>> = pools
                     .iter()
-                    .map(|pool| pool.install(|| with_tile!(isa, m, backward_weight_with::<f32>(&dy32, &x32, n, m, 1, &g, large, batch), avx2: (6, 16), avx512: (6, 32))))
+                    .map(|pool| pool.install(|| with_tile!(isa, m, backward_weight_with::<f32>(&dy32, &x32, n, m, 1, &g, Some((large, batch))), avx2: (6, 16), avx512: (6, 32))))
                     .collect();
                 close(&runs[0].iter().map(|&v| v as f64).collect::<Vec<_>>(), &want, 1e-4, &what);
                 assert!(runs[0] == runs[1], "{what}: 1 and 3 workers differ");

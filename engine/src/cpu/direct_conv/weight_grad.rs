@@ -44,24 +44,11 @@ pub(super) fn backward_weight<T: ConvElem, const MR: usize, const NR: usize>(
     groups: usize,
     g: &ConvGeom,
 ) -> Vec<T> {
-    let l = g.col_len();
-    let (cg, mg) = (g.channels / groups, m / groups);
-    let kg = cg * g.kh * g.kw;
-    let wlen = m * kg;
-    if n == 0 || wlen == 0 || l == 0 {
-        return vec![T::zero(); wlen];
-    }
-    let (hp, wp) = padded_dims(g);
-    let blocks = groups * mg.div_ceil(NR);
-    let large = blocks > 1 && blocks * kg * NR >= LARGE;
-    let (min_pixels, max_elems) = if large { (LARGE_MIN_PIXELS, LARGE_MAX_BATCH_ELEMS) } else { (MIN_PIXELS, MAX_BATCH_ELEMS) };
-    let per_sample = g.channels * hp * wp + blocks * NR * l;
-    let batch = min_pixels.div_ceil(l).min(max_elems / per_sample.max(1)).clamp(1, n);
-    backward_weight_with::<T, MR, NR>(isa, dy, x, n, m, groups, g, large, batch)
+    backward_weight_with::<T, MR, NR>(isa, dy, x, n, m, groups, g, None)
 }
 
-/// [`backward_weight`] on the large-weight path or not, with `batch` samples per microkernel
-/// call (both fixed by the shapes there; tests choose them).
+/// [`backward_weight`], on the large-weight path or not with `batch` samples per microkernel
+/// call as `forced` says (tests), or as the shapes choose.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize>(
     isa: Isa,
@@ -71,8 +58,7 @@ pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize
     m: usize,
     groups: usize,
     g: &ConvGeom,
-    large: bool,
-    batch: usize,
+    forced: Option<(bool, usize)>,
 ) -> Vec<T> {
     let (l, img) = (g.col_len(), g.image_len());
     let (cg, mg) = (g.channels / groups, m / groups);
@@ -81,33 +67,29 @@ pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize
     if n == 0 || wlen == 0 || l == 0 {
         return vec![T::zero(); wlen];
     }
-    let batch = batch.clamp(1, n);
     let (hp, wp) = padded_dims(g);
-    let (_, pix) = window_offsets(g, cg, hp, wp);
     let pad_len = g.channels * hp * wp;
     let ncb = mg.div_ceil(NR);
     let blocks = groups * ncb;
     let block_len = kg * NR;
-    // Small images skip the padding: the taps run tap by tap (channels innermost), so that a
+    let (large, batch) = forced.unwrap_or_else(|| {
+        let large = blocks > 1 && blocks * block_len >= LARGE;
+        let (min_pixels, max_elems) = if large { (LARGE_MIN_PIXELS, LARGE_MAX_BATCH_ELEMS) } else { (MIN_PIXELS, MAX_BATCH_ELEMS) };
+        let per_sample = pad_len + blocks * NR * l;
+        (large, min_pixels.div_ceil(l).min(max_elems / per_sample.max(1)))
+    });
+    let batch = batch.clamp(1, n);
+    // Small images skip the padding: the rows run tap by tap (channels innermost), so that a
     // tile's rows share a tap, and the pixels are grouped by the taps they read inside the
     // image, so that a tap's pixels form a few runs (see `BatchOrder`).
-    let skip_padding = l < MIN_TASK_ROWS;
+    let skip = skips_padding(l);
     let kk = g.kh * g.kw;
-    let order: Vec<(usize, usize)> = if skip_padding {
-        (0..kk).flat_map(|t| (0..cg).map(move |ci| (ci, t))).collect()
-    } else {
-        (0..cg).flat_map(|ci| (0..kk).map(move |t| (ci, t))).collect()
-    };
+    let order = reduction_order(skip, cg, kk);
     let taps = Offsets::new(order.iter().map(|&(ci, t)| ci * hp * wp + (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw).collect());
-    let axis =
-        |k: usize, size: usize, s: usize, p: usize, d: usize, o: usize| TapRect::axis(k, size, |t| (o * s + t * d) as isize - p as isize);
-    let full = TapRect::new((0, g.kh as u32), (0, g.kw as u32));
-    let pixels: Vec<(usize, TapRect)> = (0..l)
-        .map(|q| {
-            let (oy, ox) = (q / g.ow, q % g.ow);
-            let inside = TapRect::new(axis(g.kh, g.h, g.sh, g.ph, g.dh, oy), axis(g.kw, g.w, g.sw, g.pw, g.dw, ox));
-            (pix[q], if skip_padding { inside } else { full })
-        })
+    let pixels: Vec<(usize, TapRect)> = window_corners(g, wp)
+        .into_iter()
+        .enumerate()
+        .map(|(q, corner)| (corner, TapRect::inside_output(g, q / g.ow, q % g.ow).read(skip, (g.kh, g.kw))))
         .collect();
     let plan = WgradPlan { groups, cg, mg, ncb, l, pad_len, hp, wp, batch, order, taps, pixels };
     let sum = if large {
@@ -160,7 +142,6 @@ pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize
 
 /// The large-weight path: every batch of samples is summed into one gradient, the workers
 /// sharing its channel blocks (each block sums its batches in order).
-#[allow(clippy::too_many_arguments)]
 fn large_weight_gradient<T: ConvElem, const MR: usize, const NR: usize>(
     isa: Isa,
     p: &WgradPlan,
@@ -210,6 +191,9 @@ struct WgradPlan {
 struct BatchOrder {
     /// (sample, pixel) at each reduction step.
     steps: Vec<(usize, usize)>,
+    /// Whether the steps are sample by sample, pixel by pixel (every pixel reads the same
+    /// taps).
+    natural: bool,
     red: Offsets,
     tap_runs: Vec<Vec<Range<usize>>>,
 }
@@ -234,7 +218,7 @@ impl BatchOrder {
                 let (a, b) = ((t / cols) as u32, (t % cols) as u32);
                 let mut runs: Vec<Range<usize>> = Vec::new();
                 for (rect, range) in &classes {
-                    if !((rect.a0..rect.a1).contains(&a) && (rect.b0..rect.b1).contains(&b)) {
+                    if !rect.contains(a, b) {
                         continue;
                     }
                     match runs.last_mut() {
@@ -245,7 +229,7 @@ impl BatchOrder {
                 runs
             })
             .collect();
-        BatchOrder { steps, red, tap_runs }
+        BatchOrder { natural: classes.len() <= 1, steps, red, tap_runs }
     }
 }
 
@@ -280,8 +264,7 @@ impl<T: ConvElem> BatchBuffers<T> {
         if self.order.as_ref().is_none_or(|o| o.steps.len() != bn * l) {
             self.order = Some(BatchOrder::new(p, bn, (g.kh, g.kw)));
         }
-        let steps = &self.order.as_ref().expect("set above").steps;
-        let natural = steps.iter().enumerate().all(|(i, &(b, q))| i == b * l + q);
+        let BatchOrder { steps, natural, .. } = self.order.as_ref().expect("set above");
         let pad_one = |b: usize, dst: &mut [T]| pad_image(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
         let transpose_block = |blk: usize, out: &mut [T]| {
             let (grp, cb) = (blk / p.ncb, blk % p.ncb);
@@ -289,7 +272,7 @@ impl<T: ConvElem> BatchBuffers<T> {
                 let co = cb * NR + c;
                 if co >= p.mg {
                     out[..steps.len() * NR].iter_mut().skip(c).step_by(NR).for_each(|o| *o = T::zero());
-                } else if natural {
+                } else if *natural {
                     // Sample by sample, pixel by pixel: whole rows of each sample's gradient.
                     for b in 0..bn {
                         let src = &dys[(b * m + grp * p.mg + co) * l..][..l];
