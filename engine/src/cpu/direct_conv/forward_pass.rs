@@ -63,19 +63,12 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
     let per_task = samples_per_task(l, n);
     let rows = TasksRows::new(&per_sample, n, per_task, pad_len, m * l);
     let ncb = mg.div_ceil(NR);
-    let mut wpk = vec![T::zero(); groups * ncb * kg * NR];
-    for grp in 0..groups {
-        for cb in 0..ncb {
-            let blk = &mut wpk[(grp * ncb + cb) * kg * NR..][..kg * NR];
-            for c in 0..NR.min(mg - cb * NR) {
-                let co = grp * mg + cb * NR + c;
-                let wrow = &w[co * kg..(co + 1) * kg];
-                for (k, &(ci, t)) in order.iter().enumerate() {
-                    blk[k * NR + c] = wrow[ci * kk + t];
-                }
-            }
-        }
-    }
+    // Lane c of block (grp, cb) is output channel co = grp·mg + cb·NR + c: row co of `w`.
+    let in_row: Vec<usize> = order.iter().map(|&(ci, t)| ci * kk + t).collect();
+    let wpk = pack_weight_blocks::<T, NR>(w, groups * ncb, &in_row, kg, |blk| {
+        let (grp, cb) = (blk / ncb, blk % ncb);
+        ((grp * mg + cb * NR) * kg, NR.min(mg - cb * NR))
+    });
     let plan = FwdPlan { hp, wp, pad_len, layout, groups, cg, mg, ncb, offs: Offsets::new(offs), rows, wpk };
     let img = g.image_len();
     collect_samples(n, m * l, per_task, m * kg * l, pad_len, |s0, y, pad| {

@@ -7,7 +7,7 @@ use super::*;
 
 /// One stride phase of the input gradient: the input pixels (y, x) with y ≡ ry (mod sh) and
 /// x ≡ rx (mod sw), and the taps that reach them.
-struct Phase {
+struct Phase<T> {
     /// The phase's pixels of a task's samples: window corners in the task's padded output
     /// gradients (laid end to end), places in the task's input gradient, taps inside the
     /// output gradient.
@@ -18,9 +18,8 @@ struct Phase {
     /// (output channel, tap) offsets relative to the window corner, in one group, in the
     /// layout's order: the taps (a, b) of the phase's tap rows and columns.
     offs: Offsets,
-    /// Where this phase's packed weights start in `BwdPlan::wpk`: per (group, channel
-    /// block) a `[k][NR]` block.
-    wstart: usize,
+    /// The phase's packed weights: per (group, channel block) a `[k][NR]` block.
+    wpk: Vec<T>,
 }
 
 struct BwdPlan<T> {
@@ -35,11 +34,10 @@ struct BwdPlan<T> {
     cg: usize,
     mg: usize,
     ncb: usize,
-    phases: Vec<Phase>,
+    phases: Vec<Phase<T>>,
     /// Whether some phase with pixels has no taps (a kernel smaller than the stride): its
     /// pixels are zero.
     zero_phases: bool,
-    wpk: Vec<T>,
 }
 
 /// Along one axis of an input of size `n` (stride `s`, padding `p`, dilation `d`, kernel
@@ -104,7 +102,6 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     let per_task = samples_per_task(smallest_phase, n);
     let layout = Layout::for_rows(smallest_phase, m, plane);
     let mut phases = Vec::with_capacity(g.sh * g.sw);
-    let mut wpk = Vec::new();
     for (ry, (ny, ti)) in ay.iter().enumerate() {
         for (rx, (nx, tj)) in ax.iter().enumerate() {
             let mut per_sample = Vec::with_capacity(ny * nx);
@@ -130,27 +127,19 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
                     layout.at(co, (ey + ty as isize) as usize * wq + (ex + tx as isize) as usize)
                 })
                 .collect();
-            let kp = offs.len();
-            let wstart = wpk.len();
-            wpk.resize(wstart + groups * ncb * kp * NR, T::zero());
-            for grp in 0..groups {
-                for cb in 0..ncb {
-                    let blk = &mut wpk[wstart + (grp * ncb + cb) * kp * NR..][..kp * NR];
-                    for (k, &(co, t)) in order.iter().enumerate() {
-                        let wrow = &w[(grp * mg + co) * kg..(grp * mg + co + 1) * kg];
-                        let tap = ti[t / cols].0 * g.kw + tj[t % cols].0;
-                        for c in 0..NR.min(cg - cb * NR) {
-                            blk[k * NR + c] = wrow[(cb * NR + c) * kk + tap];
-                        }
-                    }
-                }
-            }
+            // Lane c of block (grp, cb) is input channel cb·NR + c of group grp: element
+            // (co, cb·NR + c, tap) of the group's weights.
+            let in_group: Vec<usize> = order.iter().map(|&(co, t)| co * kg + ti[t / cols].0 * g.kw + tj[t % cols].0).collect();
+            let wpk = pack_weight_blocks::<T, NR>(w, groups * ncb, &in_group, kk, |blk| {
+                let (grp, cb) = (blk / ncb, blk % ncb);
+                (grp * mg * kg + cb * NR * kk, NR.min(cg - cb * NR))
+            });
             let rows = TasksRows::new(&per_sample, n, per_task, m * plane, img);
-            phases.push(Phase { rows, count: ny * nx, cols, offs: Offsets::new(offs), wstart });
+            phases.push(Phase { rows, count: ny * nx, cols, offs: Offsets::new(offs), wpk });
         }
     }
     let zero_phases = phases.iter().any(|ph| ph.count > 0 && ph.offs.v.is_empty());
-    let plan = BwdPlan { hq, wq, ty, tx, layout, groups, cg, mg, ncb, phases, zero_phases, wpk };
+    let plan = BwdPlan { hq, wq, ty, tx, layout, groups, cg, mg, ncb, phases, zero_phases };
     collect_samples(n, img, per_task, m * kg * l, m * plane, |s0, dx, pad| {
         let dys = &dy[s0 * m * l..];
         run_on_isa!(isa, backward_input_task::<T, MR, NR>(
@@ -202,7 +191,7 @@ fn backward_input_task<T: ConvElem, const MR: usize, const NR: usize, const FMA:
             for cb in 0..p.ncb {
                 let ci0 = grp * p.cg + cb * NR;
                 let cn = NR.min(p.cg - cb * NR);
-                let wv = &p.wpk[ph.wstart + (grp * p.ncb + cb) * kp * NR..][..kp * NR];
+                let wv = &ph.wpk[(grp * p.ncb + cb) * kp * NR..][..kp * NR];
                 tiles_to_output::<T, MR, NR, FMA>(pad, gbase, task, &ph.offs, (ph.cols, p.mg), wv, &zero, (ci0, cn, hw), dx);
             }
         }

@@ -126,18 +126,20 @@ pub(super) fn backward_weight_with<T: ConvElem, const MR: usize, const NR: usize
         }
         sum
     };
-    // Blocks [group][channel block][k][NR] → [m, kg], k in the plan's order.
-    let mut out = vec![T::zero(); wlen];
-    for (blk, block) in sum.chunks_exact(block_len).enumerate() {
-        let (grp, cb) = (blk / ncb, blk % ncb);
-        for c in 0..NR.min(mg - cb * NR) {
-            let row = &mut out[(grp * mg + cb * NR + c) * kg..][..kg];
-            for (k, &(ci, t)) in plan.order.iter().enumerate() {
-                row[ci * kk + t] = block[k * NR + c];
-            }
-        }
+    // Blocks [group][channel block][k][NR] → [m, kg], k in the plan's order: row co is lane
+    // co mod NR of its group's block (co mod mg) / NR, and its element ci·kk + t comes from
+    // the step k = slot[ci·kk + t] with order[k] = (ci, t).
+    let mut slot = vec![0; kg];
+    for (k, &(ci, t)) in plan.order.iter().enumerate() {
+        slot[ci * kk + t] = k;
     }
-    out
+    blocks_from(m, kg, |co, row| {
+        let (grp, o) = (co / mg, co % mg);
+        let block = &sum[(grp * ncb + o / NR) * block_len..][..block_len];
+        for (e, &k) in row.iter_mut().zip(&slot) {
+            e.write(block[k * NR + o % NR]);
+        }
+    })
 }
 
 /// The large-weight path: every batch of samples is summed into one gradient, the workers
@@ -153,7 +155,7 @@ fn large_weight_gradient<T: ConvElem, const MR: usize, const NR: usize>(
 ) -> Vec<T> {
     let (l, img) = (p.l, g.image_len());
     let block_len = p.taps.v.len() * NR;
-    let mut acc = vec![T::zero(); p.groups * p.ncb * block_len];
+    let mut acc = zeroed_blocks(p.groups * p.ncb, block_len);
     let mut batch_bufs = BatchBuffers::new::<NR>(p);
     for b0 in (0..n).step_by(p.batch) {
         let bn = p.batch.min(n - b0);
