@@ -60,8 +60,8 @@ pub(super) fn forward<T: ConvElem, const MR: usize, const NR: usize>(
             (layout.at(0, corner), q, rect)
         })
         .collect();
-    let per_task = samples_per_task(l, n);
-    let rows = TasksRows::new(&per_sample, n, per_task, pad_len, m * l);
+    let per_task = samples_per_task(l, n, |per| TaskRows::new(&per_sample, per, pad_len, m * l, MR).work);
+    let rows = TasksRows::new(&per_sample, n, per_task, pad_len, m * l, MR);
     let ncb = mg.div_ceil(NR);
     // Lane c of block (grp, cb) is output channel co = grp·mg + cb·NR + c: row co of `w`.
     let in_row: Vec<usize> = order.iter().map(|&(ci, t)| ci * kk + t).collect();

@@ -99,9 +99,9 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     let ncb = cg.div_ceil(NR);
     // Tasks take several samples when a phase has few pixels (see `samples_per_task`).
     let smallest_phase = ay.iter().flat_map(|(ny, _)| ax.iter().map(move |(nx, _)| ny * nx)).filter(|&c| c > 0).min().unwrap_or(1);
-    let per_task = samples_per_task(smallest_phase, n);
     let layout = Layout::for_rows(smallest_phase, m, plane);
-    let mut phases = Vec::with_capacity(g.sh * g.sw);
+    // Each phase's pixels in one sample: window corner, place in the input gradient, taps.
+    let mut phase_pixels = Vec::with_capacity(g.sh * g.sw);
     for (ry, (ny, ti)) in ay.iter().enumerate() {
         for (rx, (nx, tj)) in ax.iter().enumerate() {
             let mut per_sample = Vec::with_capacity(ny * nx);
@@ -115,6 +115,15 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
                     per_sample.push((layout.at(0, py * wq + px), (ry + g.sh * py) * g.w + rx + g.sw * px, rect));
                 }
             }
+            phase_pixels.push(per_sample);
+        }
+    }
+    let per_task =
+        samples_per_task(smallest_phase, n, |per| phase_pixels.iter().map(|px| TaskRows::new(px, per, m * plane, img, MR).work).sum());
+    let mut phases = Vec::with_capacity(g.sh * g.sw);
+    for (ry, (ny, ti)) in ay.iter().enumerate() {
+        for (rx, (nx, tj)) in ax.iter().enumerate() {
+            let per_sample = &phase_pixels[ry * ax.len() + rx];
             // A phase without pixels gets no taps: its offsets may lie outside the padding.
             let used = ny * nx > 0;
             // (output channel, phase tap) in the layout's order; tap t is (ti[t / cols], tj[t % cols]).
@@ -134,7 +143,7 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
                 let (grp, cb) = (blk / ncb, blk % ncb);
                 (grp * mg * kg + cb * NR * kk, NR.min(cg - cb * NR))
             });
-            let rows = TasksRows::new(&per_sample, n, per_task, m * plane, img);
+            let rows = TasksRows::new(per_sample, n, per_task, m * plane, img, MR);
             phases.push(Phase { rows, count: ny * nx, cols, offs: Offsets::new(offs), wpk });
         }
     }

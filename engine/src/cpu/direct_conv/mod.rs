@@ -27,7 +27,8 @@
 //! Small images (fewer than `MIN_TASK_ROWS` tile rows per sample, such as ResNet's last
 //! stages) change three things, none of which changes what each output element sums: a
 //! forward or input-gradient task takes several samples, so each block of packed weights
-//! serves many tiles (`samples_per_task`); the padded samples are channels-last
+//! serves many tiles (`samples_per_task`, which also picks the count whose rows fill the
+//! tiles best); the padded samples are channels-last
 //! (`Layout`); and the taps that fall in the zero padding are skipped, as oneDNN does —
 //! tile rows are sorted by the taps they read inside the image and a tile reduces over the
 //! union of its rows' taps (`TapRect`, `TaskRows`); the weight gradient groups its
@@ -469,13 +470,47 @@ fn pad_image_channels_last<T: ConvElem>(
 /// How many consecutive samples one task of a forward or input-gradient pass takes. A task
 /// streams each channel block's packed weights once over all its rows (output or input
 /// pixels), so a sample with few pixels — a 4×4 image in ResNet-18's last stage has 16 —
-/// would read the whole weight once per 16 rows; a task takes enough samples to reach
-/// [`MIN_TASK_ROWS`] rows, but no more than leaves each worker a few tasks. Each output
-/// element is still one tile's full reduction, so the count changes no result.
-fn samples_per_task(rows_per_sample: usize, n: usize) -> usize {
+/// would read the whole weight once per 16 rows; a task takes about enough samples to reach
+/// [`MIN_TASK_ROWS`] rows, but no more than leaves each worker a few tasks. Within that
+/// range (half to twice the samples that reach it) the count is the one whose tasks do the
+/// least work per sample, `work(count)` being the taps a task of `count` samples reads
+/// ([`TaskRows::work`]), times the samples the busiest worker gets: how the rows of a task
+/// fill its tiles depends on the count (at 4×4, tasks of 6 samples read 7% fewer taps than
+/// tasks of 8, and at 8×8 tasks of 4 samples 6% fewer than tasks of 2). Each output element
+/// is still one tile's full reduction, so the count changes no result.
+fn samples_per_task(rows_per_sample: usize, n: usize, work: impl Fn(usize) -> usize) -> usize {
     let wanted = MIN_TASK_ROWS.div_ceil(rows_per_sample.max(1));
-    let spread = n.div_ceil(4 * rayon::current_num_threads());
-    wanted.min(spread).max(1)
+    let threads = rayon::current_num_threads();
+    let spread = n.div_ceil(4 * threads).max(1);
+    if wanted <= 1 || spread <= 1 {
+        return 1;
+    }
+    let (lo, hi) = (wanted.div_ceil(2).min(spread), (2 * wanted).min(spread));
+    // Candidates nearest `wanted` first, so that it wins ties.
+    let mut candidates: Vec<usize> = (lo..=hi).collect();
+    candidates.sort_by_key(|&c| c.abs_diff(wanted));
+    let score = |per: usize| work(per) as f64 / per as f64 * busiest_worker(n, per, threads) as f64;
+    let mut best = (candidates[0], score(candidates[0]));
+    for &per in &candidates[1..] {
+        let s = score(per);
+        if s < best.1 {
+            best = (per, s);
+        }
+    }
+    best.0
+}
+
+/// The samples the busiest of `threads` workers gets when `n` samples are cut into tasks of
+/// `per` (the last one shorter) and each task goes to the least loaded worker, largest first.
+fn busiest_worker(n: usize, per: usize, threads: usize) -> usize {
+    let (full, rest) = (n / per, n % per);
+    let (q, r) = (full / threads, full % threads);
+    let most = (q + usize::from(r > 0)) * per;
+    if rest == 0 {
+        most
+    } else {
+        most.max(q * per + rest)
+    }
 }
 
 /// Runs `f(first_sample, out, scratch)` for every task of `per_task` consecutive samples
@@ -557,6 +592,11 @@ impl TapRect {
         }
     }
 
+    /// How many taps the rectangle holds.
+    fn area(&self) -> usize {
+        (self.a1.saturating_sub(self.a0) * self.b1.saturating_sub(self.b0)) as usize
+    }
+
     /// Whether tap `(a, b)` is in the rectangle.
     fn contains(&self, a: u32, b: u32) -> bool {
         (self.a0..self.a1).contains(&a) && (self.b0..self.b1).contains(&b)
@@ -575,35 +615,76 @@ impl TapRect {
 
 /// The tile rows of one forward or input-gradient task, for all its samples: each row's
 /// offset in the task's padded source, its place in the task's output (channel 0) and the
-/// taps it reads inside the image. Rows are ordered by those taps, then by sample, so that
-/// most tiles hold rows that skip the same padding taps.
+/// taps it reads inside the image. Rows are ordered by those taps, then by sample, and cut
+/// into tiles of at most `MR` rows (see [`cut_tiles`]), each with the union of its rows' taps.
 struct TaskRows {
     rows: Vec<usize>,
     outs: Vec<usize>,
-    rects: Vec<TapRect>,
+    tiles: Vec<(Range<usize>, TapRect)>,
+    /// The taps the tiles read, summed over the tiles (each tile computes `MR` rows).
+    work: usize,
 }
 
 impl TaskRows {
     /// The rows of `samples` consecutive samples, from one sample's `(source offset, output
     /// offset, taps)` per row; sample `b`'s offsets are shifted by `b·row_step` and
-    /// `b·out_step`.
-    fn new(per_sample: &[(usize, usize, TapRect)], samples: usize, row_step: usize, out_step: usize) -> Self {
+    /// `b·out_step`; tiles of at most `mr` rows.
+    fn new(per_sample: &[(usize, usize, TapRect)], samples: usize, row_step: usize, out_step: usize, mr: usize) -> Self {
         let mut order: Vec<usize> = (0..per_sample.len()).collect();
         order.sort_by_key(|&i| per_sample[i].2);
         let total = per_sample.len() * samples;
-        let mut task = TaskRows { rows: Vec::with_capacity(total), outs: Vec::with_capacity(total), rects: Vec::with_capacity(total) };
+        let (mut rows, mut outs, mut rects) = (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
         for class in order.chunk_by(|&i, &j| per_sample[i].2 == per_sample[j].2) {
             for b in 0..samples {
                 for &i in class {
                     let (row, out, rect) = per_sample[i];
-                    task.rows.push(b * row_step + row);
-                    task.outs.push(b * out_step + out);
-                    task.rects.push(rect);
+                    rows.push(b * row_step + row);
+                    outs.push(b * out_step + out);
+                    rects.push(rect);
                 }
             }
         }
-        task
+        let tiles = cut_tiles(&rects, mr);
+        let work = tiles.iter().map(|(_, rect)| rect.area()).sum();
+        TaskRows { rows, outs, tiles, work }
     }
+}
+
+/// Cuts rows, in order, into tiles of at most `mr` consecutive rows, each with the union of
+/// its rows' taps, so that the tiles read as few taps in all as can be: a tile costs `mr`
+/// rows times the taps of that union however many rows it holds, so a short tile can beat
+/// one that straddles two groups of rows whose union is larger (at 8×8, a tile of corner
+/// and edge rows reads 6 taps where one of a left and a right edge row reads all 9).
+/// Dynamic programming over where the tiles end; ties go to the longer last tile. Rows that
+/// all read the same taps are simply cut every `mr` rows.
+fn cut_tiles(rects: &[TapRect], mr: usize) -> Vec<(Range<usize>, TapRect)> {
+    let n = rects.len();
+    let union = |r: Range<usize>| rects[r.clone()].iter().fold(rects[r.start], |u, &x| u.union(x));
+    if rects.windows(2).all(|w| w[0] == w[1]) {
+        return (0..n).step_by(mr.max(1)).map(|s| s..(s + mr).min(n)).map(|r| (r.clone(), union(r))).collect();
+    }
+    // best[i]: the least cost of tiling rows 0..i, and where its last tile starts.
+    let mut best = vec![(usize::MAX, 0); n + 1];
+    best[0] = (0, 0);
+    for i in 1..=n {
+        let mut u = rects[i - 1];
+        for j in (i.saturating_sub(mr)..i).rev() {
+            u = u.union(rects[j]);
+            let cost = best[j].0 + u.area();
+            if cost <= best[i].0 {
+                best[i] = (cost, j);
+            }
+        }
+    }
+    let mut tiles = Vec::new();
+    let mut end = n;
+    while end > 0 {
+        let start = best[end].1;
+        tiles.push((start..end, union(start..end)));
+        end = start;
+    }
+    tiles.reverse();
+    tiles
 }
 
 /// The rows of a pass's tasks: `full` for tasks of `per_task` samples, `last` for the final,
@@ -615,9 +696,9 @@ struct TasksRows {
 }
 
 impl TasksRows {
-    fn new(per_sample: &[(usize, usize, TapRect)], n: usize, per_task: usize, row_step: usize, out_step: usize) -> Self {
-        let full = TaskRows::new(per_sample, per_task, row_step, out_step);
-        let last = (!n.is_multiple_of(per_task)).then(|| TaskRows::new(per_sample, n % per_task, row_step, out_step));
+    fn new(per_sample: &[(usize, usize, TapRect)], n: usize, per_task: usize, row_step: usize, out_step: usize, mr: usize) -> Self {
+        let full = TaskRows::new(per_sample, per_task, row_step, out_step, mr);
+        let last = (!n.is_multiple_of(per_task)).then(|| TaskRows::new(per_sample, n % per_task, row_step, out_step, mr));
         TasksRows { per_task, full, last }
     }
 
@@ -631,7 +712,7 @@ impl TasksRows {
 }
 
 /// One channel block of a forward or input-gradient task: runs the microkernel over the
-/// task's rows (`MR` at a time; `base` is added to each source offset) with the packed
+/// task's tiles (at most `MR` rows each; `base` is added to each source offset) with the packed
 /// `vecs`, every accumulator starting at `init`, and writes row `i`'s result for channel
 /// `c < cn` to `out[outs[i] + (ch0 + c)·stride]`. A tile reduces over the union of the
 /// taps its rows read (see [`reduction_order`]), tap row `a` by tap row: steps
@@ -650,11 +731,9 @@ fn tiles_to_output<T: ConvElem, const MR: usize, const NR: usize, const FMA: boo
     (ch0, cn, stride): (usize, usize, usize),
     out: &mut [MaybeUninit<T>],
 ) {
-    let np = task.rows.len();
-    for p0 in (0..np).step_by(MR) {
-        let pn = MR.min(np - p0);
+    for (tile_range, rect) in &task.tiles {
+        let (p0, pn) = (tile_range.start, tile_range.len());
         let tile_rows: [usize; MR] = std::array::from_fn(|r| base + task.rows[p0 + r.min(pn - 1)]);
-        let rect = task.rects[p0..p0 + pn].iter().fold(task.rects[p0], |u, &r| u.union(r));
         let mut acc = [*init; MR];
         let (a0, a1, b0, b1) = (rect.a0 as usize, rect.a1 as usize, rect.b0 as usize, rect.b1 as usize);
         if b0 == 0 && b1 == cols {

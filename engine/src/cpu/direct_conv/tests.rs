@@ -186,7 +186,7 @@ fn tasks_of_several_samples_match_one_sample_at_a_time() {
         let bias: Vec<f32> = rng.vec(m).iter().map(|&v| v as f32).collect();
         // One worker: several samples per task (6 here, the last task 3).
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-        assert!(pool.install(|| samples_per_task(o * o / (s * s), n)) > 1, "the shape must make multi-sample tasks");
+        assert!(pool.install(|| samples_per_task(o * o / (s * s), n, |per| per)) > 1, "the shape must make multi-sample tasks");
         for isa in Isa::available() {
             let (y, dx) = pool.install(|| {
                 (f32_kernels::forward(isa, &x, n, &wt, m, 1, &g, Some(&bias)), f32_kernels::backward_input(isa, &dy, n, &wt, m, 1, &g))
@@ -244,4 +244,61 @@ fn check_weight_gradient_paths(rng: &mut Rng, c: usize, hw: usize, m: usize, n: 
             }
         }
     }
+}
+
+#[test]
+fn tiles_cover_the_rows_in_order_and_read_no_more_taps_than_fixed_cuts() {
+    // The rows of tasks of 1–8 samples of 3×3-kernel convolutions on 2×2 to 9×9 images:
+    // the tiles cover every row once, in order, none longer than MR, each with its rows'
+    // union; they never read more taps than cutting every MR rows, and rows that all read
+    // the same taps are cut every MR rows.
+    const MR: usize = 6;
+    let fixed = |rects: &[TapRect]| -> usize { rects.chunks(MR).map(|c| c.iter().fold(c[0], |u, &r| u.union(r)).area()).sum() };
+    for hw in 2..10 {
+        let g = ConvGeom { channels: 1, h: hw, w: hw, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, oh: hw, ow: hw };
+        let per_sample: Vec<(usize, usize, TapRect)> = (0..hw * hw).map(|q| (q, q, TapRect::inside_output(&g, q / hw, q % hw))).collect();
+        for samples in 1..=8 {
+            let task = TaskRows::new(&per_sample, samples, hw * hw, hw * hw, MR);
+            let rects: Vec<TapRect> = {
+                // The rows' taps, in the task's order (a row's source offset names its pixel).
+                task.rows.iter().map(|&r| per_sample[r % (hw * hw)].2).collect()
+            };
+            let mut next = 0;
+            for (range, rect) in &task.tiles {
+                assert!(range.start == next && !range.is_empty() && range.len() <= MR, "{hw}×{hw}, {samples}: tile {range:?}");
+                assert_eq!(*rect, rects[range.clone()].iter().fold(rects[range.start], |u, &r| u.union(r)));
+                next = range.end;
+            }
+            assert_eq!(next, rects.len());
+            assert_eq!(task.work, task.tiles.iter().map(|(_, r)| r.area()).sum::<usize>());
+            assert!(task.work <= fixed(&rects), "{hw}×{hw}, {samples}: {} > {}", task.work, fixed(&rects));
+        }
+    }
+    // An 8×8 image, two samples: cutting every 6 rows reads 0.911 of all (pixel, tap) pairs,
+    // the chosen tiles 0.875 (the image holds 0.840 of them).
+    let g = ConvGeom { channels: 1, h: 8, w: 8, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, oh: 8, ow: 8 };
+    let per_sample: Vec<_> = (0..64).map(|q| (q, q, TapRect::inside_output(&g, q / 8, q % 8))).collect();
+    let task = TaskRows::new(&per_sample, 2, 64, 64, MR);
+    assert_eq!(task.work * MR, 1008);
+    let same = vec![TapRect::new((0, 3), (0, 3)); 20];
+    let cuts: Vec<_> = cut_tiles(&same, MR).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(cuts, vec![0..6, 6..12, 12..18, 18..20]);
+}
+
+#[test]
+fn samples_per_task_takes_the_count_that_reads_least_per_sample() {
+    // 4×4 images (16 rows): 8 samples reach MIN_TASK_ROWS; among 4–16 the work per sample
+    // decides, then the count nearest 8.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("pool");
+    pool.install(|| {
+        assert_eq!(samples_per_task(16, 256, |per| per * 10), 8);
+        assert_eq!(samples_per_task(16, 256, |per| if per == 12 { 12 * 9 } else { per * 10 }), 12);
+        // Large images take one sample per task whatever the work.
+        assert_eq!(samples_per_task(256, 256, |per| per), 1);
+        // Few samples: no more than leaves each worker a few tasks.
+        assert!(samples_per_task(16, 8, |per| per) <= 1);
+    });
+    assert_eq!(busiest_worker(64, 6, 2), 34);
+    assert_eq!(busiest_worker(64, 8, 2), 32);
+    assert_eq!(busiest_worker(10, 3, 4), 3);
 }
