@@ -161,6 +161,7 @@ fn cases() -> Vec<Case> {
         });
     }
     resnet18_conv_cases(&mut g, &mut out);
+    narrow_conv_cases(&mut g, &mut out);
     {
         let x = randn(&mut g, &[4096, 1024]);
         out.push(Case {
@@ -193,7 +194,6 @@ fn cases() -> Vec<Case> {
 /// gradient (`dx`) and weight gradient (`dw`). Stages 3 and 4 have 8×8 and 4×4 images, so
 /// few output pixels per sample share each weight: how a kernel batches samples shows here.
 fn resnet18_conv_cases(g: &mut Generator, out: &mut Vec<Case>) {
-    let n = 64usize;
     // (input channels, size, output channels, kernel, stride, padding)
     let shapes = [
         (64usize, 32usize, 64usize, 3usize, 1usize, 1usize),
@@ -203,7 +203,34 @@ fn resnet18_conv_cases(g: &mut Generator, out: &mut Vec<Case>) {
         (256, 8, 256, 3, 1, 1),
         (512, 4, 512, 3, 1, 1),
     ];
-    for (cin, hw, cout, k, s, p) in shapes {
+    conv_cases(g, out, "r18conv", 64, &shapes);
+}
+
+/// The convolutions of the default SimCLR model, the narrow ResNet on 1×28×28 images (widths
+/// 16/32/64/128, one basic block per stage), at the default batch of 256 pairs (512 images):
+/// the stem, each stage's 3×3 convs and its stride-2 entry with its 1×1 downsample.
+fn narrow_conv_cases(g: &mut Generator, out: &mut Vec<Case>) {
+    let shapes = [
+        (1usize, 28usize, 16usize, 3usize, 1usize, 1usize),
+        (16, 28, 16, 3, 1, 1),
+        (16, 28, 32, 3, 2, 1),
+        (16, 28, 32, 1, 2, 0),
+        (32, 14, 32, 3, 1, 1),
+        (32, 14, 64, 3, 2, 1),
+        (32, 14, 64, 1, 2, 0),
+        (64, 7, 64, 3, 1, 1),
+        (64, 7, 128, 3, 2, 1),
+        (64, 7, 128, 1, 2, 0),
+        (128, 4, 128, 3, 1, 1),
+    ];
+    conv_cases(g, out, "narrowconv", 512, &shapes);
+}
+
+/// Forward, input gradient (`dx`) and weight gradient (`dw`) of each convolution shape
+/// `(input channels, size, output channels, kernel, stride, padding)` on a batch of `n`
+/// square images, keyed `{prefix}_{pass}_{cin}x{size}_k{cout}x{kernel}_s{stride}`.
+fn conv_cases(g: &mut Generator, out: &mut Vec<Case>, prefix: &str, n: usize, shapes: &[(usize, usize, usize, usize, usize, usize)]) {
+    for &(cin, hw, cout, k, s, p) in shapes {
         let x = randn(g, &[n, cin, hw, hw]);
         let wt = randn(g, &[cout, cin, k, k]);
         let oh = (hw + 2 * p - k) / s + 1;
@@ -213,7 +240,7 @@ fn resnet18_conv_cases(g: &mut Generator, out: &mut Vec<Case>) {
         let shape = format!("[{n},{cin},{hw},{hw}] * [{cout},{cin},{k},{k}], stride {s}, pad {p}");
         let (xa, wa) = (x.clone(), wt.clone());
         out.push(Case {
-            key: format!("r18conv_fwd_{name}"),
+            key: format!("{prefix}_fwd_{name}"),
             op: "conv2d f32 fwd",
             shape: shape.clone(),
             work: Work::Flops(flops),
@@ -223,7 +250,7 @@ fn resnet18_conv_cases(g: &mut Generator, out: &mut Vec<Case>) {
         });
         let (ga, wa, xs) = (gy.clone(), wt.clone(), x.shape().to_vec());
         out.push(Case {
-            key: format!("r18conv_dx_{name}"),
+            key: format!("{prefix}_dx_{name}"),
             op: "conv2d f32 input grad",
             shape: shape.clone(),
             work: Work::Flops(flops),
@@ -233,7 +260,7 @@ fn resnet18_conv_cases(g: &mut Generator, out: &mut Vec<Case>) {
         });
         let ws = wt.shape().to_vec();
         out.push(Case {
-            key: format!("r18conv_dw_{name}"),
+            key: format!("{prefix}_dw_{name}"),
             op: "conv2d f32 weight grad",
             shape,
             work: Work::Flops(flops),

@@ -40,6 +40,7 @@ def cases():
                     work="flops", amount=2.0 * n * cout * h * w * cin * k * k,
                     run=lambda: F.conv2d(x, wt, bias, stride=1, padding=1)))
     out += resnet18_conv_cases(randn)
+    out += narrow_conv_cases(randn)
     s = randn(4096, 1024)
     out.append(dict(key="softmax_4096x1024", op="softmax f32 (last axis)", shape="[4096,1024]", work="bytes",
                     amount=2.0 * 4 * s.numel(), run=lambda: torch.softmax(s, dim=-1)))
@@ -82,20 +83,35 @@ def training_cases(randn):
 
 def resnet18_conv_cases(randn):
     """The convolutions of ResNet-18 with the CIFAR stem, batch 64 (see examples/bench_ops.rs)."""
-    n, out = 64, []
-    for cin, hw, cout, k, s, p in [(64, 32, 64, 3, 1, 1), (64, 32, 128, 3, 2, 1), (64, 32, 128, 1, 2, 0),
-                                   (128, 16, 128, 3, 1, 1), (256, 8, 256, 3, 1, 1), (512, 4, 512, 3, 1, 1)]:
+    return conv_cases(randn, "r18conv", 64, [(64, 32, 64, 3, 1, 1), (64, 32, 128, 3, 2, 1), (64, 32, 128, 1, 2, 0),
+                                            (128, 16, 128, 3, 1, 1), (256, 8, 256, 3, 1, 1), (512, 4, 512, 3, 1, 1)])
+
+
+def narrow_conv_cases(randn):
+    """The convolutions of the default SimCLR model, the narrow ResNet on 1x28x28 images, at
+    512 images (see examples/bench_ops.rs)."""
+    return conv_cases(randn, "narrowconv", 512, [
+        (1, 28, 16, 3, 1, 1), (16, 28, 16, 3, 1, 1), (16, 28, 32, 3, 2, 1), (16, 28, 32, 1, 2, 0),
+        (32, 14, 32, 3, 1, 1), (32, 14, 64, 3, 2, 1), (32, 14, 64, 1, 2, 0), (64, 7, 64, 3, 1, 1),
+        (64, 7, 128, 3, 2, 1), (64, 7, 128, 1, 2, 0), (128, 4, 128, 3, 1, 1)])
+
+
+def conv_cases(randn, prefix, n, shapes):
+    """Forward, input gradient and weight gradient of each (cin, size, cout, kernel, stride,
+    padding) on a batch of n square images, keyed as examples/bench_ops.rs keys them."""
+    out = []
+    for cin, hw, cout, k, s, p in shapes:
         x, wt = randn(n, cin, hw, hw), randn(cout, cin, k, k)
         oh = (hw + 2 * p - k) // s + 1
         gy = randn(n, cout, oh, oh)
         flops = 2.0 * n * cout * oh * oh * cin * k * k
         name = f"{cin}x{hw}_k{cout}x{k}_s{s}"
         shape = f"[{n},{cin},{hw},{hw}] * [{cout},{cin},{k},{k}], stride {s}, pad {p}"
-        out.append(dict(key=f"r18conv_fwd_{name}", op="conv2d f32 fwd", shape=shape, work="flops", amount=flops,
+        out.append(dict(key=f"{prefix}_fwd_{name}", op="conv2d f32 fwd", shape=shape, work="flops", amount=flops,
                         run=lambda x=x, wt=wt, s=s, p=p: F.conv2d(x, wt, None, stride=s, padding=p)))
-        out.append(dict(key=f"r18conv_dx_{name}", op="conv2d f32 input grad", shape=shape, work="flops", amount=flops,
+        out.append(dict(key=f"{prefix}_dx_{name}", op="conv2d f32 input grad", shape=shape, work="flops", amount=flops,
                         run=lambda x=x, wt=wt, gy=gy, s=s, p=p: torch.nn.grad.conv2d_input(x.shape, wt, gy, stride=s, padding=p)))
-        out.append(dict(key=f"r18conv_dw_{name}", op="conv2d f32 weight grad", shape=shape, work="flops", amount=flops,
+        out.append(dict(key=f"{prefix}_dw_{name}", op="conv2d f32 weight grad", shape=shape, work="flops", amount=flops,
                         run=lambda x=x, wt=wt, gy=gy, s=s, p=p: torch.nn.grad.conv2d_weight(x, wt.shape, gy, stride=s, padding=p)))
     return out
 
