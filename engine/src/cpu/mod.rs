@@ -5,6 +5,7 @@
 //! `matmul`, `norm`, `pool`, `random`, `reduce`, `shape`, `softmax`, `sort`).
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 pub mod allocator;
 pub mod bf16_cast;
@@ -44,6 +45,22 @@ pub const PAR_MIN_ELEMS: usize = 1 << 15;
 /// inside `f`. A panic in `f` is resumed on the caller.
 pub fn on_pool_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
+}
+
+/// A new buffer of `len` elements made of blocks of `s` (the last may be shorter), every
+/// block written in full by `f(block_index, block)`, in parallel when large. No zero fill
+/// first: the blocks cover the buffer.
+pub(crate) fn per_block<U: Send>(len: usize, s: usize, f: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
+    strided::build(len, |out| {
+        if s == 0 {
+            return;
+        }
+        if len >= PAR_MIN_ELEMS {
+            out.par_chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
+        } else {
+            out.chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
+        }
+    })
 }
 
 /// Runs `f(first_row, chunk)` over chunks of whole `inner`-long rows of `out`, in parallel

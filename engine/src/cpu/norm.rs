@@ -8,7 +8,7 @@
 
 use crate::cpu::reduce::{sum_by, sum_slice, sum_zip2};
 use crate::cpu::vmath::{dispatch, VmathIsa};
-use crate::cpu::PAR_MIN_ELEMS;
+use crate::cpu::{per_block, PAR_MIN_ELEMS};
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::dtype::FloatElem;
@@ -24,22 +24,6 @@ fn per_channel<T: FloatElem, U: Send + Default + Clone>(
     f: impl Fn(usize, &mut dyn Iterator<Item = &[T]>) -> U + Sync,
 ) -> Vec<U> {
     (0..c).into_par_iter().map(|ch| f(ch, &mut (0..n).map(|i| &x[(i * c + ch) * s..(i * c + ch + 1) * s]))).collect()
-}
-
-/// A new buffer of `len` elements made of blocks of `s` (one `[.., C, S]` channel slice of
-/// one sample each), every block written in full by `f(block_index, block)`; in parallel when
-/// large. No zero fill first: the blocks cover the buffer.
-fn per_block<T: FloatElem>(len: usize, s: usize, f: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
-    crate::cpu::strided::build(len, |out| {
-        if s == 0 {
-            return;
-        }
-        if len >= PAR_MIN_ELEMS {
-            out.par_chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
-        } else {
-            out.chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
-        }
-    })
 }
 
 /// Per-channel statistics and affine parameters on the host, with the `(scale, shift)` that

@@ -121,31 +121,30 @@ pub(super) fn backward_input<T: ConvElem, const MR: usize, const NR: usize>(
     let per_task =
         samples_per_task(smallest_phase, n, |per| phase_pixels.iter().map(|px| TaskRows::new(px, per, m * plane, img, MR).work).sum());
     let mut phases = Vec::with_capacity(g.sh * g.sw);
-    for (ry, (ny, ti)) in ay.iter().enumerate() {
-        for (rx, (nx, tj)) in ax.iter().enumerate() {
-            let per_sample = &phase_pixels[ry * ax.len() + rx];
-            // A phase without pixels gets no taps: its offsets may lie outside the padding.
-            let used = ny * nx > 0;
-            // (output channel, phase tap) in the layout's order; tap t is (ti[t / cols], tj[t % cols]).
-            let cols = tj.len();
-            let order = if used { reduction_order(layout.skips_padding(), mg, ti.len() * cols) } else { Vec::new() };
-            let offs: Vec<usize> = order
-                .iter()
-                .map(|&(co, t)| {
-                    let (ey, ex) = (ti[t / cols].1, tj[t % cols].1);
-                    layout.at(co, (ey + ty as isize) as usize * wq + (ex + tx as isize) as usize)
-                })
-                .collect();
-            // Lane c of block (grp, cb) is input channel cb·NR + c of group grp: element
-            // (co, cb·NR + c, tap) of the group's weights.
-            let in_group: Vec<usize> = order.iter().map(|&(co, t)| co * kg + ti[t / cols].0 * g.kw + tj[t % cols].0).collect();
-            let wpk = pack_weight_blocks::<T, NR>(w, groups * ncb, &in_group, kk, |blk| {
-                let (grp, cb) = (blk / ncb, blk % ncb);
-                (grp * mg * kg + cb * NR * kk, NR.min(cg - cb * NR))
-            });
-            let rows = TasksRows::new(per_sample, n, per_task, m * plane, img, MR);
-            phases.push(Phase { rows, count: ny * nx, cols, offs: Offsets::new(offs), wpk });
-        }
+    // The phases in the order `phase_pixels` has them.
+    let phase_axes = ay.iter().flat_map(|a| ax.iter().map(move |b| (a, b)));
+    for (((ny, ti), (nx, tj)), per_sample) in phase_axes.zip(&phase_pixels) {
+        // A phase without pixels gets no taps: its offsets may lie outside the padding.
+        let used = ny * nx > 0;
+        // (output channel, phase tap) in the layout's order; tap t is (ti[t / cols], tj[t % cols]).
+        let cols = tj.len();
+        let order = if used { reduction_order(layout.skips_padding(), mg, ti.len() * cols) } else { Vec::new() };
+        let offs: Vec<usize> = order
+            .iter()
+            .map(|&(co, t)| {
+                let (ey, ex) = (ti[t / cols].1, tj[t % cols].1);
+                layout.at(co, (ey + ty as isize) as usize * wq + (ex + tx as isize) as usize)
+            })
+            .collect();
+        // Lane c of block (grp, cb) is input channel cb·NR + c of group grp: element
+        // (co, cb·NR + c, tap) of the group's weights.
+        let in_group: Vec<usize> = order.iter().map(|&(co, t)| co * kg + ti[t / cols].0 * g.kw + tj[t % cols].0).collect();
+        let wpk = pack_weight_blocks::<T, NR>(w, groups * ncb, &in_group, kk, |blk| {
+            let (grp, cb) = (blk / ncb, blk % ncb);
+            (grp * mg * kg + cb * NR * kk, NR.min(cg - cb * NR))
+        });
+        let rows = TasksRows::new(per_sample, n, per_task, m * plane, img, MR);
+        phases.push(Phase { rows, count: ny * nx, cols, offs: Offsets::new(offs), wpk });
     }
     let zero_phases = phases.iter().any(|ph| ph.count > 0 && ph.offs.v.is_empty());
     let plan = BwdPlan { hq, wq, ty, tx, layout, groups, cg, mg, ncb, phases, zero_phases };

@@ -300,29 +300,13 @@ fn tile<T: ConvElem, const MR: usize, const NR: usize, const FMA: bool>(
     *acc = a;
 }
 
-/// Below this many elements a buffer is packed, unpacked or zeroed on the calling thread.
-const PAR_MIN_ELEMS: usize = 1 << 16;
-
-/// A new buffer of `blocks · len` elements whose block `i` is written by `f(i, block)`, which
-/// must write every element of it; in parallel over blocks when the buffer is large. The
-/// convolutions' packed weights and gradients are several MB on small images (ResNet-18's
-/// 512 × 512 × 3 × 3 is 9 MB): filled by one thread, and zeroed first, they cost as much as
-/// a fifth of a 4 × 4 convolution.
+/// A new buffer of `blocks · len` elements whose block `i` is written whole by `f(i, block)`,
+/// by the pool's workers when large ([`crate::cpu::per_block`]). The convolutions' packed
+/// weights and gradients are several MB on small images (ResNet-18's 512 × 512 × 3 × 3 is
+/// 9 MB): filled by one thread, and zeroed first, they cost as much as a fifth of a 4 × 4
+/// convolution.
 fn blocks_from<T: ConvElem>(blocks: usize, len: usize, f: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
-    let total = blocks * len;
-    let mut out: Vec<T> = Vec::with_capacity(total);
-    if len > 0 {
-        let spare = &mut out.spare_capacity_mut()[..total];
-        if blocks > 1 && total >= PAR_MIN_ELEMS {
-            spare.par_chunks_mut(len).enumerate().for_each(|(i, b)| f(i, b));
-        } else {
-            spare.chunks_mut(len).enumerate().for_each(|(i, b)| f(i, b));
-        }
-    }
-    // SAFETY: the capacity is `total`, and `f` wrote every element of each of its blocks,
-    // which cover the first `total` elements (with len == 0, total == 0).
-    unsafe { out.set_len(total) };
-    out
+    crate::cpu::per_block(blocks * len, len, f)
 }
 
 /// `blocks · len` zeros, written in parallel when there are many (see [`blocks_from`]).
