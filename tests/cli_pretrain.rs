@@ -310,12 +310,19 @@ fn masked_image_models_draw_reconstructions() {
     let dir = temp_dir("reconstruct");
     for m in ["mae", "simmim"] {
         let cfg = method_config(&dir, m);
+        if m == "mae" {
+            // MAE's view is a fixed light crop: an edited [augment] is named as unread.
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            std::fs::write(&cfg, format!("{text}[augment]\ncrop_scale_min = 0.5\n")).unwrap();
+        }
         let run = dir.join(m);
         let mut args = vec!["pretrain", "--method", m, "--config", cfg.to_str().unwrap(), "--no-eval", "--max-steps", "1"];
         args.extend(tiny_method_flags(m));
         args.extend(["--out", run.to_str().unwrap()]);
         let o = tessera(&args);
         assert!(o.status.success(), "{m}: {}", stderr(&o));
+        let note = "[augment] is not read by mae, whose view is a random resized crop of scale (0.2, 1)";
+        assert_eq!(stderr(&o).contains(note), m == "mae", "{m}: {}", stderr(&o));
         let epoch_picture = run.join("plots/reconstructions-epoch01.png");
         assert!(std::fs::metadata(&epoch_picture).map(|f| f.len() > 100).unwrap_or(false), "{m}: no {}", epoch_picture.display());
         let out = dir.join(format!("{m}.png"));

@@ -8,7 +8,7 @@ use super::diagnose::{self, Diagnostics};
 use super::diagnostic_pictures::write_diagnostic_pictures;
 use super::layer_norm_picture::{write_update_ratio_picture, UPDATE_RATIO_PICTURE};
 use super::{pictures, plots, progress::Progress, PretrainArgs};
-use crate::data::Dataset;
+use crate::data::{DataRecipe, Dataset, ViewAugment};
 use crate::eval::{encode_dataset, knn_accuracy, linear_probe_accuracy, pixel_features, LinearProbeConfig};
 use crate::methods::Method;
 use crate::nn::{Pool, WithPool};
@@ -47,7 +47,9 @@ impl Origins {
 }
 
 /// Preset, then `--config`, then flags (and, on resume, the run's saved config first).
-fn resolve_config(a: &PretrainArgs) -> crate::Result<Config> {
+/// Also returns the `--config` file's path when it has an `[augment]` table (which only
+/// contrastive views read: see [`note_unread_augment`]).
+fn resolve_config(a: &PretrainArgs) -> crate::Result<(Config, Option<String>)> {
     let user = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
@@ -71,6 +73,7 @@ fn resolve_config(a: &PretrainArgs) -> crate::Result<Config> {
         (Config::from_toml(preset(&method, &dataset)?, &origin)?, origin)
     };
     let mut origins = Origins { base, user: None, flags: Vec::new() };
+    let augment_file = user.as_ref().filter(|(_, _, t)| t.contains_key("augment")).map(|(p, _, _)| p.clone());
     if let Some((path, text, table)) = user {
         cfg = cfg.merged_with(&text, &path)?;
         origins.user = Some((path, table));
@@ -83,7 +86,19 @@ fn resolve_config(a: &PretrainArgs) -> crate::Result<Config> {
     // A method runs only on the datasets it has a preset for.
     preset(&cfg.method, &cfg.dataset).map_err(|m| origins.name(KeyError::new("dataset", m)))?;
     device_of(&cfg).map_err(|m| origins.name(KeyError::new("device", m)))?;
-    Ok(cfg)
+    Ok((cfg, augment_file))
+}
+
+/// `[augment]` sets the contrastive view pipeline; a method whose views are all fixed
+/// (MAE's light crop, a pretext task's plain images) does not read it, so a user who edits
+/// it for such a method is told so instead of training on a pipeline they did not ask for.
+fn note_unread_augment(augment_file: Option<&str>, method: &str, recipe: &DataRecipe) {
+    if let Some(path) = augment_file {
+        if !recipe.views.contains(&ViewAugment::Contrastive) {
+            let views: Vec<&str> = recipe.views.iter().map(|v| v.describe()).collect();
+            eprintln!("note: {path}: [augment] is not read by {method}, whose view is {}", views.join(" and "));
+        }
+    }
 }
 
 /// Sizes rayon's global pool as the config asks (0: rayon's default, every core). Only a
@@ -124,16 +139,16 @@ fn score(train: &Tensor, test: &Tensor, tr: &Dataset, te: &Dataset, cfg: &Config
 /// `tessera pretrain`: returns the run folder.
 pub fn run(a: &PretrainArgs) -> crate::Result<PathBuf> {
     let t0 = Instant::now();
-    let cfg = resolve_config(a)?;
+    let (cfg, augment_file) = resolve_config(a)?;
     configure_threads(cfg.threads)?;
     super::configure_matmul_threads(&cfg.encoder);
     // The whole run on one of the pool's workers: each op then shares its work with the
     // other workers instead of waking them and parking this thread (see `on_pool_worker`).
-    tessera_engine::cpu::on_pool_worker(|| train_and_evaluate(a, cfg, t0))
+    tessera_engine::cpu::on_pool_worker(|| train_and_evaluate(a, cfg, augment_file.as_deref(), t0))
 }
 
 /// Pretraining and its evaluation for a resolved configuration: returns the run folder.
-fn train_and_evaluate(a: &PretrainArgs, cfg: Config, t0: Instant) -> crate::Result<PathBuf> {
+fn train_and_evaluate(a: &PretrainArgs, cfg: Config, augment_file: Option<&str>, t0: Instant) -> crate::Result<PathBuf> {
     let (train_ds, test_ds) = load_splits(&cfg)?;
     let train_ds = Arc::new(train_ds);
     if cfg.batch_size > train_ds.len() {
@@ -145,6 +160,7 @@ fn train_and_evaluate(a: &PretrainArgs, cfg: Config, t0: Instant) -> crate::Resu
     let method = build_method(&cfg, c, h, &train_ds, a.resume.as_deref())?;
     method.to_device(device_of(&cfg)?)?;
     let recipe = method.data_recipe();
+    note_unread_augment(augment_file, &cfg.method, &recipe);
     let loader = build_loader(&cfg, train_ds.clone(), norm, &recipe)?;
     let (root, mode) = match (&a.resume, &a.out) {
         (Some(r), _) => (r.clone(), OpenMode::Resume),

@@ -29,6 +29,17 @@ pub enum ViewAugment {
     Plain,
 }
 
+impl ViewAugment {
+    /// What the view is, in words (for messages).
+    pub fn describe(self) -> &'static str {
+        match self {
+            ViewAugment::Contrastive => "the contrastive pipeline of [augment]",
+            ViewAugment::Light => "a random resized crop of scale (0.2, 1) with a horizontal flip",
+            ViewAugment::Plain => "the image as stored",
+        }
+    }
+}
+
 /// Turns a loaded batch into a method's inputs and targets, on the data side.
 pub trait BatchTask: Send + Sync {
     /// `batch.views` holds the recipe's views; `rng` is forked from the seed, the epoch and
