@@ -6,7 +6,10 @@
 //! * weight gradient: `dw = Σ_s dy[s] ⋆ x[s]`, `[m, C/groups · kh · kw]`, summed over the
 //!   batch in chunks fixed by the shapes, so the result does not depend on the thread count.
 //!
-//! All three run as the direct, channel-vectorized kernels of [`crate::cpu::direct_conv`].
+//! All three run as the direct, channel-vectorized kernels of [`crate::cpu::direct_conv`],
+//! except f32 same-padded stride-1 3×3 convolutions of at least 128 channels on images of at
+//! least 8×8 (ResNet-18's 16×16 and 8×8 stages), which run as Winograd's F(4×4, 3×3)
+//! ([`crate::cpu::winograd`]): a quarter of the multiplies, on the GEMM.
 //! A forward pass whose reduction is tiny (fewer than [`DIRECT_MIN_REDUCTION`] (channel, tap)
 //! pairs per group, such as a stem conv on one-channel images) runs as im2col + GEMM instead:
 //! there the direct kernel's per-pixel output stores would cost more than its arithmetic.
@@ -17,6 +20,7 @@
 use crate::cpu::direct_conv::ConvElem;
 use crate::cpu::gemm::{Gemm, MatRef};
 use crate::cpu::im2col::im2col;
+use crate::cpu::winograd;
 #[allow(unused_imports)]
 use crate::dtype::prelude::*;
 use crate::kinds::ConvGeom;
@@ -52,6 +56,13 @@ fn for_each_sample<T: Gemm>(
     }
 }
 
+/// Whether an f32 convolution runs as Winograd's F(4×4, 3×3) ([`winograd::applies`], unless
+/// switched off). f64 keeps the direct kernels: it is the precision gradients are checked
+/// in, where the direct sum's rounding is the reference.
+fn winograd_f32<T: ConvElem>(g: &ConvGeom, groups: usize, n: usize, m: usize) -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && winograd::applies(g, groups, n, m) && winograd::enabled()
+}
+
 /// Adds `bias[c]` to each `l`-long channel row of one sample's output.
 fn add_bias<T: Gemm>(out: &mut [T], bias: &[T], l: usize) {
     for (row, &b) in out.chunks_mut(l).zip(bias) {
@@ -63,6 +74,9 @@ fn add_bias<T: Gemm>(out: &mut [T], bias: &[T], l: usize) {
 
 /// `y = conv(x, w) (+ bias)`: `[n, m, oh·ow]` from `x [n, C, h, w]` and `w [m, C/groups·kh·kw]`.
 pub(crate) fn conv_forward<T: ConvElem>(x: &[T], n: usize, w: &[T], m: usize, groups: usize, g: &ConvGeom, bias: Option<&[T]>) -> Vec<T> {
+    if winograd_f32::<T>(g, groups, n, m) {
+        return winograd::forward(x, n, w, m, g, bias);
+    }
     if g.col_rows() / groups >= DIRECT_MIN_REDUCTION {
         return T::conv_forward(x, n, w, m, groups, g, bias);
     }
@@ -93,11 +107,30 @@ pub(crate) fn conv_forward<T: ConvElem>(x: &[T], n: usize, w: &[T], m: usize, gr
 
 /// `dx = convᵀ(dy, w)`: `[n, C, h, w]` from `dy [n, m, oh·ow]` and `w [m, C/groups·kh·kw]`.
 pub(crate) fn conv_backward_input<T: ConvElem>(dy: &[T], n: usize, w: &[T], m: usize, groups: usize, g: &ConvGeom) -> Vec<T> {
+    if winograd_f32::<T>(g, groups, n, m) {
+        return winograd::backward_input(dy, n, w, m, g);
+    }
     T::conv_backward_input(dy, n, w, m, groups, g)
 }
 
 /// `dw = Σ_s dy[s] ⋆ x[s]`: `[m, C/groups·kh·kw]`, summed over the batch in a fixed order
 /// whatever the thread count.
 pub(crate) fn conv_backward_weight<T: ConvElem>(dy: &[T], x: &[T], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<T> {
+    if winograd_f32::<T>(g, groups, n, m) {
+        return winograd::backward_weight(dy, x, n, m, g);
+    }
     T::conv_backward_weight(dy, x, n, m, groups, g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn winograd_runs_f32_convolutions_it_applies_to_and_never_f64() {
+        let g = ConvGeom { channels: 128, h: 8, w: 8, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, oh: 8, ow: 8 };
+        assert_eq!(winograd_f32::<f32>(&g, 1, 32, 128), winograd::enabled());
+        assert!(!winograd_f32::<f64>(&g, 1, 32, 128), "f64 keeps the direct kernels");
+        assert!(!winograd_f32::<f32>(&g, 1, 8, 128), "too few tiles");
+    }
 }

@@ -25,6 +25,7 @@ pub(crate) mod softmax;
 pub(crate) mod sort;
 pub mod strided;
 pub mod vmath;
+pub(crate) mod winograd;
 
 /// Below this many elements a kernel runs on the calling thread: handing work to rayon costs
 /// more than it saves on small tensors.

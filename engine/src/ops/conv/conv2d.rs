@@ -1,4 +1,5 @@
-//! `conv2d` and its backward kernels (direct, channel-vectorized kernels; see `kernels`).
+//! `conv2d` and its backward kernels (direct, channel-vectorized kernels, or Winograd's
+//! F(4×4, 3×3) for wide f32 3×3 layers; see `cpu::conv`).
 //! bf16 tensors run on the bf16 GEMM where the CPU has one (`cpu::conv_bf16`), other halves
 //! widen to f32.
 
