@@ -6,22 +6,24 @@
 //! `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`. Summed over input channels, the elementwise products become
 //! 36 independent matrix products, one per position ξ of the 6×6 transform:
 //! `M[ξ] = V[ξ] · U[ξ]`, with `V[ξ]` the transformed input tiles `[tiles, in]` and `U[ξ]`
-//! the transformed filters `[in, out]`. The transforms run on 16 channels of a tile at a
-//! time, as the sums of the matrices' nonzero entries (`input_1d`, `output_1d`). Those run on the crate's GEMM, so the
-//! convolution gets the GEMM's speed on a quarter of the multiplies, plus three transforms
-//! that are memory traffic.
+//! the transformed filters `[in, out]`. Those run on the crate's GEMM, so the convolution
+//! gets the GEMM's speed on a quarter of the multiplies; the transforms around them are
+//! memory traffic, run on 16 channels (or 16 tiles) at a time as the sums of the matrices'
+//! nonzero entries (`input_1d`, `output_1d`, `grad_1d`), in the AVX-512 or AVX2 copy that
+//! `vmath`'s `dispatch!` picks.
 //!
 //! Only the stride-1, "same"-padded 3×3 convolution (every 3×3 convolution of a ResNet but
-//! the stride-2 ones) goes this way, forward and input gradient (the input gradient of a
-//! same-padded stride-1 convolution is the same correlation of the output gradient with the
-//! filters flipped and transposed). The weight gradient stays direct.
+//! the stride-2 ones) goes this way, and only where it measured faster than the direct
+//! kernels ([`applies`]). The input gradient of such a convolution is the same correlation
+//! of the output gradient with the filters flipped and transposed; the weight gradient is
+//! the forward pass's transposition (see [`backward_weight`]).
 //!
 //! Rounding differs from the direct convolution: the transforms add and subtract inputs of
-//! up to 5× and 8× the tile's values before the products, so f32 results carry a relative
-//! error of about 1e-5 of the output's scale where the direct sum has about 1e-6
-//! (`tests/engine_winograd.rs` bounds it against an f64 reference). The order of every
-//! operation is fixed by the shapes, so results do not depend on the thread count. The
-//! transform of `G` is computed in f64 and rounded once.
+//! up to 5× and 8× the tile's values around the products, so f32 results carry an error of
+//! up to about 1e-5 of the output's largest magnitude where the direct sum's is nearer 1e-6
+//! (the tests below and `tests/engine_determinism.rs` bound it against f64). The order of
+//! every operation is fixed by the shapes, so results do not depend on the thread count.
+//! The transform of the filters is computed in f64 and rounded once.
 
 use crate::cpu::gemm::{Gemm, MatRef};
 use crate::cpu::per_block;
