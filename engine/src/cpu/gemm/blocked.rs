@@ -145,6 +145,8 @@ impl<T> Out<T> {
 struct Line([u64; 8]);
 
 thread_local! {
+    /// Set while [`serial`] runs: products on this thread do not split across the pool.
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
     static A_PANELS: Cell<Vec<Line>> = const { Cell::new(Vec::new()) };
     static B_BLOCK: Cell<Vec<Line>> = const { Cell::new(Vec::new()) };
 }
@@ -162,6 +164,16 @@ fn with_buffer<T: bytemuck::Pod, R>(cell: &'static LocalKey<Cell<Vec<Line>>>, le
     // every bit pattern is a valid `T` (it is `Pod`).
     let r = f(unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), len) });
     cell.set(buf);
+    r
+}
+
+/// Runs `f` with every product it makes on this thread alone. For callers that already run
+/// many independent products in parallel (Winograd's 36), where splitting each one again
+/// would pack its `b` once per part and add a fork-join per product.
+pub(crate) fn serial<R>(f: impl FnOnce() -> R) -> R {
+    let was = SERIAL.replace(true);
+    let r = f();
+    SERIAL.set(was);
     r
 }
 
@@ -190,7 +202,7 @@ pub(super) unsafe fn gemm<K: Kernel>(
     c: *mut K::Out,
     ldc: usize,
 ) {
-    let threads = rayon::current_num_threads();
+    let threads = if SERIAL.get() { 1 } else { rayon::current_num_threads() };
     let cut = if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PAR_MIN_MACS { Cut::choose::<K>(m, n, threads) } else { None };
     let Some(cut) = cut else {
         return loop_nest::<K>(m, k, n, a, b, ep, c, ldc);

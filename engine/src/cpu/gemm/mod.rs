@@ -27,6 +27,7 @@ mod avx512;
 mod bf16;
 #[cfg(target_arch = "x86_64")]
 mod blocked;
+pub(crate) use blocked::serial;
 #[cfg(target_arch = "x86_64")]
 mod pack;
 
