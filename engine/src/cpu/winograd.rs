@@ -104,15 +104,11 @@ pub(crate) fn backward_input<T: Gemm>(dy: &[T], n: usize, w: &[T], m: usize, g: 
 /// transformed input tiles `V [tiles][ξ][C]` meet in 36 products `S[ξ] = Ŷ[ξ] · V[ξ]`
 /// summed over every tile of the batch, then each `S[·][o][i]` goes back to 3×3.
 pub(crate) fn backward_weight<T: Gemm>(dy: &[T], x: &[T], n: usize, m: usize, g: &ConvGeom) -> Vec<T> {
-    let (c, h, w) = (g.channels, g.h, g.w);
-    let (th, tw) = (h.div_ceil(OUT), w.div_ceil(OUT));
-    let d = Dims { cin: c, cout: m, h, w, tw, tiles: th * tw };
+    let c = g.channels;
+    let d = Dims::new(c, m, g.h, g.w);
     let p = n * d.tiles;
     let isa = VmathIsa::selected();
-    let v = per_block(p * POS * c, d.tiles * POS * c, |s, block| {
-        let xs = &x[s * c * h * w..][..c * h * w];
-        dispatch!(isa, || transform_sample_input(xs, d, block))
-    });
+    let v = transformed_inputs(x, n, d, isa);
     // Ŷ [m][ξ][p]: each channel's gradient tiles transformed, 16 tiles at a time.
     let yh = per_block(m * POS * p, POS * p, |o, block| dispatch!(isa, || transform_channel_grad(dy, n, o, d, block)));
     // S [ξ][m][C] = Ŷ[ξ] · V[ξ], the reduction over every tile of the batch.
@@ -252,19 +248,30 @@ struct Dims {
     tiles: usize,
 }
 
+impl Dims {
+    fn new(cin: usize, cout: usize, h: usize, w: usize) -> Dims {
+        let tw = w.div_ceil(OUT);
+        Dims { cin, cout, h, w, tw, tiles: h.div_ceil(OUT) * tw }
+    }
+}
+
+/// The transformed input tiles of a batch `x [n, cin, h, w]`, `V [p][ξ][cin]` with
+/// `p = sample · tiles + tile`, one sample per task.
+fn transformed_inputs<T: Gemm>(x: &[T], n: usize, d: Dims, isa: VmathIsa) -> Vec<T> {
+    let sample = d.cin * d.h * d.w;
+    per_block(n * d.tiles * POS * d.cin, d.tiles * POS * d.cin, |s, block| {
+        let xs = &x[s * sample..][..sample];
+        dispatch!(isa, || transform_sample_input(xs, d, block))
+    })
+}
+
 /// The correlation of `x [n, cin, h, w]`, zero-padded by 1, with the transformed filters
 /// `u [cin][ξ][cout]`, plus `bias`: `[n, cout, h, w]`.
 fn correlate<T: Gemm>(x: &[T], n: usize, cin: usize, (h, w): (usize, usize), u: &[T], cout: usize, bias: Option<&[T]>) -> Vec<T> {
-    let (th, tw) = (h.div_ceil(OUT), w.div_ceil(OUT));
-    let d = Dims { cin, cout, h, w, tw, tiles: th * tw };
+    let d = Dims::new(cin, cout, h, w);
     let p = n * d.tiles;
     let isa = VmathIsa::selected();
-    // V [p][ξ][cin]: the input tiles transformed, `p = sample · tiles + tile`.
-    let v = per_block(p * POS * cin, d.tiles * POS * cin, |s, block| {
-        let xs = &x[s * cin * h * w..][..cin * h * w];
-        dispatch!(isa, || transform_sample_input(xs, d, block))
-    });
-    // M [p][ξ][cout] = V[ξ] · U[ξ] for each ξ.
+    let v = transformed_inputs(x, n, d, isa);
     // M [p][ξ][cout] = V[ξ] · U[ξ], the rows of the 36 products interleaved so that a tile's
     // products are together for the output transform.
     let prod = products(

@@ -171,10 +171,15 @@ fn with_buffer<T: bytemuck::Pod, R>(cell: &'static LocalKey<Cell<Vec<Line>>>, le
 /// many independent products in parallel (Winograd's 36), where splitting each one again
 /// would pack its `b` once per part and add a fork-join per product.
 pub(crate) fn serial<R>(f: impl FnOnce() -> R) -> R {
-    let was = SERIAL.replace(true);
-    let r = f();
-    SERIAL.set(was);
-    r
+    /// Puts the switch back as it was, also when `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERIAL.set(self.0);
+        }
+    }
+    let _restore = Restore(SERIAL.replace(true));
+    f()
 }
 
 /// `n` split into equal blocks of at most `max`, rounded up to a multiple of `unit`: fewer

@@ -27,7 +27,13 @@ mod avx512;
 mod bf16;
 #[cfg(target_arch = "x86_64")]
 mod blocked;
+#[cfg(target_arch = "x86_64")]
 pub(crate) use blocked::serial;
+/// Elsewhere the products run on `matrixmultiply`, whose threads this does not govern.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn serial<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
 #[cfg(target_arch = "x86_64")]
 mod pack;
 
