@@ -1,8 +1,9 @@
 //! The CPU backend: host kernels on slices and layouts, never on tensors. Shared machinery
 //! (strided gathers and the elementwise map in `strided`, vectorized f32 transcendentals in
-//! `vmath`, the GEMM in `gemm`, the allocator settings in `allocator`) and one file per op
-//! family named as in `ops/` and `cuda/` (`conv` with `direct_conv` and `im2col`, `index`,
-//! `matmul`, `norm`, `pool`, `random`, `reduce`, `shape`, `softmax`, `sort`).
+//! `vmath`, the GEMM in `gemm`, the allocator settings in `allocator`, matrices transposed
+//! into scattered rows in `transpose`) and one file per op family named as in `ops/` and
+//! `cuda/` (`conv` with `direct_conv`, `winograd` and `im2col`, `index`, `matmul`, `norm`,
+//! `pool`, `random`, `reduce`, `shape`, `softmax`, `sort`).
 
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -24,6 +25,7 @@ pub(crate) mod shape;
 pub(crate) mod softmax;
 pub(crate) mod sort;
 pub mod strided;
+pub(crate) mod transpose;
 pub mod vmath;
 pub(crate) mod winograd;
 

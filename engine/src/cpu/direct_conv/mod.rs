@@ -60,6 +60,7 @@
 //! CPU cannot run falls back to the best ISA below it.
 
 use super::gemm::Gemm;
+use super::transpose::transpose_scatter;
 use crate::kinds::ConvGeom;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -441,12 +442,17 @@ fn pad_image_channels_last<T: ConvElem>(
     (top, left): (usize, usize),
 ) {
     let (rows, cols) = padded_interior((h, w), (hp, wp), (top, left));
-    for y in 0..rows {
-        let line = &mut dst[((top + y) * wp + left) * c..][..cols * c];
-        for ch in 0..c {
-            for (x, &v) in src[(ch * h + y) * w..][..cols].iter().enumerate() {
-                line[x * c + ch] = v;
-            }
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    // The image as a `c × (h·w)` matrix, transposed into the padded rows: all its kept rows
+    // at once when whole rows are kept (the pixels then run on across rows), else row by row.
+    let corner = |y: usize, x: usize| ((top + y) * wp + left + x) * c;
+    if cols == w {
+        transpose_scatter(src, (c, rows * w), h * w, dst, |p| corner(p / w, p % w));
+    } else {
+        for y in 0..rows {
+            transpose_scatter(&src[y * w..], (c, cols), h * w, dst, |x| corner(y, x));
         }
     }
 }
