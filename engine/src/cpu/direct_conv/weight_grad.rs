@@ -268,27 +268,20 @@ impl<T: ConvElem> BatchBuffers<T> {
         }
         let BatchOrder { steps, natural, .. } = self.order.as_ref().expect("set above");
         let pad_one = |b: usize, dst: &mut [T]| pad_image(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
-        // Pixel by pixel (a pixel's NR channels written side by side, reading NR channel rows
-        // at once) when a pixel's block is one cache line, written whole at once instead of
-        // once per channel (16 f32 lanes: the narrow ResNet's 28×28 weight gradient 13%
-        // faster, its 1-channel stem's 37%; with 32 lanes it measured neutral to 10% slower),
-        // and the rows spread over the L1 cache's sets: rows `l` elements apart start at
-        // 4096 / gcd(row bytes, 4096) distinct offsets within 4 KiB, and with more than two
-        // rows at each they evict each other (ResNet-18's 32×32 images, whose rows all share
-        // one offset, ran 14% slower). Otherwise the copy goes channel by channel.
-        let size = std::mem::size_of::<T>();
-        let offsets_in_4k = 4096usize >> (l * size).trailing_zeros().min(12);
-        let pixel_major = *natural && NR * size <= 64 && NR <= 2 * offsets_in_4k;
         let transpose_block = |blk: usize, out: &mut [T]| {
             let (grp, cb) = (blk / p.ncb, blk % p.ncb);
-            if pixel_major {
-                let cn = NR.min(p.mg - cb * NR);
+            let cn = NR.min(p.mg - cb * NR);
+            if *natural {
+                // Sample by sample, each sample's `cn × l` block of the gradient transposed
+                // to `l × NR` (cpu/transpose.rs: 8 × 8 blocks in registers; element by element
+                // each pixel's line was written once per channel), the lanes past the
+                // channels zeroed.
                 for b in 0..bn {
-                    let rows = &dys[(b * m + grp * p.mg + cb * NR) * l..][..cn * l];
-                    for (q, o) in out[b * l * NR..][..l * NR].chunks_exact_mut(NR).enumerate() {
-                        for (c, e) in o.iter_mut().enumerate() {
-                            *e = if c < cn { rows[c * l + q] } else { T::zero() };
-                        }
+                    let rows = &dys[(b * m + grp * p.mg + cb * NR) * l..];
+                    let out = &mut out[b * l * NR..][..l * NR];
+                    transpose_scatter(rows, (cn, l), l, out, |q| q * NR);
+                    if cn < NR {
+                        out.chunks_exact_mut(NR).for_each(|o| o[cn..].fill(T::zero()));
                     }
                 }
                 return;
@@ -297,14 +290,6 @@ impl<T: ConvElem> BatchBuffers<T> {
                 let co = cb * NR + c;
                 if co >= p.mg {
                     out[..steps.len() * NR].iter_mut().skip(c).step_by(NR).for_each(|o| *o = T::zero());
-                } else if *natural {
-                    // Sample by sample, pixel by pixel: whole rows of each sample's gradient.
-                    for b in 0..bn {
-                        let src = &dys[(b * m + grp * p.mg + co) * l..][..l];
-                        for (q, &v) in src.iter().enumerate() {
-                            out[(b * l + q) * NR + c] = v;
-                        }
-                    }
                 } else {
                     let src = &dys[(grp * p.mg + co) * l..];
                     for (step, &(b, q)) in steps.iter().enumerate() {
