@@ -191,11 +191,8 @@ struct WgradPlan {
 /// inside the image (then by sample, then in order), their window corners in the batch's
 /// padded samples, and for each tap the runs of that order whose pixels read it.
 struct BatchOrder {
-    /// (sample, pixel) at each reduction step.
-    steps: Vec<(usize, usize)>,
-    /// Whether the steps are sample by sample, pixel by pixel (every pixel reads the same
-    /// taps).
-    natural: bool,
+    /// The reduction step of pixel `q` of sample `b`, at `b · l + q`.
+    step_of: Vec<usize>,
     red: Offsets,
     tap_runs: Vec<Vec<Range<usize>>>,
 }
@@ -231,7 +228,11 @@ impl BatchOrder {
                 runs
             })
             .collect();
-        BatchOrder { natural: classes.len() <= 1, steps, red, tap_runs }
+        let mut step_of = vec![0; steps.len()];
+        for (step, &(b, q)) in steps.iter().enumerate() {
+            step_of[b * p.l + q] = step;
+        }
+        BatchOrder { step_of, red, tap_runs }
     }
 }
 
@@ -263,39 +264,24 @@ impl<T: ConvElem> BatchBuffers<T> {
     #[allow(clippy::too_many_arguments)]
     fn fill<const NR: usize>(&mut self, p: &WgradPlan, g: &ConvGeom, m: usize, xs: &[T], dys: &[T], bn: usize, parallel: bool) {
         let (img, l) = (g.image_len(), p.l);
-        if self.order.as_ref().is_none_or(|o| o.steps.len() != bn * l) {
+        if self.order.as_ref().is_none_or(|o| o.step_of.len() != bn * l) {
             self.order = Some(BatchOrder::new(p, bn, (g.kh, g.kw)));
         }
-        let BatchOrder { steps, natural, .. } = self.order.as_ref().expect("set above");
+        let step_of = &self.order.as_ref().expect("set above").step_of;
         let pad_one = |b: usize, dst: &mut [T]| pad_image(&xs[b * img..][..img], (g.channels, g.h, g.w), dst, (p.hp, p.wp), (g.ph, g.pw));
+        // Sample by sample, each sample's `cn × l` block of the gradient transposed to the
+        // block's `[step][NR]` (cpu/transpose.rs: 8 × 8 blocks in registers; element by
+        // element, each step's line was written once per channel), the lanes past the
+        // channels zeroed.
         let transpose_block = |blk: usize, out: &mut [T]| {
             let (grp, cb) = (blk / p.ncb, blk % p.ncb);
             let cn = NR.min(p.mg - cb * NR);
-            if *natural {
-                // Sample by sample, each sample's `cn × l` block of the gradient transposed
-                // to `l × NR` (cpu/transpose.rs: 8 × 8 blocks in registers; element by element
-                // each pixel's line was written once per channel), the lanes past the
-                // channels zeroed.
-                for b in 0..bn {
-                    let rows = &dys[(b * m + grp * p.mg + cb * NR) * l..];
-                    let out = &mut out[b * l * NR..][..l * NR];
-                    transpose_scatter(rows, (cn, l), l, out, |q| q * NR);
-                    if cn < NR {
-                        out.chunks_exact_mut(NR).for_each(|o| o[cn..].fill(T::zero()));
-                    }
-                }
-                return;
+            for b in 0..bn {
+                let rows = &dys[(b * m + grp * p.mg + cb * NR) * l..];
+                transpose_scatter(rows, (cn, l), l, out, |q| step_of[b * l + q] * NR);
             }
-            for c in 0..NR {
-                let co = cb * NR + c;
-                if co >= p.mg {
-                    out[..steps.len() * NR].iter_mut().skip(c).step_by(NR).for_each(|o| *o = T::zero());
-                } else {
-                    let src = &dys[(grp * p.mg + co) * l..];
-                    for (step, &(b, q)) in steps.iter().enumerate() {
-                        out[step * NR + c] = src[b * m * l + q];
-                    }
-                }
+            if cn < NR {
+                out[..bn * l * NR].chunks_exact_mut(NR).for_each(|o| o[cn..].fill(T::zero()));
             }
         };
         let pads = &mut self.pads[..bn * p.pad_len];
