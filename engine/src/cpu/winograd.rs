@@ -57,7 +57,10 @@ const G: [[f64; 3]; IN] = [
 pub(crate) const MIN_CHANNELS: usize = 128;
 /// Images smaller than this on either side keep the direct kernels, which skip the taps
 /// that fall in the padding there (a 4×4 image is one tile, a 7×7 one a 2×2 grid of tiles
-/// that computes 8×8 outputs).
+/// that computes 8×8 outputs). One-tile 4×4 images would gain (the narrow ResNet's
+/// 128-channel convolution at 512 images: 8.2 → 5.3 ms forward), but that changes the
+/// default SimCLR model's rounding, and with it the main job's linear probe moved from 0.855
+/// to 0.844, under raw pixels' 0.847 (BENCHMARKS.md, seventeenth session).
 const MIN_SIDE: usize = 8;
 
 /// Whether a convolution of `n` samples, `m` output channels and geometry `g` runs here:
