@@ -1,16 +1,16 @@
 //! Transposing a matrix into scattered rows: column `q` of a `rows × cols` source becomes a
-//! run of `rows` consecutive elements wherever the caller says (`at(q)`). The convolutions use
-//! it to lay small images out channels-last inside their zero padding (each pixel's channels
-//! side by side, the pixels of a padded row `c` apart, the border skipped).
+//! run of `rows` consecutive elements wherever the caller says (`at(q)`). The direct
+//! convolutions use it to lay small images out channels-last inside their zero padding (each
+//! pixel's channels side by side, the pixels of a padded row `c` apart, the border skipped),
+//! and the weight gradient to lay a block of output-gradient channels out as one run of lanes
+//! per pixel, in the reduction's order.
 //!
 //! Element by element, every store of such a copy lands `rows` elements from the last one, and
-//! the loop ran at about one element a cycle, bound by the stores (3.4% of a RotNet step on
-//! the narrow ResNet). f32 on x86-64 with AVX goes in 8 × 8 blocks instead: eight rows of
+//! the loop ran at about one element a cycle, bound by the stores (the two copies were 7.6% of
+//! a RotNet step on the narrow ResNet). f32 on x86-64 with AVX goes in 8 × 8 blocks instead: eight rows of
 //! eight loaded, transposed in registers (unpack, shuffle, then swap 128-bit halves: 24
 //! shuffles for 64 elements), and stored as eight runs of eight. Only data moves, so every
 //! path writes the same bits.
-
-use std::any::TypeId;
 
 /// Writes `dst[at(q) + r] = src[r * stride + q]` for every `r < rows`, `q < cols`.
 ///
@@ -31,7 +31,7 @@ pub(crate) fn transpose_scatter<T: Copy + 'static>(
         src.len()
     );
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<T>() == TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx") {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: T is f32 (same size and alignment), checked above.
         let (src, dst) = unsafe {
             (
