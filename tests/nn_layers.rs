@@ -7,7 +7,8 @@ use tessera::autograd::{gradcheck, Var};
 use tessera::engine::{DType, Generator, Tensor};
 use tessera::ssl::nn::functional::batch_norm_eval;
 use tessera::ssl::nn::{
-    Activation, BatchNorm, Conv2d, Conv2dConfig, Encoder, Entry, Linear, Module, ProjectionHead, ResNet, ResNetConfig, Sequential, Stem,
+    ghost_batch_norm, Activation, BatchNorm, Conv2d, Conv2dConfig, Encoder, Entry, Linear, Module, ProjectionHead, ResNet, ResNetConfig,
+    Sequential, Stem,
 };
 
 /// Gradient-checks `m` at input `x` with respect to the input and every parameter, in f64.
@@ -399,4 +400,41 @@ fn resnet_trains_in_bf16_and_f16_close_to_f32() {
         let (ey, eg, ep) = (max_rel(&y, &y32), norm_rel(&g, &g32), max_rel(&p, &p32));
         assert!(ey <= tol && eg <= grad_tol && ep <= tol, "{dtype:?}: output {ey:.4}, gradients {eg:.4}, parameters {ep:.4}");
     }
+}
+
+/// Ghost batch norm (MoCo's shuffled BN on one device) gives the bits of running each slice
+/// of the batch through the network on its own: the same outputs, the same running
+/// statistics and batch counts; a batch that does not divide into the groups is normalized
+/// whole, and eval mode ignores the groups.
+#[test]
+fn ghost_batch_norm_matches_slices_run_one_at_a_time() {
+    let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let state = |m: &ResNet| m.state_dict().into_iter().map(|(k, t)| (k, t.to_vec_f64().unwrap())).collect::<Vec<_>>();
+    let make = || ResNet::new(&ResNetConfig::narrow(), &mut Generator::new(7)).unwrap();
+    let x = Generator::new(3).normal(&[12, 1, 28, 28], 0.0, 1.0, DType::F32).unwrap();
+    let (sliced, ghost) = (make(), make());
+    let parts: Vec<Tensor> = (0..4).map(|g| sliced.forward(&Var::constant(x.narrow(0, g * 3, 3).unwrap())).unwrap().value()).collect();
+    let want = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0).unwrap();
+    let got = {
+        let _ghost = ghost_batch_norm(4);
+        ghost.forward(&Var::constant(x.clone())).unwrap().value()
+    };
+    assert_eq!(bits(&got), bits(&want), "outputs");
+    assert_eq!(state(&ghost), state(&sliced), "running statistics");
+    // 12 samples do not make 5 groups: the whole batch is normalized at once.
+    let (plain, ragged) = (make(), make());
+    let want = plain.forward(&Var::constant(x.clone())).unwrap().value();
+    let got = {
+        let _ghost = ghost_batch_norm(5);
+        ragged.forward(&Var::constant(x.clone())).unwrap().value()
+    };
+    assert_eq!(bits(&got), bits(&want), "a batch the groups do not divide");
+    // The guard restores the whole batch when it goes.
+    let again = make();
+    assert_eq!(bits(&again.forward(&Var::constant(x.clone())).unwrap().value()), bits(&want), "after the guard");
+    // Eval mode normalizes with the running statistics, whatever the groups.
+    ghost.set_training(false);
+    let eval = ghost.forward(&Var::constant(x.clone())).unwrap().value();
+    let _ghost = ghost_batch_norm(4);
+    assert_eq!(bits(&ghost.forward(&Var::constant(x.clone())).unwrap().value()), bits(&eval), "eval mode");
 }

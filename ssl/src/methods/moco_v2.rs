@@ -30,7 +30,7 @@ use super::{
     cosine_momentum, moco_infonce, two_views, Backbone, BuildContext, Family, KeyQueue, Method, MethodInfo, MomentumEncoder, Preset,
     StepContext, StepOutput, TrainBatch,
 };
-use crate::nn::{join, Activation, BatchNorm, Entry, Linear, Module, Sequential};
+use crate::nn::{ghost_batch_norm, join, Activation, BatchNorm, Entry, Linear, Module, Sequential};
 use serde::{Deserialize, Serialize};
 use tessera_autograd::{Result, Var};
 use tessera_engine::{Generator, Tensor};
@@ -211,11 +211,10 @@ impl MocoV2 {
         let dev = x.device();
         let perm = Tensor::from_vec(perm.iter().map(|&i| i as i64).collect::<Vec<_>>(), &[n])?.to_device(dev)?;
         let shuffled = x.index_select(0, &perm)?;
-        let size = n / groups;
-        let parts: Vec<Tensor> =
-            (0..groups).map(|g| self.momentum_encoder.forward(&shuffled.narrow(0, g * size, size)?)).collect::<Result<_>>()?;
-        let refs: Vec<&Tensor> = parts.iter().collect();
-        let keys = Tensor::cat(&refs, 0)?.index_select(0, &Tensor::from_vec(inverse, &[n])?.to_device(dev)?)?;
+        // Each group of the shuffled batch gets its own BN statistics; the rest of the
+        // encoder runs once on the whole batch.
+        let _ghost = ghost_batch_norm(groups);
+        let keys = self.momentum_encoder.forward(&shuffled)?.index_select(0, &Tensor::from_vec(inverse, &[n])?.to_device(dev)?)?;
         Ok(l2_normalize_rows(&keys)?)
     }
 }

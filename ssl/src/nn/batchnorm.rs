@@ -2,6 +2,10 @@
 //! with PyTorch's semantics: training mode normalizes with the batch statistics and folds them
 //! into running estimates (momentum 0.1, running_var from the *unbiased* batch variance);
 //! eval mode normalizes with the running estimates.
+//!
+//! [`ghost_batch_norm`] makes training-mode batch norms normalize equal slices of the batch
+//! separately, as if each slice had gone through the network on its own (MoCo's shuffled BN
+//! on one device), while every other layer takes the whole batch at once.
 
 use super::functional::batch_norm_eval;
 use super::module::{join, Entry, Module, Param};
@@ -9,6 +13,33 @@ use super::Buffer;
 use std::cell::Cell;
 use tessera_autograd::{fused, Result, Var};
 use tessera_engine::{DType, Tensor};
+
+thread_local! {
+    /// Slices of the batch that training-mode batch norms on this thread normalize
+    /// separately (1: the whole batch); see [`ghost_batch_norm`].
+    static GHOST_GROUPS: Cell<usize> = const { Cell::new(1) };
+}
+
+/// Restores the previous ghost-group count when dropped.
+pub struct GhostBatchNormGuard {
+    previous: usize,
+}
+
+impl Drop for GhostBatchNormGuard {
+    fn drop(&mut self) {
+        GHOST_GROUPS.with(|g| g.set(self.previous));
+    }
+}
+
+/// While the guard lives, every training-mode [`BatchNorm`] on this thread whose batch
+/// divides into `groups` slices of at least two samples normalizes each slice with its own
+/// statistics and folds them into its running estimates one slice after the other: exactly
+/// what running the slices through the network one at a time does to the batch norms, while
+/// the convolutions and linear layers, which treat samples independently, run once on the
+/// whole batch (fewer, larger ops). Eval mode and batches that do not divide are unaffected.
+pub fn ghost_batch_norm(groups: usize) -> GhostBatchNormGuard {
+    GhostBatchNormGuard { previous: GHOST_GROUPS.with(|g| g.replace(groups.max(1))) }
+}
 
 /// Which input ranks a [`BatchNorm`] accepts, as PyTorch's BatchNorm1d / BatchNorm2d do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +144,13 @@ impl BatchNorm {
     fn forward_act(&self, x: &Var, relu: bool) -> Result<Var> {
         let shape = x.shape();
         self.check_input(&shape)?;
+        let groups = GHOST_GROUPS.with(Cell::get);
+        if groups > 1 && self.training.get() && shape[0].is_multiple_of(groups) && shape[0] / groups >= 2 {
+            let size = shape[0] / groups;
+            let _whole = ghost_batch_norm(1);
+            let parts = (0..groups).map(|g| self.forward_act(&x.narrow(0, g * size, size)?, relu)).collect::<Result<Vec<_>>>()?;
+            return Var::cat(&parts.iter().collect::<Vec<_>>(), 0);
+        }
         let (w, b) = (self.weight.as_ref().map(Param::get), self.bias.as_ref().map(Param::get));
         if !self.training.get() {
             let y = batch_norm_eval(x, &self.running_mean.get(), &self.running_var.get(), w.as_ref(), b.as_ref(), self.eps)?;

@@ -29,7 +29,7 @@ mod text;
 mod vit;
 
 pub use attention::{vit_linear, Attention, Mlp, TransformerBlock};
-pub use batchnorm::{BatchNorm, NormDims};
+pub use batchnorm::{ghost_batch_norm, BatchNorm, GhostBatchNormGuard, NormDims};
 pub use checkpoint::{load_model, load_model_prefixed, load_optimizer, load_state_dict, save_model, save_optimizer};
 pub use container::{Activation, Identity, Sequential};
 pub use conv::{Conv2d, Conv2dConfig};
