@@ -119,9 +119,41 @@ pub fn save_tensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metada
     if let Some((dup, _)) = raws.iter().find(|(n, _)| !seen.insert(n.as_str())) {
         return Err(NnError::Invalid(format!("{}: tensor name {dup:?} appears twice", path.display())));
     }
-    let bytes = safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), &metadata)
-        .map_err(|e| NnError::Format { path: path.into(), msg: e.to_string() })?;
-    write_atomic(path, &bytes)
+    let format = |msg: String| NnError::Format { path: path.into(), msg };
+    let bytes = safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), &metadata).map_err(|e| format(e.to_string()))?;
+    write_atomic(path, &canonical_header(bytes).map_err(format)?)
+}
+
+/// The file with its header's metadata in key order. `safetensors::serialize` writes the
+/// metadata map in its hash order, which changes from process to process, so two runs that
+/// saved the same tensors and metadata wrote different bytes. The header is the same JSON
+/// with its keys sorted: the same tokens, so the same length, and the tensors' offsets do
+/// not move.
+fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize).ok_or("no header")?;
+    let header = bytes.get(8..8 + len).ok_or("a header past the end")?;
+    let text = std::str::from_utf8(header).map_err(|e| e.to_string())?.trim_end_matches(' ');
+    // serde_json's map keeps insertion order under its `preserve_order` feature, so sort
+    // through a BTreeMap at both levels rather than rely on `Value`'s map.
+    let top: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let sorted: std::collections::BTreeMap<&String, serde_json::Value> = top
+        .iter()
+        .map(|(k, v)| {
+            let v = match v.as_object() {
+                Some(o) if k == "__metadata__" => serde_json::to_value(o.iter().collect::<std::collections::BTreeMap<_, _>>()),
+                _ => Ok(v.clone()),
+            };
+            v.map(|v| (k, v))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let canonical = serde_json::to_string(&sorted).map_err(|e| e.to_string())?;
+    if canonical.len() != text.len() {
+        // Not the compact JSON this function expects: keep the bytes as written.
+        return Ok(bytes);
+    }
+    bytes[8..8 + canonical.len()].copy_from_slice(canonical.as_bytes());
+    Ok(bytes)
 }
 
 /// Reads every tensor of a safetensors file (sorted by name) and its metadata.
