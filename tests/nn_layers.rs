@@ -437,4 +437,8 @@ fn ghost_batch_norm_matches_slices_run_one_at_a_time() {
     let eval = ghost.forward(&Var::constant(x.clone())).unwrap().value();
     let _ghost = ghost_batch_norm(4);
     assert_eq!(bits(&ghost.forward(&Var::constant(x.clone())).unwrap().value()), bits(&eval), "eval mode");
+    // Slices of one sample: batch norm over [1, C] is an error there as it is for one sample.
+    let bn = BatchNorm::new_1d(3).unwrap();
+    let _one = ghost_batch_norm(2);
+    assert!(bn.forward(&Var::constant(Tensor::zeros(&[2, 3], DType::F32).unwrap())).is_err());
 }

@@ -32,11 +32,12 @@ impl Drop for GhostBatchNormGuard {
 }
 
 /// While the guard lives, every training-mode [`BatchNorm`] on this thread whose batch
-/// divides into `groups` slices of at least two samples normalizes each slice with its own
-/// statistics and folds them into its running estimates one slice after the other: exactly
-/// what running the slices through the network one at a time does to the batch norms, while
-/// the convolutions and linear layers, which treat samples independently, run once on the
-/// whole batch (fewer, larger ops). Eval mode and batches that do not divide are unaffected.
+/// divides into `groups` equal slices normalizes each slice with its own statistics and folds
+/// them into its running estimates one slice after the other: exactly what running the slices
+/// through the network one at a time does to the batch norms (a slice with one value per
+/// channel is the same error), while the convolutions and linear layers, which treat samples
+/// independently, run once on the whole batch (fewer, larger ops). Eval mode and batches that
+/// do not divide are unaffected.
 pub fn ghost_batch_norm(groups: usize) -> GhostBatchNormGuard {
     GhostBatchNormGuard { previous: GHOST_GROUPS.with(|g| g.replace(groups.max(1))) }
 }
@@ -145,7 +146,7 @@ impl BatchNorm {
         let shape = x.shape();
         self.check_input(&shape)?;
         let groups = GHOST_GROUPS.with(Cell::get);
-        if groups > 1 && self.training.get() && shape[0].is_multiple_of(groups) && shape[0] / groups >= 2 {
+        if groups > 1 && self.training.get() && shape[0] >= groups && shape[0].is_multiple_of(groups) {
             let size = shape[0] / groups;
             let _whole = ghost_batch_norm(1);
             let parts = (0..groups).map(|g| self.forward_act(&x.narrow(0, g * size, size)?, relu)).collect::<Result<Vec<_>>>()?;
