@@ -133,20 +133,11 @@ fn canonical_header(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     let len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize).ok_or("no header")?;
     let header = bytes.get(8..8 + len).ok_or("a header past the end")?;
     let text = std::str::from_utf8(header).map_err(|e| e.to_string())?.trim_end_matches(' ');
-    // serde_json's map keeps insertion order under its `preserve_order` feature, so sort
-    // through a BTreeMap at both levels rather than rely on `Value`'s map.
-    let top: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let sorted: std::collections::BTreeMap<&String, serde_json::Value> = top
-        .iter()
-        .map(|(k, v)| {
-            let v = match v.as_object() {
-                Some(o) if k == "__metadata__" => serde_json::to_value(o.iter().collect::<std::collections::BTreeMap<_, _>>()),
-                _ => Ok(v.clone()),
-            };
-            v.map(|v| (k, v))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+    // Every entry of a safetensors header is an object (`__metadata__` and each tensor's
+    // info), so two levels of BTreeMap sort all of it, whether or not serde_json's own map
+    // keeps insertion order (its `preserve_order` feature).
+    use std::collections::BTreeMap;
+    let sorted: BTreeMap<String, BTreeMap<String, serde_json::Value>> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let canonical = serde_json::to_string(&sorted).map_err(|e| e.to_string())?;
     if canonical.len() != text.len() {
         // Not the compact JSON this function expects: keep the bytes as written.
