@@ -25,25 +25,31 @@ impl Var {
         let out = x.reduce(op, axes, keepdim)?;
         let ax = normalize_axes(op.name(), axes, x.shape())?;
         let n: usize = ax.iter().map(|&a| x.shape()[a]).product();
-        let y = out.clone();
+        let in_shape = x.shape().to_vec();
+        // A sum or mean needs only the input's shape: keeping its value would hold the whole
+        // input until backward (a loss's mean over a batch of pixels). The others read the
+        // input, and a log-sum-exp its output too.
+        let x = (!matches!(op, ReduceOp::Sum | ReduceOp::Mean)).then_some(x);
+        let y = matches!(op, ReduceOp::LogSumExp).then(|| out.clone());
         let axes = axes.to_vec();
         Ok(Var::from_op(op.name(), out, &[self], move |g, _| {
-            let gx = match op {
-                ReduceOp::Sum => spread(g, x.shape(), &ax)?,
-                ReduceOp::Mean => spread(&g.div_scalar(n as f64)?, x.shape(), &ax)?,
-                ReduceOp::Max | ReduceOp::Min => {
+            let gx = match (op, &x, &y) {
+                (ReduceOp::Sum, _, _) => spread(g, &in_shape, &ax)?,
+                (ReduceOp::Mean, _, _) => spread(&g.div_scalar(n as f64)?, &in_shape, &ax)?,
+                (ReduceOp::Max | ReduceOp::Min, Some(x), _) => {
                     let mask = x.extreme_mask(&axes, op == ReduceOp::Max)?.to_dtype(x.dtype())?;
-                    mask.mul(&spread(g, x.shape(), &ax)?)?
+                    mask.mul(&spread(g, &in_shape, &ax)?)?
                 }
-                ReduceOp::Var { unbiased } => {
+                (ReduceOp::Var { unbiased }, Some(x), _) => {
                     let mean = x.mean(&axes, true)?;
                     let denom = n as f64 - if unbiased { 1.0 } else { 0.0 };
-                    x.sub(&mean)?.mul_scalar(2.0 / denom)?.mul(&spread(g, x.shape(), &ax)?)?
+                    x.sub(&mean)?.mul_scalar(2.0 / denom)?.mul(&spread(g, &in_shape, &ax)?)?
                 }
-                ReduceOp::LogSumExp => {
-                    let y = spread(&y, x.shape(), &ax)?;
-                    x.sub(&y)?.exp()?.mul(&spread(g, x.shape(), &ax)?)?
+                (ReduceOp::LogSumExp, Some(x), Some(y)) => {
+                    let y = spread(y, &in_shape, &ax)?;
+                    x.sub(&y)?.exp()?.mul(&spread(g, &in_shape, &ax)?)?
                 }
+                _ => return Err(tessera_engine::Error::invalid(op.name(), "backward: the input was not saved")),
             };
             Ok(vec![Some(gx)])
         }))
