@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 use tessera::autograd::{fused, gradcheck, Var};
-use tessera::engine::{DType, Generator, Tensor};
+use tessera::engine::{DType, Generator, Tensor, UnaryOp};
 
 const EPS: f64 = 1e-6;
 const ATOL: f64 = 1e-6;
@@ -305,6 +305,47 @@ fn linear_equals_matmul_then_add() {
                 v[0].matmul(&v[1].t().unwrap()).unwrap().add(&v[2]).unwrap()
             }
         });
+    }
+}
+
+grad_check!(grad_linear_of_activation, (1usize..5, 1usize..5, 1usize..5, any::<bool>(), 0usize..3, any::<u64>()), |(
+    rows,
+    din,
+    dout,
+    with_bias,
+    act,
+    s,
+)| {
+    let op = [UnaryOp::GeluErf, UnaryOp::Tanh, UnaryOp::Silu][act];
+    let inputs = vec![noncontig(&[rows, din], s), noncontig(&[dout, din], s + 1), rand(&[dout], s + 2, -1.0, 1.0)];
+    let n = if with_bias { 3 } else { 2 };
+    check(move |v| fused::linear_of_activation(&v[0], op, &v[1], v.get(2)), &inputs[..n])
+});
+
+/// A linear layer of an activation that recomputes the activation in its backward gives
+/// the values and gradients of the activation then the linear layer, bit for bit (the same
+/// kernels on the same inputs), for an activation whose derivative reads its input (GELU)
+/// and one whose derivative reads its output (tanh).
+#[test]
+fn linear_of_activation_equals_activation_then_linear() {
+    for (rows, din, dout, seed) in [(7usize, 5usize, 3usize, 1u64), (64, 48, 130, 3)] {
+        for op in [UnaryOp::GeluErf, UnaryOp::Tanh] {
+            let vals = [rand(&[rows, din], seed, -2.0, 2.0), rand(&[dout, din], seed + 1, -1.0, 1.0), rand(&[dout], seed + 2, -1.0, 1.0)];
+            let head = rand(&[rows, dout], seed + 3, -1.0, 1.0);
+            let run = |recompute: bool| {
+                let v: Vec<Var> = vals.iter().map(|t| Var::param(t.clone()).unwrap()).collect();
+                let y = if recompute {
+                    fused::linear_of_activation(&v[0], op, &v[1], Some(&v[2])).unwrap()
+                } else {
+                    fused::linear(&v[0].unary(op).unwrap(), &v[1], Some(&v[2])).unwrap()
+                };
+                y.mul(&Var::constant(head.clone())).unwrap().sum_all().unwrap().backward().unwrap();
+                let mut out = vec![y.value().to_vec::<f64>().unwrap()];
+                out.extend(v.iter().map(|p| p.grad().unwrap().to_vec::<f64>().unwrap()));
+                out
+            };
+            assert_eq!(run(true), run(false), "{op:?} {rows}x{din}->{dout}");
+        }
     }
 }
 

@@ -103,6 +103,7 @@ pub const DIFFERENTIABLE_OPS: &[&str] = &[
     "dropout",
     "embedding",
     "linear",
+    "linear_of_activation",
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_packed",
 ];

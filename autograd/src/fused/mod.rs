@@ -11,6 +11,6 @@ mod norm;
 pub use attention::{attention_probabilities, scaled_dot_product_attention, scaled_dot_product_attention_packed};
 pub use dropout::dropout;
 pub use embedding::embedding;
-pub use linear::linear;
+pub use linear::{linear, linear_of_activation};
 pub use loss::{cross_entropy, cross_entropy_soft, l1_loss, mse_loss};
 pub use norm::{batch_norm, batch_norm_relu, layer_norm, BatchNormOutput};

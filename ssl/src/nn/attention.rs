@@ -1,13 +1,12 @@
 //! Multi-head self-attention and the pre-norm transformer block, with timm's structure and
 //! names (`attn.qkv`, `attn.proj`, `norm1`, `norm2`, `mlp.fc1`, `mlp.fc2`).
 
-use super::container::Activation;
 use super::init;
 use super::layernorm::LayerNorm;
 use super::linear::Linear;
 use super::module::{join, Entry, Module, Param};
 use tessera_autograd::{fused, no_grad, Result, Var};
-use tessera_engine::{DType, Generator, Tensor};
+use tessera_engine::{DType, Generator, Tensor, UnaryOp};
 
 /// A Linear with ViT's init: weight truncated normal (std 0.02), bias zeros.
 pub fn vit_linear(in_features: usize, out_features: usize, bias: bool, gen: &mut Generator) -> Result<Linear> {
@@ -91,7 +90,9 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, x: &Var) -> Result<Var> {
-        self.fc2.forward(&Activation::Gelu.forward(&self.fc1.forward(x)?)?)
+        // GELU's output is recomputed in fc2's backward rather than kept (fc2's input is the
+        // step's widest activation).
+        self.fc2.forward_of_activation(&self.fc1.forward(x)?, UnaryOp::GeluErf)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {

@@ -3,7 +3,7 @@
 use super::init;
 use super::module::{join, Entry, Module, Param};
 use tessera_autograd::{fused, Result, Var};
-use tessera_engine::{DType, Generator, Tensor};
+use tessera_engine::{DType, Generator, Tensor, UnaryOp};
 
 /// `y = x·Wᵀ + b` with `weight [out, in]` and `bias [out]`; input `[..., in]`, output `[..., out]`.
 pub struct Linear {
@@ -35,10 +35,17 @@ impl Linear {
     pub fn out_features(&self) -> usize {
         self.weight.value().shape()[0]
     }
-}
 
-impl Module for Linear {
-    fn forward(&self, x: &Var) -> Result<Var> {
+    /// `self.forward(act(h))`, saving `h` alone for the backward and recomputing `act(h)`
+    /// there ([`fused::linear_of_activation`]): a transformer MLP's second layer keeps one
+    /// hidden-width tensor less until backward. The same values and gradients.
+    pub fn forward_of_activation(&self, h: &Var, act: UnaryOp) -> Result<Var> {
+        self.over_rows(h, |h2, w, b| fused::linear_of_activation(h2, act, w, b))
+    }
+
+    /// Runs `product(x2, weight, bias)` on `x [..., in]` seen as `[rows, in]` (one GEMM over
+    /// all leading dims instead of a batched product) and gives back `[..., out]`.
+    fn over_rows(&self, x: &Var, product: impl FnOnce(&Var, &Var, Option<&Var>) -> Result<Var>) -> Result<Var> {
         let shape = x.shape();
         let (in_f, out_f) = (self.in_features(), self.out_features());
         if shape.last() != Some(&in_f) {
@@ -50,18 +57,23 @@ impl Module for Linear {
             )
             .into());
         }
-        // One GEMM over all leading dims instead of a batched product.
         let rows: usize = shape[..shape.len() - 1].iter().product();
         let x2 = if shape.len() == 2 { x.clone() } else { x.reshape_to(&[rows, in_f])? };
-        // One op: the bias is added inside the GEMM (PyTorch's addmm); under autocast the
-        // op casts its f32 operands, the bias included, to the autocast dtype.
-        let y = fused::linear(&x2, &self.weight.get(), self.bias.as_ref().map(|b| b.get()).as_ref())?;
+        let y = product(&x2, &self.weight.get(), self.bias.as_ref().map(|b| b.get()).as_ref())?;
         if shape.len() == 2 {
             return Ok(y);
         }
         let mut out_shape = shape;
         *out_shape.last_mut().expect("rank checked above") = out_f;
         y.reshape_to(&out_shape)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        // One op: the bias is added inside the GEMM (PyTorch's addmm); under autocast the
+        // op casts its f32 operands, the bias included, to the autocast dtype.
+        self.over_rows(x, |x2, w, b| fused::linear(x2, w, b))
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
