@@ -74,3 +74,26 @@ fn a_product_keeps_its_operands_not_its_output() {
     assert!(ga.iter().all(|&g| g == 4.25), "d(a·b + a/b)/da = b + 1/b");
     assert!(gb.iter().all(|&g| g == 1.875), "d(a·b + a/b)/db = a − a/b²");
 }
+
+#[test]
+fn a_unary_op_keeps_only_what_its_derivative_reads() {
+    // ReLU's derivative reads the sign of its input, which its output has too: it keeps its
+    // output (which a next layer holds anyway) and its input is freed with its last handle.
+    // GELU's reads its input: its output is freed once dropped.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 8 << 20;
+    let a = Var::param(Tensor::full(&[n], 0.5, DType::F32).unwrap()).unwrap();
+    let before = live_cpu_bytes() as i64;
+    let shifted = a.add_scalar(1.0).unwrap();
+    let relu = shifted.relu().unwrap();
+    drop(shifted);
+    let held = live_cpu_bytes() as i64 - before;
+    assert!((32 << 20..33 << 20).contains(&held), "relu of a dropped input holds {held} bytes, not its 32 MiB output");
+    let gelu_sum = a.gelu().unwrap().sum_all().unwrap();
+    let held_gelu = live_cpu_bytes() as i64 - before - held;
+    assert!(held_gelu < 1 << 20, "sum(gelu(a)) holds {held_gelu} bytes beyond a");
+    relu.sum_all().unwrap().add(&gelu_sum).unwrap().backward().unwrap();
+    // d/da [relu(a + 1) + gelu(a)] at 0.5 = 1 + Φ(0.5) + 0.5·φ(0.5).
+    let want = 1.0 + 0.691_462_5 + 0.5 * 0.352_065_3;
+    assert!(a.grad().unwrap().to_vec::<f32>().unwrap().iter().all(|&g| (g - want).abs() < 1e-5));
+}

@@ -29,7 +29,7 @@ pub use dtype::{CpuStorage, DType, Element, FloatElem};
 pub use error::{Error, Result};
 /// The host types of the bf16 / f16 dtypes (`half::bf16`, `half::f16`).
 pub use half;
-pub use kinds::{BinaryOp, CmpOp, PadMode, Pair, ReduceOp, UnaryOp};
+pub use kinds::{BinaryOp, CmpOp, DerivativeNeeds, PadMode, Pair, ReduceOp, UnaryOp};
 pub use layout::Layout;
 pub use random::Generator;
 pub use storage::{live_cpu_bytes, peak_cpu_bytes, reset_peak_cpu_bytes};

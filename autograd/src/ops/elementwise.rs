@@ -3,7 +3,7 @@
 
 use crate::autocast;
 use crate::{Result, Var};
-use tessera_engine::{BinaryOp, DType, Tensor, UnaryOp};
+use tessera_engine::{BinaryOp, DType, DerivativeNeeds, Tensor, UnaryOp};
 
 impl Var {
     /// `op(self, rhs)` with broadcasting.
@@ -98,13 +98,19 @@ impl Var {
         if !op.is_differentiable() {
             return Ok(Var::constant(y));
         }
-        if matches!(op, UnaryOp::AddScalar(_) | UnaryOp::MulScalar(_) | UnaryOp::Neg) {
-            // A constant derivative: nothing to save (the kernel reads x and y but these
-            // rules ignore them, so the gradient stands in for both).
-            return Ok(Var::from_op(op.name(), y, &[self], move |g, _| Ok(vec![Some(g.unary_backward(op, g, g)?)])));
-        }
-        let saved_y = y.clone();
-        Ok(Var::from_op(op.name(), y, &[self], move |g, _| Ok(vec![Some(x.unary_backward(op, &saved_y, g)?)])))
+        // Only what the derivative reads is kept; the kernel takes x and y, and the kept
+        // tensor (or, for a constant derivative, the gradient) stands in for the other,
+        // which the rule ignores. Keeping both held, for instance, the input of every `exp`
+        // and the output of every GELU until backward.
+        let kept = match op.derivative_needs() {
+            DerivativeNeeds::Nothing => None,
+            DerivativeNeeds::Input => Some(x),
+            DerivativeNeeds::Output => Some(y.clone()),
+        };
+        Ok(Var::from_op(op.name(), y, &[self], move |g, _| {
+            let kept = kept.as_ref().unwrap_or(g);
+            Ok(vec![Some(kept.unary_backward(op, kept, g)?)])
+        }))
     }
 
     pub fn neg(&self) -> Result<Var> {

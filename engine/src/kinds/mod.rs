@@ -12,4 +12,4 @@ pub use binary::{BinaryOp, CmpOp};
 pub use conv::{ConvGeom, Pair};
 pub use reduce::ReduceOp;
 pub use shape::PadMode;
-pub use unary::UnaryOp;
+pub use unary::{DerivativeNeeds, UnaryOp};

@@ -5,6 +5,17 @@
 use crate::dtype::prelude::*;
 use crate::dtype::FloatElem;
 
+/// What a unary op's derivative reads ([`UnaryOp::derivative_needs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DerivativeNeeds {
+    /// A constant (or zero) derivative.
+    Nothing,
+    /// The input `x` alone.
+    Input,
+    /// The output `y = f(x)` alone.
+    Output,
+}
+
 /// An elementwise function of one float tensor.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum UnaryOp {
@@ -197,6 +208,20 @@ impl UnaryOp {
             PowScalar(p) => T::c(p) * x.powf(T::c(p - 1.0)),
             AddScalar(_) => one,
             MulScalar(c) => T::c(c),
+        }
+    }
+
+    /// Which of `x` and `y = f(x)` the derivative needs ([`UnaryOp::derivative`], and the
+    /// backward kernels, read nothing else): what autograd keeps for the backward, passing
+    /// the kept tensor in both slots. ReLU's derivative reads the sign of `x`, which
+    /// `y = max(x, 0)` has too (`y > 0` exactly where `x > 0`, NaN included), so it keeps `y`,
+    /// which the next layer usually holds anyway.
+    pub fn derivative_needs(self) -> DerivativeNeeds {
+        use UnaryOp::*;
+        match self {
+            Neg | Sign | Floor | Round | AddScalar(_) | MulScalar(_) => DerivativeNeeds::Nothing,
+            Exp | Sqrt | Rsqrt | Tanh | Sigmoid | Recip | Relu => DerivativeNeeds::Output,
+            Abs | Log | Sin | Cos | GeluErf | GeluTanh | Silu | Softplus | Square | Clamp(..) | PowScalar(_) => DerivativeNeeds::Input,
         }
     }
 
