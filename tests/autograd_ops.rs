@@ -286,7 +286,7 @@ grad_check!(grad_dropout, (shape_strategy(3), any::<u64>()), |(sh, s)| check(
     &[noncontig(&sh, s)]
 ));
 grad_check!(grad_linear, (1usize..5, 1usize..5, 1usize..5, any::<bool>(), any::<u64>()), |(rows, din, dout, with_bias, s)| {
-    let inputs = vec![noncontig(&[rows, din], s), noncontig(&[dout, din], s + 1), rand(&[dout], s + 2, -1.0, 1.0)];
+    let inputs = [noncontig(&[rows, din], s), noncontig(&[dout, din], s + 1), rand(&[dout], s + 2, -1.0, 1.0)];
     let n = if with_bias { 3 } else { 2 };
     check(move |v| fused::linear(&v[0], &v[1], v.get(2)), &inputs[..n])
 });
@@ -317,7 +317,7 @@ grad_check!(grad_linear_of_activation, (1usize..5, 1usize..5, 1usize..5, any::<b
     s,
 )| {
     let op = [UnaryOp::GeluErf, UnaryOp::Tanh, UnaryOp::Silu][act];
-    let inputs = vec![noncontig(&[rows, din], s), noncontig(&[dout, din], s + 1), rand(&[dout], s + 2, -1.0, 1.0)];
+    let inputs = [noncontig(&[rows, din], s), noncontig(&[dout, din], s + 1), rand(&[dout], s + 2, -1.0, 1.0)];
     let n = if with_bias { 3 } else { 2 };
     check(move |v| fused::linear_of_activation(&v[0], op, &v[1], v.get(2)), &inputs[..n])
 });

@@ -49,7 +49,7 @@ impl Attention {
         }
         let (b, l, d, h) = (s[0], s[1], s[2], self.num_heads);
         // [B, L, 3D] → [3, B, H, L, D/H].
-        Ok(self.qkv.forward(x)?.reshape_to(&[b, l, 3, h, d / h])?.permute(&[2, 0, 3, 1, 4])?)
+        self.qkv.forward(x)?.reshape_to(&[b, l, 3, h, d / h])?.permute(&[2, 0, 3, 1, 4])
     }
 
     /// Where each token of `x [B, L, D]` looks: the attention probabilities `[B, H, L, L]`

@@ -73,7 +73,7 @@ impl Module for Linear {
     fn forward(&self, x: &Var) -> Result<Var> {
         // One op: the bias is added inside the GEMM (PyTorch's addmm); under autocast the
         // op casts its f32 operands, the bias included, to the autocast dtype.
-        self.over_rows(x, |x2, w, b| fused::linear(x2, w, b))
+        self.over_rows(x, fused::linear)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
