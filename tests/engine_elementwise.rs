@@ -265,6 +265,30 @@ proptest! {
         }
     }
 
+    /// Autograd keeps only what `UnaryOp::derivative_needs` names and passes it in both
+    /// operand slots: the backward kernel must give the same bits that way as with both x
+    /// and y (f64 and f32, zeros included: the kinks of ReLU and abs).
+    #[test]
+    fn unary_backward_reads_only_what_derivative_needs_names(shape in shape(3, 4), seed: u64) {
+        use tessera::engine::DerivativeNeeds;
+        for dtype in FLOATS {
+            for (op, lo, hi) in unary_ops() {
+                let x = operand_with(&shape, dtype, seed, |r| if r.coin(0.2) { 0.0 } else { r.range(lo, hi) }).t;
+                let g = operand(&shape, dtype, seed ^ 7).t;
+                let y = x.unary(op).unwrap();
+                let both = x.unary_backward(op, &y, &g).unwrap();
+                let kept = match op.derivative_needs() {
+                    DerivativeNeeds::Nothing => g.clone(),
+                    DerivativeNeeds::Input => x.clone(),
+                    DerivativeNeeds::Output => y.clone(),
+                };
+                let alone = kept.unary_backward(op, &kept, &g).unwrap();
+                let bits = |t: &Tensor| t.to_vec_f64().unwrap().iter().map(|v| if v.is_nan() { u64::MAX } else { v.to_bits() }).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&alone), bits(&both), "{:?} {:?}", op, dtype);
+            }
+        }
+    }
+
     #[test]
     fn clamp_matches_naive(shape in shape(3, 5), seed: u64, lo in -2.0..1.0f64, width in 0.0..2.0f64) {
         let o = operand(&shape, DType::F64, seed);
