@@ -2,16 +2,29 @@
 //! holds its `Var` or a backward rule saved it. (Its own binary: `live_cpu_bytes` counts the
 //! whole process, and other tests' allocations would blur the figures.)
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use tessera::autograd::Var;
 use tessera::engine::{live_cpu_bytes, DType, Tensor};
 
 /// The tests measure the whole process's live bytes: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// Holds the process's live bytes for one test (a failed test does not block the others).
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Elements of the tensors the tests hold: 32 MiB of f32, plain to see in the live bytes.
+const N: usize = 8 << 20;
+
+/// A parameter of [`N`] elements, all `value`.
+fn filled(value: f64) -> Var {
+    Var::param(Tensor::full(&[N], value, DType::F32).unwrap()).unwrap()
+}
+
 #[test]
 fn an_intermediate_nobody_holds_is_freed_in_the_forward_pass() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = one_at_a_time();
     // `add` saves nothing for its backward: once the caller drops `y`, nothing needs its
     // value (32 MiB), so it is freed then, not when backward reaches it. A value the caller
     // still holds stays readable, and the gradients are unchanged.
@@ -34,9 +47,8 @@ fn an_intermediate_nobody_holds_is_freed_in_the_forward_pass() {
 #[test]
 fn a_sum_or_mean_keeps_only_its_input_shape() {
     // A loss's mean over a batch of pixels must not hold those pixels until backward.
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let n = 8 << 20;
-    let a = Var::param(Tensor::full(&[n], 2.0, DType::F32).unwrap()).unwrap();
+    let _one = one_at_a_time();
+    let a = filled(2.0);
     let before = live_cpu_bytes() as i64;
     let shifted = a.add_scalar(1.0).unwrap();
     let (total, mean) = (shifted.sum_all().unwrap(), shifted.mean_all().unwrap());
@@ -44,7 +56,7 @@ fn a_sum_or_mean_keeps_only_its_input_shape() {
     let held = live_cpu_bytes() as i64 - before;
     assert!(held < 1 << 20, "sum and mean of a dropped 32 MiB input hold {held} bytes");
     total.add(&mean).unwrap().backward().unwrap();
-    let expected = 1.0 + 1.0 / n as f32;
+    let expected = 1.0 + 1.0 / N as f32;
     assert!(a.grad().unwrap().to_vec::<f32>().unwrap().iter().all(|&g| g == expected));
 }
 
@@ -54,10 +66,8 @@ fn a_product_keeps_its_operands_not_its_output() {
     // product (32 MiB), nothing holds it (a layer-scale gain kept each block's branch output
     // twice before). A quotient's gradient does read its output (d(a/b)/db = −(a/b)/b), so
     // that one stays until backward.
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let n = 8 << 20;
-    let a = Var::param(Tensor::full(&[n], 2.0, DType::F32).unwrap()).unwrap();
-    let b = Var::param(Tensor::full(&[n], 4.0, DType::F32).unwrap()).unwrap();
+    let _one = one_at_a_time();
+    let (a, b) = (filled(2.0), filled(4.0));
     let before = live_cpu_bytes() as i64;
     let product = a.mul(&b).unwrap();
     let z = product.sum_all().unwrap();
@@ -80,9 +90,8 @@ fn a_unary_op_keeps_only_what_its_derivative_reads() {
     // ReLU's derivative reads the sign of its input, which its output has too: it keeps its
     // output (which a next layer holds anyway) and its input is freed with its last handle.
     // GELU's reads its input: its output is freed once dropped.
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let n = 8 << 20;
-    let a = Var::param(Tensor::full(&[n], 0.5, DType::F32).unwrap()).unwrap();
+    let _one = one_at_a_time();
+    let a = filled(0.5);
     let before = live_cpu_bytes() as i64;
     let shifted = a.add_scalar(1.0).unwrap();
     let relu = shifted.relu().unwrap();
