@@ -440,5 +440,22 @@ fn ghost_batch_norm_matches_slices_run_one_at_a_time() {
     // Slices of one sample: batch norm over [1, C] is an error there as it is for one sample.
     let bn = BatchNorm::new_1d(3).unwrap();
     let _one = ghost_batch_norm(2);
-    assert!(bn.forward(&Var::constant(Tensor::zeros(&[2, 3], DType::F32).unwrap())).is_err());
+    let err = bn.forward(&Var::constant(Tensor::zeros(&[2, 3], DType::F32).unwrap())).unwrap_err().to_string();
+    assert!(err.contains("BatchNorm") && err.contains("more than 1 value per channel") && err.contains("[1, 3]"), "{err}");
+}
+
+/// Training-mode batch norm needs two values per channel: one sample of a `[N, C]` input, or
+/// a `[1, C, 1, 1]` map, is refused with PyTorch's message naming the shape (not a NaN
+/// variance); eval mode takes it, and so does one sample with a spatial extent.
+#[test]
+fn batch_norm_rejects_a_single_value_per_channel_in_training() {
+    let zeros = |shape: &[usize]| Var::constant(Tensor::zeros(shape, DType::F32).unwrap());
+    for (bn, shape) in [(BatchNorm::new_1d(3).unwrap(), vec![1, 3]), (BatchNorm::new_2d(3).unwrap(), vec![1, 3, 1, 1])] {
+        let err = bn.forward(&zeros(&shape)).unwrap_err().to_string();
+        let want = format!("expected more than 1 value per channel when training, got input of shape {shape:?}");
+        assert!(err.contains("BatchNorm") && err.contains(&want), "{err}");
+        bn.set_training(false);
+        assert!(bn.forward(&zeros(&shape)).is_ok(), "eval mode, {shape:?}");
+    }
+    assert!(BatchNorm::new_2d(3).unwrap().forward(&zeros(&[1, 3, 2, 1])).is_ok(), "one sample, two positions");
 }
