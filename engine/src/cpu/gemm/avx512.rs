@@ -20,6 +20,10 @@ const VECS: usize = 2;
 /// Reduction steps per chunk of an `a` panel packed from a row-major `a` (see
 /// [`super::pack::pack_a`]).
 pub(super) const CHUNK: usize = 8;
+/// The widest product whose row-major `a` is read in place rather than packed: packing
+/// pays for itself when each packed panel serves many `b` panels, not in narrow products
+/// (attention heads, projections down to the model width).
+const IN_PLACE_MAX_COLUMNS: usize = 256;
 /// How many reduction steps ahead the kernel asks for `b`'s panel (from L2).
 const PREFETCH_STEPS: usize = 8;
 
@@ -177,6 +181,31 @@ impl<T: Avx512Elem> Kernel for Fma<T> {
         T::pack_b(src, depth, width, dst)
     }
 
+    /// A row-major `a` (unit column stride, rows forward) in a product of at most
+    /// [`IN_PLACE_MAX_COLUMNS`] columns: its rows are read in place.
+    fn reads_a_in_place(a: &Strided<T>, n: usize) -> bool {
+        a.cs == 1 && a.rs > 0 && n <= IN_PLACE_MAX_COLUMNS
+    }
+
+    unsafe fn tile_in_place(
+        kc: usize,
+        a: *const T,
+        lda: usize,
+        b: *const T,
+        c: *mut T,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        ep: Epilogue<T>,
+    ) {
+        macro_rules! run {
+            ($r:literal, $v:literal) => {
+                tile_of::<T, $r, $v, CHUNK, true>(kc, a, lda, b, c, ldc, rows, cols, ep)
+            };
+        }
+        with_tile_size!(rows, cols, T::LANES, run)
+    }
+
     unsafe fn tile(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, ep: Epilogue<T>) {
         tile(kc, ch, a, b, c, ldc, rows, cols, ep)
     }
@@ -213,9 +242,9 @@ unsafe fn tile<T: Avx512Elem>(
     macro_rules! run {
         ($r:literal, $v:literal) => {
             if ch == 1 {
-                tile_of::<T, $r, $v, 1>(kc, a, b, c, ldc, rows, cols, ep)
+                tile_of::<T, $r, $v, 1, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
             } else {
-                tile_of::<T, $r, $v, CHUNK>(kc, a, b, c, ldc, rows, cols, ep)
+                tile_of::<T, $r, $v, CHUNK, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
             }
         };
     }
@@ -246,12 +275,14 @@ macro_rules! with_tile_size {
 pub(super) use with_tile_size;
 
 /// [`tile`] with a register tile of `ROWS ≤ MR` rows × `V ≤ VECS` vectors, for an `a`
-/// panel in chunks of `CH` steps.
+/// panel in chunks of `CH` steps, or (`IN_PLACE`) for `ROWS` rows of a row-major `a` read
+/// where they lie, `lda` apart: the same steps in the same order, only the addresses differ.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: usize>(
+unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: usize, const IN_PLACE: bool>(
     kc: usize,
     a: *const T,
+    lda: usize,
     b: *const T,
     c: *mut T,
     ldc: usize,
@@ -260,6 +291,8 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
     ep: Epilogue<T>,
 ) {
     let mut acc = [[T::zero(); V]; ROWS];
+    // Where step `p` of row `i` lies: `(p / CH)·chunk + i·row_step + p % CH`.
+    let (row_step, chunk) = if IN_PLACE { (lda, CH) } else { (CH, MR * CH) };
     // One reduction step: `a`'s scalars for this step are `CH` apart, `b`'s row is at `bp`.
     macro_rules! step {
         ($ap:expr, $bp:expr) => {{
@@ -272,7 +305,7 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
                 *b = T::load(bp.add(v * T::LANES));
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = T::splat(*ap.add(i * CH));
+                let ai = T::splat(*ap.add(i * row_step));
                 for (r, &bv) in row.iter_mut().zip(&bv) {
                     *r = T::fma(ai, bv, *r);
                 }
@@ -281,12 +314,12 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
     }
     let chunks = kc / CH;
     for ch in 0..chunks {
-        let (ac, bc) = (a.add(ch * MR * CH), b.add(ch * CH * T::NR));
+        let (ac, bc) = (a.add(ch * chunk), b.add(ch * CH * T::NR));
         for q in 0..CH {
             step!(ac.add(q), bc.add(q * T::NR));
         }
     }
-    let (ac, bc) = (a.add(chunks * MR * CH), b.add(chunks * CH * T::NR));
+    let (ac, bc) = (a.add(chunks * chunk), b.add(chunks * CH * T::NR));
     for q in 0..kc % CH {
         step!(ac.add(q), bc.add(q * T::NR));
     }
