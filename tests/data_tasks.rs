@@ -328,7 +328,7 @@ fn rebalancing_weights_have_expectation_one_under_the_prior() {
     let ds = synthetic_colour(SyntheticConfig { len: 40, ..SyntheticConfig::default() }).unwrap();
     let prior = ColourPrior::from_dataset(&ds, 5.0, 0.5).unwrap();
     let q = prior.centers.len();
-    assert!(q >= 5 && q <= 261, "{q} bins");
+    assert!((5..=261).contains(&q), "{q} bins");
     assert_eq!((prior.prior.len(), prior.weights.len()), (q, q));
     let total: f64 = prior.prior.iter().map(|&v| v as f64).sum();
     let e: f64 = prior.prior.iter().zip(&prior.weights).map(|(&p, &w)| p as f64 * w as f64).sum();

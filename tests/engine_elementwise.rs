@@ -194,7 +194,8 @@ proptest! {
             let b = operand_with(&sb, dtype, seed ^ 2, small);
             let conv = |v: &Arr| if dtype == DType::U8 { v.map(|x| (x != 0.0) as u8 as f64) } else { v.clone() };
             let (ea, eb) = (conv(&a.a), conv(&b.a));
-            let cases: [(CmpOp, fn(f64, f64) -> bool); 6] =
+            type Naive = fn(f64, f64) -> bool;
+            let cases: [(CmpOp, Naive); 6] =
                 [(CmpOp::Eq, |x, y| x == y), (CmpOp::Ne, |x, y| x != y), (CmpOp::Lt, |x, y| x < y), (CmpOp::Le, |x, y| x <= y), (CmpOp::Gt, |x, y| x > y), (CmpOp::Ge, |x, y| x >= y)];
             for (op, f) in cases {
                 let got = a.t.compare(&b.t, op).unwrap();
@@ -376,7 +377,9 @@ fn gpu_binary_compare_where_cast_match_cpu() {
                 Ok(vec![Tensor::where_(&c, &t[0], &t[1])?])
             });
             for to in [DType::F32, DType::F64, DType::I64, DType::U8] {
-                gpu::same_on_gpu(&format!("cast {dtype:?} -> {to:?}"), &[a.clone()], |t| Ok(vec![t[0].mul_scalar(3.0)?.to_dtype(to)?]));
+                gpu::same_on_gpu(&format!("cast {dtype:?} -> {to:?}"), std::slice::from_ref(&a), |t| {
+                    Ok(vec![t[0].mul_scalar(3.0)?.to_dtype(to)?])
+                });
             }
         }
     }

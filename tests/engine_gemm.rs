@@ -111,6 +111,7 @@ struct Case<T> {
 const GAP: f64 = 12345.0;
 
 impl<T: Gemm> Case<T> {
+    #[allow(clippy::too_many_arguments)]
     fn new(m: usize, k: usize, n: usize, la: Layout, lb: Layout, alpha: f64, beta: f64, rng: &mut Rng64) -> Self {
         let ldc = n + rng.below(3);
         let c = (0..m * ldc)

@@ -408,7 +408,8 @@ fn gpu_half_matmul_batched_matches_cpu() {
     let (m, k, n) = (17, 33, 9);
     let p = aligned_pad(k);
     // (A batch, A stored_t, A pad, B batch, B stored_t, B pad)
-    let cases: [(&[usize], bool, usize, &[usize], bool, usize); 6] = [
+    type Operands<'a> = (&'a [usize], bool, usize, &'a [usize], bool, usize);
+    let cases: [Operands; 6] = [
         (&[3], false, p, &[], true, p),
         (&[3], true, 0, &[], true, p),
         (&[], false, p, &[4], true, p),

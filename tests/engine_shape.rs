@@ -319,11 +319,11 @@ fn gpu_pad_and_pad_backward_match_cpu() {
 fn gpu_rot90_and_repeat_match_cpu() {
     for dtype in ALL_DTYPES {
         let x = operand(&[2, 3, 4], dtype, 1).t;
-        gpu::same_on_gpu(&format!("rot90 {dtype:?}"), &[x.clone()], |t| {
+        gpu::same_on_gpu(&format!("rot90 {dtype:?}"), std::slice::from_ref(&x), |t| {
             Ok(vec![t[0].rot90(1, (0, 1))?.contiguous()?, t[0].rot90(2, (1, 2))?, t[0].rot90(-1, (-1, 0))?.contiguous()?])
         });
         for reps in [&[2, 1, 3][..], &[1, 1, 1], &[0, 2, 1], &[3, 2, 2], &[2, 1, 2, 3]] {
-            gpu::same_on_gpu(&format!("repeat {dtype:?} {reps:?}"), &[x.clone()], |t| Ok(vec![t[0].repeat(reps)?]));
+            gpu::same_on_gpu(&format!("repeat {dtype:?} {reps:?}"), std::slice::from_ref(&x), |t| Ok(vec![t[0].repeat(reps)?]));
         }
     }
     gpu::same_on_gpu("repeat 0-d", &[Tensor::scalar(3i64)], |t| Ok(vec![t[0].repeat(&[2, 3])?]));

@@ -68,8 +68,8 @@ fn contrastive_loss_matches_a_naive_reference() {
     let got = contrastive_loss(&Var::constant(q.clone()), &k, tau).unwrap().value().item().unwrap();
     let (qr, kr) = (rows(&q), rows(&k));
     let mut total = 0.0;
-    for i in 0..4 {
-        let logits: Vec<f64> = kr.iter().map(|kj| dot(&unit(&qr[i]), &unit(kj)) / tau).collect();
+    for (i, qi) in qr.iter().enumerate().take(4) {
+        let logits: Vec<f64> = kr.iter().map(|kj| dot(&unit(qi), &unit(kj)) / tau).collect();
         total += nll(&logits, i);
     }
     let want = total / 4.0 * 2.0 * tau;

@@ -58,7 +58,7 @@ pub fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Ve
     if layout.is_contiguous() {
         return src[layout.offset..layout.offset + n].to_vec();
     }
-    let (shape, strides) = collapse_dims(&layout.shape, &[layout.strides.clone()]);
+    let (shape, strides) = collapse_dims(&layout.shape, std::slice::from_ref(&layout.strides));
     let s = strides[0][shape.len() - 1];
     build(n, |out| {
         drive(out, &shape, &strides, &[layout.offset as isize], |offs, row| {
@@ -151,6 +151,7 @@ pub fn zip_map<T: Copy + Sync, V: Copy + Sync, U: Send + Default + Copy>(
 }
 
 /// `f(c, a, b)` over the broadcast of three strided operands (used by `where`).
+#[allow(clippy::too_many_arguments)]
 pub fn zip3_map<C: Copy + Sync, T: Copy + Sync, U: Send + Default + Copy>(
     c: &[C],
     lc: &Layout,
@@ -222,10 +223,10 @@ pub fn map3_slices<A: Sync, B: Sync, C: Sync, U: Send>(
 /// Writes `src` (logical order) into the positions a strided `layout` addresses in `dst`:
 /// the inverse of [`gather`]. Layouts with overlapping positions (stride 0) are not allowed.
 pub fn scatter_into<T: Copy>(dst: &mut [T], layout: &Layout, src: &[T]) {
-    let (shape, strides) = collapse_dims(&layout.shape, &[layout.strides.clone()]);
+    let (shape, strides) = collapse_dims(&layout.shape, std::slice::from_ref(&layout.strides));
     let inner = *shape.last().unwrap();
     let s = strides[0][shape.len() - 1];
-    let rows = if inner == 0 { 0 } else { src.len() / inner };
+    let rows = src.len().checked_div(inner).unwrap_or(0);
     for_each_row(&shape, &strides, &[layout.offset as isize], 0, rows, |r, offs| {
         for i in 0..inner {
             dst[(offs[0] + i as isize * s) as usize] = src[r * inner + i];

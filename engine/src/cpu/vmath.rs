@@ -26,6 +26,8 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split for Cody–Waite range reduction: `LN2_HI` has 9 significant bits, so `n · LN2_HI`
 /// is exact for the |n| ≤ 151 used here; `LN2_HI + LN2_LO` is ln 2 to about 1e-11.
+// Written out in full: the exact binary value, which the shortest literal would hide.
+#[allow(clippy::excessive_precision)]
 const LN2_HI: f32 = 0.693_359_375;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// Below this exp(x) rounds to 0 in f32 (e^-104 ≈ 6.8e-46, under half the least subnormal).
@@ -79,7 +81,7 @@ fn exp_hi_lo(hi: f32, lo: f32) -> f32 {
     p = fma(p, r, 8.333_452e-3);
     p = fma(p, r, 4.166_579_6e-2);
     p = fma(p, r, 1.666_666_5e-1);
-    p = fma(p, r, 5.000_000_1e-1);
+    p = fma(p, r, 5e-1);
     let er = fma(p, r * r, r) + 1.0;
     // k lies in [2^23, 2^24), where the ulp is 1, so its bits minus the magic's bits are n.
     let ni = k.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32;
@@ -99,7 +101,7 @@ pub fn exp(x: f32) -> f32 {
 const PHI_CLAMP: f32 = 15.0;
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 /// 1/√(2π).
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_28;
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
 /// `(t, hi, lo)` for a = min(|x|, PHI_CLAMP): t = 1/(1 + a/(2√2)) and `hi + lo = -a²/2`, with
 /// `hi` exact. -a²/2 is the exponent of both the erfc and the normal density, and its
@@ -126,14 +128,14 @@ fn phi_parts(x: f32) -> (f32, f32, f32) {
 fn erfc_scaled(t: f32, hi: f32, lo: f32) -> f32 {
     let mut p = 0.170_872_77f32;
     p = fma(p, t, -0.822_152_23);
-    p = fma(p, t, 1.488_515_87);
-    p = fma(p, t, -1.135_203_98);
+    p = fma(p, t, 1.488_515_9);
+    p = fma(p, t, -1.135_204);
     p = fma(p, t, 0.278_868_07);
     p = fma(p, t, -0.186_288_06);
     p = fma(p, t, 0.096_784_18);
     p = fma(p, t, 0.374_091_96);
-    p = fma(p, t, 1.000_023_68);
-    p = fma(p, t, -1.265_512_23);
+    p = fma(p, t, 1.000_023_7);
+    p = fma(p, t, -1.265_512_2);
     t * exp_hi_lo(hi, lo + p)
 }
 

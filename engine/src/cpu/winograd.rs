@@ -539,6 +539,7 @@ mod tests {
     }
 
     /// The naive same-padded 3×3 correlation and its input and weight gradients, in f64.
+    #[allow(clippy::too_many_arguments)]
     fn naive(
         x: &[f64],
         w: &[f64],

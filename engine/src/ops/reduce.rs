@@ -91,13 +91,13 @@ impl Tensor {
                 let mut out = sum_middle_axis(x, outer, red, inner);
                 if matches!(op, ReduceOp::Mean) {
                     let n = <T as FloatElem>::c(red as f64);
-                    out.iter_mut().for_each(|v| *v = *v / n);
+                    out.iter_mut().for_each(|v| *v /= n);
                 }
                 let (keep_shape, drop_shape) = output_shapes(self.shape(), &normalized);
                 return Ok(Tensor::from_vec_unchecked(out, if keepdim { &keep_shape } else { &drop_shape }));
             }
             let r = rows::<T>(self, name, axes)?;
-            let outer = if r.inner == 0 { r.keep_shape.iter().product() } else { r.data.len() / r.inner };
+            let outer = r.data.len().checked_div(r.inner).unwrap_or_else(|| r.keep_shape.iter().product());
             let out = map_rows(&r.data, r.inner, outer, |row| reduce_row(op, row));
             Ok(Tensor::from_vec_unchecked(out, if keepdim { &r.keep_shape } else { &r.drop_shape }))
         })
@@ -177,9 +177,8 @@ impl Tensor {
             .ok_or_else(|| crate::Error::shapes_hint("sum_to_shape", self.shape(), shape, "the target has more dims"))?;
         let mut axes = Vec::new();
         for d in 0..self.rank() {
-            if d < lead {
-                axes.push(d as isize);
-            } else if shape[d - lead] == 1 && self.shape()[d] != 1 {
+            // Leading dims the target lacks, and dims it keeps at 1, are summed away.
+            if d < lead || (shape[d - lead] == 1 && self.shape()[d] != 1) {
                 axes.push(d as isize);
             } else if shape[d - lead] != self.shape()[d] {
                 return Err(crate::Error::shapes_hint("sum_to_shape", self.shape(), shape, "the target does not broadcast to the source"));

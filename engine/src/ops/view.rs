@@ -201,7 +201,7 @@ impl Tensor {
         crate::with_any!(self.dtype(), |T| {
             let n = checked_numel("scatter_into_zeros", full_shape)?;
             // An empty host tensor seen as `full_shape`: `view` only reads its layout.
-            let probe = Tensor::from_vec_unchecked(vec![T::default(); 0], &[0]).with_layout(Layout::contiguous(full_shape));
+            let probe = Tensor::from_vec_unchecked(Vec::<T>::new(), &[0]).with_layout(Layout::contiguous(full_shape));
             let target = view(&probe)?;
             if target.shape() != self.shape() {
                 return Err(Error::shapes("scatter_into_zeros", target.shape(), self.shape()));

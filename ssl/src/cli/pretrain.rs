@@ -31,7 +31,7 @@ struct Origins {
 
 impl Origins {
     fn of(&self, key: &str) -> String {
-        if self.flags.iter().any(|f| *f == key) {
+        if self.flags.contains(&key) {
             return format!("--{}", key.replace('_', "-"));
         }
         match &self.user {

@@ -6,6 +6,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Instant;
 
+/// Fills in an epoch's record (the held-out probe accuracy) at the epoch's end.
+pub type EpochEval<'a> = Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> crate::Result<()> + 'a>;
+
 pub struct Progress<'a> {
     per_epoch: usize,
     epochs: usize,
@@ -14,16 +17,11 @@ pub struct Progress<'a> {
     last_line: Instant,
     epoch_start: Instant,
     /// Fills in the held-out probe accuracy at each epoch end.
-    pub on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> crate::Result<()> + 'a>,
+    pub on_epoch_eval: EpochEval<'a>,
 }
 
 impl<'a> Progress<'a> {
-    pub fn new(
-        per_epoch: usize,
-        epochs: usize,
-        batch_size: usize,
-        on_epoch_eval: Box<dyn FnMut(&mut EpochRecord, Option<&OnlineProbe>) -> crate::Result<()> + 'a>,
-    ) -> Self {
+    pub fn new(per_epoch: usize, epochs: usize, batch_size: usize, on_epoch_eval: EpochEval<'a>) -> Self {
         Progress { per_epoch, epochs, batch_size, bar: None, last_line: Instant::now(), epoch_start: Instant::now(), on_epoch_eval }
     }
 }

@@ -10,12 +10,12 @@ use crate::train::load_model_state;
 use std::path::Path;
 use tessera_engine::Device;
 
+/// A saved run brought back: its configuration, its method with the saved weights, its
+/// train and test sets, and the pixel statistics it trained with.
+pub(crate) type LoadedRun = (Config, Box<dyn Method>, Dataset, Dataset, (f32, f32));
+
 /// Rebuilds a run's method from its folder and loads its weights.
-pub(crate) fn load_run(
-    dir: &Path,
-    dataset: Option<&str>,
-    pool: Option<&str>,
-) -> crate::Result<(Config, Box<dyn Method>, Dataset, Dataset, (f32, f32))> {
+pub(crate) fn load_run(dir: &Path, dataset: Option<&str>, pool: Option<&str>) -> crate::Result<LoadedRun> {
     let p = dir.join("config.toml");
     let mut cfg = Config::read_file(&p)?;
     if let Some(d) = dataset {

@@ -82,7 +82,7 @@ impl MaeDecoder {
                 "MaeDecoder",
                 &s,
                 ids_restore.shape(),
-                &format!("expects latent [B, 1 + K, D] with K ≤ {l} and ids_restore [B, {l}]"),
+                format!("expects latent [B, 1 + K, D] with K ≤ {l} and ids_restore [B, {l}]"),
             )
             .into());
         }

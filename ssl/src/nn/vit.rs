@@ -185,7 +185,7 @@ impl VisionTransformer {
     pub fn init_as_mae(&self, gen: &mut Generator) -> Result<()> {
         init::xavier_matrices(self, init::FusedQkv::OneMatrix, gen)?;
         let cls = self.cls_token.var();
-        cls.set_value(gen.normal(&cls.value().shape().to_vec(), 0.0, 0.02, cls.value().dtype())?)?;
+        cls.set_value(gen.normal(cls.value().shape(), 0.0, 0.02, cls.value().dtype())?)?;
         Ok(())
     }
 

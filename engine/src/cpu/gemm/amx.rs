@@ -167,7 +167,7 @@ unsafe fn tile_amx(kc: usize, a: *const bf16, b: *const bf16, c: *mut f32, ldc: 
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     // Byte strides between tile rows: an `a` block row is 32 steps, a `b` pair row 32 columns.
     let (a_stride, b_stride) = (STEPS * 2, EDGE * 2 * 2);
-    for block in 0..kc.next_multiple_of(STEPS) / STEPS {
+    for block in 0..kc.div_ceil(STEPS) {
         let a0 = a.add(block * STEPS * EDGE);
         let b0 = b.add(block * (STEPS / 2) * EDGE * 2);
         asm!(
