@@ -293,7 +293,7 @@ unsafe fn tile_of<T: Avx512Elem, const ROWS: usize, const V: usize, const CH: us
     let mut acc = [[T::zero(); V]; ROWS];
     // Where step `p` of row `i` lies: `(p / CH)·chunk + i·row_step + p % CH`.
     let (row_step, chunk) = if IN_PLACE { (lda, CH) } else { (CH, MR * CH) };
-    // One reduction step: `a`'s scalars for this step are `CH` apart, `b`'s row is at `bp`.
+    // One reduction step: `a`'s scalars for this step are `row_step` apart, `b`'s row is at `bp`.
     macro_rules! step {
         ($ap:expr, $bp:expr) => {{
             let (ap, bp): (*const T, *const T) = ($ap, $bp);
