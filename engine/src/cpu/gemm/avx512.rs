@@ -198,16 +198,11 @@ impl<T: Avx512Elem> Kernel for Fma<T> {
         cols: usize,
         ep: Epilogue<T>,
     ) {
-        macro_rules! run {
-            ($r:literal, $v:literal) => {
-                tile_of::<T, $r, $v, CHUNK, true>(kc, a, lda, b, c, ldc, rows, cols, ep)
-            };
-        }
-        with_tile_size!(rows, cols, T::LANES, run)
+        tile(kc, CHUNK, a, lda, b, c, ldc, rows, cols, ep)
     }
 
     unsafe fn tile(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, ep: Epilogue<T>) {
-        tile(kc, ch, a, b, c, ldc, rows, cols, ep)
+        tile(kc, ch, a, 0, b, c, ldc, rows, cols, ep)
     }
 }
 
@@ -222,16 +217,19 @@ fn lane_mask(n: usize) -> u16 {
 /// 1 or [`CHUNK`], see [`super::pack::pack_a`]) and `b` one `kc × NR` (both zero padded past
 /// `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
 /// ignored otherwise, as BLAS does). Edge tiles run a smaller register tile
-/// ([`with_tile_size`]).
+/// ([`with_tile_size`]). With `lda > 0`, `a` is instead `rows` rows of a row-major `a`
+/// read where they lie, `lda` apart (`ch` is then [`CHUNK`]).
 ///
 /// # Safety
-/// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements and `b` `kc·NR`; `c`
-/// is valid for `rows` rows of `cols` elements with row stride `ldc`.
+/// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements (or, with `lda > 0`,
+/// `rows` rows of `kc` readable elements `lda` apart) and `b` `kc·NR`; `c` is valid for
+/// `rows` rows of `cols` elements with row stride `ldc`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<T: Avx512Elem>(
     kc: usize,
     ch: usize,
     a: *const T,
+    lda: usize,
     b: *const T,
     c: *mut T,
     ldc: usize,
@@ -241,7 +239,9 @@ unsafe fn tile<T: Avx512Elem>(
 ) {
     macro_rules! run {
         ($r:literal, $v:literal) => {
-            if ch == 1 {
+            if lda > 0 {
+                tile_of::<T, $r, $v, CHUNK, true>(kc, a, lda, b, c, ldc, rows, cols, ep)
+            } else if ch == 1 {
                 tile_of::<T, $r, $v, 1, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
             } else {
                 tile_of::<T, $r, $v, CHUNK, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
