@@ -117,6 +117,45 @@ fn nt_xent_rejects_bad_shapes() {
     assert!(err.contains("nt_xent") && err.contains("[3, 4]"), "{err}");
 }
 
+/// Multi-head attention on a projection's rows (what `nn::Attention` runs) gives, in f32 on
+/// the host, the bits of the composition it replaced: the rows split into heads as views,
+/// packed attention, the heads merged, forward and backward; odd sizes, both masks, and
+/// every thread count (the kernel splits the samples between threads).
+#[test]
+fn multi_head_attention_gives_the_bits_of_the_composition() {
+    let (b, l, heads, d) = (3, 13, 3, 5);
+    let x = Generator::new(21).normal(&[b, l, 3 * heads * d], 0.0, 1.0, DType::F32).unwrap();
+    let w = Generator::new(22).normal(&[b, l, heads * d], 0.0, 1.0, DType::F32).unwrap();
+    let run = |causal: bool, fused_op: bool| {
+        let xv = Var::param(x.clone()).unwrap();
+        let out = if fused_op {
+            fused::multi_head_attention(&xv, heads, causal).unwrap()
+        } else {
+            let qkv = xv.reshape_to(&[b, l, 3, heads, d]).unwrap().permute(&[2, 0, 3, 1, 4]).unwrap();
+            let o = fused::scaled_dot_product_attention_packed(&qkv, causal, None).unwrap();
+            o.permute(&[0, 2, 1, 3]).unwrap().reshape_to(&[b, l, heads * d]).unwrap()
+        };
+        out.mul(&Var::constant(w.clone())).unwrap().sum_all().unwrap().backward().unwrap();
+        let bits = |t: Tensor| t.to_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        (bits(out.value()), bits(xv.grad().unwrap()))
+    };
+    for causal in [false, true] {
+        let want = run(causal, false);
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let got = pool.install(|| run(causal, true));
+            assert_eq!(got.0, want.0, "outputs, causal {causal}, {threads} threads");
+            assert_eq!(got.1, want.1, "gradients, causal {causal}, {threads} threads");
+        }
+    }
+    let err = fused::multi_head_attention(&Var::param(x.clone()).unwrap(), 2, false).unwrap_err().to_string();
+    assert!(err.contains("multi_head_attention") && err.contains("[3, 13, 45]") && err.contains("2 heads"), "{err}");
+    let err = fused::multi_head_attention(&Var::param(w.clone()).unwrap().reshape_to(&[b * l * heads * d]).unwrap(), 1, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[B, L, 3·D]") && err.contains("[585]"), "{err}");
+}
+
 /// Attention on a stacked `[3, ...]` q/k/v (what `nn::Attention` runs) gives the bits of
 /// attention on the three `select`s, forward and backward, in f32: the packed backward only
 /// writes the three gradients side by side where the selects scattered them into zeros.

@@ -399,6 +399,17 @@ grad_check!(grad_scaled_dot_product_attention_packed, (1usize..3, 1usize..4, 1us
         &[rand(&[b, l, 3, 2, d], s, -1.0, 1.0)],
     )
 });
+grad_check!(grad_multi_head_attention, (1usize..3, 1usize..5, 1usize..3, 1usize..4, any::<bool>(), any::<u64>()), |(
+    b,
+    l,
+    heads,
+    d,
+    causal,
+    s,
+)| {
+    // The rows of a fused projection, [B, L, 3·D] with D = heads · d; f64 runs the host kernel.
+    check(move |v| fused::multi_head_attention(&v[0], heads, causal), &[rand(&[b, l, 3 * heads * d], s, -1.0, 1.0)])
+});
 // ---- convolution and pooling ---------------------------------------------------------------
 /// (N, Cin, H, W, Cout, k, stride, pad, dilation, groups) small enough for gradcheck.
 fn conv_case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, usize, usize, usize)> {

@@ -443,3 +443,22 @@ fn gpu_half_matmul_ignores_the_f32_precision() {
         }
     }
 }
+
+/// The fused attention op names the op and both shapes when its operands disagree, and
+/// refuses dtypes the host kernel does not run; its values are checked against the
+/// composition in `autograd_composite.rs` and by gradcheck in `autograd_ops.rs`.
+#[test]
+fn attention_heads_rejects_bad_operands() {
+    let qkv = tessera::engine::Generator::new(1).normal(&[2, 5, 12], 0.0, 1.0, DType::F32).unwrap();
+    let (out, probs) = qkv.attention_heads(2, false).unwrap();
+    assert_eq!((out.shape(), probs.shape()), (&[2, 5, 4][..], &[2, 2, 5, 5][..]));
+    let err = qkv.attention_heads(5, false).unwrap_err().to_string();
+    assert!(err.contains("attention_heads") && err.contains("[2, 5, 12]") && err.contains("5 heads"), "{err}");
+    let wrong = Tensor::zeros(&[2, 5, 3], DType::F32).unwrap();
+    let err = qkv.attention_heads_backward(&probs, &wrong, 2).unwrap_err().to_string();
+    assert!(err.contains("attention_heads_backward") && err.contains("[2, 5, 12]") && err.contains("[2, 5, 3]"), "{err}");
+    let err = qkv.attention_heads_backward(&out, &out, 2).unwrap_err().to_string();
+    assert!(err.contains("[2, 5, 4]") && err.contains("probabilities"), "{err}");
+    let err = qkv.to_dtype(DType::BF16).unwrap().attention_heads(2, false).unwrap_err().to_string();
+    assert!(err.contains("attention_heads") && err.contains("bf16"), "{err}");
+}

@@ -110,4 +110,5 @@ pub const DIFFERENTIABLE_OPS: &[&str] = &[
     "linear_of_activation",
     "scaled_dot_product_attention",
     "scaled_dot_product_attention_packed",
+    "multi_head_attention",
 ];

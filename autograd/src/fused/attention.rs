@@ -51,6 +51,29 @@ pub fn scaled_dot_product_attention_packed(qkv: &Var, causal: bool, key_padding_
     }))
 }
 
+/// Multi-head self-attention on the rows of a fused projection `qkv [B, L, 3·D]` (each
+/// token's q, k and v side by side, each split into `heads` heads: timm's layout), the heads'
+/// outputs side by side as `[B, L, D]`, ready for the output projection.
+///
+/// On the host in f32 and f64 this is one op ([`Tensor::attention_heads`]) that reads each
+/// head where it lies and writes its gradient in `qkv`'s own layout; the composition it
+/// replaces (split into `[3, B, H, L, Dh]` views, [`scaled_dot_product_attention_packed`],
+/// merge the heads) copied the output and twice the stacked gradient, eight activations a
+/// block. Elsewhere (a GPU, or f32 under autocast, which lowers the products) it is that
+/// composition. Both give the same bits on the host.
+pub fn multi_head_attention(qkv: &Var, heads: usize, causal: bool) -> Result<Var> {
+    let (b, l, d) = tessera_engine::ops::attention::qkv_rows_shape("multi_head_attention", &qkv.shape(), heads)?;
+    let value = qkv.value();
+    let lowered = autocast::autocast_dtype().is_some() && value.dtype() == DType::F32;
+    if value.is_cuda() || lowered || !matches!(value.dtype(), DType::F32 | DType::F64) {
+        let packed = qkv.reshape_to(&[b, l, 3, heads, d / heads])?.permute(&[2, 0, 3, 1, 4])?;
+        let o = scaled_dot_product_attention_packed(&packed, causal, None)?;
+        return o.permute(&[0, 2, 1, 3])?.reshape_to(&[b, l, d]);
+    }
+    let (out, probs) = value.attention_heads(heads, causal)?;
+    Ok(Var::from_op("multi_head_attention", out, &[qkv], move |g, _| Ok(vec![Some(value.attention_heads_backward(&probs, g, heads)?)])))
+}
+
 /// What the backward of attention keeps: the probabilities and the three inputs.
 struct AttentionGrads {
     p: Tensor,

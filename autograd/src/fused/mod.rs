@@ -8,7 +8,7 @@ mod linear;
 mod loss;
 mod norm;
 
-pub use attention::{attention_probabilities, scaled_dot_product_attention, scaled_dot_product_attention_packed};
+pub use attention::{attention_probabilities, multi_head_attention, scaled_dot_product_attention, scaled_dot_product_attention_packed};
 pub use dropout::dropout;
 pub use embedding::embedding;
 pub use linear::{linear, linear_of_activation};

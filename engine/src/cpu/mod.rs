@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 pub mod allocator;
+pub mod attention;
 pub mod bf16_cast;
 pub(crate) mod conv;
 pub(crate) mod conv_bf16;

@@ -1,6 +1,7 @@
 //! Engine ops, one file per family; each file holds the forward kernels and the fused
 //! backward kernels autograd calls.
 
+pub mod attention;
 pub mod binary;
 pub mod conv;
 mod convert;

@@ -64,10 +64,11 @@ impl Attention {
 
 impl Module for Attention {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let qkv = self.heads(x)?;
-        let (b, l, d) = (x.shape()[0], x.shape()[1], x.shape()[2]);
-        let o = fused::scaled_dot_product_attention_packed(&qkv, self.causal, None)?;
-        self.proj.forward(&o.permute(&[0, 2, 1, 3])?.reshape_to(&[b, l, d])?)
+        if x.shape().len() != 3 {
+            return Err(tessera_engine::Error::invalid("Attention", format!("expects [B, L, D], got {:?}", x.shape())).into());
+        }
+        // The heads are read from the projection's rows and merged as they are written.
+        self.proj.forward(&fused::multi_head_attention(&self.qkv.forward(x)?, self.num_heads, self.causal)?)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
