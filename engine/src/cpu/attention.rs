@@ -135,29 +135,14 @@ pub fn backward<T: Gemm>(qkv: &[T], probs: &[T], grad: &[T], shape: HeadShape, s
                     softmax_backward_row(p, dp, ds);
                     ds.iter_mut().for_each(|x| *x *= scale);
                 }
-                let row = 3 * dim;
-                // dQ = dS · k, dK = dSᵀ · q, dV = Pᵀ · dO, each into its columns of dqkv.
-                T::gemm_uninit(
-                    len,
-                    len,
-                    head_dim,
-                    T::one(),
-                    dense(&ds, len, false),
-                    shape.part(qkv, s, 1, h, false),
-                    &mut dqkv[h * head_dim..],
-                    row,
-                );
-                T::gemm_uninit(
-                    len,
-                    len,
-                    head_dim,
-                    T::one(),
-                    dense(&ds, len, true),
-                    shape.part(qkv, s, 0, h, false),
-                    &mut dqkv[dim + h * head_dim..],
-                    row,
-                );
-                T::gemm_uninit(len, len, head_dim, T::one(), dense(p, len, true), g(h), &mut dqkv[2 * dim + h * head_dim..], row);
+                // dQ = dS · k, dK = dSᵀ · q, dV = Pᵀ · dO: L × Dh products, each into its
+                // columns of dqkv (rows 3·D apart).
+                let mut into = |col: usize, a: MatRef<T>, b: MatRef<T>| {
+                    T::gemm_uninit(len, len, head_dim, T::one(), a, b, &mut dqkv[col + h * head_dim..], 3 * dim)
+                };
+                into(0, dense(&ds, len, false), shape.part(qkv, s, 1, h, false));
+                into(dim, dense(&ds, len, true), shape.part(qkv, s, 0, h, false));
+                into(2 * dim, dense(p, len, true), g(h));
             }
         };
         dqkv.par_chunks_mut(len * 3 * dim).enumerate().for_each(sample);
