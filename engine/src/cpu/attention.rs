@@ -9,7 +9,7 @@
 //! wants them) and the gradient straight into `[B, L, 3·D]` (as the `qkv` layer's backward
 //! wants it). The composition of views and batched products this replaces copied the output
 //! out of `[B, H, L, Dh]`, stacked the three gradients and copied the stack back out of
-//! `[3, B, H, L, Dh]`: eight activations' worth of copies per block.
+//! `[3, B, H, L, Dh]`: about eight activations' worth of copies per block.
 //!
 //! Same values, same bits: every product is the GEMM the batched `matmul` runs on the same
 //! operands (a tile's result does not depend on the strides it reads or writes), and the
@@ -41,7 +41,7 @@ impl HeadShape {
     }
 
     /// Head `h`'s `L × Dh` block of q (`part` 0), k (1) or v (2) in sample `s`'s rows of
-    /// `qkv`, read as `rows × cols` (`transposed`: as its transpose).
+    /// `qkv`, read where it lies (`transposed`: as its `Dh × L` transpose).
     fn part<'a, T>(&self, qkv: &'a [T], s: usize, part: usize, h: usize, transposed: bool) -> MatRef<'a, T> {
         let row = 3 * self.dim() as isize;
         let offset = (s * self.len * 3 * self.dim() + part * self.dim() + h * self.head_dim) as isize;
