@@ -70,6 +70,8 @@ impl Kernel for AmxBf16 {
         kc: usize,
         _: usize,
         a: *const bf16,
+        // Never in place (`reads_a_in_place` is false here): `a` is always a packed panel.
+        _: usize,
         b: *const bf16,
         c: *mut f32,
         ldc: usize,

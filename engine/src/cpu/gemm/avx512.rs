@@ -182,13 +182,26 @@ impl<T: Avx512Elem> Kernel for Fma<T> {
     }
 
     /// A row-major `a` (unit column stride, rows forward) in a product of at most
-    /// [`IN_PLACE_MAX_COLUMNS`] columns: its rows are read in place.
+    /// [`IN_PLACE_MAX_COLUMNS`] columns: its rows are read in place (`tile` with `lda > 0`).
     fn reads_a_in_place(a: &Strided<T>, n: usize) -> bool {
         a.cs == 1 && a.rs > 0 && n <= IN_PLACE_MAX_COLUMNS
     }
 
-    unsafe fn tile_in_place(
+    /// One tile: `c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]` for `i < rows ≤ MR`,
+    /// `j < cols ≤ NR`, with `a` a packed panel of `MR` rows (cut in chunks of `ch` steps,
+    /// 1 or [`CHUNK`], see [`super::pack::pack_a`]) and `b` one `kc × NR` (both zero padded past
+    /// `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
+    /// ignored otherwise, as BLAS does). Edge tiles run a smaller register tile
+    /// ([`with_tile_size`]). With `lda > 0`, `a` is instead `rows` rows of a row-major `a`
+    /// read where they lie, `lda` apart (`ch` is then [`CHUNK`]).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements (or, with `lda > 0`,
+    /// `rows` rows of `kc` readable elements `lda` apart) and `b` `kc·NR`; `c` is valid for
+    /// `rows` rows of `cols` elements with row stride `ldc`.
+    unsafe fn tile(
         kc: usize,
+        ch: usize,
         a: *const T,
         lda: usize,
         b: *const T,
@@ -198,11 +211,18 @@ impl<T: Avx512Elem> Kernel for Fma<T> {
         cols: usize,
         ep: Epilogue<T>,
     ) {
-        tile(kc, CHUNK, a, lda, b, c, ldc, rows, cols, ep)
-    }
-
-    unsafe fn tile(kc: usize, ch: usize, a: *const T, b: *const T, c: *mut T, ldc: usize, rows: usize, cols: usize, ep: Epilogue<T>) {
-        tile(kc, ch, a, 0, b, c, ldc, rows, cols, ep)
+        macro_rules! run {
+            ($r:literal, $v:literal) => {
+                if lda > 0 {
+                    tile_of::<T, $r, $v, CHUNK, true>(kc, a, lda, b, c, ldc, rows, cols, ep)
+                } else if ch == 1 {
+                    tile_of::<T, $r, $v, 1, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
+                } else {
+                    tile_of::<T, $r, $v, CHUNK, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
+                }
+            };
+        }
+        with_tile_size!(rows, cols, T::LANES, run)
     }
 }
 
@@ -210,45 +230,6 @@ impl<T: Avx512Elem> Kernel for Fma<T> {
 #[inline(always)]
 fn lane_mask(n: usize) -> u16 {
     ((1u32 << n) - 1) as u16
-}
-
-/// One tile: `c[i][j] = alpha·Σ_p a[p][i]·b[p][j] + beta·c[i][j]` for `i < rows ≤ MR`,
-/// `j < cols ≤ NR`, with `a` a packed panel of `MR` rows (cut in chunks of `ch` steps,
-/// 1 or [`CHUNK`], see [`super::pack::pack_a`]) and `b` one `kc × NR` (both zero padded past
-/// `rows` / `cols`). `c` is read only when `beta ≠ 0` (so NaNs in it are
-/// ignored otherwise, as BLAS does). Edge tiles run a smaller register tile
-/// ([`with_tile_size`]). With `lda > 0`, `a` is instead `rows` rows of a row-major `a`
-/// read where they lie, `lda` apart (`ch` is then [`CHUNK`]).
-///
-/// # Safety
-/// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements (or, with `lda > 0`,
-/// `rows` rows of `kc` readable elements `lda` apart) and `b` `kc·NR`; `c` is valid for
-/// `rows` rows of `cols` elements with row stride `ldc`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile<T: Avx512Elem>(
-    kc: usize,
-    ch: usize,
-    a: *const T,
-    lda: usize,
-    b: *const T,
-    c: *mut T,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-    ep: Epilogue<T>,
-) {
-    macro_rules! run {
-        ($r:literal, $v:literal) => {
-            if lda > 0 {
-                tile_of::<T, $r, $v, CHUNK, true>(kc, a, lda, b, c, ldc, rows, cols, ep)
-            } else if ch == 1 {
-                tile_of::<T, $r, $v, 1, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
-            } else {
-                tile_of::<T, $r, $v, CHUNK, false>(kc, a, 0, b, c, ldc, rows, cols, ep)
-            }
-        };
-    }
-    with_tile_size!(rows, cols, T::LANES, run)
 }
 
 /// Runs `$run!(ROWS, VECTORS)` with the smallest register tile (4, 8 or [`MR`] rows × 1 or
@@ -274,7 +255,7 @@ macro_rules! with_tile_size {
 }
 pub(super) use with_tile_size;
 
-/// [`tile`] with a register tile of `ROWS ≤ MR` rows × `V ≤ VECS` vectors, for an `a`
+/// [`Kernel::tile`] of [`Fma`] with a register tile of `ROWS ≤ MR` rows × `V ≤ VECS` vectors, for an `a`
 /// panel in chunks of `CH` steps, or (`IN_PLACE`) for `ROWS` rows of a row-major `a` read
 /// where they lie, `lda` apart: the same steps in the same order, only the addresses differ.
 #[target_feature(enable = "avx512f")]

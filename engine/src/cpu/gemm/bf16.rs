@@ -69,6 +69,8 @@ impl Kernel for Bf16Dot {
         kc: usize,
         _: usize,
         a: *const bf16,
+        // Never in place (`reads_a_in_place` is false here): `a` is always a packed panel.
+        _: usize,
         b: *const bf16,
         c: *mut f32,
         ldc: usize,

@@ -63,43 +63,27 @@ pub(super) trait Kernel {
     /// # Safety
     /// Every element (p, j), p < depth, j < width, of `src` is readable.
     unsafe fn pack_b(src: Strided<Self::In>, depth: usize, width: usize, dst: &mut [Self::In]);
-    /// Whether the kernel reads whole `MR`-row panels of this `a` where they lie
-    /// ([`Kernel::tile_in_place`]) instead of packing them, in a product `n` columns wide.
+    /// Whether the kernel reads whole `MR`-row panels of this `a` where they lie (its
+    /// [`Kernel::tile`] with `lda > 0`) instead of packing them, in a product `n` columns wide.
     fn reads_a_in_place(_a: &Strided<Self::In>, _n: usize) -> bool {
         false
     }
-    /// [`Kernel::tile`] for `MR` rows of an unpacked `a` with unit column stride: step `p` of
-    /// row `i` at `a + i·lda + p`. The same products in the same order as the packed tile,
+    /// One tile, `c = alpha·a·b + beta·c (+ bias)` for `rows ≤ MR`, `cols ≤ NR` (see
+    /// [`Epilogue`]). With `lda = 0`, `a` is a packed panel; with `lda > 0` (only where
+    /// [`Kernel::reads_a_in_place`] said so), `MR` rows of an unpacked `a` with unit column
+    /// stride, step `p` of row `i` at `a + i·lda + p`: the same products in the same order,
     /// so the same bits.
     ///
     /// # Safety
-    /// As [`Kernel::tile`], with `MR` rows of `kc` elements readable at `a`, `lda` apart.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile_in_place(
-        _kc: usize,
-        _a: *const Self::In,
-        _lda: usize,
-        _b: *const Self::In,
-        _c: *mut Self::Out,
-        _ldc: usize,
-        _rows: usize,
-        _cols: usize,
-        _ep: Epilogue<Self::Out>,
-    ) {
-        unreachable!("a kernel that reads a in place defines tile_in_place")
-    }
-    /// One tile, `c = alpha·a·b + beta·c (+ bias)` for `rows ≤ MR`, `cols ≤ NR` (see
-    /// [`Epilogue`]).
-    ///
-    /// # Safety
-    /// The CPU has the kernel's features; `a` and `b` are packed panels of depth `kc`; `c`
-    /// is valid for `rows` rows of `cols` elements with row stride `ldc`; a bias holds `cols`
-    /// elements.
+    /// The CPU has the kernel's features; `a` is a packed panel of depth `kc` (or `MR` rows
+    /// of `kc` readable elements, `lda` apart) and `b` one; `c` is valid for `rows` rows of
+    /// `cols` elements with row stride `ldc`; a bias holds `cols` elements.
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         kc: usize,
         layout: usize,
         a: *const Self::In,
+        lda: usize,
         b: *const Self::In,
         c: *mut Self::Out,
         ldc: usize,
@@ -351,7 +335,7 @@ unsafe fn loop_nest<K: Kernel>(
                         let unpacked = if in_place { mc / mr * mr } else { 0 };
                         for i in (i0..i0 + unpacked).step_by(mr) {
                             let a_rows = a.from(i, p0).ptr;
-                            row_of_tiles(i, &|b, c, h, w, ep| K::tile_in_place(kc, a_rows, a.rs as usize, b, c, out.ldc, h, w, ep));
+                            row_of_tiles(i, &|b, c, h, w, ep| K::tile(kc, a_layout, a_rows, a.rs as usize, b, c, out.ldc, h, w, ep));
                         }
                         let (i0, mc) = (i0 + unpacked, mc - unpacked);
                         if mc == 0 {
@@ -360,7 +344,9 @@ unsafe fn loop_nest<K: Kernel>(
                         let packed_a = &mut a_block[..mc.div_ceil(mr) * panel_len];
                         K::pack_a(a.from(i0, p0), mc, kc, a_layout, packed_a);
                         for (ip, a_panel) in packed_a.chunks_exact(panel_len).enumerate() {
-                            row_of_tiles(i0 + ip * mr, &|b, c, h, w, ep| K::tile(kc, a_layout, a_panel.as_ptr(), b, c, out.ldc, h, w, ep));
+                            row_of_tiles(i0 + ip * mr, &|b, c, h, w, ep| {
+                                K::tile(kc, a_layout, a_panel.as_ptr(), 0, b, c, out.ldc, h, w, ep)
+                            });
                         }
                     }
                 }

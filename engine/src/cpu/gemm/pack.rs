@@ -49,11 +49,13 @@ pub(super) unsafe fn pack<T: Copy + Default, const W: usize>(src: Strided<T>, de
     // to back, handing its W-wide pieces to the panels, rather than revisit every row once
     // per panel (a wide activation's rows come from memory, not cache).
     let row_wise = if src.cs == 1 && width / W > 1 { width / W } else { 0 };
-    let out = dst.as_mut_ptr();
-    for p in 0..depth * usize::from(row_wise > 0) {
-        let row = src.ptr.offset(p as isize * src.rs);
-        for q in 0..row_wise {
-            std::ptr::copy_nonoverlapping(row.add(q * W), out.add(q * depth * W + p * W), W);
+    if row_wise > 0 {
+        let out = dst.as_mut_ptr();
+        for p in 0..depth {
+            let row = src.ptr.offset(p as isize * src.rs);
+            for q in 0..row_wise {
+                std::ptr::copy_nonoverlapping(row.add(q * W), out.add(q * depth * W + p * W), W);
+            }
         }
     }
     for (q, panel) in dst.chunks_exact_mut(depth * W).take(panels).enumerate().skip(row_wise) {
