@@ -40,16 +40,19 @@ impl Attention {
 }
 
 impl Attention {
-    /// q, k and v of `x [B, L, D]` stacked as `[3, B, H, L, D/H]`: one fused projection split
-    /// into heads, as in timm.
-    fn heads(&self, x: &Var) -> Result<Var> {
-        let s = x.shape();
-        if s.len() != 3 {
-            return Err(tessera_engine::Error::invalid("Attention", format!("expects [B, L, D], got {s:?}")).into());
+    /// The fused projection's rows of `x [B, L, D]`: `[B, L, 3D]`, each token's q, k and v side
+    /// by side, each split into heads as in timm.
+    fn projected(&self, x: &Var) -> Result<Var> {
+        if x.shape().len() != 3 {
+            return Err(tessera_engine::Error::invalid("Attention", format!("expects [B, L, D], got {:?}", x.shape())).into());
         }
-        let (b, l, d, h) = (s[0], s[1], s[2], self.num_heads);
-        // [B, L, 3D] → [3, B, H, L, D/H].
-        self.qkv.forward(x)?.reshape_to(&[b, l, 3, h, d / h])?.permute(&[2, 0, 3, 1, 4])
+        self.qkv.forward(x)
+    }
+
+    /// q, k and v of `x [B, L, D]` stacked as `[3, B, H, L, D/H]` (views of the projection).
+    fn heads(&self, x: &Var) -> Result<Var> {
+        let (s, h) = (x.shape(), self.num_heads);
+        self.projected(x)?.reshape_to(&[s[0], s[1], 3, h, s[2] / h])?.permute(&[2, 0, 3, 1, 4])
     }
 
     /// Where each token of `x [B, L, D]` looks: the attention probabilities `[B, H, L, L]`
@@ -64,11 +67,8 @@ impl Attention {
 
 impl Module for Attention {
     fn forward(&self, x: &Var) -> Result<Var> {
-        if x.shape().len() != 3 {
-            return Err(tessera_engine::Error::invalid("Attention", format!("expects [B, L, D], got {:?}", x.shape())).into());
-        }
         // The heads are read from the projection's rows and merged as they are written.
-        self.proj.forward(&fused::multi_head_attention(&self.qkv.forward(x)?, self.num_heads, self.causal)?)
+        self.proj.forward(&fused::multi_head_attention(&self.projected(x)?, self.num_heads, self.causal)?)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Entry<'_>)) {
