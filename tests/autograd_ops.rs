@@ -325,10 +325,14 @@ grad_check!(grad_linear_of_activation, (1usize..5, 1usize..5, 1usize..5, any::<b
 /// A linear layer of an activation that recomputes the activation in its backward gives
 /// the values and gradients of the activation then the linear layer, bit for bit (the same
 /// kernels on the same inputs), for an activation whose derivative reads its input (GELU)
-/// and one whose derivative reads its output (tanh).
+/// and one whose derivative reads its output (tanh), in f64 and in f32 (where GELU and its
+/// derivative come from one fused pass; 256 × 160 crosses the parallel split).
 #[test]
 fn linear_of_activation_equals_activation_then_linear() {
-    for (rows, din, dout, seed) in [(7usize, 5usize, 3usize, 1u64), (64, 48, 130, 3)] {
+    let cases =
+        [(7usize, 5usize, 3usize, 1u64, DType::F64), (64, 48, 130, 3, DType::F64), (7, 5, 3, 5, DType::F32), (256, 160, 40, 7, DType::F32)];
+    for (rows, din, dout, seed, dtype) in cases {
+        let rand = |shape: &[usize], seed, lo, hi| rand(shape, seed, lo, hi).to_dtype(dtype).unwrap();
         for op in [UnaryOp::GeluErf, UnaryOp::Tanh] {
             let vals = [rand(&[rows, din], seed, -2.0, 2.0), rand(&[dout, din], seed + 1, -1.0, 1.0), rand(&[dout], seed + 2, -1.0, 1.0)];
             let head = rand(&[rows, dout], seed + 3, -1.0, 1.0);
@@ -340,11 +344,11 @@ fn linear_of_activation_equals_activation_then_linear() {
                     fused::linear(&v[0].unary(op).unwrap(), &v[1], Some(&v[2])).unwrap()
                 };
                 y.mul(&Var::constant(head.clone())).unwrap().sum_all().unwrap().backward().unwrap();
-                let mut out = vec![y.value().to_vec::<f64>().unwrap()];
-                out.extend(v.iter().map(|p| p.grad().unwrap().to_vec::<f64>().unwrap()));
+                let mut out = vec![y.value().to_vec_f64().unwrap()];
+                out.extend(v.iter().map(|p| p.grad().unwrap().to_vec_f64().unwrap()));
                 out
             };
-            assert_eq!(run(true), run(false), "{op:?} {rows}x{din}->{dout}");
+            assert_eq!(run(true), run(false), "{op:?} {dtype:?} {rows}x{din}->{dout}");
         }
     }
 }

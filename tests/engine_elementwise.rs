@@ -290,6 +290,23 @@ proptest! {
         }
     }
 
+    /// The forward and backward together give the bits of the two calls, for every op and
+    /// float dtype (f32 GELU runs as one fused pass, the rest as the two calls).
+    #[test]
+    fn unary_with_backward_gives_the_bits_of_the_two_calls(shape in shape(3, 4), seed: u64) {
+        for dtype in FLOATS {
+            for (op, lo, hi) in unary_ops() {
+                let x = operand_with(&shape, dtype, seed, |r| r.range(lo, hi)).t;
+                let g = operand(&shape, dtype, seed ^ 7).t;
+                let (y, dx) = x.unary_with_backward(op, &g).unwrap();
+                let want_y = x.unary(op).unwrap();
+                let want_dx = x.unary_backward(op, &want_y, &g).unwrap();
+                prop_assert_eq!(bits(&y), bits(&want_y), "{:?} {:?}", op, dtype);
+                prop_assert_eq!(bits(&dx), bits(&want_dx), "{:?} {:?}", op, dtype);
+            }
+        }
+    }
+
     #[test]
     fn clamp_matches_naive(shape in shape(3, 5), seed: u64, lo in -2.0..1.0f64, width in 0.0..2.0f64) {
         let o = operand(&shape, DType::F64, seed);
@@ -399,4 +416,28 @@ fn gpu_tensors_round_trip_and_refuse_mixed_devices() {
     assert_eq!(g.to_vec::<f32>().unwrap(), vec![1.5, -2.0, 3.25]);
     let err = a.add(&g).unwrap_err().to_string();
     assert!(err.contains("add") && err.contains("cpu") && err.contains("cuda:0"), "{err}");
+}
+
+/// Bit patterns of a tensor's values (NaNs as one pattern).
+fn bits(t: &Tensor) -> Vec<u64> {
+    t.to_vec_f64().unwrap().iter().map(|v| if v.is_nan() { u64::MAX } else { v.to_bits() }).collect()
+}
+
+/// The fused f32 GELU pass splits large tensors into parallel chunks: the bits stay those of
+/// the two calls whatever the thread count, and a gradient of another shape is refused with
+/// both shapes named.
+#[test]
+fn fused_gelu_with_backward_is_exact_and_checked() {
+    let x = operand_with(&[301, 129], DType::F32, 3, |r| r.range(-6.0, 6.0)).t;
+    let g = operand(&[301, 129], DType::F32, 4).t;
+    let want_y = x.gelu().unwrap();
+    let want_dx = x.unary_backward(UnaryOp::GeluErf, &want_y, &g).unwrap();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let (y, dx) = pool.install(|| x.unary_with_backward(UnaryOp::GeluErf, &g)).unwrap();
+        assert_eq!(bits(&y), bits(&want_y), "{threads} threads");
+        assert_eq!(bits(&dx), bits(&want_dx), "{threads} threads");
+    }
+    let err = x.unary_with_backward(UnaryOp::GeluErf, &g.reshape(&[129, 301]).unwrap()).unwrap_err().to_string();
+    assert!(err.contains("[301, 129]") && err.contains("[129, 301]") && err.contains("gelu"), "{err}");
 }

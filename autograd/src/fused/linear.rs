@@ -42,8 +42,13 @@ pub fn linear_of_activation(h: &Var, op: UnaryOp, weight: &Var, bias: Option<&Va
     let mut inputs = vec![h, weight];
     inputs.extend(bias);
     Ok(Var::from_op("linear_of_activation", y, &inputs, move |g, needs| {
-        let a = hv.unary(op)?;
-        let gh = needs[0].then(|| hv.unary_backward(op, &a, &g.matmul(&wv)?)).transpose()?;
+        // With `h`'s gradient wanted, the activation and its derivative come from one pass.
+        let (a, gh) = if needs[0] {
+            let (a, gh) = hv.unary_with_backward(op, &g.matmul(&wv)?)?;
+            (a, Some(gh))
+        } else {
+            (hv.unary(op)?, None)
+        };
         let gw = needs[1].then(|| g.t()?.matmul(&a)).transpose()?;
         with_bias_grad(vec![gh, gw], g, needs)
     }))

@@ -220,6 +220,36 @@ pub fn map3_slices<A: Sync, B: Sync, C: Sync, U: Send>(
     })
 }
 
+/// Two outputs from two contiguous operands of equal length in one pass:
+/// `kernel(a_chunk, b_chunk, first_chunk, second_chunk)` runs over the chunks [`map_slices`]
+/// uses (in parallel when large) and must write every element of both output chunks.
+pub fn map2_slices_to_pair<A: Sync, B: Sync, U: Send>(
+    a: &[A],
+    b: &[B],
+    kernel: impl Fn(&[A], &[B], &mut [MaybeUninit<U>], &mut [MaybeUninit<U>]) + Sync,
+) -> (Vec<U>, Vec<U>) {
+    assert!(b.len() >= a.len(), "map2_slices_to_pair: second operand shorter than the first");
+    let n = a.len();
+    let mut second = Vec::with_capacity(n);
+    let first = build(n, |first| {
+        let second = &mut second.spare_capacity_mut()[..n];
+        if n < PAR_MIN_ELEMS {
+            kernel(a, &b[..n], first, second);
+        } else {
+            let k = PAR_MIN_ELEMS / 4;
+            first.par_chunks_mut(k).zip(second.par_chunks_mut(k)).enumerate().for_each(|(i, (f, s))| {
+                let start = i * k;
+                let end = start + f.len();
+                kernel(&a[start..end], &b[start..end], f, s);
+            });
+        }
+    });
+    // SAFETY: the capacity is n and the kernel wrote every element of both outputs (its
+    // contract); had it panicked, the length would have stayed 0.
+    unsafe { second.set_len(n) };
+    (first, second)
+}
+
 /// Writes `src` (logical order) into the positions a strided `layout` addresses in `dst`:
 /// the inverse of [`gather`]. Layouts with overlapping positions (stride 0) are not allowed.
 pub fn scatter_into<T: Copy>(dst: &mut [T], layout: &Layout, src: &[T]) {

@@ -168,10 +168,18 @@ pub fn gelu(x: f32) -> f32 {
 /// f32 anyway (< 1e-48), and NaN propagates as in the libm path.
 #[inline(always)]
 pub fn gelu_grad(x: f32) -> f32 {
+    gelu_and_grad(x).1
+}
+
+/// `(GELU(x), GELU'(x))` from one evaluation of Φ: the two share the erfc fit, so a pass that
+/// needs both (a layer that recomputes its activation in its backward) pays for one. The same
+/// bits as [`gelu`] and [`gelu_grad`] (the same steps on the same values).
+#[inline(always)]
+pub fn gelu_and_grad(x: f32) -> (f32, f32) {
     let (t, hi, lo) = phi_parts(x);
     let cdf = cdf_from_parts(x, t, hi, lo);
     let pdf = exp_hi_lo(hi, lo) * FRAC_1_SQRT_2PI;
-    cdf + x * pdf
+    (x * cdf, cdf + x * pdf)
 }
 
 /// The copy of the slice kernels that runs, widest first (the order is what `<` compares).
@@ -298,6 +306,27 @@ slice_kernel!(
     /// `out[i] = e^x[i]`.
     exp_slice, exp_slice_with, exp_slice_portable, |x| exp(x)
 );
+
+/// `y[i] = GELU(x[i])` and `dx[i] = g[i] · GELU'(x[i])` in one pass: [`gelu_slice`] and
+/// [`gelu_backward_slice`] at the price of the second alone (the bits of both).
+pub fn gelu_and_backward_slice(x: &[f32], g: &[f32], y: &mut [MaybeUninit<f32>], dx: &mut [MaybeUninit<f32>]) {
+    gelu_and_backward_slice_with(VmathIsa::selected(), x, g, y, dx)
+}
+
+/// [`gelu_and_backward_slice`] in the copy `isa` (or the best one below it this CPU runs).
+pub fn gelu_and_backward_slice_with(isa: VmathIsa, x: &[f32], g: &[f32], y: &mut [MaybeUninit<f32>], dx: &mut [MaybeUninit<f32>]) {
+    #[inline(always)]
+    fn portable(x: &[f32], g: &[f32], y: &mut [MaybeUninit<f32>], dx: &mut [MaybeUninit<f32>]) {
+        let n = y.len();
+        let (x, g, dx) = (&x[..n], &g[..n], &mut dx[..n]);
+        for i in 0..n {
+            let (value, slope) = gelu_and_grad(x[i]);
+            y[i].write(value);
+            dx[i].write(g[i] * slope);
+        }
+    }
+    dispatch!(isa, || portable(x, g, y, dx))
+}
 
 /// `out[i] = e^(x[i] - shift)`: softmax's numerators, shifted by the row maximum (into an
 /// initialized row, unlike the kernels above).
@@ -482,6 +511,14 @@ mod tests {
             assert_eq!(run(&|o| exp_slice_with(isa, &x, o)), exp_want, "{isa:?}");
         }
         assert_eq!(run(&|o| gelu_slice(&x, o)), gelu_want);
+        // The fused pass writes both outputs with the bits of the two kernels.
+        let bits = |v: Vec<MaybeUninit<f32>>| v.into_iter().map(|v| unsafe { v.assume_init() }.to_bits()).collect::<Vec<_>>();
+        for isa in VmathIsa::available() {
+            let (mut y, mut dx) = (vec![MaybeUninit::new(f32::NAN); x.len()], vec![MaybeUninit::new(f32::NAN); x.len()]);
+            gelu_and_backward_slice_with(isa, &x, &g, &mut y, &mut dx);
+            assert_eq!(bits(y), gelu_want, "{isa:?}");
+            assert_eq!(bits(dx), back_want, "{isa:?}");
+        }
         let mut shifted = vec![0.0; x.len()];
         exp_shifted_slice(&x, 0.5, &mut shifted);
         assert!(shifted.iter().zip(&x).all(|(s, &v)| s.to_bits() == exp(v - 0.5).to_bits()));

@@ -76,6 +76,27 @@ impl Tensor {
             Ok(Tensor::from_vec_unchecked(out, self.shape()))
         })
     }
+
+    /// `(f(self), grad · f'(self))`: the forward and the backward of [`unary`](Self::unary)
+    /// together, for a layer that recomputes its activation in its backward (a transformer
+    /// MLP's `fc2(gelu(h))` needs `gelu(h)` for the weight gradient and `gelu'(h)` for `h`'s).
+    /// f32 GELU on the CPU runs as one pass that evaluates Φ once for both; every other case
+    /// is the two calls. Either way the bits of `unary` and `unary_backward`.
+    pub fn unary_with_backward(&self, op: UnaryOp, grad: &Tensor) -> Result<(Tensor, Tensor)> {
+        let fused = op == UnaryOp::GeluErf && self.dtype() == DType::F32 && matches!(self.backend(), Backend::Cpu);
+        if !fused {
+            let y = self.unary(op)?;
+            let dx = self.unary_backward(op, &y, grad)?;
+            return Ok((y, dx));
+        }
+        if self.shape() != grad.shape() {
+            return Err(crate::Error::shapes(op.name(), self.shape(), grad.shape()));
+        }
+        self.same_kind(op.name(), grad)?;
+        let (x, g) = (self.values::<f32>(op.name())?, grad.values::<f32>(op.name())?);
+        let (y, dx) = strided::map2_slices_to_pair(&x, &g, vmath::gelu_and_backward_slice);
+        Ok((Tensor::from_vec_unchecked(y, self.shape()), Tensor::from_vec_unchecked(dx, self.shape())))
+    }
 }
 
 /// Expands to one `match` arm per op, each passing a concrete closure to `$run`.
