@@ -60,17 +60,20 @@ impl Stored {
 /// same product of the operands rounded to bf16 on each bf16 kernel the CPU has (`…/bf16amx`
 /// on AMX tiles, `…/bf16dot` on AVX-512 BF16 dot products; f32 output). Shapes: 1024³; ViT-Tiny
 /// at batch 64 (3136 = 64·49 tokens; 768 = 64·12, the quarter MAE's encoder sees) in its
-/// linear layers forward (`x·Wᵀ`) and weight gradient (`dyᵀ·x`); one attention head (49
+/// linear layers forward (`x·Wᵀ`) and weight gradients (`dyᵀ·x`: the projection's and both
+/// MLP layers'); one attention head (49
 /// tokens, head dim 16: `q·kᵀ` and `p·v`); the narrow ResNet's 3×3 convolutions as im2col
 /// GEMMs `[C_out, C_in·9] × [C_in·9, H·W]` of one sample.
 fn gemm_isas(c: &mut Criterion) {
     use Stored::*;
-    let cases: [(&str, usize, usize, usize, Stored, Stored); 13] = [
+    let cases: [(&str, usize, usize, usize, Stored, Stored); 15] = [
         ("square", 1024, 1024, 1024, Rows, Rows),
         ("vit_qkv", 3136, 192, 576, Rows, Transposed),
         ("vit_mlp_up", 3136, 192, 768, Rows, Transposed),
         ("vit_mlp_down", 3136, 768, 192, Rows, Transposed),
         ("vit_proj_dw", 192, 3136, 192, Transposed, Rows),
+        ("vit_mlp_up_dw", 768, 3136, 192, Transposed, Rows),
+        ("vit_mlp_down_dw", 192, 3136, 768, Transposed, Rows),
         ("vit_mlp_dx", 3136, 768, 192, Rows, Rows),
         ("mae_qkv", 768, 192, 576, Rows, Transposed),
         ("attn_qk", 49, 16, 49, Rows, Transposed),

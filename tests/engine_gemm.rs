@@ -245,12 +245,13 @@ fn every_layout_pair() {
     }
 }
 
-/// The AVX-512 kernel reads a row-major `a` where it lies in products up to 256 columns wide
-/// and packs it otherwise (or when `a` is laid out another way); each way sums every
-/// element's products in the same order, so the bits agree. A row-major `a` with padded rows
-/// against the same values stored column-major: whole and partial 12-row panels, two
-/// reduction blocks (k > 384), several row blocks, the parallel cut, and a product one column
-/// past the in-place limit.
+/// The AVX-512 kernel reads a row-major or column-major `a` where it lies in products up to
+/// 256 columns wide and packs it otherwise (or when `a` is laid out another way); each way
+/// sums every element's products in the same order, so the bits agree. The same values
+/// stored row-major with padded rows, column-major with padded columns, and with both
+/// strides 2 (never read in place): whole and partial 12-row panels, two reduction blocks
+/// (k > 384), several row blocks, the parallel cut, and a product one column past the
+/// in-place limit.
 #[test]
 fn a_read_in_place_gives_the_bits_of_a_packed() {
     if !GemmIsa::available().contains(&GemmIsa::Avx512) {
@@ -259,18 +260,21 @@ fn a_read_in_place_gives_the_bits_of_a_packed() {
     }
     let mut rng = Rng64::new(23);
     for (m, k, n) in [(12, 5, 7), (7, 9, 13), (61, 400, 200), (100, 37, 256), (30, 20, 257), (150, 64, 49)] {
-        let lda = k + 3;
-        let rows: Vec<f32> = (0..m * lda).map(|_| rng.range(-2.0, 2.0) as f32).collect();
-        let cols: Vec<f32> = (0..m * k).map(|e| rows[(e % m) * lda + e / m]).collect();
+        let value: Vec<f32> = (0..m * k).map(|_| rng.range(-2.0, 2.0) as f32).collect();
+        let at = |i: usize, p: usize| value[i * k + p];
+        let (lda, ldc) = (k + 3, m + 5);
+        let rows: Vec<f32> = (0..m * lda).map(|e| if e % lda < k { at(e / lda, e % lda) } else { f32::NAN }).collect();
+        let cols: Vec<f32> = (0..k * ldc).map(|e| if e % ldc < m { at(e % ldc, e / ldc) } else { f32::NAN }).collect();
+        let spread: Vec<f32> = (0..2 * m * k).map(|e| if e % 2 == 0 { value[e / 2] } else { f32::NAN }).collect();
         let b = Operand::<f32>::new(k, n, Layout::RowMajor, &mut rng);
         let run = |a: MatRef<f32>| {
             let mut c = vec![0f32; m * n];
             f32::gemm_with(GemmIsa::Avx512, m, k, n, 1.0, a, b.view(), 0.0, &mut c, n);
             c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         };
-        let in_place = run(MatRef { data: &rows, offset: 0, rs: lda as isize, cs: 1 });
-        let packed = run(MatRef { data: &cols, offset: 0, rs: 1, cs: m as isize });
-        assert_eq!(in_place, packed, "{m}x{k}x{n}");
+        let packed = run(MatRef { data: &spread, offset: 0, rs: 2 * k as isize, cs: 2 });
+        assert_eq!(run(MatRef { data: &rows, offset: 0, rs: lda as isize, cs: 1 }), packed, "row-major {m}x{k}x{n}");
+        assert_eq!(run(MatRef { data: &cols, offset: 0, rs: 1, cs: ldc as isize }), packed, "column-major {m}x{k}x{n}");
     }
 }
 

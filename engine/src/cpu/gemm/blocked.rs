@@ -7,10 +7,11 @@
 //! turn, and the kernel runs over each `MR`-row panel (which stays in L1) times each
 //! `NR`-column panel of the `b` block. Reduction blocks after the first add to `c`
 //! (`beta = 1`). A kernel may instead read whole `MR`-row panels of `a` where they lie
-//! ([`Kernel::reads_a_in_place`]): the f32 / f64 tile does for a row-major `a` in products
-//! up to 256 columns wide, where a packed panel would serve only a few `b` panels (attention
-//! heads 10–25% faster, narrow convolutions' im2col products up to 27%; BENCHMARKS,
-//! nineteenth session). Ragged last panels are still packed.
+//! ([`Kernel::reads_a_in_place`]): the f32 / f64 tile does for a row-major or column-major
+//! `a` in products up to 256 columns wide, where a packed panel would serve only a few `b`
+//! panels (attention heads 10–25% faster, narrow convolutions' im2col products up to 27%,
+//! ViT weight gradients 5–9%; BENCHMARKS, nineteenth and twenty-first sessions). Ragged last
+//! panels are still packed.
 //!
 //! Threads: the output is cut once into one part per thread (rows, or columns where there
 //! are too few rows; see [`Cut::choose`]) and each part runs the whole loop nest on its own,
@@ -70,13 +71,13 @@ pub(super) trait Kernel {
     }
     /// One tile, `c = alpha·a·b + beta·c (+ bias)` for `rows ≤ MR`, `cols ≤ NR` (see
     /// [`Epilogue`]). With `lda = 0`, `a` is a packed panel; with `lda > 0` (only where
-    /// [`Kernel::reads_a_in_place`] said so), `MR` rows of an unpacked `a` with unit column
-    /// stride, step `p` of row `i` at `a + i·lda + p`: the same products in the same order,
-    /// so the same bits.
+    /// [`Kernel::reads_a_in_place`] said so), `MR` rows of an unpacked `a`: step `p` of row
+    /// `i` at `a + i·lda + p` (unit column stride) or `a + p·lda + i` (unit row stride). The
+    /// same products in the same order, so the same bits.
     ///
     /// # Safety
     /// The CPU has the kernel's features; `a` is a packed panel of depth `kc` (or `MR` rows
-    /// of `kc` readable elements, `lda` apart) and `b` one; `c` is valid for `rows` rows of
+    /// of `kc` readable elements as above) and `b` one; `c` is valid for `rows` rows of
     /// `cols` elements with row stride `ldc`; a bias holds `cols` elements.
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
@@ -335,7 +336,9 @@ unsafe fn loop_nest<K: Kernel>(
                         let unpacked = if in_place { mc / mr * mr } else { 0 };
                         for i in (i0..i0 + unpacked).step_by(mr) {
                             let a_rows = a.from(i, p0).ptr;
-                            row_of_tiles(i, &|b, c, h, w, ep| K::tile(kc, a_layout, a_rows, a.rs as usize, b, c, out.ldc, h, w, ep));
+                            // The stride between rows (unit column stride) or columns.
+                            let lda = if a.cs == 1 { a.rs } else { a.cs } as usize;
+                            row_of_tiles(i, &|b, c, h, w, ep| K::tile(kc, a_layout, a_rows, lda, b, c, out.ldc, h, w, ep));
                         }
                         let (i0, mc) = (i0 + unpacked, mc - unpacked);
                         if mc == 0 {
