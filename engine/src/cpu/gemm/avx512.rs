@@ -1,5 +1,6 @@
 //! The AVX-512 micro-kernel: one `MR × NR` tile of `c = alpha·a·b + beta·c` from a packed
-//! `a` panel (`MR` rows, see [`super::pack::pack_a`]) and a packed `b` panel (`kc × NR`).
+//! `a` panel (`MR` rows, see [`super::pack::pack_a`]; or `MR` rows of `a` read where they lie,
+//! see [`Fma::reads_a_in_place`]) and a packed `b` panel (`kc × NR`).
 //!
 //! The tile is 12 rows × 2 vectors (32 f32 or 16 f64 columns): 24 accumulators of the 32
 //! zmm registers, so each reduction step loads 2 vectors of `b` and broadcasts 12 scalars of
@@ -20,9 +21,10 @@ const VECS: usize = 2;
 /// Reduction steps per chunk of an `a` panel packed from a row-major `a` (see
 /// [`super::pack::pack_a`]).
 pub(super) const CHUNK: usize = 8;
-/// The widest product whose row-major `a` is read in place rather than packed: packing
-/// pays for itself when each packed panel serves many `b` panels, not in narrow products
-/// (attention heads, projections down to the model width).
+/// The widest product whose row-major or column-major `a` is read in place rather than
+/// packed: packing pays for itself when each packed panel serves many `b` panels, not in
+/// narrow products (attention heads, projections down to the model width, weight gradients
+/// of layers at most this wide).
 const IN_PLACE_MAX_COLUMNS: usize = 256;
 /// How many reduction steps ahead the kernel asks for `b`'s panel (from L2).
 const PREFETCH_STEPS: usize = 8;
