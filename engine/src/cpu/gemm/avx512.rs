@@ -207,8 +207,7 @@ impl<T: Avx512Elem> Kernel for Fma<T> {
     /// # Safety
     /// The CPU has AVX-512F; `a` holds `kc.div_ceil(ch)·ch·MR` elements (or, with `lda > 0`,
     /// `rows` rows of `kc` readable elements `lda` apart, or `kc` columns of `MR` `lda` apart)
-    /// and `b` `kc·NR`; `c` is valid for
-    /// `rows` rows of `cols` elements with row stride `ldc`.
+    /// and `b` `kc·NR`; `c` is valid for `rows` rows of `cols` elements with row stride `ldc`.
     unsafe fn tile(
         kc: usize,
         ch: usize,
