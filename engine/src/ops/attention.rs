@@ -19,7 +19,7 @@ impl Tensor {
     ///
     /// Host tensors of f32 or f64 only (an error names the device or dtype otherwise).
     pub fn attention_heads(&self, heads: usize, causal: bool) -> Result<(Tensor, Tensor)> {
-        let shape = head_shape(self, heads)?;
+        let shape = head_shape("attention_heads", self, heads)?;
         if self.dtype() == DType::F32 {
             // `Tensor::softmax`'s f32 row (its exp vectorized), so the probabilities have its bits.
             return forward_on::<f32>(self, shape, causal, softmax::softmax_row_f32);
@@ -31,30 +31,25 @@ impl Tensor {
     /// for the output gradient `grad [B, L, D]`, given the probabilities it returned:
     /// `[B, L, 3·D]`, laid out as `qkv` is, so the projection's backward reads it as it is.
     pub fn attention_heads_backward(&self, probs: &Tensor, grad: &Tensor, heads: usize) -> Result<Tensor> {
-        let shape = head_shape(self, heads)?;
+        const OP: &str = "attention_heads_backward";
+        let shape = head_shape(OP, self, heads)?;
         let HeadShape { batch, len, heads, head_dim } = shape;
         let dim = heads * head_dim;
         if grad.shape() != [batch, len, dim] {
-            return Err(Error::shapes_hint(
-                "attention_heads_backward",
-                self.shape(),
-                grad.shape(),
-                format!("the output gradient must be [{batch}, {len}, {dim}]"),
-            ));
+            return Err(Error::shapes_hint(OP, self.shape(), grad.shape(), format!("the output gradient must be [{batch}, {len}, {dim}]")));
         }
         if probs.shape() != [batch, heads, len, len] {
             return Err(Error::shapes_hint(
-                "attention_heads_backward",
+                OP,
                 self.shape(),
                 probs.shape(),
                 format!("the probabilities must be [{batch}, {heads}, {len}, {len}]"),
             ));
         }
-        self.same_kind("attention_heads_backward", grad)?;
-        self.same_kind("attention_heads_backward", probs)?;
-        with_float!(self.dtype(), "attention_heads_backward", |T| {
-            let name = "attention_heads_backward";
-            let (qkv, p, g) = (self.values::<T>(name)?, probs.values::<T>(name)?, grad.values::<T>(name)?);
+        self.same_kind(OP, grad)?;
+        self.same_kind(OP, probs)?;
+        with_float!(self.dtype(), OP, |T| {
+            let (qkv, p, g) = (self.values::<T>(OP)?, probs.values::<T>(OP)?, grad.values::<T>(OP)?);
             let dqkv = attention::backward(&qkv, &p, &g, shape, softmax::softmax_backward_row::<T>);
             Ok(Tensor::from_vec_unchecked(dqkv, self.shape()))
         })
@@ -77,11 +72,11 @@ pub fn qkv_rows_shape(op: &'static str, shape: &[usize], heads: usize) -> Result
     Ok((shape[0], shape[1], shape[2] / 3))
 }
 
-/// The attention shape of a host `qkv`, or an error naming the device or the shape.
-fn head_shape(qkv: &Tensor, heads: usize) -> Result<HeadShape> {
+/// The attention shape of a host `qkv`, or an error naming `op` and the device or the shape.
+fn head_shape(op: &'static str, qkv: &Tensor, heads: usize) -> Result<HeadShape> {
     if qkv.is_cuda() {
-        return Err(Error::invalid("attention_heads", "runs on the host; on a GPU attention is composed of products"));
+        return Err(Error::invalid(op, "runs on the host; on a GPU attention is composed of products"));
     }
-    let (batch, len, dim) = qkv_rows_shape("attention_heads", qkv.shape(), heads)?;
+    let (batch, len, dim) = qkv_rows_shape(op, qkv.shape(), heads)?;
     Ok(HeadShape { batch, len, heads, head_dim: dim / heads })
 }

@@ -310,6 +310,9 @@ unsafe fn loop_nest<K: Kernel>(
     let out = Out { ptr: c, ldc };
     let a_layout = K::a_layout(&a);
     let in_place = K::reads_a_in_place(&a, n);
+    // What `tile` is given for an `a` read in place: the stride between its rows (unit column
+    // stride) or its columns (unit row stride).
+    let lda = if a.cs == 1 { a.rs } else { a.cs } as usize;
     let a_panel_len = |kc| K::a_panel_len(kc, a_layout);
     with_buffer(&B_BLOCK, K::b_panel_len(kc_max) * nc_max.div_ceil(nr), |b_block: &mut [K::In]| {
         with_buffer(&A_PANELS, mc.div_ceil(mr) * a_panel_len(kc_max), |a_block: &mut [K::In]| {
@@ -336,8 +339,6 @@ unsafe fn loop_nest<K: Kernel>(
                         let unpacked = if in_place { mc / mr * mr } else { 0 };
                         for i in (i0..i0 + unpacked).step_by(mr) {
                             let a_rows = a.from(i, p0).ptr;
-                            // The stride between rows (unit column stride) or columns.
-                            let lda = if a.cs == 1 { a.rs } else { a.cs } as usize;
                             row_of_tiles(i, &|b, c, h, w, ep| K::tile(kc, a_layout, a_rows, lda, b, c, out.ldc, h, w, ep));
                         }
                         let (i0, mc) = (i0 + unpacked, mc - unpacked);
