@@ -165,31 +165,34 @@ fn on_pool_worker_runs_on_a_worker_and_returns_its_value() {
     assert!(on_pool_worker(|| on_pool_worker(rayon::current_thread_index).is_some()));
 }
 
-/// f32 3×3 convolutions with 128 channels on 8×8 images run as Winograd's F(4×4, 3×3)
-/// (`cpu::winograd`): forward and both gradients are bitwise the same under any pool, and
-/// within 1e-5 (of the largest magnitude) of the f64 direct kernels on the same values.
+/// f32 3×3 convolutions with 128 channels on 8×8 images run as Winograd's F(4×4, 3×3), with
+/// 512 channels on 4×4 images as F(2×2, 3×3) (`cpu::winograd`): forward and both gradients
+/// are bitwise the same under any pool, and within 1e-5 (of the largest magnitude) of the
+/// f64 direct kernels on the same values.
 #[test]
 fn winograd_convolutions() {
-    let mut g = Generator::new(91);
-    let x = g.normal(&[32, 128, 8, 8], 0.0, 1.0, DType::F32).unwrap();
-    let w = g.normal(&[128, 128, 3, 3], 0.0, 0.05, DType::F32).unwrap();
-    let dy = g.normal(&[32, 128, 8, 8], 0.0, 1.0, DType::F32).unwrap();
-    let b = g.normal(&[128], 0.0, 1.0, DType::F32).unwrap();
-    let run = |x: &Tensor, w: &Tensor, dy: &Tensor, b: &Tensor| {
-        vec![
-            x.conv2d(w, Some(b), (1, 1), (1, 1), (1, 1), 1).unwrap(),
-            dy.conv2d_backward_input(w, x.shape(), (1, 1), (1, 1), (1, 1), 1).unwrap(),
-            dy.conv2d_backward_weight(x, w.shape(), (1, 1), (1, 1), (1, 1), 1).unwrap(),
-        ]
-    };
-    same_under_any_pool("winograd conv", || run(&x, &w, &dy, &b));
-    let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-    let got = run(&x, &w, &dy, &b);
-    let want = run(&f64s(&x), &f64s(&w), &f64s(&dy), &f64s(&b));
-    for (what, (a, e)) in ["forward", "input gradient", "weight gradient"].iter().zip(got.iter().zip(&want)) {
-        let (a, e) = (a.to_vec_f64().unwrap(), e.to_vec_f64().unwrap());
-        let scale = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let err = a.iter().zip(&e).fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
-        assert!(err <= 1e-5 * scale, "{what}: error {err:e} against scale {scale:e}");
+    for (n, c, side) in [(32, 128, 8), (32, 512, 4)] {
+        let mut g = Generator::new(91);
+        let x = g.normal(&[n, c, side, side], 0.0, 1.0, DType::F32).unwrap();
+        let w = g.normal(&[c, c, 3, 3], 0.0, 0.05, DType::F32).unwrap();
+        let dy = g.normal(&[n, c, side, side], 0.0, 1.0, DType::F32).unwrap();
+        let b = g.normal(&[c], 0.0, 1.0, DType::F32).unwrap();
+        let run = |x: &Tensor, w: &Tensor, dy: &Tensor, b: &Tensor| {
+            vec![
+                x.conv2d(w, Some(b), (1, 1), (1, 1), (1, 1), 1).unwrap(),
+                dy.conv2d_backward_input(w, x.shape(), (1, 1), (1, 1), (1, 1), 1).unwrap(),
+                dy.conv2d_backward_weight(x, w.shape(), (1, 1), (1, 1), (1, 1), 1).unwrap(),
+            ]
+        };
+        same_under_any_pool(&format!("winograd conv, {c} channels on {side}×{side}"), || run(&x, &w, &dy, &b));
+        let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+        let got = run(&x, &w, &dy, &b);
+        let want = run(&f64s(&x), &f64s(&w), &f64s(&dy), &f64s(&b));
+        for (what, (a, e)) in ["forward", "input gradient", "weight gradient"].iter().zip(got.iter().zip(&want)) {
+            let (a, e) = (a.to_vec_f64().unwrap(), e.to_vec_f64().unwrap());
+            let scale = e.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let err = a.iter().zip(&e).fold(0.0f64, |m, (p, q)| m.max((p - q).abs()));
+            assert!(err <= 1e-5 * scale, "{c} channels on {side}×{side}, {what}: error {err:e} against scale {scale:e}");
+        }
     }
 }

@@ -8,8 +8,10 @@
 //!
 //! All three run as the direct, channel-vectorized kernels of [`crate::cpu::direct_conv`],
 //! except f32 same-padded stride-1 3×3 convolutions of at least 128 channels on images of at
-//! least 8×8 (ResNet-18's 16×16 and 8×8 stages), which run as Winograd's F(4×4, 3×3)
-//! ([`crate::cpu::winograd`]): a quarter of the multiplies, on the GEMM.
+//! least 8×8 (ResNet-18's 16×16 and 8×8 stages), which run as Winograd's F(4×4, 3×3), and
+//! those of at least 512 channels on images of 4 to 7 pixels a side (ResNet-18's 4×4
+//! stage), which run as F(2×2, 3×3) ([`crate::cpu::winograd`]): a quarter (or 4/9) of the
+//! multiplies, on the GEMM.
 //! A forward pass whose reduction is tiny (fewer than [`DIRECT_MIN_REDUCTION`] (channel, tap)
 //! pairs per group, such as a stem conv on one-channel images) runs as im2col + GEMM instead:
 //! there the direct kernel's per-pixel output stores would cost more than its arithmetic.
@@ -56,11 +58,12 @@ fn for_each_sample<T: Gemm>(
     }
 }
 
-/// Whether an f32 convolution runs as Winograd's F(4×4, 3×3) ([`winograd::applies`], unless
+/// Which Winograd algorithm an f32 convolution runs, if any ([`winograd::choose`], unless
 /// switched off). f64 keeps the direct kernels: it is the precision gradients are checked
 /// in, where the direct sum's rounding is the reference.
-fn winograd_f32<T: ConvElem>(g: &ConvGeom, groups: usize, n: usize, m: usize) -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && winograd::applies(g, groups, n, m) && winograd::enabled()
+fn winograd_f32<T: ConvElem>(g: &ConvGeom, groups: usize, n: usize, m: usize) -> Option<winograd::Tiling> {
+    let f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+    winograd::choose(g, groups, n, m).filter(|_| f32 && winograd::enabled())
 }
 
 /// Adds `bias[c]` to each `l`-long channel row of one sample's output.
@@ -74,8 +77,8 @@ fn add_bias<T: Gemm>(out: &mut [T], bias: &[T], l: usize) {
 
 /// `y = conv(x, w) (+ bias)`: `[n, m, oh·ow]` from `x [n, C, h, w]` and `w [m, C/groups·kh·kw]`.
 pub(crate) fn conv_forward<T: ConvElem>(x: &[T], n: usize, w: &[T], m: usize, groups: usize, g: &ConvGeom, bias: Option<&[T]>) -> Vec<T> {
-    if winograd_f32::<T>(g, groups, n, m) {
-        return winograd::forward(x, n, w, m, g, bias);
+    if let Some(tiling) = winograd_f32::<T>(g, groups, n, m) {
+        return winograd::forward(tiling, x, n, w, m, g, bias);
     }
     if g.col_rows() / groups >= DIRECT_MIN_REDUCTION {
         return T::conv_forward(x, n, w, m, groups, g, bias);
@@ -107,8 +110,8 @@ pub(crate) fn conv_forward<T: ConvElem>(x: &[T], n: usize, w: &[T], m: usize, gr
 
 /// `dx = convᵀ(dy, w)`: `[n, C, h, w]` from `dy [n, m, oh·ow]` and `w [m, C/groups·kh·kw]`.
 pub(crate) fn conv_backward_input<T: ConvElem>(dy: &[T], n: usize, w: &[T], m: usize, groups: usize, g: &ConvGeom) -> Vec<T> {
-    if winograd_f32::<T>(g, groups, n, m) {
-        return winograd::backward_input(dy, n, w, m, g);
+    if let Some(tiling) = winograd_f32::<T>(g, groups, n, m) {
+        return winograd::backward_input(tiling, dy, n, w, m, g);
     }
     T::conv_backward_input(dy, n, w, m, groups, g)
 }
@@ -116,8 +119,8 @@ pub(crate) fn conv_backward_input<T: ConvElem>(dy: &[T], n: usize, w: &[T], m: u
 /// `dw = Σ_s dy[s] ⋆ x[s]`: `[m, C/groups·kh·kw]`, summed over the batch in a fixed order
 /// whatever the thread count.
 pub(crate) fn conv_backward_weight<T: ConvElem>(dy: &[T], x: &[T], n: usize, m: usize, groups: usize, g: &ConvGeom) -> Vec<T> {
-    if winograd_f32::<T>(g, groups, n, m) {
-        return winograd::backward_weight(dy, x, n, m, g);
+    if let Some(tiling) = winograd_f32::<T>(g, groups, n, m) {
+        return winograd::backward_weight(tiling, dy, x, n, m, g);
     }
     T::conv_backward_weight(dy, x, n, m, groups, g)
 }
@@ -129,8 +132,8 @@ mod tests {
     #[test]
     fn winograd_runs_f32_convolutions_it_applies_to_and_never_f64() {
         let g = ConvGeom { channels: 128, h: 8, w: 8, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, dh: 1, dw: 1, oh: 8, ow: 8 };
-        assert_eq!(winograd_f32::<f32>(&g, 1, 32, 128), winograd::enabled());
-        assert!(!winograd_f32::<f64>(&g, 1, 32, 128), "f64 keeps the direct kernels");
-        assert!(!winograd_f32::<f32>(&g, 1, 8, 128), "too few tiles");
+        assert_eq!(winograd_f32::<f32>(&g, 1, 32, 128).is_some(), winograd::enabled());
+        assert_eq!(winograd_f32::<f64>(&g, 1, 32, 128), None, "f64 keeps the direct kernels");
+        assert_eq!(winograd_f32::<f32>(&g, 1, 8, 128), None, "too few tiles");
     }
 }
