@@ -7,8 +7,8 @@
 //!   batch in chunks fixed by the shapes, so the result does not depend on the thread count.
 //!
 //! All three run as the direct, channel-vectorized kernels of [`crate::cpu::direct_conv`],
-//! except f32 same-padded stride-1 3×3 convolutions of at least 128 channels on images of at
-//! least 8×8 (ResNet-18's 16×16 and 8×8 stages), which run as Winograd's F(4×4, 3×3), and
+//! except f32 same-padded stride-1 3×3 convolutions of at least 64 channels on images of at
+//! least 8×8 (ResNet-18's 32×32, 16×16 and 8×8 stages), which run as Winograd's F(4×4, 3×3), and
 //! those of at least 512 channels on images of 4 to 7 pixels a side (ResNet-18's 4×4
 //! stage), which run as F(2×2, 3×3) ([`crate::cpu::winograd`]): a quarter (or 4/9) of the
 //! multiplies, on the GEMM.

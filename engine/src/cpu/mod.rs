@@ -55,16 +55,21 @@ pub fn on_pool_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// block written in full by `f(block_index, block)`, in parallel when large. No zero fill
 /// first: the blocks cover the buffer.
 pub(crate) fn per_block<U: Send>(len: usize, s: usize, f: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) -> Vec<U> {
-    strided::build(len, |out| {
-        if s == 0 {
-            return;
-        }
-        if len >= PAR_MIN_ELEMS {
-            out.par_chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
-        } else {
-            out.chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
-        }
-    })
+    strided::build(len, |out| fill_blocks(out, s, f))
+}
+
+/// Writes every block of `s` elements of `out` (the last may be shorter) by
+/// `f(block_index, block)`, in parallel when `out` is large: [`per_block`] on a buffer the
+/// caller holds.
+pub(crate) fn fill_blocks<U: Send>(out: &mut [MaybeUninit<U>], s: usize, f: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync) {
+    if s == 0 {
+        return;
+    }
+    if out.len() >= PAR_MIN_ELEMS {
+        out.par_chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
+    } else {
+        out.chunks_mut(s).enumerate().for_each(|(blk, o)| f(blk, o));
+    }
 }
 
 /// Runs `f(first_row, chunk)` over chunks of whole `inner`-long rows of `out`, in parallel

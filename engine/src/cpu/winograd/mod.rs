@@ -30,8 +30,8 @@ mod minimal;
 mod tests;
 
 use crate::cpu::gemm::{Gemm, GemmIsa, MatRef};
-use crate::cpu::per_block;
 use crate::cpu::vmath::{dispatch, VmathIsa};
+use crate::cpu::{fill_blocks, per_block, strided};
 use crate::dtype::Element;
 use crate::kinds::ConvGeom;
 use minimal::{F2x2, F4x4, Minimal};
@@ -49,9 +49,10 @@ pub(crate) enum Tiling {
 
 /// Fewer input or output channels than this keep the direct kernels: the transforms move
 /// `36 · (in + out)` values per tile for `36 · in · out` multiply-adds, so with thin layers
-/// they cost as much as the products save (ResNet-18's 64-channel 32×32 convolutions ran
-/// as fast either way, the narrow ResNet's 64-channel 7×7 ones 25% slower).
-pub(crate) const MIN_CHANNELS: usize = 128;
+/// they cost as much as the products save. ResNet-18's 64-channel 32×32 convolutions ran as
+/// fast either way until the batch ran in cache-sized chunks ([`CHUNK_BYTES`]); now 30%
+/// faster. (The narrow ResNet's 64-channel 7×7 ones ran 25% slower: [`MIN_SIDE`].)
+pub(crate) const MIN_CHANNELS: usize = 64;
 /// Images smaller than this on either side keep the direct kernels or take F(2×2), since
 /// the direct kernels skip the taps that fall in the padding there (a 4×4 image is one
 /// F(4×4) tile, a 7×7 one a 2×2 grid of tiles that computes 8×8 outputs). One-tile 4×4
@@ -172,22 +173,55 @@ fn backward_weight_with<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN
     let c = g.channels;
     let pos = IN * IN;
     let d = Dims::new(c, m, g.h, g.w, OUT);
-    let p = n * d.tiles;
     let isa = VmathIsa::selected();
-    let v = transformed_inputs::<T, W, OUT, IN>(x, n, d, isa);
-    // Ŷ [m][ξ][p]: each channel's gradient tiles transformed, 16 tiles at a time.
-    let yh = per_block(m * pos * p, pos * p, |o, block| dispatch!(isa, || transform_channel_grad::<T, W, OUT, IN>(dy, n, o, d, block)));
-    // S [ξ][m][C] = Ŷ[ξ] · V[ξ], the reduction over every tile of the batch.
-    let sums = products(
-        pos,
-        pos * m * c,
-        (m, p, c, c),
-        |xi| xi * m * c,
-        |xi| MatRef { data: &yh, offset: (xi * p) as isize, rs: (pos * p) as isize, cs: 1 },
-        |xi| MatRef { data: &v, offset: (xi * c) as isize, rs: (pos * c) as isize, cs: 1 },
-    );
-    drop((v, yh));
+    let (in_sample, out_sample) = (c * g.h * g.w, m * g.h * g.w);
+    let chunk = samples_per_chunk(n, d.tiles, d.tiles * pos * c.max(m));
+    // S [ξ][m][C] = Σ_chunks Ŷ[ξ] · V[ξ], the reduction over every tile of the batch, chunk by
+    // chunk in order (a fixed order: the chunks depend on the shapes only).
+    let mut sums: Vec<T> = Vec::new();
+    for s0 in (0..n).step_by(chunk) {
+        let ns = chunk.min(n - s0);
+        let p = ns * d.tiles;
+        let v = transformed_inputs::<T, W, OUT, IN>(&x[s0 * in_sample..][..ns * in_sample], ns, d, isa);
+        // Ŷ [m][ξ][p]: each channel's gradient tiles transformed, 16 tiles at a time.
+        let dys = &dy[s0 * out_sample..][..ns * out_sample];
+        let yh =
+            per_block(m * pos * p, pos * p, |o, block| dispatch!(isa, || transform_channel_grad::<T, W, OUT, IN>(dys, ns, o, d, block)));
+        let part = Products {
+            count: pos,
+            dims: (m, p, c, c),
+            start: |xi| xi * m * c,
+            a: |xi| MatRef { data: &yh, offset: (xi * p) as isize, rs: (pos * p) as isize, cs: 1 },
+            b: |xi| MatRef { data: &v, offset: (xi * c) as isize, rs: (pos * c) as isize, cs: 1 },
+        };
+        if s0 == 0 {
+            sums = part.into_new(pos * m * c);
+        } else {
+            part.add_to(&mut sums);
+        }
+    }
     per_block(m * c * 9, c * 9, |o, block| dispatch!(isa, || filters_from_sums::<T, W, OUT, IN>(&sums, m, c, o, block)))
+}
+
+/// At most this many bytes of transformed tiles (inputs, or products) at a time: a
+/// correlation or weight gradient runs its batch in chunks of samples this size, so that
+/// its tiles stay in cache between the transforms and the products (ResNet-18's 64-channel
+/// 32×32 convolution at batch 64 has 38 MB of them: 22 → 15 ms forward in 4 MiB chunks).
+const CHUNK_BYTES: usize = 4 << 20;
+/// But at least this many tiles a chunk: each chunk packs the filters `U` for its products
+/// again, which costs more than it saves below this (ResNet-18's 256-channel 8×8 stage).
+const CHUNK_MIN_TILES: usize = 256;
+
+/// Samples a correlation takes at a time: as many as keep `per_sample` values a sample
+/// (its transformed inputs or products, whichever is more) within [`CHUNK_BYTES`], but at
+/// least [`CHUNK_MIN_TILES`] tiles of `tiles` a sample.
+fn samples_per_chunk(n: usize, tiles: usize, per_sample: usize) -> usize {
+    #[cfg(test)]
+    if let Some(chunk) = tests::SAMPLES_PER_CHUNK.get() {
+        return chunk.clamp(1, n.max(1));
+    }
+    let by_bytes = CHUNK_BYTES / (per_sample * 4).max(1);
+    by_bytes.max(CHUNK_MIN_TILES.div_ceil(tiles.max(1))).clamp(1, n.max(1))
 }
 
 /// The products' output buffer, shared by the tasks that write its disjoint rows.
@@ -209,34 +243,74 @@ impl<T> Shared<T> {
 }
 
 /// The `count` products `a(ξ) · b(ξ)` (`rows × depth` by `depth × cols`), one per position
-/// of the transform, into a new buffer of `len` elements, product ξ's rows at `start(ξ)`,
-/// `ldc` apart. They run side by side on the
-/// pool, each on its worker alone ([`crate::cpu::gemm::serial`]): splitting every product
-/// between the workers in turn packed each `b` once per part and added 36 fork-joins, and
-/// measured 10–12% slower on ResNet-18's 8×8 forward and weight gradient.
-fn products<'a, T: Gemm>(
+/// of the transform, product ξ's rows at `start(ξ)` of the output, `ldc` apart. They run
+/// side by side on the pool, each on its worker alone ([`crate::cpu::gemm::serial`]):
+/// splitting every product between the workers in turn packed each `b` once per part and
+/// added 36 fork-joins, and measured 10–12% slower on ResNet-18's 8×8 forward and weight
+/// gradient.
+struct Products<S, A, B> {
     count: usize,
-    len: usize,
-    (rows, depth, cols, ldc): (usize, usize, usize, usize),
-    start: impl Fn(usize) -> usize + Sync,
-    a: impl Fn(usize) -> MatRef<'a, T> + Sync,
-    b: impl Fn(usize) -> MatRef<'a, T> + Sync,
-) -> Vec<T> {
-    let mut out: Vec<T> = Vec::with_capacity(len);
-    let base = Shared(out.as_mut_ptr());
-    (0..count).into_par_iter().for_each(|xi| {
-        let at = start(xi);
-        assert!(at + (rows - 1) * ldc + cols <= len, "winograd: product {xi} out of its buffer");
-        // SAFETY: product ξ writes `rows` rows of `cols` elements from `start(ξ)`, `ldc`
-        // apart, inside the buffer's capacity (asserted); the callers' layouts keep the
-        // products' elements disjoint, and nothing reads the buffer before all are written.
-        crate::cpu::gemm::serial(|| unsafe {
-            T::gemm_raw(GemmIsa::selected(), rows, depth, cols, T::one(), a(xi), b(xi), T::zero(), None, base.at(at), len - at, ldc)
+    /// `(rows, depth, cols, ldc)`.
+    dims: (usize, usize, usize, usize),
+    start: S,
+    a: A,
+    b: B,
+}
+
+impl<'a, T: Gemm, S, A, B> Products<S, A, B>
+where
+    S: Fn(usize) -> usize + Sync,
+    A: Fn(usize) -> MatRef<'a, T> + Sync,
+    B: Fn(usize) -> MatRef<'a, T> + Sync,
+{
+    /// The products in a new buffer of `len` elements, which they cover.
+    fn into_new(self, len: usize) -> Vec<T> {
+        let mut out: Vec<T> = Vec::with_capacity(len);
+        // SAFETY: `out` has capacity `len`; with `beta = 0` nothing is read before it is
+        // written, and the products cover the buffer (every caller's layout tiles it exactly).
+        unsafe {
+            self.run(Shared(out.as_mut_ptr()), len, T::zero());
+            out.set_len(len);
+        }
+        out
+    }
+
+    /// Adds the products to `out`.
+    fn add_to(self, out: &mut [T]) {
+        // SAFETY: `out` is initialized and `out.len()` elements long.
+        unsafe { self.run(Shared(out.as_mut_ptr()), out.len(), T::one()) }
+    }
+
+    /// `out = a(ξ) · b(ξ) + beta · out` at each product's place.
+    ///
+    /// # Safety
+    /// `out` holds `len` elements (initialized unless `beta` is zero).
+    unsafe fn run(&self, out: Shared<T>, len: usize, beta: T) {
+        let (rows, depth, cols, ldc) = self.dims;
+        (0..self.count).into_par_iter().for_each(|xi| {
+            let at = (self.start)(xi);
+            assert!(at + (rows - 1) * ldc + cols <= len, "winograd: product {xi} out of its buffer");
+            // SAFETY: product ξ writes `rows` rows of `cols` elements from `start(ξ)`, `ldc`
+            // apart, inside the buffer (asserted); the callers' layouts keep the products'
+            // elements disjoint.
+            crate::cpu::gemm::serial(|| unsafe {
+                T::gemm_raw(
+                    GemmIsa::selected(),
+                    rows,
+                    depth,
+                    cols,
+                    T::one(),
+                    (self.a)(xi),
+                    (self.b)(xi),
+                    beta,
+                    None,
+                    out.at(at),
+                    len - at,
+                    ldc,
+                )
+            });
         });
-    });
-    // SAFETY: the products cover the buffer (every caller's layout tiles it exactly).
-    unsafe { out.set_len(len) };
-    out
+    }
 }
 
 /// Output channel `o`'s weight gradient `[C][3][3]` from the summed products
@@ -393,23 +467,30 @@ fn correlate<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN: usize>(
 ) -> Vec<T> {
     let pos = IN * IN;
     let d = Dims::new(cin, cout, h, w, OUT);
-    let p = n * d.tiles;
     let isa = VmathIsa::selected();
-    let v = transformed_inputs::<T, W, OUT, IN>(x, n, d, isa);
-    // M [p][ξ][cout] = V[ξ] · U[ξ], the rows of the products interleaved so that a tile's
-    // products are together for the output transform.
-    let prod = products(
-        pos,
-        p * pos * cout,
-        (p, cin, cout, pos * cout),
-        |xi| xi * cout,
-        |xi| MatRef { data: &v, offset: (xi * cin) as isize, rs: (pos * cin) as isize, cs: 1 },
-        |xi| MatRef { data: u, offset: (xi * cout) as isize, rs: (pos * cout) as isize, cs: 1 },
-    );
-    drop(v);
-    per_block(n * cout * h * w, cout * h * w, |s, y| {
-        let ms = &prod[s * d.tiles * pos * cout..][..d.tiles * pos * cout];
-        dispatch!(isa, || transform_sample_output::<T, W, OUT, IN>(ms, d, bias, y))
+    let (in_sample, out_sample) = (cin * h * w, cout * h * w);
+    let chunk = samples_per_chunk(n, d.tiles, d.tiles * pos * cin.max(cout));
+    strided::build(n * out_sample, |y| {
+        for (k, y) in y.chunks_mut(chunk * out_sample).enumerate() {
+            let ns = y.len() / out_sample;
+            let p = ns * d.tiles;
+            let v = transformed_inputs::<T, W, OUT, IN>(&x[k * chunk * in_sample..][..ns * in_sample], ns, d, isa);
+            // M [p][ξ][cout] = V[ξ] · U[ξ], the rows of the products interleaved so that a
+            // tile's products are together for the output transform.
+            let prod = Products {
+                count: pos,
+                dims: (p, cin, cout, pos * cout),
+                start: |xi| xi * cout,
+                a: |xi| MatRef { data: &v, offset: (xi * cin) as isize, rs: (pos * cin) as isize, cs: 1 },
+                b: |xi| MatRef { data: u, offset: (xi * cout) as isize, rs: (pos * cout) as isize, cs: 1 },
+            }
+            .into_new(p * pos * cout);
+            drop(v);
+            fill_blocks(y, out_sample, |s, ys| {
+                let ms = &prod[s * d.tiles * pos * cout..][..d.tiles * pos * cout];
+                dispatch!(isa, || transform_sample_output::<T, W, OUT, IN>(ms, d, bias, ys))
+            });
+        }
     })
 }
 

@@ -1,6 +1,13 @@
 //! The Winograd convolutions against the naive sum, and the rules that pick them.
 
 use super::*;
+use std::cell::Cell;
+
+thread_local! {
+    /// Samples per chunk for the correlations this thread runs, instead of
+    /// [`samples_per_chunk`]'s choice (which takes whole batches of the small shapes here).
+    pub(super) static SAMPLES_PER_CHUNK: Cell<Option<usize>> = const { Cell::new(None) };
+}
 
 /// A small deterministic generator of values in [-1, 1).
 pub(super) fn values(seed: u64, len: usize) -> Vec<f64> {
@@ -81,7 +88,7 @@ fn check_against_the_direct_sum(tiling: Tiling, f32_error: f64) {
         let dy = values(4 * case as u64 + 3, n * m * h * w);
         let bias = values(4 * case as u64 + 4, m);
         let (y, dx, dw) = naive(&x, &wt, &dy, &bias, n, c, m, (h, w));
-        let what = |pass: &str| format!("{tiling:?} {pass}, case {case}");
+        let what = |pass: &str| format!("{tiling:?} {pass}, case {case}, samples per chunk {:?}", SAMPLES_PER_CHUNK.get());
         let check = |pass: &str, got: &[f64], want: &[f64], bound: f64| {
             let err = scaled_error(got, want);
             assert!(err < bound, "{}: {err:e}", what(pass));
@@ -98,14 +105,35 @@ fn check_against_the_direct_sum(tiling: Tiling, f32_error: f64) {
     }
 }
 
+/// [`check_against_the_direct_sum`] with whole batches, and in chunks of one and two samples
+/// (the weight gradient adds the chunks' products).
+fn check_in_chunks(tiling: Tiling, f32_error: f64) {
+    for chunk in [None, Some(1), Some(2)] {
+        SAMPLES_PER_CHUNK.set(chunk);
+        check_against_the_direct_sum(tiling, f32_error);
+    }
+    SAMPLES_PER_CHUNK.set(None);
+}
+
 #[test]
 fn f4x4_matches_the_direct_sum() {
-    check_against_the_direct_sum(Tiling::F4x4, 1e-5);
+    check_in_chunks(Tiling::F4x4, 1e-5);
 }
 
 #[test]
 fn f2x2_matches_the_direct_sum() {
-    check_against_the_direct_sum(Tiling::F2x2, 1e-6);
+    check_in_chunks(Tiling::F2x2, 1e-6);
+}
+
+/// ResNet-18's 64-channel 32×32 convolution at batch 64 runs in chunks of 7 samples (448
+/// tiles, 4 MiB of transformed inputs); its 256-channel 8×8 one at batch 64 in one (256
+/// tiles).
+#[test]
+fn batches_run_in_chunks_of_the_cache_budget_and_enough_tiles() {
+    assert_eq!(samples_per_chunk(64, 64, 64 * 36 * 64), 7);
+    assert_eq!(samples_per_chunk(64, 4, 4 * 36 * 256), 64);
+    assert_eq!(samples_per_chunk(3, 64, 64 * 36 * 64), 3, "never more than the batch");
+    assert_eq!(samples_per_chunk(64, 4096, 4096 * 36 * 512), 1, "never fewer than one");
 }
 
 #[test]
@@ -115,8 +143,13 @@ fn only_same_padded_stride_one_3x3_convolutions_with_enough_channels_and_tiles_a
     assert_eq!(choose(&g, 1, 32, 128), Some(Tiling::F4x4));
     assert!(!applies(&g, 1, 31, 128), "fewer tiles than channels");
     assert!(!applies(&g, 2, 32, 128), "groups");
-    assert!(!applies(&g, 1, 32, 64), "output channels");
-    assert!(!applies(&geom(64, 8, 8), 1, 32, 128), "input channels");
+    assert!(!applies(&g, 1, 32, 32), "output channels");
+    assert!(!applies(&geom(32, 8, 8), 1, 32, 128), "input channels");
+    // ResNet-18's first stage (64 channels, 32×32) takes F(4×4); the narrow ResNet's
+    // 64-channel 7×7 and 32-channel 14×14 convolutions keep the direct kernels.
+    assert_eq!(choose(&geom(64, 32, 32), 1, 64, 64), Some(Tiling::F4x4));
+    assert!(!applies(&geom(64, 7, 7), 1, 512, 64), "the narrow ResNet's 7×7 stage");
+    assert!(!applies(&geom(32, 14, 14), 1, 512, 32), "the narrow ResNet's 14×14 stage");
     assert!(!applies(&geom(128, 7, 16), 1, 64, 128), "height, and too few channels for F(2×2)");
     assert!(!applies(&ConvGeom { sh: 2, oh: 4, ..g }, 1, 32, 128), "stride");
     assert!(!applies(&ConvGeom { ph: 0, oh: 6, ..g }, 1, 32, 128), "padding");
