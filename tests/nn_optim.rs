@@ -250,7 +250,8 @@ fn tensor_path_matches_slices<R: UpdateRule, T: FloatElem>(what: &str, rule: &R,
             gen.normal(shape, 0.0, 1.0, dtype).unwrap()
         };
         let h = Hyper { lr: 0.05 * step as f64, weight_decay: case.wd, step, is_vector: shape.len() <= 1 };
-        rule.update(&h, &mut slice_param, &grad.to_vec::<T>().unwrap(), &mut slice_state);
+        let mut state_views: Vec<&mut [T]> = slice_state.iter_mut().map(|b| &mut b[..]).collect();
+        rule.update(&h, &mut slice_param, &grad.to_vec::<T>().unwrap(), &mut state_views);
         let (p, st) = rule.update_tensors(&h, &param, &grad, &state).unwrap();
         assert_eq!((p.shape(), p.dtype()), (shape, dtype), "{what}: parameter kind");
         assert_eq!(st.len(), slice_state.len(), "{what}: state count");
@@ -354,4 +355,41 @@ fn optimizers_step_gpu_parameters_like_cpu_ones() {
     optimizer_same_on_gpu("lars", Lars::default(), DType::F32);
     optimizer_same_on_gpu("lars nesterov, vectors adapted", Lars { nesterov: true, exclude_vectors: false, ..Lars::default() }, DType::F32);
     optimizer_same_on_gpu("lars f64", Lars::default(), DType::F64);
+}
+
+/// A parameter larger than one piece of the pool's split (SGD and AdamW update large
+/// parameters in pieces across the pool, `UPDATE_CHUNK` = 16384 elements) ends up with the
+/// bits of one `update` call over the whole slice, step after step, under 1 and 2 threads.
+fn split_update_is_one_update<R: UpdateRule + Clone>(what: &str, rule: R) {
+    let len = 3 * 16384 + 123;
+    let mut gen = Generator::new(17);
+    let p0 = gen.normal(&[len], 0.0, 1.0, DType::F32).unwrap().to_vec::<f32>().unwrap();
+    let grads: Vec<Vec<f32>> = (0..3).map(|_| gen.normal(&[len], 0.0, 1.0, DType::F32).unwrap().to_vec::<f32>().unwrap()).collect();
+    // The reference: the rule on whole slices.
+    let (mut want, mut state) = (p0.clone(), vec![vec![0f32; len]; rule.state_names().len()]);
+    for (step, g) in grads.iter().enumerate() {
+        let h = Hyper { lr: 0.01, weight_decay: 0.05, step: step as u64 + 1, is_vector: false };
+        let mut views: Vec<&mut [f32]> = state.iter_mut().map(|b| &mut b[..]).collect();
+        rule.update(&h, &mut want, g, &mut views);
+    }
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let got = pool.install(|| {
+            let w = param(&p0, &[len]);
+            let mut opt = Optimizer::new(rule.clone(), vec![ParamGroup::new(vec![("w".into(), w.clone())], 0.01, 0.05)]).unwrap();
+            for g in &grads {
+                set_grad(&w, g);
+                opt.step().unwrap();
+            }
+            values(&w)
+        });
+        let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{what}, {threads} threads: the split update differs from one call");
+    }
+}
+
+#[test]
+fn large_parameters_update_in_pieces_with_the_bits_of_one_call() {
+    split_update_is_one_update("sgd", Sgd { momentum: 0.9, ..Sgd::default() });
+    split_update_is_one_update("adamw", AdamW::default());
 }

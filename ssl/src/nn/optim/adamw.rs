@@ -24,7 +24,7 @@ impl UpdateRule for AdamW {
         &["exp_avg", "exp_avg_sq"]
     }
 
-    fn update<T: FloatElem>(&self, h: &Hyper, param: &mut [T], grad: &[T], state: &mut [Vec<T>]) {
+    fn update<T: FloatElem>(&self, h: &Hyper, param: &mut [T], grad: &[T], state: &mut [&mut [T]]) {
         let t = h.step as i32;
         // Scalars in f64 as PyTorch computes them in Python, then rounded once.
         let bc1 = 1.0 - self.beta1.powi(t);
@@ -45,6 +45,10 @@ impl UpdateRule for AdamW {
             let denom = v[i].sqrt() / bc2_sqrt + eps;
             param[i] = p - step_size * (m[i] / denom);
         }
+    }
+
+    fn elementwise(&self) -> bool {
+        true
     }
 
     fn update_tensors(&self, h: &Hyper, param: &Tensor, grad: &Tensor, state: &[Tensor]) -> tessera_engine::Result<(Tensor, Vec<Tensor>)> {

@@ -41,7 +41,7 @@ impl UpdateRule for Lars {
         &["momentum_buffer"]
     }
 
-    fn update<T: FloatElem>(&self, h: &Hyper, param: &mut [T], grad: &[T], state: &mut [Vec<T>]) {
+    fn update<T: FloatElem>(&self, h: &Hyper, param: &mut [T], grad: &[T], state: &mut [&mut [T]]) {
         let adapt = !(self.exclude_vectors && h.is_vector);
         let wd = if adapt { T::c(h.weight_decay) } else { T::zero() };
         // The decayed gradient, once: the trust ratio needs its norm before the update.

@@ -29,7 +29,7 @@ impl UpdateRule for Sgd {
         }
     }
 
-    fn update<T: FloatElem>(&self, h: &Hyper, param: &mut [T], grad: &[T], state: &mut [Vec<T>]) {
+    fn update<T: FloatElem>(&self, h: &Hyper, param: &mut [T], grad: &[T], state: &mut [&mut [T]]) {
         let (lr, wd, mu) = (T::c(h.lr), T::c(h.weight_decay), T::c(self.momentum));
         let damp = T::c(1.0 - self.dampening);
         let first = h.step == 1;
@@ -45,6 +45,10 @@ impl UpdateRule for Sgd {
             }
             param[i] = param[i] - lr * g;
         }
+    }
+
+    fn elementwise(&self) -> bool {
+        true
     }
 
     fn update_tensors(&self, h: &Hyper, param: &Tensor, grad: &Tensor, state: &[Tensor]) -> tessera_engine::Result<(Tensor, Vec<Tensor>)> {
