@@ -30,6 +30,7 @@ mod minimal;
 mod tests;
 
 use crate::cpu::gemm::{Gemm, GemmIsa, MatRef};
+use crate::cpu::transpose::transpose_scatter;
 use crate::cpu::vmath::{dispatch, VmathIsa};
 use crate::cpu::{fill_blocks, per_block, strided};
 use crate::dtype::Element;
@@ -504,13 +505,8 @@ fn transform_sample_input<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const 
     let cin_pad = cin.next_multiple_of(LANES);
     let (hp, wp) = ((d.tiles / tw) * OUT + 2, tw * OUT + 2);
     let mut xp = vec![T::zero(); hp * wp * cin_pad];
-    for c in 0..cin {
-        for (yy, row) in x[c * h * w..][..h * w].chunks_exact(w).enumerate() {
-            for (xx, &val) in row.iter().enumerate() {
-                xp[((yy + 1) * wp + xx + 1) * cin_pad + c] = val;
-            }
-        }
-    }
+    // xp[(y + 1, x + 1)][c] = x[c][y][x], in the 8 × 8 register blocks of `transpose_scatter`.
+    transpose_scatter(x, (cin, h * w), h * w, &mut xp, |q| ((q / w + 1) * wp + q % w + 1) * cin_pad);
     let mut t = [[[T::zero(); LANES]; IN]; IN];
     let mut o = [[T::zero(); LANES]; IN];
     for tile in 0..d.tiles {
