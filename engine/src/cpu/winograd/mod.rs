@@ -612,7 +612,7 @@ fn transform_channel_grad<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const 
                 }
             }
         }
-        // t = A g, column by column (6 × 4), then each row of t times Aᵀ.
+        // t = A g, column by column (IN × OUT), then each row of t times Aᵀ.
         for b in 0..OUT {
             W::grad_1d(&std::array::from_fn(|a| g[a][b]), &mut r);
             for a in 0..IN {
