@@ -178,8 +178,9 @@ fn backward_weight_with<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN
     let (in_sample, out_sample) = (c * g.h * g.w, m * g.h * g.w);
     let chunk = samples_per_chunk(n, d.tiles, d.tiles * pos * c.max(m));
     // S [ξ][m][C] = Σ_chunks Ŷ[ξ] · V[ξ], the reduction over every tile of the batch, chunk by
-    // chunk in order (a fixed order: the chunks depend on the shapes only).
-    let mut sums: Vec<T> = Vec::new();
+    // chunk in order (a fixed order: the chunks depend on the shapes only). An empty batch
+    // sums to zero.
+    let mut sums: Vec<T> = if n == 0 { vec![T::zero(); pos * m * c] } else { Vec::new() };
     for s0 in (0..n).step_by(chunk) {
         let ns = chunk.min(n - s0);
         let p = ns * d.tiles;

@@ -115,6 +115,16 @@ fn check_in_chunks(tiling: Tiling, f32_error: f64) {
     SAMPLES_PER_CHUNK.set(None);
 }
 
+/// An empty batch: no output, and a zero weight gradient (an empty sum).
+#[test]
+fn an_empty_batch_has_a_zero_weight_gradient() {
+    for tiling in [Tiling::F4x4, Tiling::F2x2] {
+        let g = geom(3, 8, 8);
+        assert!(forward(tiling, &[] as &[f64], 0, &values(1, 2 * 3 * 9), 2, &g, None).is_empty());
+        assert_eq!(backward_weight(tiling, &[] as &[f64], &[], 0, 2, &g), vec![0.0; 2 * 3 * 9], "{tiling:?}");
+    }
+}
+
 #[test]
 fn f4x4_matches_the_direct_sum() {
     check_in_chunks(Tiling::F4x4, 1e-5);
