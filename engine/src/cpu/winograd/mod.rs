@@ -500,7 +500,6 @@ fn correlate<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN: usize>(
 /// channels-last into a zero-padded buffer, so a tile's 16 channels at one pixel are one
 /// vector load.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // a tile's column `b` indexes rows of `t` and picks inputs
 fn transform_sample_input<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN: usize>(x: &[T], d: Dims, out: &mut [MaybeUninit<T>]) {
     let (cin, h, w, tw) = (d.cin, d.h, d.w, d.tw);
     let cin_pad = cin.next_multiple_of(LANES);
@@ -509,7 +508,6 @@ fn transform_sample_input<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const 
     // xp[(y + 1, x + 1)][c] = x[c][y][x], in the 8 × 8 register blocks of `transpose_scatter`.
     transpose_scatter(x, (cin, h * w), h * w, &mut xp, |q| ((q / w + 1) * wp + q % w + 1) * cin_pad);
     let mut t = [[[T::zero(); LANES]; IN]; IN];
-    let mut o = [[T::zero(); LANES]; IN];
     for tile in 0..d.tiles {
         let (y0, x0) = ((tile / tw) * OUT, (tile % tw) * OUT);
         let dst = &mut out[tile * IN * IN * cin..][..IN * IN * cin];
@@ -518,26 +516,14 @@ fn transform_sample_input<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const 
             let at = |a: usize, b: usize| -> Lanes<T> {
                 xp[((y0 + a) * wp + x0 + b) * cin_pad + c0..][..LANES].try_into().expect("LANES elements")
             };
-            // t = Bᵀ d, column by column, then each row of t times B into V.
-            for b in 0..IN {
-                W::input_1d(&std::array::from_fn(|a| at(a, b)), &mut o);
-                for a in 0..IN {
-                    t[a][b] = o[a];
-                }
-            }
-            for (a, ta) in t.iter().enumerate() {
-                W::input_1d(ta, &mut o);
-                for (b, ob) in o.iter().enumerate() {
-                    write_lanes(&mut dst[(a * IN + b) * cin + c0..], ob, lanes);
-                }
-            }
+            // V = Bᵀ d B.
+            transform_2d(&mut t, at, W::input_1d::<T>, |a, b, v| write_lanes(&mut dst[(a * IN + b) * cin + c0..], v, lanes));
         }
     }
 }
 
 /// One sample's output `[cout, h, w]` from its products `[tile][ξ][cout]`, plus the bias.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // a tile's column `b` indexes rows of `t` and picks inputs
 fn transform_sample_output<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN: usize>(
     m: &[T],
     d: Dims,
@@ -548,8 +534,6 @@ fn transform_sample_output<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const
     let plane = h * w;
     let mut t = [[[T::zero(); LANES]; IN]; OUT];
     let mut o = [[[T::zero(); LANES]; OUT]; OUT];
-    let mut col = [[T::zero(); LANES]; IN];
-    let mut res = [[T::zero(); LANES]; OUT];
     for tile in 0..d.tiles {
         let (y0, x0) = ((tile / tw) * OUT, (tile % tw) * OUT);
         let (rows, cols) = (OUT.min(h - y0), OUT.min(w - x0));
@@ -557,19 +541,8 @@ fn transform_sample_output<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const
         for c0 in (0..cout).step_by(LANES) {
             let lanes = LANES.min(cout - c0);
             let at = |xi: usize| read_lanes(&tile_products[xi * cout + c0..], lanes);
-            // t = Aᵀ m, column by column, then each row of t times A.
-            for b in 0..IN {
-                for (a, c) in col.iter_mut().enumerate() {
-                    *c = at(a * IN + b);
-                }
-                W::output_1d(&col, &mut res);
-                for a in 0..OUT {
-                    t[a][b] = res[a];
-                }
-            }
-            for a in 0..OUT {
-                W::output_1d(&t[a], &mut o[a]);
-            }
+            // o = Aᵀ m A.
+            transform_2d(&mut t, |a, b| at(a * IN + b), W::output_1d::<T>, |a, b, v| o[a][b] = *v);
             for l in 0..lanes {
                 let b = bias.map_or(T::zero(), |b| b[c0 + l]);
                 let dst = &mut y[(c0 + l) * plane..][..plane];
@@ -598,7 +571,6 @@ fn transform_channel_grad<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const 
     let p = n * d.tiles;
     let mut g = [[[T::zero(); LANES]; OUT]; OUT];
     let mut t = [[[T::zero(); LANES]; OUT]; IN];
-    let mut r = [[T::zero(); LANES]; IN];
     for p0 in (0..p).step_by(LANES) {
         let lanes = LANES.min(p - p0);
         for l in 0..LANES {
@@ -613,18 +585,33 @@ fn transform_channel_grad<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const 
                 }
             }
         }
-        // t = A g, column by column (IN × OUT), then each row of t times Aᵀ.
-        for b in 0..OUT {
-            W::grad_1d(&std::array::from_fn(|a| g[a][b]), &mut r);
-            for a in 0..IN {
-                t[a][b] = r[a];
-            }
+        // Ŷ = A g Aᵀ.
+        transform_2d(&mut t, |a, b| g[a][b], W::grad_1d::<T>, |a, b, v| write_lanes(&mut out[(a * IN + b) * p + p0..], v, lanes));
+    }
+}
+
+/// The separable 2-D transform `F d Fᵀ` of an `R × R` tile of lanes-vectors (`get(a, b)` is
+/// row `a`, column `b`) by a 1-D transform `f` from `R` values to `S`: `f` down each column
+/// into `t` (the caller's `S × R` scratch), then along each row of `t`; `put(a, b, v)`
+/// receives element `(a, b)` of the `S × S` result, row by row.
+#[inline(always)]
+fn transform_2d<T: Gemm, const R: usize, const S: usize>(
+    t: &mut [[Lanes<T>; R]; S],
+    get: impl Fn(usize, usize) -> Lanes<T>,
+    f: impl Fn(&[Lanes<T>; R], &mut [Lanes<T>; S]),
+    mut put: impl FnMut(usize, usize, &Lanes<T>),
+) {
+    let mut v = [[T::zero(); LANES]; S];
+    for b in 0..R {
+        f(&std::array::from_fn(|a| get(a, b)), &mut v);
+        for (ta, va) in t.iter_mut().zip(&v) {
+            ta[b] = *va;
         }
-        for (a, ta) in t.iter().enumerate() {
-            W::grad_1d(ta, &mut r);
-            for (b, rb) in r.iter().enumerate() {
-                write_lanes(&mut out[(a * IN + b) * p + p0..], rb, lanes);
-            }
+    }
+    for (a, ta) in t.iter().enumerate() {
+        f(ta, &mut v);
+        for (b, vb) in v.iter().enumerate() {
+            put(a, b, vb);
         }
     }
 }
