@@ -176,7 +176,7 @@ fn backward_weight_with<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN
     let d = Dims::new(c, m, g.h, g.w, OUT);
     let isa = VmathIsa::selected();
     let (in_sample, out_sample) = (c * g.h * g.w, m * g.h * g.w);
-    let chunk = samples_per_chunk(n, d.tiles, d.tiles * pos * c.max(m));
+    let chunk = samples_per_chunk::<T>(n, d.tiles, d.tiles * pos * c.max(m));
     // S [ξ][m][C] = Σ_chunks Ŷ[ξ] · V[ξ], the reduction over every tile of the batch, chunk by
     // chunk in order (a fixed order: the chunks depend on the shapes only). An empty batch
     // sums to zero.
@@ -214,15 +214,15 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// again, which costs more than it saves below this (ResNet-18's 256-channel 8×8 stage).
 const CHUNK_MIN_TILES: usize = 256;
 
-/// Samples a correlation takes at a time: as many as keep `per_sample` values a sample
-/// (its transformed inputs or products, whichever is more) within [`CHUNK_BYTES`], but at
-/// least [`CHUNK_MIN_TILES`] tiles of `tiles` a sample.
-fn samples_per_chunk(n: usize, tiles: usize, per_sample: usize) -> usize {
+/// Samples a correlation takes at a time: as many as keep `per_sample` values of `T` a
+/// sample (its transformed inputs or products, whichever is more) within [`CHUNK_BYTES`],
+/// but at least [`CHUNK_MIN_TILES`] tiles of `tiles` a sample.
+fn samples_per_chunk<T>(n: usize, tiles: usize, per_sample: usize) -> usize {
     #[cfg(test)]
     if let Some(chunk) = tests::SAMPLES_PER_CHUNK.get() {
         return chunk.clamp(1, n.max(1));
     }
-    let by_bytes = CHUNK_BYTES / (per_sample * 4).max(1);
+    let by_bytes = CHUNK_BYTES / (per_sample * std::mem::size_of::<T>()).max(1);
     by_bytes.max(CHUNK_MIN_TILES.div_ceil(tiles.max(1))).clamp(1, n.max(1))
 }
 
@@ -471,7 +471,7 @@ fn correlate<T: Gemm, W: Minimal<OUT, IN>, const OUT: usize, const IN: usize>(
     let d = Dims::new(cin, cout, h, w, OUT);
     let isa = VmathIsa::selected();
     let (in_sample, out_sample) = (cin * h * w, cout * h * w);
-    let chunk = samples_per_chunk(n, d.tiles, d.tiles * pos * cin.max(cout));
+    let chunk = samples_per_chunk::<T>(n, d.tiles, d.tiles * pos * cin.max(cout));
     strided::build(n * out_sample, |y| {
         for (k, y) in y.chunks_mut(chunk * out_sample).enumerate() {
             let ns = y.len() / out_sample;

@@ -140,10 +140,10 @@ fn f2x2_matches_the_direct_sum() {
 /// tiles).
 #[test]
 fn batches_run_in_chunks_of_the_cache_budget_and_enough_tiles() {
-    assert_eq!(samples_per_chunk(64, 64, 64 * 36 * 64), 7);
-    assert_eq!(samples_per_chunk(64, 4, 4 * 36 * 256), 64);
-    assert_eq!(samples_per_chunk(3, 64, 64 * 36 * 64), 3, "never more than the batch");
-    assert_eq!(samples_per_chunk(64, 4096, 4096 * 36 * 512), 1, "never fewer than one");
+    assert_eq!(samples_per_chunk::<f32>(64, 64, 64 * 36 * 64), 7);
+    assert_eq!(samples_per_chunk::<f32>(64, 4, 4 * 36 * 256), 64);
+    assert_eq!(samples_per_chunk::<f32>(3, 64, 64 * 36 * 64), 3, "never more than the batch");
+    assert_eq!(samples_per_chunk::<f32>(64, 4096, 4096 * 36 * 512), 1, "never fewer than one");
 }
 
 #[test]
